@@ -1,0 +1,200 @@
+// Package config loads and validates Berth's configuration: YAML with strict
+// keys, overridden by BERTH_<PATH> environment variables.
+package config
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole of Berth's configuration. The yaml tags are the
+// documented keys of configs/berth.yaml; each leaf can also be set from the
+// environment variable BERTH_<PATH> (see EnvName).
+type Config struct {
+	DataDir       string   `yaml:"data_dir"`
+	AdminPassword string   `yaml:"admin_password"`
+	SecretKey     string   `yaml:"secret_key"`
+	HTTP          Listener `yaml:"http"`
+	HTTPS         Listener `yaml:"https"`
+	TLS           TLS      `yaml:"tls"`
+	Limits        Limits   `yaml:"limits"`
+	Log           Log      `yaml:"log"`
+	Store         Store    `yaml:"store"`
+}
+
+// Listener is one address Berth listens on.
+type Listener struct {
+	// Addr is host:port; empty disables the listener.
+	Addr string `yaml:"addr"`
+}
+
+// TLS says how the HTTPS certificate is obtained.
+type TLS struct {
+	Mode  string   `yaml:"mode"`
+	Names []string `yaml:"names"`
+}
+
+// Limits bounds what one connection or request may take.
+type Limits struct {
+	ReadTimeout     Duration `yaml:"read_timeout"`
+	WriteTimeout    Duration `yaml:"write_timeout"`
+	IdleTimeout     Duration `yaml:"idle_timeout"`
+	MaxHeaderBytes  int      `yaml:"max_header_bytes"`
+	MaxBodyBytes    int      `yaml:"max_body_bytes"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// Log configures the structured logger.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Store tunes the embedded Badger database.
+type Store struct {
+	SyncWrites     bool     `yaml:"sync_writes"`
+	GCInterval     Duration `yaml:"gc_interval"`
+	MemTableSize   int64    `yaml:"memtable_size"`
+	BlockCacheSize int64    `yaml:"block_cache_size"`
+}
+
+// Duration is a time.Duration written as Go duration text ("30s", "10m").
+type Duration time.Duration
+
+// UnmarshalYAML parses Go duration text; bare numbers are refused because
+// "30" is ambiguous between seconds and nanoseconds.
+func (d *Duration) UnmarshalYAML(node *yaml.Node) error {
+	if node.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want a duration such as 30s, got a %s", kindName(node.Kind))
+	}
+	v, err := time.ParseDuration(node.Value)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (want e.g. 30s, 5m, 1h)", node.Value)
+	}
+	if v < 0 {
+		return fmt.Errorf("invalid duration %q: must not be negative", node.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration back as Go duration text.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Error is a configuration problem tied to one key. Its text is one line
+// naming the key, so an operator can fix it without reading a stack of
+// wrapped messages.
+type Error struct {
+	Key     string
+	Problem string
+}
+
+func (e *Error) Error() string {
+	if e.Key == "" {
+		return "config: " + e.Problem
+	}
+	return "config: " + e.Key + ": " + e.Problem
+}
+
+// Validate checks values that parse but make no sense.
+func (c *Config) Validate() error {
+	if strings.TrimSpace(c.DataDir) == "" {
+		return &Error{"data_dir", "must not be empty"}
+	}
+	if err := checkAddr(c.HTTP.Addr); err != nil {
+		return &Error{"http.addr", err.Error()}
+	}
+	if err := checkAddr(c.HTTPS.Addr); err != nil {
+		return &Error{"https.addr", err.Error()}
+	}
+	if c.HTTP.Addr == "" && c.HTTPS.Addr == "" {
+		return &Error{"http.addr", "at least one of http.addr and https.addr must be set"}
+	}
+	switch c.TLS.Mode {
+	case "self_signed":
+	default:
+		return &Error{"tls.mode", fmt.Sprintf("unsupported mode %q (supported: self_signed)", c.TLS.Mode)}
+	}
+	for i, n := range c.TLS.Names {
+		if strings.TrimSpace(n) == "" || strings.ContainsAny(n, " /:") && net.ParseIP(n) == nil {
+			return &Error{fmt.Sprintf("tls.names[%d]", i), fmt.Sprintf("invalid host name %q", n)}
+		}
+	}
+	if c.Limits.ReadTimeout <= 0 {
+		return &Error{"limits.read_timeout", "must be greater than 0"}
+	}
+	if c.Limits.IdleTimeout <= 0 {
+		return &Error{"limits.idle_timeout", "must be greater than 0"}
+	}
+	if c.Limits.ShutdownTimeout <= 0 {
+		return &Error{"limits.shutdown_timeout", "must be greater than 0"}
+	}
+	if c.Limits.MaxHeaderBytes < 1024 {
+		return &Error{"limits.max_header_bytes", "must be at least 1024"}
+	}
+	if c.Limits.MaxBodyBytes < 1024 {
+		return &Error{"limits.max_body_bytes", "must be at least 1024"}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return &Error{"log.level", fmt.Sprintf("unknown level %q (want debug, info, warn or error)", c.Log.Level)}
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		return &Error{"log.format", fmt.Sprintf("unknown format %q (want json or text)", c.Log.Format)}
+	}
+	if c.Store.GCInterval < Duration(time.Minute) {
+		return &Error{"store.gc_interval", "must be at least 1m"}
+	}
+	if c.Store.MemTableSize < 1<<20 {
+		return &Error{"store.memtable_size", "must be at least 1048576 (1 MiB)"}
+	}
+	if c.Store.BlockCacheSize < 0 {
+		return &Error{"store.block_cache_size", "must not be negative"}
+	}
+	return nil
+}
+
+// checkAddr accepts "" (disabled) or host:port with a numeric port.
+func checkAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("invalid address %q (want host:port)", addr)
+	}
+	if strings.ContainsAny(host, " /") {
+		return fmt.Errorf("invalid host in address %q", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("invalid port in address %q", addr)
+	}
+	return nil
+}
+
+func kindName(k yaml.Kind) string {
+	switch k {
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.ScalarNode:
+		return "scalar"
+	case yaml.AliasNode:
+		return "alias"
+	default:
+		return "document"
+	}
+}

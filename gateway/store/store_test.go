@@ -1,0 +1,328 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type account struct {
+	Name    string    `json:"name"`
+	Email   string    `json:"email"`
+	Groups  []string  `json:"groups"`
+	Expires time.Time `json:"expires"`
+	Count   int       `json:"count"`
+}
+
+func accounts() *Table[account] {
+	return NewTable("accounts",
+		Index[account]{Name: "name", Unique: true, Values: func(a *account) []string { return []string{strings.ToLower(a.Name)} }},
+		Index[account]{Name: "email", Unique: true, Values: func(a *account) []string { return []string{a.Email} }},
+		Index[account]{Name: "group", Values: func(a *account) []string { return a.Groups }},
+	).WithExpiry(func(a *account) time.Time { return a.Expires })
+}
+
+func openMem(t *testing.T, opts Options) *DB {
+	t.Helper()
+	opts.InMemory = true
+	db, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestUniqueIndex(t *testing.T) {
+	db := openMem(t, Options{})
+	tab := accounts()
+	must(t, db.Update(func(tx *Tx) error {
+		return tab.Insert(tx, "a1", &account{Name: "Alice", Email: "a@x", Groups: []string{"dev", "ops"}})
+	}))
+
+	tests := []struct {
+		name string
+		id   string
+		rec  account
+		want error
+	}{
+		{"same name other case", "a2", account{Name: "ALICE", Email: "b@x"}, ErrDuplicate},
+		{"same email", "a2", account{Name: "bob", Email: "a@x"}, ErrDuplicate},
+		{"same id", "a1", account{Name: "carol", Email: "c@x"}, ErrExists},
+		{"distinct", "a3", account{Name: "dave", Email: "d@x"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := db.Update(func(tx *Tx) error { return tab.Insert(tx, tt.id, &tt.rec) })
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+		})
+	}
+	// A failed insert changed nothing: bob's email is free, a2 absent.
+	must(t, db.View(func(tx *Tx) error {
+		if _, err := tab.Get(tx, "a2"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("a2 should not exist: %v", err)
+		}
+		_, id, err := tab.GetBy(tx, "email", "a@x")
+		if err != nil || id != "a1" {
+			t.Errorf("email index: %q %v", id, err)
+		}
+		ids, _ := tab.IDsBy(tx, "group", "ops")
+		if len(ids) != 1 || ids[0] != "a1" {
+			t.Errorf("group index: %v", ids)
+		}
+		return nil
+	}))
+
+	// Renaming frees the old value and takes the new one.
+	must(t, db.Update(func(tx *Tx) error {
+		return tab.Put(tx, "a1", &account{Name: "alicia", Email: "a@x", Groups: []string{"dev"}})
+	}))
+	must(t, db.Update(func(tx *Tx) error { return tab.Insert(tx, "a4", &account{Name: "alice", Email: "e@x"}) }))
+	must(t, db.View(func(tx *Tx) error {
+		if ids, _ := tab.IDsBy(tx, "group", "ops"); len(ids) != 0 {
+			t.Errorf("stale plain index entry: %v", ids)
+		}
+		return nil
+	}))
+	// Deleting frees everything.
+	must(t, db.Update(func(tx *Tx) error { return tab.Delete(tx, "a1") }))
+	must(t, db.Update(func(tx *Tx) error { return tab.Insert(tx, "a5", &account{Name: "alicia", Email: "a@x"}) }))
+	if err := db.Update(func(tx *Tx) error { return tab.Delete(tx, "a1") }); !errors.Is(err, ErrNotFound) {
+		t.Errorf("second delete: %v", err)
+	}
+}
+
+func TestTTLCheckedInCode(t *testing.T) {
+	now := time.Now()
+	var offset atomic.Int64
+	db := openMem(t, Options{Clock: func() time.Time { return now.Add(time.Duration(offset.Load())) }})
+	tab := accounts()
+	must(t, db.Update(func(tx *Tx) error {
+		return tab.Insert(tx, "t1", &account{Name: "temp", Email: "t@x", Expires: now.Add(time.Hour)})
+	}))
+	must(t, db.View(func(tx *Tx) error {
+		_, err := tab.Get(tx, "t1")
+		return err
+	}))
+	// Badger still holds the key (its own clock has not moved), so only
+	// the store's check can hide it.
+	offset.Store(int64(2 * time.Hour))
+	must(t, db.View(func(tx *Tx) error {
+		if _, err := tab.Get(tx, "t1"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("expired record visible: %v", err)
+		}
+		if _, _, err := tab.GetBy(tx, "name", "temp"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("expired record visible through index: %v", err)
+		}
+		n := 0
+		_ = tab.Scan(tx, ScanOptions{}, func(string, *account) (bool, error) { n++; return true, nil })
+		if n != 0 {
+			t.Errorf("scan saw %d expired records", n)
+		}
+		return nil
+	}))
+	// An expired record's unique values are free again.
+	must(t, db.Update(func(tx *Tx) error { return tab.Insert(tx, "t2", &account{Name: "temp", Email: "t@x"}) }))
+}
+
+func TestScanPageAndIDs(t *testing.T) {
+	db := openMem(t, Options{})
+	tab := accounts()
+	var ids []string
+	for i := 0; i < 25; i++ {
+		id := NewID("acc")
+		ids = append(ids, id)
+		must(t, db.Update(func(tx *Tx) error {
+			return tab.Insert(tx, id, &account{Name: fmt.Sprint("n", i), Email: fmt.Sprint(i, "@x"), Count: i})
+		}))
+	}
+	if !sort.StringsAreSorted(ids) {
+		t.Fatal("ids are not increasing in creation order")
+	}
+	must(t, db.View(func(tx *Tx) error {
+		items, total, err := tab.Page(tx, 3, 10, false, nil)
+		if err != nil || total != 25 || len(items) != 5 || items[0].Count != 20 {
+			t.Errorf("page 3: total=%d len=%d err=%v", total, len(items), err)
+		}
+		items, total, _ = tab.Page(tx, 1, 3, true, func(a *account) bool { return a.Count%2 == 0 })
+		if total != 13 || len(items) != 3 || items[0].Count != 24 || items[2].Count != 20 {
+			t.Errorf("reverse filtered page: total=%d %+v", total, items)
+		}
+		items, _, _ = tab.Page(tx, 9, 10, false, nil)
+		if len(items) != 0 || items == nil {
+			t.Errorf("page past end should be empty and non-nil: %#v", items)
+		}
+		var after []int
+		_ = tab.Scan(tx, ScanOptions{After: ids[10], Reverse: true}, func(_ string, a *account) (bool, error) {
+			after = append(after, a.Count)
+			return len(after) < 3, nil
+		})
+		if fmt.Sprint(after) != "[9 8 7]" {
+			t.Errorf("cursor scan: %v", after)
+		}
+		return nil
+	}))
+	for _, id := range ids {
+		if !strings.HasPrefix(id, "acc_") || len(id) != len("acc_")+26 {
+			t.Fatalf("id shape: %q", id)
+		}
+	}
+}
+
+func TestConflictRetry(t *testing.T) {
+	db := openMem(t, Options{})
+	tab := accounts()
+	must(t, db.Update(func(tx *Tx) error { return tab.Insert(tx, "c", &account{Name: "c", Email: "c@x"}) }))
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 25; i++ {
+				err := db.Update(func(tx *Tx) error {
+					a, err := tab.Get(tx, "c")
+					if err != nil {
+						return err
+					}
+					a.Count++
+					return tab.Put(tx, "c", a)
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	must(t, db.View(func(tx *Tx) error {
+		a, err := tab.Get(tx, "c")
+		if err == nil && a.Count != 200 {
+			t.Errorf("lost updates: count=%d, want 200", a.Count)
+		}
+		return err
+	}))
+}
+
+func TestRestartKeepsDataAndLocks(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	tab := accounts()
+	db, err := Open(Options{Dir: dir, SyncWrites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, db.Update(func(tx *Tx) error { return tab.Insert(tx, "k", &account{Name: "keep", Email: "k@x"}) }))
+
+	if _, err := Open(Options{Dir: dir}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second open: %v, want ErrLocked", err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("data dir mode %v %v", st.Mode().Perm(), err)
+	}
+	must(t, db.Close())
+	if err := db.View(func(*Tx) error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Fatalf("view after close: %v", err)
+	}
+
+	db, err = Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	must(t, db.View(func(tx *Tx) error {
+		a, _, err := tab.GetBy(tx, "name", "keep")
+		if err == nil && a.Email != "k@x" {
+			t.Errorf("record changed across restart: %+v", a)
+		}
+		return err
+	}))
+}
+
+func TestMigrations(t *testing.T) {
+	dir := t.TempDir()
+	tab := accounts()
+	var ran []int
+	m := func(n int) Migration {
+		return func(tx *Tx) error {
+			ran = append(ran, n)
+			return tab.Put(tx, fmt.Sprint("m", n), &account{Name: fmt.Sprint("m", n), Email: fmt.Sprint(n)})
+		}
+	}
+	db, err := Open(Options{Dir: dir, Migrations: []Migration{m(1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, err = Open(Options{Dir: dir, Migrations: []Migration{m(1), m(2)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := db.SchemaVersion()
+	db.Close()
+	if fmt.Sprint(ran) != "[1 2]" || v != 2 {
+		t.Fatalf("ran %v version %d; want [1 2] and 2", ran, v)
+	}
+	// An older binary (fewer migrations) must refuse newer data.
+	if _, err := Open(Options{Dir: dir, Migrations: []Migration{m(1)}}); err == nil || !strings.Contains(err.Error(), "newer") {
+		t.Fatalf("older binary opened newer data: %v", err)
+	}
+}
+
+func TestBackupRestoreRoundTrip(t *testing.T) {
+	tab := accounts()
+	src, err := Open(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	for i := 0; i < 50; i++ {
+		must(t, src.Update(func(tx *Tx) error {
+			return tab.Insert(tx, fmt.Sprint("r", i), &account{Name: fmt.Sprint("u", i), Email: fmt.Sprint(i), Groups: []string{"g"}})
+		}))
+	}
+	var buf bytes.Buffer
+	must(t, src.Backup(&buf))
+
+	dst, err := Open(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	must(t, dst.Restore(bytes.NewReader(buf.Bytes())))
+	must(t, dst.View(func(tx *Tx) error {
+		_, total, err := tab.Page(tx, 1, 1, false, nil)
+		if total != 50 {
+			t.Errorf("restored %d records, want 50", total)
+		}
+		a, _, err2 := tab.GetBy(tx, "name", "u42")
+		if err2 != nil || a.Email != "42" {
+			t.Errorf("unique index after restore: %+v %v", a, err2)
+		}
+		ids, _ := tab.IDsBy(tx, "group", "g")
+		if len(ids) != 50 {
+			t.Errorf("plain index after restore: %d", len(ids))
+		}
+		return err
+	}))
+	// Restoring over data is refused and changes nothing.
+	if err := dst.Restore(bytes.NewReader(buf.Bytes())); err == nil {
+		t.Fatal("restore into a non-empty store succeeded")
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

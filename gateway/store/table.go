@@ -1,0 +1,321 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Key layout, versioned so a later migration can rewrite a whole family:
+//
+//	v1/t/<table>/<id>                         → JSON record
+//	v1/u/<table>/<index>/<value>              → id          (unique index)
+//	v1/x/<table>/<index>/<value>\x00<id>      → ""          (plain index)
+const (
+	recordPrefix = "v1/t/"
+	uniquePrefix = "v1/u/"
+	plainPrefix  = "v1/x/"
+)
+
+// Index declares a secondary index on a table. Values returns the index
+// values of a record; empty strings are not indexed.
+type Index[T any] struct {
+	Name   string
+	Unique bool
+	Values func(*T) []string
+}
+
+// Table is a typed repository of JSON records of type T.
+type Table[T any] struct {
+	name    string
+	indexes []Index[T]
+	expiry  func(*T) time.Time
+}
+
+// NewTable declares a table. Names and index names must not contain '/'.
+func NewTable[T any](name string, indexes ...Index[T]) *Table[T] {
+	if name == "" || strings.Contains(name, "/") {
+		panic("store: bad table name " + name)
+	}
+	for _, ix := range indexes {
+		if ix.Name == "" || strings.Contains(ix.Name, "/") || ix.Values == nil {
+			panic("store: bad index on " + name)
+		}
+	}
+	return &Table[T]{name: name, indexes: indexes}
+}
+
+// WithExpiry makes records expire at the time fn returns (zero: never).
+// Expired records and their index entries read as absent, both through
+// Badger's TTL and a check here, because Badger may still return expired
+// keys it has not compacted away after a restart.
+func (t *Table[T]) WithExpiry(fn func(*T) time.Time) *Table[T] {
+	t.expiry = fn
+	return t
+}
+
+// Name returns the table's name.
+func (t *Table[T]) Name() string { return t.name }
+
+func (t *Table[T]) recordKey(id string) []byte { return []byte(recordPrefix + t.name + "/" + id) }
+
+func (t *Table[T]) uniqueKey(index, value string) []byte {
+	return []byte(uniquePrefix + t.name + "/" + index + "/" + value)
+}
+
+func (t *Table[T]) plainKey(index, value, id string) []byte {
+	return []byte(plainPrefix + t.name + "/" + index + "/" + value + "\x00" + id)
+}
+
+func (t *Table[T]) plainScanPrefix(index, value string) []byte {
+	return []byte(plainPrefix + t.name + "/" + index + "/" + value + "\x00")
+}
+
+// live reports whether item has not expired at the transaction's time.
+func live(tx *Tx, item *badger.Item) bool {
+	exp := item.ExpiresAt()
+	return exp == 0 || uint64(tx.now.Unix()) < exp
+}
+
+// Get returns the record with id, or ErrNotFound.
+func (t *Table[T]) Get(tx *Tx, id string) (*T, error) {
+	item, err := tx.txn.Get(t.recordKey(id))
+	if errors.Is(err, badger.ErrKeyNotFound) || (err == nil && !live(tx, item)) {
+		return nil, fmt.Errorf("%s %s: %w", t.name, id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s %s: %w", t.name, id, err)
+	}
+	v := new(T)
+	if err := item.Value(func(b []byte) error { return json.Unmarshal(b, v) }); err != nil {
+		return nil, fmt.Errorf("decode %s %s: %w", t.name, id, err)
+	}
+	return v, nil
+}
+
+// GetBy returns the record a unique index maps value to, or ErrNotFound.
+func (t *Table[T]) GetBy(tx *Tx, index, value string) (*T, string, error) {
+	item, err := tx.txn.Get(t.uniqueKey(index, value))
+	if errors.Is(err, badger.ErrKeyNotFound) || (err == nil && !live(tx, item)) {
+		return nil, "", fmt.Errorf("%s by %s: %w", t.name, index, ErrNotFound)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("get %s by %s: %w", t.name, index, err)
+	}
+	id, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s index %s: %w", t.name, index, err)
+	}
+	v, err := t.Get(tx, string(id))
+	return v, string(id), err
+}
+
+// IDsBy returns the ids a plain index maps value to, in id order.
+func (t *Table[T]) IDsBy(tx *Tx, index, value string) ([]string, error) {
+	prefix := t.plainScanPrefix(index, value)
+	it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	var ids []string
+	for it.Rewind(); it.Valid(); it.Next() {
+		if live(tx, it.Item()) {
+			ids = append(ids, string(it.Item().Key()[len(prefix):]))
+		}
+	}
+	return ids, nil
+}
+
+// Insert stores v under a new id; ErrExists if the id is taken.
+func (t *Table[T]) Insert(tx *Tx, id string, v *T) error {
+	if _, err := t.Get(tx, id); err == nil {
+		return fmt.Errorf("%s %s: %w", t.name, id, ErrExists)
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return t.Put(tx, id, v)
+}
+
+// Put creates or replaces the record with id, keeping its indexes in step.
+// A unique index value held by another live record fails with ErrDuplicate
+// and changes nothing.
+func (t *Table[T]) Put(tx *Tx, id string, v *T) error {
+	if id == "" || strings.ContainsRune(id, 0) {
+		return fmt.Errorf("put %s: invalid id %q", t.name, id)
+	}
+	old, err := t.Get(tx, id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	// Check every unique value before writing anything, so a clash leaves
+	// the transaction as it was.
+	for _, ix := range t.indexes {
+		if !ix.Unique {
+			continue
+		}
+		for _, val := range indexValues(ix, v) {
+			item, err := tx.txn.Get(t.uniqueKey(ix.Name, val))
+			if errors.Is(err, badger.ErrKeyNotFound) || (err == nil && !live(tx, item)) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("check %s.%s: %w", t.name, ix.Name, err)
+			}
+			owner, err := item.ValueCopy(nil)
+			if err != nil {
+				return fmt.Errorf("check %s.%s: %w", t.name, ix.Name, err)
+			}
+			if string(owner) != id {
+				return fmt.Errorf("%s %s %q: %w", t.name, ix.Name, val, ErrDuplicate)
+			}
+		}
+	}
+	if old != nil {
+		if err := t.deleteIndexes(tx, id, old); err != nil {
+			return err
+		}
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s %s: %w", t.name, id, err)
+	}
+	var expiresAt uint64
+	if t.expiry != nil {
+		if at := t.expiry(v); !at.IsZero() {
+			expiresAt = uint64(at.Unix())
+		}
+	}
+	set := func(k, val []byte) error {
+		e := badger.NewEntry(k, val)
+		e.ExpiresAt = expiresAt
+		return tx.txn.SetEntry(e)
+	}
+	if err := set(t.recordKey(id), data); err != nil {
+		return fmt.Errorf("put %s %s: %w", t.name, id, err)
+	}
+	for _, ix := range t.indexes {
+		for _, val := range indexValues(ix, v) {
+			key := t.plainKey(ix.Name, val, id)
+			value := []byte(nil)
+			if ix.Unique {
+				key, value = t.uniqueKey(ix.Name, val), []byte(id)
+			}
+			if err := set(key, value); err != nil {
+				return fmt.Errorf("index %s.%s: %w", t.name, ix.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Delete removes the record and its index entries; ErrNotFound if absent.
+func (t *Table[T]) Delete(tx *Tx, id string) error {
+	old, err := t.Get(tx, id)
+	if err != nil {
+		return err
+	}
+	if err := t.deleteIndexes(tx, id, old); err != nil {
+		return err
+	}
+	if err := tx.txn.Delete(t.recordKey(id)); err != nil {
+		return fmt.Errorf("delete %s %s: %w", t.name, id, err)
+	}
+	return nil
+}
+
+func (t *Table[T]) deleteIndexes(tx *Tx, id string, old *T) error {
+	for _, ix := range t.indexes {
+		for _, val := range indexValues(ix, old) {
+			key := t.plainKey(ix.Name, val, id)
+			if ix.Unique {
+				key = t.uniqueKey(ix.Name, val)
+			}
+			if err := tx.txn.Delete(key); err != nil {
+				return fmt.Errorf("unindex %s.%s: %w", t.name, ix.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func indexValues[T any](ix Index[T], v *T) []string {
+	vals := ix.Values(v)
+	out := vals[:0:0]
+	for _, s := range vals {
+		if s != "" && !strings.ContainsRune(s, 0) && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// ScanOptions narrows a Scan.
+type ScanOptions struct {
+	// Reverse walks from the highest id down; with time-ordered ids that is
+	// newest first.
+	Reverse bool
+	// After starts just past this id (exclusive), for cursors.
+	After string
+}
+
+// Scan calls fn for each live record in id order until fn returns false or
+// an error.
+func (t *Table[T]) Scan(tx *Tx, opts ScanOptions, fn func(id string, v *T) (bool, error)) error {
+	prefix := []byte(recordPrefix + t.name + "/")
+	it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: opts.Reverse, PrefetchValues: true, PrefetchSize: 64})
+	defer it.Close()
+	switch {
+	case opts.After != "":
+		it.Seek(append(bytes.Clone(prefix), opts.After...))
+		if it.Valid() && string(it.Item().Key()[len(prefix):]) == opts.After {
+			it.Next()
+		}
+	case opts.Reverse:
+		// Seek to the largest key under the prefix.
+		it.Seek(append(bytes.Clone(prefix), 0xff))
+	default:
+		it.Rewind()
+	}
+	for ; it.Valid(); it.Next() {
+		item := it.Item()
+		if !live(tx, item) {
+			continue
+		}
+		id := string(item.Key()[len(prefix):])
+		v := new(T)
+		if err := item.Value(func(b []byte) error { return json.Unmarshal(b, v) }); err != nil {
+			return fmt.Errorf("decode %s %s: %w", t.name, id, err)
+		}
+		more, err := fn(id, v)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// Page returns one page (1-based) of the records keep accepts, in id order,
+// and how many records it accepts in all. A nil keep accepts everything.
+func (t *Table[T]) Page(tx *Tx, page, pageSize int, reverse bool, keep func(*T) bool) ([]T, int, error) {
+	if page < 1 || pageSize < 1 {
+		return nil, 0, fmt.Errorf("page %s: page and page size must be positive", t.name)
+	}
+	start := (page - 1) * pageSize
+	items := []T{}
+	total := 0
+	err := t.Scan(tx, ScanOptions{Reverse: reverse}, func(_ string, v *T) (bool, error) {
+		if keep != nil && !keep(v) {
+			return true, nil
+		}
+		if total >= start && len(items) < pageSize {
+			items = append(items, *v)
+		}
+		total++
+		return true, nil
+	})
+	return items, total, err
+}
