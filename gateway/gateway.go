@@ -1,0 +1,322 @@
+// Package gateway assembles Berth's edge server: it opens the store, makes
+// the TLS certificate, builds the middleware chain and router, serves HTTP
+// and HTTPS with fasthttp, and shuts all of it down gracefully.
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/fasthttp/router"
+	"github.com/valyala/fasthttp"
+
+	"github.com/berthgw/berth/gateway/config"
+	"github.com/berthgw/berth/gateway/edgetls"
+	"github.com/berthgw/berth/gateway/health"
+	"github.com/berthgw/berth/gateway/httpapi"
+	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/gateway/metrics"
+	"github.com/berthgw/berth/gateway/middleware"
+	"github.com/berthgw/berth/gateway/secretbox"
+	"github.com/berthgw/berth/gateway/store"
+)
+
+// Version is Berth's version, set at build time with
+// -ldflags "-X github.com/berthgw/berth/gateway.Version=…".
+var Version = "dev"
+
+// Options are what a Gateway is built from.
+type Options struct {
+	Config *config.Config
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+	// Stdout receives the one-time generated admin password; nil discards it.
+	Stdout io.Writer
+}
+
+// Gateway is one running edge server.
+type Gateway struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	db      *store.DB
+	box     *secretbox.Box
+	metrics *metrics.Registry
+	ready   *health.Checker
+	router  *router.Router
+	server  *fasthttp.Server
+	tls     *tls.Config
+	caPEM   []byte
+	started time.Time
+
+	httpLn, httpsLn net.Listener
+	admin           *adminSocket
+	stopping        atomic.Bool
+}
+
+// New opens the store and prepares everything short of listening.
+func New(opts Options) (*Gateway, error) {
+	cfg := opts.Config
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	stdout := opts.Stdout
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	key, err := secretbox.LoadKey(cfg.SecretKey, cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("secret key: %w", err)
+	}
+	box, err := secretbox.New(key)
+	if err != nil {
+		return nil, err
+	}
+	db, err := store.Open(store.Options{
+		Dir:            cfg.DataDir,
+		SyncWrites:     cfg.Store.SyncWrites,
+		MemTableSize:   cfg.Store.MemTableSize,
+		BlockCacheSize: cfg.Store.BlockCacheSize,
+		GCInterval:     cfg.Store.GCInterval.D(),
+		Logger:         log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{
+		cfg: cfg, log: log, db: db, box: box,
+		metrics: metrics.New(),
+		ready:   health.NewChecker(),
+		started: time.Now(),
+	}
+	if err := g.init(stdout); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *Gateway) init(stdout io.Writer) error {
+	if _, err := identity.EnsureAdmin(g.db, g.cfg.AdminPassword, stdout); err != nil {
+		return err
+	}
+	if g.cfg.HTTPS.Addr != "" {
+		cert, certPEM, err := edgetls.SelfSigned(g.db, g.box, g.cfg.TLS.Names, time.Now())
+		if err != nil {
+			return err
+		}
+		g.tls, g.caPEM = edgetls.ServerConfig(cert), certPEM
+	}
+	g.ready.Add("store", g.db.Ready)
+	g.metrics.Register(metrics.StoreSizes(g.db.Sizes))
+	g.router = g.routes()
+	g.server = &fasthttp.Server{
+		Handler: middleware.Chain(g.router.Handler,
+			middleware.RequestID(),
+			middleware.SecurityHeaders(),
+			g.metrics.Middleware(),
+			middleware.AccessLog(g.log),
+			middleware.Recover(g.log),
+		),
+		ErrorHandler:                 g.parseError,
+		Name:                         "berth",
+		NoDefaultServerHeader:        true,
+		ReadTimeout:                  g.cfg.Limits.ReadTimeout.D(),
+		WriteTimeout:                 g.cfg.Limits.WriteTimeout.D(),
+		IdleTimeout:                  g.cfg.Limits.IdleTimeout.D(),
+		ReadBufferSize:               g.cfg.Limits.MaxHeaderBytes,
+		MaxRequestBodySize:           g.cfg.Limits.MaxBodyBytes,
+		DisablePreParseMultipartForm: true,
+		CloseOnShutdown:              true,
+		Logger:                       fasthttpLogger{g.log},
+	}
+	return nil
+}
+
+func (g *Gateway) routes() *router.Router {
+	r := router.New()
+	r.SaveMatchedRoutePath = true
+	// Never redirect: a gateway that rewrites paths invites traversal games.
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleMethodNotAllowed = true
+	r.NotFound = func(ctx *fasthttp.RequestCtx) {
+		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusNotFound, httpapi.CodeNotFound, "no such path"))
+	}
+	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
+		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusMethodNotAllowed, httpapi.CodeMethodNotAllowed,
+			"method %s is not allowed here", ctx.Method()))
+	}
+	r.GET("/healthz", g.handleHealthz)
+	r.GET("/readyz", g.handleReadyz)
+	r.GET("/metrics", g.metrics.Handler())
+	return r
+}
+
+// parseError answers requests fasthttp could not read, in the JSON error
+// shape, before any middleware runs.
+func (g *Gateway) parseError(ctx *fasthttp.RequestCtx, err error) {
+	httpapi.SetRequestID(ctx, fmt.Sprintf("parse-%d", ctx.ConnID()))
+	var e *httpapi.Error
+	var netErr net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		e = httpapi.Errorf(fasthttp.StatusRequestEntityTooLarge, httpapi.CodePayloadTooLarge,
+			"request body is larger than %d bytes", g.cfg.Limits.MaxBodyBytes)
+	case errors.Is(err, fasthttp.ErrSmallReadBuffer):
+		e = httpapi.Errorf(fasthttp.StatusRequestHeaderFieldsTooLarge, httpapi.CodeHeaderTooLarge,
+			"request headers are larger than %d bytes", g.cfg.Limits.MaxHeaderBytes)
+	case errors.As(err, &netErr) && netErr.Timeout():
+		e = httpapi.Errorf(fasthttp.StatusRequestTimeout, httpapi.CodeInvalidRequest, "request not received in time")
+	default:
+		e = httpapi.BadRequest("malformed HTTP request")
+	}
+	httpapi.WriteError(ctx, e)
+	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
+	ctx.SetConnectionClose()
+}
+
+func (g *Gateway) handleHealthz(ctx *fasthttp.RequestCtx) {
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, map[string]any{
+		"status":         "ok",
+		"version":        Version,
+		"uptime_seconds": int64(time.Since(g.started).Seconds()),
+	})
+}
+
+func (g *Gateway) handleReadyz(ctx *fasthttp.RequestCtx) {
+	failing := g.ready.Failing()
+	if g.stopping.Load() {
+		failing = append(failing, "shutting_down")
+	}
+	if len(failing) > 0 {
+		httpapi.WriteJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]any{"status": "not_ready", "failing": failing})
+		return
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"status": "ready"})
+}
+
+// Listen binds the configured addresses and the admin socket. Split from
+// Serve so callers (and tests using port 0) can learn the bound addresses.
+func (g *Gateway) Listen() error {
+	var err error
+	if g.cfg.HTTP.Addr != "" {
+		if g.httpLn, err = net.Listen("tcp", g.cfg.HTTP.Addr); err != nil {
+			return fmt.Errorf("listen http %s: %w", g.cfg.HTTP.Addr, err)
+		}
+	}
+	if g.cfg.HTTPS.Addr != "" {
+		ln, err := net.Listen("tcp", g.cfg.HTTPS.Addr)
+		if err != nil {
+			g.closeListeners()
+			return fmt.Errorf("listen https %s: %w", g.cfg.HTTPS.Addr, err)
+		}
+		g.httpsLn = tls.NewListener(ln, g.tls)
+	}
+	admin, err := listenAdmin(g.cfg.DataDir, g.db, g.log)
+	if err != nil {
+		g.closeListeners()
+		return err
+	}
+	g.admin = admin
+	return nil
+}
+
+func (g *Gateway) closeListeners() {
+	for _, ln := range []net.Listener{g.httpLn, g.httpsLn} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+}
+
+// HTTPAddr is the bound plain-HTTP address, or "" when disabled.
+func (g *Gateway) HTTPAddr() string { return addrOf(g.httpLn) }
+
+// HTTPSAddr is the bound HTTPS address, or "" when disabled.
+func (g *Gateway) HTTPSAddr() string { return addrOf(g.httpsLn) }
+
+// CertificatePEM is the certificate HTTPS clients must trust when it is
+// self-signed.
+func (g *Gateway) CertificatePEM() []byte { return g.caPEM }
+
+func addrOf(ln net.Listener) string {
+	if ln == nil {
+		return ""
+	}
+	return ln.Addr().String()
+}
+
+// Serve serves until ctx is cancelled, then shuts down gracefully: it stops
+// accepting, reports not ready, lets in-flight requests finish within
+// limits.shutdown_timeout, and closes the store. It returns nil after a
+// clean shutdown.
+func (g *Gateway) Serve(ctx context.Context) error {
+	errc := make(chan error, 2)
+	for _, ln := range []net.Listener{g.httpLn, g.httpsLn} {
+		if ln != nil {
+			go func() { errc <- g.server.Serve(ln) }()
+		}
+	}
+	g.log.Info("berth serving", "version", Version, "http", g.HTTPAddr(), "https", g.HTTPSAddr())
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+		serveErr = fmt.Errorf("serve: %w", serveErr)
+	}
+	return errors.Join(serveErr, g.shutdown())
+}
+
+func (g *Gateway) shutdown() error {
+	g.stopping.Store(true)
+	g.log.Info("shutting down", "timeout", g.cfg.Limits.ShutdownTimeout.D().String())
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Limits.ShutdownTimeout.D())
+	defer cancel()
+	var errs []error
+	if err := g.server.ShutdownWithContext(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("drain connections: %w", err))
+	}
+	if g.admin != nil {
+		g.admin.Close()
+	}
+	if err := g.db.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	g.log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// Close releases everything when Serve was never called.
+func (g *Gateway) Close() error {
+	g.closeListeners()
+	if g.admin != nil {
+		g.admin.Close()
+	}
+	return g.db.Close()
+}
+
+// fasthttpLogger routes fasthttp's own messages (connection-level errors)
+// to slog at debug: they are per-connection noise, not operator news.
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug(fmt.Sprintf(format, args...), "component", "fasthttp")
+}
+
+// removeStale deletes a socket file left by a crashed process; the caller
+// holds the store's lock, so no live server can own it.
+func removeStale(path string) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		_ = os.Remove(path)
+	}
+}

@@ -1,0 +1,206 @@
+// Package httpapi holds the conventions every Berth JSON endpoint shares:
+// the error shape, strict JSON request decoding, list paging, and the
+// per-request values (request id, principal) middleware and handlers pass
+// along.
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"strconv"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Error codes used in the "error" field of error responses.
+const (
+	CodeInvalidRequest       = "invalid_request"
+	CodeUnauthorized         = "unauthorized"
+	CodeForbidden            = "forbidden"
+	CodeNotFound             = "not_found"
+	CodeMethodNotAllowed     = "method_not_allowed"
+	CodeConflict             = "conflict"
+	CodePayloadTooLarge      = "payload_too_large"
+	CodeHeaderTooLarge       = "header_too_large"
+	CodeUnsupportedMediaType = "unsupported_media_type"
+	CodeRateLimited          = "rate_limited"
+	CodeInternal             = "internal_error"
+	CodeUnavailable          = "unavailable"
+)
+
+// Error is an API error: an HTTP status, a stable machine code and a
+// message meant for people. It never carries internal detail; log that
+// separately.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+
+// Errorf builds an *Error with a formatted message.
+func Errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// BadRequest is the common 400 invalid_request.
+func BadRequest(format string, args ...any) *Error {
+	return Errorf(fasthttp.StatusBadRequest, CodeInvalidRequest, format, args...)
+}
+
+// errorBody is the wire shape fixed by DESIGN.md.
+type errorBody struct {
+	Code      int    `json:"code"`
+	Error     string `json:"error"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id"`
+}
+
+// WriteError answers with the error shape. Any error that is not an *Error
+// becomes a generic 500 so internal text never reaches a client.
+func WriteError(ctx *fasthttp.RequestCtx, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Status: fasthttp.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
+	}
+	WriteJSON(ctx, e.Status, errorBody{Code: e.Status, Error: e.Code, Message: e.Message, RequestID: RequestID(ctx)})
+}
+
+// WriteJSON answers with status and v encoded as JSON.
+func WriteJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		status = fasthttp.StatusInternalServerError
+		data = []byte(`{"code":500,"error":"internal_error","message":"internal error"}`)
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json; charset=utf-8")
+	ctx.SetBody(append(data, '\n'))
+}
+
+// DecodeJSON reads the request body into v strictly: the content type must
+// be JSON, unknown fields and trailing data are refused, and an empty body
+// is an error. The returned *Error is ready for WriteError.
+func DecodeJSON(ctx *fasthttp.RequestCtx, v any) *Error {
+	ct := string(ctx.Request.Header.ContentType())
+	mt, _, err := mime.ParseMediaType(ct)
+	if ct == "" || err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return Errorf(fasthttp.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "Content-Type must be application/json")
+	}
+	body := ctx.PostBody()
+	if len(bytes.TrimSpace(body)) == 0 {
+		return BadRequest("request body is empty")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return BadRequest("invalid JSON body: %s", describeJSONError(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return BadRequest("invalid JSON body: unexpected data after the JSON value")
+	}
+	return nil
+}
+
+// describeJSONError turns encoding/json's errors into a message that names
+// the field but never echoes the offending value, which may be a secret.
+func describeJSONError(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("syntax error at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		if typ.Field != "" {
+			return fmt.Sprintf("field %q must be %s", typ.Field, typ.Type.String())
+		}
+		return fmt.Sprintf("expected %s", typ.Type.String())
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "truncated JSON"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	default:
+		return "malformed JSON"
+	}
+}
+
+// Page is the page of a list request.
+type Page struct {
+	Page     int
+	PageSize int
+}
+
+// Paging defaults from DESIGN.md.
+const (
+	DefaultPageSize = 20
+	MaxPageSize     = 500
+)
+
+// ParsePage reads ?page=&page_size=, refusing non-numbers, zero, negatives
+// and sizes over MaxPageSize rather than silently clamping them.
+func ParsePage(ctx *fasthttp.RequestCtx) (Page, *Error) {
+	p := Page{Page: 1, PageSize: DefaultPageSize}
+	args := ctx.QueryArgs()
+	for _, f := range []struct {
+		name string
+		dst  *int
+		max  int
+	}{{"page", &p.Page, 1 << 30}, {"page_size", &p.PageSize, MaxPageSize}} {
+		raw := args.Peek(f.name)
+		if raw == nil {
+			continue
+		}
+		n, err := strconv.Atoi(string(raw))
+		if err != nil || n < 1 || n > f.max {
+			return p, BadRequest("%s must be a whole number from 1 to %d", f.name, f.max)
+		}
+		*f.dst = n
+	}
+	return p, nil
+}
+
+// List is the envelope of every paged list response.
+type List[T any] struct {
+	Items    []T `json:"items"`
+	Total    int `json:"total"`
+	Page     int `json:"page"`
+	PageSize int `json:"page_size"`
+}
+
+// NewList wraps one page of items; a nil slice becomes [] on the wire.
+func NewList[T any](items []T, total int, p Page) List[T] {
+	if items == nil {
+		items = []T{}
+	}
+	return List[T]{Items: items, Total: total, Page: p.Page, PageSize: p.PageSize}
+}
+
+const (
+	requestIDKey = "berth.request_id"
+	principalKey = "berth.principal"
+)
+
+// SetRequestID records the request's id for handlers and logs.
+func SetRequestID(ctx *fasthttp.RequestCtx, id string) { ctx.SetUserValue(requestIDKey, id) }
+
+// RequestID returns the request's id, or "" before the middleware ran.
+func RequestID(ctx *fasthttp.RequestCtx) string {
+	id, _ := ctx.UserValue(requestIDKey).(string)
+	return id
+}
+
+// SetPrincipal records who made the request (a user or key id, never a
+// credential) for the access log and audit.
+func SetPrincipal(ctx *fasthttp.RequestCtx, who string) { ctx.SetUserValue(principalKey, who) }
+
+// Principal returns what SetPrincipal recorded, or "".
+func Principal(ctx *fasthttp.RequestCtx) string {
+	p, _ := ctx.UserValue(principalKey).(string)
+	return p
+}

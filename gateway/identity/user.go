@@ -1,0 +1,91 @@
+// Package identity holds Berth's people and their credentials: users,
+// password hashing, and the first-start admin.
+package identity
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/berthgw/berth/gateway/store"
+)
+
+// User statuses.
+const (
+	StatusActive   = "active"
+	StatusDisabled = "disabled"
+)
+
+// Built-in roles.
+const (
+	RoleAdmin = "admin"
+	RoleUser  = "user"
+)
+
+// AdminUsername is the user created at first start.
+const AdminUsername = "admin"
+
+// User is a person (or service account) who can sign in. PasswordHash is
+// stored but never leaves the package in an API response.
+type User struct {
+	ID                string    `json:"id"`
+	Username          string    `json:"username"`
+	DisplayName       string    `json:"display_name,omitempty"`
+	Email             string    `json:"email,omitempty"`
+	Roles             []string  `json:"roles"`
+	Groups            []string  `json:"groups,omitempty"`
+	Status            string    `json:"status"`
+	PasswordHash      string    `json:"password_hash"`
+	PasswordChangedAt time.Time `json:"password_changed_at"`
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
+}
+
+// Users is the users table, unique by case-folded username.
+var Users = store.NewTable("users",
+	store.Index[User]{Name: "username", Unique: true, Values: func(u *User) []string {
+		return []string{strings.ToLower(u.Username)}
+	}},
+)
+
+// EnsureAdmin creates the admin user on first start. The password is the
+// given one, or a generated one written once to out (stdout), never to the
+// log. When the admin already exists nothing changes, so a restart with a
+// different BERTH_ADMIN_PASSWORD does not silently reset it.
+func EnsureAdmin(db *store.DB, password string, out io.Writer) (created bool, err error) {
+	generated := password == ""
+	if generated {
+		if password, err = GeneratePassword(); err != nil {
+			return false, err
+		}
+	} else if len(password) < MinPasswordLength {
+		return false, fmt.Errorf("admin password must be at least %d characters", MinPasswordLength)
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return false, err
+	}
+	now := time.Now().UTC()
+	err = db.Update(func(tx *store.Tx) error {
+		if _, _, err := Users.GetBy(tx, "username", AdminUsername); err == nil {
+			return nil
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		created = true
+		id := store.NewID("usr")
+		return Users.Insert(tx, id, &User{
+			ID: id, Username: AdminUsername, Roles: []string{RoleAdmin}, Status: StatusActive,
+			PasswordHash: hash, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now,
+		})
+	})
+	if err != nil {
+		return false, fmt.Errorf("create admin user: %w", err)
+	}
+	if created && generated {
+		fmt.Fprintf(out, "berth: created user %q with password %s\nberth: this password is shown only once; change it after signing in.\n", AdminUsername, password)
+	}
+	return created, nil
+}

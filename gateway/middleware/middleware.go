@@ -1,0 +1,192 @@
+// Package middleware holds the wrappers every request passes through before
+// the router: request id, security headers, access log and panic recovery.
+package middleware
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/fasthttp/router"
+	"github.com/valyala/fasthttp"
+
+	"github.com/berthgw/berth/gateway/httpapi"
+)
+
+// Middleware wraps a handler.
+type Middleware func(fasthttp.RequestHandler) fasthttp.RequestHandler
+
+// Chain applies mws so that the first is outermost.
+func Chain(h fasthttp.RequestHandler, mws ...Middleware) fasthttp.RequestHandler {
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i](h)
+	}
+	return h
+}
+
+// RequestIDHeader carries the request id in and out.
+const RequestIDHeader = "X-Request-Id"
+
+// RequestID honours a client's X-Request-Id when it is short and plain
+// (so it cannot forge log lines or bloat them), otherwise makes one, and
+// echoes it on the response.
+func RequestID() Middleware {
+	return func(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+		return func(ctx *fasthttp.RequestCtx) {
+			id := string(ctx.Request.Header.Peek(RequestIDHeader))
+			if !SaneRequestID(id) {
+				id = newRequestID()
+			}
+			httpapi.SetRequestID(ctx, id)
+			next(ctx)
+			ctx.Response.Header.Set(RequestIDHeader, id)
+		}
+	}
+}
+
+// SaneRequestID accepts 1–128 characters of letters, digits and ._:- .
+func SaneRequestID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// SecurityHeaders sets the headers every response carries. It sets them
+// after the handler so that handlers which reset the response (as
+// fasthttp's ctx.Error does) cannot drop them.
+func SecurityHeaders() Middleware {
+	return func(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+		return func(ctx *fasthttp.RequestCtx) {
+			next(ctx)
+			h := &ctx.Response.Header
+			h.Set("X-Content-Type-Options", "nosniff")
+			h.Set("Referrer-Policy", "strict-origin-when-cross-origin")
+			h.Set("X-Frame-Options", "DENY")
+			if ctx.IsTLS() {
+				h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+			}
+		}
+	}
+}
+
+// Recover turns a panic into a 500 JSON error without a stack trace in the
+// response; the stack goes to the log with the request id.
+func Recover(log *slog.Logger) Middleware {
+	return func(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+		return func(ctx *fasthttp.RequestCtx) {
+			defer func() {
+				if r := recover(); r != nil {
+					log.Error("panic while serving request",
+						"request_id", httpapi.RequestID(ctx),
+						"route", Route(ctx),
+						"panic", fmt.Sprint(r),
+						"stack", stack())
+					ctx.Response.Reset()
+					httpapi.WriteError(ctx, nil)
+				}
+			}()
+			next(ctx)
+		}
+	}
+}
+
+// Route returns the matched route pattern (bounded, unlike the raw path)
+// for logs and metrics, or "unmatched".
+func Route(ctx *fasthttp.RequestCtx) string {
+	if r, ok := ctx.UserValue(router.MatchedRoutePathParam).(string); ok && r != "" {
+		return r
+	}
+	return "unmatched"
+}
+
+// AccessLog writes one structured line per request. The query string is
+// logged with secret-bearing parameters redacted; headers, cookies and
+// bodies are never logged.
+func AccessLog(log *slog.Logger) Middleware {
+	return func(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+		return func(ctx *fasthttp.RequestCtx) {
+			start := time.Now()
+			next(ctx)
+			attrs := []slog.Attr{
+				slog.String("request_id", httpapi.RequestID(ctx)),
+				slog.String("method", string(ctx.Method())),
+				slog.String("route", Route(ctx)),
+				slog.String("path", string(ctx.Path())),
+				slog.Int("status", ctx.Response.StatusCode()),
+				slog.Int("bytes", responseBytes(ctx)),
+				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+				slog.String("client", ctx.RemoteIP().String()),
+			}
+			if q := RedactQuery(ctx.QueryArgs().String()); q != "" {
+				attrs = append(attrs, slog.String("query", q))
+			}
+			if p := httpapi.Principal(ctx); p != "" {
+				attrs = append(attrs, slog.String("principal", p))
+			}
+			log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+		}
+	}
+}
+
+// responseBytes is the body size without touching a streamed body, which
+// reading would consume.
+func responseBytes(ctx *fasthttp.RequestCtx) int {
+	if ctx.Response.IsBodyStream() {
+		return ctx.Response.Header.ContentLength()
+	}
+	return len(ctx.Response.Body())
+}
+
+func stack() string { return string(debug.Stack()) }
+
+// RedactQuery replaces the values of parameters that may carry a secret.
+// It errs on the side of hiding: any name mentioning a token, key, secret,
+// password, signature, code or credential is redacted.
+func RedactQuery(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	parts := strings.Split(raw, "&")
+	for i, p := range parts {
+		name, _, hasValue := strings.Cut(p, "=")
+		if hasValue && secretParam(name) {
+			parts[i] = name + "=REDACTED"
+		}
+	}
+	return strings.Join(parts, "&")
+}
+
+var secretWords = []string{"token", "key", "secret", "password", "passwd", "pwd", "sig", "code", "credential", "auth", "session", "cookie"}
+
+func secretParam(name string) bool {
+	if n, err := url.QueryUnescape(name); err == nil {
+		name = n
+	}
+	name = strings.ToLower(name)
+	for _, w := range secretWords {
+		if strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
+}
