@@ -28,6 +28,7 @@ const testPod = `{
     ],
     "template": {"spec": {"containers": [{"image": "nginx:latest"}]}},
     "weird.key": "dotted",
+    "*": "star", "@this": "at", "a\\b": "backslash",
     "Ünïcode": "ÄBC"
   },
   "status": {"phase": "Running", "podIP": "10.0.0.7"}
@@ -124,6 +125,13 @@ func TestSelectorSemantics(t *testing.T) {
 		{"spec.missing=x|", true},
 		{"metadata.name~", true},
 		{"spec.missing~", true},
+		// gjson path syntax in a key is taken literally
+		{"spec.*=star", true},
+		{"spec.?eplicas=3", false},
+		{"spec.re*=3", false},
+		{"spec.@this=at", true},
+		{`spec.a\b=backslash`, true},
+		{"spec.#=2", false},
 		// a key with a dot outside labels/annotations is two segments
 		{"spec.weird.key=dotted", false},
 		// values may contain = and ~
