@@ -126,9 +126,11 @@ func (g *Gateway) init(stdout io.Writer) error {
 			middleware.AccessLog(g.log),
 			middleware.Recover(g.log),
 		),
-		ErrorHandler:                 g.parseError,
-		Name:                         "berth",
-		NoDefaultServerHeader:        true,
+		ErrorHandler:          g.parseError,
+		NoDefaultServerHeader: true,
+		// fasthttp otherwise quotes the raw request bytes, Authorization
+		// header included, in its parse-error messages.
+		SecureErrorLogMessage:        true,
 		ReadTimeout:                  g.cfg.Limits.ReadTimeout.D(),
 		WriteTimeout:                 g.cfg.Limits.WriteTimeout.D(),
 		IdleTimeout:                  g.cfg.Limits.IdleTimeout.D(),
@@ -167,11 +169,12 @@ func (g *Gateway) parseError(ctx *fasthttp.RequestCtx, err error) {
 	httpapi.SetRequestID(ctx, fmt.Sprintf("parse-%d", ctx.ConnID()))
 	var e *httpapi.Error
 	var netErr net.Error
+	var small *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		e = httpapi.Errorf(fasthttp.StatusRequestEntityTooLarge, httpapi.CodePayloadTooLarge,
 			"request body is larger than %d bytes", g.cfg.Limits.MaxBodyBytes)
-	case errors.Is(err, fasthttp.ErrSmallReadBuffer):
+	case errors.As(err, &small) || errors.Is(err, fasthttp.ErrSmallReadBuffer):
 		e = httpapi.Errorf(fasthttp.StatusRequestHeaderFieldsTooLarge, httpapi.CodeHeaderTooLarge,
 			"request headers are larger than %d bytes", g.cfg.Limits.MaxHeaderBytes)
 	case errors.As(err, &netErr) && netErr.Timeout():
