@@ -1,0 +1,538 @@
+// Package kubeenv starts a real Kubernetes control plane — Debian's etcd and
+// the pinned kube-apiserver built by deploy/e2e/build-k8s.sh — on loopback,
+// for tests that must talk to a genuine API server: authentication, RBAC,
+// watches, discovery and error bodies all come from upstream code.
+//
+// There is no scheduler, controller-manager or kubelet: objects are stored
+// and served, but Pods never run, namespaces get no default ServiceAccount
+// (the ServiceAccount admission plugin is disabled so that Pods can still be
+// created) and garbage collection does not happen.
+//
+// Typical use in a test:
+//
+//	env := kubeenv.ForTest(t, kubeenv.Options{})
+//	out, err := env.Kubectl(ctx, "get", "ns")
+//
+// or, outside the testing helpers:
+//
+//	env, err := kubeenv.Start(ctx, kubeenv.Options{Dir: dir})
+//	if err != nil { ... }
+//	defer env.Stop()
+package kubeenv
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Identities written to the apiserver's --token-auth-file.
+const (
+	// AdminUser is the user name of Env.AdminToken; it is in system:masters.
+	AdminUser = "berth-e2e-admin"
+	// UnprivilegedUser is the user name of Env.UserToken. No RBAC rule grants
+	// it anything beyond what every authenticated user may do.
+	UnprivilegedUser = "berth-e2e-user"
+	// UnprivilegedGroup is the only group (besides system:authenticated) of
+	// UnprivilegedUser, so tests can bind roles to it.
+	UnprivilegedGroup = "berth-e2e-users"
+	// ServiceAccountIssuer is the apiserver's --service-account-issuer.
+	ServiceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
+	// ServiceClusterIPRange is the apiserver's --service-cluster-ip-range.
+	ServiceClusterIPRange = serviceCIDR
+)
+
+// DefaultStartTimeout bounds how long Start waits for etcd and
+// kube-apiserver to become ready when Options.StartTimeout is zero. It is
+// generous because CI machines have two shared cores.
+const DefaultStartTimeout = 3 * time.Minute
+
+// Options configure Start.
+type Options struct {
+	// Dir holds everything the environment writes: PKI, token file,
+	// kubeconfigs, etcd's data and the process logs. Required; t.TempDir()
+	// is a good choice.
+	Dir string
+	// Binaries overrides where the programs are found. When nil,
+	// FindBinaries is used.
+	Binaries *Binaries
+	// StartTimeout bounds the wait for etcd and /readyz; zero means
+	// DefaultStartTimeout. The context passed to Start can cut it shorter.
+	StartTimeout time.Duration
+	// ExtraAPIServerArgs are appended to kube-apiserver's command line, for
+	// example "--feature-gates=...".
+	ExtraAPIServerArgs []string
+}
+
+// Env is a running control plane. Its fields are read-only.
+type Env struct {
+	// Server is the apiserver's URL, https://127.0.0.1:<port>.
+	Server string
+	// CAData is the PEM of the CA that signed the apiserver's serving
+	// certificate.
+	CAData []byte
+	// CAFile is the path of CAData on disk.
+	CAFile string
+	// AdminToken is a bearer token of AdminUser, in group system:masters.
+	AdminToken string
+	// Kubeconfig is the path of a kubeconfig for Server with AdminToken.
+	Kubeconfig string
+	// UserToken is a bearer token of UnprivilegedUser, for RBAC tests.
+	UserToken string
+	// UserKubeconfig is the path of a kubeconfig for Server with UserToken.
+	UserKubeconfig string
+	// KubectlPath is the pinned kubectl.
+	KubectlPath string
+	// Binaries are the programs the environment runs.
+	Binaries Binaries
+	// EtcdURL is etcd's client URL, http://127.0.0.1:<port>.
+	EtcdURL string
+	// Dir is Options.Dir.
+	Dir string
+	// EtcdLog and APIServerLog are the files the processes' stdout and
+	// stderr go to; read them when a test fails.
+	EtcdLog, APIServerLog string
+	// EtcdPID and APIServerPID are the process ids. Each process leads its
+	// own process group, whose id is the same number.
+	EtcdPID, APIServerPID int
+
+	etcd, apiserver *child
+	stopOnce        sync.Once
+	stopErr         error
+}
+
+// child is one started process.
+type child struct {
+	name    string
+	cmd     *exec.Cmd
+	log     *os.File
+	logPath string
+	done    chan struct{} // closed once Wait returned
+	waitErr error
+}
+
+// Start launches etcd and kube-apiserver as child processes, each in its own
+// process group, and returns once /readyz answers ok to the admin token. On
+// error nothing is left running. The context bounds only the start-up; call
+// Stop to end the environment.
+func Start(ctx context.Context, opts Options) (*Env, error) {
+	if !groupsSupported {
+		return nil, errors.New("kubeenv: this operating system is not supported (process groups are needed)")
+	}
+	if opts.Dir == "" {
+		return nil, errors.New("kubeenv: Options.Dir is required")
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("kubeenv: resolving %s: %w", opts.Dir, err)
+	}
+	var bins Binaries
+	if opts.Binaries != nil {
+		bins = *opts.Binaries
+	} else if bins, err = FindBinaries(); err != nil {
+		return nil, err
+	}
+	timeout := opts.StartTimeout
+	if timeout <= 0 {
+		timeout = DefaultStartTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	logDir := filepath.Join(dir, "logs")
+	for _, d := range []string{dir, logDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("kubeenv: creating %s: %w", d, err)
+		}
+	}
+	keys, err := writePKI(filepath.Join(dir, "pki"))
+	if err != nil {
+		return nil, fmt.Errorf("kubeenv: writing PKI: %w", err)
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	etcdClient, etcdPeer, apiPort := ports[0], ports[1], ports[2]
+
+	env := &Env{
+		Server:         "https://127.0.0.1:" + strconv.Itoa(apiPort),
+		CAData:         keys.caCertPEM,
+		CAFile:         keys.caFile,
+		AdminToken:     keys.adminToken,
+		Kubeconfig:     filepath.Join(dir, "admin.kubeconfig"),
+		UserToken:      keys.userToken,
+		UserKubeconfig: filepath.Join(dir, "user.kubeconfig"),
+		KubectlPath:    bins.Kubectl,
+		Binaries:       bins,
+		EtcdURL:        "http://127.0.0.1:" + strconv.Itoa(etcdClient),
+		Dir:            dir,
+		EtcdLog:        filepath.Join(logDir, "etcd.log"),
+		APIServerLog:   filepath.Join(logDir, "kube-apiserver.log"),
+	}
+	if err := WriteKubeconfig(env.Kubeconfig, env.Server, env.AdminToken, env.CAData); err != nil {
+		return nil, err
+	}
+	if err := WriteKubeconfig(env.UserKubeconfig, env.Server, env.UserToken, env.CAData); err != nil {
+		return nil, err
+	}
+
+	peerURL := "http://127.0.0.1:" + strconv.Itoa(etcdPeer)
+	env.etcd, err = startChild("etcd", bins.Etcd, []string{
+		"--name=berth-e2e",
+		"--data-dir=" + filepath.Join(dir, "etcd"),
+		"--listen-client-urls=" + env.EtcdURL,
+		"--advertise-client-urls=" + env.EtcdURL,
+		"--listen-peer-urls=" + peerURL,
+		"--initial-advertise-peer-urls=" + peerURL,
+		"--initial-cluster=berth-e2e=" + peerURL,
+		"--initial-cluster-state=new",
+		"--logger=zap",
+		"--log-outputs=stderr",
+	}, env.EtcdLog)
+	if err != nil {
+		return nil, err
+	}
+	env.EtcdPID = env.etcd.cmd.Process.Pid
+	if err := waitEtcd(ctx, env.etcd, env.EtcdURL); err != nil {
+		_ = env.Stop()
+		return nil, fmt.Errorf("kubeenv: etcd did not become healthy: %w\n--- tail of %s ---\n%s", err, env.EtcdLog, tailFile(env.EtcdLog, 40))
+	}
+
+	args := []string{
+		"--etcd-servers=" + env.EtcdURL,
+		"--bind-address=127.0.0.1",
+		"--advertise-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(apiPort),
+		"--cert-dir=" + filepath.Join(dir, "apiserver-certs"),
+		"--tls-cert-file=" + keys.certFile,
+		"--tls-private-key-file=" + keys.keyFile,
+		"--client-ca-file=" + keys.caFile,
+		"--token-auth-file=" + keys.tokenFile,
+		"--enable-bootstrap-token-auth=true",
+		"--authorization-mode=Node,RBAC",
+		"--service-account-issuer=" + ServiceAccountIssuer,
+		"--service-account-key-file=" + keys.saPubFile,
+		"--service-account-signing-key-file=" + keys.saKeyFile,
+		"--service-cluster-ip-range=" + ServiceClusterIPRange,
+		"--disable-admission-plugins=ServiceAccount",
+		"--enable-priority-and-fairness=false",
+		"--allow-privileged=true",
+		"--profiling=false",
+		"--v=1",
+	}
+	args = append(args, opts.ExtraAPIServerArgs...)
+	env.apiserver, err = startChild("kube-apiserver", bins.KubeAPIServer, args, env.APIServerLog)
+	if err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	env.APIServerPID = env.apiserver.cmd.Process.Pid
+	if err := env.waitReady(ctx); err != nil {
+		_ = env.Stop()
+		return nil, fmt.Errorf("kubeenv: kube-apiserver did not become ready: %w\n--- tail of %s ---\n%s", err, env.APIServerLog, tailFile(env.APIServerLog, 60))
+	}
+	return env, nil
+}
+
+// freePorts returns n distinct loopback ports that were free a moment ago.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			_ = l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("kubeenv: picking a free loopback port: %w", err)
+		}
+		listeners = append(listeners, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// childEnv is the caller's environment without variables that would steer
+// etcd or kubectl away from the flags we pass.
+func childEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "ETCD_") || strings.HasPrefix(kv, "KUBECONFIG=") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+func startChild(name, path string, args []string, logPath string) (*child, error) {
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("kubeenv: opening the %s log: %w", name, err)
+	}
+	fmt.Fprintf(logFile, "# %s %s\n", path, strings.Join(args, " "))
+	cmd := exec.Command(path, args...)
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.Env = childEnv()
+	setProcAttrs(cmd)
+	if err := cmd.Start(); err != nil {
+		_ = logFile.Close()
+		return nil, fmt.Errorf("kubeenv: starting %s (%s): %w", name, path, err)
+	}
+	c := &child{name: name, cmd: cmd, log: logFile, logPath: logPath, done: make(chan struct{})}
+	go func() {
+		c.waitErr = cmd.Wait()
+		_ = logFile.Close()
+		close(c.done)
+	}()
+	return c, nil
+}
+
+// exited reports an error if the child has already ended.
+func (c *child) exited() error {
+	select {
+	case <-c.done:
+		return fmt.Errorf("%s exited early: %v", c.name, c.waitErr)
+	default:
+		return nil
+	}
+}
+
+// poll calls check every interval until it returns nil, the child exits, or
+// ctx ends; the error then includes check's last error.
+func poll(ctx context.Context, c *child, check func(context.Context) error) error {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		if err := c.exited(); err != nil {
+			return err
+		}
+		if last = check(ctx); last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last check: %v)", ctx.Err(), last)
+		case <-c.done:
+			return fmt.Errorf("%s exited early: %v (last check: %v)", c.name, c.waitErr, last)
+		case <-tick.C:
+		}
+	}
+}
+
+func waitEtcd(ctx context.Context, c *child, url string) error {
+	client := &http.Client{Timeout: 5 * time.Second}
+	return poll(ctx, c, func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/health", nil)
+		if err != nil {
+			return fmt.Errorf("building the health request: %w", err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var health struct {
+			Health string `json:"health"`
+		}
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&health); err != nil {
+			return fmt.Errorf("decoding /health: %w", err)
+		}
+		if resp.StatusCode != http.StatusOK || health.Health != "true" {
+			return fmt.Errorf("/health: %s, health=%q", resp.Status, health.Health)
+		}
+		return nil
+	})
+}
+
+// HTTPClient returns a client that trusts the apiserver's CA. It sends no
+// credentials; add an Authorization header per request.
+func (e *Env) HTTPClient() *http.Client {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(e.CAData)
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		},
+	}
+}
+
+func (e *Env) waitReady(ctx context.Context) error {
+	client := e.HTTPClient()
+	client.Timeout = 5 * time.Second
+	defer client.CloseIdleConnections()
+	return poll(ctx, e.apiserver, func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.Server+"/readyz", nil)
+		if err != nil {
+			return fmt.Errorf("building the readyz request: %w", err)
+		}
+		req.Header.Set("Authorization", "Bearer "+e.AdminToken)
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/readyz: %s: %s", resp.Status, lastLines(string(body), 5))
+		}
+		return nil
+	})
+}
+
+// Stop ends kube-apiserver and then etcd: SIGTERM to each process group,
+// SIGKILL if it has not exited after 15 seconds, and waits for the
+// processes. It is safe to call more than once; later calls return the first
+// result. Data under Dir is left in place.
+func (e *Env) Stop() error {
+	e.stopOnce.Do(func() {
+		var errs []error
+		for _, c := range []*child{e.apiserver, e.etcd} {
+			if c == nil {
+				continue
+			}
+			if err := c.stop(15 * time.Second); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		e.stopErr = errors.Join(errs...)
+	})
+	return e.stopErr
+}
+
+func (c *child) stop(grace time.Duration) error {
+	pgid := c.cmd.Process.Pid
+	select {
+	case <-c.done:
+		// The leader is gone; still sweep the group for anything it forked.
+		_ = signalGroup(pgid, syscall.SIGKILL)
+		return nil
+	default:
+	}
+	if err := signalGroup(pgid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("kubeenv: signalling %s (pgid %d): %w", c.name, pgid, err)
+	}
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-c.done:
+		_ = signalGroup(pgid, syscall.SIGKILL)
+		return nil
+	case <-timer.C:
+	}
+	if err := signalGroup(pgid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("kubeenv: killing %s (pgid %d): %w", c.name, pgid, err)
+	}
+	select {
+	case <-c.done:
+		return nil
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("kubeenv: %s (pid %d) did not exit after SIGKILL", c.name, pgid)
+	}
+}
+
+// Kubectl runs the pinned kubectl as the admin user and returns its stdout.
+// On failure the error includes kubectl's stderr.
+func (e *Env) Kubectl(ctx context.Context, args ...string) ([]byte, error) {
+	return e.KubectlWith(ctx, e.Kubeconfig, args...)
+}
+
+// KubectlWith runs the pinned kubectl with the given kubeconfig (for
+// example UserKubeconfig, or one from WriteKubeconfig pointing at Berth) and
+// returns its stdout. On failure the error includes kubectl's stderr.
+func (e *Env) KubectlWith(ctx context.Context, kubeconfig string, args ...string) ([]byte, error) {
+	full := append([]string{
+		"--kubeconfig=" + kubeconfig,
+		"--cache-dir=" + filepath.Join(e.Dir, "kubectl-cache"),
+	}, args...)
+	cmd := exec.CommandContext(ctx, e.KubectlPath, full...)
+	cmd.Env = childEnv()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.Bytes(), fmt.Errorf("kubeenv: kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.Bytes(), nil
+}
+
+// WriteKubeconfig writes a kubeconfig for server, token and caData to path;
+// see the package-level WriteKubeconfig. It is here so tests holding an Env
+// need no other import, e.g. to point kubectl at the Berth proxy:
+//
+//	env.WriteKubeconfig(p, berthURL+"/proxy/clusters/dev", berthToken, berthCA)
+func (e *Env) WriteKubeconfig(path, server, token string, caData []byte) error {
+	return WriteKubeconfig(path, server, token, caData)
+}
+
+// Logs returns the last n lines of the etcd and kube-apiserver logs, for a
+// failing test to print.
+func (e *Env) Logs(n int) string {
+	return fmt.Sprintf("--- %s ---\n%s\n--- %s ---\n%s", e.EtcdLog, tailFile(e.EtcdLog, n), e.APIServerLog, tailFile(e.APIServerLog, n))
+}
+
+// ForTest starts an environment for t, or skips/fails t as MustBinaries
+// does when the binaries are missing. An empty opts.Dir becomes
+// t.TempDir(). Stop runs in t.Cleanup, and the process logs are printed if
+// t failed.
+func ForTest(t testing.TB, opts Options) *Env {
+	t.Helper()
+	if opts.Binaries == nil {
+		b := MustBinaries(t)
+		opts.Binaries = &b
+	}
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	env, err := Start(t.Context(), opts)
+	if err != nil {
+		t.Fatalf("starting the Kubernetes test environment: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("kubeenv logs:\n%s", env.Logs(40))
+		}
+		if err := env.Stop(); err != nil {
+			t.Errorf("stopping the Kubernetes test environment: %v", err)
+		}
+	})
+	return env
+}
+
+func tailFile(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(cannot read %s: %v)", path, err)
+	}
+	return lastLines(string(data), n)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
