@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # build-k8s.sh — build the pinned kube-apiserver and kubectl for Berth's
-# end-to-end tests, and install the Debian packages they need (etcd-server,
-# shellcheck).
+# end-to-end tests, and install two Debian packages when their commands are
+# missing: etcd-server (for etcd) and the linter named shellcheck.
 #
 # The Kubernetes version is whatever deploy/e2e/k8s/go.mod requires of
 # k8s.io/kubernetes. Binaries go to
@@ -74,7 +74,6 @@ fi
 
 # The stamp ties the cached binaries to the exact module graph they came from.
 stamp_want=$(cat "$mod_dir/go.mod" "$mod_dir/go.sum" | sha256sum | cut -d' ' -f1)
-stamp_file="$bin_dir/.stamp"
 
 binaries_ok() {
 	local dir=$1
