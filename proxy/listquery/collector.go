@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -135,8 +136,9 @@ func (c *Collector) fail(err error) (string, error) {
 
 // Add consumes the raw JSON body of the next List chunk and returns its
 // metadata.continue token: the caller fetches the next chunk with it, or
-// stops when it is "". Add does not keep body, so the caller may reuse the
-// buffer (as fasthttp does) once Add returns. After an error the Collector
+// stops when it is "". body must not change while Add runs; Add keeps no
+// reference to it, so the caller may reuse the buffer (as fasthttp does)
+// once Add returns. After an error the Collector
 // is spent and returns the same error again.
 func (c *Collector) Add(body []byte) (next string, err error) {
 	if c.err != nil {
@@ -156,10 +158,14 @@ func (c *Collector) Add(body []byte) (next string, err error) {
 	if !gjson.ValidBytes(body) {
 		return c.fail(fmt.Errorf("listquery: chunk %d: %w: not valid JSON", n, ErrMalformed))
 	}
-	// One copy of the chunk as a string lets every lookup below slice it
-	// without further copies; kept items are copied out of it (entry.own)
-	// so it is garbage as soon as Add returns.
-	root := gjson.Parse(string(body))
+	// View the chunk as a string without copying it: a copy would double
+	// the bytes allocated per list (40 MB for 10 000 pods) and the GC work
+	// with them. This is sound because the caller does not modify body
+	// while Add runs and nothing that outlives Add points into it: every
+	// string kept (items in entry.own, the header, kind, the continue
+	// token) is copied first. TestBufferReuse and FuzzCollector overwrite
+	// the buffer after Add to hold this line.
+	root := gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body)))
 	if !root.IsObject() {
 		return c.fail(fmt.Errorf("listquery: chunk %d: %w: not a JSON object", n, ErrMalformed))
 	}
@@ -169,7 +175,7 @@ func (c *Collector) Add(body []byte) (next string, err error) {
 		if kind == "Status" {
 			return c.fail(fmt.Errorf("listquery: %w: got a Status: %s", ErrNotList, quote(root.Get("message").Str)))
 		}
-		c.kind = kind
+		c.kind = strings.Clone(kind) // a substring would pin the whole first chunk
 		c.table = kind == "Table"
 		if c.table {
 			listKey = "rows"
@@ -185,17 +191,16 @@ func (c *Collector) Add(body []byte) (next string, err error) {
 			listKey = "rows"
 		}
 	}
-	list := root.Get(listKey)
-	switch {
-	case !list.Exists() || list.Type == gjson.Null:
+	switch at := memberStart(root.Raw, listKey); {
+	case at < 0 || root.Raw[at] == 'n':
 		// An empty list may be encoded as null; the header check above
 		// already ensured the first chunk names the member.
-	case !list.IsArray():
+	case root.Raw[at] != '[':
 		return c.fail(fmt.Errorf("listquery: chunk %d: %w: %s is not an array", n, ErrMalformed, listKey))
 	default:
 		var ierr error
-		list.ForEach(func(_, it gjson.Result) bool {
-			ierr = c.addItem(n, it)
+		arrayElements(root.Raw, at, func(raw string) bool {
+			ierr = c.addItem(n, raw)
 			return ierr == nil
 		})
 		if ierr != nil {
@@ -215,7 +220,7 @@ func (c *Collector) Add(body []byte) (next string, err error) {
 		c.done = true
 		return "", nil
 	}
-	// Clone so the token does not pin the chunk's memory.
+	// Clone: the token must not point into the caller's buffer.
 	return strings.Clone(next), nil
 }
 
@@ -278,12 +283,13 @@ func pagingFreeMeta(meta gjson.Result) string {
 }
 
 // addItem filters one item and keeps it if it can still be on the page.
-func (c *Collector) addItem(chunk int, it gjson.Result) error {
+func (c *Collector) addItem(chunk int, raw string) error {
 	c.seen++
 	if c.lim.MaxItems > 0 && c.seen > c.lim.MaxItems {
 		return fmt.Errorf("listquery: chunk %d: %w: more than %d items", chunk, ErrTooLarge, c.lim.MaxItems)
 	}
-	if !it.IsObject() {
+	it := rootOf(raw)
+	if raw[0] != '{' {
 		return fmt.Errorf("listquery: chunk %d: %w: item %d is not an object", chunk, ErrMalformed, c.seen-1)
 	}
 	obj := it
@@ -303,7 +309,7 @@ func (c *Collector) addItem(chunk int, it gjson.Result) error {
 	if c.keep == 0 {
 		return nil
 	}
-	e := entry{raw: it.Raw, seq: c.seen}
+	e := entry{raw: raw, seq: c.seen}
 	if meta := obj.Get("metadata"); meta.IsObject() {
 		e.ns = meta.Get("namespace").Str
 		e.name = meta.Get("name").Str

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/tidwall/gjson"
 )
 
 // Seed corpora live in testdata/fuzz/<FuzzName>/ as well as in f.Add, so
@@ -143,8 +145,8 @@ func FuzzSplitPath(f *testing.F) {
 
 // FuzzCollector feeds arbitrary bytes as a single chunk. Whatever the input,
 // the collector must not panic, must fail only with its sentinel errors,
-// and when it accepts the input its output must be valid JSON with an
-// items array and a total.
+// and when it accepts the input its output must be a valid JSON object
+// with a total, unchanged when the input buffer is overwritten after Add.
 func FuzzCollector(f *testing.F) {
 	f.Add([]byte(chunk("", 0, pod("a", "b", `"spec":{"n":1}`), pod("c", "d", ""))))
 	f.Add([]byte(tableChunk2))
@@ -155,7 +157,13 @@ func FuzzCollector(f *testing.F) {
 	q := mustQuery(f, "selector=metadata.name!=x&sortName=spec.n&sortFunc=number&pageSize=3")
 	f.Fuzz(func(t *testing.T, body []byte) {
 		c := NewCollector(q, Limits{MaxBytes: 1 << 20, MaxItems: 1000})
-		next, err := c.Add(body)
+		// Add reads the buffer in place: feed a copy and destroy it
+		// afterwards, then compare with the untouched input's result.
+		buf := append([]byte(nil), body...)
+		next, err := c.Add(buf)
+		for i := range buf {
+			buf[i] = 0
+		}
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrNotList) && !errors.Is(err, ErrTooLarge) {
 				t.Fatalf("unexpected error: %v", err)
@@ -175,6 +183,66 @@ func FuzzCollector(f *testing.F) {
 		}
 		if _, ok := l["total"]; !ok {
 			t.Fatalf("no total: %s", out)
+		}
+		c2 := NewCollector(q, Limits{})
+		if _, err := c2.Add(body); err != nil {
+			t.Fatal(err)
+		}
+		if out2, err := c2.Result(); err != nil || string(out2) != string(out) {
+			t.Fatalf("result depends on the buffer after Add:\n%s\n%s", out, out2)
+		}
+	})
+}
+
+// FuzzScan checks the single-pass scanner (scan.go) against gjson on every
+// input gjson.Valid accepts: the top-level value ends where the input (less
+// trailing whitespace) ends, array elements are exactly gjson's, and each
+// object member's value is found exactly where gjson finds it.
+func FuzzScan(f *testing.F) {
+	for _, s := range []string{
+		`{"kind":"PodList","metadata":{"continue":"x"},"items":[{"a":"b\"]"},{"c":[1,{"d":"\\"}]}]}`,
+		` [ 1 , -2.5e3 , "x\\\"" , true , null , [ ] , { } ] `,
+		`{"a\u0062":1,"ab":2,"":{"":""}}`,
+		`"just a string"`,
+		`12`,
+		string(chunk("c", 3, pod("ns", "n", `"spec":{"s":"a\\\\"}`))),
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !gjson.Valid(s) {
+			return
+		}
+		i := skipWS(s, 0)
+		end := valueEnd(s, i)
+		if skipWS(s, end) != len(s) {
+			t.Fatalf("valueEnd(%q) = %d, want the end of the input", s, end)
+		}
+		root := gjson.Parse(s)
+		switch {
+		case root.IsArray():
+			var mine, theirs []string
+			arrayElements(s, i, func(raw string) bool { mine = append(mine, raw); return true })
+			root.ForEach(func(_, v gjson.Result) bool { theirs = append(theirs, v.Raw); return true })
+			if !reflect.DeepEqual(mine, theirs) && !(len(mine) == 0 && len(theirs) == 0) {
+				t.Fatalf("elements of %q:\n mine   %q\n gjson  %q", s, mine, theirs)
+			}
+		case root.IsObject():
+			seen := map[string]bool{}
+			root.ForEach(func(k, v gjson.Result) bool {
+				if seen[k.Str] {
+					return true
+				}
+				seen[k.Str] = true
+				at := memberStart(s, k.Str)
+				if at < 0 || s[at:valueEnd(s, at)] != v.Raw {
+					t.Fatalf("member %q of %q: found at %d, gjson has %q", k.Str, s, at, v.Raw)
+				}
+				return true
+			})
+			if memberStart(s, "\x00absent") >= 0 && !seen["\x00absent"] {
+				t.Fatalf("memberStart found an absent member in %q", s)
+			}
 		}
 	})
 }
