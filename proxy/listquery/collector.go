@@ -73,9 +73,10 @@ type Collector struct {
 	header []field
 }
 
-// NewCollector prepares to collect a list for q. A Query that Parse did
-// not produce is validated here; if it is invalid, the first Add returns
-// the *ParamError.
+// NewCollector prepares to collect a list for q, which must not be nil
+// (Parse returns nil exactly when the list is to be passed through). A
+// Query that Parse did not produce is validated here; if it is invalid,
+// the first Add returns the *ParamError.
 func NewCollector(q *Query, lim Limits) *Collector {
 	c := &Collector{sel: q.Selector, lim: lim}
 	size, num := q.PageSize, q.PageNum
@@ -85,7 +86,10 @@ func NewCollector(q *Query, lim Limits) *Collector {
 	if num <= 0 {
 		num = DefaultPageNum
 	}
-	// int64 so a large page number cannot overflow on 32-bit platforms.
+	// Parse allows at most 9 digits; clamping a hand-made Query the same
+	// way keeps the int64 arithmetic below from overflowing.
+	const maxN = 999_999_999
+	size, num = min(size, maxN), min(num, maxN)
 	off := (int64(num) - 1) * int64(size)
 	keep := off + int64(size)
 	if lim.MaxItems > 0 && keep > int64(lim.MaxItems) {
