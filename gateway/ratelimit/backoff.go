@@ -1,0 +1,105 @@
+package ratelimit
+
+import (
+	"sync"
+	"time"
+)
+
+// Backoff counts failures per key (an account name) and locks the key
+// after a threshold: the first lock lasts Base, each further failure
+// doubles it, up to Max. Success resets the key. A key with no failure for
+// Max is forgotten. Memory is bounded like the Limiter's: past MaxKeys the
+// least recently touched key is dropped.
+//
+// State lives in memory only, so a restart clears it; the per-address
+// limit on sign-in still applies across restarts of an attack.
+type Backoff struct {
+	threshold int
+	base, max time.Duration
+	now       func() time.Time
+	mu        sync.Mutex
+	keys      *lru[*failures]
+}
+
+type failures struct {
+	count       int
+	last        time.Time
+	lockedUntil time.Time
+}
+
+// BackoffOptions configures a Backoff.
+type BackoffOptions struct {
+	// Threshold is the number of consecutive failures that locks a key;
+	// zero disables locking.
+	Threshold int
+	Base, Max time.Duration
+	MaxKeys   int
+	Now       func() time.Time
+}
+
+// NewBackoff builds a Backoff.
+func NewBackoff(opts BackoffOptions) *Backoff {
+	b := &Backoff{threshold: opts.Threshold, base: opts.Base, max: opts.Max, now: opts.Now}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	if b.max < b.base {
+		b.max = b.base
+	}
+	maxKeys := opts.MaxKeys
+	if maxKeys <= 0 {
+		maxKeys = DefaultMaxKeys
+	}
+	b.keys = newLRU[*failures](maxKeys)
+	return b
+}
+
+// Locked returns how long key stays locked, or 0.
+func (b *Backoff) Locked(key string) time.Duration {
+	if b.threshold <= 0 {
+		return 0
+	}
+	now := b.now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f, ok := b.keys.get(key)
+	if !ok || !now.Before(f.lockedUntil) {
+		return 0
+	}
+	return f.lockedUntil.Sub(now)
+}
+
+// Fail records a failure for key and returns the lock it now carries (0
+// while under the threshold).
+func (b *Backoff) Fail(key string) time.Duration {
+	if b.threshold <= 0 {
+		return 0
+	}
+	now := b.now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f, ok := b.keys.get(key)
+	if !ok || now.Sub(f.last) > b.max && !now.Before(f.lockedUntil) {
+		f = &failures{}
+		b.keys.put(key, f)
+	}
+	f.count++
+	f.last = now
+	if f.count < b.threshold {
+		return 0
+	}
+	lock := b.base
+	for i := b.threshold; i < f.count && lock < b.max; i++ {
+		lock *= 2
+	}
+	lock = min(lock, b.max)
+	f.lockedUntil = now.Add(lock)
+	return lock
+}
+
+// Reset forgets key's failures, after a successful sign-in.
+func (b *Backoff) Reset(key string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.keys.remove(key)
+}
