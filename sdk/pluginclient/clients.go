@@ -1,0 +1,338 @@
+package pluginclient
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/berthgw/berth/sdk"
+	"github.com/berthgw/berth/sdk/host"
+	"github.com/berthgw/berth/sdk/internal/convert"
+	pb "github.com/berthgw/berth/sdk/proto/berth/plugin/v1"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+)
+
+// Base is the service every plugin serves.
+type Base interface {
+	// GetInfo describes the plugin.
+	GetInfo(ctx context.Context) (sdk.Info, error)
+	// ValidateConfig checks a JSON configuration without applying it; an
+	// invalid one is an error matching sdk.ErrInvalidConfig.
+	ValidateConfig(ctx context.Context, config []byte) error
+	// Configure applies a JSON configuration, first offering the plugin
+	// the host services it was set up with (see SetOptions.Host).
+	Configure(ctx context.Context, config []byte) error
+	// Health asks the plugin how it is.
+	Health(ctx context.Context) (sdk.Health, error)
+}
+
+// Provisioner is a provisioner plugin as the host sees it. WatchOperation
+// always works (the SDK polls for plugins that cannot push);
+// GetJoinMaterial returns sdk.ErrUnimplemented for plugins without node
+// joins.
+type Provisioner interface {
+	sdk.Provisioner
+	sdk.OperationWatcher
+	sdk.JoinMaterialProvider
+}
+
+// Billing is a billing plugin as the host sees it.
+type Billing interface {
+	sdk.Billing
+}
+
+// Notifier is a notifier plugin as the host sees it.
+type Notifier interface {
+	sdk.Notifier
+}
+
+// DNSProvider is a DNS plugin as the host sees it.
+type DNSProvider interface {
+	sdk.DNSProvider
+}
+
+// NewIdempotencyKey returns a random key. The clients fill in one for a
+// mutating call whose request has none, so every call carries a key; a
+// host that retries calls must set its own, stable, key to make retries
+// safe.
+func NewIdempotencyKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func keyOr(k string) string {
+	if k == "" {
+		return NewIdempotencyKey()
+	}
+	return k
+}
+
+type baseClient struct {
+	c        pb.PluginClient
+	broker   *plugin.GRPCBroker
+	services host.Services
+	logger   hclog.Logger
+
+	once     sync.Once
+	brokerID uint32
+}
+
+func (b *baseClient) GetInfo(ctx context.Context) (sdk.Info, error) {
+	resp, err := b.c.GetInfo(ctx, &pb.GetInfoRequest{})
+	if err != nil {
+		return sdk.Info{}, fmt.Errorf("GetInfo: %w", err)
+	}
+	return convert.Info(resp), nil
+}
+
+func (b *baseClient) ValidateConfig(ctx context.Context, config []byte) error {
+	if _, err := b.c.ValidateConfig(ctx, &pb.ValidateConfigRequest{Config: config}); err != nil {
+		return fmt.Errorf("ValidateConfig: %w", err)
+	}
+	return nil
+}
+
+func (b *baseClient) Configure(ctx context.Context, config []byte) error {
+	// The services are registered on the broker once, at the first
+	// Configure, so that the plugin dials them right away: go-plugin drops
+	// a broker offer nobody picks up within 5 seconds.
+	if !b.services.Empty() && b.broker != nil {
+		b.once.Do(func() { b.brokerID = host.Register(b.broker, b.services, b.logger) })
+	}
+	req := &pb.ConfigureRequest{IdempotencyKey: NewIdempotencyKey(), Config: config, HostBrokerId: b.brokerID}
+	if _, err := b.c.Configure(ctx, req); err != nil {
+		return fmt.Errorf("Configure: %w", err)
+	}
+	return nil
+}
+
+func (b *baseClient) Health(ctx context.Context) (sdk.Health, error) {
+	resp, err := b.c.Health(ctx, &pb.HealthRequest{})
+	if err != nil {
+		return sdk.Health{}, fmt.Errorf("Health: %w", err)
+	}
+	status := map[pb.HealthResponse_Status]sdk.HealthStatus{
+		pb.HealthResponse_STATUS_SERVING:     sdk.HealthServing,
+		pb.HealthResponse_STATUS_DEGRADED:    sdk.HealthDegraded,
+		pb.HealthResponse_STATUS_NOT_SERVING: sdk.HealthNotServing,
+	}[resp.GetStatus()]
+	return sdk.Health{Status: status, Message: resp.GetMessage()}, nil
+}
+
+type provisionerClient struct{ c pb.ProvisionerClient }
+
+func (p *provisionerClient) CreateCluster(ctx context.Context, req sdk.CreateClusterRequest) (sdk.Operation, error) {
+	op, err := p.c.CreateCluster(ctx, &pb.CreateClusterRequest{IdempotencyKey: keyOr(req.IdempotencyKey), Spec: convert.SpecPB(req.Spec)})
+	if err != nil {
+		return sdk.Operation{}, fmt.Errorf("CreateCluster %q: %w", req.Spec.Name, err)
+	}
+	return convert.Operation(op), nil
+}
+
+func (p *provisionerClient) UpdateCluster(ctx context.Context, req sdk.UpdateClusterRequest) (sdk.Operation, error) {
+	op, err := p.c.UpdateCluster(ctx, &pb.UpdateClusterRequest{IdempotencyKey: keyOr(req.IdempotencyKey), Spec: convert.SpecPB(req.Spec)})
+	if err != nil {
+		return sdk.Operation{}, fmt.Errorf("UpdateCluster %q: %w", req.Spec.Name, err)
+	}
+	return convert.Operation(op), nil
+}
+
+func (p *provisionerClient) GetCluster(ctx context.Context, name string) (sdk.Cluster, error) {
+	c, err := p.c.GetCluster(ctx, &pb.GetClusterRequest{Name: name})
+	if err != nil {
+		return sdk.Cluster{}, fmt.Errorf("GetCluster %q: %w", name, err)
+	}
+	return convert.Cluster(c), nil
+}
+
+func (p *provisionerClient) ListClusters(ctx context.Context) ([]sdk.Cluster, error) {
+	resp, err := p.c.ListClusters(ctx, &pb.ListClustersRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("ListClusters: %w", err)
+	}
+	out := make([]sdk.Cluster, len(resp.GetClusters()))
+	for i, c := range resp.GetClusters() {
+		out[i] = convert.Cluster(c)
+	}
+	return out, nil
+}
+
+func (p *provisionerClient) DeleteCluster(ctx context.Context, req sdk.DeleteClusterRequest) (sdk.Operation, error) {
+	op, err := p.c.DeleteCluster(ctx, &pb.DeleteClusterRequest{IdempotencyKey: keyOr(req.IdempotencyKey), Name: req.Name})
+	if err != nil {
+		return sdk.Operation{}, fmt.Errorf("DeleteCluster %q: %w", req.Name, err)
+	}
+	return convert.Operation(op), nil
+}
+
+func (p *provisionerClient) GetOperation(ctx context.Context, id string) (sdk.Operation, error) {
+	op, err := p.c.GetOperation(ctx, &pb.GetOperationRequest{Id: id})
+	if err != nil {
+		return sdk.Operation{}, fmt.Errorf("GetOperation %q: %w", id, err)
+	}
+	return convert.Operation(op), nil
+}
+
+// WatchOperation calls send with each change of the operation until it is
+// done, ctx ends, or send fails. The stream has no default deadline: bound
+// it with ctx.
+func (p *provisionerClient) WatchOperation(ctx context.Context, id string, send func(sdk.Operation) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := p.c.WatchOperation(ctx, &pb.WatchOperationRequest{Id: id})
+	if err != nil {
+		return fmt.Errorf("WatchOperation %q: %w", id, err)
+	}
+	for {
+		op, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("WatchOperation %q: %w", id, err)
+		}
+		if err := send(convert.Operation(op)); err != nil {
+			return err
+		}
+	}
+}
+
+func (p *provisionerClient) GetConnection(ctx context.Context, name string) (sdk.Connection, error) {
+	c, err := p.c.GetConnection(ctx, &pb.GetConnectionRequest{Name: name})
+	if err != nil {
+		return sdk.Connection{}, fmt.Errorf("GetConnection %q: %w", name, err)
+	}
+	return sdk.Connection{APIEndpoint: c.GetApiEndpoint(), CAPEM: c.GetCaPem(), Kubeconfig: c.GetKubeconfig()}, nil
+}
+
+func (p *provisionerClient) GetJoinMaterial(ctx context.Context, req sdk.JoinMaterialRequest) (sdk.JoinMaterial, error) {
+	m, err := p.c.GetJoinMaterial(ctx, &pb.GetJoinMaterialRequest{
+		IdempotencyKey: keyOr(req.IdempotencyKey), ClusterName: req.ClusterName, TtlSeconds: int64(req.TTL / time.Second),
+	})
+	if err != nil {
+		return sdk.JoinMaterial{}, fmt.Errorf("GetJoinMaterial %q: %w", req.ClusterName, err)
+	}
+	return sdk.JoinMaterial{APIEndpoint: m.GetApiEndpoint(), CACertHash: m.GetCaCertHash(), BootstrapToken: m.GetBootstrapToken(), ExpiresAt: convert.Time(m.GetExpiresAt())}, nil
+}
+
+type billingClient struct{ c pb.BillingClient }
+
+func (b *billingClient) ListPlans(ctx context.Context) ([]sdk.Plan, error) {
+	resp, err := b.c.ListPlans(ctx, &pb.ListPlansRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("ListPlans: %w", err)
+	}
+	out := make([]sdk.Plan, len(resp.GetPlans()))
+	for i, p := range resp.GetPlans() {
+		out[i] = convert.Plan(p)
+	}
+	return out, nil
+}
+
+func (b *billingClient) CreateCheckout(ctx context.Context, req sdk.CheckoutRequest) (sdk.Checkout, error) {
+	c, err := b.c.CreateCheckout(ctx, &pb.CreateCheckoutRequest{
+		IdempotencyKey: keyOr(req.IdempotencyKey), UserId: req.UserID, PlanId: req.PlanID, Quantity: int32(req.Quantity),
+		SuccessUrl: req.SuccessURL, CancelUrl: req.CancelURL, Metadata: req.Metadata,
+	})
+	if err != nil {
+		return sdk.Checkout{}, fmt.Errorf("CreateCheckout: %w", err)
+	}
+	return sdk.Checkout{OrderID: c.GetOrderId(), URL: c.GetCheckoutUrl(), ExpiresAt: convert.Time(c.GetExpiresAt())}, nil
+}
+
+func (b *billingClient) HandleWebhook(ctx context.Context, req sdk.WebhookRequest) ([]sdk.BillingEvent, error) {
+	resp, err := b.c.HandleWebhook(ctx, &pb.HandleWebhookRequest{IdempotencyKey: keyOr(req.IdempotencyKey), Headers: convert.HeadersPB(req.Header), Body: req.Body})
+	if err != nil {
+		return nil, fmt.Errorf("HandleWebhook: %w", err)
+	}
+	out := make([]sdk.BillingEvent, len(resp.GetEvents()))
+	for i, e := range resp.GetEvents() {
+		out[i] = convert.BillingEvent(e)
+	}
+	return out, nil
+}
+
+func (b *billingClient) Cancel(ctx context.Context, req sdk.CancelRequest) error {
+	if _, err := b.c.Cancel(ctx, &pb.CancelRequest{IdempotencyKey: keyOr(req.IdempotencyKey), OrderId: req.OrderID, AtPeriodEnd: req.AtPeriodEnd}); err != nil {
+		return fmt.Errorf("Cancel %q: %w", req.OrderID, err)
+	}
+	return nil
+}
+
+func (b *billingClient) GetEntitlement(ctx context.Context, userID string) (sdk.Entitlement, error) {
+	e, err := b.c.GetEntitlement(ctx, &pb.GetEntitlementRequest{UserId: userID})
+	if err != nil {
+		return sdk.Entitlement{}, fmt.Errorf("GetEntitlement %q: %w", userID, err)
+	}
+	return sdk.Entitlement{UserID: e.GetUserId(), PlanID: e.GetPlanId(), Active: e.GetActive(), ValidUntil: convert.Time(e.GetValidUntil()), Limits: e.GetLimits()}, nil
+}
+
+type notifierClient struct{ c pb.NotifierClient }
+
+func (n *notifierClient) ListChannels(ctx context.Context) ([]sdk.Channel, error) {
+	resp, err := n.c.ListChannels(ctx, &pb.ListChannelsRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("ListChannels: %w", err)
+	}
+	out := make([]sdk.Channel, len(resp.GetChannels()))
+	for i, c := range resp.GetChannels() {
+		out[i] = sdk.Channel{Type: c.GetType(), Name: c.GetName(), Description: c.GetDescription()}
+	}
+	return out, nil
+}
+
+func (n *notifierClient) Send(ctx context.Context, msg sdk.Message) (sdk.Delivery, error) {
+	d, err := n.c.Send(ctx, &pb.SendRequest{
+		IdempotencyKey: keyOr(msg.IdempotencyKey), Channel: msg.Channel, Target: msg.Target, TemplateId: msg.TemplateID,
+		Subject: msg.Subject, TextBody: msg.TextBody, HtmlBody: msg.HTMLBody, Metadata: msg.Metadata,
+	})
+	if err != nil {
+		return sdk.Delivery{}, fmt.Errorf("Send via %q: %w", msg.Channel, err)
+	}
+	return sdk.Delivery{ProviderMessageID: d.GetProviderMessageId(), AcceptedAt: convert.Time(d.GetAcceptedAt())}, nil
+}
+
+type dnsClient struct{ c pb.DNSProviderClient }
+
+func (d *dnsClient) GetRecords(ctx context.Context, zone string) ([]sdk.Record, error) {
+	resp, err := d.c.GetRecords(ctx, &pb.GetRecordsRequest{Zone: zone})
+	if err != nil {
+		return nil, fmt.Errorf("GetRecords %q: %w", zone, err)
+	}
+	return convert.Records(resp.GetRecords()), nil
+}
+
+func (d *dnsClient) changeRequest(req sdk.RecordsChange) *pb.ChangeRecordsRequest {
+	return &pb.ChangeRecordsRequest{IdempotencyKey: keyOr(req.IdempotencyKey), Zone: req.Zone, Records: convert.RecordsPB(req.Records)}
+}
+
+func (d *dnsClient) AppendRecords(ctx context.Context, req sdk.RecordsChange) ([]sdk.Record, error) {
+	resp, err := d.c.AppendRecords(ctx, d.changeRequest(req))
+	if err != nil {
+		return nil, fmt.Errorf("AppendRecords %q: %w", req.Zone, err)
+	}
+	return convert.Records(resp.GetRecords()), nil
+}
+
+func (d *dnsClient) SetRecords(ctx context.Context, req sdk.RecordsChange) ([]sdk.Record, error) {
+	resp, err := d.c.SetRecords(ctx, d.changeRequest(req))
+	if err != nil {
+		return nil, fmt.Errorf("SetRecords %q: %w", req.Zone, err)
+	}
+	return convert.Records(resp.GetRecords()), nil
+}
+
+func (d *dnsClient) DeleteRecords(ctx context.Context, req sdk.RecordsChange) ([]sdk.Record, error) {
+	resp, err := d.c.DeleteRecords(ctx, d.changeRequest(req))
+	if err != nil {
+		return nil, fmt.Errorf("DeleteRecords %q: %w", req.Zone, err)
+	}
+	return convert.Records(resp.GetRecords()), nil
+}

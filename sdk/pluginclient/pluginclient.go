@@ -1,0 +1,381 @@
+// Package pluginclient is the gateway's side of the Berth plugin protocol:
+// it starts (or reattaches to) a plugin process with go-plugin, checks the
+// handshake and protocol version, and hands out typed clients for the
+// plugin's capabilities (Base, Provisioner, Billing, Notifier, DNSProvider).
+//
+//	p, err := pluginclient.Start(ctx, pluginclient.Config{
+//		Name: "notifier-file", Path: "/usr/lib/berth/plugins/notifier-file",
+//		SHA256: "9f2c…", Host: host.Services{KV: kv, Events: sink},
+//	})
+//	if err != nil { … }            // *sdk.IncompatibleProtocolError, handshake refusal, …
+//	defer p.Kill()
+//	if err := p.Base().Configure(ctx, rawJSON); err != nil { … }
+//	n, err := p.Notifier()         // sdk.ErrUnimplemented if the plugin has no notifier
+//
+// Every unary call gets a default deadline (Config.CallTimeout) when its
+// context has none, and errors come back as the SDK's kinds: errors.Is(err,
+// sdk.ErrNotFound) works.
+package pluginclient
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berthgw/berth/sdk"
+	"github.com/berthgw/berth/sdk/host"
+	"github.com/berthgw/berth/sdk/internal/rpc"
+	pb "github.com/berthgw/berth/sdk/proto/berth/plugin/v1"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+)
+
+// HostVersions are the protocol versions this host side speaks.
+func HostVersions() []int { return []int{sdk.ProtocolVersion} }
+
+// SetOptions configure the PluginSet a host hands to go-plugin.
+type SetOptions struct {
+	// Host are the services offered back to the plugin; they are
+	// registered on the plugin's broker at its first Configure.
+	Host host.Services
+	// Logger logs the host services' panics; nil discards.
+	Logger hclog.Logger
+}
+
+// PluginSet returns the go-plugin PluginSet for protocol version 1: each
+// entry dispenses the typed client for one service (Base for
+// sdk.PluginName, Provisioner for sdk.ProvisionerPluginName, ...).
+func PluginSet(opts SetOptions) plugin.PluginSet {
+	return plugin.PluginSet{
+		sdk.PluginName: &clientPlugin{dispense: func(b *plugin.GRPCBroker, c *grpc.ClientConn) any {
+			return &baseClient{c: pb.NewPluginClient(c), broker: b, services: opts.Host, logger: opts.Logger}
+		}},
+		sdk.ProvisionerPluginName: &clientPlugin{dispense: func(_ *plugin.GRPCBroker, c *grpc.ClientConn) any {
+			return &provisionerClient{c: pb.NewProvisionerClient(c)}
+		}},
+		sdk.BillingPluginName: &clientPlugin{dispense: func(_ *plugin.GRPCBroker, c *grpc.ClientConn) any {
+			return &billingClient{c: pb.NewBillingClient(c)}
+		}},
+		sdk.NotifierPluginName: &clientPlugin{dispense: func(_ *plugin.GRPCBroker, c *grpc.ClientConn) any {
+			return &notifierClient{c: pb.NewNotifierClient(c)}
+		}},
+		sdk.DNSPluginName: &clientPlugin{dispense: func(_ *plugin.GRPCBroker, c *grpc.ClientConn) any {
+			return &dnsClient{c: pb.NewDNSProviderClient(c)}
+		}},
+	}
+}
+
+// VersionedPlugins returns the map for plugin.ClientConfig.VersionedPlugins:
+// one PluginSet per protocol version this host speaks.
+func VersionedPlugins(opts SetOptions) map[int]plugin.PluginSet {
+	m := map[int]plugin.PluginSet{}
+	for _, v := range HostVersions() {
+		m[v] = PluginSet(opts)
+	}
+	return m
+}
+
+// clientPlugin is the host side of one PluginSet entry.
+type clientPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	dispense func(*plugin.GRPCBroker, *grpc.ClientConn) any
+}
+
+func (p *clientPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
+	return errors.New("pluginclient: the host's side of the set cannot serve; plugins use sdk.Serve")
+}
+
+func (p *clientPlugin) GRPCClient(_ context.Context, b *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return p.dispense(b, c), nil
+}
+
+// Config says which plugin to run and how.
+type Config struct {
+	// Name is the plugin's name in the gateway's config; it names the
+	// plugin in logs and errors.
+	Name string
+	// Path is the plugin executable. Exactly one of Path and Reattach.
+	Path string
+	// Args are passed to the executable.
+	Args []string
+	// Env is the plugin's whole environment ("KEY=value"): the gateway's
+	// own environment is not inherited, so secrets in it do not leak to
+	// plugins. go-plugin adds its handshake variables.
+	Env []string
+	// SHA256 is the hex SHA-256 of the executable. When set, the file is
+	// checked before it is started and a mismatch refuses to start it.
+	SHA256 string
+	// Reattach attaches to a plugin already running in debug mode instead
+	// of starting Path.
+	Reattach *sdk.ReattachInfo
+
+	// Host are the services offered back to the plugin.
+	Host host.Services
+	// Logger receives go-plugin's logs and the plugin's re-logged stderr;
+	// nil discards.
+	Logger hclog.Logger
+	// StartTimeout bounds the handshake (default 1 minute).
+	StartTimeout time.Duration
+	// CallTimeout is the default deadline of a unary call whose context
+	// has none (default sdk.DefaultCallTimeout).
+	CallTimeout time.Duration
+}
+
+// Plugin is a running plugin.
+type Plugin struct {
+	name    string
+	client  *plugin.Client
+	base    *baseClient
+	info    sdk.Info
+	version int
+	rpc     plugin.ClientProtocol
+}
+
+// Start starts the plugin (or attaches to it), negotiates the protocol,
+// and reads its Info. ctx bounds the first GetInfo call. Errors:
+//
+//   - *sdk.IncompatibleProtocolError (errors.Is sdk.ErrIncompatibleProtocol)
+//     when the plugin speaks no protocol version this host does;
+//   - a handshake failure, with the plugin's own explanation from its
+//     stderr (a binary that is not a Berth plugin, a cookie mismatch);
+//   - plugin.ErrChecksumsDoNotMatch when SHA256 does not match.
+func Start(ctx context.Context, cfg Config) (*Plugin, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("pluginclient: Config.Name is required")
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	logger = logger.Named(cfg.Name)
+	set := SetOptions{Host: cfg.Host, Logger: logger}
+	tail := &tailWriter{max: 2048}
+	cc := &plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Logger:           logger,
+		StartTimeout:     cfg.StartTimeout,
+		GRPCDialOptions:  rpc.DialOptions(cfg.CallTimeout),
+		Stderr:           tail,
+		SyncStdout:       lineLogger{log: logger.Named("stdout").Debug},
+		SyncStderr:       lineLogger{log: logger.Named("stderr").Info},
+	}
+	switch {
+	case cfg.Reattach != nil && cfg.Path != "":
+		return nil, fmt.Errorf("plugin %q: set Path or Reattach, not both", cfg.Name)
+	case cfg.Reattach != nil:
+		rc, err := cfg.Reattach.Config()
+		if err != nil {
+			return nil, fmt.Errorf("plugin %q: %w", cfg.Name, err)
+		}
+		// go-plugin does not negotiate when reattaching: check here.
+		if !slices.Contains(HostVersions(), rc.ProtocolVersion) {
+			return nil, &sdk.IncompatibleProtocolError{Plugin: cfg.Name, PluginVersions: []int{rc.ProtocolVersion}, HostVersions: HostVersions()}
+		}
+		cc.Reattach = rc
+		cc.Plugins = PluginSet(set)
+	case cfg.Path != "":
+		cmd := exec.Command(cfg.Path, cfg.Args...)
+		cmd.Env = slices.Clone(cfg.Env)
+		cc.Cmd = cmd
+		cc.SkipHostEnv = true
+		cc.AutoMTLS = true
+		cc.VersionedPlugins = VersionedPlugins(set)
+		if cfg.SHA256 != "" {
+			sum, err := hex.DecodeString(strings.TrimSpace(cfg.SHA256))
+			if err != nil || len(sum) != sha256.Size {
+				return nil, fmt.Errorf("plugin %q: sha256 %q is not 64 hex digits", cfg.Name, cfg.SHA256)
+			}
+			cc.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
+		}
+	default:
+		return nil, fmt.Errorf("plugin %q: Config.Path or Config.Reattach is required", cfg.Name)
+	}
+
+	client := plugin.NewClient(cc)
+	p, err := connect(ctx, cfg.Name, client, tail)
+	if err != nil {
+		client.Kill()
+		return nil, err
+	}
+	return p, nil
+}
+
+func connect(ctx context.Context, name string, client *plugin.Client, tail *tailWriter) (*Plugin, error) {
+	rpcClient, err := client.Client()
+	if err != nil {
+		return nil, startError(name, err, tail.String())
+	}
+	raw, err := rpcClient.Dispense(sdk.PluginName)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %q: dispense %s: %w", name, sdk.PluginName, err)
+	}
+	base := raw.(*baseClient)
+	info, err := base.GetInfo(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %q: %w", name, err)
+	}
+	version := client.NegotiatedVersion()
+	if !slices.Contains(info.ProtocolVersions, version) {
+		return nil, fmt.Errorf("plugin %q: negotiated protocol v%d but the plugin reports %v", name, version, info.ProtocolVersions)
+	}
+	return &Plugin{name: name, client: client, base: base, info: info, version: version, rpc: rpcClient}, nil
+}
+
+// incompatibleAPI matches go-plugin's error for a version mismatch.
+var incompatibleAPI = regexp.MustCompile(`incompatible API version with plugin\. Plugin version: (\d+)`)
+
+// startError explains a failed start in the operator's terms.
+func startError(name string, err error, stderr string) error {
+	if m := incompatibleAPI.FindStringSubmatch(err.Error()); m != nil {
+		v, _ := strconv.Atoi(m[1])
+		return &sdk.IncompatibleProtocolError{Plugin: name, PluginVersions: []int{v}, HostVersions: HostVersions()}
+	}
+	if stderr = strings.TrimSpace(stderr); stderr != "" {
+		return fmt.Errorf("plugin %q: start: %w; the plugin said: %s", name, err, stderr)
+	}
+	return fmt.Errorf("plugin %q: start: %w", name, err)
+}
+
+// Name returns the plugin's name from Config.
+func (p *Plugin) Name() string { return p.name }
+
+// Info returns what the plugin reported about itself at start.
+func (p *Plugin) Info() sdk.Info { return p.info }
+
+// ProtocolVersion returns the negotiated protocol version.
+func (p *Plugin) ProtocolVersion() int { return p.version }
+
+// Base returns the client of the base service.
+func (p *Plugin) Base() Base { return p.base }
+
+// Provisioner returns the provisioner client, or an error matching
+// sdk.ErrUnimplemented when the plugin does not offer the capability.
+func (p *Plugin) Provisioner() (Provisioner, error) {
+	v, err := p.dispense(sdk.CapabilityProvisioner, sdk.ProvisionerPluginName)
+	if err != nil {
+		return nil, err
+	}
+	return v.(Provisioner), nil
+}
+
+// Billing returns the billing client, or an error matching
+// sdk.ErrUnimplemented.
+func (p *Plugin) Billing() (Billing, error) {
+	v, err := p.dispense(sdk.CapabilityBilling, sdk.BillingPluginName)
+	if err != nil {
+		return nil, err
+	}
+	return v.(Billing), nil
+}
+
+// Notifier returns the notifier client, or an error matching
+// sdk.ErrUnimplemented.
+func (p *Plugin) Notifier() (Notifier, error) {
+	v, err := p.dispense(sdk.CapabilityNotifier, sdk.NotifierPluginName)
+	if err != nil {
+		return nil, err
+	}
+	return v.(Notifier), nil
+}
+
+// DNS returns the DNS provider client, or an error matching
+// sdk.ErrUnimplemented.
+func (p *Plugin) DNS() (DNSProvider, error) {
+	v, err := p.dispense(sdk.CapabilityDNS, sdk.DNSPluginName)
+	if err != nil {
+		return nil, err
+	}
+	return v.(DNSProvider), nil
+}
+
+func (p *Plugin) dispense(c sdk.Capability, name string) (any, error) {
+	if !p.info.Has(c) {
+		return nil, fmt.Errorf("plugin %q does not offer the %s capability: %w", p.name, c, sdk.ErrUnimplemented)
+	}
+	v, err := p.rpc.Dispense(name)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %q: dispense %s: %w", p.name, name, err)
+	}
+	return v, nil
+}
+
+// Ping checks that the plugin's gRPC server answers.
+func (p *Plugin) Ping() error { return p.rpc.Ping() }
+
+// Exited reports whether the plugin process has exited.
+func (p *Plugin) Exited() bool { return p.client.Exited() }
+
+// ReattachInfo returns how to reach the running plugin, e.g. to hand it to
+// another gateway process.
+func (p *Plugin) ReattachInfo() (sdk.ReattachInfo, bool) {
+	rc := p.client.ReattachConfig()
+	if rc == nil {
+		return sdk.ReattachInfo{}, false
+	}
+	return sdk.NewReattachInfo(rc), true
+}
+
+// Kill stops the plugin: gracefully (it is asked to shut down and given 2
+// seconds), then by force. A reattached debug-mode plugin is left running.
+func (p *Plugin) Kill() { p.client.Kill() }
+
+// tailWriter keeps the last bytes of the plugin's stderr, to explain a
+// failed start.
+type tailWriter struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (t *tailWriter) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, b...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.buf = t.buf[over:]
+	}
+	return len(b), nil
+}
+
+// String returns the kept lines, joined with " | ".
+func (t *tailWriter) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var lines []string
+	for _, l := range bytes.Split(t.buf, []byte("\n")) {
+		if s := strings.TrimSpace(string(l)); s != "" {
+			lines = append(lines, s)
+		}
+	}
+	return strings.Join(lines, " | ")
+}
+
+// lineLogger logs what a plugin writes to its redirected stdout or
+// stderr, which go-plugin would otherwise throw away.
+type lineLogger struct {
+	log func(msg string, args ...any)
+}
+
+func (l lineLogger) Write(b []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if line != "" {
+			l.log(line)
+		}
+	}
+	return len(b), nil
+}
+
+var _ io.Writer = lineLogger{}
