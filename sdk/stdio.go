@@ -11,6 +11,13 @@ import (
 // CORE-VERSION|APP-VERSION|NETWORK|ADDRESS|PROTOCOL[|SERVER-CERT[|MUX]].
 var handshakeLine = regexp.MustCompile(`^\d+\|\d+\|(tcp|unix)\|[^|]*\|(grpc|netrpc)(\|.*)?\r?\n?$`)
 
+// startedByPluginHost reports whether a go-plugin host started the
+// process: it sets our cookie variable or, whatever its cookie,
+// PLUGIN_PROTOCOL_VERSIONS.
+func startedByPluginHost(getenv func(string) string) bool {
+	return getenv(Handshake.MagicCookieKey) != "" || getenv("PLUGIN_PROTOCOL_VERSIONS") != ""
+}
+
 // routeStdout points os.Stdout at a pipe whose reader sends go-plugin's
 // handshake line, and only it, to the real stdout; everything else written
 // there goes to stderr. go-plugin prints the handshake with fmt.Printf

@@ -20,10 +20,12 @@ var (
 
 // The guard is installed while the package initializes, before the
 // plugin's own main package runs its init functions (it imports this
-// package, so this runs first), and only when a Berth gateway started the
-// process: a gateway importing the SDK for its types is left alone.
+// package, so this runs first), and only when a go-plugin host started the
+// process: a gateway importing the SDK for its types is left alone. Any
+// go-plugin host counts, not only one with Berth's cookie, so that a host
+// with the wrong cookie reads Serve's refusal instead of a stray print.
 func init() {
-	if os.Getenv(Handshake.MagicCookieKey) == Handshake.MagicCookieValue {
+	if startedByPluginHost(os.Getenv) {
 		_ = guardStdio()
 	}
 }

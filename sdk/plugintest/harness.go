@@ -8,6 +8,7 @@ package plugintest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,43 +56,64 @@ func StartInProcess(t testing.TB, opts sdk.Options) *Client {
 	return c
 }
 
+// StartInProcessErr is StartInProcess returning the error, for tests of
+// failures to start.
+func StartInProcessErr(t testing.TB, opts sdk.Options) (*Client, error) {
+	return startInProcess(t, opts)
+}
+
 func startInProcess(t testing.TB, opts sdk.Options) (*Client, error) {
+	info, err := serveInProcess(t, opts)
+	if err != nil {
+		return nil, err
+	}
+	c, err := connectHost(t, pluginclient.Config{Name: opts.Name, Reattach: &info})
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(c.Kill)
+	return c, nil
+}
+
+// ServeInProcess serves opts inside the test process, as a plugin run with
+// -debug does, until the test ends, and returns how to reach it; hand it
+// to pluginclient.Config.Reattach to connect with settings of your own.
+func ServeInProcess(t testing.TB, opts sdk.Options) sdk.ReattachInfo {
+	t.Helper()
+	info, err := serveInProcess(t, opts)
+	if err != nil {
+		t.Fatalf("serve plugin %s in process: %v", opts.Name, err)
+	}
+	return info
+}
+
+func serveInProcess(t testing.TB, opts sdk.Options) (sdk.ReattachInfo, error) {
 	if opts.Logger == nil {
 		opts.Logger = TestLogger(t, opts.Name)
 	}
 	cfg, err := sdk.NewServeConfig(opts)
 	if err != nil {
-		return nil, err
+		return sdk.ReattachInfo{}, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	reattachCh := make(chan *plugin.ReattachConfig, 1)
 	closeCh := make(chan struct{})
 	cfg.Test = &plugin.ServeTestConfig{Context: ctx, ReattachConfigCh: reattachCh, CloseCh: closeCh}
 	go plugin.Serve(cfg)
-
-	var rc *plugin.ReattachConfig
-	select {
-	case rc = <-reattachCh:
-	case <-closeCh:
-		cancel()
-		return nil, context.Canceled
-	case <-time.After(30 * time.Second):
-		cancel()
-		return nil, context.DeadlineExceeded
-	}
-	info := sdk.NewReattachInfo(rc)
-	c, err := connectHost(t, pluginclient.Config{Name: opts.Name, Reattach: &info})
-	if err != nil {
-		cancel()
-		<-closeCh
-		return nil, err
-	}
+	// Cleanups run last-registered first: clients close before this stops
+	// the server.
 	t.Cleanup(func() {
-		c.Kill()
 		cancel()
 		<-closeCh
 	})
-	return c, nil
+	select {
+	case rc := <-reattachCh:
+		return sdk.NewReattachInfo(rc), nil
+	case <-closeCh:
+		return sdk.ReattachInfo{}, fmt.Errorf("plugin server stopped before it was ready")
+	case <-time.After(30 * time.Second):
+		return sdk.ReattachInfo{}, fmt.Errorf("plugin server not ready after 30s")
+	}
 }
 
 // StartProcess starts the plugin executable binary as the gateway would:

@@ -9,6 +9,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -26,6 +27,9 @@ type Config struct {
 	SendDelay string `json:"send_delay" berth:"description=Go duration Send waits before answering"`
 	// Zones are the DNS zones that exist.
 	Zones []string `json:"zones" berth:"description=DNS zones served"`
+	// KVSelfTest makes Configure exercise the host KV (more keys than one
+	// List page) and fail if it misbehaves.
+	KVSelfTest bool `json:"kv_selftest"`
 }
 
 // Validate checks what tags cannot.
@@ -78,7 +82,12 @@ func (p *Plugin) Options() sdk.Options {
 }
 
 // Configure applies cfg.
-func (p *Plugin) Configure(_ context.Context, cfg Config, host sdk.Host) error {
+func (p *Plugin) Configure(ctx context.Context, cfg Config, host sdk.Host) error {
+	if cfg.KVSelfTest {
+		if err := kvSelfTest(ctx, host.KV); err != nil {
+			return fmt.Errorf("kv self-test: %w", err)
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cfg, p.host = cfg, host
@@ -121,11 +130,13 @@ func (p *Plugin) Send(ctx context.Context, msg sdk.Message) (sdk.Delivery, error
 	p.sent = append(p.sent, msg)
 	id := p.next("msg-")
 	p.mu.Unlock()
+	// A host that offers no services answers ErrUnimplemented: carry on.
 	if host.KV != nil {
-		if err := host.KV.Put(ctx, "last_subject", []byte(msg.Subject), time.Hour); err != nil {
+		if err := host.KV.Put(ctx, "last_subject", []byte(msg.Subject), time.Hour); err != nil && !errors.Is(err, sdk.ErrUnimplemented) {
 			return sdk.Delivery{}, fmt.Errorf("remember message: %w", err)
 		}
-		if err := host.Events.Emit(ctx, sdk.Event{Type: "notifier.sent", Subject: id, Attributes: map[string]string{"target": msg.Target}}); err != nil {
+		err := host.Events.Emit(ctx, sdk.Event{Type: "notifier.sent", Subject: id, Attributes: map[string]string{"target": msg.Target}})
+		if err != nil && !errors.Is(err, sdk.ErrUnimplemented) {
 			return sdk.Delivery{}, fmt.Errorf("emit: %w", err)
 		}
 	}
@@ -370,4 +381,42 @@ func (p *Plugin) GetEntitlement(_ context.Context, userID string) (sdk.Entitleme
 		return sdk.Entitlement{UserID: userID}, nil
 	}
 	return sdk.Entitlement{UserID: userID, PlanID: plan, Active: true, ValidUntil: time.Now().AddDate(0, 1, 0), Limits: map[string]int64{"clusters": 1}}, nil
+}
+
+// KVSelfTestKeys is how many keys the KV self-test writes: more than one
+// List page (1000), so paging is exercised.
+const KVSelfTestKeys = 1205
+
+func kvSelfTest(ctx context.Context, kv sdk.KV) error {
+	for i := range KVSelfTestKeys {
+		if err := kv.Put(ctx, fmt.Sprintf("self/%05d", i), []byte(strconv.Itoa(i)), 0); err != nil {
+			return err
+		}
+	}
+	if err := kv.Put(ctx, "other", []byte("x"), time.Minute); err != nil {
+		return err
+	}
+	entries, err := kv.List(ctx, "self/")
+	if err != nil {
+		return err
+	}
+	if len(entries) != KVSelfTestKeys {
+		return fmt.Errorf("listed %d keys, want %d", len(entries), KVSelfTestKeys)
+	}
+	for i, e := range entries {
+		if e.Key != fmt.Sprintf("self/%05d", i) || string(e.Value) != strconv.Itoa(i) {
+			return fmt.Errorf("entry %d is %s=%s", i, e.Key, e.Value)
+		}
+	}
+	if err := kv.Delete(ctx, "self/00000"); err != nil {
+		return err
+	}
+	if _, err := kv.Get(ctx, "self/00000"); !errors.Is(err, sdk.ErrNotFound) {
+		return fmt.Errorf("get of a deleted key: %v, want ErrNotFound", err)
+	}
+	v, err := kv.Get(ctx, "self/00001")
+	if err != nil || string(v) != "1" {
+		return fmt.Errorf("get self/00001 = %q, %v", v, err)
+	}
+	return nil
 }
