@@ -6,7 +6,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -388,4 +390,56 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestDebugMode runs the plugin by hand with -debug, as under a debugger,
+// and attaches to it with the reattach string it prints.
+func TestDebugMode(t *testing.T) {
+	cmd := exec.Command(testplugin(t), "-debug")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	var reattach string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if _, after, ok := strings.Cut(sc.Text(), sdk.EnvReattach+"='"); ok {
+			reattach = strings.TrimSuffix(after, "'")
+			break
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	var infos map[string]sdk.ReattachInfo
+	if err := json.Unmarshal([]byte(reattach), &infos); err != nil {
+		t.Fatalf("reattach string %q: %v", reattach, err)
+	}
+	info, ok := infos["fakes"]
+	if !ok || info.Pid != cmd.Process.Pid {
+		t.Fatalf("reattach info %+v for pid %d", infos, cmd.Process.Pid)
+	}
+	p, err := pluginclient.Start(ctxT(t), pluginclient.Config{Name: "fakes", Reattach: &info, Logger: plugintest.TestLogger(t, "host")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Info().Name; got != "fakes" {
+		t.Errorf("attached to %q", got)
+	}
+	p.Kill() // leaves a debug-mode plugin running, by design
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("debug-mode plugin exited with %v after Ctrl-C", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("debug-mode plugin still running 30s after Ctrl-C")
+	}
 }
