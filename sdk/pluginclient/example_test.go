@@ -9,8 +9,8 @@ import (
 
 	"github.com/berthgw/berth/sdk"
 	"github.com/berthgw/berth/sdk/host"
-	"github.com/berthgw/berth/sdk/plugintest"
 	"github.com/berthgw/berth/sdk/pluginclient"
+	"github.com/berthgw/berth/sdk/plugintest"
 )
 
 // The gateway starts each configured plugin, checks it, configures it and
