@@ -18,13 +18,17 @@ import (
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
 
+	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/authn"
 	"github.com/berthgw/berth/gateway/config"
 	"github.com/berthgw/berth/gateway/edgetls"
 	"github.com/berthgw/berth/gateway/health"
 	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/gateway/identityapi"
 	"github.com/berthgw/berth/gateway/metrics"
 	"github.com/berthgw/berth/gateway/middleware"
+	"github.com/berthgw/berth/gateway/ratelimit"
 	"github.com/berthgw/berth/gateway/secretbox"
 	"github.com/berthgw/berth/gateway/store"
 )
@@ -40,6 +44,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Stdout receives the one-time generated admin password; nil discards it.
 	Stdout io.Writer
+	// Clock is the time identity, rate limits and audit run on; nil means
+	// time.Now. Tests move it instead of sleeping.
+	Clock func() time.Time
 }
 
 // Gateway is one running edge server.
@@ -55,6 +62,17 @@ type Gateway struct {
 	tls     *tls.Config
 	caPEM   []byte
 	started time.Time
+	clock   func() time.Time
+
+	// Identity, authentication, rate limits and audit; later routes (the
+	// proxy, /join) use authn and limiter.
+	audit       *audit.Log
+	identity    *identity.Service
+	authn       *authn.Authenticator
+	limiter     *ratelimit.Limiter
+	identityAPI *identityapi.API
+	stopAudit   context.CancelFunc
+	auditDone   chan struct{}
 
 	httpLn, httpsLn net.Listener
 	admin           *adminSocket
@@ -91,11 +109,16 @@ func New(opts Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	clock := opts.Clock
+	if clock == nil {
+		clock = time.Now
+	}
 	g := &Gateway{
 		cfg: cfg, log: log, db: db, box: box,
 		metrics: metrics.New(),
 		ready:   health.NewChecker(),
 		started: time.Now(),
+		clock:   clock,
 	}
 	if err := g.init(stdout); err != nil {
 		_ = db.Close()
@@ -117,7 +140,14 @@ func (g *Gateway) init(stdout io.Writer) error {
 	}
 	g.ready.Add("store", g.db.Ready)
 	g.metrics.Register(metrics.StoreSizes(g.db.Sizes))
-	g.router = g.routes()
+	if err := g.initSecurity(); err != nil {
+		return err
+	}
+	router, err := g.routes()
+	if err != nil {
+		return err
+	}
+	g.router = router
 	g.server = &fasthttp.Server{
 		Handler: middleware.Chain(g.router.Handler,
 			middleware.RequestID(),
@@ -125,6 +155,7 @@ func (g *Gateway) init(stdout io.Writer) error {
 			g.metrics.Middleware(),
 			middleware.AccessLog(g.log),
 			middleware.Recover(g.log),
+			g.authn.CORS("/api/", "/oauth/"),
 		),
 		ErrorHandler:          g.parseError,
 		NoDefaultServerHeader: true,
@@ -143,7 +174,7 @@ func (g *Gateway) init(stdout io.Writer) error {
 	return nil
 }
 
-func (g *Gateway) routes() *router.Router {
+func (g *Gateway) routes() (*router.Router, error) {
 	r := router.New()
 	r.SaveMatchedRoutePath = true
 	// Never redirect: a gateway that rewrites paths invites traversal games.
@@ -160,7 +191,10 @@ func (g *Gateway) routes() *router.Router {
 	r.GET("/healthz", g.handleHealthz)
 	r.GET("/readyz", g.handleReadyz)
 	r.GET("/metrics", g.metrics.Handler())
-	return r
+	if err := g.authn.Mount(r, g.apiRoutes()); err != nil {
+		return nil, fmt.Errorf("route table: %w", err)
+	}
+	return r, nil
 }
 
 // parseError answers requests fasthttp could not read, in the JSON error
@@ -270,6 +304,7 @@ func (g *Gateway) Serve(ctx context.Context) error {
 		}
 	}
 	g.log.Info("berth serving", "version", Version, "http", g.HTTPAddr(), "https", g.HTTPSAddr())
+	g.startAuditPurge()
 
 	var serveErr error
 	select {
@@ -292,6 +327,7 @@ func (g *Gateway) shutdown() error {
 	if g.admin != nil {
 		g.admin.Close()
 	}
+	g.stopAuditPurge()
 	if err := g.db.Close(); err != nil {
 		errs = append(errs, err)
 	}

@@ -25,6 +25,12 @@ type Config struct {
 	Limits        Limits   `yaml:"limits"`
 	Log           Log      `yaml:"log"`
 	Store         Store    `yaml:"store"`
+	// TrustedProxies are the CIDRs whose X-Forwarded-For / X-Real-IP
+	// headers are believed.
+	TrustedProxies []string   `yaml:"trusted_proxies"`
+	Auth           Auth       `yaml:"auth"`
+	RateLimits     RateLimits `yaml:"rate_limits"`
+	Audit          Audit      `yaml:"audit"`
 }
 
 // Listener is one address Berth listens on.
@@ -162,7 +168,7 @@ func (c *Config) Validate() error {
 	if c.Store.BlockCacheSize < 0 {
 		return &Error{"store.block_cache_size", "must not be negative"}
 	}
-	return nil
+	return c.validateSecurity()
 }
 
 // checkAddr accepts "" (disabled) or host:port with a numeric port.

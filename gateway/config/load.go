@@ -41,6 +41,9 @@ func Load(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
+	if err := c.Auth.OAuth.resolveClients(lookupEnv); err != nil {
+		return nil, err
+	}
 	return &c, nil
 }
 
@@ -105,7 +108,7 @@ func leafProblem(err error) string {
 func fieldByTag(v reflect.Value, key string) (reflect.Value, bool) {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
-		if tagName(t.Field(i)) == key {
+		if t.Field(i).IsExported() && tagName(t.Field(i)) == key {
 			return v.Field(i), true
 		}
 	}
@@ -148,7 +151,11 @@ func walkLeaves(v reflect.Value, path string, fn func(string, reflect.Value)) {
 	}
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
-		walkLeaves(v.Field(i), joinKey(path, tagName(t.Field(i))), fn)
+		// Unexported fields hold values derived during Load (resolved
+		// secrets); they are not keys.
+		if t.Field(i).IsExported() {
+			walkLeaves(v.Field(i), joinKey(path, tagName(t.Field(i))), fn)
+		}
 	}
 }
 

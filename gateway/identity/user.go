@@ -1,5 +1,9 @@
-// Package identity holds Berth's people and their credentials: users,
-// password hashing, and the first-start admin.
+// Package identity holds Berth's people and their credentials: users and
+// roles, password hashing and sign-in with per-account lockout, access
+// tokens (Ed25519 JWTs) and their sessions, rotating refresh tokens, browser
+// sessions, API keys, KubeCube-style access keys, login history, and the
+// Principal every authenticated request carries. It records every
+// security-relevant act in the audit log. It knows nothing of HTTP.
 package identity
 
 import (

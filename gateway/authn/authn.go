@@ -1,0 +1,258 @@
+// Package authn authenticates requests at Berth's edge and guards routes:
+// it reads bearer tokens (access tokens and API keys) and browser session
+// cookies, applies the cookie CSRF origin rules and CORS, checks each
+// route's declared permission, and applies the rate limits. Handlers and
+// the Kubernetes proxy glue get the caller as an *identity.Principal.
+package authn
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/berthgw/berth/gateway/httpapi"
+	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/gateway/ratelimit"
+)
+
+// Errors Authenticate returns, testable with errors.Is. The proxy renders
+// them as Kubernetes Status objects; the API as Berth's JSON errors.
+var (
+	// ErrUnauthenticated: no credentials, or credentials that are not
+	// valid (401).
+	ErrUnauthenticated = errors.New("authentication required")
+	// ErrForbidden: valid credentials that may not do this (403).
+	ErrForbidden = errors.New("forbidden")
+)
+
+// Error is an authentication or authorization refusal with a message safe
+// to show the client. It wraps ErrUnauthenticated or ErrForbidden.
+type Error struct {
+	Kind    error
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Unwrap lets errors.Is see the kind.
+func (e *Error) Unwrap() error { return e.Kind }
+
+func unauthenticated(msg string) error { return &Error{ErrUnauthenticated, msg} }
+
+func forbidden(msg string) error { return &Error{ErrForbidden, msg} }
+
+// Options configures an Authenticator.
+type Options struct {
+	Service *identity.Service
+	Limiter *ratelimit.Limiter
+	// Trusted are the proxies whose X-Forwarded-* headers are believed.
+	Trusted *ratelimit.Trusted
+	// CookieName is the browser session cookie's name.
+	CookieName string
+	// AllowedOrigins may make CORS requests and send cookie-authenticated
+	// unsafe requests. "*" lets any origin read responses but never with
+	// credentials, and never counts as trusted for cookies.
+	AllowedOrigins []string
+	Logger         *slog.Logger
+}
+
+// Authenticator establishes who made a request. It is safe for concurrent
+// use.
+type Authenticator struct {
+	svc        *identity.Service
+	limiter    *ratelimit.Limiter
+	trusted    *ratelimit.Trusted
+	cookieName string
+	origins    map[string]bool
+	anyOrigin  bool
+	log        *slog.Logger
+}
+
+// New builds an Authenticator. Origins must be scheme://host[:port].
+func New(opts Options) (*Authenticator, error) {
+	a := &Authenticator{
+		svc: opts.Service, limiter: opts.Limiter, trusted: opts.Trusted,
+		cookieName: opts.CookieName, origins: map[string]bool{}, log: opts.Logger,
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.cookieName == "" {
+		a.cookieName = DefaultCookieName
+	}
+	for _, o := range opts.AllowedOrigins {
+		if o == "*" {
+			a.anyOrigin = true
+			continue
+		}
+		n, ok := normalizeOrigin(o)
+		if !ok {
+			return nil, fmt.Errorf("allowed origin %q: want scheme://host[:port]", o)
+		}
+		a.origins[n] = true
+	}
+	return a, nil
+}
+
+// DefaultCookieName is the browser session cookie's default name.
+const DefaultCookieName = "berth_session"
+
+// CookieName is the browser session cookie's name.
+func (a *Authenticator) CookieName() string { return a.cookieName }
+
+const (
+	principalKey = "berth.authn.principal"
+	clientIPKey  = "berth.authn.client_ip"
+)
+
+// PrincipalFrom returns the principal a guard or Authenticate stored on the
+// request, or nil.
+func PrincipalFrom(ctx *fasthttp.RequestCtx) *identity.Principal {
+	p, _ := ctx.UserValue(principalKey).(*identity.Principal)
+	return p
+}
+
+// Authenticate establishes the request's principal from its Authorization
+// header (an access token or an API key) or, failing that, its session
+// cookie. A cookie-authenticated request with an unsafe method must also
+// pass the CSRF origin check. The principal is remembered on the request
+// and its user id recorded for the access log. Errors wrap
+// ErrUnauthenticated or ErrForbidden.
+func (a *Authenticator) Authenticate(ctx *fasthttp.RequestCtx) (*identity.Principal, error) {
+	if p := PrincipalFrom(ctx); p != nil {
+		return p, nil
+	}
+	var (
+		p   *identity.Principal
+		err error
+	)
+	if h := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization); len(h) > 0 {
+		tok, perr := ParseBearer(h)
+		if perr != nil {
+			return nil, unauthenticated("the Authorization header must be \"Bearer <token>\"")
+		}
+		if strings.HasPrefix(tok, identity.APIKeyPrefix) {
+			p, err = a.svc.VerifyAPIKey(ctx, tok, a.Meta(ctx))
+		} else {
+			p, err = a.svc.VerifyAccessToken(tok)
+		}
+	} else if c := ctx.Request.Header.Cookie(a.cookieName); len(c) > 0 {
+		p, err = a.svc.VerifySessionCookie(string(c))
+		if err == nil && !safeMethod(ctx.Method()) {
+			if cerr := a.CheckOrigin(ctx, true); cerr != nil {
+				return nil, cerr
+			}
+		}
+	} else {
+		return nil, unauthenticated("sign in, or send Authorization: Bearer <token>")
+	}
+	if err != nil {
+		if errors.Is(err, identity.ErrUnauthenticated) {
+			return nil, unauthenticated("invalid, expired or revoked credentials")
+		}
+		return nil, fmt.Errorf("authenticate: %w", err)
+	}
+	ctx.SetUserValue(principalKey, p)
+	httpapi.SetPrincipal(ctx, p.UserID)
+	return p, nil
+}
+
+// safeMethod reports methods that must not change state, which CSRF rules
+// therefore let through.
+func safeMethod(m []byte) bool {
+	switch string(m) {
+	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodOptions, fasthttp.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// ParseBearer extracts the token from an Authorization header value of the
+// form "Bearer <token>" (scheme case-insensitive, RFC 6750). The token must
+// be 1 to identity.MaxTokenLength characters of the b64token alphabet; the
+// header is refused before any parsing when it is longer than that could
+// be, so a megabyte of dots costs nothing.
+func ParseBearer(h []byte) (string, error) {
+	const scheme = "bearer"
+	if len(h) > len(scheme)+8+identity.MaxTokenLength {
+		return "", errors.New("authorization header too long")
+	}
+	if len(h) <= len(scheme) || !bytes.EqualFold(h[:len(scheme)], []byte(scheme)) || (h[len(scheme)] != ' ' && h[len(scheme)] != '\t') {
+		return "", errors.New("not a bearer authorization")
+	}
+	tok := bytes.TrimRight(bytes.TrimLeft(h[len(scheme):], " \t"), " \t")
+	if len(tok) == 0 || len(tok) > identity.MaxTokenLength {
+		return "", errors.New("bearer token empty or too long")
+	}
+	padding := false
+	for _, c := range tok {
+		switch {
+		case c == '=':
+			padding = true
+		case padding:
+			return "", errors.New("bearer token has data after padding")
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9',
+			c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
+		default:
+			return "", errors.New("bearer token has characters outside the token alphabet")
+		}
+	}
+	return string(tok), nil
+}
+
+// ClientIP returns the request's client address (resolved once per
+// request through the trusted proxies).
+func (a *Authenticator) ClientIP(ctx *fasthttp.RequestCtx) netip.Addr {
+	if ip, ok := ctx.UserValue(clientIPKey).(netip.Addr); ok {
+		return ip
+	}
+	ip := ratelimit.ClientIP(ctx, a.trusted)
+	ctx.SetUserValue(clientIPKey, ip)
+	return ip
+}
+
+// Meta returns the request's origin details for sessions and audit.
+func (a *Authenticator) Meta(ctx *fasthttp.RequestCtx) identity.Meta {
+	ua := ctx.Request.Header.UserAgent()
+	if len(ua) > 256 {
+		ua = ua[:256]
+	}
+	return identity.Meta{ClientIP: a.ClientIP(ctx).String(), UserAgent: string(ua)}
+}
+
+// Limiter returns the rate limiter, for the proxy and /join.
+func (a *Authenticator) Limiter() *ratelimit.Limiter { return a.limiter }
+
+// Allow applies scope's limit to key and, when it refuses, answers 429 with
+// Retry-After. It reports whether the request may go on.
+func (a *Authenticator) Allow(ctx *fasthttp.RequestCtx, scope, key string) bool {
+	ok, wait := a.limiter.Allow(scope, key)
+	if ok {
+		return true
+	}
+	secs := ratelimit.RetryAfterSeconds(wait)
+	ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, fmt.Sprint(secs))
+	httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusTooManyRequests, httpapi.CodeRateLimited,
+		"too many requests; retry in %d seconds", secs))
+	return false
+}
+
+// WriteAuthError answers an error from Authenticate in Berth's JSON error
+// shape: 401 with a WWW-Authenticate challenge, or 403.
+func WriteAuthError(ctx *fasthttp.RequestCtx, err error) {
+	var e *Error
+	switch {
+	case errors.As(err, &e) && errors.Is(err, ErrForbidden):
+		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusForbidden, httpapi.CodeForbidden, "%s", e.Message))
+	case errors.As(err, &e):
+		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="berth"`)
+		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusUnauthorized, httpapi.CodeUnauthorized, "%s", e.Message))
+	default:
+		httpapi.WriteError(ctx, err)
+	}
+}

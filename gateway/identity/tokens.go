@@ -1,0 +1,121 @@
+package identity
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/berthgw/berth/gateway/store"
+)
+
+// accessAlg is the one algorithm access tokens are signed and accepted
+// with. Ed25519 is asymmetric, so the classic "HS256 signed with the public
+// key" confusion cannot work: the verifier never treats key material as an
+// HMAC secret, and the parser refuses every other alg (none included).
+const accessAlg = "EdDSA"
+
+// MaxTokenLength bounds a bearer token Berth will look at. Access tokens
+// are about 400 bytes; anything far longer is garbage or an attack.
+const MaxTokenLength = 4096
+
+// AccessClaims are the claims of a Berth access token. Roles are not in
+// the token: they are resolved from the store on every request, so a role
+// change or a disabled account takes effect at once.
+type AccessClaims struct {
+	jwt.RegisteredClaims
+	// SessionID ties the token to its session; revoking the session
+	// (logout, password change, refresh-token reuse) kills the token.
+	SessionID string `json:"sid"`
+	// Method is how the session was established.
+	Method string `json:"auth_method"`
+}
+
+// tokenIssuer signs and verifies access tokens.
+type tokenIssuer struct {
+	keyID    string
+	priv     ed25519.PrivateKey
+	pub      ed25519.PublicKey
+	issuer   string
+	audience string
+	parser   *jwt.Parser
+	now      func() time.Time
+}
+
+func newTokenIssuer(kr *keyring, issuer, audience string, leeway time.Duration, now func() time.Time) *tokenIssuer {
+	return &tokenIssuer{
+		keyID:    kr.signingKeyID,
+		priv:     kr.signing,
+		pub:      kr.signing.Public().(ed25519.PublicKey),
+		issuer:   issuer,
+		audience: audience,
+		now:      now,
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{accessAlg}),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithIssuer(issuer),
+			jwt.WithAudience(audience),
+			jwt.WithLeeway(leeway),
+			jwt.WithTimeFunc(now),
+			jwt.WithStrictDecoding(),
+		),
+	}
+}
+
+// issue signs an access token for a session.
+func (t *tokenIssuer) issue(userID, sessionID, method string, ttl time.Duration) (token, jti string, err error) {
+	now := t.now()
+	jti = store.NewID("jti")
+	claims := AccessClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    t.issuer,
+			Subject:   userID,
+			Audience:  jwt.ClaimStrings{t.audience},
+			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+			NotBefore: jwt.NewNumericDate(now),
+			IssuedAt:  jwt.NewNumericDate(now),
+			ID:        jti,
+		},
+		SessionID: sessionID,
+		Method:    method,
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
+	tok.Header["kid"] = t.keyID
+	signed, err := tok.SignedString(t.priv)
+	if err != nil {
+		return "", "", fmt.Errorf("sign access token: %w", err)
+	}
+	return signed, jti, nil
+}
+
+// errBadToken is what every verification failure becomes: a client learns
+// nothing about which check failed.
+var errBadToken = errors.New("invalid access token")
+
+// verify checks signature, algorithm, key id, expiry, issuer and audience,
+// and that the claims Berth relies on are present.
+func (t *tokenIssuer) verify(raw string) (*AccessClaims, error) {
+	if len(raw) == 0 || len(raw) > MaxTokenLength {
+		return nil, errBadToken
+	}
+	claims := new(AccessClaims)
+	_, err := t.parser.ParseWithClaims(raw, claims, func(tok *jwt.Token) (any, error) {
+		if _, ok := tok.Method.(*jwt.SigningMethodEd25519); !ok {
+			return nil, errBadToken
+		}
+		if kid, _ := tok.Header["kid"].(string); kid != t.keyID {
+			return nil, errBadToken
+		}
+		return t.pub, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errBadToken, err)
+	}
+	if claims.Subject == "" || claims.SessionID == "" || claims.ID == "" {
+		return nil, errBadToken
+	}
+	return claims, nil
+}

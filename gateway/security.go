@@ -1,0 +1,123 @@
+package gateway
+
+import (
+	"context"
+	"time"
+
+	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/authn"
+	"github.com/berthgw/berth/gateway/config"
+	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/gateway/identityapi"
+	"github.com/berthgw/berth/gateway/ratelimit"
+)
+
+// initSecurity builds the audit log, the identity service, the rate
+// limiter and the authenticator from the configuration.
+func (g *Gateway) initSecurity() error {
+	cfg := g.cfg
+	g.audit = audit.New(g.db, audit.Options{Retention: cfg.Audit.Retention(), Now: g.clock, Logger: g.log})
+
+	clients := make([]identity.OAuthClient, 0, len(cfg.Auth.OAuth.ResolvedClients()))
+	for _, c := range cfg.Auth.OAuth.ResolvedClients() {
+		clients = append(clients, identity.OAuthClient{ID: c.ID, SecretSHA256: c.SecretSHA256})
+	}
+	svc, err := identity.NewService(identity.Options{
+		DB: g.db, Box: g.box, Audit: g.audit, Now: g.clock, Logger: g.log,
+		Settings: identity.Settings{
+			Issuer:            cfg.Auth.Issuer,
+			Audience:          cfg.Auth.Audience,
+			AccessTokenTTL:    cfg.Auth.AccessTokenTTL.D(),
+			RefreshTokenTTL:   cfg.Auth.RefreshTokenTTL.D(),
+			SessionTTL:        cfg.Auth.Session.TTL.D(),
+			AccessKeyTokenTTL: cfg.Auth.AccessKeyTokenTTL.D(),
+			Leeway:            cfg.Auth.Leeway.D(),
+			MaxAccessKeys:     cfg.Auth.MaxAccessKeys,
+			MinPasswordLength: cfg.Auth.MinPasswordLength,
+			Lockout: ratelimit.BackoffOptions{
+				Threshold: cfg.Auth.Lockout.MaxFailures,
+				Base:      cfg.Auth.Lockout.Duration.D(),
+				Max:       cfg.Auth.Lockout.MaxDuration.D(),
+				MaxKeys:   cfg.RateLimits.MaxKeys,
+			},
+			LoginHistoryRetention: cfg.Audit.Retention(),
+			OAuthClients:          clients,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	g.identity = svc
+
+	limiter, err := newLimiter(cfg, g.clock)
+	if err != nil {
+		return err
+	}
+	g.limiter = limiter
+	trusted, err := ratelimit.ParseTrusted(cfg.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	g.authn, err = authn.New(authn.Options{
+		Service: svc, Limiter: limiter, Trusted: trusted,
+		CookieName: cfg.Auth.Session.CookieName, AllowedOrigins: cfg.Auth.CORS.AllowedOrigins,
+		Logger: g.log,
+	})
+	if err != nil {
+		return err
+	}
+	g.identityAPI = identityapi.New(svc, g.authn, g.audit, g.log)
+	return nil
+}
+
+func newLimiter(cfg *config.Config, clock func() time.Time) (*ratelimit.Limiter, error) {
+	limit := func(l config.RateLimit) ratelimit.Limit {
+		return ratelimit.PerPeriod(l.Requests, l.Per.D(), l.Burst)
+	}
+	overrides, err := cfg.RateLimits.ParseOverrides()
+	if err != nil {
+		return nil, err
+	}
+	byScope := map[string]map[string]ratelimit.Limit{}
+	for _, o := range overrides {
+		if byScope[o.Scope] == nil {
+			byScope[o.Scope] = map[string]ratelimit.Limit{}
+		}
+		byScope[o.Scope][o.Key] = limit(o.Limit)
+	}
+	return ratelimit.New(ratelimit.Options{
+		MaxKeys: cfg.RateLimits.MaxKeys,
+		Now:     clock,
+		Scopes: map[string]ratelimit.Limit{
+			ratelimit.ScopeAuth:  limit(cfg.RateLimits.Auth),
+			ratelimit.ScopeJoin:  limit(cfg.RateLimits.Join),
+			ratelimit.ScopeAPI:   limit(cfg.RateLimits.API),
+			ratelimit.ScopeProxy: limit(cfg.RateLimits.Proxy),
+		},
+		Overrides: byScope,
+	}), nil
+}
+
+// startAuditPurge runs the audit retention purge in the background.
+func (g *Gateway) startAuditPurge() {
+	ctx, cancel := context.WithCancel(context.Background())
+	g.stopAudit, g.auditDone = cancel, make(chan struct{})
+	go func() {
+		defer close(g.auditDone)
+		g.audit.Run(ctx, g.cfg.Audit.PurgeInterval.D())
+	}()
+}
+
+// stopAuditPurge stops the purge loop and waits for it, so the store is
+// not closed under it.
+func (g *Gateway) stopAuditPurge() {
+	if g.stopAudit != nil {
+		g.stopAudit()
+		<-g.auditDone
+		g.stopAudit = nil
+	}
+}
+
+// Authenticator returns the request authenticator, for routes outside the
+// API table (the Kubernetes proxy, /join).
+func (g *Gateway) Authenticator() *authn.Authenticator { return g.authn }
