@@ -1,0 +1,194 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Cluster is what the proxy needs to reach one cluster's API server with
+// the gateway's own credentials.
+type Cluster struct {
+	Name string
+	// Server is the API server URL, https://host[:port][/path-prefix].
+	Server string
+	// CAData is the PEM bundle that signs the server's certificate; empty
+	// means the system roots.
+	CAData []byte
+	// TLSServerName overrides the name checked in the server certificate.
+	TLSServerName string
+	// Token is a bearer token for the gateway's identity, or empty when a
+	// client certificate is used.
+	Token string
+	// ClientCertData and ClientKeyData are a PEM client certificate pair.
+	ClientCertData, ClientKeyData []byte
+}
+
+// upstream is one cluster's connection pool and how to address it.
+type upstream struct {
+	name     string
+	scheme   string
+	host     string // host:port
+	basePath string // path prefix of Server, without trailing slash
+	token    string
+	tls      *tls.Config
+	client   *fasthttp.HostClient
+}
+
+// PoolOptions tune the connections to every cluster.
+type PoolOptions struct {
+	// MaxConnsPerCluster bounds concurrent connections to one cluster.
+	MaxConnsPerCluster int
+	// DialTimeout bounds TCP connect plus TLS handshake.
+	DialTimeout time.Duration
+	// IdleTimeout closes pooled connections unused for this long.
+	IdleTimeout time.Duration
+}
+
+func (o PoolOptions) withDefaults() PoolOptions {
+	if o.MaxConnsPerCluster <= 0 {
+		o.MaxConnsPerCluster = 1024
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 10 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 90 * time.Second
+	}
+	return o
+}
+
+// Pool holds one reused connection pool per cluster.
+type Pool struct {
+	opts PoolOptions
+	mu   sync.RWMutex
+	m    map[string]*upstream
+}
+
+// NewPool returns an empty pool.
+func NewPool(opts PoolOptions) *Pool {
+	return &Pool{opts: opts.withDefaults(), m: map[string]*upstream{}}
+}
+
+// Set adds or replaces a cluster. Replacing closes the old pool's idle
+// connections; requests already running on it finish undisturbed.
+func (p *Pool) Set(c Cluster) error {
+	u, err := newUpstream(c, p.opts)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	old := p.m[c.Name]
+	p.m[c.Name] = u
+	p.mu.Unlock()
+	if old != nil {
+		old.client.CloseIdleConnections()
+	}
+	return nil
+}
+
+// Remove drops a cluster and closes its idle connections.
+func (p *Pool) Remove(name string) {
+	p.mu.Lock()
+	old := p.m[name]
+	delete(p.m, name)
+	p.mu.Unlock()
+	if old != nil {
+		old.client.CloseIdleConnections()
+	}
+}
+
+// Has reports whether the pool knows the cluster.
+func (p *Pool) Has(name string) bool { return p.get(name) != nil }
+
+func (p *Pool) get(name string) *upstream {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.m[name]
+}
+
+// TLSConfig builds the client TLS configuration for a cluster. ALPN offers
+// only http/1.1: upgrades (exec, port-forward) need HTTP/1.1 and the pool
+// speaks it anyway.
+func TLSConfig(c Cluster) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TLSServerName, NextProtos: []string{"http/1.1"}}
+	if len(c.CAData) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(c.CAData) {
+			return nil, errors.New("certificate_authority_data holds no PEM certificate")
+		}
+		cfg.RootCAs = pool
+	}
+	if len(c.ClientCertData) > 0 || len(c.ClientKeyData) > 0 {
+		pair, err := tls.X509KeyPair(c.ClientCertData, c.ClientKeyData)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
+}
+
+func newUpstream(c Cluster, opts PoolOptions) (*upstream, error) {
+	if !ValidClusterName(c.Name) {
+		return nil, fmt.Errorf("cluster %q: %w", c.Name, ErrBadClusterName)
+	}
+	u, err := url.Parse(c.Server)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.User != nil {
+		return nil, fmt.Errorf("cluster %q: server must be an https:// (or http://) URL without query or user info", c.Name)
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), map[string]string{"https": "443", "http": "80"}[u.Scheme])
+	}
+	tlsCfg, err := TLSConfig(c)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %q: %w", c.Name, err)
+	}
+	if tlsCfg.ServerName == "" {
+		tlsCfg.ServerName = u.Hostname()
+	}
+	dialTimeout := opts.DialTimeout
+	client := &fasthttp.HostClient{
+		Addr:      host,
+		IsTLS:     u.Scheme == "https",
+		TLSConfig: tlsCfg,
+		Dial: func(addr string) (net.Conn, error) {
+			return fasthttp.DialTimeout(addr, dialTimeout)
+		},
+		// The raw path must reach the cluster byte for byte.
+		DisablePathNormalizing:        true,
+		DisableHeaderNamesNormalizing: true,
+		NoDefaultUserAgentHeader:      true,
+		// Every response streams; list post-processing reads it whole
+		// explicitly.
+		StreamResponseBody:  true,
+		MaxConns:            opts.MaxConnsPerCluster,
+		MaxIdleConnDuration: opts.IdleTimeout,
+		MaxConnWaitTimeout:  5 * time.Second,
+		ReadBufferSize:      64 << 10,
+		WriteTimeout:        30 * time.Second,
+		ConnPoolStrategy:    fasthttp.LIFO,
+		// Never retry on our own: kubectl retries what is safe to retry,
+		// and a replayed POST could create an object twice.
+		RetryIf:               func(*fasthttp.Request) bool { return false },
+		SecureErrorLogMessage: true,
+	}
+	return &upstream{
+		name:     c.Name,
+		scheme:   u.Scheme,
+		host:     host,
+		basePath: strings.TrimSuffix(u.EscapedPath(), "/"),
+		token:    c.Token,
+		tls:      tlsCfg,
+		client:   client,
+	}, nil
+}

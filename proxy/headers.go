@@ -1,0 +1,110 @@
+package proxy
+
+import (
+	"net/url"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Identity is who the proxy acts for towards the cluster.
+type Identity struct {
+	// User becomes Impersonate-User (already prefixed by the caller).
+	User string
+	// Groups become Impersonate-Group headers.
+	Groups []string
+	// Extra becomes Impersonate-Extra-<key> headers; keys are lower-cased
+	// and percent-encoded as the API server expects.
+	Extra map[string][]string
+}
+
+// hopByHop are connection-level headers (RFC 9110 §7.6.1) that a proxy
+// must not forward.
+var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// dropped reports whether a client header must not reach the cluster:
+// credentials for Berth, any attempt to choose an identity (Impersonate-*,
+// and X-Remote-* which front-proxy authentication trusts), hop-by-hop
+// headers, and headers the proxy sets itself.
+func dropped(name string) bool {
+	lower := strings.ToLower(name)
+	switch lower {
+	case "authorization", "cookie", "host", "content-length", "x-request-id", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip", "forwarded":
+		return true
+	}
+	if strings.HasPrefix(lower, "impersonate-") || strings.HasPrefix(lower, "x-remote-") {
+		return true
+	}
+	for _, h := range hopByHop {
+		if strings.EqualFold(h, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// copyRequestHeaders copies the client's headers that may pass. Headers
+// the client names in Connection are dropped too (they are hop-by-hop by
+// declaration), but since the proxy adds its own identity headers after
+// this copy, naming them in Connection cannot remove them — the trick
+// behind Rancher's CVE-2021-31999 and capsule-proxy's CVE-2022-23652.
+func copyRequestHeaders(dst, src *fasthttp.RequestHeader, upgrade bool) {
+	named := map[string]bool{}
+	for _, v := range src.PeekAll("Connection") {
+		for _, part := range strings.Split(string(v), ",") {
+			if p := strings.ToLower(strings.TrimSpace(part)); p != "" && p != "upgrade" {
+				named[p] = true
+			}
+		}
+	}
+	for k, v := range src.All() {
+		name := string(k)
+		if dropped(name) || named[strings.ToLower(name)] {
+			continue
+		}
+		dst.AddBytesV(name, v)
+	}
+	if upgrade {
+		dst.Set("Connection", "Upgrade")
+		dst.SetBytesV("Upgrade", src.Peek("Upgrade"))
+	}
+}
+
+// setIdentity adds the cluster credential and the impersonation headers.
+func setIdentity(h *fasthttp.RequestHeader, bearer string, id Identity) {
+	if bearer != "" {
+		h.Set("Authorization", "Bearer "+bearer)
+	}
+	h.Set("Impersonate-User", id.User)
+	for _, g := range id.Groups {
+		h.Add("Impersonate-Group", g)
+	}
+	for k, vals := range id.Extra {
+		name := "Impersonate-Extra-" + url.PathEscape(strings.ToLower(k))
+		for _, v := range vals {
+			h.Add(name, v)
+		}
+	}
+}
+
+// copyResponseHeaders copies the cluster's response headers except
+// hop-by-hop ones and cookies: a cluster must not be able to set cookies on
+// the gateway's origin.
+func copyResponseHeaders(dst, src *fasthttp.ResponseHeader) {
+	for k, v := range src.All() {
+		name := string(k)
+		if strings.EqualFold(name, "Set-Cookie") || strings.EqualFold(name, "Content-Length") {
+			continue
+		}
+		hop := false
+		for _, h := range hopByHop {
+			if strings.EqualFold(h, name) {
+				hop = true
+				break
+			}
+		}
+		if !hop {
+			dst.AddBytesV(name, v)
+		}
+	}
+}

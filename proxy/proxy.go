@@ -1,0 +1,316 @@
+// Package proxy forwards kubectl and REST traffic to Kubernetes clusters:
+// one reused connection pool per cluster, the caller's identity sent as
+// impersonation headers, watches and log follows streamed chunk by chunk,
+// exec/attach/port-forward upgrades spliced both ways, and list responses
+// filtered, sorted and paged on request (see proxy/listquery).
+//
+// The package knows nothing of the gateway: the gateway authenticates and
+// authorizes the caller, then calls Proxy.Serve with a Target and Identity.
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/berthgw/berth/proxy/listquery"
+)
+
+// Observer receives per-cluster events, for metrics. The gateway
+// implements it; the proxy stays free of any metrics library.
+type Observer interface {
+	// Request reports a forwarded request's status and time to the first
+	// response byte.
+	Request(cluster, method string, code int, latency time.Duration)
+	// StreamOpened and StreamClosed bracket a long-lived stream; kind is
+	// "watch" or "upgrade".
+	StreamOpened(cluster, kind string)
+	StreamClosed(cluster, kind string)
+}
+
+// Options configure a Proxy.
+type Options struct {
+	Pool *Pool
+	// RequestTimeout bounds an ordinary (not streaming) request to the
+	// cluster, including its response body.
+	RequestTimeout time.Duration
+	// StreamWriteTimeout cuts a stream whose client has stopped reading for
+	// this long; a live watch runs for as long as the cluster keeps it.
+	StreamWriteTimeout time.Duration
+	// ListLimits bound the lists fetched for post-processing.
+	ListLimits listquery.Limits
+	// MaxPageSize is the largest pageSize a caller may ask for.
+	MaxPageSize int
+	// MaxConcurrentLists caps lists being post-processed at once; more get
+	// 429, because each may hold a large list in memory.
+	MaxConcurrentLists int
+	// ListChunkSize is the limit= used to fetch a list in chunks.
+	ListChunkSize int
+	Observer      Observer
+	Logger        *slog.Logger
+}
+
+// Proxy forwards requests to clusters in its Pool.
+type Proxy struct {
+	opts  Options
+	lists chan struct{}
+	log   *slog.Logger
+}
+
+// New makes a Proxy, filling unset options with defaults.
+func New(opts Options) *Proxy {
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = 60 * time.Second
+	}
+	if opts.StreamWriteTimeout <= 0 {
+		opts.StreamWriteTimeout = 60 * time.Second
+	}
+	if opts.MaxPageSize <= 0 {
+		opts.MaxPageSize = listquery.DefaultMaxPageSize
+	}
+	if opts.MaxConcurrentLists <= 0 {
+		opts.MaxConcurrentLists = 4
+	}
+	if opts.ListChunkSize <= 0 {
+		opts.ListChunkSize = 500
+	}
+	if opts.ListLimits.MaxBytes <= 0 {
+		opts.ListLimits.MaxBytes = 256 << 20
+	}
+	if opts.ListLimits.MaxItems <= 0 {
+		opts.ListLimits.MaxItems = 100_000
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Proxy{opts: opts, lists: make(chan struct{}, opts.MaxConcurrentLists), log: log}
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Request(string, string, int, time.Duration) {}
+func (nopObserver) StreamOpened(string, string)                {}
+func (nopObserver) StreamClosed(string, string)                {}
+
+// Pool returns the proxy's cluster pool.
+func (p *Proxy) Pool() *Pool { return p.opts.Pool }
+
+// Serve forwards the request in ctx to t.Cluster on behalf of id. Errors are
+// answered as Kubernetes Status objects.
+func (p *Proxy) Serve(ctx *fasthttp.RequestCtx, t Target, id Identity) {
+	u := p.opts.Pool.get(t.Cluster)
+	if u == nil {
+		WriteStatus(ctx, fasthttp.StatusNotFound, fmt.Sprintf("cluster %q not found", t.Cluster))
+		return
+	}
+	if isUpgrade(&ctx.Request.Header) {
+		p.serveUpgrade(ctx, u, t, id)
+		return
+	}
+	if hasListParams(t.Query) {
+		p.serveList(ctx, u, t, id)
+		return
+	}
+	p.forward(ctx, u, t, id)
+}
+
+func isUpgrade(h *fasthttp.RequestHeader) bool {
+	return len(h.Peek("Upgrade")) > 0 && hasToken(h.Peek("Connection"), "upgrade")
+}
+
+// isStream reports whether a request opens a long-lived response: a watch
+// (query or legacy /watch/ path) or a followed log.
+func isStream(t Target) bool {
+	if strings.Contains(t.Path, "/watch/") {
+		return true
+	}
+	for _, kv := range strings.Split(t.Query, "&") {
+		k, v, _ := strings.Cut(kv, "=")
+		if (k == "watch" || k == "follow") && (v == "1" || v == "true") {
+			return true
+		}
+	}
+	return false
+}
+
+func (u *upstream) uri(t Target) string {
+	s := u.scheme + "://" + u.host + u.basePath + t.Path
+	if t.Query != "" {
+		s += "?" + t.Query
+	}
+	return s
+}
+
+// newRequest builds the upstream request: the client's method, allowed
+// headers and body, then the gateway's credential and impersonation.
+func (p *Proxy) newRequest(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Identity, upgrade bool) *fasthttp.Request {
+	req := fasthttp.AcquireRequest()
+	req.Header.DisableNormalizing()
+	req.URI().DisablePathNormalizing = true
+	req.Header.SetMethodBytes(ctx.Method())
+	copyRequestHeaders(&req.Header, &ctx.Request.Header, upgrade)
+	setIdentity(&req.Header, u.token, id)
+	req.SetRequestURI(u.uri(t))
+	if ctx.Request.IsBodyStream() {
+		req.SetBodyStream(ctx.RequestBodyStream(), ctx.Request.Header.ContentLength())
+	} else if body := ctx.Request.Body(); len(body) > 0 {
+		req.SetBodyRaw(body)
+	}
+	return req
+}
+
+// forward is the ordinary path: one request, the response streamed back.
+func (p *Proxy) forward(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Identity) {
+	stream := isStream(t)
+	req := p.newRequest(ctx, u, t, id, false)
+	if !stream {
+		req.SetTimeout(p.opts.RequestTimeout)
+	}
+	resp := fasthttp.AcquireResponse()
+	start := time.Now()
+	err := u.client.Do(req, resp)
+	fasthttp.ReleaseRequest(req)
+	if err != nil {
+		fasthttp.ReleaseResponse(resp)
+		p.upstreamError(ctx, u, err)
+		return
+	}
+	p.opts.Observer.Request(u.name, string(ctx.Method()), resp.StatusCode(), time.Since(start))
+
+	ctx.SetStatusCode(resp.StatusCode())
+	copyResponseHeaders(&ctx.Response.Header, &resp.Header)
+	body := resp.BodyStream()
+	if body == nil {
+		ctx.SetBody(resp.Body())
+		fasthttp.ReleaseResponse(resp)
+		return
+	}
+	rb := &responseBody{resp: resp, stream: body}
+	if stream {
+		// A stream ends with its connection: the client-gone watch below
+		// may consume bytes a client pipelines after it.
+		ctx.SetConnectionClose()
+		// Send the headers now: a quiet watch may have no first byte for
+		// minutes, and clients wait for the 200 before anything else.
+		ctx.Response.ImmediateHeaderFlush = true
+		conn := ctx.Conn()
+		rb.conn, rb.writeTimeout = conn, p.opts.StreamWriteTimeout
+		rb.watch = watchClient(conn, rb.abort)
+		p.opts.Observer.StreamOpened(u.name, "watch")
+		rb.onClose = func() { p.opts.Observer.StreamClosed(u.name, "watch") }
+	}
+	ctx.SetBodyStream(rb, resp.Header.ContentLength())
+}
+
+// upstreamError answers a failed round trip: 504 for a timeout, 502 for
+// anything else. Details go to the log, not to the client.
+func (p *Proxy) upstreamError(ctx *fasthttp.RequestCtx, u *upstream, err error) {
+	var ne net.Error
+	code := fasthttp.StatusBadGateway
+	msg := fmt.Sprintf("cluster %q is unreachable", u.name)
+	if errors.Is(err, fasthttp.ErrTimeout) || (errors.As(err, &ne) && ne.Timeout()) {
+		code = fasthttp.StatusGatewayTimeout
+		msg = fmt.Sprintf("cluster %q did not answer in time", u.name)
+	}
+	p.log.Warn("proxy upstream error", "cluster", u.name, "err", err.Error())
+	p.opts.Observer.Request(u.name, string(ctx.Method()), code, 0)
+	WriteStatus(ctx, code, msg)
+}
+
+// responseBody streams an upstream body to the client. fasthttp's server
+// reads it and writes (and flushes) one chunk per Read, so each watch event
+// reaches the client as it arrives; it calls Close when done, which
+// returns the upstream connection to the pool or closes it.
+type responseBody struct {
+	resp   *fasthttp.Response
+	stream io.Reader
+
+	// Set for long-lived streams only.
+	conn         net.Conn
+	writeTimeout time.Duration
+	watch        func()
+	onClose      func()
+
+	abortOnce sync.Once
+	closeOnce sync.Once
+}
+
+func (b *responseBody) Read(p []byte) (int, error) {
+	n, err := b.stream.Read(p)
+	if n > 0 && b.conn != nil {
+		// A rolling deadline: the write of this chunk must finish in
+		// writeTimeout, but a quiet watch may last for hours.
+		_ = b.conn.SetWriteDeadline(time.Now().Add(b.writeTimeout))
+	}
+	return n, err
+}
+
+// errClientGone tells fasthttp the upstream connection cannot be reused:
+// the stream was cut before its end.
+var errClientGone = errors.New("client went away")
+
+// abort interrupts a Read blocked on the upstream, when the client left.
+func (b *responseBody) abort() {
+	b.abortOnce.Do(func() {
+		if c, ok := b.stream.(fasthttp.ReadCloserWithError); ok {
+			_ = c.CloseWithError(errClientGone)
+		}
+	})
+}
+
+// Close returns a fully read upstream connection to the pool (or closes a
+// cut one) and ends the client watch.
+func (b *responseBody) Close() error {
+	b.closeOnce.Do(func() {
+		if b.watch != nil {
+			b.watch()
+		}
+		fasthttp.ReleaseResponse(b.resp)
+		if b.onClose != nil {
+			b.onClose()
+		}
+	})
+	return nil
+}
+
+// watchClient notices a client that goes away while the upstream is quiet
+// (fasthttp only learns of it on its next write). It reads the client
+// connection in the background — the server is not reading it while the
+// response streams — and calls gone on EOF or error. The returned stop
+// function ends the watch and waits for it.
+func watchClient(conn net.Conn, gone func()) (stop func()) {
+	done, stopped := make(chan struct{}), make(chan struct{})
+	var stopping sync.Once
+	go func() {
+		defer close(done)
+		_ = conn.SetReadDeadline(time.Time{})
+		var b [1]byte
+		// Returns on EOF, a reset, or bytes of a pipelined request that
+		// will not be served on a stream's connection: in every case the
+		// stream ends, unless stop woke the read.
+		_, _ = conn.Read(b[:])
+		select {
+		case <-stopped:
+		default:
+			gone()
+		}
+	}()
+	return func() {
+		stopping.Do(func() {
+			close(stopped)
+			_ = conn.SetReadDeadline(time.Now())
+			<-done
+		})
+	}
+}

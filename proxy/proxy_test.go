@@ -1,0 +1,454 @@
+package proxy
+
+import (
+	"bufio"
+	"crypto/tls"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// backend is a real HTTPS server standing in for a cluster's API server in
+// these unit tests (the end-to-end suite uses a real kube-apiserver). It
+// records what reached it, so the tests can check what the proxy sent.
+type backend struct {
+	*httptest.Server
+	mu          sync.Mutex
+	lastHeader  http.Header
+	lastURI     string
+	watchEvents chan string
+	watchGone   chan struct{}
+	pods        int
+}
+
+func newBackend(t *testing.T) *backend {
+	b := &backend{watchEvents: make(chan string), watchGone: make(chan struct{}, 100), pods: 1200}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/v1/namespaces/default/pods/echo", func(w http.ResponseWriter, r *http.Request) {
+		b.record(r)
+		http.SetCookie(w, &http.Cookie{Name: "evil", Value: "1"})
+		w.Header().Set("Content-Type", "application/json")
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, `{"kind":"Pod","method":%q,"body":%q}`, r.Method, body)
+	})
+	mux.HandleFunc("/api/v1/pods", func(w http.ResponseWriter, r *http.Request) {
+		b.record(r)
+		if r.URL.Query().Get("watch") == "1" {
+			b.serveWatch(w, r)
+			return
+		}
+		b.serveList(w, r)
+	})
+	mux.HandleFunc("/api/v1/namespaces/default/pods/slow", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
+		}
+	})
+	mux.HandleFunc("/api/v1/namespaces/default/pods/denied/exec", func(w http.ResponseWriter, r *http.Request) {
+		b.record(r)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Forbidden","code":403}`)
+	})
+	mux.HandleFunc("/api/v1/namespaces/default/pods/echo/exec", func(w http.ResponseWriter, r *http.Request) {
+		b.record(r)
+		conn, rw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		fmt.Fprint(rw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n")
+		rw.Flush()
+		// Echo until the client half-closes, then say goodbye and close:
+		// this checks that half-close crosses the proxy.
+		data, _ := io.ReadAll(rw)
+		rw.Write([]byte(strings.ToUpper(string(data)) + "|bye"))
+		rw.Flush()
+	})
+	b.Server = httptest.NewUnstartedServer(mux)
+	b.Server.EnableHTTP2 = false
+	b.StartTLS()
+	t.Cleanup(b.Close)
+	return b
+}
+
+func (b *backend) record(r *http.Request) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.lastHeader = r.Header.Clone()
+	b.lastURI = r.RequestURI
+}
+
+func (b *backend) last() (http.Header, string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.lastHeader, b.lastURI
+}
+
+func (b *backend) serveWatch(w http.ResponseWriter, r *http.Request) {
+	defer func() { b.watchGone <- struct{}{} }()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	w.(http.Flusher).Flush()
+	for {
+		select {
+		case ev, ok := <-b.watchEvents:
+			if !ok {
+				return
+			}
+			fmt.Fprintf(w, `{"type":"ADDED","object":{"kind":"Pod","metadata":{"name":%q}}}`+"\n", ev)
+			w.(http.Flusher).Flush()
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// serveList answers with b.pods pods, honouring limit and continue (the
+// continue token is simply the next index).
+func (b *backend) serveList(w http.ResponseWriter, r *http.Request) {
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	from, _ := strconv.Atoi(r.URL.Query().Get("continue"))
+	to := b.pods
+	if limit > 0 && from+limit < to {
+		to = from + limit
+	}
+	var items []string
+	for i := from; i < to; i++ {
+		items = append(items, fmt.Sprintf(`{"metadata":{"name":"pod-%04d","namespace":"ns-%d","labels":{"app":"a%d"}},"spec":{"replicas":%d}}`, i, i%3, i%5, i%7))
+	}
+	next := ""
+	if to < b.pods {
+		next = strconv.Itoa(to)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"42","continue":%q},"items":[%s]}`, next, strings.Join(items, ","))
+}
+
+type front struct {
+	url    string
+	proxy  *Proxy
+	server *fasthttp.Server
+}
+
+// newFront serves the proxy the way the gateway does: route on the raw
+// URI, act for a fixed identity.
+func newFront(t *testing.T, b *backend, opts Options) *front {
+	t.Helper()
+	pool := NewPool(PoolOptions{DialTimeout: 2 * time.Second})
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: b.Certificate().Raw})
+	if err := pool.Set(Cluster{Name: "dev", Server: b.URL, CAData: caPEM, Token: "cluster-token"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.Set(Cluster{Name: "down", Server: "https://127.0.0.1:1", CAData: caPEM}); err != nil {
+		t.Fatal(err)
+	}
+	opts.Pool = pool
+	p := New(opts)
+	id := Identity{User: "berth:alice", Groups: []string{"dev", "berth:members"}, Extra: map[string][]string{"berth.dev/client-ip": {"127.0.0.1"}}}
+	srv := &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			target, err := ParseTarget(ctx.RequestURI())
+			if err != nil {
+				WriteStatus(ctx, 400, err.Error())
+				return
+			}
+			p.Serve(ctx, target, id)
+		},
+		ReadTimeout:  10 * time.Second,
+		WriteTimeout: 10 * time.Second,
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	return &front{url: "http://" + ln.Addr().String(), proxy: p, server: srv}
+}
+
+func TestIdentityHeaders(t *testing.T) {
+	b := newBackend(t)
+	f := newFront(t, b, Options{})
+	req, _ := http.NewRequest(http.MethodPost, f.url+"/proxy/clusters/dev/api/v1/namespaces/default/pods/echo?fieldSelector=a%3Db&x=1", strings.NewReader(`{"a":1}`))
+	req.Header.Set("Authorization", "Bearer berth-user-token")
+	req.Header.Set("Cookie", "berth_session=abc")
+	req.Header.Set("Impersonate-User", "system:admin")
+	req.Header.Add("Impersonate-Group", "system:masters")
+	req.Header.Set("Impersonate-Extra-Scopes", "all")
+	req.Header.Set("X-Remote-User", "root")
+	req.Header.Set("X-Remote-Group", "system:masters")
+	req.Header.Set("X-Custom", "kept")
+	req.Header.Set("X-Hop", "dropped")
+	// Naming our own headers in Connection must not remove them.
+	req.Header.Set("Connection", "Impersonate-User, Authorization, X-Hop")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"body":"{\"a\":1}"`) {
+		t.Fatalf("echo: %d %s", resp.StatusCode, body)
+	}
+	if resp.Header.Get("Set-Cookie") != "" {
+		t.Error("cluster Set-Cookie reached the client")
+	}
+	h, uri := b.last()
+	if uri != "/api/v1/namespaces/default/pods/echo?fieldSelector=a%3Db&x=1" {
+		t.Errorf("raw URI changed: %q", uri)
+	}
+	checks := map[string][]string{
+		"Authorization":                           {"Bearer cluster-token"},
+		"Impersonate-User":                        {"berth:alice"},
+		"Impersonate-Group":                       {"dev", "berth:members"},
+		"Impersonate-Extra-Berth.dev%2fclient-Ip": {"127.0.0.1"},
+		"X-Custom":                                {"kept"},
+	}
+	for k, want := range checks {
+		got := h.Values(k)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	for _, k := range []string{"Cookie", "X-Remote-User", "X-Remote-Group", "Impersonate-Extra-Scopes", "X-Hop"} {
+		if v := h.Values(k); len(v) > 0 {
+			t.Errorf("%s reached the cluster: %q", k, v)
+		}
+	}
+	for k := range h {
+		if strings.HasPrefix(strings.ToLower(k), "impersonate-extra-") && !strings.Contains(strings.ToLower(k), "client-ip") {
+			t.Errorf("unexpected extra %s", k)
+		}
+	}
+}
+
+func TestUpstreamErrors(t *testing.T) {
+	b := newBackend(t)
+	f := newFront(t, b, Options{RequestTimeout: 300 * time.Millisecond})
+	tests := []struct {
+		path   string
+		code   int
+		reason string
+	}{
+		{"/proxy/clusters/down/api/v1/pods", 502, "ServiceUnavailable"},
+		{"/proxy/clusters/dev/api/v1/namespaces/default/pods/slow", 504, "Timeout"},
+		{"/proxy/clusters/nope/api/v1/pods", 404, "NotFound"},
+		{"/proxy/clusters/dev/api/v1/pods?pageSize=0", 400, "BadRequest"},
+		{"/proxy/clusters/dev/api/v1/namespaces/default/pods/echo?sortOrder=asc", 400, "BadRequest"},
+	}
+	for _, tt := range tests {
+		resp, err := http.Get(f.url + tt.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st struct {
+			Kind, Reason, Message string
+			Code                  int
+		}
+		json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if resp.StatusCode != tt.code || st.Kind != "Status" || st.Code != tt.code || st.Reason != tt.reason {
+			t.Errorf("%s: %d %+v, want %d %s", tt.path, resp.StatusCode, st, tt.code, tt.reason)
+		}
+		if strings.Contains(st.Message, "127.0.0.1") {
+			t.Errorf("%s: message leaks the cluster address: %q", tt.path, st.Message)
+		}
+	}
+}
+
+func TestListPostProcessing(t *testing.T) {
+	b := newBackend(t)
+	f := newFront(t, b, Options{ListChunkSize: 500})
+	get := func(q string) (int, map[string]any) {
+		resp, err := http.Get(f.url + "/proxy/clusters/dev/api/v1/pods?" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	names := func(out map[string]any) []string {
+		var n []string
+		for _, it := range out["items"].([]any) {
+			n = append(n, it.(map[string]any)["metadata"].(map[string]any)["name"].(string))
+		}
+		return n
+	}
+
+	// Plain list: untouched, no total, the cluster's own paging.
+	code, out := get("limit=3")
+	if code != 200 || out["total"] != nil || len(out["items"].([]any)) != 3 {
+		t.Fatalf("plain list changed: %d total=%v", code, out["total"])
+	}
+	// Filtered, sorted, paged across three upstream chunks.
+	code, out = get("selector=metadata.namespace=ns-1,metadata.labels.app=a2&sortName=metadata.name&sortOrder=desc&pageSize=5&pageNum=2")
+	if code != 200 {
+		t.Fatalf("list: %d %v", code, out)
+	}
+	var want []string
+	for i := 1199; i >= 0; i-- {
+		if i%3 == 1 && i%5 == 2 {
+			want = append(want, fmt.Sprintf("pod-%04d", i))
+		}
+	}
+	if int(out["total"].(float64)) != len(want) {
+		t.Errorf("total %v, want %d", out["total"], len(want))
+	}
+	if got := names(out); strings.Join(got, ",") != strings.Join(want[5:10], ",") {
+		t.Errorf("page 2 = %v, want %v", got, want[5:10])
+	}
+	md := out["metadata"].(map[string]any)
+	if md["continue"] != nil && md["continue"] != "" {
+		t.Errorf("continue token leaked into the result: %v", md["continue"])
+	}
+	_, uri := b.last()
+	if strings.Contains(uri, "selector=") || strings.Contains(uri, "pageSize") || !strings.Contains(uri, "limit=500") {
+		t.Errorf("Berth's parameters reached the cluster or chunking missing: %q", uri)
+	}
+	// Numbers sort as numbers.
+	code, out = get("sortName=spec.replicas&sortFunc=number&pageSize=1000&selector=metadata.namespace=ns-0")
+	reps := []float64{}
+	for _, it := range out["items"].([]any) {
+		reps = append(reps, it.(map[string]any)["spec"].(map[string]any)["replicas"].(float64))
+	}
+	if code != 200 || !sort.Float64sAreSorted(reps) || len(reps) != 400 {
+		t.Errorf("number sort: %d %d items sorted=%v", code, len(reps), sort.Float64sAreSorted(reps))
+	}
+	// A page past the end is empty, not an error.
+	code, out = get("pageSize=100&pageNum=99")
+	if code != 200 || len(out["items"].([]any)) != 0 || int(out["total"].(float64)) != 1200 {
+		t.Errorf("past the end: %d %v", code, out["total"])
+	}
+	// Too large → 413 Status.
+	small := newFront(t, b, Options{ListChunkSize: 500})
+	small.proxy.opts.ListLimits.MaxItems = 700
+	resp, _ := http.Get(small.url + "/proxy/clusters/dev/api/v1/pods?pageSize=5")
+	resp.Body.Close()
+	if resp.StatusCode != 413 {
+		t.Errorf("oversized list: %d, want 413", resp.StatusCode)
+	}
+}
+
+// Each watch event reaches the client while the stream is still open, and
+// a client that leaves releases the backend stream and every goroutine.
+func TestWatchStreamsAndReleases(t *testing.T) {
+	b := newBackend(t)
+	f := newFront(t, b, Options{})
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
+	baseline := runtime.NumGoroutine()
+	for cycle := 0; cycle < 25; cycle++ {
+		resp, err := client.Get(f.url + "/proxy/clusters/dev/api/v1/pods?watch=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(resp.Body)
+		for i := 0; i < 2; i++ {
+			name := fmt.Sprintf("c%d-e%d", cycle, i)
+			b.watchEvents <- name
+			line, err := r.ReadString('\n')
+			if err != nil || !strings.Contains(line, name) {
+				t.Fatalf("cycle %d: event %q not delivered while streaming: %q %v", cycle, name, line, err)
+			}
+		}
+		resp.Body.Close() // the client goes away while the cluster is quiet
+		select {
+		case <-b.watchGone:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("cycle %d: backend watch not released after the client left", cycle)
+		}
+	}
+	// Goroutines return to the baseline (bounded wait, not a timing test).
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > baseline+5 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > baseline+5 {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("goroutines grew from %d to %d after 25 watch cycles:\n%s", baseline, n, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+func rawUpgrade(t *testing.T, f *front, path string) (net.Conn, *bufio.Reader, *http.Response) {
+	t.Helper()
+	u, _ := url.Parse(f.url)
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\nContent-Length: 0\r\n\r\n", path, u.Host)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn, br, resp
+}
+
+func TestUpgrade(t *testing.T) {
+	b := newBackend(t)
+	f := newFront(t, b, Options{})
+
+	// Accepted: bytes flow both ways and the client's half-close reaches
+	// the cluster, whose answer still comes back.
+	conn, br, resp := rawUpgrade(t, f, "/proxy/clusters/dev/api/v1/namespaces/default/pods/echo/exec?command=sh")
+	if resp.StatusCode != 101 || resp.Header.Get("X-Stream-Protocol-Version") != "v4.channel.k8s.io" {
+		t.Fatalf("upgrade: %d %v", resp.StatusCode, resp.Header)
+	}
+	h, _ := b.last()
+	if h.Get("Impersonate-User") != "berth:alice" || h.Get("Upgrade") != "SPDY/3.1" {
+		t.Errorf("upgrade request headers: %v", h)
+	}
+	conn.Write([]byte("hello"))
+	conn.(*net.TCPConn).CloseWrite()
+	rest, _ := io.ReadAll(br)
+	conn.Close()
+	if string(rest) != "HELLO|bye" {
+		t.Errorf("spliced stream: %q", rest)
+	}
+
+	// Refused: the cluster's 403 comes back unchanged and the connection
+	// is closed, never reused.
+	conn, br, resp = rawUpgrade(t, f, "/proxy/clusters/dev/api/v1/namespaces/default/pods/denied/exec")
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 403 || !strings.Contains(string(body), `"reason":"Forbidden"`) {
+		t.Errorf("refused upgrade: %d %s", resp.StatusCode, body)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("connection left open after a refused upgrade: %v", err)
+	}
+	conn.Close()
+}
+
+func TestTLSConfigRejectsBadCA(t *testing.T) {
+	if _, err := TLSConfig(Cluster{CAData: []byte("not pem")}); err == nil {
+		t.Error("bad CA accepted")
+	}
+	if _, err := TLSConfig(Cluster{ClientCertData: []byte("x"), ClientKeyData: []byte("y")}); err == nil {
+		t.Error("bad client certificate accepted")
+	}
+	cfg, err := TLSConfig(Cluster{})
+	if err != nil || cfg.MinVersion != tls.VersionTLS12 || len(cfg.NextProtos) != 1 || cfg.NextProtos[0] != "http/1.1" {
+		t.Errorf("default TLS config: %+v %v", cfg, err)
+	}
+}

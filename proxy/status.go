@@ -1,0 +1,58 @@
+package proxy
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// reasons maps the statuses the proxy itself produces to Kubernetes
+// StatusReasons, so kubectl prints "Error from server (Forbidden): …".
+var reasons = map[int]metav1.StatusReason{
+	fasthttp.StatusBadRequest:            metav1.StatusReasonBadRequest,
+	fasthttp.StatusUnauthorized:          metav1.StatusReasonUnauthorized,
+	fasthttp.StatusForbidden:             metav1.StatusReasonForbidden,
+	fasthttp.StatusNotFound:              metav1.StatusReasonNotFound,
+	fasthttp.StatusMethodNotAllowed:      metav1.StatusReasonMethodNotAllowed,
+	fasthttp.StatusRequestEntityTooLarge: metav1.StatusReasonRequestEntityTooLarge,
+	fasthttp.StatusTooManyRequests:       metav1.StatusReasonTooManyRequests,
+	fasthttp.StatusInternalServerError:   metav1.StatusReasonInternalError,
+	fasthttp.StatusBadGateway:            metav1.StatusReasonServiceUnavailable,
+	fasthttp.StatusServiceUnavailable:    metav1.StatusReasonServiceUnavailable,
+	fasthttp.StatusGatewayTimeout:        metav1.StatusReasonTimeout,
+}
+
+// WriteStatus answers with a Kubernetes Status object, the error format
+// kubectl and client-go understand.
+func WriteStatus(ctx *fasthttp.RequestCtx, code int, message string) {
+	st := metav1.Status{
+		TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
+		Status:   metav1.StatusFailure,
+		Message:  message,
+		Reason:   reasons[code],
+		Code:     int32(code),
+	}
+	if st.Reason == "" {
+		st.Reason = metav1.StatusReasonUnknown
+	}
+	body, _ := json.Marshal(st)
+	ctx.Response.Reset()
+	ctx.SetStatusCode(code)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
+}
+
+// WriteTooManyRequests answers 429 with Retry-After in whole seconds
+// (at least 1), as the Kubernetes API server itself does.
+func WriteTooManyRequests(ctx *fasthttp.RequestCtx, retryAfter time.Duration) {
+	secs := int((retryAfter + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	WriteStatus(ctx, fasthttp.StatusTooManyRequests, fmt.Sprintf("rate limit exceeded, retry after %d seconds", secs))
+	ctx.Response.Header.Set("Retry-After", strconv.Itoa(secs))
+}
