@@ -40,6 +40,12 @@ e2e-tools:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	cd sdk && $(GO) test -run '^$$' -bench . -benchmem -benchtime 3s ./pluginclient/
+
+# Regenerates the plugin protocol's Go code with pinned tools (protoc from
+# Debian, protoc-gen-go and protoc-gen-go-grpc at fixed versions).
+proto:
+	bash sdk/proto/gen.sh
 
 # Short fuzz runs of every fuzz target; the seed corpora run in `make test`.
 fuzz:
