@@ -76,13 +76,19 @@ fi
 stamp_want=$(cat "$mod_dir/go.mod" "$mod_dir/go.sum" | sha256sum | cut -d' ' -f1)
 
 binaries_ok() {
-	local dir=$1
+	local dir=$1 out
 	[[ -x "$dir/kube-apiserver" && -x "$dir/kubectl" && -f "$dir/.stamp" ]] || return 1
-	[[ "$(cat "$dir/.stamp")" == "$stamp_want" ]] || return 1
-	# "Kubernetes v1.31.14"
-	[[ "$("$dir/kube-apiserver" --version 2>/dev/null)" == "Kubernetes $k8s_version" ]] || return 1
-	# "Client Version: v1.31.14" (the flags keep it from reading a kubeconfig)
-	"$dir/kubectl" version --client --kubeconfig=/dev/null 2>/dev/null | grep -qx "Client Version: $k8s_version" || return 1
+	[[ "$(<"$dir/.stamp")" == "$stamp_want" ]] || return 1
+	# Ask both binaries for their version at once (each takes ~0.2s to start).
+	# Expected lines: "Kubernetes v1.31.14" and "Client Version: v1.31.14"; the
+	# kubectl flags keep it from reading a kubeconfig or contacting a server.
+	out=$(
+		"$dir/kube-apiserver" --version 2>/dev/null &
+		"$dir/kubectl" version --client --kubeconfig=/dev/null 2>/dev/null
+		wait
+	) || true
+	grep -qx "Kubernetes $k8s_version" <<<"$out" || return 1
+	grep -qx "Client Version: $k8s_version" <<<"$out" || return 1
 }
 
 if binaries_ok "$bin_dir"; then
@@ -113,15 +119,13 @@ if binaries_ok "$bin_dir"; then
 	exit 0
 fi
 
-# buildDate is the source date of the module version (from the module proxy's
-# .info file when it is in the module cache), so rebuilds give the same bytes.
-build_date=""
-info_file="$("$go_cmd" env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$k8s_version.info"
-if [[ -f "$info_file" ]]; then
-	build_date=$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "$info_file")
-fi
+# buildDate is the commit time of the module version, as the module proxy
+# reports it, so that rebuilds give byte-identical binaries.
+build_date=$(cd "$mod_dir" && GOWORK=off GOFLAGS=-mod=readonly "$go_cmd" list -m -json k8s.io/kubernetes 2>/dev/null |
+	sed -n 's/^[[:space:]]*"Time": "\([^"]*\)".*/\1/p') || build_date=""
 if [[ -z "$build_date" ]]; then
 	build_date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+	log "module time of k8s.io/kubernetes $k8s_version unknown; using the current time as buildDate"
 fi
 git_commit=${K8S_GIT_COMMIT:-unknown}
 
