@@ -121,6 +121,12 @@ func (l *Log) Record(ctx context.Context, e Event) {
 // Append is Record returning the write error, for callers that must fail
 // when the audit trail cannot be written.
 func (l *Log) Append(ctx context.Context, e *Event) error {
+	return l.db.Update(func(tx *store.Tx) error { return l.AppendTx(ctx, tx, e) })
+}
+
+// AppendTx writes e inside the caller's transaction, so an event and the
+// change it records commit together (or not at all).
+func (l *Log) AppendTx(ctx context.Context, tx *store.Tx, e *Event) error {
 	if e.Action == "" || e.ResourceType == "" {
 		return errors.New("audit: event needs an action and a resource type")
 	}
@@ -138,7 +144,7 @@ func (l *Log) Append(ctx context.Context, e *Event) error {
 		e.RequestID = httpapi.RequestID(rc)
 	}
 	bound(e)
-	return l.db.Update(func(tx *store.Tx) error { return Events.Insert(tx, e.ID, e) })
+	return Events.Insert(tx, e.ID, e)
 }
 
 func bound(e *Event) {

@@ -174,6 +174,12 @@ func (s *Service) record(ctx context.Context, actor *Principal, m Meta, e audit.
 	if s.audit == nil {
 		return
 	}
+	s.prepare(actor, m, &e)
+	s.audit.Record(ctx, e)
+}
+
+// prepare fills an event's actor, origin and time.
+func (s *Service) prepare(actor *Principal, m Meta, e *audit.Event) {
 	if actor != nil {
 		if e.ActorID == "" {
 			e.ActorID, e.ActorName = actor.UserID, actor.Username
@@ -187,7 +193,6 @@ func (s *Service) record(ctx context.Context, actor *Principal, m Meta, e audit.
 	}
 	e.ClientIP, e.UserAgent = m.ClientIP, m.UserAgent
 	e.Time = s.now().UTC()
-	s.audit.Record(ctx, e)
 }
 
 // principalFor builds the principal for user u in tx, refusing accounts that

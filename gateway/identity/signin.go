@@ -58,36 +58,53 @@ func (s *Service) SignIn(ctx context.Context, username, password, method string,
 	}
 	if reason != "" {
 		lock := s.lockout.Fail(lockKey)
-		e := audit.Event{Action: "login", ResourceType: "session", Result: audit.ResultFailure, Reason: reason, AuthMethod: method}
+		e := audit.Event{Action: "login", ResourceType: "session", Result: audit.ResultFailure, Reason: reason,
+			AuthMethod: method, Details: map[string]string{}}
+		userID := ""
 		if u != nil {
-			e.ActorID, e.ActorName = u.ID, u.Username
-			s.addLogin(u.ID, method, audit.ResultFailure, reason, m)
+			userID, e.ActorID, e.ActorName = u.ID, u.ID, u.Username
 		} else {
-			e.Details = map[string]string{"username": username}
+			e.Details["username"] = username
 		}
 		if lock > 0 {
-			if e.Details == nil {
-				e.Details = map[string]string{}
-			}
 			e.Details["locked_for"] = lock.String()
 		}
-		s.record(ctx, nil, m, e)
+		s.recordLogin(ctx, userID, method, audit.ResultFailure, reason, m, &e)
 		return nil, ErrInvalidCredentials
 	}
 	s.lockout.Reset(lockKey)
-	s.addLogin(u.ID, method, audit.ResultSuccess, "", m)
+	s.recordLogin(ctx, u.ID, method, audit.ResultSuccess, "", m, nil)
 	return u, nil
 }
 
-func (s *Service) addLogin(userID, method, result, reason string, m Meta) {
+// recordLogin writes the login-history record of an existing account and,
+// for a failure, the audit event, in one transaction. A failure for an
+// unknown name writes only the event, still in one transaction: both
+// paths cost one synced write, so the time a refusal takes does not tell
+// whether the name exists. (A success is audited when its session starts.)
+func (s *Service) recordLogin(ctx context.Context, userID, method, result, reason string, m Meta, e *audit.Event) {
 	now := s.now().UTC()
-	rec := &LoginRecord{ID: store.NewID("lgn"), UserID: userID, Time: now, ClientIP: m.ClientIP,
-		UserAgent: clip(m.UserAgent, 256), Method: method, Result: result, Reason: reason}
-	if s.set.LoginHistoryRetention > 0 {
-		rec.ExpiresAt = now.Add(s.set.LoginHistoryRetention)
+	if e != nil {
+		s.prepare(nil, m, e)
 	}
-	if err := s.db.Update(func(tx *store.Tx) error { return LoginHistory.Insert(tx, rec.ID, rec) }); err != nil {
-		s.log.Error("login history not recorded", "user_id", userID, "err", err)
+	err := s.db.Update(func(tx *store.Tx) error {
+		if userID != "" {
+			rec := &LoginRecord{ID: store.NewID("lgn"), UserID: userID, Time: now, ClientIP: m.ClientIP,
+				UserAgent: clip(m.UserAgent, 256), Method: method, Result: result, Reason: reason}
+			if s.set.LoginHistoryRetention > 0 {
+				rec.ExpiresAt = now.Add(s.set.LoginHistoryRetention)
+			}
+			if err := LoginHistory.Insert(tx, rec.ID, rec); err != nil {
+				return err
+			}
+		}
+		if e != nil && s.audit != nil {
+			return s.audit.AppendTx(ctx, tx, e)
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Error("sign-in not recorded", "user_id", userID, "result", result, "err", err)
 	}
 }
 

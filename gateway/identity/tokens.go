@@ -2,12 +2,15 @@ package identity
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/berthgw/berth/gateway/lru"
 	"github.com/berthgw/berth/gateway/store"
 )
 
@@ -35,33 +38,47 @@ type AccessClaims struct {
 
 // tokenIssuer signs and verifies access tokens.
 type tokenIssuer struct {
-	keyID    string
-	priv     ed25519.PrivateKey
-	pub      ed25519.PublicKey
-	issuer   string
-	audience string
-	parser   *jwt.Parser
-	now      func() time.Time
+	keyID     string
+	priv      ed25519.PrivateKey
+	pub       ed25519.PublicKey
+	issuer    string
+	audience  string
+	parser    *jwt.Parser
+	validator *jwt.Validator
+	now       func() time.Time
+
+	// verified remembers the claims of tokens whose signature checked out,
+	// keyed by the SHA-256 of the whole token, so a client sending the same
+	// token on every request pays for Ed25519 once. Only byte-identical
+	// tokens hit; their time, issuer and audience claims are checked again
+	// on every hit, and the session behind them is read from the store on
+	// every request regardless.
+	mu       sync.Mutex
+	verified *lru.Map[*AccessClaims]
 }
 
+// verifiedCacheSize bounds the verified-token cache (a few MiB).
+const verifiedCacheSize = 10000
+
 func newTokenIssuer(kr *keyring, issuer, audience string, leeway time.Duration, now func() time.Time) *tokenIssuer {
+	claimRules := []jwt.ParserOption{
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithIssuer(issuer),
+		jwt.WithAudience(audience),
+		jwt.WithLeeway(leeway),
+		jwt.WithTimeFunc(now),
+	}
 	return &tokenIssuer{
-		keyID:    kr.signingKeyID,
-		priv:     kr.signing,
-		pub:      kr.signing.Public().(ed25519.PublicKey),
-		issuer:   issuer,
-		audience: audience,
-		now:      now,
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{accessAlg}),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithIssuer(issuer),
-			jwt.WithAudience(audience),
-			jwt.WithLeeway(leeway),
-			jwt.WithTimeFunc(now),
-			jwt.WithStrictDecoding(),
-		),
+		keyID:     kr.signingKeyID,
+		priv:      kr.signing,
+		pub:       kr.signing.Public().(ed25519.PublicKey),
+		issuer:    issuer,
+		audience:  audience,
+		now:       now,
+		parser:    jwt.NewParser(append([]jwt.ParserOption{jwt.WithValidMethods([]string{accessAlg}), jwt.WithStrictDecoding()}, claimRules...)...),
+		validator: jwt.NewValidator(claimRules...),
+		verified:  lru.New[*AccessClaims](verifiedCacheSize),
 	}
 }
 
@@ -101,6 +118,17 @@ func (t *tokenIssuer) verify(raw string) (*AccessClaims, error) {
 	if len(raw) == 0 || len(raw) > MaxTokenLength {
 		return nil, errBadToken
 	}
+	sum := sha256.Sum256([]byte(raw))
+	cacheKey := string(sum[:])
+	t.mu.Lock()
+	cached, hit := t.verified.Get(cacheKey)
+	t.mu.Unlock()
+	if hit {
+		if err := t.validator.Validate(cached); err != nil {
+			return nil, fmt.Errorf("%w: %w", errBadToken, err)
+		}
+		return cached, nil
+	}
 	claims := new(AccessClaims)
 	_, err := t.parser.ParseWithClaims(raw, claims, func(tok *jwt.Token) (any, error) {
 		if _, ok := tok.Method.(*jwt.SigningMethodEd25519); !ok {
@@ -117,5 +145,8 @@ func (t *tokenIssuer) verify(raw string) (*AccessClaims, error) {
 	if claims.Subject == "" || claims.SessionID == "" || claims.ID == "" {
 		return nil, errBadToken
 	}
+	t.mu.Lock()
+	t.verified.Put(cacheKey, claims)
+	t.mu.Unlock()
 	return claims, nil
 }

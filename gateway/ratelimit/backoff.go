@@ -3,6 +3,8 @@ package ratelimit
 import (
 	"sync"
 	"time"
+
+	"github.com/berthgw/berth/gateway/lru"
 )
 
 // Backoff counts failures per key (an account name) and locks the key
@@ -18,7 +20,7 @@ type Backoff struct {
 	base, max time.Duration
 	now       func() time.Time
 	mu        sync.Mutex
-	keys      *lru[*failures]
+	keys      *lru.Map[*failures]
 }
 
 type failures struct {
@@ -50,7 +52,7 @@ func NewBackoff(opts BackoffOptions) *Backoff {
 	if maxKeys <= 0 {
 		maxKeys = DefaultMaxKeys
 	}
-	b.keys = newLRU[*failures](maxKeys)
+	b.keys = lru.New[*failures](maxKeys)
 	return b
 }
 
@@ -62,7 +64,7 @@ func (b *Backoff) Locked(key string) time.Duration {
 	now := b.now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	f, ok := b.keys.get(key)
+	f, ok := b.keys.Get(key)
 	if !ok || !now.Before(f.lockedUntil) {
 		return 0
 	}
@@ -78,10 +80,10 @@ func (b *Backoff) Fail(key string) time.Duration {
 	now := b.now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	f, ok := b.keys.get(key)
+	f, ok := b.keys.Get(key)
 	if !ok || now.Sub(f.last) > b.max && !now.Before(f.lockedUntil) {
 		f = &failures{}
-		b.keys.put(key, f)
+		b.keys.Put(key, f)
 	}
 	f.count++
 	f.last = now
@@ -101,5 +103,5 @@ func (b *Backoff) Fail(key string) time.Duration {
 func (b *Backoff) Reset(key string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.keys.remove(key)
+	b.keys.Remove(key)
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/berthgw/berth/gateway/lru"
 )
 
 // Limit is the shape of one token bucket: Rate tokens are added per second
@@ -88,7 +90,7 @@ type scope struct {
 
 type shard struct {
 	mu      sync.Mutex
-	buckets *lru[*rate.Limiter]
+	buckets *lru.Map[*rate.Limiter]
 }
 
 // New builds a Limiter.
@@ -105,7 +107,7 @@ func New(opts Options) *Limiter {
 	for name, lim := range opts.Scopes {
 		s := &scope{limit: lim, overrides: opts.Overrides[name]}
 		for i := range s.shards {
-			s.shards[i].buckets = newLRU[*rate.Limiter](perShard)
+			s.shards[i].buckets = lru.New[*rate.Limiter](perShard)
 		}
 		l.scopes[name] = s
 	}
@@ -132,10 +134,10 @@ func (l *Limiter) Allow(scopeName, key string) (ok bool, retryAfter time.Duratio
 	sh := &s.shards[maphash.String(l.seed, key)%shards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	b, found := sh.buckets.get(key)
+	b, found := sh.buckets.Get(key)
 	if !found {
 		b = rate.NewLimiter(lim.Rate, lim.Burst) // starts full
-		sh.buckets.put(key, b)
+		sh.buckets.Put(key, b)
 	}
 	if b.AllowN(now, 1) {
 		return true, 0
@@ -159,7 +161,7 @@ func (l *Limiter) Keys(scopeName string) int {
 	n := 0
 	for i := range s.shards {
 		s.shards[i].mu.Lock()
-		n += s.shards[i].buckets.len()
+		n += s.shards[i].buckets.Len()
 		s.shards[i].mu.Unlock()
 	}
 	return n

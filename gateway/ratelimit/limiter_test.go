@@ -118,32 +118,6 @@ func TestFloodOfAddressesStaysBounded(t *testing.T) {
 	}
 }
 
-func TestLRUEvictsLeastRecentlyUsed(t *testing.T) {
-	l := newLRU[int](3)
-	l.put("a", 1)
-	l.put("b", 2)
-	l.put("c", 3)
-	l.get("a") // a is now most recent; b is least
-	l.put("d", 4)
-	if _, ok := l.get("b"); ok {
-		t.Error("b should have been evicted")
-	}
-	for _, k := range []string{"a", "c", "d"} {
-		if _, ok := l.get(k); !ok {
-			t.Errorf("%s evicted", k)
-		}
-	}
-	l.remove("c")
-	l.put("e", 5)
-	l.put("f", 6)
-	if l.len() != 3 {
-		t.Errorf("len = %d", l.len())
-	}
-	if v, _ := l.get("f"); v != 6 {
-		t.Errorf("f = %d", v)
-	}
-}
-
 func TestBackoff(t *testing.T) {
 	c := newClock()
 	b := NewBackoff(BackoffOptions{Threshold: 3, Base: time.Minute, Max: 8 * time.Minute, Now: c.Now})

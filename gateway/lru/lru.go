@@ -1,34 +1,38 @@
-package ratelimit
+// Package lru holds a fixed-capacity map that forgets its least recently
+// used entry when full, the building block of Berth's bounded caches and
+// rate-limit tables.
+package lru
 
-// lru is a fixed-capacity map that forgets its least recently used entry
+// Map is a fixed-capacity map that forgets its least recently used entry
 // when full. Get, Put and eviction are O(1): a map finds entries and an
 // intrusive doubly-linked list keeps them in use order. It is not safe for
 // concurrent use; callers hold a lock.
-type lru[V any] struct {
+type Map[V any] struct {
 	max   int
-	items map[string]*lruEntry[V]
+	items map[string]*entry[V]
 	// head.next is the most recently used entry, head.prev the least; head
 	// itself holds no value, which removes every nil check from the list code.
-	head lruEntry[V]
+	head entry[V]
 }
 
-type lruEntry[V any] struct {
+type entry[V any] struct {
 	key        string
 	val        V
-	prev, next *lruEntry[V]
+	prev, next *entry[V]
 }
 
-func newLRU[V any](max int) *lru[V] {
+// New returns a Map holding at most max entries (at least 1).
+func New[V any](max int) *Map[V] {
 	if max < 1 {
 		max = 1
 	}
-	l := &lru[V]{max: max, items: make(map[string]*lruEntry[V], min(max, 1024))}
+	l := &Map[V]{max: max, items: make(map[string]*entry[V], min(max, 1024))}
 	l.head.prev, l.head.next = &l.head, &l.head
 	return l
 }
 
-// get returns the value for key and marks it most recently used.
-func (l *lru[V]) get(key string) (V, bool) {
+// Get returns the value for key and marks it most recently used.
+func (l *Map[V]) Get(key string) (V, bool) {
 	e, ok := l.items[key]
 	if !ok {
 		var zero V
@@ -39,16 +43,16 @@ func (l *lru[V]) get(key string) (V, bool) {
 	return e.val, true
 }
 
-// put stores val under key as the most recently used entry, evicting the
+// Put stores val under key as the most recently used entry, evicting the
 // least recently used one when the map is full.
-func (l *lru[V]) put(key string, val V) {
+func (l *Map[V]) Put(key string, val V) {
 	if e, ok := l.items[key]; ok {
 		e.val = val
 		l.unlink(e)
 		l.pushFront(e)
 		return
 	}
-	var e *lruEntry[V]
+	var e *entry[V]
 	if len(l.items) >= l.max {
 		// Reuse the evicted entry: a flood of new keys then allocates no
 		// list nodes once the map is full.
@@ -56,29 +60,30 @@ func (l *lru[V]) put(key string, val V) {
 		l.unlink(e)
 		delete(l.items, e.key)
 	} else {
-		e = new(lruEntry[V])
+		e = new(entry[V])
 	}
 	e.key, e.val = key, val
 	l.items[key] = e
 	l.pushFront(e)
 }
 
-// remove forgets key.
-func (l *lru[V]) remove(key string) {
+// Remove forgets key.
+func (l *Map[V]) Remove(key string) {
 	if e, ok := l.items[key]; ok {
 		l.unlink(e)
 		delete(l.items, key)
 	}
 }
 
-func (l *lru[V]) len() int { return len(l.items) }
+// Len returns the number of entries.
+func (l *Map[V]) Len() int { return len(l.items) }
 
-func (l *lru[V]) unlink(e *lruEntry[V]) {
+func (l *Map[V]) unlink(e *entry[V]) {
 	e.prev.next, e.next.prev = e.next, e.prev
 	e.prev, e.next = nil, nil
 }
 
-func (l *lru[V]) pushFront(e *lruEntry[V]) {
+func (l *Map[V]) pushFront(e *entry[V]) {
 	e.prev, e.next = &l.head, l.head.next
 	l.head.next.prev = e
 	l.head.next = e
