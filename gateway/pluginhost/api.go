@@ -1,0 +1,74 @@
+package pluginhost
+
+import (
+	"errors"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/authn"
+	"github.com/berthgw/berth/gateway/config"
+	"github.com/berthgw/berth/gateway/httpapi"
+	"github.com/berthgw/berth/sdk"
+)
+
+// HandleList answers GET /api/v1/plugins: every plugin's status, paged,
+// in configuration order.
+func (h *Host) HandleList(ctx *fasthttp.RequestCtx) {
+	page, perr := httpapi.ParsePage(ctx)
+	if perr != nil {
+		httpapi.WriteError(ctx, perr)
+		return
+	}
+	all := h.List()
+	start := min((page.Page-1)*page.PageSize, len(all))
+	end := min(start+page.PageSize, len(all))
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, httpapi.NewList(all[start:end], len(all), page))
+}
+
+// HandleReload answers POST /api/v1/plugins/{name}/reload: it re-reads the
+// plugin's declaration from the configuration and applies it (see
+// Host.Reload), audits the act, and answers the plugin's status.
+func (h *Host) HandleReload(ctx *fasthttp.RequestCtx) {
+	name, _ := ctx.UserValue("name").(string)
+	st, err := h.Reload(ctx, name)
+	ev := audit.Event{Action: "reload", ResourceID: name, Result: audit.ResultSuccess}
+	if p := authn.PrincipalFrom(ctx); p != nil {
+		ev.ActorID, ev.ActorName, ev.AuthMethod, ev.CredentialID = p.UserID, p.Username, p.AuthMethod, p.CredentialID
+	}
+	if err != nil {
+		ev.Result, ev.Reason = audit.ResultFailure, "error"
+		ev.Details = map[string]string{"error": err.Error()}
+	}
+	if _, known := h.instance(name); known == nil || err == nil {
+		h.recordAudit(ctx, ev)
+	}
+	if err != nil {
+		h.log.Warn("plugin reload failed", "plugin", name, "err", err)
+		httpapi.WriteError(ctx, reloadError(name, err))
+		return
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, st)
+}
+
+// reloadError explains a failed reload without internal paths: a
+// configuration error names the key, a refused config its fields.
+func reloadError(name string, err error) *httpapi.Error {
+	var ce *config.Error
+	var cfgErr *ConfigError
+	switch {
+	case errors.Is(err, ErrUnknownPlugin):
+		return httpapi.Errorf(fasthttp.StatusNotFound, httpapi.CodeNotFound, "no plugin %q in the configuration", name)
+	case errors.As(err, &ce) && ce.Key != "":
+		return httpapi.BadRequest("the configuration does not load: %s: %s", ce.Key, ce.Problem)
+	case errors.As(err, &ce):
+		return httpapi.BadRequest("the configuration file cannot be read")
+	case errors.As(err, &cfgErr):
+		return httpapi.BadRequest("%s", cfgErr.Error())
+	case errors.Is(err, sdk.ErrInvalidConfig):
+		return httpapi.BadRequest("plugin %q refused its configuration", name)
+	default:
+		return httpapi.Errorf(fasthttp.StatusServiceUnavailable, httpapi.CodeUnavailable,
+			"plugin %q did not start; GET /api/v1/plugins shows why", name)
+	}
+}

@@ -1,0 +1,453 @@
+// Package pluginhost runs Berth's plugins: it starts every plugin declared
+// under plugins.instances with go-plugin (AutoMTLS, a pinned SHA-256, an
+// allowlisted environment), checks each plugin's configuration against its
+// JSON Schema and its own ValidateConfig before Configure, supervises the
+// processes (health checks, exit watch, restarts with jittered exponential
+// backoff and a circuit breaker), and hands the rest of the gateway typed
+// clients whose calls go through that supervision. It also serves the host
+// side of the plugins' callbacks (a Badger key-value store per plugin and
+// an event sink) and a durable notification queue.
+//
+// Calls to a plugin that is restarting wait up to plugins.call_wait, then
+// fail with an error matching ErrUnavailable; HTTPError maps that to 503,
+// so billing and other gating calls fail closed.
+package pluginhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/config"
+	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/gateway/store"
+	"github.com/berthgw/berth/sdk"
+	"github.com/berthgw/berth/sdk/pluginclient"
+)
+
+// PermAdmin lets a principal list plugins and reload their configuration.
+const PermAdmin = "plugins:admin"
+
+func init() {
+	identity.RegisterPermission(PermAdmin, "see plugins and their state, and reload their configuration")
+}
+
+// AuditCategory groups the host's audit events.
+const AuditCategory = "plugins"
+
+// State is where a plugin is in its life.
+type State string
+
+// Plugin states.
+const (
+	// StateStarting: the first start (or a start after reload) is under way.
+	StateStarting State = "starting"
+	// StateRunning: the plugin is configured and takes calls.
+	StateRunning State = "running"
+	// StateRestarting: the plugin exited or stopped answering and is being
+	// started again after a backoff delay; calls wait briefly for it.
+	StateRestarting State = "restarting"
+	// StateDegraded: max_failures restarts in a row failed; the circuit is
+	// open and calls fail at once, while restarts go on at the longest
+	// backoff.
+	StateDegraded State = "degraded"
+	// StateFailed: the plugin was refused (checksum, handshake, protocol
+	// version, configuration, missing capability) and is not retried
+	// until its configuration is reloaded.
+	StateFailed State = "failed"
+	// StateStopped: the host has shut the plugin down.
+	StateStopped State = "stopped"
+)
+
+// Options are what a Host is built from.
+type Options struct {
+	// DB keeps the plugins' key-value stores and the notification queue.
+	DB *store.DB
+	// Config is the plugins section of the gateway's configuration.
+	Config config.Plugins
+	// Logger receives the host's logs and the plugins' own, re-logged with
+	// the plugin's name; nil discards them.
+	Logger *slog.Logger
+	// Audit records reloads and state changes; nil records nothing.
+	Audit *audit.Log
+	// Reload returns the plugins section as configured now, for POST
+	// /api/v1/plugins/{name}/reload; nil re-applies Config.
+	Reload func() (config.Plugins, error)
+	// LookupEnv resolves the names in a plugin's env allowlist; nil means
+	// os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+}
+
+// Host runs and supervises the configured plugins. It is safe for
+// concurrent use.
+type Host struct {
+	cfg       config.Plugins
+	db        *store.DB
+	log       *slog.Logger
+	audit     *audit.Log
+	reload    func() (config.Plugins, error)
+	lookupEnv func(string) (string, bool)
+	metrics   *metrics
+	bus       *eventBus
+
+	mu        sync.RWMutex
+	instances []*instance
+	started   bool
+	stopped   bool
+
+	queueWake chan struct{}
+	queueStop context.CancelFunc
+	queueDone chan struct{}
+}
+
+// New builds a host for the configured plugins; nothing runs until Start.
+func New(opts Options) (*Host, error) {
+	if opts.DB == nil {
+		return nil, errors.New("pluginhost: Options.DB is required")
+	}
+	h := &Host{
+		cfg: opts.Config, db: opts.DB, log: opts.Logger, audit: opts.Audit,
+		reload: opts.Reload, lookupEnv: opts.LookupEnv,
+		metrics: newMetrics(), bus: newEventBus(),
+		queueWake: make(chan struct{}, 1),
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	h.log = h.log.With("component", "pluginhost")
+	if h.lookupEnv == nil {
+		h.lookupEnv = os.LookupEnv
+	}
+	if h.reload == nil {
+		cfg := opts.Config
+		h.reload = func() (config.Plugins, error) { return cfg, nil }
+	}
+	for _, spec := range opts.Config.Instances {
+		h.instances = append(h.instances, newInstance(h, spec))
+	}
+	return h, nil
+}
+
+// Collectors returns the host's Prometheus collectors, for the gateway's
+// metrics registry.
+func (h *Host) Collectors() []prometheus.Collector { return h.metrics.collectors() }
+
+// Start starts every plugin and waits for each one's first start to end.
+// A plugin that fails is logged and left failed (or restarting); only a
+// required plugin that is not running makes Start fail, after stopping
+// the others. It also starts the notification queue.
+func (h *Host) Start(ctx context.Context) error {
+	h.mu.Lock()
+	if h.started {
+		h.mu.Unlock()
+		return errors.New("pluginhost: already started")
+	}
+	h.started = true
+	insts := slices.Clone(h.instances)
+	h.mu.Unlock()
+
+	firsts := make([]<-chan error, len(insts))
+	for i, in := range insts {
+		firsts[i] = in.startSupervisor()
+	}
+	var errs []error
+	for i, in := range insts {
+		var err error
+		select {
+		case err = <-firsts[i]:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err == nil {
+			continue
+		}
+		if in.required() {
+			errs = append(errs, fmt.Errorf("required plugin %q did not start: %w", in.name, err))
+		} else {
+			h.log.Warn("plugin did not start", "plugin", in.name, "err", in.redact(err.Error()))
+		}
+	}
+	if len(errs) > 0 {
+		_ = h.Stop(context.Background())
+		return errors.Join(errs...)
+	}
+	qctx, cancel := context.WithCancel(context.Background())
+	h.queueStop, h.queueDone = cancel, make(chan struct{})
+	go h.runQueue(qctx)
+	return nil
+}
+
+// Stop drains and stops: new calls are refused, calls in flight may finish
+// until ctx ends, then every plugin process is stopped (asked to exit,
+// then killed). It is safe to call more than once.
+func (h *Host) Stop(ctx context.Context) error {
+	h.mu.Lock()
+	if h.stopped {
+		h.mu.Unlock()
+		return nil
+	}
+	h.stopped = true
+	insts := slices.Clone(h.instances)
+	h.mu.Unlock()
+
+	if h.queueStop != nil {
+		h.queueStop()
+		<-h.queueDone
+	}
+	for _, in := range insts {
+		in.drain()
+	}
+	drained := make(chan struct{})
+	go func() {
+		for _, in := range insts {
+			in.calls.Wait()
+		}
+		close(drained)
+	}()
+	var err error
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		err = fmt.Errorf("plugin calls still running at shutdown: %w", ctx.Err())
+		h.log.Warn("stopping plugins with calls still running", "err", ctx.Err())
+	}
+	var wg sync.WaitGroup
+	for _, in := range insts {
+		wg.Go(func() {
+			in.stopSupervisor()
+			in.setState(StateStopped, nil)
+		})
+	}
+	wg.Wait()
+	return err
+}
+
+// Status is what the API shows of one plugin.
+type Status struct {
+	Name            string    `json:"name"`
+	Version         string    `json:"version"`
+	Capabilities    []string  `json:"capabilities"`
+	ProtocolVersion int       `json:"protocol_version"`
+	SDKVersion      string    `json:"sdk_version,omitempty"`
+	State           State     `json:"state"`
+	Since           time.Time `json:"since"`
+	Required        bool      `json:"required"`
+	Restarts        int       `json:"restarts"`
+	// Health is the last answer to a health check: serving, degraded,
+	// not_serving or unknown.
+	Health    string `json:"health"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// List returns every plugin's status, in configuration order.
+func (h *Host) List() []Status {
+	h.mu.RLock()
+	insts := slices.Clone(h.instances)
+	h.mu.RUnlock()
+	out := make([]Status, len(insts))
+	for i, in := range insts {
+		out[i] = in.status()
+	}
+	return out
+}
+
+// Get returns one plugin's status, or an error matching ErrUnknownPlugin.
+func (h *Host) Get(name string) (Status, error) {
+	in, err := h.instance(name)
+	if err != nil {
+		return Status{}, err
+	}
+	return in.status(), nil
+}
+
+func (h *Host) instance(name string) (*instance, error) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, in := range h.instances {
+		if in.name == name {
+			return in, nil
+		}
+	}
+	return nil, fmt.Errorf("plugin %q: %w", name, ErrUnknownPlugin)
+}
+
+// ReadyChecks returns one readiness check per required plugin, keyed by
+// plugin name: it fails while the plugin is not running or reports that
+// it is not serving.
+func (h *Host) ReadyChecks() map[string]func() error {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	checks := map[string]func() error{}
+	for _, in := range h.instances {
+		if !in.required() {
+			continue
+		}
+		checks[in.name] = func() error {
+			st := in.status()
+			if st.State != StateRunning {
+				return fmt.Errorf("plugin %q is %s", in.name, st.State)
+			}
+			if st.Health == sdk.HealthNotServing.String() {
+				return fmt.Errorf("plugin %q reports not serving", in.name)
+			}
+			return nil
+		}
+	}
+	return checks
+}
+
+// Subscribe calls fn with every event any plugin emits, until cancel is
+// called. fn runs on the plugin's callback and must return quickly (hand
+// work to a goroutine or channel of your own).
+func (h *Host) Subscribe(fn func(Event)) (cancel func()) { return h.bus.subscribe(fn) }
+
+// RecentEvents returns the last events plugins emitted (up to 1000),
+// oldest first.
+func (h *Host) RecentEvents() []Event { return h.bus.recent() }
+
+// Reload reads the plugin's declaration again (Options.Reload) and applies
+// it. When only its config object changed and the plugin runs, the new
+// config is validated (schema and ValidateConfig) and applied with
+// Configure in place; an invalid one is refused and the old one stays.
+// Otherwise the plugin is restarted with the new declaration. A plugin
+// newly added to the configuration is started.
+func (h *Host) Reload(ctx context.Context, name string) (Status, error) {
+	h.mu.RLock()
+	stopped := h.stopped
+	h.mu.RUnlock()
+	if stopped {
+		return Status{}, &UnavailableError{Plugin: name, State: StateStopped}
+	}
+	cfg, err := h.reload()
+	if err != nil {
+		return Status{}, fmt.Errorf("reload plugin %q: %w", name, err)
+	}
+	spec, ok := cfg.Plugin(name)
+	if !ok {
+		return Status{}, fmt.Errorf("plugin %q is not in the configuration: %w", name, ErrUnknownPlugin)
+	}
+	in, err := h.instance(name)
+	if err != nil {
+		in = newInstance(h, spec)
+		h.mu.Lock()
+		h.instances = append(h.instances, in)
+		h.mu.Unlock()
+	}
+	err = in.reload(ctx, spec)
+	return in.status(), err
+}
+
+// env builds a plugin's whole environment from its allowlist: "NAME"
+// copies the gateway's variable when set, "NAME=value" sets one. The
+// plugin's log level follows the gateway's unless the allowlist sets it.
+func (h *Host) env(spec config.Plugin) []string {
+	var env []string
+	level := false
+	for _, e := range spec.Env {
+		name, _, literal := strings.Cut(e, "=")
+		if name == sdk.EnvLogLevel {
+			level = true
+		}
+		if literal {
+			env = append(env, e)
+		} else if v, ok := h.lookupEnv(name); ok {
+			env = append(env, name+"="+v)
+		}
+	}
+	if !level {
+		env = append(env, sdk.EnvLogLevel+"="+strings.ToLower(hclogLevel(h.log).String()))
+	}
+	return env
+}
+
+func (h *Host) recordAudit(ctx context.Context, e audit.Event) {
+	if h.audit == nil {
+		return
+	}
+	e.Category = AuditCategory
+	e.ResourceType = "plugin"
+	h.audit.Record(ctx, e)
+}
+
+// NamedNotifier is a notifier plugin and its name.
+type NamedNotifier struct {
+	Name string
+	pluginclient.Notifier
+}
+
+// Notifier returns the notifier client of the plugin called name. Its
+// calls go through the supervisor.
+func (h *Host) Notifier(name string) (pluginclient.Notifier, error) {
+	in, err := h.capable(name, sdk.CapabilityNotifier)
+	if err != nil {
+		return nil, err
+	}
+	return notifierClient{in}, nil
+}
+
+// Notifiers returns every plugin that offers (or, not yet started, is
+// declared to offer) the notifier capability, in configuration order.
+func (h *Host) Notifiers() []NamedNotifier {
+	h.mu.RLock()
+	insts := slices.Clone(h.instances)
+	h.mu.RUnlock()
+	var out []NamedNotifier
+	for _, in := range insts {
+		if in.offers(sdk.CapabilityNotifier) {
+			out = append(out, NamedNotifier{Name: in.name, Notifier: notifierClient{in}})
+		}
+	}
+	return out
+}
+
+// Provisioner returns the provisioner client of the plugin called name.
+// Its calls go through the supervisor; WatchOperation streams too, but a
+// stream does not survive a plugin restart: watch again after an error
+// matching ErrUnavailable.
+func (h *Host) Provisioner(name string) (pluginclient.Provisioner, error) {
+	in, err := h.capable(name, sdk.CapabilityProvisioner)
+	if err != nil {
+		return nil, err
+	}
+	return provisionerClient{in}, nil
+}
+
+// Billing returns the billing client of the plugin called name. Calls to
+// a plugin that is not running fail with ErrUnavailable: billing fails
+// closed (HTTPError makes that a 503).
+func (h *Host) Billing(name string) (pluginclient.Billing, error) {
+	in, err := h.capable(name, sdk.CapabilityBilling)
+	if err != nil {
+		return nil, err
+	}
+	return billingClient{in}, nil
+}
+
+// DNS returns the DNS provider client of the plugin called name.
+func (h *Host) DNS(name string) (pluginclient.DNSProvider, error) {
+	in, err := h.capable(name, sdk.CapabilityDNS)
+	if err != nil {
+		return nil, err
+	}
+	return dnsClient{in}, nil
+}
+
+func (h *Host) capable(name string, c sdk.Capability) (*instance, error) {
+	in, err := h.instance(name)
+	if err != nil {
+		return nil, err
+	}
+	if !in.offers(c) {
+		return nil, fmt.Errorf("plugin %q: %s: %w", name, c, ErrNoCapability)
+	}
+	return in, nil
+}
