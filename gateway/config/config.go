@@ -31,6 +31,11 @@ type Config struct {
 	Auth           Auth       `yaml:"auth"`
 	RateLimits     RateLimits `yaml:"rate_limits"`
 	Audit          Audit      `yaml:"audit"`
+	Plugins        Plugins    `yaml:"plugins"`
+
+	// source and lookupEnv are what Load read, kept for Reload.
+	source    string
+	lookupEnv func(string) (string, bool)
 }
 
 // Listener is one address Berth listens on.
@@ -167,6 +172,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Store.BlockCacheSize < 0 {
 		return &Error{"store.block_cache_size", "must not be negative"}
+	}
+	if err := c.validatePlugins(); err != nil {
+		return err
 	}
 	return c.validateSecurity()
 }

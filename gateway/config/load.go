@@ -44,7 +44,15 @@ func Load(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
 	if err := c.Auth.OAuth.resolveClients(lookupEnv); err != nil {
 		return nil, err
 	}
+	c.source, c.lookupEnv = path, lookupEnv
 	return &c, nil
+}
+
+// Reload loads the configuration again from the file and environment the
+// receiver was loaded from, for changes an operator asks to apply at run
+// time (a plugin's reload).
+func (c *Config) Reload() (*Config, error) {
+	return Load(c.source, c.lookupEnv)
 }
 
 // decodeInto overlays YAML onto c, walking the node tree itself rather than
