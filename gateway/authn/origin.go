@@ -79,6 +79,9 @@ func normalizeOrigin(s string) (string, bool) {
 		return "", false
 	}
 	host := strings.ToLower(u.Hostname())
+	if host == "" || strings.Contains(host, "%") {
+		return "", false // no host ("http://:"), or an IPv6 zone, which means nothing off the host
+	}
 	port := u.Port()
 	if (u.Scheme == "http" && port == "80") || (u.Scheme == "https" && port == "443") {
 		port = ""
