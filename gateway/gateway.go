@@ -60,7 +60,7 @@ type Gateway struct {
 	router  *router.Router
 	server  *fasthttp.Server
 	tls     *tls.Config
-	caPEM   []byte
+	edge    *edgetls.Manager // HTTPS certificates; nil without an HTTPS listener
 	started time.Time
 	clock   func() time.Time
 
@@ -121,6 +121,7 @@ func New(opts Options) (*Gateway, error) {
 		clock:   clock,
 	}
 	if err := g.init(stdout); err != nil {
+		g.edge.Stop()
 		_ = db.Close()
 		return nil, err
 	}
@@ -132,11 +133,11 @@ func (g *Gateway) init(stdout io.Writer) error {
 		return err
 	}
 	if g.cfg.HTTPS.Addr != "" {
-		cert, certPEM, err := edgetls.SelfSigned(g.db, g.box, g.cfg.TLS.Names, time.Now())
+		edge, err := edgetls.New(edgetls.Options{TLS: g.cfg.TLS, DB: g.db, Box: g.box, Logger: g.log})
 		if err != nil {
 			return err
 		}
-		g.tls, g.caPEM = edgetls.ServerConfig(cert), certPEM
+		g.edge, g.tls = edge, edge.TLSConfig()
 	}
 	g.ready.Add("store", g.db.Ready)
 	g.metrics.Register(metrics.StoreSizes(g.db.Sizes))
@@ -155,6 +156,7 @@ func (g *Gateway) init(stdout io.Writer) error {
 			g.metrics.Middleware(),
 			middleware.AccessLog(g.log),
 			middleware.Recover(g.log),
+			g.edge.Middleware(),
 			g.authn.CORS("/api/", "/oauth/"),
 		),
 		ErrorHandler:          g.parseError,
@@ -283,7 +285,12 @@ func (g *Gateway) HTTPSAddr() string { return addrOf(g.httpsLn) }
 
 // CertificatePEM is the certificate HTTPS clients must trust when it is
 // self-signed.
-func (g *Gateway) CertificatePEM() []byte { return g.caPEM }
+func (g *Gateway) CertificatePEM() []byte { return g.edge.CertificatePEM() }
+
+// TLS returns the HTTPS certificate manager (nil without HTTPS), for
+// authn's client-certificate identity and the clusters feature's on-demand
+// host policy.
+func (g *Gateway) TLS() *edgetls.Manager { return g.edge }
 
 func addrOf(ln net.Listener) string {
 	if ln == nil {
@@ -297,6 +304,11 @@ func addrOf(ln net.Listener) string {
 // limits.shutdown_timeout, and closes the store. It returns nil after a
 // clean shutdown.
 func (g *Gateway) Serve(ctx context.Context) error {
+	// Before serving: certmagic must know the bound addresses before any
+	// handshake or challenge can reach it.
+	if err := g.edge.Start(g.HTTPAddr(), g.HTTPSAddr()); err != nil {
+		return errors.Join(err, g.shutdown())
+	}
 	errc := make(chan error, 2)
 	for _, ln := range []net.Listener{g.httpLn, g.httpsLn} {
 		if ln != nil {
@@ -328,6 +340,7 @@ func (g *Gateway) shutdown() error {
 		g.admin.Close()
 	}
 	g.stopAuditPurge()
+	g.edge.Stop()
 	if err := g.db.Close(); err != nil {
 		errs = append(errs, err)
 	}
@@ -341,6 +354,7 @@ func (g *Gateway) Close() error {
 	if g.admin != nil {
 		g.admin.Close()
 	}
+	g.edge.Stop()
 	return g.db.Close()
 }
 

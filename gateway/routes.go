@@ -57,5 +57,6 @@ func (g *Gateway) apiRoutes() []authn.Route {
 		{Method: del, Path: "/api/v1/roles/{name}", Permission: identity.PermUsersAdmin, Handler: h.DeleteRole},
 		{Method: get, Path: "/api/v1/permissions", Permission: identity.PermUsersAdmin, Handler: h.ListPermissions},
 		{Method: get, Path: "/api/v1/audit", Permission: identity.PermAuditRead, Handler: h.Audit},
+		{Method: get, Path: "/api/v1/tls/certificates", Permission: identity.PermSettingsAdmin, Handler: g.edge.HandleCertificates},
 	}
 }

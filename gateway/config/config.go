@@ -44,10 +44,76 @@ type Listener struct {
 	Addr string `yaml:"addr"`
 }
 
-// TLS says how the HTTPS certificate is obtained.
+// TLS says how the HTTPS certificate is obtained and which clients may
+// present certificates. See docs/tls.md.
 type TLS struct {
-	Mode  string   `yaml:"mode"`
-	Names []string `yaml:"names"`
+	// Mode is self_signed, files, acme or on_demand (the TLSMode* constants).
+	Mode string `yaml:"mode"`
+	// Names are the host names and addresses Berth is reached at: extra
+	// names of the self-signed certificate, the domains acme obtains
+	// certificates for, and the hosts on_demand may issue for.
+	Names        []string      `yaml:"names"`
+	Files        TLSFiles      `yaml:"files"`
+	ACME         TLSACME       `yaml:"acme"`
+	OnDemand     TLSOnDemand   `yaml:"on_demand"`
+	ClientAuth   TLSClientAuth `yaml:"client_auth"`
+	RedirectHTTP bool          `yaml:"redirect_http"`
+}
+
+// TLS modes.
+const (
+	TLSModeSelfSigned = "self_signed"
+	TLSModeFiles      = "files"
+	TLSModeACME       = "acme"
+	TLSModeOnDemand   = "on_demand"
+)
+
+// ACME challenge types accepted in tls.acme.challenges.
+const (
+	ChallengeHTTP01    = "http-01"
+	ChallengeTLSALPN01 = "tls-alpn-01"
+	ChallengeDNS01     = "dns-01"
+)
+
+// TLSFiles is a certificate and key read from disk (mode files).
+type TLSFiles struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ReloadInterval is how often the files are re-read for changes.
+	ReloadInterval Duration `yaml:"reload_interval"`
+}
+
+// TLSACME configures the ACME issuer (modes acme and on_demand).
+type TLSACME struct {
+	DirectoryURL string `yaml:"directory_url"`
+	Email        string `yaml:"email"`
+	AgreeTerms   bool   `yaml:"agree_terms"`
+	// CARoot is a PEM file of roots trusted for the ACME server's own
+	// HTTPS, for private ACME servers.
+	CARoot     string   `yaml:"ca_root"`
+	Challenges []string `yaml:"challenges"`
+	// DNSProvider names the DNS plugin that answers dns-01.
+	DNSProvider string `yaml:"dns_provider"`
+	// DNSResolvers (host:port) find zones and check dns-01 propagation;
+	// empty: the system's resolvers.
+	DNSResolvers       []string `yaml:"dns_resolvers"`
+	Profile            string   `yaml:"profile"`
+	RenewalWindowRatio float64  `yaml:"renewal_window_ratio"`
+	RenewCheckInterval Duration `yaml:"renew_check_interval"`
+}
+
+// TLSOnDemand limits certificates obtained at first handshake.
+type TLSOnDemand struct {
+	// Issuances new certificates are allowed per Per, across all names.
+	Issuances int      `yaml:"issuances"`
+	Per       Duration `yaml:"per"`
+}
+
+// TLSClientAuth turns on client-certificate authentication.
+type TLSClientAuth struct {
+	// CAFile is a PEM bundle of the CAs that sign client certificates;
+	// empty disables client certificates.
+	CAFile string `yaml:"ca_file"`
 }
 
 // Limits bounds what one connection or request may take.
@@ -129,15 +195,8 @@ func (c *Config) Validate() error {
 	if c.HTTP.Addr == "" && c.HTTPS.Addr == "" {
 		return &Error{"http.addr", "at least one of http.addr and https.addr must be set"}
 	}
-	switch c.TLS.Mode {
-	case "self_signed":
-	default:
-		return &Error{"tls.mode", fmt.Sprintf("unsupported mode %q (supported: self_signed)", c.TLS.Mode)}
-	}
-	for i, n := range c.TLS.Names {
-		if strings.TrimSpace(n) == "" || strings.ContainsAny(n, " /:") && net.ParseIP(n) == nil {
-			return &Error{fmt.Sprintf("tls.names[%d]", i), fmt.Sprintf("invalid host name %q", n)}
-		}
+	if err := c.validateTLS(); err != nil {
+		return err
 	}
 	if c.Limits.ReadTimeout <= 0 {
 		return &Error{"limits.read_timeout", "must be greater than 0"}

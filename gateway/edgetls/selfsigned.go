@@ -1,6 +1,9 @@
-// Package edgetls provides the certificates Berth serves HTTPS with. The
-// self-signed mode makes an ECDSA certificate at first start and keeps it
-// in the store with its private key encrypted.
+// Package edgetls provides the certificates Berth serves HTTPS with, in four
+// modes: self_signed (an ECDSA certificate made at first start), files (a
+// certificate and key read from disk and reloaded when they change), acme
+// and on_demand (certificates from an ACME CA through certmagic). Every
+// private key kept in the store is sealed with the secret key. See
+// docs/tls.md.
 package edgetls
 
 import (
@@ -149,21 +152,10 @@ func newSelfSigned(names []string, now time.Time) (*certRecord, []byte, error) {
 	return rec, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
 }
 
-// ServerConfig is the TLS configuration of the HTTPS listener: TLS 1.2 at
-// least, AEAD cipher suites only, and ALPN http/1.1 alone because fasthttp
-// has no HTTP/2 server (offering h2 would break clients that pick it).
+// ServerConfig is a listener configuration serving cert alone, with the
+// protocol settings of Manager.TLSConfig.
 func ServerConfig(cert tls.Certificate) *tls.Config {
-	return &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		MinVersion:   tls.VersionTLS12,
-		NextProtos:   []string{"http/1.1"},
-		CipherSuites: []uint16{
-			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305,
-			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-			tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,
-		},
-	}
+	c := baseConfig()
+	c.Certificates = []tls.Certificate{cert}
+	return c
 }

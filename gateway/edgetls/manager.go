@@ -1,0 +1,301 @@
+package edgetls
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"golang.org/x/time/rate"
+
+	"github.com/berthgw/berth/gateway/config"
+	"github.com/berthgw/berth/gateway/secretbox"
+	"github.com/berthgw/berth/gateway/store"
+)
+
+// Options are what a Manager is built from.
+type Options struct {
+	// TLS is the tls section of the configuration.
+	TLS config.TLS
+	DB  *store.DB
+	Box *secretbox.Box
+	// Logger receives certificate events; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock for validity checks; nil means time.Now.
+	Now func() time.Time
+}
+
+// Manager provides the HTTPS listener's certificates in every mode, answers
+// ACME challenges, and reports what it serves. Build it with New, call
+// Start once the listeners are bound, and Stop before closing the store.
+type Manager struct {
+	cfg  config.TLS
+	db   *store.DB
+	box  *secretbox.Box
+	log  *slog.Logger
+	now  func() time.Time
+	mode string
+
+	// The self-signed certificate: the certificate of mode self_signed, and
+	// in the ACME modes the one served to clients that name no host (no
+	// SNI, an IP address, localhost), which no CA would certify.
+	selfSigned *tls.Certificate
+	selfPEM    []byte
+
+	filePair atomic.Pointer[filePair] // mode files
+
+	// ACME modes.
+	storage    *Storage
+	cache      *certmagic.Cache
+	magic      *certmagic.Config
+	issuer     *certmagic.ACMEIssuer
+	limiter    *rate.Limiter
+	hostPolicy atomic.Pointer[HostPolicy]
+	dns        DNSRecords
+	challenges []string
+
+	clientCAs *x509.CertPool
+
+	statusMu sync.Mutex
+	status   map[string]*nameStatus
+
+	httpsPort string
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
+	stopOnce  sync.Once
+}
+
+// HostPolicy reports whether on_demand may obtain a certificate for a host
+// name beyond tls.names; the clusters feature sets one that knows workload
+// hostnames bound to clusters.
+type HostPolicy func(ctx context.Context, name string) bool
+
+// nameStatus is what the certificates API reports beyond the certificate.
+type nameStatus struct {
+	LastRenewedAt time.Time
+	LastError     string
+	LastErrorAt   time.Time
+}
+
+const filesStatusKey = "files"
+
+// New prepares the certificates of the configured mode. Errors in what the
+// operator configured (unreadable, expired or mismatched files, a bad CA
+// bundle) are *config.Error values naming the key.
+func New(opts Options) (*Manager, error) {
+	m := &Manager{
+		cfg: opts.TLS, db: opts.DB, box: opts.Box, log: opts.Logger, now: opts.Now,
+		mode: opts.TLS.Mode, status: map[string]*nameStatus{},
+	}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	cert, certPEM, err := SelfSigned(m.db, m.box, m.cfg.Names, m.now())
+	if err != nil {
+		return nil, err
+	}
+	m.selfSigned, m.selfPEM = &cert, certPEM
+	if m.cfg.ClientAuth.CAFile != "" {
+		if m.clientCAs, err = loadClientCAs(m.cfg.ClientAuth.CAFile); err != nil {
+			return nil, err
+		}
+	}
+	switch m.mode {
+	case config.TLSModeSelfSigned:
+	case config.TLSModeFiles:
+		fp, err := loadFilePair(m.cfg.Files, m.now())
+		if err != nil {
+			return nil, err
+		}
+		m.filePair.Store(fp)
+		m.log.Info("tls certificate loaded from files", "serial", fp.cert.Leaf.SerialNumber.Text(16),
+			"not_after", fp.cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	case config.TLSModeACME, config.TLSModeOnDemand:
+		if err := m.initACME(); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, &config.Error{Key: "tls.mode", Problem: fmt.Sprintf("unsupported mode %q", m.mode)}
+	}
+	return m, nil
+}
+
+// TLSConfig is the HTTPS listener's configuration: TLS 1.2 at least, AEAD
+// cipher suites only, ALPN http/1.1 (and acme-tls/1 for TLS-ALPN-01, never
+// h2: fasthttp has no HTTP/2 server), the certificate chosen per handshake,
+// and client certificates asked for when a client CA is configured.
+func (m *Manager) TLSConfig() *tls.Config {
+	c := baseConfig()
+	c.GetCertificate = m.getCertificate
+	if m.magic != nil && slices.Contains(m.challenges, config.ChallengeTLSALPN01) {
+		c.NextProtos = append(c.NextProtos, "acme-tls/1")
+	}
+	if m.clientCAs != nil {
+		c.ClientAuth = tls.VerifyClientCertIfGiven
+		c.ClientCAs = m.clientCAs
+	}
+	return c
+}
+
+// CertificatePEM is the certificate clients must be told to trust: the
+// self-signed one in mode self_signed, nil otherwise (the certificate then
+// comes from a CA the client should already trust).
+func (m *Manager) CertificatePEM() []byte {
+	if m == nil {
+		return nil
+	}
+	if m.mode == config.TLSModeSelfSigned {
+		return m.selfPEM
+	}
+	return nil
+}
+
+// SelfSignedPEM is the self-signed certificate, served in every mode to
+// clients that reach Berth without a host name.
+func (m *Manager) SelfSignedPEM() []byte { return m.selfPEM }
+
+// SetHostPolicy lets on_demand issue for names beyond tls.names.
+func (m *Manager) SetHostPolicy(p HostPolicy) { m.hostPolicy.Store(&p) }
+
+// getCertificate picks the certificate for one handshake.
+func (m *Manager) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	switch m.mode {
+	case config.TLSModeSelfSigned:
+		return m.selfSigned, nil
+	case config.TLSModeFiles:
+		return m.filePair.Load().cert, nil
+	}
+	// TLS-ALPN-01 validation: certmagic answers with the challenge
+	// certificate for the name being validated.
+	if len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == "acme-tls/1" {
+		return m.magic.GetCertificate(hello)
+	}
+	name := normalizeName(hello.ServerName)
+	if name == "" || net.ParseIP(name) != nil || slices.Contains(DefaultNames, name) {
+		return m.selfSigned, nil
+	}
+	if m.mode == config.TLSModeACME && !m.configuredName(name) {
+		return m.selfSigned, nil
+	}
+	cert, err := m.magic.GetCertificate(hello)
+	if err != nil && m.mode == config.TLSModeACME {
+		// A configured name whose certificate is not obtained yet: keep
+		// Berth reachable (kubectl with the self-signed CA, health checks)
+		// while certmagic keeps trying; the API reports the error.
+		m.log.Debug("no ACME certificate yet; serving the self-signed one", "server_name", name, "err", err)
+		return m.selfSigned, nil
+	}
+	return cert, err
+}
+
+func normalizeName(n string) string { return strings.ToLower(strings.TrimSuffix(n, ".")) }
+
+// configuredName reports whether name is one of tls.names, directly or
+// under a wildcard entry ("*.example.com" covers one label).
+func (m *Manager) configuredName(name string) bool {
+	for _, n := range m.cfg.Names {
+		n = normalizeName(n)
+		if n == name {
+			return true
+		}
+		if rest, ok := strings.CutPrefix(n, "*."); ok {
+			if i := strings.IndexByte(name, '.'); i > 0 && name[i+1:] == rest {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Start begins what needs the bound listeners: obtaining and renewing ACME
+// certificates (challenges are answered on these very listeners, so
+// certmagic never opens its own) and watching the files of mode files.
+// httpAddr is "" when the HTTP listener is disabled. A nil Manager (no
+// HTTPS listener) does nothing.
+func (m *Manager) Start(httpAddr, httpsAddr string) error {
+	if m == nil {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.stop = cancel
+	if _, port, err := net.SplitHostPort(httpsAddr); err == nil {
+		m.httpsPort = port
+	}
+	switch m.mode {
+	case config.TLSModeFiles:
+		m.wg.Add(1)
+		go m.watchFiles(ctx)
+	case config.TLSModeACME, config.TLSModeOnDemand:
+		if err := m.startACME(ctx, httpAddr, httpsAddr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Stop ends background work and closes the certificate storage; call it
+// before the store is closed. Stopping twice, or a nil Manager, is fine.
+func (m *Manager) Stop() {
+	if m == nil {
+		return
+	}
+	m.stopOnce.Do(func() {
+		if m.stop != nil {
+			m.stop()
+		}
+		m.wg.Wait()
+		if m.cache != nil {
+			m.cache.Stop()
+		}
+		if m.storage != nil {
+			m.storage.Close()
+		}
+	})
+}
+
+func (m *Manager) setStatus(name string, fn func(*nameStatus)) {
+	m.statusMu.Lock()
+	defer m.statusMu.Unlock()
+	s := m.status[name]
+	if s == nil {
+		s = &nameStatus{}
+		m.status[name] = s
+	}
+	fn(s)
+}
+
+func (m *Manager) getStatus(name string) nameStatus {
+	m.statusMu.Lock()
+	defer m.statusMu.Unlock()
+	if s := m.status[name]; s != nil {
+		return *s
+	}
+	return nameStatus{}
+}
+
+// baseConfig holds the protocol settings every mode shares.
+func baseConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"http/1.1"},
+		CipherSuites: []uint16{
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305,
+			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,
+		},
+	}
+}
