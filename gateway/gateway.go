@@ -28,6 +28,7 @@ import (
 	"github.com/berthgw/berth/gateway/identityapi"
 	"github.com/berthgw/berth/gateway/metrics"
 	"github.com/berthgw/berth/gateway/middleware"
+	"github.com/berthgw/berth/gateway/pluginhost"
 	"github.com/berthgw/berth/gateway/ratelimit"
 	"github.com/berthgw/berth/gateway/secretbox"
 	"github.com/berthgw/berth/gateway/store"
@@ -71,6 +72,7 @@ type Gateway struct {
 	authn       *authn.Authenticator
 	limiter     *ratelimit.Limiter
 	identityAPI *identityapi.API
+	plugins     *pluginhost.Host
 	stopAudit   context.CancelFunc
 	auditDone   chan struct{}
 
@@ -144,6 +146,9 @@ func (g *Gateway) init(stdout io.Writer) error {
 	if err := g.initSecurity(); err != nil {
 		return err
 	}
+	if err := g.initPlugins(); err != nil {
+		return err
+	}
 	router, err := g.routes()
 	if err != nil {
 		return err
@@ -173,7 +178,7 @@ func (g *Gateway) init(stdout io.Writer) error {
 		CloseOnShutdown:              true,
 		Logger:                       fasthttpLogger{g.log},
 	}
-	return nil
+	return g.startPlugins()
 }
 
 func (g *Gateway) routes() (*router.Router, error) {
@@ -336,6 +341,9 @@ func (g *Gateway) shutdown() error {
 	if err := g.server.ShutdownWithContext(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("drain connections: %w", err))
 	}
+	if err := g.stopPlugins(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if g.admin != nil {
 		g.admin.Close()
 	}
@@ -355,6 +363,7 @@ func (g *Gateway) Close() error {
 		g.admin.Close()
 	}
 	g.edge.Stop()
+	_ = g.stopPlugins(context.Background())
 	return g.db.Close()
 }
 

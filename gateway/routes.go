@@ -5,6 +5,7 @@ import (
 
 	"github.com/berthgw/berth/gateway/authn"
 	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/gateway/pluginhost"
 	"github.com/berthgw/berth/gateway/ratelimit"
 )
 
@@ -57,6 +58,8 @@ func (g *Gateway) apiRoutes() []authn.Route {
 		{Method: del, Path: "/api/v1/roles/{name}", Permission: identity.PermUsersAdmin, Handler: h.DeleteRole},
 		{Method: get, Path: "/api/v1/permissions", Permission: identity.PermUsersAdmin, Handler: h.ListPermissions},
 		{Method: get, Path: "/api/v1/audit", Permission: identity.PermAuditRead, Handler: h.Audit},
+		{Method: get, Path: "/api/v1/plugins", Permission: pluginhost.PermAdmin, Handler: g.plugins.HandleList},
+		{Method: post, Path: "/api/v1/plugins/{name}/reload", Permission: pluginhost.PermAdmin, Handler: g.plugins.HandleReload},
 		{Method: get, Path: "/api/v1/tls/certificates", Permission: identity.PermSettingsAdmin, Handler: g.edge.HandleCertificates},
 	}
 }
