@@ -9,6 +9,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -170,10 +172,19 @@ func TestForgedAndBrokenAccessTokensAreRefused(t *testing.T) {
 		})
 	}
 	// A megabyte of dots never reaches the parser: the header limit
-	// answers 431.
-	status, body, _ := ag.call(t, "GET", "/api/v1/auth/me", nil, bearer(strings.Repeat(".", 1<<20)))
-	if status != 431 {
-		t.Errorf("megabyte bearer: %d %s", status, body)
+	// answers 431 and closes the connection. The client may still be
+	// writing when the server closes, so a reset is the same refusal seen
+	// from the other side.
+	req, _ := http.NewRequest("GET", ag.http+"/api/v1/auth/me", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.Repeat(".", 1<<20))
+	if resp, err := ag.client.Do(req); err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 431 {
+			t.Errorf("megabyte bearer: %d %s", resp.StatusCode, body)
+		}
+	} else if !strings.Contains(err.Error(), "reset") && !strings.Contains(err.Error(), "broken") {
+		t.Errorf("megabyte bearer: %v", err)
 	}
 	if ag.state(t) != before {
 		t.Error("refused tokens changed state")
