@@ -50,7 +50,9 @@ func checkPair(certPEM, keyPEM []byte, f config.TLSFiles, now time.Time) (*tls.C
 		switch {
 		case strings.Contains(msg, "does not match"):
 			return nil, &config.Error{Key: "tls.files.key_file", Problem: fmt.Sprintf("%s does not match the certificate in %s", f.KeyFile, f.CertFile)}
-		case strings.Contains(msg, "private key"), strings.Contains(msg, "key PEM"):
+		case strings.Contains(msg, "certificate input"):
+			return nil, certErr("no usable PEM certificate")
+		case strings.Contains(msg, "key"):
 			return nil, &config.Error{Key: "tls.files.key_file", Problem: fmt.Sprintf("%s: no usable PEM private key", f.KeyFile)}
 		default:
 			return nil, certErr("no usable PEM certificate (%s)", strings.TrimPrefix(msg, "tls: "))
