@@ -20,6 +20,7 @@ import (
 
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/authn"
+	"github.com/berthgw/berth/gateway/clusters"
 	"github.com/berthgw/berth/gateway/config"
 	"github.com/berthgw/berth/gateway/edgetls"
 	"github.com/berthgw/berth/gateway/health"
@@ -73,8 +74,13 @@ type Gateway struct {
 	limiter     *ratelimit.Limiter
 	identityAPI *identityapi.API
 	plugins     *pluginhost.Host
-	stopAudit   context.CancelFunc
-	auditDone   chan struct{}
+
+	// The cluster registry and the Kubernetes proxy.
+	clusters   *clusters.Service
+	clusterAPI *clusters.Handlers
+	proxyRoute *clusters.ProxyRoute
+	stopAudit  context.CancelFunc
+	auditDone  chan struct{}
 
 	httpLn, httpsLn net.Listener
 	admin           *adminSocket
@@ -149,13 +155,16 @@ func (g *Gateway) init(stdout io.Writer) error {
 	if err := g.initPlugins(); err != nil {
 		return err
 	}
+	if err := g.initClusters(); err != nil {
+		return err
+	}
 	router, err := g.routes()
 	if err != nil {
 		return err
 	}
 	g.router = router
 	g.server = &fasthttp.Server{
-		Handler: middleware.Chain(g.router.Handler,
+		Handler: middleware.Chain(g.proxyRoute.Wrap(g.router.Handler),
 			middleware.RequestID(),
 			middleware.SecurityHeaders(),
 			g.metrics.Middleware(),
@@ -321,6 +330,7 @@ func (g *Gateway) Serve(ctx context.Context) error {
 		}
 	}
 	g.log.Info("berth serving", "version", Version, "http", g.HTTPAddr(), "https", g.HTTPSAddr())
+	g.clusters.Start()
 	g.startAuditPurge()
 
 	var serveErr error
@@ -348,6 +358,7 @@ func (g *Gateway) shutdown() error {
 		g.admin.Close()
 	}
 	g.stopAuditPurge()
+	g.clusters.Stop()
 	g.edge.Stop()
 	if err := g.db.Close(); err != nil {
 		errs = append(errs, err)

@@ -20,7 +20,7 @@ func (g *Gateway) apiRoutes() []authn.Route {
 		public, signedIn    = authn.Public, authn.SignedIn
 		auth                = ratelimit.ScopeAuth
 	)
-	return []authn.Route{
+	return append([]authn.Route{
 		// Sign-in and token endpoints: public, limited per client address.
 		{Method: post, Path: "/api/v1/auth/login", Permission: public, AddrScope: auth, Handler: h.Login},
 		{Method: post, Path: "/api/v1/auth/refresh", Permission: public, AddrScope: auth, Handler: h.Refresh},
@@ -61,5 +61,5 @@ func (g *Gateway) apiRoutes() []authn.Route {
 		{Method: get, Path: "/api/v1/plugins", Permission: pluginhost.PermAdmin, Handler: g.plugins.HandleList},
 		{Method: post, Path: "/api/v1/plugins/{name}/reload", Permission: pluginhost.PermAdmin, Handler: g.plugins.HandleReload},
 		{Method: get, Path: "/api/v1/tls/certificates", Permission: identity.PermSettingsAdmin, Handler: g.edge.HandleCertificates},
-	}
+	}, g.clusterRoutes()...)
 }

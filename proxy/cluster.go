@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -191,4 +192,63 @@ func newUpstream(c Cluster, opts PoolOptions) (*upstream, error) {
 		tls:      tlsCfg,
 		client:   client,
 	}, nil
+}
+
+// ErrUnreachable means the cluster could not be connected to at all, as
+// opposed to answering with an error.
+var ErrUnreachable = errors.New("cluster unreachable")
+
+// Version asks a cluster's /version with the gateway's own credential (no
+// impersonation), for connection tests and the health probe.
+func (p *Pool) Version(name string, timeout time.Duration) (string, error) {
+	u := p.get(name)
+	if u == nil {
+		return "", fmt.Errorf("cluster %q: %w", name, ErrBadClusterName)
+	}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(u.uri(Target{Path: "/version"}))
+	req.Header.Set("Accept", "application/json")
+	if u.token != "" {
+		req.Header.Set("Authorization", "Bearer "+u.token)
+	}
+	req.SetTimeout(timeout)
+	if err := u.client.Do(req, resp); err != nil {
+		return "", fmt.Errorf("%w: %s", ErrUnreachable, shortNetError(err))
+	}
+	body, err := readAllLimit(resp, 1<<20)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s", ErrUnreachable, shortNetError(err))
+	}
+	if resp.StatusCode() != fasthttp.StatusOK {
+		return "", fmt.Errorf("GET /version answered %d", resp.StatusCode())
+	}
+	var v struct {
+		GitVersion string `json:"gitVersion"`
+	}
+	if err := json.Unmarshal(body, &v); err != nil || v.GitVersion == "" {
+		return "", errors.New("GET /version did not return a Kubernetes version")
+	}
+	return v.GitVersion, nil
+}
+
+// shortNetError keeps the kind of a network failure (refused, timeout,
+// certificate) without the addresses fasthttp puts in its messages.
+func shortNetError(err error) string {
+	var certErr *tls.CertificateVerificationError
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout):
+		return "timed out"
+	case errors.As(err, &certErr):
+		return "server certificate not trusted"
+	case strings.Contains(err.Error(), "connection refused"):
+		return "connection refused"
+	case strings.Contains(err.Error(), "no such host"):
+		return "host not found"
+	case strings.Contains(err.Error(), "certificate"), strings.Contains(err.Error(), "tls"):
+		return "TLS handshake failed"
+	default:
+		return "connection failed"
+	}
 }

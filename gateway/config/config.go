@@ -31,7 +31,10 @@ type Config struct {
 	Auth           Auth       `yaml:"auth"`
 	RateLimits     RateLimits `yaml:"rate_limits"`
 	Audit          Audit      `yaml:"audit"`
-	Plugins        Plugins    `yaml:"plugins"`
+	// PublicURL is Berth's address as clients reach it.
+	PublicURL string  `yaml:"public_url"`
+	Proxy     Proxy   `yaml:"proxy"`
+	Plugins   Plugins `yaml:"plugins"`
 
 	// source and lookupEnv are what Load read, kept for Reload.
 	source    string
@@ -185,6 +188,12 @@ func (e *Error) Error() string {
 func (c *Config) Validate() error {
 	if strings.TrimSpace(c.DataDir) == "" {
 		return &Error{"data_dir", "must not be empty"}
+	}
+	if err := checkPublicURL(c.PublicURL); err != nil {
+		return err
+	}
+	if err := c.Proxy.validate(); err != nil {
+		return err
 	}
 	if err := checkAddr(c.HTTP.Addr); err != nil {
 		return &Error{"http.addr", err.Error()}

@@ -1,0 +1,333 @@
+package clusters
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/authn"
+	"github.com/berthgw/berth/gateway/httpapi"
+	"github.com/berthgw/berth/gateway/identity"
+)
+
+// Handlers are the /api/v1/clusters endpoints.
+type Handlers struct {
+	svc   *Service
+	authn *authn.Authenticator
+	ids   *identity.Service
+	// publicURL is Berth's address as the client of ctx reaches it, for
+	// kubeconfigs.
+	publicURL func(ctx *fasthttp.RequestCtx) string
+	// caPEM is Berth's serving certificate when clients must trust it
+	// explicitly (self-signed); nil otherwise.
+	caPEM func() []byte
+	// kubeconfigTTL is the lifetime of the API key in a downloaded
+	// kubeconfig.
+	kubeconfigTTL time.Duration
+}
+
+// NewHandlers wires the cluster API.
+func NewHandlers(svc *Service, a *authn.Authenticator, ids *identity.Service, publicURL func(*fasthttp.RequestCtx) string, caPEM func() []byte, kubeconfigTTL time.Duration) *Handlers {
+	return &Handlers{svc: svc, authn: a, ids: ids, publicURL: publicURL, caPEM: caPEM, kubeconfigTTL: kubeconfigTTL}
+}
+
+// View is a cluster as the API shows it: never its credentials.
+type View struct {
+	Name              string            `json:"name"`
+	DisplayName       string            `json:"display_name,omitempty"`
+	Description       string            `json:"description,omitempty"`
+	Labels            map[string]string `json:"labels,omitempty"`
+	Server            string            `json:"server"`
+	AuthType          string            `json:"auth_type"`
+	ConnectionStatus  string            `json:"connection_status"`
+	KubernetesVersion string            `json:"kubernetes_version,omitempty"`
+	LastObservedAt    *time.Time        `json:"last_observed_at,omitempty"`
+	LastError         string            `json:"last_error,omitempty"`
+	Role              string            `json:"role,omitempty"`
+	CreatedAt         time.Time         `json:"created_at"`
+	UpdatedAt         time.Time         `json:"updated_at"`
+}
+
+func view(r *Record, role string) View {
+	return View{
+		Name: r.Name, DisplayName: r.DisplayName, Description: r.Description, Labels: r.Labels,
+		Server: r.Server, AuthType: r.AuthType, ConnectionStatus: r.ConnectionStatus,
+		KubernetesVersion: r.KubernetesVersion, LastObservedAt: r.LastObservedAt, LastError: r.LastError,
+		Role: role, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+	}
+}
+
+// request is the body of POST and PUT. Either kubeconfig (with an optional
+// context) or server plus a credential.
+type request struct {
+	Name                     string            `json:"name"`
+	DisplayName              string            `json:"display_name"`
+	Description              string            `json:"description"`
+	Labels                   map[string]string `json:"labels"`
+	Kubeconfig               string            `json:"kubeconfig"`
+	Context                  string            `json:"context"`
+	Server                   string            `json:"server"`
+	TLSServerName            string            `json:"tls_server_name"`
+	CertificateAuthorityData string            `json:"certificate_authority_data"`
+	Token                    string            `json:"token"`
+	ClientCertificateData    string            `json:"client_certificate_data"`
+	ClientKeyData            string            `json:"client_key_data"`
+}
+
+// maxKubeconfig bounds the kubeconfig text a caller may send.
+const maxKubeconfig = 256 << 10
+
+func (req *request) connection() (*Connection, error) {
+	direct := req.Server != "" || req.Token != "" || req.ClientCertificateData != "" || req.ClientKeyData != "" || req.CertificateAuthorityData != ""
+	switch {
+	case req.Kubeconfig != "" && direct:
+		return nil, errors.New("give a kubeconfig or server and credentials, not both")
+	case len(req.Kubeconfig) > maxKubeconfig:
+		return nil, errors.New("kubeconfig is too large")
+	case req.Kubeconfig != "":
+		return FromKubeconfig([]byte(req.Kubeconfig), req.Context)
+	case !direct:
+		return nil, nil
+	}
+	c := &Connection{Server: req.Server, TLSServerName: req.TLSServerName, Token: req.Token}
+	var err error
+	if c.CAData, err = decodeB64("certificate_authority_data", req.CertificateAuthorityData); err != nil {
+		return nil, err
+	}
+	if c.ClientCertData, err = decodeB64("client_certificate_data", req.ClientCertificateData); err != nil {
+		return nil, err
+	}
+	if c.ClientKeyData, err = decodeB64("client_key_data", req.ClientKeyData); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (h *Handlers) event(ctx *fasthttp.RequestCtx) audit.Event {
+	p := authn.PrincipalFrom(ctx)
+	ev := audit.Event{ClientIP: h.authn.ClientIP(ctx).String(), UserAgent: string(ctx.UserAgent()), RequestID: httpapi.RequestID(ctx)}
+	if p != nil {
+		ev.ActorID, ev.ActorName, ev.AuthMethod, ev.CredentialID = p.UserID, p.Username, p.AuthMethod, p.CredentialID
+	}
+	return ev
+}
+
+func name(ctx *fasthttp.RequestCtx) string {
+	n, _ := ctx.UserValue("name").(string)
+	return n
+}
+
+// writeErr maps service errors to API errors.
+func writeErr(ctx *fasthttp.RequestCtx, err error) {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusNotFound, httpapi.CodeNotFound, "cluster not found"))
+	case errors.Is(err, ErrExists):
+		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusConflict, httpapi.CodeConflict, "%s", ErrExists.Error()))
+	case errors.Is(err, ErrInvalid):
+		httpapi.WriteError(ctx, httpapi.BadRequest("%s", strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": ")))
+	default:
+		httpapi.WriteError(ctx, err)
+	}
+}
+
+// visible answers 404 for clusters the caller may not see, so names of
+// other teams' clusters do not leak.
+func (h *Handlers) visible(ctx *fasthttp.RequestCtx) (*Record, string, bool) {
+	r, err := h.svc.Get(name(ctx))
+	if err != nil {
+		writeErr(ctx, err)
+		return nil, "", false
+	}
+	role, ok := h.svc.Access(authn.PrincipalFrom(ctx), r.Name)
+	if !ok {
+		writeErr(ctx, ErrNotFound)
+		return nil, "", false
+	}
+	return r, role, true
+}
+
+// List is GET /api/v1/clusters: the clusters the caller may reach.
+func (h *Handlers) List(ctx *fasthttp.RequestCtx) {
+	pg, perr := httpapi.ParsePage(ctx)
+	if perr != nil {
+		httpapi.WriteError(ctx, perr)
+		return
+	}
+	p := authn.PrincipalFrom(ctx)
+	items, total, err := h.svc.List(p, pg.Page, pg.PageSize)
+	if err != nil {
+		writeErr(ctx, err)
+		return
+	}
+	views := make([]View, 0, len(items))
+	for i := range items {
+		role, _ := h.svc.Access(p, items[i].Name)
+		views = append(views, view(&items[i], role))
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, httpapi.NewList(views, total, pg))
+}
+
+// Get is GET /api/v1/clusters/{name}.
+func (h *Handlers) Get(ctx *fasthttp.RequestCtx) {
+	if r, role, ok := h.visible(ctx); ok {
+		httpapi.WriteJSON(ctx, fasthttp.StatusOK, view(r, role))
+	}
+}
+
+// Create is POST /api/v1/clusters.
+func (h *Handlers) Create(ctx *fasthttp.RequestCtx) {
+	var req request
+	if e := httpapi.DecodeJSON(ctx, &req); e != nil {
+		httpapi.WriteError(ctx, e)
+		return
+	}
+	conn, err := req.connection()
+	if err != nil {
+		httpapi.WriteError(ctx, httpapi.BadRequest("%s", err.Error()))
+		return
+	}
+	r, err := h.svc.Register(ctx, authn.PrincipalFrom(ctx), Spec{Name: req.Name, DisplayName: req.DisplayName, Description: req.Description, Labels: req.Labels, Conn: conn}, h.event(ctx))
+	if err != nil {
+		writeErr(ctx, err)
+		return
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusCreated, view(r, "cluster-admin"))
+}
+
+// Update is PUT /api/v1/clusters/{name}; credentials change only when the
+// body gives new ones.
+func (h *Handlers) Update(ctx *fasthttp.RequestCtx) {
+	var req request
+	if e := httpapi.DecodeJSON(ctx, &req); e != nil {
+		httpapi.WriteError(ctx, e)
+		return
+	}
+	if req.Name != "" && req.Name != name(ctx) {
+		httpapi.WriteError(ctx, httpapi.BadRequest("a cluster cannot be renamed"))
+		return
+	}
+	conn, err := req.connection()
+	if err != nil {
+		httpapi.WriteError(ctx, httpapi.BadRequest("%s", err.Error()))
+		return
+	}
+	r, err := h.svc.Update(ctx, Spec{Name: name(ctx), DisplayName: req.DisplayName, Description: req.Description, Labels: req.Labels, Conn: conn}, h.event(ctx))
+	if err != nil {
+		writeErr(ctx, err)
+		return
+	}
+	role, _ := h.svc.Access(authn.PrincipalFrom(ctx), r.Name)
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, view(r, role))
+}
+
+// Delete is DELETE /api/v1/clusters/{name}.
+func (h *Handlers) Delete(ctx *fasthttp.RequestCtx) {
+	if err := h.svc.Delete(ctx, name(ctx), h.event(ctx)); err != nil {
+		writeErr(ctx, err)
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+// Test is POST /api/v1/clusters/{name}/test.
+func (h *Handlers) Test(ctx *fasthttp.RequestCtx) {
+	if _, _, ok := h.visible(ctx); !ok {
+		return
+	}
+	res, err := h.svc.Test(name(ctx))
+	if err != nil {
+		writeErr(ctx, err)
+		return
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, res)
+}
+
+// Members is GET /api/v1/clusters/{name}/members.
+func (h *Handlers) Members(ctx *fasthttp.RequestCtx) {
+	ms, err := h.svc.Members(name(ctx))
+	if err != nil {
+		writeErr(ctx, err)
+		return
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, httpapi.NewList(ms, len(ms), httpapi.Page{Page: 1, PageSize: max(len(ms), 1)}))
+}
+
+// AddMember is POST /api/v1/clusters/{name}/members {user|group, role}.
+func (h *Handlers) AddMember(ctx *fasthttp.RequestCtx) {
+	var req struct {
+		User  string `json:"user"`
+		Group string `json:"group"`
+		Role  string `json:"role"`
+	}
+	if e := httpapi.DecodeJSON(ctx, &req); e != nil {
+		httpapi.WriteError(ctx, e)
+		return
+	}
+	kind, subject := "user", req.User
+	switch {
+	case req.User != "" && req.Group != "":
+		httpapi.WriteError(ctx, httpapi.BadRequest("give a user or a group, not both"))
+		return
+	case req.Group != "":
+		kind, subject = "group", req.Group
+	case req.User == "":
+		httpapi.WriteError(ctx, httpapi.BadRequest("give a user or a group"))
+		return
+	}
+	m, err := h.svc.AddMember(ctx, name(ctx), kind, subject, req.Role, h.event(ctx))
+	if err != nil {
+		writeErr(ctx, err)
+		return
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusCreated, m)
+}
+
+// RemoveMember is DELETE /api/v1/clusters/{name}/members/{id}.
+func (h *Handlers) RemoveMember(ctx *fasthttp.RequestCtx) {
+	id, _ := ctx.UserValue("id").(string)
+	if err := h.svc.RemoveMember(ctx, name(ctx), id, h.event(ctx)); err != nil {
+		writeErr(ctx, err)
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+// Kubeconfig is GET /api/v1/clusters/{name}/kubeconfig: a kubeconfig that
+// reaches the cluster through Berth with a fresh API key scoped to it, so
+// `kubectl --kubeconfig file get pods` works at once. The key is shown
+// only in this file; it can be revoked like any other API key.
+func (h *Handlers) Kubeconfig(ctx *fasthttp.RequestCtx) {
+	r, _, ok := h.visible(ctx)
+	if !ok {
+		return
+	}
+	p := authn.PrincipalFrom(ctx)
+	if p.Scoped() {
+		// A scoped key must not mint keys: that would let it outlive or
+		// widen its own scope.
+		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusForbidden, httpapi.CodeForbidden, "a scoped API key cannot create kubeconfigs"))
+		return
+	}
+	scopes := []string{identity.ClusterScopePrefix + r.Name, identity.PermClustersRead}
+	_, raw, err := h.ids.CreateAPIKey(ctx, p, identity.NewAPIKey{
+		Name: "kubeconfig " + r.Name, Scopes: scopes, ExpiresAt: time.Now().Add(h.kubeconfigTTL),
+	}, h.authn.Meta(ctx))
+	if err != nil {
+		httpapi.WriteError(ctx, err)
+		return
+	}
+	out, err := ClientKubeconfig(r.Name, strings.TrimSuffix(h.publicURL(ctx), "/")+"/proxy/clusters/"+r.Name, h.caPEM(), raw)
+	if err != nil {
+		httpapi.WriteError(ctx, err)
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType("application/yaml")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.Response.Header.Set("Content-Disposition", `attachment; filename="`+r.Name+`.kubeconfig"`)
+	ctx.SetBody(out)
+}

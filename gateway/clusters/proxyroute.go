@@ -1,0 +1,171 @@
+package clusters
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fasthttp/router"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+
+	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/authn"
+	"github.com/berthgw/berth/gateway/httpapi"
+	"github.com/berthgw/berth/gateway/ratelimit"
+	"github.com/berthgw/berth/proxy"
+)
+
+// ProxyRoute sends authenticated traffic under /proxy/clusters/ (and
+// KubeCube's /api/v1/cube/proxy/clusters/) to the proxy. It runs before the
+// router and works on the raw request URI, because the router sees
+// fasthttp's normalised path, in which "..", "%2F" and "//" are already
+// resolved.
+type ProxyRoute struct {
+	svc   *Service
+	authn *authn.Authenticator
+	proxy *proxy.Proxy
+	audit *audit.Log
+}
+
+// NewProxyRoute wires the proxy route.
+func NewProxyRoute(svc *Service, a *authn.Authenticator, p *proxy.Proxy, au *audit.Log) *ProxyRoute {
+	return &ProxyRoute{svc: svc, authn: a, proxy: p, audit: au}
+}
+
+// RoutePattern labels proxied requests in logs and metrics.
+const RoutePattern = "/proxy/clusters/{name}/*"
+
+// Wrap returns next with the proxy routes taken out in front of it.
+func (pr *ProxyRoute) Wrap(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		t, err := proxy.ParseTarget(ctx.RequestURI())
+		if errors.Is(err, proxy.ErrNotProxy) {
+			next(ctx)
+			return
+		}
+		ctx.SetUserValue(router.MatchedRoutePathParam, RoutePattern)
+		if err != nil {
+			proxy.WriteStatus(ctx, fasthttp.StatusBadRequest, err.Error())
+			return
+		}
+		pr.serve(ctx, t)
+	}
+}
+
+func (pr *ProxyRoute) serve(ctx *fasthttp.RequestCtx, t proxy.Target) {
+	p, err := pr.authn.Authenticate(ctx)
+	if err != nil {
+		code := fasthttp.StatusUnauthorized
+		if errors.Is(err, authn.ErrForbidden) {
+			code = fasthttp.StatusForbidden
+		}
+		var ae *authn.Error
+		msg := "Unauthorized"
+		if errors.As(err, &ae) {
+			msg = ae.Message
+		}
+		proxy.WriteStatus(ctx, code, msg)
+		return
+	}
+	if _, err := pr.svc.Get(t.Cluster); err != nil {
+		proxy.WriteStatus(ctx, fasthttp.StatusNotFound, fmt.Sprintf("cluster %q not found", t.Cluster))
+		return
+	}
+	role, ok := pr.svc.Access(p, t.Cluster)
+	if !ok {
+		proxy.WriteStatus(ctx, fasthttp.StatusForbidden, fmt.Sprintf("user %q is not a member of cluster %q", p.Username, t.Cluster))
+		return
+	}
+	if ok, retry := pr.authn.Limiter().Allow(ratelimit.ScopeProxy, p.RateKey()); !ok {
+		proxy.WriteTooManyRequests(ctx, retry)
+		return
+	}
+	clientIP := pr.authn.ClientIP(ctx).String()
+	id := pr.svc.Identity(p, role, clientIP, httpapi.RequestID(ctx))
+	pr.proxy.Serve(ctx, t, id)
+
+	if verb, audited := auditVerb(ctx, t); audited {
+		status := ctx.Response.StatusCode()
+		if ctx.Hijacked() {
+			status = fasthttp.StatusSwitchingProtocols
+		}
+		result := audit.ResultSuccess
+		if status >= 400 {
+			result = audit.ResultFailure
+		}
+		pr.audit.Record(ctx, audit.Event{
+			Category: "cluster", Action: "proxy." + verb, ResourceType: "cluster", ResourceID: t.Cluster,
+			Result: result, ActorID: p.UserID, ActorName: p.Username, AuthMethod: p.AuthMethod, CredentialID: p.CredentialID,
+			ClientIP: clientIP, UserAgent: string(ctx.UserAgent()), RequestID: httpapi.RequestID(ctx),
+			Details: map[string]string{"method": string(ctx.Method()), "path": t.Path, "status": strconv.Itoa(status)},
+		})
+	}
+}
+
+// auditVerb says whether a proxied request is audited: writes, and the
+// interactive subresources (exec, attach, port-forward) whatever the
+// method, since they give a shell or a tunnel into the cluster.
+func auditVerb(ctx *fasthttp.RequestCtx, t proxy.Target) (string, bool) {
+	for _, sub := range []string{"exec", "attach", "portforward"} {
+		if strings.HasSuffix(t.Path, "/"+sub) {
+			return sub, true
+		}
+	}
+	switch string(ctx.Method()) {
+	case fasthttp.MethodPost:
+		return "create", true
+	case fasthttp.MethodPut:
+		return "update", true
+	case fasthttp.MethodPatch:
+		return "patch", true
+	case fasthttp.MethodDelete:
+		return "delete", true
+	}
+	return "", false
+}
+
+// Metrics counts proxied traffic per cluster; it implements proxy.Observer.
+type Metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	streams  *prometheus.GaugeVec
+}
+
+// NewMetrics makes the per-cluster collectors; register them with
+// Collectors.
+func NewMetrics() *Metrics {
+	return &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_proxy_requests_total", Help: "Requests forwarded to clusters, by cluster, method and status code.",
+		}, []string{"cluster", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "berth_proxy_upstream_latency_seconds", Help: "Time to the cluster's response headers, by cluster.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"cluster"}),
+		streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "berth_proxy_open_streams", Help: "Watches and upgraded connections (exec, attach, port-forward) open now, by cluster.",
+		}, []string{"cluster", "kind"}),
+	}
+}
+
+// Collectors returns what to register with the gateway's registry.
+func (m *Metrics) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.requests, m.latency, m.streams}
+}
+
+// Request implements proxy.Observer.
+func (m *Metrics) Request(cluster, method string, code int, latency time.Duration) {
+	m.requests.WithLabelValues(cluster, method, strconv.Itoa(code)).Inc()
+	if latency > 0 {
+		m.latency.WithLabelValues(cluster).Observe(latency.Seconds())
+	}
+}
+
+// StreamOpened implements proxy.Observer.
+func (m *Metrics) StreamOpened(cluster, kind string) { m.streams.WithLabelValues(cluster, kind).Inc() }
+
+// StreamClosed implements proxy.Observer.
+func (m *Metrics) StreamClosed(cluster, kind string) { m.streams.WithLabelValues(cluster, kind).Dec() }

@@ -1,0 +1,592 @@
+// Package clusters is Berth's cluster registry: clusters and the gateway's
+// credentials for them (sealed at rest), who may reach each cluster and in
+// which role, connection health, and the glue that sends authenticated
+// traffic through the proxy.
+package clusters
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/gateway/secretbox"
+	"github.com/berthgw/berth/gateway/store"
+	"github.com/berthgw/berth/proxy"
+)
+
+// Connection statuses kept fresh by the probe.
+const (
+	ConnPending     = "pending"
+	ConnReachable   = "reachable"
+	ConnUnreachable = "unreachable"
+	ConnError       = "error"
+)
+
+// Member roles, weakest first. Each maps to a Kubernetes group the cluster
+// binds to the ClusterRole of the same name (docs/clusters.md).
+var Roles = []string{"view", "edit", "admin", "cluster-admin"}
+
+// Record is a stored cluster. Sealed holds the Connection's secrets.
+type Record struct {
+	Name              string            `json:"name"`
+	DisplayName       string            `json:"display_name,omitempty"`
+	Description       string            `json:"description,omitempty"`
+	Labels            map[string]string `json:"labels,omitempty"`
+	Server            string            `json:"server"`
+	AuthType          string            `json:"auth_type"`
+	Sealed            []byte            `json:"sealed"`
+	ConnectionStatus  string            `json:"connection_status"`
+	KubernetesVersion string            `json:"kubernetes_version,omitempty"`
+	LastObservedAt    *time.Time        `json:"last_observed_at,omitempty"`
+	LastError         string            `json:"last_error,omitempty"`
+	CreatedBy         string            `json:"created_by,omitempty"`
+	CreatedAt         time.Time         `json:"created_at"`
+	UpdatedAt         time.Time         `json:"updated_at"`
+}
+
+// Member grants a user or a group a role on one cluster.
+type Member struct {
+	ID      string    `json:"id"`
+	Cluster string    `json:"cluster"`
+	Kind    string    `json:"kind"` // "user" or "group"
+	Subject string    `json:"subject"`
+	Name    string    `json:"name,omitempty"` // the username, for users
+	Role    string    `json:"role"`
+	Created time.Time `json:"created_at"`
+}
+
+var (
+	records = store.NewTable[Record]("clusters")
+	members = store.NewTable("cluster_members",
+		store.Index[Member]{Name: "cluster", Values: func(m *Member) []string { return []string{m.Cluster} }},
+		store.Index[Member]{Name: "subject", Unique: true, Values: func(m *Member) []string {
+			return []string{m.Cluster + "\x1f" + m.Kind + "\x1f" + m.Subject}
+		}},
+	)
+)
+
+// Errors handlers map to statuses.
+var (
+	ErrNotFound = errors.New("cluster not found")
+	ErrExists   = errors.New("a cluster with that name already exists")
+	ErrInvalid  = errors.New("invalid cluster")
+)
+
+// Options configure the Service.
+type Options struct {
+	// ImpersonatePrefix starts every user and group name Berth asserts
+	// to a cluster, so they cannot collide with the cluster's own.
+	ImpersonatePrefix string
+	// ProbeInterval is how often every cluster's /version is checked.
+	ProbeInterval time.Duration
+	// ProbeTimeout bounds one probe.
+	ProbeTimeout time.Duration
+}
+
+// Service manages clusters. Its Pool always mirrors the store.
+type Service struct {
+	db    *store.DB
+	box   *secretbox.Box
+	pool  *proxy.Pool
+	audit *audit.Log
+	ids   *identity.Service
+	log   *slog.Logger
+	opts  Options
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// NewService loads every stored cluster into pool.
+func NewService(db *store.DB, box *secretbox.Box, pool *proxy.Pool, au *audit.Log, ids *identity.Service, log *slog.Logger, opts Options) (*Service, error) {
+	if opts.ImpersonatePrefix == "" {
+		opts.ImpersonatePrefix = "berth:"
+	}
+	if opts.ProbeInterval <= 0 {
+		opts.ProbeInterval = 30 * time.Second
+	}
+	if opts.ProbeTimeout <= 0 {
+		opts.ProbeTimeout = 5 * time.Second
+	}
+	s := &Service{db: db, box: box, pool: pool, audit: au, ids: ids, log: log, opts: opts, stop: make(chan struct{})}
+	var all []Record
+	err := db.View(func(tx *store.Tx) error {
+		return records.Scan(tx, store.ScanOptions{}, func(_ string, r *Record) (bool, error) {
+			all = append(all, *r)
+			return true, nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load clusters: %w", err)
+	}
+	for i := range all {
+		if err := s.addToPool(&all[i]); err != nil {
+			// One broken record must not keep the gateway down.
+			log.Error("cluster not loaded", "cluster", all[i].Name, "err", err)
+		}
+	}
+	return s, nil
+}
+
+// Start runs the background probe until Stop.
+func (s *Service) Start() {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(s.opts.ProbeInterval)
+		defer t.Stop()
+		s.ProbeAll()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				s.ProbeAll()
+			}
+		}
+	}()
+}
+
+// Stop ends the probe.
+func (s *Service) Stop() {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	s.wg.Wait()
+}
+
+func sealContext(name string) string { return "cluster/" + name }
+
+func (s *Service) open(r *Record) (*Connection, error) {
+	plain, err := s.box.Open(r.Sealed, sealContext(r.Name))
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s credentials: %w", r.Name, err)
+	}
+	var c Connection
+	if err := json.Unmarshal(plain, &c); err != nil {
+		return nil, fmt.Errorf("cluster %s credentials: %w", r.Name, err)
+	}
+	return &c, nil
+}
+
+func (s *Service) addToPool(r *Record) error {
+	c, err := s.open(r)
+	if err != nil {
+		return err
+	}
+	return s.pool.Set(proxy.Cluster{
+		Name: r.Name, Server: c.Server, CAData: c.CAData, TLSServerName: c.TLSServerName,
+		Token: c.Token, ClientCertData: c.ClientCertData, ClientKeyData: c.ClientKeyData,
+	})
+}
+
+// Spec is what a caller gives to register or change a cluster.
+type Spec struct {
+	Name        string
+	DisplayName string
+	Description string
+	Labels      map[string]string
+	// Conn is nil on an update that keeps the credentials.
+	Conn *Connection
+}
+
+func validateSpec(sp *Spec, create bool) error {
+	if create && !proxy.ValidClusterName(sp.Name) {
+		return fmt.Errorf("%w: name must be a DNS-1123 label: 1-63 lower-case letters, digits or '-', starting and ending with a letter or digit", ErrInvalid)
+	}
+	if len(sp.DisplayName) > 128 || len(sp.Description) > 1024 || len(sp.Labels) > 64 {
+		return fmt.Errorf("%w: display_name (128), description (1024) or labels (64) too long", ErrInvalid)
+	}
+	for k, v := range sp.Labels {
+		if k == "" || len(k) > 63 || len(v) > 256 {
+			return fmt.Errorf("%w: label %q too long or empty", ErrInvalid, k)
+		}
+	}
+	if sp.Conn != nil {
+		if err := sp.Conn.validate(); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		if _, err := proxy.TLSConfig(proxy.Cluster{CAData: sp.Conn.CAData, ClientCertData: sp.Conn.ClientCertData, ClientKeyData: sp.Conn.ClientKeyData}); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+	} else if create {
+		return fmt.Errorf("%w: a kubeconfig or server and credentials are required", ErrInvalid)
+	}
+	return nil
+}
+
+// Register stores a new cluster and opens its connection pool.
+func (s *Service) Register(ctx context.Context, actor *identity.Principal, sp Spec, ev audit.Event) (*Record, error) {
+	if err := validateSpec(&sp, true); err != nil {
+		return nil, err
+	}
+	plain, _ := json.Marshal(sp.Conn)
+	now := time.Now().UTC()
+	r := &Record{
+		Name: sp.Name, DisplayName: sp.DisplayName, Description: sp.Description, Labels: sp.Labels,
+		Server: sp.Conn.Server, AuthType: sp.Conn.AuthType(), Sealed: s.box.Seal(plain, sealContext(sp.Name)),
+		ConnectionStatus: ConnPending, CreatedBy: actor.UserID, CreatedAt: now, UpdatedAt: now,
+	}
+	err := s.db.Update(func(tx *store.Tx) error { return records.Insert(tx, r.Name, r) })
+	s.record(ctx, ev, "cluster.create", r.Name, err)
+	if errors.Is(err, store.ErrExists) {
+		return nil, ErrExists
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.addToPool(r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Update changes a cluster's description and, when sp.Conn is set, its
+// connection; the pool is rebuilt so new requests use the new credentials.
+func (s *Service) Update(ctx context.Context, sp Spec, ev audit.Event) (*Record, error) {
+	if err := validateSpec(&sp, false); err != nil {
+		return nil, err
+	}
+	var out *Record
+	err := s.db.Update(func(tx *store.Tx) error {
+		r, err := records.Get(tx, sp.Name)
+		if err != nil {
+			return err
+		}
+		r.DisplayName, r.Description, r.Labels = sp.DisplayName, sp.Description, sp.Labels
+		if sp.Conn != nil {
+			plain, _ := json.Marshal(sp.Conn)
+			r.Server, r.AuthType, r.Sealed = sp.Conn.Server, sp.Conn.AuthType(), s.box.Seal(plain, sealContext(sp.Name))
+			r.ConnectionStatus, r.LastError = ConnPending, ""
+		}
+		r.UpdatedAt = time.Now().UTC()
+		out = r
+		return records.Put(tx, r.Name, r)
+	})
+	s.record(ctx, ev, "cluster.update", sp.Name, err)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if sp.Conn != nil {
+		if err := s.addToPool(out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Delete removes a cluster and its memberships and closes its connections.
+func (s *Service) Delete(ctx context.Context, name string, ev audit.Event) error {
+	err := s.db.Update(func(tx *store.Tx) error {
+		if err := records.Delete(tx, name); err != nil {
+			return err
+		}
+		ids, err := members.IDsBy(tx, "cluster", name)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := members.Delete(tx, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	s.record(ctx, ev, "cluster.delete", name, err)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	s.pool.Remove(name)
+	return nil
+}
+
+// Get returns one cluster.
+func (s *Service) Get(name string) (*Record, error) {
+	var r *Record
+	err := s.db.View(func(tx *store.Tx) error {
+		var err error
+		r, err = records.Get(tx, name)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	return r, err
+}
+
+// List returns one page of the clusters p may see.
+func (s *Service) List(p *identity.Principal, page, pageSize int) ([]Record, int, error) {
+	var (
+		items []Record
+		total int
+	)
+	err := s.db.View(func(tx *store.Tx) error {
+		var err error
+		items, total, err = records.Page(tx, page, pageSize, false, func(r *Record) bool {
+			_, ok := s.accessTx(tx, p, r.Name)
+			return ok
+		})
+		return err
+	})
+	return items, total, err
+}
+
+// Access returns the role p holds on cluster name: fleet admins hold
+// cluster-admin everywhere; others hold the strongest role of their user
+// and group memberships. An API key scoped to other clusters holds none.
+func (s *Service) Access(p *identity.Principal, name string) (string, bool) {
+	var (
+		role string
+		ok   bool
+	)
+	_ = s.db.View(func(tx *store.Tx) error {
+		role, ok = s.accessTx(tx, p, name)
+		return nil
+	})
+	return role, ok
+}
+
+func (s *Service) accessTx(tx *store.Tx, p *identity.Principal, name string) (string, bool) {
+	if p == nil || !p.AllowsCluster(name) || !p.Can(identity.PermClustersRead) {
+		return "", false
+	}
+	// A fleet admin's roles grant every permission. Judged on the roles,
+	// not Can: an admin's kubeconfig key is scoped to clusters:read and
+	// one cluster, and must still act as cluster-admin there while it
+	// cannot touch the rest of the API.
+	if slices.Contains(p.Permissions, identity.PermAll) {
+		return "cluster-admin", true
+	}
+	ids, err := members.IDsBy(tx, "cluster", name)
+	if err != nil {
+		return "", false
+	}
+	best := -1
+	for _, id := range ids {
+		m, err := members.Get(tx, id)
+		if err != nil {
+			continue
+		}
+		if (m.Kind == "user" && m.Subject == p.UserID) || (m.Kind == "group" && slices.Contains(p.Groups, m.Subject)) {
+			best = max(best, slices.Index(Roles, m.Role))
+		}
+	}
+	if best < 0 {
+		return "", false
+	}
+	return Roles[best], true
+}
+
+// Identity is what the proxy asserts to the cluster for p in role: the
+// prefixed username, the role's group, the user's own groups (prefixed),
+// and the caller's address and request id as extras, so the cluster's own
+// audit log shows who really called.
+func (s *Service) Identity(p *identity.Principal, role, clientIP, requestID string) proxy.Identity {
+	pre := s.opts.ImpersonatePrefix
+	groups := []string{pre + "role:" + role}
+	for _, g := range p.Groups {
+		groups = append(groups, pre+"group:"+g)
+	}
+	extra := map[string][]string{"berth.dev/client-ip": {clientIP}, "berth.dev/auth-method": {p.AuthMethod}}
+	if requestID != "" {
+		extra["berth.dev/request-id"] = []string{requestID}
+	}
+	return proxy.Identity{User: pre + p.Username, Groups: groups, Extra: extra}
+}
+
+// AddMember grants kind ("user" or "group") subject a role on cluster.
+// For users, subject may be a user id or a username.
+func (s *Service) AddMember(ctx context.Context, cluster, kind, subject, role string, ev audit.Event) (*Member, error) {
+	if !slices.Contains(Roles, role) {
+		return nil, fmt.Errorf("%w: role must be one of %s", ErrInvalid, strings.Join(Roles, ", "))
+	}
+	m := &Member{ID: store.NewID("mbr"), Cluster: cluster, Kind: kind, Subject: subject, Role: role, Created: time.Now().UTC()}
+	switch kind {
+	case "user":
+		u, err := s.lookupUser(subject)
+		if err != nil {
+			return nil, err
+		}
+		m.Subject, m.Name = u.ID, u.Username
+	case "group":
+		if subject == "" || len(subject) > 128 || strings.ContainsAny(subject, "\x00\x1f") {
+			return nil, fmt.Errorf("%w: group name must be 1-128 characters", ErrInvalid)
+		}
+	default:
+		return nil, fmt.Errorf("%w: give a user or a group", ErrInvalid)
+	}
+	err := s.db.Update(func(tx *store.Tx) error {
+		if _, err := records.Get(tx, cluster); err != nil {
+			return err
+		}
+		// Changing a member's role replaces the old grant.
+		if old, id, err := members.GetBy(tx, "subject", m.Cluster+"\x1f"+m.Kind+"\x1f"+m.Subject); err == nil {
+			m.ID, m.Created = id, old.Created
+		}
+		return members.Put(tx, m.ID, m)
+	})
+	s.record(ctx, ev, "cluster.member.add", cluster, err)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	return m, err
+}
+
+func (s *Service) lookupUser(subject string) (*identity.User, error) {
+	if u, err := s.ids.GetUser(subject); err == nil {
+		return u, nil
+	}
+	var u *identity.User
+	err := s.db.View(func(tx *store.Tx) error {
+		var err error
+		u, _, err = identity.Users.GetBy(tx, "username", strings.ToLower(subject))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: no user %q", ErrInvalid, subject)
+	}
+	return u, nil
+}
+
+// Members lists a cluster's grants.
+func (s *Service) Members(cluster string) ([]Member, error) {
+	out := []Member{}
+	err := s.db.View(func(tx *store.Tx) error {
+		if _, err := records.Get(tx, cluster); err != nil {
+			return err
+		}
+		ids, err := members.IDsBy(tx, "cluster", cluster)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if m, err := members.Get(tx, id); err == nil {
+				out = append(out, *m)
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	return out, err
+}
+
+// RemoveMember revokes one grant.
+func (s *Service) RemoveMember(ctx context.Context, cluster, id string, ev audit.Event) error {
+	err := s.db.Update(func(tx *store.Tx) error {
+		m, err := members.Get(tx, id)
+		if err != nil {
+			return err
+		}
+		if m.Cluster != cluster {
+			return store.ErrNotFound
+		}
+		return members.Delete(tx, id)
+	})
+	s.record(ctx, ev, "cluster.member.remove", cluster, err)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrNotFound
+	}
+	return err
+}
+
+// TestResult is the answer of a connection test.
+type TestResult struct {
+	Reachable         bool   `json:"reachable"`
+	KubernetesVersion string `json:"kubernetes_version,omitempty"`
+	LatencyMS         int64  `json:"latency_ms"`
+	Error             string `json:"error,omitempty"`
+}
+
+// Test probes one cluster now and stores what it saw.
+func (s *Service) Test(name string) (*TestResult, error) {
+	if _, err := s.Get(name); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	version, err := s.pool.Version(name, s.opts.ProbeTimeout)
+	res := &TestResult{LatencyMS: time.Since(start).Milliseconds(), KubernetesVersion: version, Reachable: err == nil}
+	if err != nil {
+		res.Error = err.Error()
+	}
+	s.observe(name, version, err)
+	return res, nil
+}
+
+// ProbeAll refreshes every cluster's connection status.
+func (s *Service) ProbeAll() {
+	var names []string
+	_ = s.db.View(func(tx *store.Tx) error {
+		return records.Scan(tx, store.ScanOptions{}, func(id string, _ *Record) (bool, error) {
+			names = append(names, id)
+			return true, nil
+		})
+	})
+	for _, n := range names {
+		version, err := s.pool.Version(n, s.opts.ProbeTimeout)
+		s.observe(n, version, err)
+	}
+}
+
+func (s *Service) observe(name, version string, perr error) {
+	now := time.Now().UTC()
+	err := s.db.Update(func(tx *store.Tx) error {
+		r, err := records.Get(tx, name)
+		if err != nil {
+			return err
+		}
+		r.LastObservedAt = &now
+		switch {
+		case perr == nil:
+			r.ConnectionStatus, r.KubernetesVersion, r.LastError = ConnReachable, version, ""
+		case errors.Is(perr, proxy.ErrUnreachable):
+			r.ConnectionStatus, r.LastError = ConnUnreachable, perr.Error()
+		default:
+			r.ConnectionStatus, r.LastError = ConnError, perr.Error()
+		}
+		return records.Put(tx, name, r)
+	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Warn("store probe result", "cluster", name, "err", err)
+	}
+}
+
+func (s *Service) record(ctx context.Context, ev audit.Event, action, name string, err error) {
+	if s.audit == nil {
+		return
+	}
+	ev.Category, ev.Action, ev.ResourceType, ev.ResourceID = audit.CategorySettings, action, "cluster", name
+	ev.Result = audit.ResultSuccess
+	if err != nil {
+		ev.Result, ev.Reason = audit.ResultFailure, reason(err)
+	}
+	s.audit.Record(ctx, ev)
+}
+
+// reason is a short, secret-free cause for the audit log.
+func reason(err error) string {
+	switch {
+	case errors.Is(err, store.ErrExists):
+		return "exists"
+	case errors.Is(err, store.ErrNotFound):
+		return "not_found"
+	default:
+		return "error"
+	}
+}

@@ -1,0 +1,83 @@
+package gateway
+
+import (
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/berthgw/berth/gateway/authn"
+	"github.com/berthgw/berth/gateway/clusters"
+	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/proxy"
+	"github.com/berthgw/berth/proxy/listquery"
+)
+
+// initClusters builds the cluster registry, the proxy over its connection
+// pools, and the route that sends /proxy/clusters/ traffic through it.
+func (g *Gateway) initClusters() error {
+	pc := g.cfg.Proxy
+	m := clusters.NewMetrics()
+	g.metrics.Register(m.Collectors()...)
+	pool := proxy.NewPool(proxy.PoolOptions{})
+	px := proxy.New(proxy.Options{
+		Pool:               pool,
+		RequestTimeout:     pc.RequestTimeout.D(),
+		StreamWriteTimeout: pc.StreamWriteTimeout.D(),
+		ListLimits:         listquery.Limits{MaxBytes: pc.MaxListBytes, MaxItems: pc.MaxListItems},
+		MaxPageSize:        pc.MaxPageSize,
+		MaxConcurrentLists: pc.MaxConcurrentLists,
+		Observer:           m,
+		Logger:             g.log,
+	})
+	svc, err := clusters.NewService(g.db, g.box, pool, g.audit, g.identity, g.log, clusters.Options{
+		ImpersonatePrefix: pc.ImpersonatePrefix,
+		ProbeInterval:     pc.ProbeInterval.D(),
+	})
+	if err != nil {
+		return fmt.Errorf("clusters: %w", err)
+	}
+	g.clusters = svc
+	g.proxyRoute = clusters.NewProxyRoute(svc, g.authn, px, g.audit)
+	g.clusterAPI = clusters.NewHandlers(svc, g.authn, g.identity, g.publicURL, g.CertificatePEM, pc.KubeconfigTTL.D())
+	return nil
+}
+
+// publicURL is where the client of ctx reaches Berth: the configured
+// public_url; else the host the client used, on the HTTPS listener's port
+// (a listener bound to 0.0.0.0 says nothing useful to a client).
+func (g *Gateway) publicURL(ctx *fasthttp.RequestCtx) string {
+	if g.cfg.PublicURL != "" {
+		return g.cfg.PublicURL
+	}
+	host := string(ctx.Host())
+	if ctx.IsTLS() || g.HTTPSAddr() == "" {
+		scheme := map[bool]string{true: "https", false: "http"}[ctx.IsTLS()]
+		return scheme + "://" + host
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	_, port, _ := net.SplitHostPort(g.HTTPSAddr())
+	return "https://" + net.JoinHostPort(strings.Trim(host, "[]"), port)
+}
+
+// clusterRoutes are the cluster registry's entries in the route table.
+func (g *Gateway) clusterRoutes() []authn.Route {
+	h := g.clusterAPI
+	const get, post, put, del = fasthttp.MethodGet, fasthttp.MethodPost, fasthttp.MethodPut, fasthttp.MethodDelete
+	read, write := identity.PermClustersRead, identity.PermClustersWrite
+	return []authn.Route{
+		{Method: get, Path: "/api/v1/clusters", Permission: read, Handler: h.List},
+		{Method: post, Path: "/api/v1/clusters", Permission: write, Handler: h.Create},
+		{Method: get, Path: "/api/v1/clusters/{name}", Permission: read, Handler: h.Get},
+		{Method: put, Path: "/api/v1/clusters/{name}", Permission: write, Handler: h.Update},
+		{Method: del, Path: "/api/v1/clusters/{name}", Permission: write, Handler: h.Delete},
+		{Method: post, Path: "/api/v1/clusters/{name}/test", Permission: read, Handler: h.Test},
+		{Method: get, Path: "/api/v1/clusters/{name}/kubeconfig", Permission: read, Handler: h.Kubeconfig},
+		{Method: get, Path: "/api/v1/clusters/{name}/members", Permission: write, Handler: h.Members},
+		{Method: post, Path: "/api/v1/clusters/{name}/members", Permission: write, Handler: h.AddMember},
+		{Method: del, Path: "/api/v1/clusters/{name}/members/{id}", Permission: write, Handler: h.RemoveMember},
+	}
+}

@@ -1,0 +1,64 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Proxy configures the Kubernetes proxy and the cluster registry.
+type Proxy struct {
+	ImpersonatePrefix  string   `yaml:"impersonate_prefix"`
+	RequestTimeout     Duration `yaml:"request_timeout"`
+	StreamWriteTimeout Duration `yaml:"stream_write_timeout"`
+	MaxPageSize        int      `yaml:"max_page_size"`
+	MaxListBytes       int64    `yaml:"max_list_bytes"`
+	MaxListItems       int      `yaml:"max_list_items"`
+	MaxConcurrentLists int      `yaml:"max_concurrent_lists"`
+	ProbeInterval      Duration `yaml:"probe_interval"`
+	KubeconfigTTL      Duration `yaml:"kubeconfig_ttl"`
+}
+
+func (p *Proxy) validate() error {
+	if p.ImpersonatePrefix != "" && (strings.ContainsAny(p.ImpersonatePrefix, " \t\r\n,") || strings.HasPrefix(p.ImpersonatePrefix, "system:")) {
+		return &Error{"proxy.impersonate_prefix", "must not contain white space or commas, nor start with system:"}
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+		min time.Duration
+	}{
+		{"proxy.request_timeout", p.RequestTimeout, time.Second},
+		{"proxy.stream_write_timeout", p.StreamWriteTimeout, time.Second},
+		{"proxy.probe_interval", p.ProbeInterval, time.Second},
+		{"proxy.kubeconfig_ttl", p.KubeconfigTTL, time.Minute},
+	} {
+		if d.v.D() < d.min {
+			return &Error{d.key, fmt.Sprintf("must be at least %s", d.min)}
+		}
+	}
+	switch {
+	case p.MaxPageSize < 1 || p.MaxPageSize > 100_000:
+		return &Error{"proxy.max_page_size", "must be from 1 to 100000"}
+	case p.MaxListBytes < 1<<20:
+		return &Error{"proxy.max_list_bytes", "must be at least 1048576 (1 MiB)"}
+	case p.MaxListItems < 1:
+		return &Error{"proxy.max_list_items", "must be at least 1"}
+	case p.MaxConcurrentLists < 1:
+		return &Error{"proxy.max_concurrent_lists", "must be at least 1"}
+	}
+	return nil
+}
+
+// checkPublicURL accepts "" or an absolute http(s) URL without query.
+func checkPublicURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return &Error{"public_url", fmt.Sprintf("invalid URL %q (want e.g. https://edge.example.com)", s)}
+	}
+	return nil
+}

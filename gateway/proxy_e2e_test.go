@@ -1,0 +1,349 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berthgw/berth/deploy/e2e/kubeenv"
+	"github.com/berthgw/berth/gateway/audit"
+)
+
+// e2eCluster is a real etcd + kube-apiserver registered in a real Berth,
+// reached with the pinned kubectl through Berth's proxy.
+type e2eCluster struct {
+	*authGW
+	env   *kubeenv.Env
+	admin string // Berth admin access token
+	dir   string
+}
+
+func startE2E(t *testing.T) *e2eCluster {
+	t.Helper()
+	env := kubeenv.ForTest(t, kubeenv.Options{})
+	ctx := context.Background()
+	// Berth's identity in the cluster is the unprivileged user, bound to
+	// nothing but the documented impersonator role: proof that role is
+	// enough.
+	manifest, err := os.ReadFile("../deploy/rbac/berth-rbac.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	rbac := filepath.Join(dir, "rbac.yaml")
+	os.WriteFile(rbac, []byte(strings.ReplaceAll(string(manifest), "BERTH_GATEWAY_USER", kubeenv.UnprivilegedUser)), 0o600)
+	if out, err := env.Kubectl(ctx, "apply", "-f", rbac); err != nil {
+		t.Fatalf("apply rbac: %v\n%s", err, out)
+	}
+	// The built-in view/edit/admin ClusterRoles are aggregated by
+	// kube-controller-manager, which this environment does not run, so
+	// they have no rules here. Bind the view group to an explicit
+	// read-only role as well; the manifest's own bindings stay as shipped.
+	readOnly := filepath.Join(dir, "read-only.yaml")
+	os.WriteFile(readOnly, []byte(`apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: e2e-read-only}
+rules:
+- apiGroups: ["", "apps"]
+  resources: ["configmaps", "deployments", "pods", "namespaces"]
+  verbs: ["get", "list", "watch"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: e2e-berth-role-view}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: e2e-read-only}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: "berth:role:view"}]
+`), 0o600)
+	if out, err := env.Kubectl(ctx, "apply", "-f", readOnly); err != nil {
+		t.Fatalf("apply read-only role: %v\n%s", err, out)
+	}
+
+	ag := startAuth(t, map[string]string{"BERTH_RATE_LIMITS_PROXY_REQUESTS": "0"})
+	admin := ag.login(t, "admin", adminPassword).AccessToken
+	ag.secret(env.UserToken, env.AdminToken)
+	ag.must(t, 201, "POST", "/api/v1/clusters", map[string]any{
+		"name": "e2e", "server": env.Server, "token": env.UserToken,
+		"certificate_authority_data": base64.StdEncoding.EncodeToString(env.CAData),
+	}, bearer(admin))
+	return &e2eCluster{authGW: ag, env: env, admin: admin, dir: dir}
+}
+
+// kubeconfigFor downloads a kubeconfig for the bearer of token and returns
+// its path; it points at Berth's HTTPS listener and trusts its certificate.
+func (e *e2eCluster) kubeconfigFor(t *testing.T, who, token string) string {
+	t.Helper()
+	data := e.must(t, 200, "GET", "/api/v1/clusters/e2e/kubeconfig", nil, bearer(token))
+	if !strings.Contains(string(data), "/proxy/clusters/e2e") || !strings.Contains(string(data), "certificate-authority-data") {
+		t.Fatalf("kubeconfig: %s", data)
+	}
+	var tok string
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "token: "); ok {
+			tok = v
+		}
+	}
+	e.secret(tok)
+	path := filepath.Join(e.dir, who+".kubeconfig")
+	os.WriteFile(path, data, 0o600)
+	return path
+}
+
+func (e *e2eCluster) kubectl(t *testing.T, kubeconfig string, stdin string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, e.env.KubectlPath, append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (e *e2eCluster) mustKubectl(t *testing.T, kubeconfig, stdin string, args ...string) string {
+	t.Helper()
+	out, err := e.kubectl(t, kubeconfig, stdin, args...)
+	if err != nil {
+		logs := strings.Split(e.logs.String(), "\n")
+		t.Fatalf("kubectl %s: %v\n%s\nlast gateway log lines:\n%s", strings.Join(args, " "), err, out,
+			strings.Join(logs[max(0, len(logs)-8):], "\n"))
+	}
+	return out
+}
+
+const deployment = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: team-a
+  labels: {app: web, tier: front}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.27
+`
+
+func TestProxyKubectlEndToEnd(t *testing.T) {
+	e := startE2E(t)
+	kc := e.kubeconfigFor(t, "admin", e.admin)
+
+	// Discovery, raw paths and version through Berth. kubectl --raw
+	// replaces the server URL's path, so the raw path names the cluster.
+	if out := e.mustKubectl(t, kc, "", "get", "--raw", "/proxy/clusters/e2e/version"); !strings.Contains(out, kubeenv.Version) {
+		t.Fatalf("get --raw /version: %s", out)
+	}
+	if out := e.mustKubectl(t, kc, "", "get", "namespaces"); !strings.Contains(out, "kube-system") {
+		t.Fatalf("get namespaces: %s", out)
+	}
+	e.mustKubectl(t, kc, "", "create", "namespace", "team-a")
+
+	// Client-side apply, then server-side apply, then patches.
+	e.mustKubectl(t, kc, deployment, "apply", "-f", "-")
+	e.mustKubectl(t, kc, strings.Replace(deployment, "replicas: 2", "replicas: 3", 1), "apply", "--server-side", "--field-manager=e2e", "--force-conflicts", "-f", "-")
+	e.mustKubectl(t, kc, "", "-n", "team-a", "patch", "deployment", "web", "-p", `{"metadata":{"labels":{"patched":"strategic"}}}`)
+	e.mustKubectl(t, kc, "", "-n", "team-a", "patch", "deployment", "web", "--type=json", "-p", `[{"op":"add","path":"/metadata/labels/jsonpatch","value":"yes"}]`)
+	e.mustKubectl(t, kc, "", "-n", "team-a", "patch", "deployment", "web", "--type=merge", "-p", `{"spec":{"replicas":4}}`)
+	out := e.mustKubectl(t, kc, "", "-n", "team-a", "get", "deployment", "web", "-o", "json", "--show-managed-fields")
+	var dep struct {
+		Metadata struct {
+			Labels        map[string]string
+			ManagedFields []struct{ Manager string }
+		}
+		Spec struct{ Replicas int }
+	}
+	if err := json.Unmarshal([]byte(out), &dep); err != nil {
+		t.Fatalf("get -o json: %v\n%s", err, out)
+	}
+	if dep.Spec.Replicas != 4 || dep.Metadata.Labels["patched"] != "strategic" || dep.Metadata.Labels["jsonpatch"] != "yes" {
+		t.Errorf("after patches: replicas=%d labels=%v", dep.Spec.Replicas, dep.Metadata.Labels)
+	}
+	managers := fmt.Sprint(dep.Metadata.ManagedFields)
+	if !strings.Contains(managers, "e2e") {
+		t.Errorf("server-side apply field manager missing: %s", managers)
+	}
+	if out := e.mustKubectl(t, kc, "", "-n", "team-a", "get", "deployments", "-l", "tier=front", "-o", "name"); strings.TrimSpace(out) != "deployment.apps/web" {
+		t.Errorf("label selector: %q", out)
+	}
+	if out := e.mustKubectl(t, kc, "", "-n", "team-a", "describe", "deployment", "web"); !strings.Contains(out, "nginx:1.27") {
+		t.Errorf("describe: %s", out)
+	}
+	// Table output (the default for get) passes untouched.
+	if out := e.mustKubectl(t, kc, "", "-n", "team-a", "get", "deployments"); !strings.Contains(out, "READY") {
+		t.Errorf("table output: %s", out)
+	}
+
+	// get -w: events arrive while the watch is open.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	w := exec.CommandContext(ctx, e.env.KubectlPath, "--kubeconfig", kc, "-n", "team-a", "get", "configmaps", "-w", "-o", "name")
+	stdout, _ := w.StdoutPipe()
+	var werr strings.Builder
+	w.Stderr = &werr
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	// Create the configmap until the watch reports it (the watch may
+	// start after the first create; a bounded wait, not a timing check).
+	seen := false
+	for i := 0; i < 20 && !seen; i++ {
+		e.mustKubectl(t, kc, "", "-n", "team-a", "create", "configmap", fmt.Sprintf("watched-%d", i))
+		deadline := time.After(3 * time.Second)
+	wait:
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					w.Wait()
+					t.Fatalf("watch ended early: %s", werr.String())
+				}
+				if strings.HasPrefix(l, "configmap/watched-") {
+					seen = true
+					break wait
+				}
+			case <-deadline:
+				break wait
+			}
+		}
+	}
+	w.Process.Kill()
+	w.Wait()
+	if !seen {
+		t.Fatal("kubectl get -w never showed a created configmap")
+	}
+
+	e.mustKubectl(t, kc, "", "-n", "team-a", "delete", "deployment", "web")
+	if _, err := e.kubectl(t, kc, "", "-n", "team-a", "get", "deployment", "web"); err == nil {
+		t.Error("deployment still there after delete")
+	}
+
+	// Writes through the proxy are audited, without secrets.
+	if !e.hasEvent(t, "cluster", "proxy.delete", audit.ResultSuccess) || !e.hasEvent(t, "cluster", "proxy.patch", audit.ResultSuccess) {
+		t.Error("proxy writes not audited")
+	}
+}
+
+// A view member reads but the cluster itself refuses their delete, with
+// the impersonated user in its message; a non-member is refused by Berth.
+func TestProxyRBACThroughImpersonation(t *testing.T) {
+	e := startE2E(t)
+	akc := e.kubeconfigFor(t, "admin", e.admin)
+	e.mustKubectl(t, akc, "", "create", "namespace", "shared")
+	e.mustKubectl(t, akc, "", "-n", "shared", "create", "configmap", "precious")
+
+	e.createUser(t, e.admin, "bob", "bob-password-12345", "user")
+	e.createUser(t, e.admin, "carol", "carol-password-1234", "user")
+	e.must(t, 201, "POST", "/api/v1/clusters/e2e/members", map[string]any{"user": "bob", "role": "view"}, bearer(e.admin))
+	bob := e.login(t, "bob", "bob-password-12345").AccessToken
+	carol := e.login(t, "carol", "carol-password-1234").AccessToken
+
+	bkc := e.kubeconfigFor(t, "bob", bob)
+	// The cluster sees bob as Berth asserts him: user, role group, extras.
+	who := e.mustKubectl(t, bkc, "", "auth", "whoami", "-o", "json")
+	if !strings.Contains(who, `"berth:bob"`) || !strings.Contains(who, `"berth:role:view"`) || !strings.Contains(who, "berth.dev/client-ip") {
+		t.Errorf("whoami through Berth: %s", who)
+	}
+	if out := e.mustKubectl(t, bkc, "", "-n", "shared", "get", "configmaps"); !strings.Contains(out, "precious") {
+		t.Fatalf("view member cannot read: %s", out)
+	}
+	out, err := e.kubectl(t, bkc, "", "-n", "shared", "delete", "configmap", "precious")
+	if err == nil || !strings.Contains(out, "Forbidden") || !strings.Contains(out, "berth:bob") {
+		t.Fatalf("view member's delete: err=%v out=%s", err, out)
+	}
+	// Client-sent impersonation is stripped: bob cannot become an admin.
+	out, err = e.kubectl(t, bkc, "", "--as", "system:admin", "--as-group", "system:masters", "-n", "shared", "delete", "configmap", "precious")
+	if err == nil {
+		t.Fatalf("client impersonation got through: %s", out)
+	}
+	e.mustKubectl(t, akc, "", "-n", "shared", "get", "configmap", "precious")
+
+	// Carol is no member: Berth refuses her before the cluster sees her.
+	status, body, _ := e.call(t, "GET", "/proxy/clusters/e2e/api/v1/namespaces/shared/configmaps", nil, bearer(carol))
+	var st struct{ Kind, Reason string }
+	json.Unmarshal(body, &st)
+	if status != 403 || st.Kind != "Status" || st.Reason != "Forbidden" {
+		t.Errorf("non-member: %d %s", status, body)
+	}
+	// No token, a bad token, an unknown cluster.
+	for _, c := range []struct {
+		path, token string
+		code        int
+	}{
+		{"/proxy/clusters/e2e/api/v1/namespaces", "", 401},
+		{"/proxy/clusters/e2e/api/v1/namespaces", "garbage-token", 401},
+		{"/proxy/clusters/nope/api/v1/namespaces", e.admin, 404},
+		{"/api/v1/cube/proxy/clusters/e2e/api/v1/namespaces/shared/configmaps", bob, 200},
+	} {
+		var opts []opt
+		if c.token != "" {
+			opts = append(opts, bearer(c.token))
+		}
+		if status, body, _ := e.call(t, "GET", c.path, nil, opts...); status != c.code {
+			t.Errorf("%s: %d %s, want %d", c.path, status, body, c.code)
+		}
+	}
+}
+
+// Selector, sort and page over a few hundred real objects.
+func TestProxyListQueryEndToEnd(t *testing.T) {
+	e := startE2E(t)
+	kc := e.kubeconfigFor(t, "admin", e.admin)
+	e.mustKubectl(t, kc, "", "create", "namespace", "many")
+	var b strings.Builder
+	b.WriteString("apiVersion: v1\nkind: List\nitems:\n")
+	for i := 0; i < 300; i++ {
+		fmt.Fprintf(&b, "- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: cm-%03d\n    namespace: many\n    labels: {app.kubernetes.io/name: app-%d, parity: %s}\n  data: {size: \"%d\"}\n",
+			i, i%4, map[bool]string{true: "even", false: "odd"}[i%2 == 0], 1000-i)
+	}
+	e.mustKubectl(t, kc, b.String(), "apply", "-f", "-")
+
+	type list struct {
+		Kind  string
+		Total int
+		Items []struct {
+			Metadata struct{ Name string }
+		}
+	}
+	get := func(q string) (int, list) {
+		status, body, _ := e.call(t, "GET", "/proxy/clusters/e2e/api/v1/namespaces/many/configmaps?"+q, nil, bearer(e.admin))
+		var l list
+		json.Unmarshal(body, &l)
+		return status, l
+	}
+	status, l := get("selector=metadata.labels.app.kubernetes.io/name=app-1,metadata.labels.parity=odd&sortName=data.size&sortFunc=number&sortOrder=asc&pageSize=10&pageNum=2")
+	if status != 200 || l.Kind != "ConfigMapList" || l.Total != 75 || len(l.Items) != 10 {
+		t.Fatalf("filtered list: %d kind=%s total=%d items=%d", status, l.Kind, l.Total, len(l.Items))
+	}
+	// app-1 and odd: i = 1, 5, 9, …; size 1000-i ascending means i descending.
+	if l.Items[0].Metadata.Name != "cm-257" || l.Items[9].Metadata.Name != "cm-221" {
+		t.Errorf("order: first %s last %s", l.Items[0].Metadata.Name, l.Items[9].Metadata.Name)
+	}
+	if status, l = get("selector=metadata.name~CM-29&sortOrder=desc&pageSize=3"); status != 200 || l.Total != 10 || l.Items[0].Metadata.Name != "cm-299" {
+		t.Errorf("fuzzy + desc: %d %+v", status, l)
+	}
+	if status, _ = get("pageSize=0"); status != 400 {
+		t.Errorf("pageSize=0: %d", status)
+	}
+	// A plain list is not paged by Berth.
+	if status, l = get(""); status != 200 || len(l.Items) != 300 || l.Total != 0 {
+		t.Errorf("plain list: %d items=%d total=%d", status, len(l.Items), l.Total)
+	}
+}
