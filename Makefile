@@ -20,7 +20,10 @@ build:
 run: build
 	./bin/berth serve
 
-test: fmt-check vet unit
+# The end-to-end tests (a real etcd + kube-apiserver, the pinned kubectl,
+# real plugin processes, pebble) run inside `unit` with BERTH_E2E=1, which
+# makes a missing tool a failure instead of a skip.
+test: fmt-check vet e2e-tools unit
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*')); \
@@ -31,7 +34,7 @@ vet:
 	@set -e; for m in $(MODULES); do (cd $$m && echo "go vet ($$m)" && $(GO) vet ./...); done
 
 unit:
-	@set -e; for m in $(MODULES); do (cd $$m && echo "go test -race ($$m)" && $(GO) test -race -count=1 -timeout 20m ./...); done
+	@set -e; for m in $(MODULES); do (cd $$m && echo "go test -race ($$m)" && BERTH_E2E=1 $(GO) test -race -count=1 -timeout 30m ./...); done
 
 # Builds the pinned kube-apiserver and kubectl (cached by version) and
 # installs etcd and shellcheck from Debian when missing.
