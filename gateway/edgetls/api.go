@@ -30,7 +30,8 @@ type CertificateInfo struct {
 	Serial    string     `json:"serial,omitempty"`
 	NotBefore *time.Time `json:"not_before,omitempty"`
 	NotAfter  *time.Time `json:"not_after,omitempty"`
-	// Status is valid, expired or pending (no certificate obtained yet).
+	// Status is valid, expired, pending (acme: not obtained yet) or
+	// not_issued (on_demand: no handshake has obtained one yet).
 	Status string `json:"status"`
 	// Managed is true when Berth renews the certificate itself.
 	Managed bool `json:"managed"`
@@ -84,17 +85,37 @@ func (m *Manager) Certificates(ctx context.Context) ([]CertificateInfo, error) {
 			}
 			out = append(out, info)
 		}
-		if m.mode == config.TLSModeACME {
-			for _, n := range m.cfg.Names {
-				n = normalizeName(n)
-				if net.ParseIP(n) != nil || have[n] {
-					continue
-				}
-				st := m.getStatus(n)
-				info := CertificateInfo{Names: []string{n}, Source: "acme", Status: "pending", Managed: true}
-				fillStatus(&info, st)
-				out = append(out, info)
+		// Names without a certificate: configured ones (acme obtains them
+		// now; on_demand at their first handshake) and any name whose last
+		// attempt failed, such as one refused by the issuance limit.
+		waiting := map[string]bool{}
+		for _, n := range m.cfg.Names {
+			if n = normalizeName(n); net.ParseIP(n) == nil && !strings.HasPrefix(n, "*.") {
+				waiting[n] = true
 			}
+		}
+		m.statusMu.Lock()
+		for n, st := range m.status {
+			if st.LastError != "" && n != filesStatusKey {
+				waiting[n] = true
+			}
+		}
+		m.statusMu.Unlock()
+		var names []string
+		for n := range waiting {
+			if !have[n] {
+				names = append(names, n)
+			}
+		}
+		slices.Sort(names)
+		for _, n := range names {
+			status := "pending"
+			if m.mode == config.TLSModeOnDemand {
+				status = "not_issued"
+			}
+			info := CertificateInfo{Names: []string{n}, Source: "acme", Status: status, Managed: true}
+			fillStatus(&info, m.getStatus(n))
+			out = append(out, info)
 		}
 		out = append(out, m.describe(m.selfSigned.Leaf, "self_signed", now, nameStatus{}))
 	default:

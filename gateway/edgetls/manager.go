@@ -101,7 +101,13 @@ func New(opts Options) (*Manager, error) {
 	if m.now == nil {
 		m.now = time.Now
 	}
-	cert, certPEM, err := SelfSigned(m.db, m.box, m.cfg.Names, m.now())
+	// In the ACME modes the self-signed certificate only stands in for
+	// names no CA certifies, so the ACME names stay out of it.
+	selfNames := m.cfg.Names
+	if m.mode == config.TLSModeACME || m.mode == config.TLSModeOnDemand {
+		selfNames = slices.DeleteFunc(slices.Clone(selfNames), func(n string) bool { return net.ParseIP(n) == nil })
+	}
+	cert, certPEM, err := SelfSigned(m.db, m.box, selfNames, m.now())
 	if err != nil {
 		return nil, err
 	}
