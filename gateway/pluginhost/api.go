@@ -1,6 +1,7 @@
 package pluginhost
 
 import (
+	"context"
 	"errors"
 
 	"github.com/valyala/fasthttp"
@@ -31,7 +32,11 @@ func (h *Host) HandleList(ctx *fasthttp.RequestCtx) {
 // Host.Reload), audits the act, and answers the plugin's status.
 func (h *Host) HandleReload(ctx *fasthttp.RequestCtx) {
 	name, _ := ctx.UserValue("name").(string)
-	st, err := h.Reload(ctx, name)
+	// Not the request's context: fasthttp's is tied to the server, and a
+	// reload that restarts the plugin must finish (or time out) as one.
+	rctx, cancel := context.WithTimeout(context.Background(), h.cfg.StartTimeout.D()+h.cfg.CallTimeout.D())
+	defer cancel()
+	st, err := h.Reload(rctx, name)
 	ev := audit.Event{Action: "reload", ResourceID: name, Result: audit.ResultSuccess}
 	if p := authn.PrincipalFrom(ctx); p != nil {
 		ev.ActorID, ev.ActorName, ev.AuthMethod, ev.CredentialID = p.UserID, p.Username, p.AuthMethod, p.CredentialID

@@ -167,6 +167,7 @@ func (in *instance) redact(msg string) string {
 	in.mu.Lock()
 	path := in.spec.Path
 	in.mu.Unlock()
+	msg = tidy(msg)
 	if path == "" {
 		return msg
 	}
@@ -375,7 +376,24 @@ func permanent(err error) bool {
 // refused to run (a wrong cookie, a binary that is not a Berth plugin).
 // At a plugin's first start that is final; later it may be a crash.
 func refused(err error) bool {
-	return strings.Contains(err.Error(), "plugin exited before we could connect")
+	msg := err.Error()
+	return strings.Contains(msg, "plugin exited before we could connect") ||
+		strings.Contains(msg, "Unrecognized remote plugin message")
+}
+
+// tidy drops go-plugin's generic troubleshooting paragraph from a start
+// error (architecture, dynamic libraries, file modes and owners), which
+// buries the plugin's own explanation that follows it.
+func tidy(msg string) string {
+	i := strings.Index(msg, "\nThis usually means")
+	if i < 0 {
+		return msg
+	}
+	rest := msg[i:]
+	if j := strings.Index(rest, "; the plugin said:"); j >= 0 {
+		return strings.TrimSpace(msg[:i]) + rest[j:]
+	}
+	return strings.TrimSpace(msg[:i])
 }
 
 // configJSON is the plugin's config object as JSON; none is {}.

@@ -27,8 +27,12 @@ type Notification struct {
 	Plugin  string      `json:"plugin,omitempty"`
 	Message sdk.Message `json:"message"`
 	// State is pending or dead; delivered notifications are removed.
-	State       string    `json:"state"`
-	Attempts    int       `json:"attempts"`
+	State    string `json:"state"`
+	Attempts int    `json:"attempts"`
+	// Waits counts the times the plugin was unavailable (restarting,
+	// degraded): those do not use up attempts, since the message was never
+	// offered, but they do lengthen the wait.
+	Waits       int       `json:"waits,omitempty"`
 	NextAttempt time.Time `json:"next_attempt"`
 	LastError   string    `json:"last_error,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`
@@ -41,6 +45,9 @@ type Notification struct {
 // scan delivers oldest first.
 var notifications = store.NewTable[Notification]("plugin_notifications").
 	WithExpiry(func(n *Notification) time.Time { return n.ExpiresAt })
+
+// errNoRoute: no running notifier offers the message's channel (yet).
+var errNoRoute = errors.New("no running notifier plugin offers the channel")
 
 // queueBatch bounds the notifications one pass of the queue tries.
 const queueBatch = 100
@@ -169,6 +176,13 @@ func (h *Host) deliver(ctx context.Context, n *Notification) time.Time {
 		if errors.Is(err, store.ErrNotFound) {
 			err = nil
 		}
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrUnknownPlugin), errors.Is(err, ErrNoCapability), errors.Is(err, errNoRoute):
+		n.Attempts--
+		n.Waits++
+		next = time.Now().Add(jittered(h.cfg.Notify.RetryMin.D(), h.cfg.Notify.RetryMax.D(), n.Waits))
+		n.NextAttempt, n.LastError = next.UTC(), err.Error()
+		log.Debug("notifier unavailable; notification waits", "err", err, "next_attempt", n.NextAttempt)
+		err = h.db.Update(func(tx *store.Tx) error { return notifications.Put(tx, n.ID, n) })
 	case undeliverable(err) || n.Attempts >= h.cfg.Notify.MaxAttempts:
 		h.metrics.notifications.WithLabelValues("dead").Inc()
 		n.State, n.LastError = NotificationDead, err.Error()
@@ -201,7 +215,7 @@ func (h *Host) send(ctx context.Context, n *Notification) error {
 	if name == "" {
 		name = h.routeChannel(n.Message.Channel)
 		if name == "" {
-			return fmt.Errorf("no running notifier plugin offers channel %q", n.Message.Channel)
+			return fmt.Errorf("channel %q: %w", n.Message.Channel, errNoRoute)
 		}
 	}
 	c, err := h.Notifier(name)

@@ -1,0 +1,464 @@
+package pluginhost
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/config"
+	"github.com/berthgw/berth/sdk"
+)
+
+const testplugin = "./testdata/testplugin"
+
+// pid asks the test plugin for its process id, through the host.
+func pid(t *testing.T, th *testHost, name string) int {
+	t.Helper()
+	n, err := th.Notifier(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := n.Send(ctxT(t), sdk.Message{Channel: "pid"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := strconv.Atoi(d.ProviderMessageID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestRefused: plugins that must not run are refused with the reason in
+// their status, the host itself starts (they are not required), and a
+// required one makes Start fail.
+func TestRefused(t *testing.T) {
+	bad := declare(t, "p", testplugin, nil)
+	bad.SHA256 = strings.Repeat("0", 64)
+	tests := []struct {
+		name string
+		spec config.Plugin
+		want []string // parts of the last error
+		not  string   // must not appear in it
+		kind error
+	}{
+		{"wrong cookie", declare(t, "p", "./testdata/othercookie", nil),
+			[]string{"the plugin said: This binary is a plugin. These are not meant to be executed directly"}, "", nil},
+		{"unsupported protocol version", declare(t, "p", "./testdata/protov2", nil),
+			[]string{"speaks Berth plugin protocol v2 but this gateway speaks v1"}, "", sdk.ErrIncompatibleProtocol},
+		{"checksum mismatch", bad, []string{"checksums did not match"}, "", nil},
+		{"config type error", declare(t, "p", testplugin, map[string]any{"port": "eighty"}),
+			[]string{"invalid config", "field /port"}, "eighty", sdk.ErrInvalidConfig},
+		{"config pattern error hides the value", declare(t, "p", testplugin, map[string]any{"token": "s3cret-Value-42"}),
+			[]string{"field /token", "does not match the pattern"}, "s3cret-Value-42", sdk.ErrInvalidConfig},
+		{"config unknown field", declare(t, "p", testplugin, map[string]any{"colour": "blue"}),
+			[]string{"colour"}, "blue", sdk.ErrInvalidConfig},
+		{"config refused by the plugin's ValidateConfig", declare(t, "p", testplugin, map[string]any{"label": "forbidden"}),
+			[]string{"refused by the plugin"}, "", sdk.ErrInvalidConfig},
+		{"missing capability", func() config.Plugin {
+			s := declare(t, "p", testplugin, nil)
+			s.Capabilities = []string{"dns"}
+			return s
+		}(), []string{"declared with the dns capability"}, "", ErrNoCapability},
+		{"stdout before the SDK's guard", declare(t, "p", "./testdata/earlyprint", nil),
+			[]string{"Unrecognized remote plugin message: noise: printed before the SDK could guard stdout"}, "This usually means", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			th := newHost(t, testSettings(tt.spec))
+			th.start(t)
+			st := th.status(t, "p")
+			if st.State != StateFailed {
+				t.Fatalf("state = %s, want failed (last error %q)", st.State, st.LastError)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(st.LastError, w) {
+					t.Errorf("last error %q lacks %q", st.LastError, w)
+				}
+			}
+			if tt.not != "" && strings.Contains(st.LastError+th.logs.String(), tt.not) {
+				t.Errorf("the value %q leaked into the error or the logs", tt.not)
+			}
+			if strings.Contains(st.LastError, binDir) {
+				t.Errorf("last error shows an internal path: %q", st.LastError)
+			}
+			n, _ := th.Notifier("p")
+			if n != nil {
+				if _, err := n.ListChannels(ctxT(t)); !errors.Is(err, ErrUnavailable) {
+					t.Errorf("call to a failed plugin: %v, want ErrUnavailable", err)
+				}
+			}
+
+			// Required, the same plugin stops the host from starting.
+			spec := tt.spec
+			spec.Required = true
+			req := newHost(t, testSettings(spec))
+			err := req.Start(ctxT(t))
+			if err == nil || !strings.Contains(err.Error(), `required plugin "p"`) {
+				t.Fatalf("Start with a required refused plugin = %v", err)
+			}
+			if tt.kind != nil && !errors.Is(err, tt.kind) {
+				t.Errorf("error %v does not match %v", err, tt.kind)
+			}
+		})
+	}
+}
+
+// TestStdoutInInit: a plugin that prints to stdout in init and main (the
+// SDK guards stdout) works, and its prints reach the gateway's log.
+func TestStdoutInInit(t *testing.T) {
+	th := newHost(t, testSettings(declare(t, "loud", "./testdata/stdoutinit", nil)))
+	th.start(t)
+	n, err := th.Notifier("loud")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Send(ctxT(t), sdk.Message{Channel: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the init print in the log", func() bool {
+		return strings.Contains(th.logs.String(), "hello from init")
+	})
+}
+
+// TestKillMidCall: the plugin is killed with SIGKILL while a call is in
+// it. That call fails cleanly with ErrUnavailable, the plugin is
+// restarted, and the next call succeeds.
+func TestKillMidCall(t *testing.T) {
+	th := newHost(t, testSettings(declare(t, "tp", testplugin, map[string]any{"label": "a"})))
+	blocking := make(chan struct{}, 1)
+	cancel := th.Subscribe(func(ev Event) {
+		if ev.Plugin == "tp" && ev.Type == "blocking" {
+			blocking <- struct{}{}
+		}
+	})
+	defer cancel()
+	th.start(t)
+	old := pid(t, th, "tp")
+	n, _ := th.Notifier("tp")
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := n.Send(ctxT(t), sdk.Message{Channel: "block"})
+		done <- err
+	}()
+	<-blocking
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	err := <-done
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("call during the kill = %v, want ErrUnavailable", err)
+	}
+	waitFor(t, "the restart", func() bool {
+		st := th.status(t, "tp")
+		return st.State == StateRunning && st.Restarts == 1
+	})
+	if _, err := n.Send(ctxT(t), sdk.Message{Channel: "ok", Subject: "after"}); err != nil {
+		t.Fatalf("call after the restart: %v", err)
+	}
+	if now := pid(t, th, "tp"); now == old || !alive(now) || alive(old) {
+		t.Errorf("pids: old %d (alive %v), new %d", old, alive(old), now)
+	}
+	if !strings.Contains(th.status(t, "tp").LastError, "plugin process exited") {
+		t.Errorf("last error = %q", th.status(t, "tp").LastError)
+	}
+}
+
+// TestHang: a call that never returns gets a deadline error while other
+// calls to the same plugin go on; a plugin whose health check hangs is
+// restarted.
+func TestHang(t *testing.T) {
+	hang := filepath.Join(t.TempDir(), "hang")
+	th := newHost(t, testSettings(declare(t, "tp", testplugin, nil, "TESTPLUGIN_HANG_FILE="+hang)))
+	th.start(t)
+	n, _ := th.Notifier("tp")
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*1e6)
+		defer cancel()
+		if _, err := n.Send(ctx, sdk.Message{Channel: "hang"}); !errors.Is(err, sdk.ErrDeadline) {
+			t.Errorf("hanging call = %v, want a deadline error", err)
+		}
+	})
+	for range 20 {
+		if _, err := n.Send(ctxT(t), sdk.Message{Channel: "ok"}); err != nil {
+			t.Fatalf("call beside the hanging one: %v", err)
+		}
+	}
+	wg.Wait()
+	if st := th.status(t, "tp"); st.State != StateRunning || st.Restarts != 0 {
+		t.Fatalf("after a hanging call: %+v", st)
+	}
+
+	if err := os.WriteFile(hang, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a restart after hung health checks", func() bool { return th.status(t, "tp").Restarts >= 1 })
+	if !strings.Contains(th.status(t, "tp").LastError, "health check failed") {
+		t.Errorf("last error = %q", th.status(t, "tp").LastError)
+	}
+	_ = os.Remove(hang)
+	waitFor(t, "running again", func() bool { return th.status(t, "tp").State == StateRunning })
+	if _, err := n.Send(ctxT(t), sdk.Message{Channel: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCircuitBreaker: a plugin whose restarts keep failing is marked
+// degraded; billing calls then fail closed (503) at once, notifications
+// wait in the queue, and both recover when the plugin can start again.
+func TestCircuitBreaker(t *testing.T) {
+	crash := filepath.Join(t.TempDir(), "crash")
+	spec := declare(t, "tp", testplugin, nil, "TESTPLUGIN_CRASH_FILE="+crash)
+	spec.Required = true
+	th := newHost(t, testSettings(spec))
+	th.start(t)
+	ready := th.ReadyChecks()["tp"]
+	if err := ready(); err != nil {
+		t.Fatalf("ready while running: %v", err)
+	}
+	b, err := th.Billing("tp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.ListPlans(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := os.WriteFile(crash, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid(t, th, "tp"), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "degraded", func() bool { return th.status(t, "tp").State == StateDegraded })
+	if err := ready(); err == nil {
+		t.Error("ready while degraded")
+	}
+	_, err = b.GetEntitlement(ctxT(t), "u1")
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("billing while degraded = %v, want ErrUnavailable", err)
+	}
+	if he := HTTPError(err); he.Status != fasthttp.StatusServiceUnavailable || he.Code != "unavailable" {
+		t.Errorf("HTTPError = %+v, want 503 unavailable", he)
+	}
+	id, err := th.Notify(ctxT(t), "tp", sdk.Message{Channel: "ok", Subject: "queued while down"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	_ = os.Remove(crash)
+	waitFor(t, "running again", func() bool { return th.status(t, "tp").State == StateRunning })
+	if _, err := b.GetEntitlement(ctxT(t), "u1"); err != nil {
+		t.Fatalf("billing after recovery: %v", err)
+	}
+	waitFor(t, "the queued notification delivered", func() bool {
+		pending, err := th.Notifications("", 10)
+		return err == nil && len(pending) == 0
+	})
+	v, err := NewKV(th.db, "tp").Get(ctxT(t), "last")
+	if err != nil || string(v) != "queued while down" {
+		t.Errorf("KV last = %q, %v (notification %s)", v, err, id)
+	}
+	if err := ready(); err != nil {
+		t.Errorf("not ready after recovery: %v", err)
+	}
+}
+
+// TestNotifyQueue: delivery, retries until dead, immediate death of an
+// undeliverable message, routing by channel, and the stable idempotency
+// key.
+func TestNotifyQueue(t *testing.T) {
+	th := newHost(t, testSettings(declare(t, "tp", testplugin, map[string]any{"label": "q"})))
+	var mu sync.Mutex
+	var sent []Event
+	defer th.Subscribe(func(ev Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		if ev.Type == "sent" {
+			sent = append(sent, ev)
+		}
+	})()
+	th.start(t)
+	ok, err := th.Notify(ctxT(t), "", sdk.Message{Channel: "ok", Subject: "routed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failing, _ := th.Notify(ctxT(t), "tp", sdk.Message{Channel: "fail"})
+	unknown, _ := th.Notify(ctxT(t), "tp", sdk.Message{Channel: "nope"})
+	if _, err := th.Notify(ctxT(t), "", sdk.Message{}); !errors.Is(err, sdk.ErrInvalidArgument) {
+		t.Errorf("notify without a channel = %v", err)
+	}
+	if _, err := th.Notify(ctxT(t), "ghost", sdk.Message{Channel: "ok"}); !errors.Is(err, ErrUnknownPlugin) {
+		t.Errorf("notify to an unknown plugin = %v", err)
+	}
+	waitFor(t, "the queue to settle", func() bool {
+		all, err := th.Notifications("", 10)
+		if err != nil || len(all) != 2 {
+			return false
+		}
+		for _, n := range all {
+			if n.State != NotificationDead {
+				return false
+			}
+		}
+		return true
+	})
+	dead, _ := th.Notifications(NotificationDead, 10)
+	byID := map[string]Notification{}
+	for _, n := range dead {
+		byID[n.ID] = n
+	}
+	if n := byID[failing]; n.Attempts != 3 || !strings.Contains(n.LastError, "provider down") {
+		t.Errorf("retried notification: %+v", n)
+	}
+	if n := byID[unknown]; n.Attempts != 1 || !strings.Contains(n.LastError, "not found") {
+		t.Errorf("undeliverable notification: %+v", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sent) != 1 || sent[0].Subject != ok || sent[0].Attributes["label"] != "q" {
+		t.Errorf("sent events = %+v, want one with the queue id %s as idempotency key", sent, ok)
+	}
+}
+
+// TestReload: a config change is applied in place; an invalid one is
+// refused and the old one stays; a changed launch restarts the plugin; the
+// API answers and audits.
+func TestReload(t *testing.T) {
+	spec := declare(t, "tp", testplugin, map[string]any{"label": "one"})
+	current := testSettings(spec)
+	var mu sync.Mutex
+	th := newHost(t, current, func(o *Options) {
+		o.Reload = func() (config.Plugins, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return current, nil
+		}
+	})
+	th.start(t)
+	set := func(f func(*config.Plugin)) {
+		mu.Lock()
+		defer mu.Unlock()
+		s := spec
+		s.Config = map[string]any{"label": "one"}
+		f(&s)
+		current = testSettings(s)
+	}
+	label := func() string {
+		n, _ := th.Notifier("tp")
+		d, err := n.Send(ctxT(t), sdk.Message{Channel: "ok"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.ProviderMessageID
+	}
+	first := pid(t, th, "tp")
+
+	set(func(s *config.Plugin) { s.Config = map[string]any{"label": "two"} })
+	if code, body := reloadHTTP(th, "tp"); code != 200 || !strings.Contains(body, `"state":"running"`) {
+		t.Fatalf("reload: %d %s", code, body)
+	}
+	if got := label(); got != "ok-two" || pid(t, th, "tp") != first {
+		t.Errorf("in-place reload: label %q, pid %d (was %d)", got, pid(t, th, "tp"), first)
+	}
+
+	set(func(s *config.Plugin) { s.Config = map[string]any{"port": 0} })
+	code, body := reloadHTTP(th, "tp")
+	if code != 400 || !strings.Contains(body, "field /port") {
+		t.Fatalf("invalid reload: %d %s", code, body)
+	}
+	if got := label(); got != "ok-two" || th.status(t, "tp").State != StateRunning {
+		t.Errorf("after a refused reload: label %q, %+v", got, th.status(t, "tp"))
+	}
+
+	set(func(s *config.Plugin) { s.Args = []string{"-x"}; s.Config = map[string]any{"label": "three"} })
+	if code, body := reloadHTTP(th, "tp"); code != 200 {
+		t.Fatalf("restarting reload: %d %s", code, body)
+	}
+	if got := label(); got != "ok-three" || pid(t, th, "tp") == first {
+		t.Errorf("restarting reload: label %q, same pid %v", got, pid(t, th, "tp") == first)
+	}
+	if code, _ := reloadHTTP(th, "ghost"); code != 404 {
+		t.Errorf("reload of an unknown plugin: %d", code)
+	}
+
+	evs, _, err := th.audit.Find(auditQuery("reload"))
+	if err != nil || len(evs) != 3 {
+		t.Fatalf("reload audit events: %d, %v", len(evs), err)
+	}
+	if evs[1].Result != "failure" || evs[0].Result != "success" {
+		t.Errorf("audit results: %+v", evs)
+	}
+	for _, ev := range evs {
+		if strings.Contains(ev.Details["error"], binDir) {
+			t.Errorf("audit shows an internal path: %q", ev.Details["error"])
+		}
+	}
+	states, _, _ := th.audit.Find(auditQuery("state_change"))
+	if len(states) == 0 {
+		t.Error("no state changes audited")
+	}
+}
+
+func auditQuery(action string) audit.Query {
+	return audit.Query{Category: AuditCategory, Action: action, Limit: 100}
+}
+
+func reloadHTTP(th *testHost, name string) (int, string) {
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod("POST")
+	ctx.SetUserValue("name", name)
+	th.HandleReload(&ctx)
+	return ctx.Response.StatusCode(), string(ctx.Response.Body())
+}
+
+// TestHandleList: the API lists every plugin with what it reported.
+func TestHandleList(t *testing.T) {
+	th := newHost(t, testSettings(
+		declare(t, "tp", testplugin, nil),
+		declare(t, "broken", "./testdata/protov2", nil),
+	))
+	th.start(t)
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI("/api/v1/plugins?page_size=10")
+	th.HandleList(&ctx)
+	body := string(ctx.Response.Body())
+	if ctx.Response.StatusCode() != 200 {
+		t.Fatalf("%d %s", ctx.Response.StatusCode(), body)
+	}
+	for _, want := range []string{`"total":2`, `"name":"tp"`, `"version":"1.2.3"`, `"capabilities":["billing","notifier"]`,
+		`"protocol_version":1`, `"state":"running"`, `"restarts":0`, `"name":"broken"`, `"state":"failed"`, `"last_error":"plugin \"broken\" speaks`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("list lacks %s: %s", want, body)
+		}
+	}
+}
+
+// TestStopLeavesNoProcess: Stop drains and stops every plugin process.
+func TestStopLeavesNoProcess(t *testing.T) {
+	th := newHost(t, testSettings(declare(t, "a", testplugin, nil), declare(t, "b", testplugin, nil)))
+	th.start(t)
+	pa, pb := pid(t, th, "a"), pid(t, th, "b")
+	if err := th.Stop(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both processes gone", func() bool { return !alive(pa) && !alive(pb) })
+	n, _ := th.Notifier("a")
+	if _, err := n.ListChannels(ctxT(t)); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("call after Stop = %v", err)
+	}
+	if st := th.status(t, "a"); st.State != StateStopped {
+		t.Errorf("state after Stop = %s", st.State)
+	}
+}
