@@ -10,7 +10,7 @@ LDFLAGS := -X github.com/berthgw/berth/gateway.Version=$(VERSION)
 # its own module so plugin authors do not inherit the gateway's dependencies.
 MODULES := . sdk
 
-.PHONY: all build run test fmt-check vet unit e2e-tools bench fuzz proto clean
+.PHONY: all build run test fmt-check vet unit e2e-tools pebble bench fuzz proto clean
 
 all: build
 
@@ -40,6 +40,16 @@ unit:
 # installs etcd and shellcheck from Debian when missing.
 e2e-tools:
 	bash deploy/e2e/build-k8s.sh
+
+# Builds the pinned pebble (Let's Encrypt's ACME test server) into
+# ${BERTH_CACHE_DIR:-$HOME/.cache/berth}/pebble/<version>/. Optional: the TLS
+# tests build it themselves on first use; this just does it ahead of time.
+PEBBLE_MOD     := gateway/edgetls/pebbletest/testdata/pebble
+PEBBLE_VERSION := $(shell awk '$$1 == "require" && $$2 == "github.com/letsencrypt/pebble/v2" { print $$3 }' $(PEBBLE_MOD)/go.mod)
+PEBBLE_BIN     := $(or $(BERTH_CACHE_DIR),$(HOME)/.cache/berth)/pebble/$(PEBBLE_VERSION)/pebble
+pebble:
+	@test -x "$(PEBBLE_BIN)" || (cd $(PEBBLE_MOD) && GOWORK=off $(GO) build -trimpath -o "$(PEBBLE_BIN)" github.com/letsencrypt/pebble/v2/cmd/pebble)
+	@echo "$(PEBBLE_BIN)"
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
