@@ -157,6 +157,12 @@ func TestCustomRoles(t *testing.T) {
 	}
 	ag.must(t, 201, "POST", "/api/v1/roles", map[string]any{"name": "auditor", "description": "reads audit", "permissions": []string{"audit:read"}}, bearer(admin))
 	ag.must(t, 409, "POST", "/api/v1/roles", map[string]any{"name": "auditor", "permissions": []string{"audit:read"}}, bearer(admin))
+	if r := ag.must(t, 200, "GET", "/api/v1/roles/auditor", nil, bearer(admin)); !strings.Contains(string(r), `"permissions":["audit:read"]`) {
+		t.Errorf("role: %s", r)
+	}
+	ag.must(t, 404, "GET", "/api/v1/roles/nope", nil, bearer(admin))
+	ag.must(t, 400, "PUT", "/api/v1/roles/auditor", map[string]any{"name": "renamed", "permissions": []string{"audit:read"}}, bearer(admin))
+	ag.must(t, 404, "PUT", "/api/v1/roles/nope", map[string]any{"permissions": []string{"audit:read"}}, bearer(admin))
 	u := ag.createUser(t, admin, "leo", "leo-password-123", "auditor")
 	lt := ag.login(t, "leo", "leo-password-123").AccessToken
 	ag.must(t, 200, "GET", "/api/v1/audit", nil, bearer(lt))
