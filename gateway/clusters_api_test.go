@@ -1,0 +1,170 @@
+package gateway
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// caB64 is a real CA certificate (the gateway's own self-signed one will
+// do: the API only checks it parses).
+func caB64(ag *authGW) string { return base64.StdEncoding.EncodeToString(ag.CertificatePEM()) }
+
+type clusterList struct {
+	Total int `json:"total"`
+}
+
+func clusterCount(t *testing.T, ag *authGW, token string) int {
+	t.Helper()
+	var l clusterList
+	json.Unmarshal(ag.must(t, 200, "GET", "/api/v1/clusters", nil, bearer(token)), &l)
+	return l.Total
+}
+
+func TestClusterAPIRefusesBadInput(t *testing.T) {
+	ag := startAuth(t, nil)
+	admin := ag.login(t, "admin", adminPassword).AccessToken
+	ca := caB64(ag)
+	ag.secret("tok-secret-1")
+	good := func(mut func(m map[string]any)) map[string]any {
+		m := map[string]any{"name": "edge-1", "server": "https://127.0.0.1:1", "token": "tok-secret-1", "certificate_authority_data": ca}
+		if mut != nil {
+			mut(m)
+		}
+		return m
+	}
+	tests := []struct {
+		name string
+		body any
+		want int
+	}{
+		{"upper-case name", good(func(m map[string]any) { m["name"] = "Edge" }), 400},
+		{"dotted name", good(func(m map[string]any) { m["name"] = "a.b" }), 400},
+		{"64-char name", good(func(m map[string]any) { m["name"] = strings.Repeat("a", 64) }), 400},
+		{"empty name", good(func(m map[string]any) { m["name"] = "" }), 400},
+		{"no credential", good(func(m map[string]any) { delete(m, "token") }), 400},
+		{"token and cert", good(func(m map[string]any) { m["client_certificate_data"] = ca; m["client_key_data"] = ca }), 400},
+		{"bad base64", good(func(m map[string]any) { m["certificate_authority_data"] = "%%%" }), 400},
+		{"CA not PEM", good(func(m map[string]any) { m["certificate_authority_data"] = base64.StdEncoding.EncodeToString([]byte("nope")) }), 400},
+		{"plain http", good(func(m map[string]any) { m["server"] = "http://127.0.0.1:1" }), 400},
+		{"server with query", good(func(m map[string]any) { m["server"] = "https://h:1/?a=b" }), 400},
+		{"kubeconfig and fields", good(func(m map[string]any) { m["kubeconfig"] = "apiVersion: v1" }), 400},
+		{"kubeconfig file refs", map[string]any{"name": "k", "kubeconfig": "apiVersion: v1\nclusters: [{name: c, cluster: {server: 'https://h', certificate-authority: /etc/passwd}}]\nusers: [{name: u, user: {token: x}}]\ncontexts: [{name: m, context: {cluster: c, user: u}}]\ncurrent-context: m\n"}, 400},
+		{"oversized kubeconfig", map[string]any{"name": "k", "kubeconfig": strings.Repeat("#", 300<<10)}, 400},
+		{"unknown field", good(func(m map[string]any) { m["colour"] = "red" }), 400},
+		{"token with newline", good(func(m map[string]any) { m["token"] = "a\nb" }), 400},
+		{"bad JSON", raw(`{"name": "x"`), 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body, _ := ag.call(t, "POST", "/api/v1/clusters", tt.body, bearer(admin))
+			if status != tt.want || !strings.Contains(string(body), `"error":"`) {
+				t.Fatalf("status %d, want %d: %s", status, tt.want, body)
+			}
+		})
+	}
+	if n := clusterCount(t, ag, admin); n != 0 {
+		t.Fatalf("refused requests created %d clusters", n)
+	}
+	ag.must(t, 201, "POST", "/api/v1/clusters", good(nil), bearer(admin))
+	if status, _, _ := ag.call(t, "POST", "/api/v1/clusters", good(nil), bearer(admin)); status != 409 {
+		t.Errorf("duplicate: %d, want 409", status)
+	}
+	// Wrong content type, and a rename through PUT.
+	if status, _, _ := ag.call(t, "PUT", "/api/v1/clusters/edge-1", url.Values{"name": {"x"}}, bearer(admin)); status != 415 {
+		t.Errorf("form body: %d, want 415", status)
+	}
+	if status, _, _ := ag.call(t, "PUT", "/api/v1/clusters/edge-1", map[string]any{"name": "edge-2"}, bearer(admin)); status != 400 {
+		t.Errorf("rename: %d, want 400", status)
+	}
+	if n := clusterCount(t, ag, admin); n != 1 {
+		t.Fatalf("clusters: %d, want 1", n)
+	}
+}
+
+func TestClusterAPICredentialsAndMembership(t *testing.T) {
+	ag := startAuth(t, nil)
+	admin := ag.login(t, "admin", adminPassword).AccessToken
+	const token = "very-secret-cluster-token-42"
+	ag.secret(token) // scanned for in logs, audit and the store at cleanup
+	created := ag.must(t, 201, "POST", "/api/v1/clusters", map[string]any{
+		"name": "prod", "display_name": "Production", "server": "https://127.0.0.1:1", "token": token,
+		"certificate_authority_data": caB64(ag), "labels": map[string]string{"env": "prod"},
+	}, bearer(admin))
+	if strings.Contains(string(created), token) || !strings.Contains(string(created), `"auth_type":"token"`) || !strings.Contains(string(created), `"connection_status":"pending"`) {
+		t.Fatalf("create answer: %s", created)
+	}
+	for _, path := range []string{"/api/v1/clusters", "/api/v1/clusters/prod"} {
+		if body := ag.must(t, 200, "GET", path, nil, bearer(admin)); strings.Contains(string(body), token) || strings.Contains(string(body), "sealed") {
+			t.Errorf("%s shows credentials: %s", path, body)
+		}
+	}
+	// Updating without credentials keeps them; the test endpoint reports
+	// the cluster unreachable (nothing listens on port 1).
+	upd := ag.must(t, 200, "PUT", "/api/v1/clusters/prod", map[string]any{"description": "edge site"}, bearer(admin))
+	if !strings.Contains(string(upd), `"auth_type":"token"`) || !strings.Contains(string(upd), "edge site") {
+		t.Errorf("update: %s", upd)
+	}
+	res := ag.must(t, 200, "POST", "/api/v1/clusters/prod/test", nil, bearer(admin))
+	if !strings.Contains(string(res), `"reachable":false`) || !strings.Contains(string(res), "connection refused") {
+		t.Errorf("test: %s", res)
+	}
+	if body := ag.must(t, 200, "GET", "/api/v1/clusters/prod", nil, bearer(admin)); !strings.Contains(string(body), `"connection_status":"unreachable"`) {
+		t.Errorf("status after test: %s", body)
+	}
+
+	// Membership: a plain user sees nothing until granted, then sees the
+	// cluster with the role; groups count too.
+	ag.createUser(t, admin, "dora", "dora-password-123", "user")
+	dora := ag.login(t, "dora", "dora-password-123").AccessToken
+	if n := clusterCount(t, ag, dora); n != 0 {
+		t.Errorf("non-member lists %d clusters", n)
+	}
+	for _, c := range []struct {
+		method, path string
+		body         any
+		want         int
+	}{
+		{"GET", "/api/v1/clusters/prod", nil, 404},
+		{"POST", "/api/v1/clusters", map[string]any{"name": "mine", "server": "https://h:1", "token": "t"}, 403},
+		{"DELETE", "/api/v1/clusters/prod", nil, 403},
+		{"GET", "/api/v1/clusters/prod/kubeconfig", nil, 404},
+	} {
+		if status, body, _ := ag.call(t, c.method, c.path, c.body, bearer(dora)); status != c.want {
+			t.Errorf("dora %s %s: %d %s, want %d", c.method, c.path, status, body, c.want)
+		}
+	}
+	for _, bad := range []map[string]any{
+		{"user": "nobody", "role": "view"},
+		{"user": "dora", "role": "root"},
+		{"user": "dora", "group": "g", "role": "view"},
+		{"role": "view"},
+	} {
+		if status, _, _ := ag.call(t, "POST", "/api/v1/clusters/prod/members", bad, bearer(admin)); status != 400 {
+			t.Errorf("member %v: %d, want 400", bad, status)
+		}
+	}
+	m := decode[struct{ ID string }](t, ag.must(t, 201, "POST", "/api/v1/clusters/prod/members", map[string]any{"user": "dora", "role": "edit"}, bearer(admin)))
+	body := ag.must(t, 200, "GET", "/api/v1/clusters/prod", nil, bearer(dora))
+	if !strings.Contains(string(body), `"role":"edit"`) {
+		t.Errorf("member view: %s", body)
+	}
+	if n := clusterCount(t, ag, dora); n != 1 {
+		t.Errorf("member lists %d clusters", n)
+	}
+	ag.must(t, 204, "DELETE", "/api/v1/clusters/prod/members/"+m.ID, nil, bearer(admin))
+	if status, _, _ := ag.call(t, "GET", "/api/v1/clusters/prod", nil, bearer(dora)); status != 404 {
+		t.Errorf("after revoke: %d", status)
+	}
+
+	// Delete: gone from the API and from the proxy.
+	ag.must(t, 204, "DELETE", "/api/v1/clusters/prod", nil, bearer(admin))
+	if status, _, _ := ag.call(t, "GET", "/proxy/clusters/prod/api/v1/namespaces", nil, bearer(admin)); status != 404 {
+		t.Errorf("proxy to a deleted cluster: %d", status)
+	}
+	if !ag.hasEvent(t, "cluster", "cluster.create", "success") || !ag.hasEvent(t, "cluster", "cluster.delete", "success") {
+		t.Error("cluster changes not audited")
+	}
+}
