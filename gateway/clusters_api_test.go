@@ -47,7 +47,9 @@ func TestClusterAPIRefusesBadInput(t *testing.T) {
 		{"no credential", good(func(m map[string]any) { delete(m, "token") }), 400},
 		{"token and cert", good(func(m map[string]any) { m["client_certificate_data"] = ca; m["client_key_data"] = ca }), 400},
 		{"bad base64", good(func(m map[string]any) { m["certificate_authority_data"] = "%%%" }), 400},
-		{"CA not PEM", good(func(m map[string]any) { m["certificate_authority_data"] = base64.StdEncoding.EncodeToString([]byte("nope")) }), 400},
+		{"CA not PEM", good(func(m map[string]any) {
+			m["certificate_authority_data"] = base64.StdEncoding.EncodeToString([]byte("nope"))
+		}), 400},
 		{"plain http", good(func(m map[string]any) { m["server"] = "http://127.0.0.1:1" }), 400},
 		{"server with query", good(func(m map[string]any) { m["server"] = "https://h:1/?a=b" }), 400},
 		{"kubeconfig and fields", good(func(m map[string]any) { m["kubeconfig"] = "apiVersion: v1" }), 400},
