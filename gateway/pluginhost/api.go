@@ -41,15 +41,20 @@ func (h *Host) HandleReload(ctx *fasthttp.RequestCtx) {
 	if p := authn.PrincipalFrom(ctx); p != nil {
 		ev.ActorID, ev.ActorName, ev.AuthMethod, ev.CredentialID = p.UserID, p.Username, p.AuthMethod, p.CredentialID
 	}
-	if err != nil {
+	// Reloads of names that are not plugins are not audited: they changed
+	// nothing and would let anyone with the permission fill the log.
+	in, unknown := h.instance(name)
+	msg := ""
+	if err != nil && unknown == nil {
+		msg = in.redact(err.Error())
 		ev.Result, ev.Reason = audit.ResultFailure, "error"
-		ev.Details = map[string]string{"error": err.Error()}
+		ev.Details = map[string]string{"error": msg}
 	}
-	if _, known := h.instance(name); known == nil || err == nil {
+	if unknown == nil {
 		h.recordAudit(ctx, ev)
 	}
 	if err != nil {
-		h.log.Warn("plugin reload failed", "plugin", name, "err", err)
+		h.log.Warn("plugin reload failed", "plugin", name, "err", msg)
 		httpapi.WriteError(ctx, reloadError(name, err))
 		return
 	}
