@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -168,5 +169,31 @@ func TestClusterAPICredentialsAndMembership(t *testing.T) {
 	}
 	if !ag.hasEvent(t, "cluster", "cluster.create", "success") || !ag.hasEvent(t, "cluster", "cluster.delete", "success") {
 		t.Error("cluster changes not audited")
+	}
+}
+
+// Proxied traffic is limited per principal: over the limit is a Kubernetes
+// Status 429 with Retry-After, and the cluster is never reached.
+func TestProxyRateLimitPerPrincipal(t *testing.T) {
+	ag := startAuth(t, map[string]string{
+		"BERTH_RATE_LIMITS_PROXY_REQUESTS": "1", "BERTH_RATE_LIMITS_PROXY_PER": "1h", "BERTH_RATE_LIMITS_PROXY_BURST": "2",
+	})
+	admin := ag.login(t, "admin", adminPassword).AccessToken
+	ag.must(t, 201, "POST", "/api/v1/clusters", map[string]any{"name": "rl", "server": "https://127.0.0.1:1", "token": "t-rl", "certificate_authority_data": caB64(ag)}, bearer(admin))
+	ag.secret("t-rl")
+	var codes []int
+	var last http.Header
+	var body []byte
+	for i := 0; i < 3; i++ {
+		var status int
+		status, body, last = ag.call(t, "GET", "/proxy/clusters/rl/api/v1/namespaces", nil, bearer(admin))
+		codes = append(codes, status)
+	}
+	// Two within the burst reach the (unreachable) cluster: 502.
+	if codes[0] != 502 || codes[1] != 502 || codes[2] != 429 {
+		t.Fatalf("codes %v, want [502 502 429]", codes)
+	}
+	if last.Get("Retry-After") == "" || !strings.Contains(string(body), `"kind":"Status"`) || !strings.Contains(string(body), "TooManyRequests") {
+		t.Errorf("429: Retry-After %q body %s", last.Get("Retry-After"), body)
 	}
 }

@@ -2,10 +2,12 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -345,5 +347,20 @@ func TestProxyListQueryEndToEnd(t *testing.T) {
 	// A plain list is not paged by Berth.
 	if status, l = get(""); status != 200 || len(l.Items) != 300 || l.Total != 0 {
 		t.Errorf("plain list: %d items=%d total=%d", status, len(l.Items), l.Total)
+	}
+	// Protobuf passes untouched.
+	req, _ := http.NewRequest("GET", e.http+"/proxy/clusters/e2e/api/v1/namespaces/many/configmaps/cm-001", nil)
+	req.Header.Set("Authorization", "Bearer "+e.admin)
+	req.Header.Set("Accept", "application/vnd.kubernetes.protobuf")
+	resp, body := e.do(t, req)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/vnd.kubernetes.protobuf" || !bytes.HasPrefix(body, []byte("k8s\x00")) {
+		t.Errorf("protobuf: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), body[:min(len(body), 8)])
+	}
+	// Per-cluster metrics.
+	_, metrics := e.get(t, e.http+"/metrics")
+	for _, want := range []string{`berth_proxy_requests_total{cluster="e2e",code="200",method="GET"}`, `berth_proxy_upstream_latency_seconds_bucket{cluster="e2e"`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }

@@ -32,11 +32,12 @@ type backend struct {
 	lastURI     string
 	watchEvents chan string
 	watchGone   chan struct{}
+	listGate    chan struct{}
 	pods        int
 }
 
 func newBackend(t *testing.T) *backend {
-	b := &backend{watchEvents: make(chan string), watchGone: make(chan struct{}, 100), pods: 1200}
+	b := &backend{watchEvents: make(chan string), watchGone: make(chan struct{}, 100), pods: 1200, listGate: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/namespaces/default/pods/echo", func(w http.ResponseWriter, r *http.Request) {
 		b.record(r)
@@ -51,6 +52,10 @@ func newBackend(t *testing.T) *backend {
 			b.serveWatch(w, r)
 			return
 		}
+		b.serveList(w, r)
+	})
+	mux.HandleFunc("/api/v1/namespaces/slow/pods", func(w http.ResponseWriter, r *http.Request) {
+		<-b.listGate
 		b.serveList(w, r)
 	})
 	mux.HandleFunc("/api/v1/namespaces/default/pods/slow", func(w http.ResponseWriter, r *http.Request) {
@@ -450,5 +455,38 @@ func TestTLSConfigRejectsBadCA(t *testing.T) {
 	cfg, err := TLSConfig(Cluster{})
 	if err != nil || cfg.MinVersion != tls.VersionTLS12 || len(cfg.NextProtos) != 1 || cfg.NextProtos[0] != "http/1.1" {
 		t.Errorf("default TLS config: %+v %v", cfg, err)
+	}
+}
+
+// Post-processed lists hold a whole list in memory, so only so many run at
+// once; the next gets 429 with Retry-After instead of queueing.
+func TestConcurrentListCap(t *testing.T) {
+	b := newBackend(t)
+	f := newFront(t, b, Options{MaxConcurrentLists: 1})
+	done := make(chan int, 1)
+	go func() {
+		resp, err := http.Get(f.url + "/proxy/clusters/dev/api/v1/namespaces/slow/pods?pageSize=5")
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	// Wait (bounded) until the first list holds the only slot.
+	for i := 0; i < 500 && len(f.proxy.lists) == 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := http.Get(f.url + "/proxy/clusters/dev/api/v1/pods?pageSize=5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("second list: %d Retry-After=%q, want 429", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	close(b.listGate)
+	if code := <-done; code != 200 {
+		t.Errorf("first list: %d", code)
 	}
 }
