@@ -168,7 +168,7 @@ func (g *Gateway) init(stdout io.Writer) error {
 			middleware.RequestID(),
 			middleware.SecurityHeaders(),
 			g.metrics.Middleware(),
-			middleware.AccessLog(g.log),
+			middleware.AccessLog(g.log, func(ctx *fasthttp.RequestCtx) string { return g.authn.ClientIP(ctx).String() }),
 			middleware.Recover(g.log),
 			g.edge.Middleware(),
 			g.authn.CORS("/api/", "/oauth/"),

@@ -465,3 +465,18 @@ func TestRestartKeepsState(t *testing.T) {
 		}
 	}
 }
+
+// Behind a trusted proxy the access log names the client the proxy
+// forwarded for, and the proxy as the peer.
+func TestAccessLogResolvesClientThroughTrustedProxy(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.TrustedProxies = []string{"127.0.0.1/32"}
+	tg := start(t, cfg, nil)
+	req, _ := http.NewRequest(http.MethodGet, tg.http+"/healthz", nil)
+	req.Header.Set("X-Forwarded-For", "203.0.113.9")
+	tg.do(t, req)
+	tg.stop(t)
+	if logs := tg.logs.String(); !strings.Contains(logs, `"client":"203.0.113.9","peer":"127.0.0.1"`) {
+		t.Errorf("access log does not show the resolved client: %s", logs)
+	}
+}

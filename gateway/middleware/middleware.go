@@ -121,8 +121,10 @@ func Route(ctx *fasthttp.RequestCtx) string {
 
 // AccessLog writes one structured line per request. The query string is
 // logged with secret-bearing parameters redacted; headers, cookies and
-// bodies are never logged.
-func AccessLog(log *slog.Logger) Middleware {
+// bodies are never logged. clientIP resolves the client's address through
+// trusted proxies (nil: the socket peer); when it differs from the peer,
+// both are logged.
+func AccessLog(log *slog.Logger, clientIP func(*fasthttp.RequestCtx) string) Middleware {
 	return func(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 		return func(ctx *fasthttp.RequestCtx) {
 			start := time.Now()
@@ -135,7 +137,15 @@ func AccessLog(log *slog.Logger) Middleware {
 				slog.Int("status", ctx.Response.StatusCode()),
 				slog.Int("bytes", responseBytes(ctx)),
 				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-				slog.String("client", ctx.RemoteIP().String()),
+			}
+			peer := ctx.RemoteIP().String()
+			client := peer
+			if clientIP != nil {
+				client = clientIP(ctx)
+			}
+			attrs = append(attrs, slog.String("client", client))
+			if client != peer {
+				attrs = append(attrs, slog.String("peer", peer))
 			}
 			if q := RedactQuery(ctx.QueryArgs().String()); q != "" {
 				attrs = append(attrs, slog.String("query", q))
