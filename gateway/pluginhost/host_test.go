@@ -69,6 +69,11 @@ func TestRefused(t *testing.T) {
 			s.Capabilities = []string{"dns"}
 			return s
 		}(), []string{"declared with the dns capability"}, "", ErrNoCapability},
+		{"missing executable", func() config.Plugin {
+			s := declare(t, "p", testplugin, nil)
+			s.Path = filepath.Join(t.TempDir(), "gone")
+			return s
+		}(), []string{"plugin executable gone: not an executable file"}, "", nil},
 		{"stdout before the SDK's guard", declare(t, "p", "./testdata/earlyprint", nil),
 			[]string{"Unrecognized remote plugin message: noise: printed before the SDK could guard stdout"}, "This usually means", nil},
 	}

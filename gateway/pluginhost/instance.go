@@ -5,10 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"math/rand/v2"
-	"os/exec"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -367,9 +366,23 @@ func permanent(err error) bool {
 		errors.Is(err, sdk.ErrIncompatibleProtocol) ||
 		errors.Is(err, sdk.ErrInvalidConfig) ||
 		errors.Is(err, ErrNoCapability) ||
-		errors.Is(err, fs.ErrNotExist) ||
-		errors.Is(err, fs.ErrPermission) ||
-		errors.Is(err, exec.ErrNotFound)
+		errors.Is(err, errExecutable)
+}
+
+// errExecutable: the configured path is not an executable file. Checked
+// before each start rather than read from exec's errors, because a
+// connection error (a vanished socket) can wrap ENOENT too.
+var errExecutable = errors.New("not an executable file")
+
+func checkExecutable(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("plugin executable %s: %w (%w)", filepath.Base(path), errExecutable, errors.Unwrap(err))
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("plugin executable %s: %w", filepath.Base(path), errExecutable)
+	}
+	return nil
 }
 
 // refused reports a plugin process that exited during the handshake: it
@@ -415,6 +428,9 @@ func (in *instance) start(s *supervisor) (*proc, error) {
 	spec := in.spec
 	in.mu.Unlock()
 	cfg := in.h.cfg
+	if err := checkExecutable(spec.Path); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, cfg.StartTimeout.D())
 	defer cancel()
 	p, err := pluginclient.Start(ctx, pluginclient.Config{
