@@ -2,12 +2,8 @@ package gateway
 
 import (
 	"bytes"
-	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -87,32 +83,7 @@ func startAuth(t *testing.T, env map[string]string) *authGW {
 // startWithClock is start (gateway_test.go) with an injected clock.
 func startWithClock(t *testing.T, cfg *config.Config, clock func() time.Time) *testGateway {
 	t.Helper()
-	tg := &testGateway{logs: &syncBuffer{}, stdout: &syncBuffer{}, done: make(chan error, 1)}
-	g, err := New(Options{Config: cfg, Clock: clock, Stdout: tg.stdout,
-		Logger: slog.New(slog.NewJSONHandler(tg.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Listen(); err != nil {
-		g.Close()
-		t.Fatal(err)
-	}
-	tg.Gateway = g
-	ctx, cancel := context.WithCancel(context.Background())
-	tg.cancel = cancel
-	go func() { tg.done <- g.Serve(ctx) }()
-	tg.http = "http://" + g.HTTPAddr()
-	tg.https = "https://" + g.HTTPSAddr()
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(g.CertificatePEM())
-	tg.client = &http.Client{
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
-		Timeout:   30 * time.Second,
-		// Redirects never happen here; cookies are handled by hand so the
-		// Secure flag does not hide them over plain HTTP.
-	}
-	t.Cleanup(func() { tg.stop(t) })
-	return tg
+	return startWith(t, cfg, clock, nil)
 }
 
 func (ag *authGW) secret(s ...string) {

@@ -78,8 +78,15 @@ func testConfig(t *testing.T, dataDir string) *config.Config {
 // start builds a gateway, lets setup add test routes, and serves it.
 func start(t *testing.T, cfg *config.Config, setup func(*Gateway)) *testGateway {
 	t.Helper()
+	return startWith(t, cfg, nil, setup)
+}
+
+// startWith is start with an injected clock (nil: time.Now).
+func startWith(t *testing.T, cfg *config.Config, clock func() time.Time, setup func(*Gateway)) *testGateway {
+	t.Helper()
 	tg := &testGateway{logs: &syncBuffer{}, stdout: &syncBuffer{}, done: make(chan error, 1)}
-	g, err := New(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(tg.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Stdout: tg.stdout})
+	g, err := New(Options{Config: cfg, Clock: clock, Stdout: tg.stdout,
+		Logger: slog.New(slog.NewJSONHandler(tg.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
 	}
