@@ -79,7 +79,7 @@ func testSettings(instances ...config.Plugin) config.Plugins {
 	d := func(x time.Duration) config.Duration { return config.Duration(x) }
 	return config.Plugins{
 		StartTimeout: d(60 * time.Second), CallTimeout: d(20 * time.Second), CallWait: d(20 * time.Second),
-		HealthInterval: d(100 * time.Millisecond), HealthTimeout: d(500 * time.Millisecond),
+		HealthInterval: d(100 * time.Millisecond), HealthTimeout: d(2 * time.Second),
 		RestartBackoffMin: d(10 * time.Millisecond), RestartBackoffMax: d(200 * time.Millisecond),
 		MaxFailures: 3,
 		Notify: config.PluginNotify{

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -189,7 +190,7 @@ func TestHang(t *testing.T) {
 	n, _ := th.Notifier("tp")
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*1e6)
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		if _, err := n.Send(ctx, sdk.Message{Channel: "hang"}); !errors.Is(err, sdk.ErrDeadline) {
 			t.Errorf("hanging call = %v, want a deadline error", err)
