@@ -1,0 +1,101 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// markdown renders the results as the tables docs/benchmarks.md uses:
+// medians, with the spread of the runs and the load averages seen.
+func markdown(r *results, o options) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Run %s on %s (%d CPUs, %s); load average %.1f before, %.1f after.\n",
+		r.Started.Format(time.RFC3339), r.Host, r.CPUs, r.GoVersion, r.LoadBefore, r.LoadAfter)
+	fmt.Fprintf(&b, "Flags: `%s`\n\n", r.Options)
+
+	for _, name := range []string{"static", "kube"} {
+		s, ok := r.Small[name]
+		if !ok {
+			continue
+		}
+		rate := o.rate
+		if name == "kube" {
+			rate = o.kubeRate
+		}
+		d := s["direct"]
+		fmt.Fprintf(&b, "### Small GET, %s backend\n\n", name)
+		fmt.Fprintf(&b, "wrk -t%d -c%d, %s per run, %d runs; latency at %d req/s with vegeta.\n\n", o.threads, o.conns, o.duration, o.runs, rate)
+		b.WriteString("| path | req/s (median) | runs min–max | × direct | CPU µs/req of the proxy ¹ | p50 ms | p99 ms | p50 − direct | p99 − direct |\n")
+		b.WriteString("|---|---:|---|---:|---:|---:|---:|---:|---:|\n")
+		for _, t := range []string{"direct", "berth", "nginx", "httputil"} {
+			x, ok := s[t]
+			if !ok {
+				continue
+			}
+			lo, hi := spread(x.RPS)
+			rps := median(x.RPS)
+			p50, p99 := median(x.P50), median(x.P99)
+			dp50, dp99 := "", ""
+			if t != "direct" {
+				dp50 = fmt.Sprintf("%+.2f", ms(p50-median(d.P50)))
+				dp99 = fmt.Sprintf("%+.2f", ms(p99-median(d.P99)))
+			}
+			fmt.Fprintf(&b, "| %s | %.0f | %.0f–%.0f | %.2f | %.1f | %.2f | %.2f | %s | %s |\n",
+				t, rps, lo, hi, rps/median(d.RPS), us(median(x.CPUPerOp)), ms(p50), ms(p99), dp50, dp99)
+		}
+		if bt, ok := s["berth"]; ok {
+			if h, ok := s["httputil"]; ok {
+				fmt.Fprintf(&b, "\nBerth ÷ httputil: %.2f×", median(bt.RPS)/median(h.RPS))
+			}
+			if n, ok := s["nginx"]; ok {
+				fmt.Fprintf(&b, "; Berth ÷ nginx: %.2f×", median(bt.RPS)/median(n.RPS))
+			}
+			b.WriteString(".\n")
+		}
+		var loads []float64
+		for _, x := range s {
+			loads = append(loads, x.Loads...)
+		}
+		lo, hi := spread(loads)
+		fmt.Fprintf(&b, "Load average during these runs: %.1f–%.1f.\n\n", lo, hi)
+	}
+	if len(r.Small) > 0 {
+		b.WriteString("¹ For direct, the backend's own CPU per request.\n\n")
+	}
+
+	if len(r.Lists) > 0 {
+		b.WriteString("### Sort and page through Berth\n\n")
+		fmt.Fprintf(&b, "%d requests per case, median (min–max); peak heap is the gateway's heap growth during the request.\n\n", o.listRuns)
+		b.WriteString("| pods (JSON) | case | ms (median) | ms min–max | direct fetch of all chunks, ms | peak heap MB | × JSON |\n")
+		b.WriteString("|---|---|---:|---|---:|---:|---:|\n")
+		for _, l := range r.Lists {
+			lo, hi := spread(l.Times)
+			peak := median(l.PeakHeap)
+			fmt.Fprintf(&b, "| %d (%.1f MB) | %s | %.0f | %.0f–%.0f | %.0f | %.1f | %.2f |\n",
+				l.Pods, float64(l.JSONBytes)/1e6, l.Case, ms(median(l.Times)), ms(lo), ms(hi), ms(median(l.Direct)),
+				float64(peak)/1e6, float64(peak)/float64(l.JSONBytes))
+		}
+		b.WriteString("\n")
+	}
+
+	if w := r.Watch; w != nil {
+		fmt.Fprintf(&b, "### %d concurrent watches (kube-apiserver)\n\n", w.Watches)
+		b.WriteString("| path | first event p50 ms | p99 ms | fan-out p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|---:|\n")
+		for _, p := range []string{"direct", "berth"} {
+			f, fo := w.FirstEvent[p], w.Fanout[p]
+			fmt.Fprintf(&b, "| %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", p, f.P50ms, f.P99ms, fo.P50ms, fo.P99ms, fo.Maxms)
+		}
+		n := float64(w.Watches)
+		fmt.Fprintf(&b, "\nBerth per watch (after GC, all open minus none open): heap live %.1f KB, goroutine stacks %.1f KB, runtime total %.1f KB, RSS %.1f KB, %.1f goroutines.\n",
+			(float64(w.MemOpen.HeapLive)-float64(w.MemBefore.HeapLive))/n/1024,
+			(float64(w.MemOpen.Stacks)-float64(w.MemBefore.Stacks))/n/1024,
+			(float64(w.MemOpen.Total)-float64(w.MemBefore.Total))/n/1024,
+			(float64(w.RSSOpen)-float64(w.RSSBefore))/n/1024,
+			(float64(w.MemOpen.Goroutines)-float64(w.MemBefore.Goroutines))/n)
+		fmt.Fprintf(&b, "After closing: %d goroutines (%d before), heap live %.1f MB (%.1f MB before), RSS %.1f MB (%.1f MB before, %.1f MB open).\n\n",
+			w.MemAfter.Goroutines, w.MemBefore.Goroutines, float64(w.MemAfter.HeapLive)/1e6, float64(w.MemBefore.HeapLive)/1e6,
+			float64(w.RSSAfter)/1e6, float64(w.RSSBefore)/1e6, float64(w.RSSOpen)/1e6)
+	}
+	return b.String()
+}

@@ -1,0 +1,401 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+)
+
+// options of the run command.
+type options struct {
+	out, repo       string
+	runs            int
+	duration        time.Duration
+	rate, kubeRate  int
+	threads, conns  int
+	watches         int
+	listRuns        int
+	skipKube        bool
+	skipList        bool
+	skipWatch       bool
+	skipSmall       bool
+	profile         bool
+	httputilIdle    int
+	wrkPath, vegeta string
+}
+
+// results is everything measured, written to results.json.
+type results struct {
+	Started    time.Time `json:"started"`
+	Host       string    `json:"host"`
+	GoVersion  string    `json:"go_version"`
+	CPUs       int       `json:"cpus"`
+	LoadBefore float64   `json:"load_before"`
+	LoadAfter  float64   `json:"load_after"`
+	Options    string    `json:"options"`
+	// Small GET, per backend ("static", "kube"), per target.
+	Small map[string]map[string]*smallResult `json:"small,omitempty"`
+	Lists []*listResult                      `json:"lists,omitempty"`
+	Watch *watchResult                       `json:"watch,omitempty"`
+}
+
+type smallResult struct {
+	RPS      []float64       `json:"rps"`
+	CPUPerOp []time.Duration `json:"cpu_per_request"`
+	P50      []time.Duration `json:"p50"`
+	P99      []time.Duration `json:"p99"`
+	Max      []time.Duration `json:"max"`
+	Loads    []float64       `json:"load_averages"`
+}
+
+func run(ctx context.Context, args []string) error {
+	var o options
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.StringVar(&o.out, "out", "", "directory for results, logs and profiles (default: a new temporary directory)")
+	fs.StringVar(&o.repo, "repo", ".", "the repository's root (for deploy/rbac/berth-rbac.yaml)")
+	fs.IntVar(&o.runs, "runs", 3, "runs of each throughput and latency case (the median is reported)")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each wrk and vegeta run")
+	fs.IntVar(&o.rate, "rate", 3000, "fixed request rate against the static backend (vegeta)")
+	fs.IntVar(&o.kubeRate, "kube-rate", 500, "fixed request rate against kube-apiserver (vegeta)")
+	fs.IntVar(&o.threads, "threads", 2, "wrk threads")
+	fs.IntVar(&o.conns, "conns", 64, "wrk connections")
+	fs.IntVar(&o.watches, "watches", 1000, "concurrent watches")
+	fs.IntVar(&o.listRuns, "list-runs", 5, "requests per list case")
+	fs.BoolVar(&o.skipKube, "skip-kube", false, "do not start kube-apiserver (no kube cases, no watches)")
+	fs.BoolVar(&o.skipList, "skip-list", false, "skip the list sort-and-page cases")
+	fs.BoolVar(&o.skipWatch, "skip-watch", false, "skip the watch cases")
+	fs.BoolVar(&o.skipSmall, "skip-small", false, "skip the small-GET throughput and latency cases")
+	fs.BoolVar(&o.profile, "profile", false, "also take a 10 s CPU profile of the gateway under wrk load")
+	fs.IntVar(&o.httputilIdle, "httputil-idle", 256, "idle upstream connections per host of the httputil proxy")
+	fs.StringVar(&o.wrkPath, "wrk", "wrk", "wrk binary")
+	fs.StringVar(&o.vegeta, "vegeta", "vegeta", "vegeta binary")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if o.runs < 1 || o.runs > 20 || o.watches < 1 || o.watches > 5000 || o.listRuns < 1 || o.listRuns > 50 {
+		return errors.New("runs must be 1-20, watches 1-5000, list-runs 1-50")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Hour)
+	defer cancel()
+
+	var tl tools
+	var err error
+	if tl.Wrk, err = exec.LookPath(o.wrkPath); err != nil && !o.skipSmall {
+		return fmt.Errorf("wrk not found (apt-get install wrk): %w", err)
+	}
+	if tl.Vegeta, err = exec.LookPath(o.vegeta); err != nil && !o.skipSmall {
+		return fmt.Errorf("vegeta not found (go install github.com/tsenart/vegeta/v12@v12.13.0): %w", err)
+	}
+	nginx, nginxErr := exec.LookPath("nginx")
+	if nginxErr != nil && !o.skipSmall {
+		return fmt.Errorf("nginx not found (apt-get install nginx-light): %w", nginxErr)
+	}
+	if o.out == "" {
+		if o.out, err = os.MkdirTemp("", "berth-bench-"); err != nil {
+			return fmt.Errorf("output dir: %w", err)
+		}
+	}
+	if o.out, err = filepath.Abs(o.out); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.out, 0o700); err != nil {
+		return fmt.Errorf("output dir: %w", err)
+	}
+	work, err := os.MkdirTemp("", "berth-bench-work-")
+	if err != nil {
+		return fmt.Errorf("work dir: %w", err)
+	}
+	defer os.RemoveAll(work)
+	logf("output in %s, logs of the children in %s (removed at the end)", o.out, work)
+
+	host, _ := os.Hostname()
+	res := &results{Started: time.Now().UTC(), Host: host, GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), LoadBefore: loadAvg(),
+		Options: strings.Join(args, " "), Small: map[string]map[string]*smallResult{}}
+
+	// The static backend, with its own self-signed certificate.
+	certFile, _, err := writeCert(work)
+	if err != nil {
+		return err
+	}
+	caPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("locating this program: %w", err)
+	}
+	backendReady := filepath.Join(work, "backend.ready")
+	backend, err := startChild("backend", filepath.Join(work, "backend.log"), nil, self, "backend", "-dir", work, "-ready", backendReady)
+	if err != nil {
+		return err
+	}
+	data, err := waitFile(backend, backendReady, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	backendAddr := string(data)
+	clusters := []clusterSpec{{Name: "static", Server: "https://" + backendAddr, Token: "static-backend-token", CA: caPEM}}
+
+	var kube *kubeEnv
+	if !o.skipKube {
+		logf("starting etcd and kube-apiserver")
+		env, err := startKube(ctx, work, o.repo)
+		if err != nil {
+			return err
+		}
+		defer env.Stop()
+		kube = &kubeEnv{Env: env}
+		clusters = append(clusters, clusterSpec{Name: "kube", Server: env.Server, Token: env.UserToken, CA: env.CAData})
+	}
+
+	logf("starting Berth")
+	b, err := startBerth(work)
+	if err != nil {
+		return err
+	}
+	if err := b.setUp(ctx, clusters); err != nil {
+		return err
+	}
+
+	if !o.skipSmall {
+		if err := smallCases(ctx, o, tl, nginx, work, self, res, b, backend, backendAddr, certFile, kube); err != nil {
+			return err
+		}
+	}
+	if o.profile {
+		if err := profileBerth(ctx, o, tl, b, backendAddr); err != nil {
+			return err
+		}
+	}
+	if !o.skipList {
+		lr, err := listCases(ctx, o, b, backendAddr, caPEM)
+		if err != nil {
+			return err
+		}
+		res.Lists = lr
+	}
+	if kube != nil && !o.skipWatch {
+		wr, err := watchCases(ctx, o, b, kube)
+		if err != nil {
+			return err
+		}
+		res.Watch = wr
+	}
+	res.LoadAfter = loadAvg()
+
+	js, _ := json.MarshalIndent(res, "", "  ")
+	if err := os.WriteFile(filepath.Join(o.out, "results.json"), js, 0o644); err != nil {
+		return fmt.Errorf("writing results: %w", err)
+	}
+	report := markdown(res, o)
+	if err := os.WriteFile(filepath.Join(o.out, "results.md"), []byte(report), 0o644); err != nil {
+		return fmt.Errorf("writing results: %w", err)
+	}
+	fmt.Println(report)
+	logf("results in %s", o.out)
+	return nil
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s proxybench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// smallCases starts nginx and the httputil proxy in front of each backend
+// and measures the small GET through every target, round-robin so that a
+// noisy moment on the shared machine hits all targets alike.
+func smallCases(ctx context.Context, o options, tl tools, nginx, work, self string, res *results, b *berth, backend *child, backendAddr, certFile string, kube *kubeEnv) error {
+	type backendCase struct {
+		name     string
+		rate     int
+		targets  []target
+		upstream string // host:port
+		caFile   string
+	}
+	const smallPath = "/api/v1/namespaces/default"
+	cases := []backendCase{{name: "static", rate: o.rate, upstream: backendAddr, caFile: certFile,
+		targets: []target{{Name: "direct", URL: "https://" + backendAddr + smallPath, Header: "Bearer static-backend-token", PGID: backend.pid()}}}}
+	if kube != nil {
+		kubeAddr := strings.TrimPrefix(kube.Server, "https://")
+		cases = append(cases, backendCase{name: "kube", rate: o.kubeRate, upstream: kubeAddr, caFile: kube.CAFile,
+			targets: []target{{Name: "direct", URL: kube.Server + smallPath, Header: "Bearer " + kube.AdminToken, PGID: kube.APIServerPID}}})
+	}
+	for i := range cases {
+		c := &cases[i]
+		// Berth: the bench user's token; the cluster sees the user by
+		// impersonation.
+		c.targets = append(c.targets, target{Name: "berth", URL: "https://" + b.addrs.HTTPS + "/proxy/clusters/" + c.name + smallPath,
+			Header: "Bearer " + b.token, PGID: b.proc.pid()})
+		// nginx and httputil pass the client's own credential through.
+		dir := filepath.Join(work, "nginx-"+c.name)
+		if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
+			return err
+		}
+		if _, _, err := writeCert(dir); err != nil {
+			return err
+		}
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		conf := filepath.Join(dir, "nginx.conf")
+		if err := os.WriteFile(conf, []byte(nginxConfig(dir, port, c.upstream, c.caFile)), 0o600); err != nil {
+			return err
+		}
+		ng, err := startChild("nginx-"+c.name, filepath.Join(dir, "stderr.log"), nil, nginx, "-p", dir, "-c", conf, "-g", "daemon off;")
+		if err != nil {
+			return err
+		}
+		if err := waitPort(ng, port, 10*time.Second); err != nil {
+			return err
+		}
+		c.targets = append(c.targets, target{Name: "nginx", URL: fmt.Sprintf("https://127.0.0.1:%d%s", port, smallPath), Header: c.targets[0].Header, PGID: ng.pid()})
+
+		hdir := filepath.Join(work, "httputil-"+c.name)
+		if err := os.MkdirAll(hdir, 0o700); err != nil {
+			return err
+		}
+		if _, _, err := writeCert(hdir); err != nil {
+			return err
+		}
+		ready := filepath.Join(hdir, "ready")
+		hu, err := startChild("httputil-"+c.name, filepath.Join(hdir, "log"), nil, self, "httputil", "-dir", hdir,
+			"-upstream", "https://"+c.upstream, "-ca", c.caFile, "-idle", fmt.Sprint(o.httputilIdle), "-ready", ready)
+		if err != nil {
+			return err
+		}
+		addr, err := waitFile(hu, ready, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		c.targets = append(c.targets, target{Name: "httputil", URL: "https://" + string(addr) + smallPath, Header: c.targets[0].Header, PGID: hu.pid()})
+	}
+
+	for _, c := range cases {
+		out := map[string]*smallResult{}
+		res.Small[c.name] = out
+		for _, t := range c.targets {
+			out[t.Name] = &smallResult{}
+			// Warm-up: connections, TLS sessions, caches, JIT-free but
+			// lazily built state.
+			if _, err := runWrk(ctx, tl, t, o.threads, o.conns, 3*time.Second); err != nil {
+				return err
+			}
+		}
+		for r := range o.runs {
+			for _, t := range c.targets {
+				tp, err := runWrk(ctx, tl, t, o.threads, o.conns, o.duration)
+				if err != nil {
+					return err
+				}
+				s := out[t.Name]
+				s.RPS, s.CPUPerOp, s.Loads = append(s.RPS, tp.RPS), append(s.CPUPerOp, tp.ProxyCPU), append(s.Loads, tp.LoadStart, tp.LoadEnd)
+				logf("%s %s run %d: %.0f req/s, %.1f µs CPU/req (load %.1f → %.1f)", c.name, t.Name, r+1, tp.RPS, us(tp.ProxyCPU), tp.LoadStart, tp.LoadEnd)
+			}
+		}
+		for r := range o.runs {
+			for _, t := range c.targets {
+				lat, err := runVegeta(ctx, tl, work, t, c.rate, o.duration)
+				if err != nil {
+					return err
+				}
+				s := out[t.Name]
+				s.P50, s.P99, s.Max, s.Loads = append(s.P50, lat.P50), append(s.P99, lat.P99), append(s.Max, lat.Max), append(s.Loads, lat.LoadStart)
+				logf("%s %s at %d/s run %d: p50 %.3f ms, p99 %.3f ms (load %.1f)", c.name, t.Name, c.rate, r+1, ms(lat.P50), ms(lat.P99), lat.LoadStart)
+			}
+		}
+	}
+	return nil
+}
+
+// waitPort waits for a TCP listener on 127.0.0.1:port.
+func waitPort(c *child, port int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if conn, err := dialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+			conn.Close()
+			return nil
+		}
+		if err := c.exited(); err != nil {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s: nothing listens on port %d after %s", c.name, port, timeout)
+}
+
+// profileBerth takes a CPU profile of the gateway while wrk drives the
+// small GET through it, and writes the profile and its top functions.
+func profileBerth(ctx context.Context, o options, tl tools, b *berth, backendAddr string) error {
+	t := target{Name: "berth", URL: "https://" + b.addrs.HTTPS + "/proxy/clusters/static/api/v1/namespaces/default", Header: "Bearer " + b.token}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := runWrk(ctx, tl, t, o.threads, o.conns, 14*time.Second)
+		errc <- err
+	}()
+	time.Sleep(2 * time.Second)
+	prof, err := b.debugGet(ctx, "/debug/pprof/profile?seconds=10")
+	if werr := <-errc; werr != nil {
+		return werr
+	}
+	if err != nil {
+		return err
+	}
+	file := filepath.Join(o.out, "berth-cpu.pprof")
+	if err := os.WriteFile(file, []byte(prof), 0o644); err != nil {
+		return fmt.Errorf("writing the profile: %w", err)
+	}
+	for _, mode := range []string{"-top", "-cum"} {
+		args := []string{"tool", "pprof", "-top", "-nodecount=45"}
+		name := "berth-cpu-top.txt"
+		if mode == "-cum" {
+			args = append(args, "-cum")
+			name = "berth-cpu-cum.txt"
+		}
+		out, err := exec.CommandContext(ctx, "go", append(args, file)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("go tool pprof: %w\n%s", err, out)
+		}
+		if err := os.WriteFile(filepath.Join(o.out, name), out, 0o644); err != nil {
+			return err
+		}
+	}
+	logf("CPU profile of the gateway in %s", file)
+	return nil
+}
+
+// median of a non-empty slice (the mean of the middle two for even sizes).
+func median[T ~int64 | ~float64](v []T) T {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]T(nil), v...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func spread[T ~int64 | ~float64](v []T) (lo, hi T) {
+	if len(v) == 0 {
+		return 0, 0
+	}
+	lo, hi = v[0], v[0]
+	for _, x := range v {
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	return lo, hi
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
