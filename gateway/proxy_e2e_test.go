@@ -4,9 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,6 +36,12 @@ type e2eCluster struct {
 }
 
 func startE2E(t *testing.T) *e2eCluster {
+	t.Helper()
+	return startE2EWith(t, nil)
+}
+
+// startE2EWith is startE2E with extra BERTH_* settings.
+func startE2EWith(t *testing.T, extraEnv map[string]string) *e2eCluster {
 	t.Helper()
 	env := kubeenv.ForTest(t, kubeenv.Options{})
 	ctx := context.Background()
@@ -68,7 +81,11 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: "berth:role:
 		t.Fatalf("apply read-only role: %v\n%s", err, out)
 	}
 
-	ag := startAuth(t, map[string]string{"BERTH_RATE_LIMITS_PROXY_REQUESTS": "0"})
+	vars := map[string]string{"BERTH_RATE_LIMITS_PROXY_REQUESTS": "0"}
+	for k, v := range extraEnv {
+		vars[k] = v
+	}
+	ag := startAuth(t, vars)
 	admin := ag.login(t, "admin", adminPassword).AccessToken
 	ag.secret(env.UserToken, env.AdminToken)
 	ag.must(t, 201, "POST", "/api/v1/clusters", map[string]any{
@@ -362,5 +379,77 @@ func TestProxyListQueryEndToEnd(t *testing.T) {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// clientCert issues a client certificate for cn in orgs from a new CA and
+// returns the CA PEM and the certificate and key PEMs.
+func clientCert(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn string, orgs ...string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: cn, Organization: orgs},
+		NotBefore:    time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+// kubectl with a client certificate works through Berth: the CN names the
+// Berth user, the O values are groups, and a group membership grants the
+// cluster. A certificate for no Berth user is refused.
+func TestProxyClientCertificate(t *testing.T) {
+	dir := t.TempDir()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e client CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	ca, _ := x509.ParseCertificate(caDER)
+	caFile := filepath.Join(dir, "client-ca.pem")
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600)
+
+	e := startE2EWith(t, map[string]string{"BERTH_TLS_CLIENT_AUTH_CA_FILE": caFile})
+	akc := e.kubeconfigFor(t, "admin", e.admin)
+	e.mustKubectl(t, akc, "", "create", "namespace", "certs")
+	e.mustKubectl(t, akc, "", "-n", "certs", "create", "configmap", "seen-by-cert")
+	e.createUser(t, e.admin, "bob", "bob-password-12345", "user")
+	e.must(t, 201, "POST", "/api/v1/clusters/e2e/members", map[string]any{"group": "devs", "role": "view"}, bearer(e.admin))
+
+	kubeconfigWithCert := func(name string, certPEM, keyPEM []byte) string {
+		path := filepath.Join(dir, name+".kubeconfig")
+		data := fmt.Sprintf(`apiVersion: v1
+kind: Config
+current-context: c
+clusters: [{name: c, cluster: {server: %q, certificate-authority-data: %s}}]
+users: [{name: u, user: {client-certificate-data: %s, client-key-data: %s}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+`, e.https+"/proxy/clusters/e2e", base64.StdEncoding.EncodeToString(e.CertificatePEM()),
+			base64.StdEncoding.EncodeToString(certPEM), base64.StdEncoding.EncodeToString(keyPEM))
+		os.WriteFile(path, []byte(data), 0o600)
+		return path
+	}
+	bobCert, bobKey := clientCert(t, ca, caKey, "bob", "devs")
+	bkc := kubeconfigWithCert("bob-cert", bobCert, bobKey)
+	if out := e.mustKubectl(t, bkc, "", "-n", "certs", "get", "configmaps"); !strings.Contains(out, "seen-by-cert") {
+		t.Fatalf("client-certificate kubectl: %s", out)
+	}
+	who := e.mustKubectl(t, bkc, "", "auth", "whoami", "-o", "json")
+	if !strings.Contains(who, `"berth:bob"`) || !strings.Contains(who, `"berth:group:devs"`) || !strings.Contains(who, "client_certificate") {
+		t.Errorf("whoami with a client certificate: %s", who)
+	}
+	mallCert, mallKey := clientCert(t, ca, caKey, "mallory", "devs")
+	out, err := e.kubectl(t, kubeconfigWithCert("mallory", mallCert, mallKey), "", "-n", "certs", "get", "configmaps")
+	if err == nil || !strings.Contains(out, "must be logged in") {
+		t.Errorf("certificate of an unknown user: err=%v out=%s", err, out)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/berthgw/berth/gateway/edgetls"
 	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/ratelimit"
@@ -145,6 +146,16 @@ func (a *Authenticator) Authenticate(ctx *fasthttp.RequestCtx) (*identity.Princi
 		p, err = a.svc.VerifySessionCookie(string(c))
 		if err == nil && !safeMethod(ctx.Method()) {
 			if cerr := a.CheckOrigin(ctx, true); cerr != nil {
+				return nil, cerr
+			}
+		}
+	} else if cn, orgs, ok := edgetls.ClientIdentity(ctx.TLSConnectionState()); ok {
+		// A browser may present a client certificate on its own, like a
+		// cookie, so unsafe methods from a foreign origin are refused;
+		// kubectl sends no Origin and passes.
+		p, err = a.svc.VerifyClientCertificate(cn, orgs)
+		if err == nil && !safeMethod(ctx.Method()) {
+			if cerr := a.CheckOrigin(ctx, false); cerr != nil {
 				return nil, cerr
 			}
 		}

@@ -31,6 +31,9 @@ const (
 	MethodAccessKey = "access_key"
 	MethodOAuth     = "oauth"
 	MethodSession   = "session"
+	// MethodClientCert is a TLS client certificate verified against the
+	// configured client CA.
+	MethodClientCert = "client_certificate"
 )
 
 // ClusterScopePrefix starts an API-key scope that restricts the key to one

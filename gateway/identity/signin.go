@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -508,4 +509,33 @@ func clip(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// VerifyClientCertificate turns a verified TLS client certificate into a
+// principal: its common name must be the username of an active Berth
+// user, whose roles apply; the certificate's organizations are added to the
+// user's groups, as Kubernetes reads them. The TLS layer has already
+// verified the chain against the configured client CA.
+func (s *Service) VerifyClientCertificate(commonName string, organizations []string) (*Principal, error) {
+	var p *Principal
+	err := s.db.View(func(tx *store.Tx) error {
+		u, _, err := Users.GetBy(tx, "username", strings.ToLower(commonName))
+		if err != nil {
+			if isNotFound(err) {
+				return ErrUnauthenticated
+			}
+			return err
+		}
+		p, err = principalFor(tx, u.ID, MethodClientCert, "cert:"+u.Username, "", nil)
+		if err != nil {
+			return err
+		}
+		for _, o := range organizations {
+			if !slices.Contains(p.Groups, o) {
+				p.Groups = append(p.Groups, o)
+			}
+		}
+		return nil
+	})
+	return p, err
 }
