@@ -155,6 +155,9 @@ func (g *Gateway) init(stdout io.Writer) error {
 	if err := g.initPlugins(); err != nil {
 		return err
 	}
+	if g.edge != nil && g.cfg.TLS.ACME.DNSProvider != "" {
+		g.edge.SetDNSProvider(pluginDNS{plugins: g.plugins, name: g.cfg.TLS.ACME.DNSProvider})
+	}
 	if err := g.initClusters(); err != nil {
 		return err
 	}

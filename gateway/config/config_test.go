@@ -145,3 +145,12 @@ func TestEveryKeyDocumentedAndDistinct(t *testing.T) {
 		}
 	}
 }
+
+func TestDNSProviderMustNameAPlugin(t *testing.T) {
+	p := writeFile(t, "tls:\n  mode: acme\n  names: [edge.example.com]\n  acme:\n    email: ops@example.com\n    agree_terms: true\n    challenges: [dns-01]\n    dns_provider: route53\n")
+	_, err := Load(p, nil)
+	ce, ok := err.(*Error)
+	if !ok || ce.Key != "tls.acme.dns_provider" || !strings.Contains(err.Error(), "route53") {
+		t.Fatalf("got %v, want an error naming tls.acme.dns_provider", err)
+	}
+}
