@@ -37,6 +37,21 @@ func TestConformance(t *testing.T) {
 	plugintest.RunProvisionerConformance(t, f, sdk.ClusterSpec{Name: "conformance"})
 }
 
+// TestConformanceInProcess runs the suite with the plugin inside the test
+// process, so that the race detector watches the plugin's own code.
+func TestConformanceInProcess(t *testing.T) {
+	needBinaries(t)
+	f := plugintest.InProcess(func(t *testing.T) sdk.Options {
+		p := newProvisioner(plugintest.TestLogger(t, "provisioner-local"))
+		t.Cleanup(p.shutdown)
+		return options(p)
+	}, func(t *testing.T) []byte {
+		cfg, _ := testConfig(t, "")
+		return cfg
+	})
+	plugintest.RunProvisionerConformance(t, f, sdk.ClusterSpec{Name: "conformance"})
+}
+
 // TestClusterLifecycle follows one cluster through everything the plugin
 // promises: create with progress, the gateway identity and its
 // impersonation rights, bootstrap tokens, re-adoption after the plugin is
@@ -262,9 +277,9 @@ func TestClusterLifecycle(t *testing.T) {
 		}
 		return admin.get(cms+"/survivor", nil)
 	})
-	if err := alice.get(cms, nil); err != nil {
-		t.Errorf("the view role after the restart from data: %v", err)
-	}
+	// RBAC answers from informers, which sync a moment after the API
+	// server starts serving: poll.
+	eventually(t, 2*time.Minute, "alice's view role after the restart from data", func() error { return alice.get(cms, nil) })
 	if h, err := plugin3.Base().Health(ctx); err != nil || h.Status != sdk.HealthServing {
 		t.Errorf("health with the cluster back: %+v, %v", h, err)
 	}
