@@ -85,13 +85,19 @@ func runWrk(ctx context.Context, tl tools, t target, threads, conns int, d time.
 type latency struct {
 	P50, P90, P99, Max time.Duration
 	Success            float64
+	Throughput         float64 // answered requests per second
 	LoadStart          float64
 }
 
 // runVegeta sends rate requests per second to t for d with vegeta (keep-
 // alive, certificates not checked: every server here is on 127.0.0.1) and
 // returns the latency percentiles. A success ratio under 100 % fails.
-func runVegeta(ctx context.Context, tl tools, dir string, t target, rate int, d time.Duration) (latency, error) {
+//
+// vegeta runs conns workers on at most conns connections, like wrk2 with
+// -c conns: unbounded, it opens more connections (each a TLS handshake)
+// whenever a stall on the shared machine delays answers, which feeds the
+// stall and turns one hiccup into seconds of queueing.
+func runVegeta(ctx context.Context, tl tools, dir string, t target, rate, conns int, d time.Duration) (latency, error) {
 	targets := filepath.Join(dir, "vegeta-"+t.Name+".txt")
 	spec := "GET " + t.URL + "\n"
 	if t.Header != "" {
@@ -105,7 +111,8 @@ func runVegeta(ctx context.Context, tl tools, dir string, t target, rate int, d 
 	ctx, cancel := context.WithTimeout(ctx, d+60*time.Second)
 	defer cancel()
 	attack := exec.CommandContext(ctx, tl.Vegeta, "attack", "-rate", strconv.Itoa(rate)+"/s", "-duration", d.String(),
-		"-insecure", "-keepalive=true", "-http2=false", "-timeout", "10s", "-targets", targets, "-output", results)
+		"-insecure", "-keepalive=true", "-http2=false", "-timeout", "10s", "-targets", targets, "-output", results,
+		"-workers", strconv.Itoa(conns), "-max-workers", strconv.Itoa(conns), "-max-connections", strconv.Itoa(conns))
 	if out, err := attack.CombinedOutput(); err != nil {
 		return res, fmt.Errorf("vegeta attack %s: %w\n%s", t.Name, err, out)
 	}
@@ -121,6 +128,7 @@ func runVegeta(ctx context.Context, tl tools, dir string, t target, rate int, d 
 			Max int64 `json:"max"`
 		} `json:"latencies"`
 		Success     float64        `json:"success"`
+		Throughput  float64        `json:"throughput"`
 		StatusCodes map[string]int `json:"status_codes"`
 		Errors      []string       `json:"errors"`
 	}
@@ -129,7 +137,7 @@ func runVegeta(ctx context.Context, tl tools, dir string, t target, rate int, d 
 	}
 	_ = os.Remove(results)
 	res.P50, res.P90, res.P99, res.Max = time.Duration(rep.Latencies.P50), time.Duration(rep.Latencies.P90), time.Duration(rep.Latencies.P99), time.Duration(rep.Latencies.Max)
-	res.Success = rep.Success
+	res.Success, res.Throughput = rep.Success, rep.Throughput
 	if rep.Success < 1 {
 		return res, fmt.Errorf("vegeta %s: success %.4f, codes %v, errors %v", t.Name, rep.Success, rep.StatusCodes, rep.Errors)
 	}

@@ -15,7 +15,7 @@
 //
 //	go run ./deploy/bench/proxybench run [-runs 3] [-duration 10s] [-out DIR]
 //
-// The subcommands backend, httputil and gateway are the children it
+// The subcommands backend, bare, httputil and gateway are the children it
 // starts; they are not meant to be run by hand.
 package main
 
@@ -41,6 +41,8 @@ func main() {
 		stopAll()
 	case "backend":
 		err = runBackend(os.Args[2:])
+	case "bare":
+		err = runBare(os.Args[2:])
 	case "httputil":
 		err = runHTTPUtil(os.Args[2:])
 	case "gateway":

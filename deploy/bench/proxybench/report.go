@@ -25,10 +25,10 @@ func markdown(r *results, o options) string {
 		}
 		d := s["direct"]
 		fmt.Fprintf(&b, "### Small GET, %s backend\n\n", name)
-		fmt.Fprintf(&b, "wrk -t%d -c%d, %s per run, %d runs; latency at %d req/s with vegeta.\n\n", o.threads, o.conns, o.duration, o.runs, rate)
+		fmt.Fprintf(&b, "wrk -t%d -c%d, %s per run, %d runs; latency at %d req/s with vegeta on %d connections.\n\n", o.threads, o.conns, o.duration, o.runs, rate, o.vegetaConns)
 		b.WriteString("| path | req/s (median) | runs min–max | × direct | CPU µs/req of the proxy ¹ | p50 ms | p99 ms | p50 − direct | p99 − direct |\n")
 		b.WriteString("|---|---:|---|---:|---:|---:|---:|---:|---:|\n")
-		for _, t := range []string{"direct", "berth", "nginx", "httputil"} {
+		for _, t := range []string{"direct", "berth", "proxy-only", "nginx", "httputil"} {
 			x, ok := s[t]
 			if !ok {
 				continue
@@ -43,6 +43,13 @@ func markdown(r *results, o options) string {
 			}
 			fmt.Fprintf(&b, "| %s | %.0f | %.0f–%.0f | %.2f | %.1f | %.2f | %.2f | %s | %s |\n",
 				t, rps, lo, hi, rps/median(d.RPS), us(median(x.CPUPerOp)), ms(p50), ms(p99), dp50, dp99)
+		}
+		for _, t := range []string{"direct", "berth", "proxy-only", "nginx", "httputil"} {
+			if x, ok := s[t]; ok {
+				if lo, _ := spread(x.Achieved); lo < 0.98*float64(rate) {
+					fmt.Fprintf(&b, "\n%s did not keep up with %d req/s in every run (lowest %.0f/s): its latency includes the shortfall.", t, rate, lo)
+				}
+			}
 		}
 		if bt, ok := s["berth"]; ok {
 			if h, ok := s["httputil"]; ok {

@@ -22,6 +22,7 @@ type options struct {
 	duration        time.Duration
 	rate, kubeRate  int
 	threads, conns  int
+	vegetaConns     int
 	watches         int
 	listRuns        int
 	skipKube        bool
@@ -54,6 +55,7 @@ type smallResult struct {
 	P50      []time.Duration `json:"p50"`
 	P99      []time.Duration `json:"p99"`
 	Max      []time.Duration `json:"max"`
+	Achieved []float64       `json:"achieved_rate"`
 	Loads    []float64       `json:"load_averages"`
 }
 
@@ -68,6 +70,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.kubeRate, "kube-rate", 500, "fixed request rate against kube-apiserver (vegeta)")
 	fs.IntVar(&o.threads, "threads", 2, "wrk threads")
 	fs.IntVar(&o.conns, "conns", 64, "wrk connections")
+	fs.IntVar(&o.vegetaConns, "vegeta-conns", 64, "vegeta workers and connections")
 	fs.IntVar(&o.watches, "watches", 1000, "concurrent watches")
 	fs.IntVar(&o.listRuns, "list-runs", 5, "requests per list case")
 	fs.BoolVar(&o.skipKube, "skip-kube", false, "do not start kube-apiserver (no kube cases, no watches)")
@@ -220,13 +223,15 @@ func smallCases(ctx context.Context, o options, tl tools, nginx, work, self stri
 		targets  []target
 		upstream string // host:port
 		caFile   string
+		// clusterToken is the credential Berth holds for the cluster.
+		clusterToken string
 	}
 	const smallPath = "/api/v1/namespaces/default"
-	cases := []backendCase{{name: "static", rate: o.rate, upstream: backendAddr, caFile: certFile,
+	cases := []backendCase{{name: "static", rate: o.rate, upstream: backendAddr, caFile: certFile, clusterToken: "static-backend-token",
 		targets: []target{{Name: "direct", URL: "https://" + backendAddr + smallPath, Header: "Bearer static-backend-token", PGID: backend.pid()}}}}
 	if kube != nil {
 		kubeAddr := strings.TrimPrefix(kube.Server, "https://")
-		cases = append(cases, backendCase{name: "kube", rate: o.kubeRate, upstream: kubeAddr, caFile: kube.CAFile,
+		cases = append(cases, backendCase{name: "kube", rate: o.kubeRate, upstream: kubeAddr, caFile: kube.CAFile, clusterToken: kube.UserToken,
 			targets: []target{{Name: "direct", URL: kube.Server + smallPath, Header: "Bearer " + kube.AdminToken, PGID: kube.APIServerPID}}})
 	}
 	for i := range cases {
@@ -278,6 +283,26 @@ func smallCases(ctx context.Context, o options, tl tools, nginx, work, self stri
 			return err
 		}
 		c.targets = append(c.targets, target{Name: "httputil", URL: "https://" + string(addr) + smallPath, Header: c.targets[0].Header, PGID: hu.pid()})
+
+		// Berth's proxy package alone, with the identity the gateway would
+		// assert, and the credential Berth holds for the cluster.
+		bdir := filepath.Join(work, "bare-"+c.name)
+		if err := os.MkdirAll(bdir, 0o700); err != nil {
+			return err
+		}
+		if _, _, err := writeCert(bdir); err != nil {
+			return err
+		}
+		ready = filepath.Join(bdir, "ready")
+		bp, err := startChild("bare-"+c.name, filepath.Join(bdir, "log"), nil, self, "bare", "-dir", bdir, "-cluster", c.name,
+			"-server", "https://"+c.upstream, "-ca", c.caFile, "-token", c.clusterToken, "-ready", ready)
+		if err != nil {
+			return err
+		}
+		if addr, err = waitFile(bp, ready, 10*time.Second); err != nil {
+			return err
+		}
+		c.targets = append(c.targets, target{Name: "proxy-only", URL: "https://" + string(addr) + "/proxy/clusters/" + c.name + smallPath, PGID: bp.pid()})
 	}
 
 	for _, c := range cases {
@@ -304,13 +329,14 @@ func smallCases(ctx context.Context, o options, tl tools, nginx, work, self stri
 		}
 		for r := range o.runs {
 			for _, t := range c.targets {
-				lat, err := runVegeta(ctx, tl, work, t, c.rate, o.duration)
+				lat, err := runVegeta(ctx, tl, work, t, c.rate, o.vegetaConns, o.duration)
 				if err != nil {
 					return err
 				}
 				s := out[t.Name]
 				s.P50, s.P99, s.Max, s.Loads = append(s.P50, lat.P50), append(s.P99, lat.P99), append(s.Max, lat.Max), append(s.Loads, lat.LoadStart)
-				logf("%s %s at %d/s run %d: p50 %.3f ms, p99 %.3f ms (load %.1f)", c.name, t.Name, c.rate, r+1, ms(lat.P50), ms(lat.P99), lat.LoadStart)
+				s.Achieved = append(s.Achieved, lat.Throughput)
+				logf("%s %s at %d/s run %d: p50 %.3f ms, p99 %.3f ms, %.0f answers/s (load %.1f)", c.name, t.Name, c.rate, r+1, ms(lat.P50), ms(lat.P99), lat.Throughput, lat.LoadStart)
 			}
 		}
 	}
