@@ -18,7 +18,7 @@ type Config struct {
 	DataDir           string `json:"data_dir" berth:"required,description=Absolute directory holding every cluster's PKI, etcd data, logs and pid files, and the operations; it must survive plugin restarts"`
 	EtcdPath          string `json:"etcd_path" berth:"description=etcd binary; empty means PATH, then ~/.cache/berth/k8s/v1.31.14/bin"`
 	KubeAPIServerPath string `json:"kube_apiserver_path" berth:"description=kube-apiserver binary; empty means PATH, then ~/.cache/berth/k8s/v1.31.14/bin"`
-	MaxClusters       int    `json:"max_clusters" berth:"min=1,max=64,default=4,description=How many clusters may exist at once (each runs an etcd and a kube-apiserver, about 400 MB of memory)"`
+	MaxClusters       int    `json:"max_clusters" berth:"min=1,max=64,default=4,description=How many clusters may exist at once (each runs an etcd and a kube-apiserver, about 300 MB of memory)"`
 	PortRangeStart    int    `json:"port_range_start" berth:"min=1024,max=65535,default=17000,description=First port on 127.0.0.1 the plugin may give a cluster (three per cluster); keep the range out of the kernel's ephemeral ports (32768-60999 on Linux), which outgoing connections take at random"`
 	PortRangeEnd      int    `json:"port_range_end" berth:"min=1024,max=65535,default=17999,description=Last port on 127.0.0.1 the plugin may give a cluster"`
 	StartTimeoutSec   int    `json:"start_timeout_seconds" berth:"min=10,max=3600,default=300,description=How long creating a cluster may wait for etcd and for the API server's /readyz"`

@@ -181,6 +181,8 @@ func TestClusterLifecycle(t *testing.T) {
 		t.Errorf("the join token authenticates as %q %v, %v", user, groups, err)
 	}
 
+	t.Logf("FIGURE: memory of a fresh control plane: etcd %s, kube-apiserver %s", rss(readPID(etcdPIDFile)), rss(readPID(apiPIDFile)))
+
 	// Something in etcd, to see it survive restarts.
 	cm := map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "survivor"}, "data": map[string]string{"k": "v"}}
 	if err := admin.expect(http.MethodPost, cms, cm, http.StatusCreated, nil); err != nil {
@@ -353,6 +355,17 @@ func kubectlWhoami(t *testing.T, kubeconfig []byte) {
 	if err != nil || strings.TrimSpace(string(out)) != gatewayUser {
 		t.Errorf("kubectl auth whoami with the returned kubeconfig: %q, %v", out, err)
 	}
+}
+
+// rss returns a process's resident memory as /proc reports it.
+func rss(pid int) string {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
 }
 
 // logs returns the tails of a cluster's process logs.
