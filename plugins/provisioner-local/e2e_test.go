@@ -308,6 +308,74 @@ func TestClusterLifecycle(t *testing.T) {
 	}
 }
 
+// TestCreateResumesAfterPluginKill kills the plugin right after it
+// accepted a create; the next plugin process finishes the same operation.
+func TestCreateResumesAfterPluginKill(t *testing.T) {
+	needBinaries(t)
+	bin := plugintest.Build(t, ".")
+	cfg, dataDir := testConfig(t, "")
+	plugin1 := plugintest.StartProcess(t, bin)
+	plugin1.Configure(t, cfg)
+	prov, err := plugin1.Provisioner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, err := prov.CreateCluster(t.Context(), sdk.CreateClusterRequest{IdempotencyKey: "resume-1", Spec: sdk.ClusterSpec{Name: "resumed"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ri, ok := plugin1.ReattachInfo()
+	if !ok {
+		t.Fatal("no pid for the plugin process")
+	}
+	if err := syscall.Kill(ri.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "the plugin process is gone", func() error {
+		if plugin1.Exited() {
+			return nil
+		}
+		return fmt.Errorf("pid %d still running", ri.Pid)
+	})
+	plugin1.Kill()
+
+	plugin2 := plugintest.StartProcess(t, bin)
+	plugin2.Configure(t, cfg)
+	prov2, err := plugin2.Provisioner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, err := prov2.GetOperation(t.Context(), op.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the operation after the kill: %s at %q", at.State, at.Progress.Stage)
+	// The key that created it still finds it, though the SDK's answer
+	// cache died with the first process.
+	again, err := prov2.CreateCluster(t.Context(), sdk.CreateClusterRequest{IdempotencyKey: "resume-1", Spec: sdk.ClusterSpec{Name: "resumed"}})
+	if err != nil || again.ID != op.ID {
+		t.Errorf("create with the same key after the restart: %+v, %v", again, err)
+	}
+	if done := waitOp(t, prov2, op.ID); done.State != sdk.OperationSucceeded {
+		t.Fatalf("resumed create ended %s: %s\n%s", done.State, done.Error, logs(filepath.Join(dataDir, "clusters", "resumed")))
+	}
+	conn, err := prov2.GetConnection(t.Context(), "resumed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := parseKubeconfig(t, conn.Kubeconfig)
+	if err := newClusterClient(t, conn.APIEndpoint, conn.CAPEM, &kc.cert).with("Impersonate-User", "alice").get("/api", nil); err != nil {
+		t.Errorf("the gateway impersonating on the resumed cluster: %v", err)
+	}
+	del, err := prov2.DeleteCluster(t.Context(), sdk.DeleteClusterRequest{Name: "resumed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done := waitOp(t, prov2, del.ID); done.State != sdk.OperationSucceeded {
+		t.Fatalf("delete ended %s: %s", done.State, done.Error)
+	}
+}
+
 // adminClient reads the admin kubeconfig the plugin leaves for the host's
 // operator.
 func adminClient(t *testing.T, clusterDir string, conn sdk.Connection) *clusterClient {

@@ -139,6 +139,19 @@ func (s *opStore) get(id string) (sdk.Operation, <-chan struct{}, bool) {
 	return e.op, e.changed, true
 }
 
+// running returns the operations still running.
+func (s *opStore) running() []sdk.Operation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []sdk.Operation
+	for _, e := range s.ops {
+		if !e.op.Done() {
+			out = append(out, e.op)
+		}
+	}
+	return out
+}
+
 // pruneLocked forgets finished operations past opRetention.
 func (s *opStore) pruneLocked() {
 	for id, e := range s.ops {

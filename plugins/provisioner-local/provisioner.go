@@ -108,6 +108,7 @@ func (p *provisioner) configure(ctx context.Context, cfg Config, host sdk.Host) 
 	if err := p.loadClustersLocked(); err != nil {
 		return err
 	}
+	p.failOrphanOpsLocked()
 	p.configured = true
 	p.log.Info("configured", "data_dir", cfg.DataDir, "etcd", bins.Etcd, "kube_apiserver", bins.KubeAPIServer,
 		"version", version, "clusters", len(p.clusters))
@@ -150,6 +151,23 @@ func (p *provisioner) loadClustersLocked() error {
 		}
 	}
 	return nil
+}
+
+// failOrphanOpsLocked ends running operations no cluster is working on:
+// an earlier plugin stopped between recording one and recording its
+// cluster, so nobody would ever finish it.
+func (p *provisioner) failOrphanOpsLocked() {
+	live := map[string]bool{}
+	for _, c := range p.clusters {
+		live[c.state.CreateOp], live[c.state.DeleteOp] = true, true
+	}
+	for _, op := range p.ops.running() {
+		if !live[op.ID] {
+			_, _ = p.ops.update(op.ID, func(o *sdk.Operation) {
+				o.State, o.Error = sdk.OperationFailed, "interrupted: the plugin stopped before the work was recorded; try again"
+			})
+		}
+	}
 }
 
 // ensureOpLocked recreates an operation record that was lost (its file
