@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -206,39 +205,6 @@ func (c *clusterClient) whoami() (user string, groups []string, err error) {
 		return "", nil, err
 	}
 	return review.Status.UserInfo.Username, review.Status.UserInfo.Groups, nil
-}
-
-// parsedKubeconfig is what the tests need from a kubeconfig the plugin
-// wrote; it reads the plugin's own fixed layout, no general YAML.
-type parsedKubeconfig struct {
-	server string
-	caPEM  []byte
-	cert   tls.Certificate
-}
-
-func parseKubeconfig(t *testing.T, data []byte) parsedKubeconfig {
-	t.Helper()
-	fields := map[string]string{}
-	for _, line := range strings.Split(string(data), "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ": ")
-		if ok {
-			fields[k] = v
-		}
-	}
-	dec := func(k string) []byte {
-		b, err := base64.StdEncoding.DecodeString(fields[k])
-		if err != nil || len(b) == 0 {
-			t.Fatalf("kubeconfig %s: %v", k, err)
-		}
-		return b
-	}
-	kc := parsedKubeconfig{server: fields["server"], caPEM: dec("certificate-authority-data")}
-	cert, err := tls.X509KeyPair(dec("client-certificate-data"), dec("client-key-data"))
-	if err != nil {
-		t.Fatalf("kubeconfig client certificate: %v", err)
-	}
-	kc.cert = cert
-	return kc
 }
 
 // wantKind fails unless err matches kind.
