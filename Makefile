@@ -10,7 +10,7 @@ LDFLAGS := -X github.com/berthgw/berth/gateway.Version=$(VERSION)
 # its own module so plugin authors do not inherit the gateway's dependencies.
 MODULES := . sdk
 
-.PHONY: all build run test fmt-check vet unit e2e-tools pebble bench fuzz proto clean
+.PHONY: all build run test fmt-check vet unit e2e-tools pebble bench bench-proxy fuzz proto clean
 
 all: build
 
@@ -51,9 +51,18 @@ pebble:
 	@test -x "$(PEBBLE_BIN)" || (cd $(PEBBLE_MOD) && GOWORK=off $(GO) build -trimpath -o "$(PEBBLE_BIN)" github.com/letsencrypt/pebble/v2/cmd/pebble)
 	@echo "$(PEBBLE_BIN)"
 
+# Quick in-process Go benchmarks. `make bench-proxy` is the slower,
+# out-of-process comparison of the proxy with nginx and httputil.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	cd sdk && $(GO) test -run '^$$' -bench . -benchmem -benchtime 3s ./pluginclient/
+
+# Berth's proxy from outside its process against direct, nginx and
+# httputil.ReverseProxy (wrk, vegeta), sort and page of 10 000 and 50 000
+# pods, 1 000 watches; about 20 minutes. Installs wrk, nginx-light and
+# vegeta when missing. Flags: make bench-proxy BENCH_ARGS="-runs 3 -out DIR".
+bench-proxy: e2e-tools
+	bash deploy/bench/bench-proxy.sh $(BENCH_ARGS)
 
 # Regenerates the plugin protocol's Go code with pinned tools (protoc from
 # Debian, protoc-gen-go and protoc-gen-go-grpc at fixed versions).
