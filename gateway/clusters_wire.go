@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"fmt"
 	"net"
 	"strings"
@@ -10,6 +12,8 @@ import (
 	"github.com/berthgw/berth/gateway/authn"
 	"github.com/berthgw/berth/gateway/clusters"
 	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/gateway/join"
+	"github.com/berthgw/berth/gateway/secretbox"
 	"github.com/berthgw/berth/proxy"
 	"github.com/berthgw/berth/proxy/listquery"
 )
@@ -41,6 +45,16 @@ func (g *Gateway) initClusters() error {
 	g.clusters = svc
 	g.proxyRoute = clusters.NewProxyRoute(svc, g.authn, px, g.audit)
 	g.clusterAPI = clusters.NewHandlers(svc, g.authn, g.identity, g.publicURL, g.CertificatePEM, pc.KubeconfigTTL.D())
+
+	// Join-token digests are keyed by a key derived from the secret key,
+	// so a copy of the store alone cannot test guesses offline.
+	secret, err := secretbox.LoadKey(g.cfg.SecretKey, g.cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("join tokens: %w", err)
+	}
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte("berth join-token digests"))
+	g.joinAPI = join.NewHandlers(join.NewService(g.db, svc, g.audit, mac.Sum(nil), g.clock), g.authn, g.publicURL)
 	return nil
 }
 
@@ -79,5 +93,9 @@ func (g *Gateway) clusterRoutes() []authn.Route {
 		{Method: get, Path: "/api/v1/clusters/{name}/members", Permission: write, Handler: h.Members},
 		{Method: post, Path: "/api/v1/clusters/{name}/members", Permission: write, Handler: h.AddMember},
 		{Method: del, Path: "/api/v1/clusters/{name}/members/{id}", Permission: write, Handler: h.RemoveMember},
+		{Method: post, Path: "/api/v1/clusters/{name}/join-tokens", Permission: write, Handler: g.joinAPI.Create},
+		{Method: get, Path: "/api/v1/clusters/{name}/join-tokens", Permission: write, Handler: g.joinAPI.List},
+		{Method: del, Path: "/api/v1/join-tokens/{id}", Permission: write, Handler: g.joinAPI.Revoke},
+		{Method: get, Path: "/join", Permission: authn.Public, AddrScope: join.AddrScope, Handler: g.joinAPI.Script},
 	}
 }

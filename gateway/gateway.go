@@ -27,6 +27,7 @@ import (
 	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/identityapi"
+	"github.com/berthgw/berth/gateway/join"
 	"github.com/berthgw/berth/gateway/metrics"
 	"github.com/berthgw/berth/gateway/middleware"
 	"github.com/berthgw/berth/gateway/pluginhost"
@@ -79,6 +80,7 @@ type Gateway struct {
 	clusters   *clusters.Service
 	clusterAPI *clusters.Handlers
 	proxyRoute *clusters.ProxyRoute
+	joinAPI    *join.Handlers
 	stopAudit  context.CancelFunc
 	auditDone  chan struct{}
 

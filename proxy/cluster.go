@@ -252,3 +252,34 @@ func shortNetError(err error) string {
 		return "connection failed"
 	}
 }
+
+// Do sends one request of the gateway's own to a cluster, acting as id
+// (through impersonation), and returns the status and body (at most
+// 4 MiB). It serves the gateway's own API calls, such as creating a
+// bootstrap token Secret for a join token.
+func (p *Pool) Do(name, method, path string, id Identity, contentType string, body []byte, timeout time.Duration) (int, []byte, error) {
+	u := p.get(name)
+	if u == nil {
+		return 0, nil, fmt.Errorf("cluster %q: %w", name, ErrBadClusterName)
+	}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.Header.SetMethod(method)
+	req.SetRequestURI(u.uri(Target{Path: path}))
+	req.Header.Set("Accept", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	setIdentity(&req.Header, u.token, id)
+	req.SetBodyRaw(body)
+	req.SetTimeout(timeout)
+	if err := u.client.Do(req, resp); err != nil {
+		return 0, nil, fmt.Errorf("%w: %s", ErrUnreachable, shortNetError(err))
+	}
+	data, err := readAllLimit(resp, 4<<20)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: %s", ErrUnreachable, shortNetError(err))
+	}
+	return resp.StatusCode(), data, nil
+}

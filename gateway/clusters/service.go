@@ -402,7 +402,10 @@ func (s *Service) Identity(p *identity.Principal, role, clientIP, requestID stri
 	for _, g := range p.Groups {
 		groups = append(groups, pre+"group:"+g)
 	}
-	extra := map[string][]string{"berth.dev/client-ip": {clientIP}, "berth.dev/auth-method": {p.AuthMethod}}
+	extra := map[string][]string{"berth.dev/auth-method": {p.AuthMethod}}
+	if clientIP != "" {
+		extra["berth.dev/client-ip"] = []string{clientIP}
+	}
 	if requestID != "" {
 		extra["berth.dev/request-id"] = []string{requestID}
 	}
@@ -589,4 +592,30 @@ func reason(err error) string {
 	default:
 		return "error"
 	}
+}
+
+// Endpoint returns how machines reach a cluster's API server directly: its
+// URL and the CA that signs it (public data, not a credential).
+func (s *Service) Endpoint(name string) (server string, caPEM []byte, err error) {
+	r, err := s.Get(name)
+	if err != nil {
+		return "", nil, err
+	}
+	c, err := s.open(r)
+	if err != nil {
+		return "", nil, err
+	}
+	return c.Server, c.CAData, nil
+}
+
+// Call makes an API request of the gateway's own to a cluster as p in
+// their role there (so the cluster's RBAC still decides), for features
+// such as join tokens that change objects in the cluster.
+func (s *Service) Call(p *identity.Principal, name, method, path, contentType string, body []byte) (int, []byte, error) {
+	role, ok := s.Access(p, name)
+	if !ok {
+		return 0, nil, ErrNotFound
+	}
+	id := s.Identity(p, role, "", "")
+	return s.pool.Do(name, method, path, id, contentType, body, s.opts.ProbeTimeout*3)
 }
