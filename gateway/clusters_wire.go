@@ -13,6 +13,7 @@ import (
 	"github.com/berthgw/berth/gateway/clusters"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/join"
+	"github.com/berthgw/berth/gateway/nodes"
 	"github.com/berthgw/berth/gateway/secretbox"
 	"github.com/berthgw/berth/proxy"
 	"github.com/berthgw/berth/proxy/listquery"
@@ -54,6 +55,10 @@ func (g *Gateway) initClusters() error {
 	}
 	mac := hmac.New(sha256.New, secret)
 	mac.Write([]byte("berth join-token digests"))
+	g.nodesAPI = nodes.NewHandlers(nodes.NewService(svc), g.authn, g.audit, func(ctx *fasthttp.RequestCtx, cluster string) bool {
+		_, ok := svc.Access(authn.PrincipalFrom(ctx), cluster)
+		return ok
+	})
 	g.joinAPI = join.NewHandlers(join.NewService(g.db, svc, g.audit, mac.Sum(nil), g.clock), g.authn, g.publicURL)
 	return nil
 }
@@ -97,5 +102,10 @@ func (g *Gateway) clusterRoutes() []authn.Route {
 		{Method: get, Path: "/api/v1/clusters/{name}/join-tokens", Permission: write, Handler: g.joinAPI.List},
 		{Method: del, Path: "/api/v1/join-tokens/{id}", Permission: write, Handler: g.joinAPI.Revoke},
 		{Method: get, Path: "/join", Permission: authn.Public, AddrScope: join.AddrScope, Handler: g.joinAPI.Script},
+		{Method: get, Path: "/api/v1/clusters/{name}/nodes", Permission: read, Handler: g.nodesAPI.List},
+		{Method: get, Path: "/api/v1/clusters/{name}/nodes/{node}", Permission: read, Handler: g.nodesAPI.Get},
+		{Method: post, Path: "/api/v1/clusters/{name}/nodes/{node}/cordon", Permission: read, Handler: g.nodesAPI.Cordon},
+		{Method: post, Path: "/api/v1/clusters/{name}/nodes/{node}/uncordon", Permission: read, Handler: g.nodesAPI.Uncordon},
+		{Method: post, Path: "/api/v1/clusters/{name}/nodes/{node}/drain", Permission: read, Handler: g.nodesAPI.Drain},
 	}
 }

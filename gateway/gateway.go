@@ -30,6 +30,7 @@ import (
 	"github.com/berthgw/berth/gateway/join"
 	"github.com/berthgw/berth/gateway/metrics"
 	"github.com/berthgw/berth/gateway/middleware"
+	"github.com/berthgw/berth/gateway/nodes"
 	"github.com/berthgw/berth/gateway/pluginhost"
 	"github.com/berthgw/berth/gateway/ratelimit"
 	"github.com/berthgw/berth/gateway/secretbox"
@@ -81,6 +82,7 @@ type Gateway struct {
 	clusterAPI *clusters.Handlers
 	proxyRoute *clusters.ProxyRoute
 	joinAPI    *join.Handlers
+	nodesAPI   *nodes.Handlers
 	stopAudit  context.CancelFunc
 	auditDone  chan struct{}
 

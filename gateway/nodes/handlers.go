@@ -1,0 +1,169 @@
+package nodes
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/authn"
+	"github.com/berthgw/berth/gateway/httpapi"
+)
+
+// Drain timeouts a caller may ask for.
+const (
+	DefaultDrainTimeout = 2 * time.Minute
+	MaxDrainTimeout     = time.Hour
+)
+
+// Handlers are the /api/v1/clusters/{name}/nodes endpoints.
+type Handlers struct {
+	svc   *Service
+	authn *authn.Authenticator
+	audit *audit.Log
+	// visible reports whether the caller may see the cluster at all, so a
+	// non-member gets 404 before anything reaches the cluster.
+	visible func(ctx *fasthttp.RequestCtx, cluster string) bool
+}
+
+// NewHandlers wires the node endpoints.
+func NewHandlers(svc *Service, a *authn.Authenticator, au *audit.Log, visible func(*fasthttp.RequestCtx, string) bool) *Handlers {
+	return &Handlers{svc: svc, authn: a, audit: au, visible: visible}
+}
+
+func params(ctx *fasthttp.RequestCtx) (cluster, node string) {
+	cluster, _ = ctx.UserValue("name").(string)
+	node, _ = ctx.UserValue("node").(string)
+	return cluster, node
+}
+
+func writeErr(ctx *fasthttp.RequestCtx, err error) {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusNotFound, httpapi.CodeNotFound, "not found"))
+	case errors.Is(err, ErrTimeout):
+		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusGatewayTimeout, httpapi.CodeUnavailable, "%s", err.Error()))
+	case errors.Is(err, ErrCluster):
+		// The cluster's own refusal (403 from its RBAC, 409, …) is the
+		// useful message; report it as a failed upstream call.
+		msg := err.Error()
+		status := fasthttp.StatusBadGateway
+		if strings.Contains(msg, "answered 403") {
+			status = fasthttp.StatusForbidden
+		}
+		httpapi.WriteError(ctx, httpapi.Errorf(status, map[bool]string{true: httpapi.CodeForbidden, false: httpapi.CodeUnavailable}[status == fasthttp.StatusForbidden], "%s", msg))
+	default:
+		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusBadGateway, httpapi.CodeUnavailable, "the cluster could not be reached"))
+	}
+}
+
+// List is GET /api/v1/clusters/{name}/nodes.
+func (h *Handlers) List(ctx *fasthttp.RequestCtx) {
+	cluster, _ := params(ctx)
+	if !h.visible(ctx, cluster) {
+		writeErr(ctx, ErrNotFound)
+		return
+	}
+	ns, err := h.svc.List(authn.PrincipalFrom(ctx), cluster)
+	if err != nil {
+		writeErr(ctx, err)
+		return
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, httpapi.NewList(ns, len(ns), httpapi.Page{Page: 1, PageSize: max(len(ns), 1)}))
+}
+
+// Get is GET /api/v1/clusters/{name}/nodes/{node}.
+func (h *Handlers) Get(ctx *fasthttp.RequestCtx) {
+	cluster, node := params(ctx)
+	if !h.visible(ctx, cluster) {
+		writeErr(ctx, ErrNotFound)
+		return
+	}
+	n, err := h.svc.Get(authn.PrincipalFrom(ctx), cluster, node)
+	if err != nil {
+		writeErr(ctx, err)
+		return
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, n)
+}
+
+// Cordon is POST …/nodes/{node}/cordon.
+func (h *Handlers) Cordon(ctx *fasthttp.RequestCtx) { h.setUnschedulable(ctx, true) }
+
+// Uncordon is POST …/nodes/{node}/uncordon.
+func (h *Handlers) Uncordon(ctx *fasthttp.RequestCtx) { h.setUnschedulable(ctx, false) }
+
+func (h *Handlers) setUnschedulable(ctx *fasthttp.RequestCtx, on bool) {
+	cluster, node := params(ctx)
+	if !h.visible(ctx, cluster) {
+		writeErr(ctx, ErrNotFound)
+		return
+	}
+	n, err := h.svc.SetUnschedulable(authn.PrincipalFrom(ctx), cluster, node, on)
+	h.record(ctx, map[bool]string{true: "node.cordon", false: "node.uncordon"}[on], cluster, node, err, nil)
+	if err != nil {
+		writeErr(ctx, err)
+		return
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, n)
+}
+
+// Drain is POST …/nodes/{node}/drain {timeout_seconds?}: cordon, then evict
+// every pod a drain should move, honouring PodDisruptionBudgets.
+func (h *Handlers) Drain(ctx *fasthttp.RequestCtx) {
+	cluster, node := params(ctx)
+	var req struct {
+		TimeoutSeconds int `json:"timeout_seconds"`
+	}
+	if len(ctx.PostBody()) > 0 {
+		if e := httpapi.DecodeJSON(ctx, &req); e != nil {
+			httpapi.WriteError(ctx, e)
+			return
+		}
+	}
+	timeout := DefaultDrainTimeout
+	if req.TimeoutSeconds != 0 {
+		timeout = time.Duration(req.TimeoutSeconds) * time.Second
+		if timeout < time.Second || timeout > MaxDrainTimeout {
+			httpapi.WriteError(ctx, httpapi.BadRequest("timeout_seconds must be from 1 to %d", int(MaxDrainTimeout.Seconds())))
+			return
+		}
+	}
+	if !h.visible(ctx, cluster) {
+		writeErr(ctx, ErrNotFound)
+		return
+	}
+	res, err := h.svc.Drain(ctx, authn.PrincipalFrom(ctx), cluster, node, timeout)
+	details := map[string]string{}
+	if res != nil {
+		details["evicted"] = strings.Join(res.Evicted, ",")
+	}
+	h.record(ctx, "node.drain", cluster, node, err, details)
+	if err != nil {
+		writeErr(ctx, err)
+		return
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, res)
+}
+
+func (h *Handlers) record(ctx *fasthttp.RequestCtx, action, cluster, node string, err error, details map[string]string) {
+	if h.audit == nil {
+		return
+	}
+	p := authn.PrincipalFrom(ctx)
+	if details == nil {
+		details = map[string]string{}
+	}
+	details["cluster"] = cluster
+	ev := audit.Event{Category: "cluster", Action: action, ResourceType: "node", ResourceID: node, Result: audit.ResultSuccess,
+		ClientIP: h.authn.ClientIP(ctx).String(), UserAgent: string(ctx.UserAgent()), RequestID: httpapi.RequestID(ctx), Details: details}
+	if p != nil {
+		ev.ActorID, ev.ActorName, ev.AuthMethod, ev.CredentialID = p.UserID, p.Username, p.AuthMethod, p.CredentialID
+	}
+	if err != nil {
+		ev.Result, ev.Reason = audit.ResultFailure, "error"
+	}
+	h.audit.Record(ctx, ev)
+}
