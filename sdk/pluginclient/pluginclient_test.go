@@ -173,17 +173,19 @@ func TestStrayStdout(t *testing.T) {
 // product's go-plugin host, or a mismatched Berth) is refused, and the
 // plugin says why on its stderr.
 func TestWrongCookieRefused(t *testing.T) {
-	var stderr bytes.Buffer
+	stderr := &lockedBuffer{}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  plugin.HandshakeConfig{MagicCookieKey: sdk.Handshake.MagicCookieKey, MagicCookieValue: "not-berth"},
 		VersionedPlugins: pluginclient.VersionedPlugins(pluginclient.SetOptions{}),
 		Cmd:              exec.Command(testplugin(t)),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Stderr:           &stderr,
+		Stderr:           stderr,
 		Logger:           plugintest.TestLogger(t, "host"),
 	})
-	defer client.Kill()
 	_, err := client.Client()
+	// Kill waits for the process and for go-plugin to drain its stderr,
+	// so the explanation is complete before it is read.
+	client.Kill()
 	if err == nil {
 		t.Fatal("plugin accepted a wrong cookie")
 	}
