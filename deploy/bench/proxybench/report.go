@@ -100,6 +100,11 @@ func markdown(r *results, o options) string {
 			(float64(w.MemOpen.Total)-float64(w.MemBefore.Total))/n/1024,
 			(float64(w.RSSOpen)-float64(w.RSSBefore))/n/1024,
 			(float64(w.MemOpen.Goroutines)-float64(w.MemBefore.Goroutines))/n)
+		if w.ReleasedAfter > 0 {
+			fmt.Fprintf(&b, "Once the clients closed their watches, Berth was back to its goroutine count in %.1f s.\n", w.ReleasedAfter.Seconds())
+		} else {
+			b.WriteString("**Berth still held the watches' goroutines 30 s after the clients closed them** (see berth-goroutines-after-watches.txt).\n")
+		}
 		fmt.Fprintf(&b, "After closing: %d goroutines (%d before), heap live %.1f MB (%.1f MB before), RSS %.1f MB (%.1f MB before, %.1f MB open).\n\n",
 			w.MemAfter.Goroutines, w.MemBefore.Goroutines, float64(w.MemAfter.HeapLive)/1e6, float64(w.MemBefore.HeapLive)/1e6,
 			float64(w.RSSAfter)/1e6, float64(w.RSSBefore)/1e6, float64(w.RSSOpen)/1e6)

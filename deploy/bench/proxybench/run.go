@@ -180,19 +180,19 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	if !o.skipList {
-		lr, err := listCases(ctx, o, b, backendAddr, caPEM)
-		if err != nil {
-			return err
-		}
-		res.Lists = lr
-	}
 	if kube != nil && !o.skipWatch {
 		wr, err := watchCases(ctx, o, b, kube)
 		if err != nil {
 			return err
 		}
 		res.Watch = wr
+	}
+	if !o.skipList {
+		lr, err := listCases(ctx, o, b, backendAddr, caPEM)
+		if err != nil {
+			return err
+		}
+		res.Lists = lr
 	}
 	res.LoadAfter = loadAvg()
 

@@ -285,3 +285,15 @@ func startKube(ctx context.Context, dir, repo string) (*kubeenv.Env, error) {
 	}
 	return env, nil
 }
+
+// saveDebug writes the answer of a debug-listener path (a profile) to file.
+func (b *berth) saveDebug(ctx context.Context, path, file string) error {
+	data, err := b.debugGet(ctx, path)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", file, err)
+	}
+	return nil
+}

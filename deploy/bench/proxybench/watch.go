@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -37,7 +38,11 @@ type watchResult struct {
 	MemBefore, MemOpen, MemAfter memStats       `json:"-"`
 	RSSBefore, RSSOpen, RSSAfter int64          `json:"-"`
 	Mem                          map[string]any `json:"memory"`
-	Loads                        []float64      `json:"load_averages"`
+	// ReleasedAfter is how long Berth took, once the clients closed their
+	// watches, to be back to its goroutine count before them; 0 if it was
+	// not within 30 s.
+	ReleasedAfter time.Duration `json:"released_after"`
+	Loads         []float64     `json:"load_averages"`
 }
 
 // durations summarises a sample.
@@ -114,6 +119,9 @@ func watchCases(ctx context.Context, o options, b *berth, kube *kubeEnv) (*watch
 		res.FirstEvent[p.name] = summarise(first)
 		if p.name == "berth" {
 			res.MemOpen, res.RSSOpen, err = b.mem(ctx)
+			if err == nil {
+				err = b.saveDebug(ctx, "/debug/pprof/heap", filepath.Join(o.out, "berth-heap-watches.pprof"))
+			}
 			if err != nil {
 				closeWatches(ws)
 				return nil, err
@@ -134,10 +142,14 @@ func watchCases(ctx context.Context, o options, b *berth, kube *kubeEnv) (*watch
 			res.FirstEvent[p.name].P50ms, res.FirstEvent[p.name].P99ms, res.Fanout[p.name].P50ms, res.Fanout[p.name].P99ms)
 		closeWatches(ws)
 	}
-	// Give Berth a moment to notice the closed clients and release.
-	for range 50 {
+	// Berth notices a closed client on its connection and ends the
+	// upstream watch; wait up to 30 s for its goroutines to go, and keep a
+	// goroutine dump if they do not.
+	closed := time.Now()
+	for range 150 {
 		m, _, err := b.mem(ctx)
 		if err == nil && m.Goroutines <= res.MemBefore.Goroutines+5 {
+			res.ReleasedAfter = time.Since(closed)
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -145,6 +157,12 @@ func watchCases(ctx context.Context, o options, b *berth, kube *kubeEnv) (*watch
 	res.MemAfter, res.RSSAfter, err = b.mem(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if res.ReleasedAfter == 0 {
+		logf("berth still has %d goroutines (%d before the watches) 30 s after they closed", res.MemAfter.Goroutines, res.MemBefore.Goroutines)
+		if err := b.saveDebug(ctx, "/debug/pprof/goroutine?debug=1", filepath.Join(o.out, "berth-goroutines-after-watches.txt")); err != nil {
+			return nil, err
+		}
 	}
 	n := float64(o.watches)
 	per := func(open, before uint64) float64 { return (float64(open) - float64(before)) / n }
