@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"sync"
@@ -74,8 +75,12 @@ type DB struct {
 const (
 	defaultMemTable   = 8 << 20
 	defaultBlockCache = 16 << 20
-	maxTxnRetries     = 10
-	schemaKey         = "meta/schema_version"
+	// maxTxnRetries bounds retries of a conflicting transaction; with the
+	// jittered backoff below that is over a second of contention, far
+	// beyond what a control plane's writes see, but a burst of writers on
+	// one record (a counter, a session) must not fail.
+	maxTxnRetries = 64
+	schemaKey     = "meta/schema_version"
 )
 
 // Open opens (creating if needed) the store. A directory held by another
@@ -197,9 +202,16 @@ func (db *DB) Update(fn func(tx *Tx) error) error {
 		if !errors.Is(err, badger.ErrConflict) {
 			return err
 		}
-		time.Sleep(time.Duration(attempt+1) * time.Millisecond)
+		time.Sleep(conflictBackoff(attempt))
 	}
 	return fmt.Errorf("transaction kept conflicting after %d attempts: %w", maxTxnRetries, err)
+}
+
+// conflictBackoff is the wait before retry attempt+1: exponential from
+// 1 ms to 32 ms, jittered so colliding writers spread out.
+func conflictBackoff(attempt int) time.Duration {
+	d := time.Millisecond << min(attempt, 5)
+	return d/2 + time.Duration(rand.Int64N(int64(d)))
 }
 
 // View runs fn in a read-only transaction.
