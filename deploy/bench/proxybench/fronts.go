@@ -76,7 +76,6 @@ func runHTTPUtil(args []string) error {
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}},
 		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){},
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          nil,
 	}
 	if err := writeReady(*ready, []byte(ln.Addr().String())); err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -59,19 +60,11 @@ func summarise(v []time.Duration) durations {
 		return durations{}
 	}
 	s := append([]time.Duration(nil), v...)
-	sortDurations(s)
+	slices.Sort(s)
 	pick := func(q float64) time.Duration { return s[min(len(s)-1, int(q*float64(len(s))))] }
 	d := durations{N: len(s), P50: pick(0.50), P99: pick(0.99), Max: s[len(s)-1]}
 	d.P50ms, d.P99ms, d.Maxms = ms(d.P50), ms(d.P99), ms(d.Max)
 	return d
-}
-
-func sortDurations(s []time.Duration) {
-	for i := 1; i < len(s); i++ { // insertion sort is fine for ≤ a few thousand
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
 }
 
 // watcher is one open watch and the events it saw.
