@@ -15,6 +15,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/edgetls"
 	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/identity"
@@ -266,4 +267,15 @@ func WriteAuthError(ctx *fasthttp.RequestCtx, err error) {
 	default:
 		httpapi.WriteError(ctx, err)
 	}
+}
+
+// AuditEvent starts an audit event for the request: who made it (when
+// authenticated), from where, with which client and request id. Callers add
+// the action, resource and result.
+func (a *Authenticator) AuditEvent(ctx *fasthttp.RequestCtx) audit.Event {
+	ev := audit.Event{ClientIP: a.ClientIP(ctx).String(), UserAgent: string(ctx.UserAgent()), RequestID: httpapi.RequestID(ctx)}
+	if p := PrincipalFrom(ctx); p != nil {
+		ev.ActorID, ev.ActorName, ev.AuthMethod, ev.CredentialID = p.UserID, p.Username, p.AuthMethod, p.CredentialID
+	}
+	return ev
 }

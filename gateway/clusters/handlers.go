@@ -106,14 +106,7 @@ func (req *request) connection() (*Connection, error) {
 	return c, nil
 }
 
-func (h *Handlers) event(ctx *fasthttp.RequestCtx) audit.Event {
-	p := authn.PrincipalFrom(ctx)
-	ev := audit.Event{ClientIP: h.authn.ClientIP(ctx).String(), UserAgent: string(ctx.UserAgent()), RequestID: httpapi.RequestID(ctx)}
-	if p != nil {
-		ev.ActorID, ev.ActorName, ev.AuthMethod, ev.CredentialID = p.UserID, p.Username, p.AuthMethod, p.CredentialID
-	}
-	return ev
-}
+func (h *Handlers) event(ctx *fasthttp.RequestCtx) audit.Event { return h.authn.AuditEvent(ctx) }
 
 func name(ctx *fasthttp.RequestCtx) string {
 	n, _ := ctx.UserValue("name").(string)

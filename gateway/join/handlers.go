@@ -46,14 +46,7 @@ func (h *Handlers) view(t *Token) View {
 		ExpiresAt: t.ExpiresAt, CreatedBy: t.CreatedBy, UsedBy: t.UsedBy, CreatedAt: t.CreatedAt}
 }
 
-func (h *Handlers) event(ctx *fasthttp.RequestCtx) audit.Event {
-	p := authn.PrincipalFrom(ctx)
-	ev := audit.Event{ClientIP: h.authn.ClientIP(ctx).String(), UserAgent: string(ctx.UserAgent()), RequestID: httpapi.RequestID(ctx)}
-	if p != nil {
-		ev.ActorID, ev.ActorName, ev.AuthMethod, ev.CredentialID = p.UserID, p.Username, p.AuthMethod, p.CredentialID
-	}
-	return ev
-}
+func (h *Handlers) event(ctx *fasthttp.RequestCtx) audit.Event { return h.authn.AuditEvent(ctx) }
 
 func writeErr(ctx *fasthttp.RequestCtx, err error) {
 	switch {

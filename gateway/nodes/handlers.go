@@ -152,16 +152,12 @@ func (h *Handlers) record(ctx *fasthttp.RequestCtx, action, cluster, node string
 	if h.audit == nil {
 		return
 	}
-	p := authn.PrincipalFrom(ctx)
 	if details == nil {
 		details = map[string]string{}
 	}
 	details["cluster"] = cluster
-	ev := audit.Event{Category: "cluster", Action: action, ResourceType: "node", ResourceID: node, Result: audit.ResultSuccess,
-		ClientIP: h.authn.ClientIP(ctx).String(), UserAgent: string(ctx.UserAgent()), RequestID: httpapi.RequestID(ctx), Details: details}
-	if p != nil {
-		ev.ActorID, ev.ActorName, ev.AuthMethod, ev.CredentialID = p.UserID, p.Username, p.AuthMethod, p.CredentialID
-	}
+	ev := h.authn.AuditEvent(ctx)
+	ev.Category, ev.Action, ev.ResourceType, ev.ResourceID, ev.Result, ev.Details = "cluster", action, "node", node, audit.ResultSuccess, details
 	if err != nil {
 		ev.Result, ev.Reason = audit.ResultFailure, "error"
 	}
