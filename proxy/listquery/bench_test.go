@@ -11,9 +11,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berthgw/berth/deploy/bench/podgen"
 )
 
-// Benchmarks: sort and page lists of realistic pods (podgen_test.go,
+// Benchmarks: sort and page lists of realistic pods (deploy/bench/podgen,
 // ~4 KB of JSON each) delivered in chunks of 500, as the proxy receives
 // them. Run (and see BENCHMARKS.md for the figures):
 //
@@ -52,7 +54,7 @@ func getBenchList(b *testing.B, pods int) *benchList {
 	if v, ok := benchLists.Load(pods); ok {
 		return v.(*benchList)
 	}
-	gen := genPodListChunks(pods, benchChunk, uint64(pods))
+	gen := podgen.ListChunks(pods, benchChunk, uint64(pods))
 	var total int
 	for _, c := range gen {
 		total += len(c)

@@ -1,9 +1,6 @@
 // Package podgen writes realistic Kubernetes pods as JSON, for the
-// benchmarks under deploy/bench and proxy/*_bench_test.go.
-//
-// The generator is a copy of proxy/listquery/podgen_test.go (test-only
-// there, so it cannot be imported), kept identical so that the list figures
-// of both benchmarks describe the same pods.
+// benchmarks under deploy/bench, proxy/*_bench_test.go and
+// proxy/listquery, so every list figure describes the same pods.
 package podgen
 
 import (
