@@ -14,6 +14,7 @@ import (
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/join"
 	"github.com/berthgw/berth/gateway/nodes"
+	"github.com/berthgw/berth/gateway/operations"
 	"github.com/berthgw/berth/gateway/secretbox"
 	"github.com/berthgw/berth/proxy"
 	"github.com/berthgw/berth/proxy/listquery"
@@ -36,14 +37,38 @@ func (g *Gateway) initClusters() error {
 		Observer:           m,
 		Logger:             g.log,
 	})
+	prov := g.cfg.Provisioning
+	g.operations = operations.NewService(g.db, operations.Options{
+		Workers:     prov.Workers,
+		Timeout:     prov.OperationTimeout.D(),
+		MaxAttempts: prov.MaxAttempts,
+		RetryMin:    prov.RetryMin.D(),
+		RetryMax:    prov.RetryMax.D(),
+		Retention:   prov.Retention.D(),
+		Logger:      g.log.With("component", "operations"),
+	})
 	svc, err := clusters.NewService(g.db, g.box, pool, g.audit, g.identity, g.log, clusters.Options{
 		ImpersonatePrefix: pc.ImpersonatePrefix,
 		ProbeInterval:     pc.ProbeInterval.D(),
+		Lifecycle: clusters.Lifecycle{
+			Operations:         g.operations,
+			Provisioner:        g.plugins.Provisioner,
+			DefaultProvisioner: prov.Provisioner,
+			Quota: clusters.Quota{
+				MaxClusters:      prov.Quota.MaxClusters,
+				MaxCPUMillicores: prov.Quota.CPUMillicores(),
+				MaxMemoryBytes:   prov.Quota.MemoryBytes(),
+			},
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("clusters: %w", err)
 	}
 	g.clusters = svc
+	g.operationsAPI = operations.NewHandlers(g.operations, g.authn, g.audit, func(p *identity.Principal, cluster string) bool {
+		_, ok := svc.Access(p, cluster)
+		return ok
+	})
 	g.proxyRoute = clusters.NewProxyRoute(svc, g.authn, px, g.audit)
 	g.clusterAPI = clusters.NewHandlers(svc, g.authn, g.identity, g.publicURL, g.CertificatePEM, pc.KubeconfigTTL.D())
 
@@ -94,6 +119,10 @@ func (g *Gateway) clusterRoutes() []authn.Route {
 		{Method: put, Path: "/api/v1/clusters/{name}", Permission: write, Handler: h.Update},
 		{Method: del, Path: "/api/v1/clusters/{name}", Permission: write, Handler: h.Delete},
 		{Method: post, Path: "/api/v1/clusters/{name}/test", Permission: read, Handler: h.Test},
+		{Method: get, Path: "/api/v1/clusters/{name}/operations", Permission: read, Handler: g.operationsAPI.ListForCluster},
+		{Method: get, Path: "/api/v1/operations", Permission: read, Handler: g.operationsAPI.List},
+		{Method: get, Path: "/api/v1/operations/{id}", Permission: read, Handler: g.operationsAPI.Get},
+		{Method: post, Path: "/api/v1/operations/{id}/cancel", Permission: write, Handler: g.operationsAPI.Cancel},
 		{Method: get, Path: "/api/v1/clusters/{name}/kubeconfig", Permission: read, Handler: h.Kubeconfig},
 		{Method: get, Path: "/api/v1/clusters/{name}/members", Permission: write, Handler: h.Members},
 		{Method: post, Path: "/api/v1/clusters/{name}/members", Permission: write, Handler: h.AddMember},

@@ -31,6 +31,7 @@ import (
 	"github.com/berthgw/berth/gateway/metrics"
 	"github.com/berthgw/berth/gateway/middleware"
 	"github.com/berthgw/berth/gateway/nodes"
+	"github.com/berthgw/berth/gateway/operations"
 	"github.com/berthgw/berth/gateway/pluginhost"
 	"github.com/berthgw/berth/gateway/ratelimit"
 	"github.com/berthgw/berth/gateway/secretbox"
@@ -80,6 +81,9 @@ type Gateway struct {
 	// The cluster registry and the Kubernetes proxy.
 	clusters   *clusters.Service
 	clusterAPI *clusters.Handlers
+	// operations runs cluster lifecycle work; nil-safe Stop.
+	operations    *operations.Service
+	operationsAPI *operations.Handlers
 	proxyRoute *clusters.ProxyRoute
 	joinAPI    *join.Handlers
 	nodesAPI   *nodes.Handlers
@@ -338,6 +342,7 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	}
 	g.log.Info("berth serving", "version", Version, "http", g.HTTPAddr(), "https", g.HTTPSAddr())
 	g.clusters.Start()
+	g.operations.Start(g.clusters.Executor())
 	g.startAuditPurge()
 
 	var serveErr error
@@ -358,6 +363,9 @@ func (g *Gateway) shutdown() error {
 	if err := g.server.ShutdownWithContext(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("drain connections: %w", err))
 	}
+	// Operations pause before their plugins stop, to resume at the next
+	// start.
+	g.operations.Stop()
 	if err := g.stopPlugins(ctx); err != nil {
 		errs = append(errs, err)
 	}

@@ -2,15 +2,18 @@ package clusters
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/authn"
 	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/gateway/operations"
 )
 
 // Handlers are the /api/v1/clusters endpoints.
@@ -47,17 +50,54 @@ type View struct {
 	LastObservedAt    *time.Time        `json:"last_observed_at,omitempty"`
 	LastError         string            `json:"last_error,omitempty"`
 	Role              string            `json:"role,omitempty"`
-	CreatedAt         time.Time         `json:"created_at"`
-	UpdatedAt         time.Time         `json:"updated_at"`
+	// Status is the lifecycle status: provisioning, ready, error,
+	// deleting (deleted clusters are not shown).
+	Status string `json:"status"`
+	// APIEndpoint is the cluster's own API server address (Server, under
+	// the name consoles use).
+	APIEndpoint string `json:"api_endpoint,omitempty"`
+	// Provisioner, Resources and Operation are set for provisioned
+	// clusters: the plugin, the asked-for CPU and memory of the control
+	// plane and the workers, and the latest operation.
+	Provisioner string         `json:"provisioner,omitempty"`
+	Resources   *ResourcesView `json:"resources,omitempty"`
+	Operation   string         `json:"operation,omitempty"`
+	CreatedAt   time.Time      `json:"created_at"`
+	UpdatedAt   time.Time      `json:"updated_at"`
+}
+
+// ResourcesView shows a provisioned cluster's shape as Kubernetes
+// quantities.
+type ResourcesView struct {
+	KubernetesVersion string       `json:"kubernetes_version,omitempty"`
+	ControlPlane      QuantityView `json:"control_plane"`
+	Workers           QuantityView `json:"workers"`
+}
+
+// QuantityView is CPU and memory as Kubernetes quantities ("2", "500m",
+// "4Gi").
+type QuantityView struct {
+	CPU    string `json:"cpu"`
+	Memory string `json:"memory"`
+}
+
+func quantities(r Resources) QuantityView {
+	return QuantityView{CPU: cpuString(r.CPUMillicores), Memory: memString(r.MemoryBytes)}
 }
 
 func view(r *Record, role string) View {
-	return View{
+	v := View{
 		Name: r.Name, DisplayName: r.DisplayName, Description: r.Description, Labels: r.Labels,
-		Server: r.Server, AuthType: r.AuthType, ConnectionStatus: r.ConnectionStatus,
+		Server: r.Server, APIEndpoint: r.Server, AuthType: r.AuthType, ConnectionStatus: r.ConnectionStatus,
 		KubernetesVersion: r.KubernetesVersion, LastObservedAt: r.LastObservedAt, LastError: r.LastError,
-		Role: role, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		Role: role, Status: r.LifecycleStatus(), Provisioner: r.Provisioner, Operation: r.Operation,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
+	if r.Shape != nil {
+		v.Resources = &ResourcesView{KubernetesVersion: r.Shape.KubernetesVersion,
+			ControlPlane: quantities(r.Shape.ControlPlane), Workers: quantities(r.Shape.Workers)}
+	}
+	return v
 }
 
 // request is the body of POST and PUT. Either kubeconfig (with an optional
@@ -75,6 +115,57 @@ type request struct {
 	Token                    string            `json:"token"`
 	ClientCertificateData    string            `json:"client_certificate_data"`
 	ClientKeyData            string            `json:"client_key_data"`
+	// Provision asks a provisioner to make (POST) or reshape (PUT) the
+	// cluster instead of registering an existing one.
+	Provision *provisionRequest `json:"provision"`
+}
+
+// provisionRequest is the shape of a cluster to provision.
+type provisionRequest struct {
+	Provisioner       string            `json:"provisioner"`
+	KubernetesVersion string            `json:"kubernetes_version"`
+	ControlPlane      quantityRequest   `json:"control_plane"`
+	Workers           quantityRequest   `json:"workers"`
+	Options           map[string]string `json:"options"`
+}
+
+// quantityRequest is CPU and memory as Kubernetes quantities.
+type quantityRequest struct {
+	CPU    string `json:"cpu"`
+	Memory string `json:"memory"`
+}
+
+func (q quantityRequest) parse(part string) (Resources, error) {
+	var r Resources
+	for _, f := range []struct {
+		name, raw string
+		set       func(resource.Quantity)
+	}{
+		{"cpu", q.CPU, func(v resource.Quantity) { r.CPUMillicores = v.MilliValue() }},
+		{"memory", q.Memory, func(v resource.Quantity) { r.MemoryBytes = v.Value() }},
+	} {
+		if f.raw == "" {
+			continue
+		}
+		v, err := resource.ParseQuantity(f.raw)
+		if err != nil || v.Sign() < 0 {
+			return r, fmt.Errorf("provision.%s.%s: %q is not a quantity (e.g. \"2\", \"500m\", \"4Gi\")", part, f.name, f.raw)
+		}
+		f.set(v)
+	}
+	return r, nil
+}
+
+func (p *provisionRequest) shape() (Shape, error) {
+	cp, err := p.ControlPlane.parse("control_plane")
+	if err != nil {
+		return Shape{}, err
+	}
+	w, err := p.Workers.parse("workers")
+	if err != nil {
+		return Shape{}, err
+	}
+	return Shape{KubernetesVersion: p.KubernetesVersion, ControlPlane: cp, Workers: w, Options: p.Options}, nil
 }
 
 // maxKubeconfig bounds the kubeconfig text a caller may send.
@@ -122,6 +213,12 @@ func writeErr(ctx *fasthttp.RequestCtx, err error) {
 		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusConflict, httpapi.CodeConflict, "%s", ErrExists.Error()))
 	case errors.Is(err, ErrInvalid):
 		httpapi.WriteError(ctx, httpapi.BadRequest("%s", strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": ")))
+	case errors.Is(err, ErrQuota):
+		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusForbidden, httpapi.CodeQuotaExceeded, "%s", err.Error()))
+	case errors.Is(err, ErrNotReady):
+		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusConflict, httpapi.CodeConflict, "%s", err.Error()))
+	case errors.Is(err, operations.ErrBusy):
+		operations.WriteError(ctx, err)
 	default:
 		httpapi.WriteError(ctx, err)
 	}
@@ -183,6 +280,27 @@ func (h *Handlers) Create(ctx *fasthttp.RequestCtx) {
 		httpapi.WriteError(ctx, httpapi.BadRequest("%s", err.Error()))
 		return
 	}
+	if req.Provision != nil {
+		if conn != nil {
+			httpapi.WriteError(ctx, httpapi.BadRequest("give provision or a kubeconfig (or server and credentials), not both"))
+			return
+		}
+		shape, err := req.Provision.shape()
+		if err != nil {
+			httpapi.WriteError(ctx, httpapi.BadRequest("%s", err.Error()))
+			return
+		}
+		op, err := h.svc.Provision(ctx, authn.PrincipalFrom(ctx), ProvisionSpec{
+			Name: req.Name, DisplayName: req.DisplayName, Description: req.Description, Labels: req.Labels,
+			Provisioner: req.Provision.Provisioner, Shape: shape,
+		}, h.event(ctx))
+		if err != nil {
+			writeErr(ctx, err)
+			return
+		}
+		writeOperation(ctx, op)
+		return
+	}
 	r, err := h.svc.Register(ctx, authn.PrincipalFrom(ctx), Spec{Name: req.Name, DisplayName: req.DisplayName, Description: req.Description, Labels: req.Labels, Conn: conn}, h.event(ctx))
 	if err != nil {
 		writeErr(ctx, err)
@@ -208,22 +326,59 @@ func (h *Handlers) Update(ctx *fasthttp.RequestCtx) {
 		httpapi.WriteError(ctx, httpapi.BadRequest("%s", err.Error()))
 		return
 	}
+	var shape Shape
+	if req.Provision != nil {
+		if req.Provision.Provisioner != "" {
+			httpapi.WriteError(ctx, httpapi.BadRequest("a cluster's provisioner cannot be changed"))
+			return
+		}
+		if shape, err = req.Provision.shape(); err != nil {
+			httpapi.WriteError(ctx, httpapi.BadRequest("%s", err.Error()))
+			return
+		}
+		if err := shape.validate(); err != nil {
+			writeErr(ctx, err)
+			return
+		}
+	}
 	r, err := h.svc.Update(ctx, Spec{Name: name(ctx), DisplayName: req.DisplayName, Description: req.Description, Labels: req.Labels, Conn: conn}, h.event(ctx))
 	if err != nil {
 		writeErr(ctx, err)
+		return
+	}
+	if req.Provision != nil {
+		op, err := h.svc.Reshape(ctx, authn.PrincipalFrom(ctx), r.Name, shape, h.event(ctx))
+		if err != nil {
+			writeErr(ctx, err)
+			return
+		}
+		writeOperation(ctx, op)
 		return
 	}
 	role, _ := h.svc.Access(authn.PrincipalFrom(ctx), r.Name)
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, view(r, role))
 }
 
-// Delete is DELETE /api/v1/clusters/{name}.
+// Delete is DELETE /api/v1/clusters/{name}: 204 for a registered
+// cluster, 202 with the delete operation for a provisioned one.
 func (h *Handlers) Delete(ctx *fasthttp.RequestCtx) {
-	if err := h.svc.Delete(ctx, name(ctx), h.event(ctx)); err != nil {
+	op, err := h.svc.Delete(ctx, authn.PrincipalFrom(ctx), name(ctx), h.event(ctx))
+	if err != nil {
 		writeErr(ctx, err)
 		return
 	}
+	if op != nil {
+		writeOperation(ctx, op)
+		return
+	}
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+// writeOperation answers 202 with an operation just started, and where to
+// follow it.
+func writeOperation(ctx *fasthttp.RequestCtx, op *operations.Operation) {
+	ctx.Response.Header.Set("Location", "/api/v1/operations/"+op.ID)
+	httpapi.WriteJSON(ctx, fasthttp.StatusAccepted, op)
 }
 
 // Test is POST /api/v1/clusters/{name}/test.

@@ -70,13 +70,18 @@ func (pr *ProxyRoute) serve(ctx *fasthttp.RequestCtx, t proxy.Target) {
 		proxy.WriteStatus(ctx, code, msg)
 		return
 	}
-	if _, err := pr.svc.Get(t.Cluster); err != nil {
+	rec, err := pr.svc.Get(t.Cluster)
+	if err != nil {
 		proxy.WriteStatus(ctx, fasthttp.StatusNotFound, fmt.Sprintf("cluster %q not found", t.Cluster))
 		return
 	}
 	role, ok := pr.svc.Access(p, t.Cluster)
 	if !ok {
 		proxy.WriteStatus(ctx, fasthttp.StatusForbidden, fmt.Sprintf("user %q is not a member of cluster %q", p.Username, t.Cluster))
+		return
+	}
+	if rec.Sealed == nil {
+		proxy.WriteStatus(ctx, fasthttp.StatusServiceUnavailable, fmt.Sprintf("cluster %q is %s: Berth has no connection to it yet", t.Cluster, rec.LifecycleStatus()))
 		return
 	}
 	if ok, retry := pr.authn.Limiter().Allow(ratelimit.ScopeProxy, p.RateKey()); !ok {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/gateway/operations"
 	"github.com/berthgw/berth/gateway/secretbox"
 	"github.com/berthgw/berth/gateway/store"
 	"github.com/berthgw/berth/proxy"
@@ -47,9 +48,30 @@ type Record struct {
 	KubernetesVersion string            `json:"kubernetes_version,omitempty"`
 	LastObservedAt    *time.Time        `json:"last_observed_at,omitempty"`
 	LastError         string            `json:"last_error,omitempty"`
-	CreatedBy         string            `json:"created_by,omitempty"`
-	CreatedAt         time.Time         `json:"created_at"`
-	UpdatedAt         time.Time         `json:"updated_at"`
+	// Status is the lifecycle status (Status* constants); records from
+	// before provisioning existed have none and are ready.
+	Status string `json:"status,omitempty"`
+	// Provisioner is the plugin that made the cluster; empty for a
+	// registered one. Shape is what it was asked to make.
+	Provisioner string `json:"provisioner,omitempty"`
+	Shape       *Shape `json:"shape,omitempty"`
+	// Operation is the cluster's latest operation.
+	Operation string     `json:"operation,omitempty"`
+	CreatedBy string     `json:"created_by,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+	DeletedAt *time.Time `json:"deleted_at,omitempty"`
+}
+
+// Live reports whether the cluster has not been deleted.
+func (r *Record) Live() bool { return r.Status != StatusDeleted }
+
+// LifecycleStatus is Status, with ready for records that predate it.
+func (r *Record) LifecycleStatus() string {
+	if r.Status == "" {
+		return StatusReady
+	}
+	return r.Status
 }
 
 // Member grants a user or a group a role on one cluster.
@@ -78,6 +100,9 @@ var (
 	ErrNotFound = errors.New("cluster not found")
 	ErrExists   = errors.New("a cluster with that name already exists")
 	ErrInvalid  = errors.New("invalid cluster")
+	// ErrNotReady: the cluster is being provisioned and Berth has no
+	// connection to it yet.
+	ErrNotReady = errors.New("the cluster has no connection yet: it is still being provisioned")
 )
 
 // Options configure the Service.
@@ -89,6 +114,9 @@ type Options struct {
 	ProbeInterval time.Duration
 	// ProbeTimeout bounds one probe.
 	ProbeTimeout time.Duration
+	// Lifecycle enables provisioning; without it clusters can only be
+	// registered.
+	Lifecycle Lifecycle
 }
 
 // Service manages clusters. Its Pool always mirrors the store.
@@ -141,6 +169,9 @@ func NewService(db *store.DB, box *secretbox.Box, pool *proxy.Pool, au *audit.Lo
 	}
 	for i := range all {
 		s.refresh(all[i].Name)
+		if !all[i].Live() || all[i].Sealed == nil {
+			continue
+		}
 		if err := s.addToPool(&all[i]); err != nil {
 			// One broken record must not keep the gateway down.
 			log.Error("cluster not loaded", "cluster", all[i].Name, "err", err)
@@ -181,6 +212,9 @@ func (s *Service) Stop() {
 func sealContext(name string) string { return "cluster/" + name }
 
 func (s *Service) open(r *Record) (*Connection, error) {
+	if r.Sealed == nil {
+		return nil, ErrNotReady
+	}
 	plain, err := s.box.Open(r.Sealed, sealContext(r.Name))
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s credentials: %w", r.Name, err)
@@ -214,16 +248,8 @@ type Spec struct {
 }
 
 func validateSpec(sp *Spec, create bool) error {
-	if create && !proxy.ValidClusterName(sp.Name) {
-		return fmt.Errorf("%w: name must be a DNS-1123 label: 1-63 lower-case letters, digits or '-', starting and ending with a letter or digit", ErrInvalid)
-	}
-	if len(sp.DisplayName) > 128 || len(sp.Description) > 1024 || len(sp.Labels) > 64 {
-		return fmt.Errorf("%w: display_name (128), description (1024) or labels (64) too long", ErrInvalid)
-	}
-	for k, v := range sp.Labels {
-		if k == "" || len(k) > 63 || len(v) > 256 {
-			return fmt.Errorf("%w: label %q too long or empty", ErrInvalid, k)
-		}
+	if err := validateMeta(sp, create); err != nil {
+		return err
 	}
 	if sp.Conn != nil {
 		if err := sp.Conn.validate(); err != nil {
@@ -238,6 +264,22 @@ func validateSpec(sp *Spec, create bool) error {
 	return nil
 }
 
+// validateMeta checks the name (on create) and the descriptive fields.
+func validateMeta(sp *Spec, create bool) error {
+	if create && !proxy.ValidClusterName(sp.Name) {
+		return fmt.Errorf("%w: name must be a DNS-1123 label: 1-63 lower-case letters, digits or '-', starting and ending with a letter or digit", ErrInvalid)
+	}
+	if len(sp.DisplayName) > 128 || len(sp.Description) > 1024 || len(sp.Labels) > 64 {
+		return fmt.Errorf("%w: display_name (128), description (1024) or labels (64) too long", ErrInvalid)
+	}
+	for k, v := range sp.Labels {
+		if k == "" || len(k) > 63 || len(v) > 256 {
+			return fmt.Errorf("%w: label %q too long or empty", ErrInvalid, k)
+		}
+	}
+	return nil
+}
+
 // Register stores a new cluster and opens its connection pool.
 func (s *Service) Register(ctx context.Context, actor *identity.Principal, sp Spec, ev audit.Event) (*Record, error) {
 	if err := validateSpec(&sp, true); err != nil {
@@ -248,12 +290,17 @@ func (s *Service) Register(ctx context.Context, actor *identity.Principal, sp Sp
 	r := &Record{
 		Name: sp.Name, DisplayName: sp.DisplayName, Description: sp.Description, Labels: sp.Labels,
 		Server: sp.Conn.Server, AuthType: sp.Conn.AuthType(), Sealed: s.box.Seal(plain, sealContext(sp.Name)),
-		ConnectionStatus: ConnPending, CreatedBy: actor.UserID, CreatedAt: now, UpdatedAt: now,
+		ConnectionStatus: ConnPending, Status: StatusReady, CreatedBy: actor.UserID, CreatedAt: now, UpdatedAt: now,
 	}
-	err := s.db.Update(func(tx *store.Tx) error { return records.Insert(tx, r.Name, r) })
+	err := s.db.Update(func(tx *store.Tx) error {
+		if err := claimName(tx, r.Name); err != nil {
+			return err
+		}
+		return records.Insert(tx, r.Name, r)
+	})
 	s.record(ctx, ev, "cluster.create", r.Name, err)
 	s.refresh(r.Name)
-	if errors.Is(err, store.ErrExists) {
+	if errors.Is(err, store.ErrExists) || errors.Is(err, ErrExists) {
 		return nil, ErrExists
 	}
 	if err != nil {
@@ -276,6 +323,9 @@ func (s *Service) Update(ctx context.Context, sp Spec, ev audit.Event) (*Record,
 		r, err := records.Get(tx, sp.Name)
 		if err != nil {
 			return err
+		}
+		if !r.Live() {
+			return store.ErrNotFound
 		}
 		r.DisplayName, r.Description, r.Labels = sp.DisplayName, sp.Description, sp.Labels
 		if sp.Conn != nil {
@@ -303,33 +353,51 @@ func (s *Service) Update(ctx context.Context, sp Spec, ev audit.Event) (*Record,
 	return out, nil
 }
 
-// Delete removes a cluster and its memberships and closes its connections.
-func (s *Service) Delete(ctx context.Context, name string, ev audit.Event) error {
+// Delete removes a cluster. A registered one is deleted at once: it
+// leaves the lists, its credentials and memberships are erased and its
+// connections closed, while its record stays for history (status
+// deleted). A provisioned one starts a delete operation through its
+// provisioner, which is returned.
+func (s *Service) Delete(ctx context.Context, actor *identity.Principal, name string, ev audit.Event) (*operations.Operation, error) {
+	var op *operations.Operation
 	err := s.db.Update(func(tx *store.Tx) error {
-		if err := records.Delete(tx, name); err != nil {
-			return err
-		}
-		ids, err := members.IDsBy(tx, "cluster", name)
+		r, err := records.Get(tx, name)
 		if err != nil {
 			return err
 		}
-		for _, id := range ids {
-			if err := members.Delete(tx, id); err != nil {
-				return err
-			}
+		if !r.Live() {
+			return store.ErrNotFound
 		}
-		return nil
+		if r.Provisioner != "" && s.opts.Lifecycle.Operations != nil {
+			op, err = s.deprovision(tx, r, actor.UserID)
+			return err
+		}
+		if busy, err := operations.ActiveFor(tx, name); err != nil {
+			return err
+		} else if busy != nil {
+			return &operations.BusyError{Operation: busy}
+		}
+		now := tx.Now().UTC()
+		r.Status, r.DeletedAt, r.Sealed, r.UpdatedAt = StatusDeleted, &now, nil, now
+		if err := records.Put(tx, name, r); err != nil {
+			return err
+		}
+		return deleteMembers(tx, name)
 	})
+	if op != nil {
+		ev.Details = map[string]string{"operation": op.ID}
+	}
 	s.record(ctx, ev, "cluster.delete", name, err)
 	s.refresh(name)
-	if errors.Is(err, store.ErrNotFound) {
-		return ErrNotFound
-	}
 	if err != nil {
-		return err
+		return nil, mapStoreErr(err)
+	}
+	if op != nil {
+		s.opts.Lifecycle.Operations.Kick()
+		return op, nil
 	}
 	s.pool.Remove(name)
-	return nil
+	return nil, nil
 }
 
 // Get returns one cluster.
@@ -352,6 +420,9 @@ func (s *Service) refresh(name string) {
 		r, err := records.Get(tx, name)
 		if err != nil {
 			return err
+		}
+		if !r.Live() {
+			return store.ErrNotFound
 		}
 		c = &cachedCluster{rec: *r}
 		ids, err := members.IDsBy(tx, "cluster", name)
@@ -387,6 +458,9 @@ func (s *Service) List(p *identity.Principal, page, pageSize int) ([]Record, int
 	err := s.db.View(func(tx *store.Tx) error {
 		var err error
 		items, total, err = records.Page(tx, page, pageSize, false, func(r *Record) bool {
+			if !r.Live() {
+				return false
+			}
 			_, ok := s.accessTx(tx, p, r.Name)
 			return ok
 		})
@@ -488,8 +562,10 @@ func (s *Service) AddMember(ctx context.Context, cluster, kind, subject, role st
 		return nil, fmt.Errorf("%w: give a user or a group", ErrInvalid)
 	}
 	err := s.db.Update(func(tx *store.Tx) error {
-		if _, err := records.Get(tx, cluster); err != nil {
+		if r, err := records.Get(tx, cluster); err != nil {
 			return err
+		} else if !r.Live() {
+			return store.ErrNotFound
 		}
 		// Changing a member's role replaces the old grant.
 		if old, id, err := members.GetBy(tx, "subject", m.Cluster+"\x1f"+m.Kind+"\x1f"+m.Subject); err == nil {
@@ -525,8 +601,10 @@ func (s *Service) lookupUser(subject string) (*identity.User, error) {
 func (s *Service) Members(cluster string) ([]Member, error) {
 	out := []Member{}
 	err := s.db.View(func(tx *store.Tx) error {
-		if _, err := records.Get(tx, cluster); err != nil {
+		if r, err := records.Get(tx, cluster); err != nil {
 			return err
+		} else if !r.Live() {
+			return store.ErrNotFound
 		}
 		ids, err := members.IDsBy(tx, "cluster", cluster)
 		if err != nil {
@@ -591,12 +669,13 @@ func (s *Service) Test(name string) (*TestResult, error) {
 // ProbeAll refreshes every cluster's connection status.
 func (s *Service) ProbeAll() {
 	var names []string
-	_ = s.db.View(func(tx *store.Tx) error {
-		return records.Scan(tx, store.ScanOptions{}, func(id string, _ *Record) (bool, error) {
-			names = append(names, id)
-			return true, nil
-		})
-	})
+	s.mu.RLock()
+	for name, c := range s.cache {
+		if c.rec.Sealed != nil {
+			names = append(names, name)
+		}
+	}
+	s.mu.RUnlock()
 	for _, n := range names {
 		version, err := s.pool.Version(n, s.opts.ProbeTimeout)
 		s.observe(n, version, err)
@@ -609,6 +688,9 @@ func (s *Service) observe(name, version string, perr error) {
 		r, err := records.Get(tx, name)
 		if err != nil {
 			return err
+		}
+		if !r.Live() || r.Sealed == nil {
+			return nil
 		}
 		r.LastObservedAt = &now
 		switch {

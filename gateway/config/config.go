@@ -33,8 +33,9 @@ type Config struct {
 	Audit          Audit      `yaml:"audit"`
 	// PublicURL is Berth's address as clients reach it.
 	PublicURL string  `yaml:"public_url"`
-	Proxy     Proxy   `yaml:"proxy"`
-	Plugins   Plugins `yaml:"plugins"`
+	Proxy        Proxy        `yaml:"proxy"`
+	Provisioning Provisioning `yaml:"provisioning"`
+	Plugins      Plugins      `yaml:"plugins"`
 
 	// source and lookupEnv are what Load read, kept for Reload.
 	source    string
@@ -193,6 +194,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Proxy.validate(); err != nil {
+		return err
+	}
+	if err := c.Provisioning.validate(); err != nil {
 		return err
 	}
 	if err := checkAddr(c.HTTP.Addr); err != nil {

@@ -31,6 +31,8 @@ const (
 	CodeRateLimited          = "rate_limited"
 	CodeInternal             = "internal_error"
 	CodeUnavailable          = "unavailable"
+	// CodeQuotaExceeded: the request would pass the caller's quota.
+	CodeQuotaExceeded = "quota_exceeded"
 )
 
 // Error is an API error: an HTTP status, a stable machine code and a

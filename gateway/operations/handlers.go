@@ -1,0 +1,143 @@
+package operations
+
+import (
+	"errors"
+	"slices"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/authn"
+	"github.com/berthgw/berth/gateway/httpapi"
+	"github.com/berthgw/berth/gateway/identity"
+)
+
+// Handlers are the /api/v1/operations endpoints.
+type Handlers struct {
+	svc   *Service
+	authn *authn.Authenticator
+	audit *audit.Log
+	// access reports whether p may reach a live cluster.
+	access func(p *identity.Principal, cluster string) bool
+}
+
+// NewHandlers wires the operations API. access says whether a principal
+// may see a cluster; holders of clusters:write see every operation, those
+// of deleted clusters included.
+func NewHandlers(svc *Service, a *authn.Authenticator, au *audit.Log, access func(p *identity.Principal, cluster string) bool) *Handlers {
+	return &Handlers{svc: svc, authn: a, audit: au, access: access}
+}
+
+func (h *Handlers) visible(p *identity.Principal) func(string) bool {
+	if p.Can(identity.PermClustersWrite) && !p.Scoped() {
+		return nil
+	}
+	return func(cluster string) bool { return h.access(p, cluster) }
+}
+
+// WriteError maps the package's errors to API errors.
+func WriteError(ctx *fasthttp.RequestCtx, err error) {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusNotFound, httpapi.CodeNotFound, "operation not found"))
+	case errors.Is(err, ErrFinished), errors.Is(err, ErrNotCancellable), errors.Is(err, ErrBusy):
+		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusConflict, httpapi.CodeConflict, "%s", err.Error()))
+	default:
+		httpapi.WriteError(ctx, err)
+	}
+}
+
+// List is GET /api/v1/operations?status=&type=&cluster=, newest first.
+func (h *Handlers) List(ctx *fasthttp.RequestCtx) {
+	h.list(ctx, string(ctx.QueryArgs().Peek("cluster")))
+}
+
+// ListForCluster is GET /api/v1/clusters/{name}/operations.
+func (h *Handlers) ListForCluster(ctx *fasthttp.RequestCtx) {
+	name, _ := ctx.UserValue("name").(string)
+	if v := h.visible(authn.PrincipalFrom(ctx)); v != nil && !v(name) {
+		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusNotFound, httpapi.CodeNotFound, "cluster not found"))
+		return
+	}
+	h.list(ctx, name)
+}
+
+func (h *Handlers) list(ctx *fasthttp.RequestCtx, cluster string) {
+	pg, perr := httpapi.ParsePage(ctx)
+	if perr != nil {
+		httpapi.WriteError(ctx, perr)
+		return
+	}
+	args := ctx.QueryArgs()
+	f := Filter{Status: Status(args.Peek("status")), Type: Type(args.Peek("type")), Cluster: cluster,
+		Visible: h.visible(authn.PrincipalFrom(ctx))}
+	if f.Status != "" && !slices.Contains(Statuses, f.Status) {
+		httpapi.WriteError(ctx, httpapi.BadRequest("status must be one of pending, running, succeeded, failed, cancelled"))
+		return
+	}
+	if f.Type != "" && !slices.Contains(Types, f.Type) {
+		httpapi.WriteError(ctx, httpapi.BadRequest("type must be one of create, update, delete"))
+		return
+	}
+	items, total, err := h.svc.List(f, pg.Page, pg.PageSize)
+	if err != nil {
+		WriteError(ctx, err)
+		return
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, httpapi.NewList(items, total, pg))
+}
+
+// find returns the operation named in the path if the caller may see it.
+func (h *Handlers) find(ctx *fasthttp.RequestCtx) (*Operation, bool) {
+	id, _ := ctx.UserValue("id").(string)
+	op, err := h.svc.Get(id)
+	if err == nil {
+		if v := h.visible(authn.PrincipalFrom(ctx)); v != nil && !v(op.Cluster) {
+			err = ErrNotFound
+		}
+	}
+	if err != nil {
+		WriteError(ctx, err)
+		return nil, false
+	}
+	return op, true
+}
+
+// Get is GET /api/v1/operations/{id}.
+func (h *Handlers) Get(ctx *fasthttp.RequestCtx) {
+	if op, ok := h.find(ctx); ok {
+		httpapi.WriteJSON(ctx, fasthttp.StatusOK, op)
+	}
+}
+
+// Cancel is POST /api/v1/operations/{id}/cancel: 200 with the cancelled
+// operation when it had not started, 202 when its worker will end it, 409
+// when it has finished or can no longer be stopped.
+func (h *Handlers) Cancel(ctx *fasthttp.RequestCtx) {
+	op, ok := h.find(ctx)
+	if !ok {
+		return
+	}
+	out, err := h.svc.Cancel(op.ID)
+	h.record(ctx, op, err)
+	if err != nil {
+		WriteError(ctx, err)
+		return
+	}
+	status := fasthttp.StatusOK
+	if out.Active() {
+		status = fasthttp.StatusAccepted
+	}
+	httpapi.WriteJSON(ctx, status, out)
+}
+
+func (h *Handlers) record(ctx *fasthttp.RequestCtx, op *Operation, err error) {
+	ev := h.authn.AuditEvent(ctx)
+	ev.Category, ev.Action, ev.ResourceType, ev.ResourceID = audit.CategorySettings, "operation.cancel", "operation", op.ID
+	ev.Details = map[string]string{"cluster": op.Cluster, "type": string(op.Type)}
+	ev.Result = audit.ResultSuccess
+	if err != nil {
+		ev.Result, ev.Reason = audit.ResultFailure, "not_cancellable"
+	}
+	h.audit.Record(ctx, ev)
+}
