@@ -87,6 +87,7 @@ type Gateway struct {
 	proxyRoute *clusters.ProxyRoute
 	joinAPI    *join.Handlers
 	nodesAPI   *nodes.Handlers
+	fleetOps   fleetOps // node history, break-glass kubeconfigs (fleetops_wire.go)
 	stopAudit  context.CancelFunc
 	auditDone  chan struct{}
 
@@ -169,6 +170,7 @@ func (g *Gateway) init(stdout io.Writer) error {
 	if err := g.initClusters(); err != nil {
 		return err
 	}
+	g.initFleetOps()
 	router, err := g.routes()
 	if err != nil {
 		return err
@@ -342,6 +344,7 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	}
 	g.log.Info("berth serving", "version", Version, "http", g.HTTPAddr(), "https", g.HTTPSAddr())
 	g.clusters.Start()
+	g.startFleetOps()
 	g.operations.Start(g.clusters.Executor())
 	g.startAuditPurge()
 
@@ -373,6 +376,7 @@ func (g *Gateway) shutdown() error {
 		g.admin.Close()
 	}
 	g.stopAuditPurge()
+	g.stopFleetOps()
 	g.clusters.Stop()
 	g.edge.Stop()
 	if err := g.db.Close(); err != nil {

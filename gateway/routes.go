@@ -61,5 +61,5 @@ func (g *Gateway) apiRoutes() []authn.Route {
 		{Method: get, Path: "/api/v1/plugins", Permission: pluginhost.PermAdmin, Handler: g.plugins.HandleList},
 		{Method: post, Path: "/api/v1/plugins/{name}/reload", Permission: pluginhost.PermAdmin, Handler: g.plugins.HandleReload},
 		{Method: get, Path: "/api/v1/tls/certificates", Permission: identity.PermSettingsAdmin, Handler: g.edge.HandleCertificates},
-	}, g.clusterRoutes()...)
+	}, append(g.clusterRoutes(), g.fleetOpsRoutes()...)...)
 }

@@ -147,6 +147,9 @@ func TestClusterLifecycle(t *testing.T) {
 	if err := gw.expect(http.MethodGet, cms, nil, http.StatusForbidden, nil); err != nil {
 		t.Errorf("the gateway itself must not read configmaps: %v", err)
 	}
+	if err := gw.get("/api/v1/nodes", nil); err != nil {
+		t.Errorf("the gateway itself reads nodes, for its node history: %v", err)
+	}
 	if err := alice.get(cms, nil); err != nil {
 		t.Errorf("alice in berth:role:view reads configmaps: %v", err)
 	}

@@ -9,8 +9,9 @@ import (
 
 // The RBAC of deploy/rbac/berth-rbac.yaml, with the gateway's user filled
 // in: the gateway may impersonate users, groups and the extras it sends,
-// and nothing else; and Berth's member roles map onto the built-in
-// ClusterRoles. Keep the two in step.
+// and read nodes (for the node history it records as itself), and nothing
+// else; and Berth's member roles map onto the built-in ClusterRoles. Keep
+// the two in step.
 
 const rbacPath = "/apis/rbac.authorization.k8s.io/v1"
 
@@ -36,6 +37,7 @@ func rbacObjects() []rbacObject {
 				},
 				"verbs": []string{"impersonate"},
 			},
+			map[string]any{"apiGroups": []string{""}, "resources": []string{"nodes"}, "verbs": []string{"get", "list", "watch"}},
 		},
 	}
 	objs := []rbacObject{

@@ -1,0 +1,50 @@
+package clusters
+
+import (
+	"slices"
+
+	"github.com/berthgw/berth/proxy"
+)
+
+// Names returns every registered cluster's name, sorted, from the
+// in-memory cache (no store read), for background work that visits each
+// cluster in turn.
+func (s *Service) Names() []string {
+	s.mu.RLock()
+	out := make([]string, 0, len(s.cache))
+	for n := range s.cache {
+		out = append(out, n)
+	}
+	s.mu.RUnlock()
+	slices.Sort(out)
+	return out
+}
+
+// SystemGet reads path from cluster name as the gateway itself, with its
+// registered credential and no impersonation, for observations Berth makes
+// on its own behalf (the node history) rather than for a caller. Only
+// reads are offered: anything the gateway changes in a cluster is done as
+// the person who asked (Call), so the cluster's RBAC and audit log see
+// them. The identity needs RBAC for what it reads (deploy/rbac).
+func (s *Service) SystemGet(name, path string) (int, []byte, error) {
+	if _, err := s.Get(name); err != nil {
+		return 0, nil, err
+	}
+	return s.pool.Do(name, "GET", path, proxy.Identity{}, "", nil, s.opts.ProbeTimeout*3)
+}
+
+// ServerName returns the TLS server name that clients reaching cluster
+// name directly must verify its certificate against, when the
+// registration set one (tls_server_name), else "". Endpoint gives the URL
+// and CA; this completes them for kubeconfigs that bypass Berth.
+func (s *Service) ServerName(name string) (string, error) {
+	r, err := s.Get(name)
+	if err != nil {
+		return "", err
+	}
+	c, err := s.open(r)
+	if err != nil {
+		return "", err
+	}
+	return c.TLSServerName, nil
+}

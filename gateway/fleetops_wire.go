@@ -1,0 +1,52 @@
+package gateway
+
+import (
+	"github.com/valyala/fasthttp"
+
+	"github.com/berthgw/berth/gateway/authn"
+	"github.com/berthgw/berth/gateway/breakglass"
+	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/gateway/nodes"
+	"github.com/berthgw/berth/gateway/ratelimit"
+)
+
+// fleetOps holds the cluster-lifecycle features built on the cluster
+// registry: the node history observer and break-glass admin kubeconfigs.
+type fleetOps struct {
+	history    *nodes.History
+	historyAPI *nodes.HistoryHandlers
+	breakGlass *breakglass.Handlers
+}
+
+// initFleetOps builds them; it runs after initClusters.
+func (g *Gateway) initFleetOps() {
+	svc := g.clusters
+	// The observer reads every cluster as the gateway, as often as the
+	// connection probe does; a change between two looks is one event.
+	g.fleetOps.history = nodes.NewHistory(g.db, svc, nodes.HistoryOptions{
+		Interval: g.cfg.Proxy.ProbeInterval.D(),
+		Now:      g.clock,
+		Logger:   g.log,
+	})
+	g.fleetOps.historyAPI = nodes.NewHistoryHandlers(g.fleetOps.history, func(ctx *fasthttp.RequestCtx, cluster string) bool {
+		_, ok := svc.Access(authn.PrincipalFrom(ctx), cluster)
+		return ok
+	})
+	g.fleetOps.breakGlass = breakglass.NewHandlers(breakglass.NewService(svc, g.identity, g.audit, g.clock), g.authn)
+}
+
+// startFleetOps starts the node observer; Serve calls it.
+func (g *Gateway) startFleetOps() { g.fleetOps.history.Start() }
+
+// stopFleetOps stops the node observer before the store closes.
+func (g *Gateway) stopFleetOps() { g.fleetOps.history.Stop() }
+
+// fleetOpsRoutes are their entries in the route table.
+func (g *Gateway) fleetOpsRoutes() []authn.Route {
+	return []authn.Route{
+		{Method: fasthttp.MethodGet, Path: "/api/v1/clusters/{name}/node-events", Permission: identity.PermClustersRead, Handler: g.fleetOps.historyAPI.Events},
+		// A password is checked here, so guessing is limited per client
+		// address like sign-in, besides the account's own lockout.
+		{Method: fasthttp.MethodPost, Path: "/api/v1/clusters/{name}/kubeconfig", Permission: identity.PermClustersRead, AddrScope: ratelimit.ScopeAuth, Handler: g.fleetOps.breakGlass.AdminKubeconfig},
+	}
+}

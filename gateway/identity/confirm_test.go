@@ -1,0 +1,80 @@
+package identity
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berthgw/berth/gateway/ratelimit"
+	"github.com/berthgw/berth/gateway/secretbox"
+	"github.com/berthgw/berth/gateway/store"
+)
+
+func TestConfirmPassword(t *testing.T) {
+	db, err := store.Open(store.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	key := make([]byte, 32)
+	rand.Read(key)
+	box, err := secretbox.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	s, err := NewService(Options{DB: db, Box: box, Now: func() time.Time { return now }, Settings: Settings{
+		Issuer: "berth", Audience: "berth", AccessTokenTTL: time.Minute, RefreshTokenTTL: time.Hour, SessionTTL: time.Hour, AccessKeyTokenTTL: time.Hour,
+		Lockout: ratelimit.BackoffOptions{Threshold: 3, Base: time.Minute, Max: time.Hour},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pw = "the-right-password-1"
+	if _, err := EnsureAdmin(db, pw, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var u *User
+	db.View(func(tx *store.Tx) error { u, _, err = Users.GetBy(tx, "username", AdminUsername); return err })
+	p := &Principal{UserID: u.ID, Username: "Admin"} // any case: the lockout key is case-folded
+
+	var ie *Error
+	for _, tc := range []struct {
+		password string
+		kind     Kind
+	}{{"", KindInvalid}, {strings.Repeat("x", MaxPasswordLength+1), KindInvalid}, {"wrong-password-1", KindForbidden}} {
+		if err := s.ConfirmPassword(p, tc.password); !errors.As(err, &ie) || ie.Kind != tc.kind {
+			t.Errorf("password of %d bytes: %v, want kind %d", len(tc.password), err, tc.kind)
+		}
+	}
+	if err := s.ConfirmPassword(p, pw); err != nil {
+		t.Fatalf("right password: %v", err)
+	}
+	if err := s.ConfirmPassword(&Principal{UserID: "usr_gone", Username: "gone"}, pw); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("deleted account: %v", err)
+	}
+	if err := s.ConfirmPassword(nil, pw); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("no principal: %v", err)
+	}
+	// Wrong passwords count towards the sign-in lockout (the right one in
+	// between reset it): once locked, even the right password is not
+	// checked, here or at sign-in.
+	for range 3 {
+		s.ConfirmPassword(p, "wrong-password-1")
+	}
+	var le *LockedError
+	if err := s.ConfirmPassword(p, pw); !errors.As(err, &le) {
+		t.Errorf("after 3 wrong passwords: %v, want locked", err)
+	}
+	if _, err := s.SignIn(context.Background(), "admin", pw, MethodPassword, Meta{}); !errors.As(err, &le) {
+		t.Errorf("sign-in after 3 wrong confirmations: %v, want locked", err)
+	}
+	now = now.Add(2 * time.Hour)
+	if err := s.ConfirmPassword(p, pw); err != nil {
+		t.Errorf("after the lockout: %v", err)
+	}
+}
