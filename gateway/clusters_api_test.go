@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -169,6 +170,32 @@ func TestClusterAPICredentialsAndMembership(t *testing.T) {
 	}
 	if !ag.hasEvent(t, "cluster", "cluster.create", "success") || !ag.hasEvent(t, "cluster", "cluster.delete", "success") {
 		t.Error("cluster changes not audited")
+	}
+	// The delete is soft: the record stays for history, without its
+	// credentials or members, and hidden from every read.
+	ag.must(t, 404, "DELETE", "/api/v1/clusters/prod", nil, bearer(admin))
+	ag.must(t, 404, "PUT", "/api/v1/clusters/prod", map[string]any{"display_name": "back"}, bearer(admin))
+	ag.must(t, 404, "GET", "/api/v1/clusters/prod/members", nil, bearer(admin))
+	ag.must(t, 404, "POST", "/api/v1/clusters/prod/members", map[string]any{"user": "dora", "role": "view"}, bearer(admin))
+	if n := clusterCount(t, ag, admin); n != 0 {
+		t.Errorf("admin lists %d clusters after the delete", n)
+	}
+	var dump bytes.Buffer
+	if err := ag.db.Backup(&dump); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(dump.Bytes(), []byte(`"name":"prod"`)) || !bytes.Contains(dump.Bytes(), []byte(`"status":"deleted"`)) {
+		t.Error("the deleted cluster's record is gone: no history left")
+	}
+	// Its name may be used again.
+	ag.must(t, 201, "POST", "/api/v1/clusters", map[string]any{"name": "prod", "server": "https://127.0.0.1:2", "token": "t-prod-2", "certificate_authority_data": caB64(ag)}, bearer(admin))
+	ag.secret("t-prod-2")
+	if body := ag.must(t, 200, "GET", "/api/v1/clusters/prod/members", nil, bearer(admin)); strings.Contains(string(body), "dora") {
+		t.Errorf("members of the deleted cluster came back: %s", body)
+	}
+	// Without a provisioner configured, provisioning is refused clearly.
+	if status, body, _ := ag.call(t, "POST", "/api/v1/clusters", map[string]any{"name": "made", "provision": map[string]any{}}, bearer(admin)); status != 400 || !strings.Contains(string(body), "provisioner") {
+		t.Errorf("provision without a provisioner: %d %s", status, body)
 	}
 }
 

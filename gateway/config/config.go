@@ -32,7 +32,7 @@ type Config struct {
 	RateLimits     RateLimits `yaml:"rate_limits"`
 	Audit          Audit      `yaml:"audit"`
 	// PublicURL is Berth's address as clients reach it.
-	PublicURL string  `yaml:"public_url"`
+	PublicURL    string       `yaml:"public_url"`
 	Proxy        Proxy        `yaml:"proxy"`
 	Provisioning Provisioning `yaml:"provisioning"`
 	Plugins      Plugins      `yaml:"plugins"`
