@@ -313,6 +313,25 @@ func TestAdminKubeconfigEndToEnd(t *testing.T) {
 		t.Errorf("break-glass ServiceAccounts: %q", got)
 	}
 
+	// Deleting the ServiceAccount revokes its tokens. The API server looks
+	// the account up through an informer first, so the deletion reaches
+	// its authenticator a moment later: poll, bounded.
+	if _, err := e.env.Kubectl(ctx, "-n", "kube-system", "delete", "serviceaccount", carlSA); err != nil {
+		t.Fatal(err)
+	}
+	revoked, last := false, ""
+	for i := 0; i < 60 && !revoked; i++ {
+		o, err := e.env.KubectlWith(ctx, carlFile, "auth", "can-i", "get", "nodes")
+		last = fmt.Sprint(string(o), err)
+		revoked = err != nil && strings.Contains(err.Error(), "Unauthorized")
+		if !revoked {
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	if !revoked {
+		t.Errorf("carl's token still works 30 s after his ServiceAccount was deleted: %s", last)
+	}
+
 	// Audited, success and failure, without the token.
 	reasons := map[string]bool{}
 	for _, ev := range e.auditEvents(t, audit.Query{ResourceType: "cluster", Action: breakglass.Action}) {
