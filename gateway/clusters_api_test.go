@@ -193,6 +193,14 @@ func TestClusterAPICredentialsAndMembership(t *testing.T) {
 	if body := ag.must(t, 200, "GET", "/api/v1/clusters/prod/members", nil, bearer(admin)); strings.Contains(string(body), "dora") {
 		t.Errorf("members of the deleted cluster came back: %s", body)
 	}
+	// A registered cluster cannot be reshaped, and the refusal changes
+	// nothing else the body asked for.
+	if status, body, _ := ag.call(t, "PUT", "/api/v1/clusters/prod", map[string]any{"display_name": "renamed", "provision": map[string]any{"workers": map[string]string{"cpu": "2"}}}, bearer(admin)); status != 400 || !strings.Contains(string(body), "registered, not provisioned") {
+		t.Errorf("reshape a registered cluster: %d %s", status, body)
+	}
+	if body := ag.must(t, 200, "GET", "/api/v1/clusters/prod", nil, bearer(admin)); strings.Contains(string(body), "renamed") || !strings.Contains(string(body), `"status":"ready"`) {
+		t.Errorf("after a refused reshape: %s", body)
+	}
 	// Without a provisioner configured, provisioning is refused clearly.
 	if status, body, _ := ag.call(t, "POST", "/api/v1/clusters", map[string]any{"name": "made", "provision": map[string]any{}}, bearer(admin)); status != 400 || !strings.Contains(string(body), "provisioner") {
 		t.Errorf("provision without a provisioner: %d %s", status, body)

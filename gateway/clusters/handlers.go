@@ -340,6 +340,16 @@ func (h *Handlers) Update(ctx *fasthttp.RequestCtx) {
 			writeErr(ctx, err)
 			return
 		}
+		// Refuse before changing anything else the body asks for.
+		r, err := h.svc.Get(name(ctx))
+		if err != nil {
+			writeErr(ctx, err)
+			return
+		}
+		if r.Provisioner == "" {
+			httpapi.WriteError(ctx, httpapi.BadRequest("cluster %q was registered, not provisioned: Berth cannot change its shape", r.Name))
+			return
+		}
 	}
 	r, err := h.svc.Update(ctx, Spec{Name: name(ctx), DisplayName: req.DisplayName, Description: req.Description, Labels: req.Labels, Conn: conn}, h.event(ctx))
 	if err != nil {
