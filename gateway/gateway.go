@@ -81,15 +81,15 @@ type Gateway struct {
 	// The cluster registry and the Kubernetes proxy.
 	clusters   *clusters.Service
 	clusterAPI *clusters.Handlers
-	// operations runs cluster lifecycle work; nil-safe Stop.
+	// operations runs cluster lifecycle work (clusters_wire.go).
 	operations    *operations.Service
 	operationsAPI *operations.Handlers
-	proxyRoute *clusters.ProxyRoute
-	joinAPI    *join.Handlers
-	nodesAPI   *nodes.Handlers
-	fleetOps   fleetOps // node history, break-glass kubeconfigs (fleetops_wire.go)
-	stopAudit  context.CancelFunc
-	auditDone  chan struct{}
+	proxyRoute    *clusters.ProxyRoute
+	joinAPI       *join.Handlers
+	nodesAPI      *nodes.Handlers
+	fleetOps      fleetOps // node history, break-glass kubeconfigs (fleetops_wire.go)
+	stopAudit     context.CancelFunc
+	auditDone     chan struct{}
 
 	httpLn, httpsLn net.Listener
 	admin           *adminSocket
