@@ -1,14 +1,20 @@
 package clusters
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/berthgw/berth/proxy"
 )
 
-// Names returns every registered cluster's name, sorted, from the
+// ErrNoConnection means a live cluster has no connection to call yet: it
+// is still being provisioned, or its credentials could not be loaded.
+var ErrNoConnection = errors.New("no connection to the cluster (still provisioning, or its credentials could not be loaded)")
+
+// Names returns every live (not deleted) cluster's name, sorted, from the
 // in-memory cache (no store read), for background work that visits each
-// cluster in turn.
+// cluster in turn. Some may have no connection yet (ErrNoConnection).
 func (s *Service) Names() []string {
 	s.mu.RLock()
 	out := make([]string, 0, len(s.cache))
@@ -29,6 +35,9 @@ func (s *Service) Names() []string {
 func (s *Service) SystemGet(name, path string) (int, []byte, error) {
 	if _, err := s.Get(name); err != nil {
 		return 0, nil, err
+	}
+	if !s.pool.Has(name) {
+		return 0, nil, fmt.Errorf("cluster %s: %w", name, ErrNoConnection)
 	}
 	return s.pool.Do(name, "GET", path, proxy.Identity{}, "", nil, s.opts.ProbeTimeout*3)
 }
