@@ -286,8 +286,12 @@ func TestAdminKubeconfigEndToEnd(t *testing.T) {
 	vic := e.login(t, "vic", "vic-password-12345").AccessToken
 	apiKey := decode[apiKeyOut](t, e.must(t, 201, "POST", "/api/v1/auth/api-keys", map[string]any{"name": "ci"}, bearer(e.admin))).Key
 	e.secret(apiKey)
-	scoped := kubeconfigToken(t, e.must(t, 200, "GET", path, nil, bearer(e.admin))) // GET: the proxy kubeconfig, still there
+	proxyKC := e.must(t, 200, "GET", path, nil, bearer(e.admin)) // GET: the kubeconfig through Berth, still there
+	scoped := kubeconfigToken(t, proxyKC)
 	e.secret(scoped)
+	if !strings.Contains(string(proxyKC), "/proxy/clusters/e2e") || strings.Contains(string(proxyKC), "server: "+e.env.Server+"\n") {
+		t.Errorf("GET kubeconfig does not go through Berth:\n%s", proxyKC)
+	}
 	for _, tc := range []struct {
 		name   string
 		tok    string

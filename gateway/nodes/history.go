@@ -170,6 +170,13 @@ func (h *History) Stop() {
 func (h *History) ObserveAll() {
 	names := h.src.Names()
 	for _, n := range names {
+		select {
+		case <-h.stop:
+			// Shutting down: do not keep the gateway waiting on the
+			// remaining clusters (each may take a request timeout).
+			return
+		default:
+		}
 		_, _ = h.ObserveCluster(n) // failures are logged by noteResult
 	}
 	if err := h.forgetExcept(names); err != nil {

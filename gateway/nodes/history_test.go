@@ -303,3 +303,22 @@ func TestHistoryRefusedList(t *testing.T) {
 		t.Error("page 0 accepted")
 	}
 }
+
+// Once stopped, an observation in progress leaves the remaining clusters
+// alone, so shutdown does not wait on them; Start and Stop pair up.
+func TestHistoryStop(t *testing.T) {
+	c := &clock{t: time.Now().UTC()}
+	db := openStore(t, c)
+	fc := &fakeCluster{clusters: map[string][]map[string]any{"edge": {node("a", "1", "True")}}}
+	h := NewHistory(db, fc, HistoryOptions{Now: c.Now})
+	h.Start()
+	h.Stop()
+	h.Stop() // twice is fine
+	fc.mu.Lock()
+	before := len(fc.requests)
+	fc.mu.Unlock()
+	h.ObserveAll()
+	if len(fc.requests) != before {
+		t.Errorf("a stopped observer listed nodes: %q", fc.requests[before:])
+	}
+}
