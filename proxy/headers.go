@@ -75,6 +75,11 @@ func setIdentity(h *fasthttp.RequestHeader, bearer string, id Identity) {
 	if bearer != "" {
 		h.Set("Authorization", "Bearer "+bearer)
 	}
+	if id.User == "" {
+		// The gateway calling as itself (the node history): no
+		// impersonation at all, rather than an empty user.
+		return
+	}
 	h.Set("Impersonate-User", id.User)
 	for _, g := range id.Groups {
 		h.Add("Impersonate-Group", g)

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -488,5 +489,36 @@ func TestConcurrentListCap(t *testing.T) {
 	close(b.listGate)
 	if code := <-done; code != 200 {
 		t.Errorf("first list: %d", code)
+	}
+}
+
+// The gateway calling as itself sends no Impersonate-* header at all, not
+// an empty user; a caller's identity is always sent whole.
+func TestSetIdentity(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		id   Identity
+		want map[string][]string
+	}{
+		{"gateway itself", Identity{}, map[string][]string{"Impersonate-User": nil, "Impersonate-Group": nil}},
+		{"a caller", Identity{User: "berth:alice", Groups: []string{"berth:role:view", "berth:group:ops"}, Extra: map[string][]string{"berth.dev/client-ip": {"10.0.0.1"}}},
+			map[string][]string{"Impersonate-User": {"berth:alice"}, "Impersonate-Group": {"berth:role:view", "berth:group:ops"}, "Impersonate-Extra-berth.dev%2Fclient-ip": {"10.0.0.1"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var h fasthttp.RequestHeader
+			setIdentity(&h, "gw-token", tc.id)
+			if got := string(h.Peek("Authorization")); got != "Bearer gw-token" {
+				t.Errorf("Authorization %q", got)
+			}
+			for name, want := range tc.want {
+				var got []string
+				for _, v := range h.PeekAll(name) {
+					got = append(got, string(v))
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("%s = %q, want %q", name, got, want)
+				}
+			}
+		})
 	}
 }
