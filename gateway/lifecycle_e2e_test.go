@@ -99,7 +99,6 @@ func (le *lifecycleEnv) start(t *testing.T) *authGW {
 		"BERTH_RATE_LIMITS_API_REQUESTS":    "0",
 		"BERTH_RATE_LIMITS_PROXY_REQUESTS":  "0",
 		"BERTH_AUTH_LOCKOUT_MAX_FAILURES":   "0",
-		"BERTH_PROVISIONING_PROVISIONER":    "local",
 		"BERTH_PROVISIONING_WORKERS":        "1",
 		"BERTH_PROVISIONING_RETRY_MIN":      "200ms",
 		"BERTH_PROVISIONING_RETRY_MAX":      "2s",
@@ -111,6 +110,7 @@ func (le *lifecycleEnv) start(t *testing.T) *authGW {
 	}
 	cfg.Store.SyncWrites = false
 	cfg.Provisioning.Quota = le.quota
+	cfg.Provisioning.Provisioner = "local"
 	cfg.Plugins.Instances = []config.Plugin{{
 		Name: "local", Path: le.pluginPath, SHA256: le.pluginSum, Required: true, Capabilities: []string{"provisioner"},
 		Config: map[string]any{

@@ -248,6 +248,9 @@ func (c *Config) Validate() error {
 	if err := c.validatePlugins(); err != nil {
 		return err
 	}
+	if err := c.checkProvisioner(); err != nil {
+		return err
+	}
 	if name := c.TLS.ACME.DNSProvider; name != "" && (c.TLS.Mode == TLSModeACME || c.TLS.Mode == TLSModeOnDemand) {
 		if _, ok := c.Plugins.Plugin(name); !ok {
 			return &Error{"tls.acme.dns_provider", fmt.Sprintf("no plugin named %q in plugins.instances", name)}

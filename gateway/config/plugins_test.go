@@ -50,6 +50,10 @@ func TestPluginsSection(t *testing.T) {
 		{"bad capability", entry("      capabilities: [printer]\n"), "plugins.instances[0].capabilities[0]", "unknown capability"},
 		{"backoff order", "plugins:\n  restart_backoff_min: 2m\n", "plugins.restart_backoff_max", "less than"},
 		{"no failures", "plugins:\n  max_failures: 0\n", "plugins.max_failures", "at least 1"},
+		{"unknown provisioner", "provisioning:\n  provisioner: nope\n", "provisioning.provisioner", `no plugin named "nope"`},
+		{"provisioner without the capability", "provisioning:\n  provisioner: p\n" + entry("      capabilities: [notifier]\n"), "provisioning.provisioner", "provisioner capability"},
+		{"bad quota", "provisioning:\n  quota:\n    max_cpu: lots\n", "provisioning.quota.max_cpu", "not a quantity"},
+		{"few workers", "provisioning:\n  workers: 0\n", "provisioning.workers", "from 1 to 64"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -100,4 +101,24 @@ func (p *Provisioning) validate() error {
 		}
 	}
 	return nil
+}
+
+// checkProvisioner refuses a default provisioner that names no configured
+// plugin, or one declared without the provisioner capability: every
+// create would otherwise fail at request time instead of at start.
+func (c *Config) checkProvisioner() error {
+	name := c.Provisioning.Provisioner
+	if name == "" {
+		return nil
+	}
+	for _, p := range c.Plugins.Instances {
+		if p.Name != name {
+			continue
+		}
+		if len(p.Capabilities) > 0 && !slices.Contains(p.Capabilities, "provisioner") {
+			return &Error{"provisioning.provisioner", fmt.Sprintf("plugin %q is not declared with the provisioner capability", name)}
+		}
+		return nil
+	}
+	return &Error{"provisioning.provisioner", fmt.Sprintf("no plugin named %q in plugins.instances", name)}
 }
