@@ -521,8 +521,7 @@ func (e executor) Settled(op *operations.Operation) {
 	case op.Type == operations.Create && op.Status == operations.Succeeded:
 		// Probe now so the console shows the new cluster reachable
 		// without waiting for the next round.
-		version, err := s.pool.Version(op.Cluster, s.opts.ProbeTimeout)
-		s.observe(op.Cluster, version, err)
+		_, _ = s.probe(op.Cluster)
 	}
 }
 

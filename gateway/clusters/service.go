@@ -425,16 +425,8 @@ func (s *Service) refresh(name string) {
 			return store.ErrNotFound
 		}
 		c = &cachedCluster{rec: *r}
-		ids, err := members.IDsBy(tx, "cluster", name)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			if m, err := members.Get(tx, id); err == nil {
-				c.members = append(c.members, *m)
-			}
-		}
-		return nil
+		c.members, err = membersOf(tx, name)
+		return err
 	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -458,10 +450,8 @@ func (s *Service) List(p *identity.Principal, page, pageSize int) ([]Record, int
 	err := s.db.View(func(tx *store.Tx) error {
 		var err error
 		items, total, err = records.Page(tx, page, pageSize, false, func(r *Record) bool {
-			if !r.Live() {
-				return false
-			}
-			_, ok := s.accessTx(tx, p, r.Name)
+			// Access reads the cache: live clusters only, members included.
+			_, ok := s.Access(p, r.Name)
 			return ok
 		})
 		return err
@@ -482,18 +472,19 @@ func (s *Service) Access(p *identity.Principal, name string) (string, bool) {
 	return roleFor(p, name, c.members)
 }
 
-func (s *Service) accessTx(tx *store.Tx, p *identity.Principal, name string) (string, bool) {
-	var ms []Member
-	ids, err := members.IDsBy(tx, "cluster", name)
+// membersOf reads a cluster's grants.
+func membersOf(tx *store.Tx, cluster string) ([]Member, error) {
+	ids, err := members.IDsBy(tx, "cluster", cluster)
 	if err != nil {
-		return "", false
+		return nil, err
 	}
+	out := []Member{}
 	for _, id := range ids {
 		if m, err := members.Get(tx, id); err == nil {
-			ms = append(ms, *m)
+			out = append(out, *m)
 		}
 	}
-	return roleFor(p, name, ms)
+	return out, nil
 }
 
 // roleFor decides p's role on cluster name from its members.
@@ -599,23 +590,16 @@ func (s *Service) lookupUser(subject string) (*identity.User, error) {
 
 // Members lists a cluster's grants.
 func (s *Service) Members(cluster string) ([]Member, error) {
-	out := []Member{}
+	var out []Member
 	err := s.db.View(func(tx *store.Tx) error {
 		if r, err := records.Get(tx, cluster); err != nil {
 			return err
 		} else if !r.Live() {
 			return store.ErrNotFound
 		}
-		ids, err := members.IDsBy(tx, "cluster", cluster)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			if m, err := members.Get(tx, id); err == nil {
-				out = append(out, *m)
-			}
-		}
-		return nil
+		var err error
+		out, err = membersOf(tx, cluster)
+		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNotFound
@@ -657,12 +641,11 @@ func (s *Service) Test(name string) (*TestResult, error) {
 		return nil, err
 	}
 	start := time.Now()
-	version, err := s.pool.Version(name, s.opts.ProbeTimeout)
+	version, err := s.probe(name)
 	res := &TestResult{LatencyMS: time.Since(start).Milliseconds(), KubernetesVersion: version, Reachable: err == nil}
 	if err != nil {
 		res.Error = err.Error()
 	}
-	s.observe(name, version, err)
 	return res, nil
 }
 
@@ -677,9 +660,15 @@ func (s *Service) ProbeAll() {
 	}
 	s.mu.RUnlock()
 	for _, n := range names {
-		version, err := s.pool.Version(n, s.opts.ProbeTimeout)
-		s.observe(n, version, err)
+		_, _ = s.probe(n)
 	}
+}
+
+// probe reads one cluster's /version now and stores what it saw.
+func (s *Service) probe(name string) (string, error) {
+	version, err := s.pool.Version(name, s.opts.ProbeTimeout)
+	s.observe(name, version, err)
+	return version, err
 }
 
 func (s *Service) observe(name, version string, perr error) {

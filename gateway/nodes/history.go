@@ -263,15 +263,25 @@ func (h *History) write(cluster string, events []Event, obs *observation) error 
 
 // trim drops a cluster's oldest events beyond MaxEventsPerCluster.
 func (h *History) trim(cluster string) error {
+	ids, err := h.eventIDs(cluster)
+	if err != nil {
+		return err
+	}
+	return h.deleteEvents(ids[:max(0, len(ids)-h.opts.MaxEventsPerCluster)])
+}
+
+// eventIDs returns a cluster's event ids, oldest first.
+func (h *History) eventIDs(cluster string) ([]string, error) {
 	var ids []string
-	if err := h.db.View(func(tx *store.Tx) error {
+	err := h.db.View(func(tx *store.Tx) error {
 		var err error
 		ids, err = nodeEvents.IDsBy(tx, "cluster", cluster)
 		return err
-	}); err != nil {
-		return fmt.Errorf("count node events: %w", err)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node events of %s: %w", cluster, err)
 	}
-	return h.deleteEvents(ids[:max(0, len(ids)-h.opts.MaxEventsPerCluster)])
+	return ids, nil
 }
 
 func (h *History) deleteEvents(ids []string) error {
@@ -310,12 +320,8 @@ func (h *History) forgetExcept(names []string) error {
 		return err
 	}
 	for _, cluster := range gone {
-		var ids []string
-		if err := h.db.View(func(tx *store.Tx) error {
-			var err error
-			ids, err = nodeEvents.IDsBy(tx, "cluster", cluster)
-			return err
-		}); err != nil {
+		ids, err := h.eventIDs(cluster)
+		if err != nil {
 			return err
 		}
 		if err := h.deleteEvents(ids); err != nil {

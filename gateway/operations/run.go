@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"time"
 
@@ -67,10 +68,7 @@ type worker struct {
 	s      *Service
 	ctx    context.Context // the operation's deadline and the Service's life
 	signal context.Context // cancelled when a cancel is requested
-	log    interface {
-		Info(string, ...any)
-		Warn(string, ...any)
-	}
+	log    *slog.Logger
 }
 
 // drive runs the operation's steps. It returns the final status and its
