@@ -14,11 +14,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/berthgw/berth/gateway"
 	"github.com/berthgw/berth/gateway/config"
+	"github.com/berthgw/berth/gateway/logbuffer"
 	"github.com/berthgw/berth/gateway/secretbox"
 	"github.com/berthgw/berth/gateway/store"
 )
@@ -60,14 +62,25 @@ func addConfigFlag(cmd *cobra.Command) {
 	cmd.Flags().String("config", "", "configuration file (default: the embedded configs/berth.yaml)")
 }
 
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+// newLogger builds the process's logger as configured. The returned
+// function writes out lines still batched in memory; call it before exit.
+func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, func()) {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}
-	if cfg.Log.Format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+	var buf *logbuffer.Writer
+	if every := time.Duration(cfg.Log.FlushInterval); every > 0 {
+		buf = logbuffer.New(w, 64<<10, every)
+		w = buf
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
+	if cfg.Log.Format == "text" {
+		h = slog.NewTextHandler(w, opts)
+	}
+	if buf == nil {
+		return slog.New(h), func() {}
+	}
+	return slog.New(logbuffer.Urgent(h, buf)), func() { _ = buf.Close() }
 }
 
 func serveCmd() *cobra.Command {
@@ -83,7 +96,8 @@ func serveCmd() *cobra.Command {
 			// Everything Berth writes under the data dir (Badger's files, its
 			// LOCK, the admin socket) must be private to this account.
 			syscall.Umask(0o077)
-			log := newLogger(cfg, cmd.ErrOrStderr())
+			log, flush := newLogger(cfg, cmd.ErrOrStderr())
+			defer flush()
 			g, err := gateway.New(gateway.Options{Config: cfg, Logger: log, Stdout: cmd.OutOrStdout()})
 			if err != nil {
 				return err

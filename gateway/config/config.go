@@ -132,8 +132,9 @@ type Limits struct {
 
 // Log configures the structured logger.
 type Log struct {
-	Level  string `yaml:"level"`
-	Format string `yaml:"format"`
+	Level         string   `yaml:"level"`
+	Format        string   `yaml:"format"`
+	FlushInterval Duration `yaml:"flush_interval"`
 }
 
 // Store tunes the embedded Badger database.
@@ -235,6 +236,9 @@ func (c *Config) Validate() error {
 	case "json", "text":
 	default:
 		return &Error{"log.format", fmt.Sprintf("unknown format %q (want json or text)", c.Log.Format)}
+	}
+	if c.Log.FlushInterval > Duration(10*time.Second) {
+		return &Error{"log.flush_interval", "must be at most 10s, or 0s to write every line at once"}
 	}
 	if c.Store.GCInterval < Duration(time.Minute) {
 		return &Error{"store.gc_interval", "must be at least 1m"}

@@ -85,6 +85,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"int as text", "limits:\n  max_body_bytes: lots\n", nil, "limits.max_body_bytes", "cannot unmarshal"},
 		{"mapping expected", "http: 8080\n", nil, "http", "want a mapping"},
 		{"bad level", "log:\n  level: loud\n", nil, "log.level", "unknown level"},
+		{"log flush interval too long", "log:\n  flush_interval: 1m\n", nil, "log.flush_interval", "at most 10s"},
 		{"bad tls mode", "tls:\n  mode: magic\n", nil, "tls.mode", "unsupported mode"},
 		{"no listeners", "http:\n  addr: \"\"\nhttps:\n  addr: \"\"\n", nil, "http.addr", "at least one"},
 		{"env bad duration", "", map[string]string{"BERTH_LIMITS_READ_TIMEOUT": "abc"}, "limits.read_timeout", "BERTH_LIMITS_READ_TIMEOUT"},

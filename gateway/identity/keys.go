@@ -135,30 +135,39 @@ func (s *Service) VerifyAPIKey(ctx context.Context, raw string, m Meta) (*Princi
 	}
 	digest := s.keys.digest("api_key", raw)
 	now := s.now()
-	var (
-		p *Principal
-		k *APIKey
-	)
-	err := s.db.View(func(tx *store.Tx) error {
-		var err error
-		k, _, err = APIKeys.GetBy(tx, "digest", digest)
-		if err != nil {
-			if isNotFound(err) {
+	key := grantAPIKey + digest
+	g, ok := s.grants.get(key, now)
+	if !ok {
+		epoch := s.grants.begin()
+		err := s.db.View(func(tx *store.Tx) error {
+			k, _, err := APIKeys.GetBy(tx, "digest", digest)
+			if err != nil {
+				if isNotFound(err) {
+					return ErrUnauthenticated
+				}
+				return err
+			}
+			if !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt) {
 				return ErrUnauthenticated
 			}
-			return err
+			p, err := principalFor(tx, k.UserID, MethodAPIKey, k.ID, "", k.Scopes)
+			if err != nil {
+				return err
+			}
+			g = newGrant(p, k.ExpiresAt)
+			g.keyID, g.lastUsedAt = k.ID, k.LastUsedAt
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		if !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt) {
-			return ErrUnauthenticated
-		}
-		p, err = principalFor(tx, k.UserID, MethodAPIKey, k.ID, "", k.Scopes)
-		return err
-	})
-	if err != nil {
-		return nil, err
+		s.grants.put(key, epoch, g)
 	}
-	if now.Sub(k.LastUsedAt) >= lastUsedEvery {
-		s.touchAPIKey(ctx, p, k.ID, now, m)
+	p := g.principal(g.keyID)
+	if now.Sub(g.lastUsedAt) >= lastUsedEvery {
+		// The write drops the cached grant, so the next request reads the
+		// new last_used_at.
+		s.touchAPIKey(ctx, p, g.keyID, now, m)
 	}
 	return p, nil
 }

@@ -134,7 +134,8 @@ func resolvePermissions(tx *store.Tx, roles []string) ([]string, error) {
 
 // Principal is who made a request, as established by authentication: the
 // user, what they may do, and the credential they used (by id — never the
-// secret).
+// secret). Its slices may be shared with the service's cache of recent
+// grants: copy one before changing it.
 type Principal struct {
 	UserID   string   `json:"user_id"`
 	Username string   `json:"username"`

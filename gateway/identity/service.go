@@ -62,6 +62,7 @@ type Service struct {
 	keys    *keyring
 	tokens  *tokenIssuer
 	lockout *ratelimit.Backoff
+	grants  *grantCache
 	now     func() time.Time
 	log     *slog.Logger
 }
@@ -93,6 +94,8 @@ func NewService(opts Options) (*Service, error) {
 	}
 	lock := set.Lockout
 	lock.Now = now
+	grants := newGrantCache()
+	opts.DB.OnCommit(grants.invalidate)
 	return &Service{
 		db:      opts.DB,
 		audit:   opts.Audit,
@@ -100,6 +103,7 @@ func NewService(opts Options) (*Service, error) {
 		keys:    kr,
 		tokens:  newTokenIssuer(kr, set.Issuer, set.Audience, set.Leeway, now),
 		lockout: ratelimit.NewBackoff(lock),
+		grants:  grants,
 		now:     now,
 		log:     log,
 	}, nil

@@ -279,7 +279,12 @@ func (s *Service) VerifyAccessToken(raw string) (*Principal, error) {
 	if err != nil {
 		return nil, ErrUnauthenticated
 	}
-	var p *Principal
+	key := grantSession + claims.SessionID
+	if g, ok := s.grants.get(key, s.now()); ok && g.userID == claims.Subject {
+		return g.principal(claims.ID), nil
+	}
+	epoch := s.grants.begin()
+	var g *grant
 	err = s.db.View(func(tx *store.Tx) error {
 		sess, err := Sessions.Get(tx, claims.SessionID)
 		if err != nil {
@@ -291,13 +296,18 @@ func (s *Service) VerifyAccessToken(raw string) (*Principal, error) {
 		if !sess.Active(s.now()) || sess.UserID != claims.Subject || sess.CookieDigest != "" {
 			return ErrUnauthenticated
 		}
-		p, err = principalFor(tx, sess.UserID, sess.Method, claims.ID, sess.ID, nil)
-		return err
+		p, err := principalFor(tx, sess.UserID, sess.Method, "", sess.ID, nil)
+		if err != nil {
+			return err
+		}
+		g = newGrant(p, sess.ExpiresAt)
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return p, nil
+	s.grants.put(key, epoch, g)
+	return g.principal(claims.ID), nil
 }
 
 // VerifySessionCookie checks a browser session cookie.
@@ -306,7 +316,12 @@ func (s *Service) VerifySessionCookie(raw string) (*Principal, error) {
 		return nil, ErrUnauthenticated
 	}
 	digest := s.keys.digest("session", raw)
-	var p *Principal
+	key := grantCookie + digest
+	if g, ok := s.grants.get(key, s.now()); ok {
+		return g.principal(g.sessionID), nil
+	}
+	epoch := s.grants.begin()
+	var g *grant
 	err := s.db.View(func(tx *store.Tx) error {
 		sess, _, err := Sessions.GetBy(tx, "cookie", digest)
 		if err != nil {
@@ -318,13 +333,18 @@ func (s *Service) VerifySessionCookie(raw string) (*Principal, error) {
 		if !sess.Active(s.now()) {
 			return ErrUnauthenticated
 		}
-		p, err = principalFor(tx, sess.UserID, MethodSession, sess.ID, sess.ID, nil)
-		return err
+		p, err := principalFor(tx, sess.UserID, MethodSession, sess.ID, sess.ID, nil)
+		if err != nil {
+			return err
+		}
+		g = newGrant(p, sess.ExpiresAt)
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return p, nil
+	s.grants.put(key, epoch, g)
+	return g.principal(g.sessionID), nil
 }
 
 // Logout revokes the session behind the principal's credential at once.

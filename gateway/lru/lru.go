@@ -75,6 +75,25 @@ func (l *Map[V]) Remove(key string) {
 	}
 }
 
+// RemoveIf forgets every entry for which drop returns true. It walks the
+// whole map, so it suits rare invalidations, not the request path.
+func (l *Map[V]) RemoveIf(drop func(key string, val V) bool) {
+	for e := l.head.next; e != &l.head; {
+		next := e.next
+		if drop(e.key, e.val) {
+			l.unlink(e)
+			delete(l.items, e.key)
+		}
+		e = next
+	}
+}
+
+// Clear forgets every entry.
+func (l *Map[V]) Clear() {
+	clear(l.items)
+	l.head.prev, l.head.next = &l.head, &l.head
+}
+
 // Len returns the number of entries.
 func (l *Map[V]) Len() int { return len(l.items) }
 

@@ -27,3 +27,34 @@ func TestLRUEvictsLeastRecentlyUsed(t *testing.T) {
 		t.Errorf("f = %d", v)
 	}
 }
+
+func TestLRURemoveIfAndClear(t *testing.T) {
+	l := New[int](10)
+	for i, k := range []string{"a", "b", "c", "d", "e"} {
+		l.Put(k, i)
+	}
+	l.RemoveIf(func(_ string, v int) bool { return v%2 == 0 }) // a, c, e
+	for k, want := range map[string]bool{"a": false, "b": true, "c": false, "d": true, "e": false} {
+		if _, ok := l.Get(k); ok != want {
+			t.Errorf("%s present = %v, want %v", k, ok, want)
+		}
+	}
+	if l.Len() != 2 {
+		t.Errorf("len = %d, want 2", l.Len())
+	}
+	// The list must still be intact: fill past capacity and evict in order.
+	for i := range 12 {
+		l.Put(string(rune('m'+i)), i)
+	}
+	if l.Len() != 10 {
+		t.Errorf("len after refill = %d, want 10", l.Len())
+	}
+	l.Clear()
+	if _, ok := l.Get("x"); ok || l.Len() != 0 {
+		t.Errorf("after Clear: len %d", l.Len())
+	}
+	l.Put("z", 1)
+	if v, ok := l.Get("z"); !ok || v != 1 {
+		t.Error("map unusable after Clear")
+	}
+}

@@ -70,6 +70,27 @@ type DB struct {
 	wg     sync.WaitGroup
 	mu     sync.RWMutex
 	closed bool
+
+	// commitHooks run after each committed write transaction (guarded by mu).
+	commitHooks []func([]Change)
+}
+
+// Change names a record that a committed transaction put or deleted.
+type Change struct {
+	Table string
+	ID    string
+}
+
+// OnCommit registers fn to run after every committed transaction that put
+// or deleted records, with those records, before Update returns to its
+// caller. Caches of stored records use it to drop what a write made stale,
+// so a write is visible to the next read that consults the cache. fn runs
+// on the writer's goroutine: it must be quick and must not write to the
+// store. An offline Restore runs no hooks.
+func (db *DB) OnCommit(fn func([]Change)) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.commitHooks = append(db.commitHooks, fn)
 }
 
 const (
@@ -198,8 +219,20 @@ func (db *DB) Update(fn func(tx *Tx) error) error {
 	}
 	var err error
 	for attempt := 0; attempt < maxTxnRetries; attempt++ {
-		err = db.bdb.Update(func(txn *badger.Txn) error { return fn(&Tx{txn: txn, now: db.clock()}) })
+		var tx *Tx
+		err = db.bdb.Update(func(txn *badger.Txn) error {
+			tx = &Tx{txn: txn, now: db.clock()}
+			return fn(tx)
+		})
 		if !errors.Is(err, badger.ErrConflict) {
+			if err == nil && len(tx.changes) > 0 {
+				db.mu.RLock()
+				hooks := db.commitHooks
+				db.mu.RUnlock()
+				for _, hook := range hooks {
+					hook(tx.changes)
+				}
+			}
 			return err
 		}
 		time.Sleep(conflictBackoff(attempt))
@@ -311,6 +344,9 @@ func (db *DB) migrate(migrations []Migration) error {
 type Tx struct {
 	txn *badger.Txn
 	now time.Time
+	// changes lists the records this transaction put or deleted, for the
+	// commit hooks.
+	changes []Change
 }
 
 // Now is the time the transaction started; TTL checks use it so one

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -324,5 +325,51 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestOnCommitReportsCommittedWrites(t *testing.T) {
+	db := openMem(t, Options{})
+	tab := accounts()
+	var got [][]Change
+	db.OnCommit(func(c []Change) { got = append(got, slices.Clone(c)) })
+
+	tests := []struct {
+		name string
+		fn   func(tx *Tx) error
+		want []Change // nil: the hook must not run
+	}{
+		{"insert", func(tx *Tx) error {
+			return tab.Insert(tx, "a1", &account{Name: "alice", Email: "a@x"})
+		}, []Change{{"accounts", "a1"}}},
+		{"two puts", func(tx *Tx) error {
+			if err := tab.Put(tx, "a1", &account{Name: "alice", Email: "a2@x"}); err != nil {
+				return err
+			}
+			return tab.Put(tx, "b1", &account{Name: "bob", Email: "b@x"})
+		}, []Change{{"accounts", "a1"}, {"accounts", "b1"}}},
+		{"delete", func(tx *Tx) error { return tab.Delete(tx, "b1") }, []Change{{"accounts", "b1"}}},
+		{"rolled back", func(tx *Tx) error {
+			if err := tab.Put(tx, "c1", &account{Name: "carol", Email: "c@x"}); err != nil {
+				return err
+			}
+			return errors.New("changed my mind")
+		}, nil},
+		{"refused duplicate", func(tx *Tx) error {
+			return tab.Insert(tx, "d1", &account{Name: "ALICE", Email: "d@x"})
+		}, nil},
+		{"reads only", func(tx *Tx) error { _, err := tab.Get(tx, "a1"); return err }, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got = nil
+			_ = db.Update(tt.fn)
+			switch {
+			case tt.want == nil && got != nil:
+				t.Fatalf("hook ran with %v", got)
+			case tt.want != nil && (len(got) != 1 || !slices.Equal(got[0], tt.want)):
+				t.Fatalf("hook got %v, want one call with %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -197,6 +197,7 @@ func (t *Table[T]) Put(tx *Tx, id string, v *T) error {
 	if err := set(t.recordKey(id), data); err != nil {
 		return fmt.Errorf("put %s %s: %w", t.name, id, err)
 	}
+	tx.changes = append(tx.changes, Change{Table: t.name, ID: id})
 	for _, ix := range t.indexes {
 		for _, val := range indexValues(ix, v) {
 			key := t.plainKey(ix.Name, val, id)
@@ -224,6 +225,7 @@ func (t *Table[T]) Delete(tx *Tx, id string) error {
 	if err := tx.txn.Delete(t.recordKey(id)); err != nil {
 		return fmt.Errorf("delete %s %s: %w", t.name, id, err)
 	}
+	tx.changes = append(tx.changes, Change{Table: t.name, ID: id})
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/berthgw/berth/gateway"
 	"github.com/berthgw/berth/gateway/config"
+	"github.com/berthgw/berth/gateway/logbuffer"
 )
 
 // gatewayReady is what the "gateway" command reports once listening.
@@ -131,7 +133,19 @@ func runGateway(args []string) error {
 	syscall.Umask(0o077)
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// As berth serve builds it: JSON lines, batched as log.flush_interval says.
+	var logOut io.Writer = os.Stderr
+	var buf *logbuffer.Writer
+	if every := time.Duration(cfg.Log.FlushInterval); every > 0 {
+		buf = logbuffer.New(os.Stderr, 64<<10, every)
+		defer buf.Close()
+		logOut = buf
+	}
+	var h slog.Handler = slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level})
+	if buf != nil {
+		h = logbuffer.Urgent(h, buf)
+	}
+	log := slog.New(h)
 	g, err := gateway.New(gateway.Options{Config: cfg, Logger: log, Stdout: os.Stdout})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)

@@ -1,0 +1,142 @@
+package identity
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/berthgw/berth/gateway/lru"
+	"github.com/berthgw/berth/gateway/store"
+)
+
+// maxGrants bounds the grant cache: one entry per session, browser cookie
+// or API key in use.
+const maxGrants = 10_000
+
+// grant is what authenticating one credential reads from the store: the
+// user's rights and the limits of the session or key used. It is the
+// cacheable part of a Principal; the token's own id is added on each use.
+type grant struct {
+	userID, username    string
+	roles, groups       []string
+	permissions, scopes []string
+	method              string
+	sessionID           string
+	// keyID is the API key's id, which is also the principal's credential.
+	keyID string
+	// expiresAt is when the session or key stops working; zero for never.
+	expiresAt time.Time
+	// lastUsedAt is the API key's, to pace its last_used_at updates.
+	lastUsedAt time.Time
+}
+
+func newGrant(p *Principal, expiresAt time.Time) *grant {
+	return &grant{
+		userID: p.UserID, username: p.Username,
+		roles: p.Roles, groups: p.Groups,
+		permissions: p.Permissions, scopes: p.Scopes,
+		method: p.AuthMethod, sessionID: p.SessionID,
+		expiresAt: expiresAt,
+	}
+}
+
+// principal is the grant as a request's Principal. The slices are shared
+// with the cache: nothing may modify a Principal's slices in place.
+func (g *grant) principal(credentialID string) *Principal {
+	return &Principal{
+		UserID: g.userID, Username: g.username,
+		Roles: g.roles, Groups: g.groups, Permissions: g.permissions,
+		AuthMethod: g.method, CredentialID: credentialID, SessionID: g.sessionID,
+		Scopes: g.scopes,
+	}
+}
+
+// grantCache keeps recently used grants so a request does not read its
+// session, user and roles from the store every time. Entries never outlive
+// what they were read from: every committed write to a session, user, role
+// or API key drops the entries it could change before the write returns
+// (see invalidate), so revocation, disabling and role changes still apply
+// to the very next request, as they did without the cache.
+type grantCache struct {
+	mu sync.Mutex
+	// epoch counts invalidations. A grant read from a snapshot taken before
+	// an invalidation is not stored (see put).
+	epoch   uint64
+	entries *lru.Map[*grant]
+}
+
+func newGrantCache() *grantCache {
+	return &grantCache{entries: lru.New[*grant](maxGrants)}
+}
+
+// Cache keys by credential kind.
+const (
+	grantSession = "s/" // + session id, for access tokens
+	grantCookie  = "c/" // + cookie digest
+	grantAPIKey  = "k/" // + key digest
+)
+
+// get returns the grant cached under key if it is still in force at now.
+func (c *grantCache) get(key string, now time.Time) (*grant, bool) {
+	c.mu.Lock()
+	g, ok := c.entries.Get(key)
+	c.mu.Unlock()
+	if !ok || (!g.expiresAt.IsZero() && !now.Before(g.expiresAt)) {
+		return nil, false
+	}
+	return g, true
+}
+
+// begin returns the epoch to pass to put; call it before opening the
+// transaction the grant is read in.
+func (c *grantCache) begin() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.epoch
+}
+
+// put caches g under key unless an invalidation happened since begin
+// returned epoch: the grant may then have been read before a write that
+// changed it, and the hook that would have dropped it already ran.
+func (c *grantCache) put(key string, epoch uint64, g *grant) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.epoch == epoch {
+		c.entries.Put(key, g)
+	}
+}
+
+// invalidate is the store's commit hook: it drops the grants that the
+// written records could change.
+func (c *grantCache) invalidate(changes []store.Change) {
+	var users, sessions, keys []string
+	all := false
+	for _, ch := range changes {
+		switch ch.Table {
+		case Users.Name():
+			users = append(users, ch.ID)
+		case Sessions.Name():
+			sessions = append(sessions, ch.ID)
+		case APIKeys.Name():
+			keys = append(keys, ch.ID)
+		case Roles.Name():
+			// A role's permissions reach every user holding it.
+			all = true
+		}
+	}
+	if !all && len(users)+len(sessions)+len(keys) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	if all {
+		c.entries.Clear()
+		return
+	}
+	c.entries.RemoveIf(func(_ string, g *grant) bool {
+		return slices.Contains(users, g.userID) ||
+			(g.sessionID != "" && slices.Contains(sessions, g.sessionID)) ||
+			(g.keyID != "" && slices.Contains(keys, g.keyID))
+	})
+}

@@ -1,0 +1,237 @@
+package identity
+
+import (
+	"context"
+	"crypto/rand"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/berthgw/berth/gateway/ratelimit"
+	"github.com/berthgw/berth/gateway/secretbox"
+	"github.com/berthgw/berth/gateway/store"
+)
+
+// grantEnv is a Service on an in-memory Badger with one user, "ann", who
+// holds the custom role "reader", and her three kinds of credential.
+type grantEnv struct {
+	s                      *Service
+	now                    *time.Time
+	user                   *User
+	token, cookie, apiKey  string
+	apiKeyID, tokenSession string
+}
+
+var grantAdmin = &Principal{UserID: "usr_admin", Username: "admin", Permissions: []string{PermAll}}
+
+func newGrantEnv(t *testing.T) *grantEnv {
+	t.Helper()
+	db, err := store.Open(store.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	key := make([]byte, 32)
+	rand.Read(key)
+	box, err := secretbox.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	e := &grantEnv{now: &now}
+	e.s, err = NewService(Options{DB: db, Box: box, Now: func() time.Time { return *e.now }, Settings: Settings{
+		Issuer: "berth", Audience: "berth", AccessTokenTTL: time.Hour, RefreshTokenTTL: 2 * time.Hour,
+		SessionTTL: 3 * time.Hour, AccessKeyTokenTTL: time.Hour,
+		Lockout: ratelimit.BackoffOptions{Threshold: 3, Base: time.Minute, Max: time.Hour},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := e.s.PutRole(ctx, grantAdmin, Role{Name: "reader", Permissions: []string{PermClustersRead}}, true, Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	e.user, err = e.s.CreateUser(ctx, grantAdmin, NewUser{Username: "ann", Password: "a-long-password-1", Roles: []string{"reader"}}, Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks, err := e.s.IssueTokens(ctx, e.user, MethodPassword, "", Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.token, e.tokenSession = toks.AccessToken, toks.SessionID
+	if e.cookie, _, err = e.s.StartBrowserSession(ctx, e.user, Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	k, raw, err := e.s.CreateAPIKey(ctx, grantAdmin, NewAPIKey{UserID: e.user.ID, Name: "ci", ExpiresAt: now.Add(4 * time.Hour)}, Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.apiKey, e.apiKeyID = raw, k.ID
+	return e
+}
+
+// verify authenticates with each kind of credential: access token,
+// browser cookie, API key.
+func (e *grantEnv) verify(kind string) (*Principal, error) {
+	switch kind {
+	case "token":
+		return e.s.VerifyAccessToken(e.token)
+	case "cookie":
+		return e.s.VerifySessionCookie(e.cookie)
+	default:
+		return e.s.VerifyAPIKey(context.Background(), e.apiKey, Meta{})
+	}
+}
+
+// Every write that changes what a credential may do is seen by the very
+// next request, although the first requests filled the cache.
+func TestGrantCacheSeesEveryWrite(t *testing.T) {
+	ctx := context.Background()
+	str := func(s string) *string { return &s }
+	tests := []struct {
+		name   string
+		change func(t *testing.T, e *grantEnv)
+		// refused lists the credential kinds that must now fail; the others
+		// must still work and carry wantPerms.
+		refused   []string
+		wantPerms []string
+	}{
+		{"nothing changes", func(*testing.T, *grantEnv) {}, nil, []string{PermClustersRead}},
+		{"logout ends the token's session", func(t *testing.T, e *grantEnv) {
+			p, _ := e.s.VerifyAccessToken(e.token)
+			must(t, e.s.Logout(ctx, p, Meta{}))
+		}, []string{"token"}, []string{PermClustersRead}},
+		{"an admin revokes the cookie session", func(t *testing.T, e *grantEnv) {
+			p, _ := e.s.VerifySessionCookie(e.cookie)
+			must(t, e.s.RevokeSession(ctx, grantAdmin, p.SessionID, Meta{}))
+		}, []string{"cookie"}, []string{PermClustersRead}},
+		{"the API key is revoked", func(t *testing.T, e *grantEnv) {
+			must(t, e.s.RevokeAPIKey(ctx, grantAdmin, e.apiKeyID, Meta{}))
+		}, []string{"apikey"}, []string{PermClustersRead}},
+		{"the user is disabled", func(t *testing.T, e *grantEnv) {
+			_, err := e.s.UpdateUser(ctx, grantAdmin, e.user.ID, UserChanges{Status: str(StatusDisabled)}, Meta{})
+			must(t, err)
+		}, []string{"token", "cookie", "apikey"}, nil},
+		{"the user is deleted", func(t *testing.T, e *grantEnv) {
+			must(t, e.s.DeleteUser(ctx, grantAdmin, e.user.ID, Meta{}))
+		}, []string{"token", "cookie", "apikey"}, nil},
+		{"the user's roles change", func(t *testing.T, e *grantEnv) {
+			roles := []string{RoleUser}
+			_, err := e.s.UpdateUser(ctx, grantAdmin, e.user.ID, UserChanges{Roles: &roles}, Meta{})
+			must(t, err)
+		}, nil, builtinRoles[RoleUser]},
+		{"the custom role gains a permission", func(t *testing.T, e *grantEnv) {
+			_, err := e.s.PutRole(ctx, grantAdmin, Role{Name: "reader", Permissions: []string{PermClustersRead, PermClustersWrite}}, false, Meta{})
+			must(t, err)
+		}, nil, []string{PermClustersRead, PermClustersWrite}},
+		{"the custom role loses a permission", func(t *testing.T, e *grantEnv) {
+			_, err := e.s.PutRole(ctx, grantAdmin, Role{Name: "reader", Permissions: []string{PermClustersWrite}}, false, Meta{})
+			must(t, err)
+		}, nil, []string{PermClustersWrite}},
+		{"the cookie session expires", func(t *testing.T, e *grantEnv) {
+			*e.now = e.now.Add(3*time.Hour + time.Second)
+		}, []string{"token", "cookie"}, []string{PermClustersRead}},
+		{"the API key expires", func(t *testing.T, e *grantEnv) {
+			*e.now = e.now.Add(4*time.Hour + time.Second)
+		}, []string{"token", "cookie", "apikey"}, nil},
+	}
+	kinds := []string{"token", "cookie", "apikey"}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newGrantEnv(t)
+			for range 2 { // the second round is served from the cache
+				for _, k := range kinds {
+					if _, err := e.verify(k); err != nil {
+						t.Fatalf("%s before the change: %v", k, err)
+					}
+				}
+			}
+			if n := e.s.grants.entries.Len(); n != 3 {
+				t.Fatalf("%d cached grants, want 3", n)
+			}
+			tt.change(t, e)
+			for _, k := range kinds {
+				p, err := e.verify(k)
+				if slices.Contains(tt.refused, k) {
+					if err == nil {
+						t.Errorf("%s still accepted", k)
+					}
+					continue
+				}
+				if err != nil {
+					t.Errorf("%s refused: %v", k, err)
+					continue
+				}
+				perms := slices.Clone(tt.wantPerms)
+				slices.Sort(perms)
+				if !slices.Equal(p.Permissions, perms) {
+					t.Errorf("%s permissions %v, want %v", k, p.Permissions, perms)
+				}
+			}
+		})
+	}
+}
+
+// A principal from the cache is the one the store would give, with the
+// presenting token's own id as its credential.
+func TestGrantCachePrincipal(t *testing.T) {
+	e := newGrantEnv(t)
+	for _, k := range []string{"token", "cookie", "apikey"} {
+		first, err := e.verify(k)
+		must(t, err)
+		cached, err := e.verify(k)
+		must(t, err)
+		if first == cached {
+			t.Errorf("%s: the same *Principal twice; each request needs its own", k)
+		}
+		if first.UserID != e.user.ID || first.Username != "ann" || cached.UserID != first.UserID ||
+			cached.AuthMethod != first.AuthMethod || cached.CredentialID != first.CredentialID ||
+			cached.SessionID != first.SessionID || !slices.Equal(cached.Permissions, first.Permissions) {
+			t.Errorf("%s: cached %+v, first %+v", k, cached, first)
+		}
+	}
+	// A second access token of the same session shares the cached grant but
+	// keeps its own jti.
+	tok2, jti2, err := e.s.tokens.issue(e.user.ID, e.tokenSession, MethodPassword, time.Hour)
+	must(t, err)
+	p, err := e.s.VerifyAccessToken(tok2)
+	must(t, err)
+	if p.CredentialID != jti2 || p.SessionID != e.tokenSession {
+		t.Errorf("second token: credential %q session %q, want %q %q", p.CredentialID, p.SessionID, jti2, e.tokenSession)
+	}
+	// A token naming another user for the session is refused even though
+	// the session's grant is cached.
+	forged, _, err := e.s.tokens.issue("usr_other", e.tokenSession, MethodPassword, time.Hour)
+	must(t, err)
+	if _, err := e.s.VerifyAccessToken(forged); err == nil {
+		t.Error("token for another user accepted on a cached session")
+	}
+}
+
+// A grant read before a write committed is not cached after the write's
+// invalidation ran: it might be stale and nothing would drop it later.
+func TestGrantCacheDropsRacingFill(t *testing.T) {
+	c := newGrantCache()
+	now := time.Now()
+	epoch := c.begin()
+	c.invalidate([]store.Change{{Table: Users.Name(), ID: "usr_x"}})
+	c.put("s/ses_1", epoch, &grant{userID: "usr_a"})
+	if _, ok := c.get("s/ses_1", now); ok {
+		t.Fatal("a grant read before an invalidation was cached")
+	}
+	// Writes to other tables leave the epoch alone.
+	epoch = c.begin()
+	c.invalidate([]store.Change{{Table: "clusters", ID: "prod"}})
+	c.put("s/ses_1", epoch, &grant{userID: "usr_a"})
+	if _, ok := c.get("s/ses_1", now); !ok {
+		t.Fatal("an unrelated write kept a fresh grant out")
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
