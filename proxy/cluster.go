@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -217,7 +218,7 @@ func (p *Pool) Version(name string, timeout time.Duration) (string, error) {
 	if err := u.client.Do(req, resp); err != nil {
 		return "", fmt.Errorf("%w: %s", ErrUnreachable, shortNetError(err))
 	}
-	body, err := readAllLimit(resp, 1<<20)
+	body, err := readAllLimit(resp, 1<<20, new(bytes.Buffer))
 	if err != nil {
 		return "", fmt.Errorf("%w: %s", ErrUnreachable, shortNetError(err))
 	}
@@ -277,7 +278,7 @@ func (p *Pool) Do(name, method, path string, id Identity, contentType string, bo
 	if err := u.client.Do(req, resp); err != nil {
 		return 0, nil, fmt.Errorf("%w: %s", ErrUnreachable, shortNetError(err))
 	}
-	data, err := readAllLimit(resp, 4<<20)
+	data, err := readAllLimit(resp, 4<<20, new(bytes.Buffer))
 	if err != nil {
 		return 0, nil, fmt.Errorf("%w: %s", ErrUnreachable, shortNetError(err))
 	}

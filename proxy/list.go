@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -86,13 +87,17 @@ func (p *Proxy) serveList(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Id
 	values.Del("continue")
 	values.Set("limit", strconv.Itoa(p.opts.ListChunkSize))
 	coll := listquery.NewCollector(q, p.opts.ListLimits)
+	// One buffer serves every chunk: Add copies what it keeps, so the next
+	// chunk may overwrite the last. Reading each chunk into a fresh slice
+	// made about twice the list's size in garbage per request.
+	var buf bytes.Buffer
 	next := ""
 	for {
 		if next != "" {
 			values.Set("continue", next)
 		}
 		chunk := Target{Cluster: t.Cluster, Path: t.Path, Query: values.Encode()}
-		body, done := p.fetchChunk(ctx, u, chunk, id)
+		body, done := p.fetchChunk(ctx, u, chunk, id, &buf)
 		if done {
 			return // an error, or the upstream's own non-200 answer, is already written
 		}
@@ -115,10 +120,10 @@ func (p *Proxy) serveList(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Id
 	ctx.SetBody(out)
 }
 
-// fetchChunk gets one chunk of the list as JSON. A non-200 answer (the
-// cluster's own 403 or 410 Gone) goes back to the client unchanged and
-// done is true.
-func (p *Proxy) fetchChunk(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Identity) (body []byte, done bool) {
+// fetchChunk gets one chunk of the list as JSON, read into buf (reset
+// first); body is buf's contents. A non-200 answer (the cluster's own 403
+// or 410 Gone) goes back to the client unchanged and done is true.
+func (p *Proxy) fetchChunk(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Identity, buf *bytes.Buffer) (body []byte, done bool) {
 	req := p.newRequest(ctx, u, t, id, false)
 	// Post-processing reads JSON; keep a Table request a Table.
 	accept := "application/json"
@@ -139,7 +144,7 @@ func (p *Proxy) fetchChunk(ctx *fasthttp.RequestCtx, u *upstream, t Target, id I
 	}
 	p.opts.Observer.Request(u.name, "GET", resp.StatusCode(), time.Since(start))
 	limit := p.opts.ListLimits.MaxBytes + 1
-	data, err := readAllLimit(resp, limit)
+	data, err := readAllLimit(resp, limit, buf)
 	if err != nil {
 		p.upstreamError(ctx, u, err)
 		return nil, true
@@ -157,13 +162,21 @@ func (p *Proxy) fetchChunk(ctx *fasthttp.RequestCtx, u *upstream, t Target, id I
 	return data, false
 }
 
-func readAllLimit(resp *fasthttp.Response, limit int64) ([]byte, error) {
-	if s := resp.BodyStream(); s != nil {
-		// The caller's deferred ReleaseResponse closes the stream; a body
-		// cut at the limit is discarded with its connection then.
-		return io.ReadAll(io.LimitReader(s, limit))
+// readAllLimit reads resp's body, at most limit bytes, into buf.
+func readAllLimit(resp *fasthttp.Response, limit int64, buf *bytes.Buffer) ([]byte, error) {
+	buf.Reset()
+	s := resp.BodyStream()
+	if s == nil {
+		buf.Write(resp.Body())
+		return buf.Bytes(), nil
 	}
-	return append([]byte(nil), resp.Body()...), nil
+	if n := resp.Header.ContentLength(); n > 0 && int64(n) < limit {
+		buf.Grow(n + bytes.MinRead) // ReadFrom wants MinRead spare to see EOF without growing
+	}
+	// The caller's deferred ReleaseResponse closes the stream; a body cut
+	// at the limit is discarded with its connection then.
+	_, err := buf.ReadFrom(io.LimitReader(s, limit))
+	return buf.Bytes(), err
 }
 
 func (p *Proxy) listError(ctx *fasthttp.RequestCtx, u *upstream, err error) {
