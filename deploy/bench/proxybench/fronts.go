@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // writeReady writes data to path atomically, so a reader polling for the
@@ -138,4 +140,53 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// runFastHTTP is the "fasthttp" command: the smallest reverse proxy
+// fasthttp makes, the anchor the proxy issue measured ("a bare fasthttp
+// proxy"). It forwards each request as received, the client's credential
+// included, to one HTTPS upstream over a fasthttp.HostClient, reading the
+// whole answer before writing it back: no header filtering, impersonation,
+// streaming, metrics or error mapping. What Berth's proxy package does on
+// top of this is what proxy-only − fasthttp costs.
+func runFastHTTP(args []string) error {
+	fs := flag.NewFlagSet("fasthttp", flag.ContinueOnError)
+	dir := fs.String("dir", "", "directory holding cert.pem and key.pem")
+	upstream := fs.String("upstream", "", "upstream URL, https://host:port")
+	caFile := fs.String("ca", "", "PEM file of the upstream's CA")
+	ready := fs.String("ready", "", "file to write the listen address to")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	u, err := url.Parse(*upstream)
+	if err != nil {
+		return fmt.Errorf("upstream URL: %w", err)
+	}
+	caPEM, err := os.ReadFile(*caFile)
+	if err != nil {
+		return fmt.Errorf("reading the upstream CA: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return fmt.Errorf("%s holds no certificate", *caFile)
+	}
+	client := &fasthttp.HostClient{Addr: u.Host, IsTLS: true, TLSConfig: &tls.Config{RootCAs: roots, ServerName: "localhost"},
+		MaxConns: 512, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+	srv := &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			if err := client.Do(&ctx.Request, &ctx.Response); err != nil {
+				ctx.Error("upstream: "+err.Error(), fasthttp.StatusBadGateway)
+			}
+		},
+		ReadTimeout:           60 * time.Second,
+		NoDefaultServerHeader: true,
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("listening: %w", err)
+	}
+	if err := writeReady(*ready, []byte(ln.Addr().String())); err != nil {
+		return err
+	}
+	return srv.ServeTLS(ln, filepath.Join(*dir, "cert.pem"), filepath.Join(*dir, "key.pem"))
 }

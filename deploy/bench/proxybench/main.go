@@ -15,7 +15,7 @@
 //
 //	go run ./deploy/bench/proxybench run [-runs 3] [-duration 10s] [-out DIR]
 //
-// The subcommands backend, bare, httputil and gateway are the children it
+// The subcommands backend, bare, fasthttp, httputil and gateway are the children it
 // starts; they are not meant to be run by hand.
 package main
 
@@ -45,6 +45,8 @@ func main() {
 		err = runBare(os.Args[2:])
 	case "httputil":
 		err = runHTTPUtil(os.Args[2:])
+	case "fasthttp":
+		err = runFastHTTP(os.Args[2:])
 	case "gateway":
 		err = runGateway(os.Args[2:])
 	default:

@@ -28,7 +28,7 @@ func markdown(r *results, o options) string {
 		fmt.Fprintf(&b, "wrk -t%d -c%d, %s per run, %d runs; latency at %d req/s with vegeta on %d connections.\n\n", o.threads, o.conns, o.duration, o.runs, rate, o.vegetaConns)
 		b.WriteString("| path | req/s (median) | runs min–max | × direct | CPU µs/req of the proxy ¹ | p50 ms | p99 ms | p50 − direct | p99 − direct |\n")
 		b.WriteString("|---|---:|---|---:|---:|---:|---:|---:|---:|\n")
-		for _, t := range []string{"direct", "berth", "proxy-only", "nginx", "httputil"} {
+		for _, t := range targetOrder {
 			x, ok := s[t]
 			if !ok {
 				continue
@@ -44,7 +44,7 @@ func markdown(r *results, o options) string {
 			fmt.Fprintf(&b, "| %s | %.0f | %.0f–%.0f | %.2f | %.1f | %.2f | %.2f | %s | %s |\n",
 				t, rps, lo, hi, rps/median(d.RPS), us(median(x.CPUPerOp)), ms(p50), ms(p99), dp50, dp99)
 		}
-		for _, t := range []string{"direct", "berth", "proxy-only", "nginx", "httputil"} {
+		for _, t := range targetOrder {
 			if x, ok := s[t]; ok {
 				if lo, _ := spread(x.Achieved); lo < 0.98*float64(rate) {
 					fmt.Fprintf(&b, "\n%s did not keep up with %d req/s in every run (lowest %.0f/s): its latency includes the shortfall.", t, rate, lo)
@@ -57,6 +57,9 @@ func markdown(r *results, o options) string {
 			}
 			if n, ok := s["nginx"]; ok {
 				fmt.Fprintf(&b, "; Berth ÷ nginx: %.2f×", median(bt.RPS)/median(n.RPS))
+			}
+			if f, ok := s["fasthttp"]; ok {
+				fmt.Fprintf(&b, "; Berth ÷ bare fasthttp: %.2f×", median(bt.RPS)/median(f.RPS))
 			}
 			b.WriteString(".\n")
 		}
@@ -111,3 +114,6 @@ func markdown(r *results, o options) string {
 	}
 	return b.String()
 }
+
+// targetOrder is the order of the rows of the small-GET tables.
+var targetOrder = []string{"direct", "berth", "proxy-only", "fasthttp", "nginx", "httputil"}

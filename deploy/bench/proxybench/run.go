@@ -284,6 +284,25 @@ func smallCases(ctx context.Context, o options, tl tools, nginx, work, self stri
 		}
 		c.targets = append(c.targets, target{Name: "httputil", URL: "https://" + string(addr) + smallPath, Header: c.targets[0].Header, PGID: hu.pid()})
 
+		// The anchor: the smallest fasthttp reverse proxy.
+		fdir := filepath.Join(work, "fasthttp-"+c.name)
+		if err := os.MkdirAll(fdir, 0o700); err != nil {
+			return err
+		}
+		if _, _, err := writeCert(fdir); err != nil {
+			return err
+		}
+		ready = filepath.Join(fdir, "ready")
+		fp, err := startChild("fasthttp-"+c.name, filepath.Join(fdir, "log"), nil, self, "fasthttp", "-dir", fdir,
+			"-upstream", "https://"+c.upstream, "-ca", c.caFile, "-ready", ready)
+		if err != nil {
+			return err
+		}
+		if addr, err = waitFile(fp, ready, 10*time.Second); err != nil {
+			return err
+		}
+		c.targets = append(c.targets, target{Name: "fasthttp", URL: "https://" + string(addr) + smallPath, Header: c.targets[0].Header, PGID: fp.pid()})
+
 		// Berth's proxy package alone, with the identity the gateway would
 		// assert, and the credential Berth holds for the cluster.
 		bdir := filepath.Join(work, "bare-"+c.name)
