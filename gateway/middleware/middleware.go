@@ -125,11 +125,19 @@ func Route(ctx *fasthttp.RequestCtx) string {
 // trusted proxies (nil: the socket peer); when it differs from the peer,
 // both are logged.
 func AccessLog(log *slog.Logger, clientIP func(*fasthttp.RequestCtx) string) Middleware {
+	h := log.Handler()
 	return func(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 		return func(ctx *fasthttp.RequestCtx) {
 			start := time.Now()
 			next(ctx)
-			attrs := []slog.Attr{
+			if !h.Enabled(ctx, slog.LevelInfo) {
+				return
+			}
+			// The record goes straight to the handler: Logger.LogAttrs would
+			// also walk the stack for a source location on every request,
+			// which the access log has no use for (pc 0: no source).
+			r := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
+			r.AddAttrs(
 				slog.String("request_id", httpapi.RequestID(ctx)),
 				slog.String("method", string(ctx.Method())),
 				slog.String("route", Route(ctx)),
@@ -137,23 +145,23 @@ func AccessLog(log *slog.Logger, clientIP func(*fasthttp.RequestCtx) string) Mid
 				slog.Int("status", ctx.Response.StatusCode()),
 				slog.Int("bytes", responseBytes(ctx)),
 				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-			}
+			)
 			peer := ctx.RemoteIP().String()
 			client := peer
 			if clientIP != nil {
 				client = clientIP(ctx)
 			}
-			attrs = append(attrs, slog.String("client", client))
+			r.AddAttrs(slog.String("client", client))
 			if client != peer {
-				attrs = append(attrs, slog.String("peer", peer))
+				r.AddAttrs(slog.String("peer", peer))
 			}
 			if q := RedactQuery(ctx.QueryArgs().String()); q != "" {
-				attrs = append(attrs, slog.String("query", q))
+				r.AddAttrs(slog.String("query", q))
 			}
 			if p := httpapi.Principal(ctx); p != "" {
-				attrs = append(attrs, slog.String("principal", p))
+				r.AddAttrs(slog.String("principal", p))
 			}
-			log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+			_ = h.Handle(ctx, r)
 		}
 	}
 }
