@@ -52,16 +52,15 @@ func markdown(r *results, o options) string {
 			}
 		}
 		if bt, ok := s["berth"]; ok {
-			if h, ok := s["httputil"]; ok {
-				fmt.Fprintf(&b, "\nBerth ÷ httputil: %.2f×", median(bt.RPS)/median(h.RPS))
+			// Ratios within a round are steadier than ratios of medians:
+			// the shared machine's speed drifts between rounds.
+			b.WriteString("\nBerth's throughput ÷ each other target's in the same round (median of the rounds):")
+			for _, t := range targetOrder {
+				if x, ok := s[t]; ok && t != "berth" {
+					fmt.Fprintf(&b, " %s %.2f×;", t, median(perRound(bt.RPS, x.RPS)))
+				}
 			}
-			if n, ok := s["nginx"]; ok {
-				fmt.Fprintf(&b, "; Berth ÷ nginx: %.2f×", median(bt.RPS)/median(n.RPS))
-			}
-			if f, ok := s["fasthttp"]; ok {
-				fmt.Fprintf(&b, "; Berth ÷ bare fasthttp: %.2f×", median(bt.RPS)/median(f.RPS))
-			}
-			b.WriteString(".\n")
+			b.WriteString("\n")
 		}
 		var loads []float64
 		for _, x := range s {
@@ -117,3 +116,14 @@ func markdown(r *results, o options) string {
 
 // targetOrder is the order of the rows of the small-GET tables.
 var targetOrder = []string{"direct", "berth", "proxy-only", "fasthttp", "nginx", "httputil"}
+
+// perRound divides a's runs by b's, round by round.
+func perRound(a, b []float64) []float64 {
+	var out []float64
+	for i := range min(len(a), len(b)) {
+		if b[i] > 0 {
+			out = append(out, a[i]/b[i])
+		}
+	}
+	return out
+}
