@@ -98,3 +98,29 @@ func FuzzParseTarget(f *testing.F) {
 		}
 	})
 }
+
+func TestIsStream(t *testing.T) {
+	tests := []struct {
+		path, query string
+		want        bool
+	}{
+		{"/api/v1/watch/namespaces/default/pods", "", true},
+		{"/api/v1/watch/pods", "", true},
+		{"/apis/apps/v1/watch/deployments", "", true},
+		{"/api/v1/pods", "watch=1", true},
+		{"/api/v1/pods", "labelSelector=a&watch=true", true},
+		{"/api/v1/namespaces/default/pods/p/log", "follow=true", true},
+		{"/api/v1/pods", "watch=0", false},
+		{"/api/v1/namespaces/default/pods/p/log", "", false},
+		// A namespace or an object called "watch" is not a watch.
+		{"/api/v1/namespaces/watch/pods", "", false},
+		{"/api/v1/namespaces/default/configmaps/watch", "", false},
+		{"/apis/apps/v1/namespaces/watch/deployments/watch/scale", "", false},
+		{"/apis/watch/v1/things", "", false},
+	}
+	for _, tt := range tests {
+		if got := isStream(Target{Path: tt.path, Query: tt.query}); got != tt.want {
+			t.Errorf("isStream(%s?%s) = %v, want %v", tt.path, tt.query, got, tt.want)
+		}
+	}
+}

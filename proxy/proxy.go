@@ -132,7 +132,7 @@ func isUpgrade(h *fasthttp.RequestHeader) bool {
 // isStream reports whether a request opens a long-lived response: a watch
 // (query or legacy /watch/ path) or a followed log.
 func isStream(t Target) bool {
-	if strings.Contains(t.Path, "/watch/") {
+	if isWatchPath(t.Path) {
 		return true
 	}
 	for _, kv := range strings.Split(t.Query, "&") {
@@ -140,6 +140,20 @@ func isStream(t Target) bool {
 		if (k == "watch" || k == "follow") && (v == "1" || v == "true") {
 			return true
 		}
+	}
+	return false
+}
+
+// isWatchPath reports whether path is under a group version's legacy watch
+// prefix (/api/v1/watch/…, /apis/<group>/<version>/watch/…), and not merely
+// a path with a namespace or object named "watch".
+func isWatchPath(path string) bool {
+	segs := strings.SplitN(strings.TrimPrefix(path, "/"), "/", 5)
+	switch {
+	case len(segs) >= 3 && segs[0] == "api":
+		return segs[2] == "watch"
+	case len(segs) >= 4 && segs[0] == "apis":
+		return segs[3] == "watch"
 	}
 	return false
 }
