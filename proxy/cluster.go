@@ -43,6 +43,53 @@ type upstream struct {
 	token    string
 	tls      *tls.Config
 	client   *fasthttp.HostClient
+
+	// live holds the stop functions of the long-lived streams (watches,
+	// followed logs, exec and port-forward) running on this upstream, so
+	// that deleting or re-registering the cluster ends them instead of
+	// leaving them on a server and credentials Berth no longer holds.
+	liveMu  sync.Mutex
+	live    map[*func()]struct{}
+	retired bool
+}
+
+// track registers stop for a long-lived stream and returns the function
+// that unregisters it. On a retired upstream stop runs at once.
+func (u *upstream) track(stop func()) (untrack func()) {
+	u.liveMu.Lock()
+	if u.retired {
+		u.liveMu.Unlock()
+		stop()
+		return func() {}
+	}
+	key := &stop
+	if u.live == nil {
+		u.live = map[*func()]struct{}{}
+	}
+	u.live[key] = struct{}{}
+	u.liveMu.Unlock()
+	return func() {
+		u.liveMu.Lock()
+		delete(u.live, key)
+		u.liveMu.Unlock()
+	}
+}
+
+// retire ends the upstream's long-lived streams and closes its idle
+// connections. Ordinary requests already running finish undisturbed.
+func (u *upstream) retire() {
+	u.liveMu.Lock()
+	u.retired = true
+	stops := make([]func(), 0, len(u.live))
+	for stop := range u.live {
+		stops = append(stops, *stop)
+	}
+	clear(u.live)
+	u.liveMu.Unlock()
+	for _, stop := range stops {
+		stop()
+	}
+	u.client.CloseIdleConnections()
 }
 
 // PoolOptions tune the connections to every cluster.
@@ -80,8 +127,10 @@ func NewPool(opts PoolOptions) *Pool {
 	return &Pool{opts: opts.withDefaults(), m: map[string]*upstream{}}
 }
 
-// Set adds or replaces a cluster. Replacing closes the old pool's idle
-// connections; requests already running on it finish undisturbed.
+// Set adds or replaces a cluster. Replacing ends the old pool's watches,
+// followed logs and upgrades (clients reconnect with the new settings) and
+// closes its idle connections; ordinary requests already running on it
+// finish undisturbed.
 func (p *Pool) Set(c Cluster) error {
 	u, err := newUpstream(c, p.opts)
 	if err != nil {
@@ -92,19 +141,20 @@ func (p *Pool) Set(c Cluster) error {
 	p.m[c.Name] = u
 	p.mu.Unlock()
 	if old != nil {
-		old.client.CloseIdleConnections()
+		old.retire()
 	}
 	return nil
 }
 
-// Remove drops a cluster and closes its idle connections.
+// Remove drops a cluster, ends its watches, followed logs and upgrades, and
+// closes its idle connections.
 func (p *Pool) Remove(name string) {
 	p.mu.Lock()
 	old := p.m[name]
 	delete(p.m, name)
 	p.mu.Unlock()
 	if old != nil {
-		old.client.CloseIdleConnections()
+		old.retire()
 	}
 }
 

@@ -221,8 +221,12 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Iden
 		conn := ctx.Conn()
 		rb.conn, rb.writeTimeout = conn, p.opts.StreamWriteTimeout
 		rb.watch = watchClient(conn, rb.abort)
+		untrack := u.track(rb.abort)
 		p.opts.Observer.StreamOpened(u.name, "watch")
-		rb.onClose = func() { p.opts.Observer.StreamClosed(u.name, "watch") }
+		rb.onClose = func() {
+			untrack()
+			p.opts.Observer.StreamClosed(u.name, "watch")
+		}
 	}
 	ctx.SetBodyStream(rb, resp.Header.ContentLength())
 }
@@ -274,7 +278,8 @@ func (b *responseBody) Read(p []byte) (int, error) {
 // the stream was cut before its end.
 var errClientGone = errors.New("client went away")
 
-// abort interrupts a Read blocked on the upstream, when the client left.
+// abort interrupts a Read blocked on the upstream, when the client left or
+// the cluster was removed or replaced.
 func (b *responseBody) abort() {
 	b.abortOnce.Do(func() {
 		if c, ok := b.stream.(fasthttp.ReadCloserWithError); ok {

@@ -66,6 +66,10 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, u *upstream, t Target, id
 		p.opts.Observer.StreamOpened(u.name, "upgrade")
 		defer p.opts.Observer.StreamClosed(u.name, "upgrade")
 		defer up.Close()
+		defer u.track(func() {
+			up.Close()
+			client.Close()
+		})()
 		if _, err := client.Write(head); err != nil {
 			return
 		}
