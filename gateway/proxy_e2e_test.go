@@ -243,10 +243,25 @@ func TestProxyKubectlEndToEnd(t *testing.T) {
 			}
 		}
 	}
+	// The open watch shows in the per-cluster stream gauge, and leaves it
+	// when the client goes (a bounded wait for the release, not a timing
+	// check).
+	const openWatch = `berth_proxy_open_streams{cluster="e2e",kind="watch"} 1`
+	if _, m := e.get(t, e.http+"/metrics"); seen && !strings.Contains(string(m), openWatch) {
+		t.Errorf("metrics lack %s while the watch is open", openWatch)
+	}
 	w.Process.Kill()
 	w.Wait()
 	if !seen {
 		t.Fatal("kubectl get -w never showed a created configmap")
+	}
+	released := false
+	for deadline := time.Now().Add(15 * time.Second); !released && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		_, m := e.get(t, e.http+"/metrics")
+		released = strings.Contains(string(m), `berth_proxy_open_streams{cluster="e2e",kind="watch"} 0`)
+	}
+	if !released {
+		t.Error("the watch gauge did not return to 0 after kubectl left")
 	}
 
 	e.mustKubectl(t, kc, "", "-n", "team-a", "delete", "deployment", "web")
@@ -254,9 +269,21 @@ func TestProxyKubectlEndToEnd(t *testing.T) {
 		t.Error("deployment still there after delete")
 	}
 
-	// Writes through the proxy are audited, without secrets.
+	// Writes through the proxy are audited, without secrets, with the user,
+	// cluster, method, path and status.
 	if !e.hasEvent(t, "cluster", "proxy.delete", audit.ResultSuccess) || !e.hasEvent(t, "cluster", "proxy.patch", audit.ResultSuccess) {
 		t.Error("proxy writes not audited")
+	}
+	found := false
+	for _, ev := range e.auditEvents(t, audit.Query{ResourceType: "cluster", Action: "proxy.delete"}) {
+		if ev.ActorName == "admin" && ev.ResourceID == "e2e" && ev.Details["method"] == "DELETE" &&
+			ev.Details["path"] == "/apis/apps/v1/namespaces/team-a/deployments/web" && ev.Details["status"] == "200" && ev.ClientIP != "" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no proxy.delete event with user, cluster, method, path and status: %+v",
+			e.auditEvents(t, audit.Query{ResourceType: "cluster", Action: "proxy.delete"}))
 	}
 }
 

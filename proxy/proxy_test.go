@@ -604,3 +604,44 @@ func TestStreamsEndWhenClusterChanges(t *testing.T) {
 		})
 	}
 }
+
+// A watch is not an ordinary request: it outlives the request timeout,
+// which still cuts a slow ordinary request.
+func TestStreamOutlivesRequestTimeout(t *testing.T) {
+	b := newBackend(t)
+	f := newFront(t, b, Options{RequestTimeout: 200 * time.Millisecond})
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
+	resp, err := client.Get(f.url + "/proxy/clusters/dev/api/v1/pods?watch=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	// Quiet for several request timeouts, then an event.
+	time.Sleep(time.Second)
+	select {
+	case b.watchEvents <- "late":
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cluster's watch is gone: cut by the request timeout")
+	}
+	got := make(chan string, 1)
+	go func() { line, _ := r.ReadString('\n'); got <- line }()
+	select {
+	case line := <-got:
+		if !strings.Contains(line, "late") {
+			t.Fatalf("watch cut by the request timeout: %q", line)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the event never reached the client")
+	}
+
+	slow, err := client.Get(f.url + "/proxy/clusters/dev/api/v1/namespaces/default/pods/slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow.Body.Close()
+	if slow.StatusCode != http.StatusGatewayTimeout {
+		t.Errorf("slow ordinary request: %d, want 504", slow.StatusCode)
+	}
+}
