@@ -157,6 +157,38 @@ func TestProxyKubectlEndToEnd(t *testing.T) {
 	e := startE2E(t)
 	kc := e.kubeconfigFor(t, "admin", e.admin)
 
+	// The connection test reaches the real apiserver and records what it
+	// saw; a wrong credential is an error, not "unreachable".
+	type testResult struct {
+		Reachable         bool   `json:"reachable"`
+		KubernetesVersion string `json:"kubernetes_version"`
+		LatencyMS         *int64 `json:"latency_ms"`
+		Error             string `json:"error"`
+	}
+	type clusterView struct {
+		ConnectionStatus  string `json:"connection_status"`
+		KubernetesVersion string `json:"kubernetes_version"`
+		LastObservedAt    string `json:"last_observed_at"`
+		LastError         string `json:"last_error"`
+	}
+	tr := decode[testResult](t, e.must(t, 200, "POST", "/api/v1/clusters/e2e/test", nil, bearer(e.admin)))
+	if !tr.Reachable || tr.KubernetesVersion != kubeenv.Version || tr.LatencyMS == nil || tr.Error != "" {
+		t.Errorf("test of a reachable cluster: %+v", tr)
+	}
+	cv := decode[clusterView](t, e.must(t, 200, "GET", "/api/v1/clusters/e2e", nil, bearer(e.admin)))
+	if cv.ConnectionStatus != "reachable" || cv.KubernetesVersion != kubeenv.Version || cv.LastObservedAt == "" || cv.LastError != "" {
+		t.Errorf("cluster after a good probe: %+v", cv)
+	}
+	e.must(t, 201, "POST", "/api/v1/clusters", map[string]any{
+		"name": "e2e-wrong-token", "server": e.env.Server, "token": "not-a-valid-token",
+		"certificate_authority_data": base64.StdEncoding.EncodeToString(e.env.CAData),
+	}, bearer(e.admin))
+	tr = decode[testResult](t, e.must(t, 200, "POST", "/api/v1/clusters/e2e-wrong-token/test", nil, bearer(e.admin)))
+	cv = decode[clusterView](t, e.must(t, 200, "GET", "/api/v1/clusters/e2e-wrong-token", nil, bearer(e.admin)))
+	if tr.Reachable || tr.Error == "" || cv.ConnectionStatus != "error" || cv.LastError == "" || cv.LastObservedAt == "" {
+		t.Errorf("cluster with a wrong token: test %+v, cluster %+v", tr, cv)
+	}
+
 	// Discovery, raw paths and version through Berth. kubectl --raw
 	// replaces the server URL's path, so the raw path names the cluster.
 	if out := e.mustKubectl(t, kc, "", "get", "--raw", "/proxy/clusters/e2e/version"); !strings.Contains(out, kubeenv.Version) {
