@@ -34,8 +34,10 @@ func (g *Gateway) initClusters() error {
 		ListLimits:         listquery.Limits{MaxBytes: pc.MaxListBytes, MaxItems: pc.MaxListItems},
 		MaxPageSize:        pc.MaxPageSize,
 		MaxConcurrentLists: pc.MaxConcurrentLists,
-		Observer:           m,
-		Logger:             g.log,
+		// Bodies stream to the cluster, under the same bound as the API's.
+		MaxRequestBodyBytes: int64(g.cfg.Limits.MaxBodyBytes),
+		Observer:            m,
+		Logger:              g.log,
 	})
 	prov := g.cfg.Provisioning
 	g.operations = operations.NewService(g.db, operations.Options{

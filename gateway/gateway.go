@@ -177,7 +177,7 @@ func (g *Gateway) init(stdout io.Writer) error {
 	}
 	g.router = router
 	g.server = &fasthttp.Server{
-		Handler: middleware.Chain(g.proxyRoute.Wrap(g.router.Handler),
+		Handler: middleware.Chain(g.proxyRoute.Wrap(middleware.BufferBody(g.cfg.Limits.MaxBodyBytes)(g.router.Handler)),
 			middleware.RequestID(),
 			middleware.SecurityHeaders(),
 			g.metrics.Middleware(),
@@ -190,12 +190,16 @@ func (g *Gateway) init(stdout io.Writer) error {
 		NoDefaultServerHeader: true,
 		// fasthttp otherwise quotes the raw request bytes, Authorization
 		// header included, in its parse-error messages.
-		SecureErrorLogMessage:        true,
-		ReadTimeout:                  g.cfg.Limits.ReadTimeout.D(),
-		WriteTimeout:                 g.cfg.Limits.WriteTimeout.D(),
-		IdleTimeout:                  g.cfg.Limits.IdleTimeout.D(),
-		ReadBufferSize:               g.cfg.Limits.MaxHeaderBytes,
-		MaxRequestBodySize:           g.cfg.Limits.MaxBodyBytes,
+		SecureErrorLogMessage: true,
+		ReadTimeout:           g.cfg.Limits.ReadTimeout.D(),
+		WriteTimeout:          g.cfg.Limits.WriteTimeout.D(),
+		IdleTimeout:           g.cfg.Limits.IdleTimeout.D(),
+		ReadBufferSize:        g.cfg.Limits.MaxHeaderBytes,
+		MaxRequestBodySize:    g.cfg.Limits.MaxBodyBytes,
+		// Bodies stream: the proxy passes them to the cluster as they
+		// come, and BufferBody reads them (bounded) for the API's own
+		// handlers. fasthttp then reads only the first 8 KiB itself.
+		StreamRequestBody:            true,
 		DisablePreParseMultipartForm: true,
 		CloseOnShutdown:              true,
 		Logger:                       fasthttpLogger{g.log},

@@ -13,7 +13,9 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -234,6 +236,33 @@ func TestProxyKubectlEndToEnd(t *testing.T) {
 		t.Errorf("table output: %s", out)
 	}
 
+	// A large write streams through (1 MiB of data in one ConfigMap, near
+	// etcd's limit for an object); a body over limits.max_body_bytes is
+	// refused by Berth with a Status before it reaches the cluster.
+	big := filepath.Join(e.dir, "big.txt")
+	os.WriteFile(big, bytes.Repeat([]byte("0123456789abcdef"), 1<<16), 0o600)
+	e.mustKubectl(t, kc, "", "-n", "team-a", "create", "configmap", "big", "--from-file=data="+big)
+	if out := e.mustKubectl(t, kc, "", "-n", "team-a", "get", "configmap", "big", "-o", "jsonpath={.data.data}"); len(out) != 1<<20 {
+		t.Errorf("big configmap came back with %d bytes of data", len(out))
+	}
+	// (A raw connection: Berth answers after the first bytes, while a Go
+	// client would still be writing and report the reset instead.)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.http, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "POST /proxy/clusters/e2e/api/v1/namespaces/team-a/configmaps HTTP/1.1\r\nHost: berth\r\n"+
+		"Authorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", e.admin, 5<<20, bytes.Repeat([]byte(" "), 16<<10))
+	hresp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("5 MiB body: %v", err)
+	}
+	hbody, _ := io.ReadAll(hresp.Body)
+	conn.Close()
+	if hresp.StatusCode != 413 || !strings.Contains(string(hbody), `"kind":"Status"`) {
+		t.Errorf("5 MiB body: %d %s", hresp.StatusCode, hbody)
+	}
+
 	// get -w: events arrive while the watch is open.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -276,23 +305,27 @@ func TestProxyKubectlEndToEnd(t *testing.T) {
 		}
 	}
 	// The open watch shows in the per-cluster stream gauge, and leaves it
-	// when the client goes (a bounded wait for the release, not a timing
-	// check).
-	const openWatch = `berth_proxy_open_streams{cluster="e2e",kind="watch"} 1`
-	if _, m := e.get(t, e.http+"/metrics"); seen && !strings.Contains(string(m), openWatch) {
-		t.Errorf("metrics lack %s while the watch is open", openWatch)
+	// when the client goes. Bounded waits, not timing checks: kubectl may
+	// have shown the configmap from its initial list, before its watch
+	// request reached Berth.
+	gauge := func(v string) bool {
+		want := `berth_proxy_open_streams{cluster="e2e",kind="watch"} ` + v
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if _, m := e.get(t, e.http+"/metrics"); strings.Contains(string(m), want) {
+				return true
+			}
+		}
+		return false
+	}
+	if seen && !gauge("1") {
+		t.Error("the watch gauge never showed the open kubectl watch")
 	}
 	w.Process.Kill()
 	w.Wait()
 	if !seen {
 		t.Fatal("kubectl get -w never showed a created configmap")
 	}
-	released := false
-	for deadline := time.Now().Add(15 * time.Second); !released && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		_, m := e.get(t, e.http+"/metrics")
-		released = strings.Contains(string(m), `berth_proxy_open_streams{cluster="e2e",kind="watch"} 0`)
-	}
-	if !released {
+	if !gauge("0") {
 		t.Error("the watch gauge did not return to 0 after kubectl left")
 	}
 

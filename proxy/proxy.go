@@ -53,8 +53,14 @@ type Options struct {
 	MaxConcurrentLists int
 	// ListChunkSize is the limit= used to fetch a list in chunks.
 	ListChunkSize int
-	Observer      Observer
-	Logger        *slog.Logger
+	// MaxRequestBodyBytes bounds a request body on its way to the cluster;
+	// zero means no bound. Bodies stream (the server must be set to stream
+	// them); a declared length over the bound is refused with 413 before
+	// the cluster is contacted, and a chunked body that grows past it is
+	// cut and answered with 413.
+	MaxRequestBodyBytes int64
+	Observer            Observer
+	Logger              *slog.Logger
 }
 
 // Proxy forwards requests to clusters in its Pool.
@@ -112,6 +118,11 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx, t Target, id Identity) {
 	u := p.opts.Pool.get(t.Cluster)
 	if u == nil {
 		WriteStatus(ctx, fasthttp.StatusNotFound, fmt.Sprintf("cluster %q not found", t.Cluster))
+		return
+	}
+	if n := ctx.Request.Header.ContentLength(); p.opts.MaxRequestBodyBytes > 0 && int64(n) > p.opts.MaxRequestBodyBytes {
+		ctx.SetConnectionClose() // the unread body must not be taken for the next request
+		WriteStatus(ctx, fasthttp.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", p.opts.MaxRequestBodyBytes))
 		return
 	}
 	if isUpgrade(&ctx.Request.Header) {
@@ -177,7 +188,11 @@ func (p *Proxy) newRequest(ctx *fasthttp.RequestCtx, u *upstream, t Target, id I
 	setIdentity(&req.Header, u.token, id)
 	req.SetRequestURI(u.uri(t))
 	if ctx.Request.IsBodyStream() {
-		req.SetBodyStream(ctx.RequestBodyStream(), ctx.Request.Header.ContentLength())
+		var body io.Reader = ctx.RequestBodyStream()
+		if max := p.opts.MaxRequestBodyBytes; max > 0 {
+			body = &boundedBody{r: body, left: max}
+		}
+		req.SetBodyStream(body, ctx.Request.Header.ContentLength())
 	} else if body := ctx.Request.Body(); len(body) > 0 {
 		req.SetBodyRaw(body)
 	}
@@ -197,6 +212,11 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Iden
 	fasthttp.ReleaseRequest(req)
 	if err != nil {
 		fasthttp.ReleaseResponse(resp)
+		if errors.Is(err, errBodyTooLarge) {
+			ctx.SetConnectionClose()
+			WriteStatus(ctx, fasthttp.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", p.opts.MaxRequestBodyBytes))
+			return
+		}
 		p.upstreamError(ctx, u, err)
 		return
 	}
@@ -270,6 +290,32 @@ func (b *responseBody) Read(p []byte) (int, error) {
 		// A rolling deadline: the write of this chunk must finish in
 		// writeTimeout, but a quiet watch may last for hours.
 		_ = b.conn.SetWriteDeadline(time.Now().Add(b.writeTimeout))
+	}
+	return n, err
+}
+
+// errBodyTooLarge cuts a chunked request body that outgrows
+// MaxRequestBodyBytes.
+var errBodyTooLarge = errors.New("request body too large")
+
+// boundedBody passes a request body on until more than left bytes have
+// come, then fails the upstream request with errBodyTooLarge.
+type boundedBody struct {
+	r    io.Reader
+	left int64
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, errBodyTooLarge
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return 0, errBodyTooLarge
 	}
 	return n, err
 }

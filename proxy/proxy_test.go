@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"encoding/json"
 	"encoding/pem"
@@ -10,13 +11,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
+	neturl "net/url"
 	"runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,11 +37,23 @@ type backend struct {
 	watchGone   chan struct{}
 	listGate    chan struct{}
 	pods        int
+	// bodyStarted gets a value when an upload's first bytes arrive.
+	bodyStarted chan struct{}
+	uploads     atomic.Int32
 }
 
 func newBackend(t *testing.T) *backend {
-	b := &backend{watchEvents: make(chan string), watchGone: make(chan struct{}, 100), pods: 1200, listGate: make(chan struct{})}
+	b := &backend{watchEvents: make(chan string), watchGone: make(chan struct{}, 100), pods: 1200, listGate: make(chan struct{}),
+		bodyStarted: make(chan struct{}, 1)}
 	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/namespaces/default/configmaps", func(w http.ResponseWriter, r *http.Request) {
+		b.uploads.Add(1)
+		first := make([]byte, 1)
+		n, _ := io.ReadFull(r.Body, first)
+		b.bodyStarted <- struct{}{}
+		rest, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, `{"received":%d}`, int64(n)+rest)
+	})
 	mux.HandleFunc("/api/v1/namespaces/default/pods/echo", func(w http.ResponseWriter, r *http.Request) {
 		b.record(r)
 		http.SetCookie(w, &http.Cookie{Name: "evil", Value: "1"})
@@ -178,6 +192,8 @@ func newFront(t *testing.T, b *backend, opts Options) *front {
 		},
 		ReadTimeout:  10 * time.Second,
 		WriteTimeout: 10 * time.Second,
+		// As the gateway serves it: request bodies stream.
+		StreamRequestBody: true,
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -401,7 +417,7 @@ func TestWatchStreamsAndReleases(t *testing.T) {
 
 func rawUpgrade(t *testing.T, f *front, path string) (net.Conn, *bufio.Reader, *http.Response) {
 	t.Helper()
-	u, _ := url.Parse(f.url)
+	u, _ := neturl.Parse(f.url)
 	conn, err := net.Dial("tcp", u.Host)
 	if err != nil {
 		t.Fatal(err)
@@ -643,5 +659,91 @@ func TestStreamOutlivesRequestTimeout(t *testing.T) {
 	slow.Body.Close()
 	if slow.StatusCode != http.StatusGatewayTimeout {
 		t.Errorf("slow ordinary request: %d, want 504", slow.StatusCode)
+	}
+}
+
+// A request body streams to the cluster: the cluster has its first bytes
+// before the client has sent the rest. Bodies over MaxRequestBodyBytes are
+// refused with 413, before the cluster is contacted when the length is
+// declared.
+func TestRequestBodyStreams(t *testing.T) {
+	b := newBackend(t)
+	f := newFront(t, b, Options{MaxRequestBodyBytes: 4 << 20})
+	url := f.url + "/proxy/clusters/dev/api/v1/namespaces/default/configmaps"
+
+	pr, pw := io.Pipe()
+	type result struct {
+		code int
+		body string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := http.Post(url, "application/json", pr) // chunked: no length
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		done <- result{code: resp.StatusCode, body: string(body)}
+	}()
+	half := bytes.Repeat([]byte("x"), 1<<20)
+	if _, err := pw.Write(half); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.bodyStarted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cluster saw nothing of the body while the client was still sending: it is buffered")
+	}
+	pw.Write(half)
+	pw.Close()
+	r := <-done
+	if r.err != nil || r.code != 200 || r.body != fmt.Sprintf(`{"received":%d}`, 2<<20) {
+		t.Fatalf("streamed upload: %d %q %v", r.code, r.body, r.err)
+	}
+
+	// Over the bound, declared or chunked. Raw connections: the proxy
+	// answers before the client has sent everything, which Go's client
+	// reports as a write error rather than the 413.
+	u, _ := neturl.Parse(url)
+	over := func(chunked bool) *http.Response {
+		t.Helper()
+		conn, err := net.Dial("tcp", u.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		if chunked {
+			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nTransfer-Encoding: chunked\r\n\r\n", u.Path, u.Host)
+			go func() {
+				chunk := bytes.Repeat([]byte("y"), 64<<10)
+				for range 80 { // 5 MiB
+					if _, err := fmt.Fprintf(conn, "%x\r\n%s\r\n", len(chunk), chunk); err != nil {
+						return
+					}
+				}
+				fmt.Fprint(conn, "0\r\n\r\n")
+			}()
+		} else {
+			// The server reads the body's first 8 KiB before any handler
+			// runs; send a little more than that, never the whole.
+			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n%s", u.Path, u.Host, 5<<20, bytes.Repeat([]byte("z"), 16<<10))
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("no answer to an oversized body (chunked %v): %v", chunked, err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	before := b.uploads.Load()
+	if resp := over(false); resp.StatusCode != 413 || b.uploads.Load() != before {
+		t.Errorf("declared 5 MiB: %d, cluster contacted %d times", resp.StatusCode, b.uploads.Load()-before)
+	}
+	go func() { <-b.bodyStarted }() // the cluster does see the start of a chunked body
+	if resp := over(true); resp.StatusCode != 413 {
+		t.Errorf("chunked 5 MiB: %d", resp.StatusCode)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"runtime/debug"
@@ -45,6 +46,43 @@ func RequestID() Middleware {
 			httpapi.SetRequestID(ctx, id)
 			next(ctx)
 			ctx.Response.Header.Set(RequestIDHeader, id)
+		}
+	}
+}
+
+// BufferBody reads a streamed request body into memory, at most max bytes,
+// before next runs, so handlers can use ctx.PostBody. The server streams
+// bodies for the proxy's sake and no longer bounds them itself; a longer
+// body is answered 413 and its connection closed, since the rest of it is
+// still unread.
+func BufferBody(max int) Middleware {
+	return func(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+		return func(ctx *fasthttp.RequestCtx) {
+			if !ctx.Request.IsBodyStream() {
+				next(ctx)
+				return
+			}
+			tooLarge := func() {
+				ctx.SetConnectionClose()
+				httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusRequestEntityTooLarge, httpapi.CodePayloadTooLarge,
+					"request body is larger than %d bytes", max))
+			}
+			if ctx.Request.Header.ContentLength() > max {
+				tooLarge()
+				return
+			}
+			body, err := io.ReadAll(io.LimitReader(ctx.RequestBodyStream(), int64(max)+1))
+			if err != nil {
+				ctx.SetConnectionClose()
+				httpapi.WriteError(ctx, httpapi.BadRequest("the request body could not be read"))
+				return
+			}
+			if len(body) > max {
+				tooLarge()
+				return
+			}
+			ctx.Request.SetBodyRaw(body)
+			next(ctx)
 		}
 	}
 }
