@@ -85,6 +85,10 @@ func newBackend(t *testing.T) *backend {
 		w.WriteHeader(http.StatusForbidden)
 		fmt.Fprint(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Forbidden","code":403}`)
 	})
+	mux.HandleFunc("/api/v1/namespaces/default/pods/moved/exec", func(w http.ResponseWriter, r *http.Request) {
+		b.record(r)
+		http.Redirect(w, r, "/api/v1/namespaces/default/pods/echo/exec", http.StatusFound)
+	})
 	mux.HandleFunc("/api/v1/namespaces/default/pods/echo/exec", func(w http.ResponseWriter, r *http.Request) {
 		b.record(r)
 		conn, rw, err := w.(http.Hijacker).Hijack()
@@ -465,6 +469,27 @@ func TestUpgrade(t *testing.T) {
 		t.Errorf("connection left open after a refused upgrade: %v", err)
 	}
 	conn.Close()
+}
+
+// A redirect answering an upgrade goes back to the client as it is: the
+// proxy never follows it (the new location would get the gateway's
+// credentials), and the connection is closed.
+func TestUpgradeRedirectNotFollowed(t *testing.T) {
+	b := newBackend(t)
+	f := newFront(t, b, Options{})
+	conn, br, resp := rawUpgrade(t, f, "/proxy/clusters/dev/api/v1/namespaces/default/pods/moved/exec")
+	defer conn.Close()
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/api/v1/namespaces/default/pods/echo/exec" {
+		t.Errorf("redirect: %d Location %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if _, uri := b.last(); !strings.Contains(uri, "/moved/exec") {
+		t.Errorf("the proxy followed the redirect to %q", uri)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("connection left open after a redirected upgrade: %v", err)
+	}
 }
 
 func TestTLSConfigRejectsBadCA(t *testing.T) {
