@@ -2,43 +2,24 @@ package identity
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"io"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/berthgw/berth/gateway/ratelimit"
-	"github.com/berthgw/berth/gateway/secretbox"
 	"github.com/berthgw/berth/gateway/store"
 )
 
 func TestConfirmPassword(t *testing.T) {
-	db, err := store.Open(store.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	key := make([]byte, 32)
-	rand.Read(key)
-	box, err := secretbox.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now()
-	s, err := NewService(Options{DB: db, Box: box, Now: func() time.Time { return now }, Settings: Settings{
-		Issuer: "berth", Audience: "berth", AccessTokenTTL: time.Minute, RefreshTokenTTL: time.Hour, SessionTTL: time.Hour, AccessKeyTokenTTL: time.Hour,
-		Lockout: ratelimit.BackoffOptions{Threshold: 3, Base: time.Minute, Max: time.Hour},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, db := newTestService(t, &now, Settings{AccessTokenTTL: time.Minute, RefreshTokenTTL: time.Hour, SessionTTL: time.Hour, AccessKeyTokenTTL: time.Hour})
 	const pw = "the-right-password-1"
 	if _, err := EnsureAdmin(db, pw, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	var u *User
+	var err error
 	db.View(func(tx *store.Tx) error { u, _, err = Users.GetBy(tx, "username", AdminUsername); return err })
 	p := &Principal{UserID: u.ID, Username: "Admin"} // any case: the lockout key is case-folded
 

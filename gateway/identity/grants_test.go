@@ -2,13 +2,10 @@ package identity
 
 import (
 	"context"
-	"crypto/rand"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/berthgw/berth/gateway/ratelimit"
-	"github.com/berthgw/berth/gateway/secretbox"
 	"github.com/berthgw/berth/gateway/store"
 )
 
@@ -26,27 +23,11 @@ var grantAdmin = &Principal{UserID: "usr_admin", Username: "admin", Permissions:
 
 func newGrantEnv(t *testing.T) *grantEnv {
 	t.Helper()
-	db, err := store.Open(store.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	key := make([]byte, 32)
-	rand.Read(key)
-	box, err := secretbox.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now()
 	e := &grantEnv{now: &now}
-	e.s, err = NewService(Options{DB: db, Box: box, Now: func() time.Time { return *e.now }, Settings: Settings{
-		Issuer: "berth", Audience: "berth", AccessTokenTTL: time.Hour, RefreshTokenTTL: 2 * time.Hour,
-		SessionTTL: 3 * time.Hour, AccessKeyTokenTTL: time.Hour,
-		Lockout: ratelimit.BackoffOptions{Threshold: 3, Base: time.Minute, Max: time.Hour},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.s, _ = newTestService(t, e.now, Settings{AccessTokenTTL: time.Hour, RefreshTokenTTL: 2 * time.Hour,
+		SessionTTL: 3 * time.Hour, AccessKeyTokenTTL: time.Hour})
+	var err error
 	ctx := context.Background()
 	if _, err := e.s.PutRole(ctx, grantAdmin, Role{Name: "reader", Permissions: []string{PermClustersRead}}, true, Meta{}); err != nil {
 		t.Fatal(err)

@@ -45,17 +45,9 @@ func runHTTPUtil(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	u, err := url.Parse(*upstream)
+	u, roots, err := parseUpstream(*upstream, *caFile)
 	if err != nil {
-		return fmt.Errorf("upstream URL: %w", err)
-	}
-	caPEM, err := os.ReadFile(*caFile)
-	if err != nil {
-		return fmt.Errorf("reading the upstream CA: %w", err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(caPEM) {
-		return fmt.Errorf("%s holds no certificate", *caFile)
+		return err
 	}
 	cert, err := tls.LoadX509KeyPair(filepath.Join(*dir, "cert.pem"), filepath.Join(*dir, "key.pem"))
 	if err != nil {
@@ -158,17 +150,9 @@ func runFastHTTP(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	u, err := url.Parse(*upstream)
+	u, roots, err := parseUpstream(*upstream, *caFile)
 	if err != nil {
-		return fmt.Errorf("upstream URL: %w", err)
-	}
-	caPEM, err := os.ReadFile(*caFile)
-	if err != nil {
-		return fmt.Errorf("reading the upstream CA: %w", err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(caPEM) {
-		return fmt.Errorf("%s holds no certificate", *caFile)
+		return err
 	}
 	client := &fasthttp.HostClient{Addr: u.Host, IsTLS: true, TLSConfig: &tls.Config{RootCAs: roots, ServerName: "localhost"},
 		MaxConns: 512, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
@@ -189,4 +173,22 @@ func runFastHTTP(args []string) error {
 		return err
 	}
 	return srv.ServeTLS(ln, filepath.Join(*dir, "cert.pem"), filepath.Join(*dir, "key.pem"))
+}
+
+// parseUpstream reads the -upstream URL and the PEM file of its CA, as the
+// httputil and fasthttp baselines take them.
+func parseUpstream(upstream, caFile string) (*url.URL, *x509.CertPool, error) {
+	u, err := url.Parse(upstream)
+	if err != nil {
+		return nil, nil, fmt.Errorf("upstream URL: %w", err)
+	}
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the upstream CA: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return nil, nil, fmt.Errorf("%s holds no certificate", caFile)
+	}
+	return u, roots, nil
 }
