@@ -14,41 +14,23 @@ import (
 const maxGrants = 10_000
 
 // grant is what authenticating one credential reads from the store: the
-// user's rights and the limits of the session or key used. It is the
-// cacheable part of a Principal; the token's own id is added on each use.
+// principal as read (user, rights, the session or key used) and the limits
+// of that session or key. A request gets a copy, with the presenting
+// token's own id as its credential where that differs.
 type grant struct {
-	userID, username    string
-	roles, groups       []string
-	permissions, scopes []string
-	method              string
-	sessionID           string
-	// keyID is the API key's id, which is also the principal's credential.
-	keyID string
+	p Principal
 	// expiresAt is when the session or key stops working; zero for never.
 	expiresAt time.Time
-	// lastUsedAt is the API key's, to pace its last_used_at updates.
+	// lastUsedAt is an API key's, to pace its last_used_at updates.
 	lastUsedAt time.Time
-}
-
-func newGrant(p *Principal, expiresAt time.Time) *grant {
-	return &grant{
-		userID: p.UserID, username: p.Username,
-		roles: p.Roles, groups: p.Groups,
-		permissions: p.Permissions, scopes: p.Scopes,
-		method: p.AuthMethod, sessionID: p.SessionID,
-		expiresAt: expiresAt,
-	}
 }
 
 // principal is the grant as a request's Principal. The slices are shared
 // with the cache: nothing may modify a Principal's slices in place.
 func (g *grant) principal(credentialID string) *Principal {
-	return &Principal{
-		UserID: g.userID, Username: g.username,
-		Roles: g.roles, Groups: g.groups, Permissions: g.permissions,
-		AuthMethod: g.method, CredentialID: credentialID, SessionID: g.sessionID,
-		Scopes: g.scopes,
-	}
+	p := g.p
+	p.CredentialID = credentialID
+	return &p
 }
 
 // grantCache keeps recently used grants so a request does not read its
@@ -135,8 +117,8 @@ func (c *grantCache) invalidate(changes []store.Change) {
 		return
 	}
 	c.entries.RemoveIf(func(_ string, g *grant) bool {
-		return slices.Contains(users, g.userID) ||
-			(g.sessionID != "" && slices.Contains(sessions, g.sessionID)) ||
-			(g.keyID != "" && slices.Contains(keys, g.keyID))
+		return slices.Contains(users, g.p.UserID) ||
+			(g.p.SessionID != "" && slices.Contains(sessions, g.p.SessionID)) ||
+			(g.p.AuthMethod == MethodAPIKey && slices.Contains(keys, g.p.CredentialID))
 	})
 }

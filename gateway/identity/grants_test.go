@@ -197,14 +197,14 @@ func TestGrantCacheDropsRacingFill(t *testing.T) {
 	now := time.Now()
 	epoch := c.begin()
 	c.invalidate([]store.Change{{Table: Users.Name(), ID: "usr_x"}})
-	c.put("s/ses_1", epoch, &grant{userID: "usr_a"})
+	c.put("s/ses_1", epoch, &grant{p: Principal{UserID: "usr_a"}})
 	if _, ok := c.get("s/ses_1", now); ok {
 		t.Fatal("a grant read before an invalidation was cached")
 	}
 	// Writes to other tables leave the epoch alone.
 	epoch = c.begin()
 	c.invalidate([]store.Change{{Table: "clusters", ID: "prod"}})
-	c.put("s/ses_1", epoch, &grant{userID: "usr_a"})
+	c.put("s/ses_1", epoch, &grant{p: Principal{UserID: "usr_a"}})
 	if _, ok := c.get("s/ses_1", now); !ok {
 		t.Fatal("an unrelated write kept a fresh grant out")
 	}

@@ -154,8 +154,7 @@ func (s *Service) VerifyAPIKey(ctx context.Context, raw string, m Meta) (*Princi
 			if err != nil {
 				return err
 			}
-			g = newGrant(p, k.ExpiresAt)
-			g.keyID, g.lastUsedAt = k.ID, k.LastUsedAt
+			g = &grant{p: *p, expiresAt: k.ExpiresAt, lastUsedAt: k.LastUsedAt}
 			return nil
 		})
 		if err != nil {
@@ -163,11 +162,11 @@ func (s *Service) VerifyAPIKey(ctx context.Context, raw string, m Meta) (*Princi
 		}
 		s.grants.put(key, epoch, g)
 	}
-	p := g.principal(g.keyID)
+	p := g.principal(g.p.CredentialID)
 	if now.Sub(g.lastUsedAt) >= lastUsedEvery {
 		// The write drops the cached grant, so the next request reads the
 		// new last_used_at.
-		s.touchAPIKey(ctx, p, g.keyID, now, m)
+		s.touchAPIKey(ctx, p, p.CredentialID, now, m)
 	}
 	return p, nil
 }

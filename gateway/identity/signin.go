@@ -280,7 +280,7 @@ func (s *Service) VerifyAccessToken(raw string) (*Principal, error) {
 		return nil, ErrUnauthenticated
 	}
 	key := grantSession + claims.SessionID
-	if g, ok := s.grants.get(key, s.now()); ok && g.userID == claims.Subject {
+	if g, ok := s.grants.get(key, s.now()); ok && g.p.UserID == claims.Subject {
 		return g.principal(claims.ID), nil
 	}
 	epoch := s.grants.begin()
@@ -300,7 +300,7 @@ func (s *Service) VerifyAccessToken(raw string) (*Principal, error) {
 		if err != nil {
 			return err
 		}
-		g = newGrant(p, sess.ExpiresAt)
+		g = &grant{p: *p, expiresAt: sess.ExpiresAt}
 		return nil
 	})
 	if err != nil {
@@ -318,7 +318,7 @@ func (s *Service) VerifySessionCookie(raw string) (*Principal, error) {
 	digest := s.keys.digest("session", raw)
 	key := grantCookie + digest
 	if g, ok := s.grants.get(key, s.now()); ok {
-		return g.principal(g.sessionID), nil
+		return g.principal(g.p.CredentialID), nil
 	}
 	epoch := s.grants.begin()
 	var g *grant
@@ -337,14 +337,14 @@ func (s *Service) VerifySessionCookie(raw string) (*Principal, error) {
 		if err != nil {
 			return err
 		}
-		g = newGrant(p, sess.ExpiresAt)
+		g = &grant{p: *p, expiresAt: sess.ExpiresAt}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.grants.put(key, epoch, g)
-	return g.principal(g.sessionID), nil
+	return g.principal(g.p.CredentialID), nil
 }
 
 // Logout revokes the session behind the principal's credential at once.
