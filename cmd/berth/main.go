@@ -68,19 +68,13 @@ func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, func()) {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}
-	var buf *logbuffer.Writer
-	if every := time.Duration(cfg.Log.FlushInterval); every > 0 {
-		buf = logbuffer.New(w, 64<<10, every)
-		w = buf
-	}
-	var h slog.Handler = slog.NewJSONHandler(w, opts)
-	if cfg.Log.Format == "text" {
-		h = slog.NewTextHandler(w, opts)
-	}
-	if buf == nil {
-		return slog.New(h), func() {}
-	}
-	return slog.New(logbuffer.Urgent(h, buf)), func() { _ = buf.Close() }
+	h, flush := logbuffer.NewHandler(w, time.Duration(cfg.Log.FlushInterval), func(w io.Writer) slog.Handler {
+		if cfg.Log.Format == "text" {
+			return slog.NewTextHandler(w, opts)
+		}
+		return slog.NewJSONHandler(w, opts)
+	})
+	return slog.New(h), flush
 }
 
 func serveCmd() *cobra.Command {

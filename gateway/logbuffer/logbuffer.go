@@ -96,6 +96,23 @@ func (w *Writer) Close() error {
 	return w.Flush()
 }
 
+// DefaultSize is the batch size a gateway logger uses: large enough for
+// hundreds of access-log lines per write.
+const DefaultSize = 64 << 10
+
+// NewHandler returns the handler newHandler makes for dst, with its lines
+// batched through a Writer of DefaultSize that flushes every interval and
+// at once for warnings and errors (see Urgent), and the function that
+// writes out the last batch and stops the flushing; call it before exit.
+// An interval of 0 leaves dst unbatched.
+func NewHandler(dst io.Writer, interval time.Duration, newHandler func(io.Writer) slog.Handler) (slog.Handler, func()) {
+	if interval <= 0 {
+		return newHandler(dst), func() {}
+	}
+	w := New(dst, DefaultSize, interval)
+	return Urgent(newHandler(w), w), func() { _ = w.Close() }
+}
+
 // Urgent wraps h, which writes to w, so that records at level warn and
 // above are flushed at once: an operator watching the log sees a problem
 // without waiting for the next tick, and the last words before a crash are

@@ -3,6 +3,7 @@ package logbuffer
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -145,5 +146,25 @@ func TestUrgentFlushesWarnings(t *testing.T) {
 	log.Error("worse")
 	if got := dst.calls(); len(got) != 2 {
 		t.Fatalf("error not flushed: %q", got)
+	}
+}
+
+func TestNewHandler(t *testing.T) {
+	for _, tt := range []struct {
+		interval time.Duration
+		batched  bool
+	}{{0, false}, {never, true}} {
+		dst := newRecorder()
+		h, flush := NewHandler(dst, tt.interval, func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, nil) })
+		log := slog.New(h)
+		log.Info("routine")
+		if got := len(dst.calls()) == 0; got != tt.batched {
+			t.Errorf("interval %s: info line held back = %v, want %v", tt.interval, got, tt.batched)
+		}
+		log.Warn("trouble")
+		flush()
+		if got := strings.Join(dst.calls(), ""); !strings.Contains(got, "routine") || !strings.Contains(got, "trouble") {
+			t.Errorf("interval %s: destination got %q", tt.interval, got)
+		}
 	}
 }

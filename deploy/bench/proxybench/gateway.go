@@ -134,17 +134,10 @@ func runGateway(args []string) error {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	// As berth serve builds it: JSON lines, batched as log.flush_interval says.
-	var logOut io.Writer = os.Stderr
-	var buf *logbuffer.Writer
-	if every := time.Duration(cfg.Log.FlushInterval); every > 0 {
-		buf = logbuffer.New(os.Stderr, 64<<10, every)
-		defer buf.Close()
-		logOut = buf
-	}
-	var h slog.Handler = slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level})
-	if buf != nil {
-		h = logbuffer.Urgent(h, buf)
-	}
+	h, flush := logbuffer.NewHandler(os.Stderr, time.Duration(cfg.Log.FlushInterval), func(w io.Writer) slog.Handler {
+		return slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
+	})
+	defer flush()
 	log := slog.New(h)
 	g, err := gateway.New(gateway.Options{Config: cfg, Logger: log, Stdout: os.Stdout})
 	if err != nil {
