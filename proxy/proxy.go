@@ -121,8 +121,7 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx, t Target, id Identity) {
 		return
 	}
 	if n := ctx.Request.Header.ContentLength(); p.opts.MaxRequestBodyBytes > 0 && int64(n) > p.opts.MaxRequestBodyBytes {
-		ctx.SetConnectionClose() // the unread body must not be taken for the next request
-		WriteStatus(ctx, fasthttp.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", p.opts.MaxRequestBodyBytes))
+		p.bodyTooLarge(ctx)
 		return
 	}
 	if isUpgrade(&ctx.Request.Header) {
@@ -213,8 +212,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Iden
 	if err != nil {
 		fasthttp.ReleaseResponse(resp)
 		if errors.Is(err, errBodyTooLarge) {
-			ctx.SetConnectionClose()
-			WriteStatus(ctx, fasthttp.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", p.opts.MaxRequestBodyBytes))
+			p.bodyTooLarge(ctx)
 			return
 		}
 		p.upstreamError(ctx, u, err)
@@ -292,6 +290,14 @@ func (b *responseBody) Read(p []byte) (int, error) {
 		_ = b.conn.SetWriteDeadline(time.Now().Add(b.writeTimeout))
 	}
 	return n, err
+}
+
+// bodyTooLarge answers a request whose body is over MaxRequestBodyBytes,
+// and closes the connection: the rest of the body is unread and must not
+// be taken for the next request.
+func (p *Proxy) bodyTooLarge(ctx *fasthttp.RequestCtx) {
+	ctx.SetConnectionClose()
+	WriteStatus(ctx, fasthttp.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", p.opts.MaxRequestBodyBytes))
 }
 
 // errBodyTooLarge cuts a chunked request body that outgrows
