@@ -545,3 +545,162 @@ contexts: [{name: c, context: {cluster: c, user: u}}]
 		t.Errorf("certificate of an unknown user: err=%v out=%s", err, out)
 	}
 }
+
+// watcher is a running `kubectl get configmaps -w` in namespace watched.
+type watcher struct {
+	cmd    *exec.Cmd
+	lines  chan string
+	stderr *strings.Builder
+	exited chan struct{}
+}
+
+// startWatcher starts kubectl's watch with kubeconfig and returns once the
+// watch is known to be open through Berth: it has reported a configmap
+// created after it started (created again until seen; a bounded wait,
+// not a timing check).
+func (e *e2eCluster) startWatcher(t *testing.T, kubeconfig, admin string, seq *int) *watcher {
+	t.Helper()
+	w := &watcher{lines: make(chan string, 100), stderr: &strings.Builder{}, exited: make(chan struct{})}
+	w.cmd = exec.Command(e.env.KubectlPath, "--kubeconfig", kubeconfig, "-n", "watched", "get", "configmaps", "-w", "-o", "name")
+	stdout, _ := w.cmd.StdoutPipe()
+	w.cmd.Stderr = w.stderr
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.cmd.Process.Kill(); <-w.exited })
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			w.lines <- sc.Text()
+		}
+		w.cmd.Wait()
+		close(w.exited)
+	}()
+	if !w.sees(t, e, admin, seq) {
+		t.Fatalf("the watch never reported a new configmap; kubectl: %s", w.stderr)
+	}
+	return w
+}
+
+// sees creates configmaps until the watch reports one, and says whether
+// it did.
+func (w *watcher) sees(t *testing.T, e *e2eCluster, admin string, seq *int) bool {
+	t.Helper()
+	for range 10 {
+		*seq++
+		name := fmt.Sprintf("ev-%d", *seq)
+		e.must(t, 201, "POST", "/proxy/clusters/e2e/api/v1/namespaces/watched/configmaps",
+			map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": name}}, bearer(admin))
+		deadline := time.After(3 * time.Second)
+		for {
+			select {
+			case l := <-w.lines:
+				if l == "configmap/"+name {
+					return true
+				}
+				continue
+			case <-w.exited:
+				return false
+			case <-deadline:
+			}
+			break
+		}
+	}
+	return false
+}
+
+// endsWithin waits (bounded, not a timing check) for kubectl to exit.
+func (w *watcher) ends(t *testing.T, what string) {
+	t.Helper()
+	select {
+	case <-w.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s: the open watch went on", what)
+	}
+}
+
+// A watch outlives the check made when it opened. Withdrawing access
+// afterwards must end it too: a removed membership, a changed role, a
+// logout, a revoked API key, a disabled user. Someone else's watch on the
+// same cluster goes on through all of it.
+func TestStreamsEndWhenAccessIsWithdrawn(t *testing.T) {
+	e := startE2E(t)
+	akc := e.kubeconfigFor(t, "admin", e.admin)
+	e.mustKubectl(t, akc, "", "create", "namespace", "watched")
+	seq := 0
+
+	bob := e.createUser(t, e.admin, "bob", "bob-password-12345", "user")
+	e.createUser(t, e.admin, "carol", "carol-password-1234", "user")
+	addMember := func(user, role string) string {
+		return decode[struct{ ID string }](t, e.must(t, 201, "POST", "/api/v1/clusters/e2e/members",
+			map[string]any{"user": user, "role": role}, bearer(e.admin))).ID
+	}
+	member := addMember("bob", "view")
+	addMember("carol", "view")
+	// Kubeconfigs carrying an access token instead of the API key
+	// kubeconfigFor's download holds.
+	withToken := func(who, token string) string {
+		data, err := os.ReadFile(e.kubeconfigFor(t, who, token))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, line := range strings.Split(string(data), "\n") {
+			if i := strings.Index(line, "token: "); i >= 0 {
+				line = line[:i] + "token: " + token
+			}
+			out = append(out, line)
+		}
+		path := filepath.Join(e.dir, who+"-token.kubeconfig")
+		os.WriteFile(path, []byte(strings.Join(out, "\n")), 0o600)
+		return path
+	}
+
+	carol := e.login(t, "carol", "carol-password-1234").AccessToken
+	control := e.startWatcher(t, withToken("carol", carol), e.admin, &seq)
+
+	bobToken := e.login(t, "bob", "bob-password-12345").AccessToken
+	w := e.startWatcher(t, withToken("bob", bobToken), e.admin, &seq)
+	e.must(t, 204, "DELETE", "/api/v1/clusters/e2e/members/"+member, nil, bearer(e.admin))
+	w.ends(t, "membership removed")
+	if status, body, _ := e.call(t, "GET", "/proxy/clusters/e2e/api/v1/namespaces/watched/configmaps", nil, bearer(bobToken)); status != 403 {
+		t.Errorf("removed member's new request: %d %s", status, body)
+	}
+
+	addMember("bob", "view")
+	w = e.startWatcher(t, withToken("bob", bobToken), e.admin, &seq)
+	addMember("bob", "edit")
+	w.ends(t, "role changed")
+	// Back to view: only the view group holds read rights in this cluster
+	// (see startE2EWith).
+	addMember("bob", "view")
+
+	w = e.startWatcher(t, withToken("bob", bobToken), e.admin, &seq)
+	e.must(t, 204, "POST", "/api/v1/auth/logout", nil, bearer(bobToken))
+	w.ends(t, "logout")
+
+	bobToken = e.login(t, "bob", "bob-password-12345").AccessToken
+	w = e.startWatcher(t, e.kubeconfigFor(t, "bob", bobToken), e.admin, &seq)
+	keys := decode[struct{ Items []struct{ ID string } }](t, e.must(t, 200, "GET", "/api/v1/auth/api-keys", nil, bearer(bobToken)))
+	if len(keys.Items) == 0 {
+		t.Fatal("bob has no API key")
+	}
+	// Newest first: the key of the kubeconfig just downloaded. The others
+	// (from the token kubeconfigs above) stay.
+	e.must(t, 204, "DELETE", "/api/v1/auth/api-keys/"+keys.Items[0].ID, nil, bearer(bobToken))
+	w.ends(t, "API key revoked")
+
+	w = e.startWatcher(t, withToken("bob", bobToken), e.admin, &seq)
+	e.must(t, 200, "PUT", "/api/v1/users/"+bob.ID, map[string]any{"status": "disabled"}, bearer(e.admin))
+	w.ends(t, "user disabled")
+
+	// Carol's watch saw every check and is still open.
+	select {
+	case <-control.exited:
+		t.Fatalf("a watch whose access never changed was ended: %s", control.stderr)
+	default:
+	}
+	if !control.sees(t, e, e.admin, &seq) {
+		t.Fatalf("the control watch stopped reporting: %s", control.stderr)
+	}
+}

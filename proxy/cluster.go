@@ -44,35 +44,66 @@ type upstream struct {
 	tls      *tls.Config
 	client   *fasthttp.HostClient
 
-	// live holds the stop functions of the long-lived streams (watches,
-	// followed logs, exec and port-forward) running on this upstream, so
-	// that deleting or re-registering the cluster ends them instead of
-	// leaving them on a server and credentials Berth no longer holds.
+	// live holds the long-lived streams (watches, followed logs, exec and
+	// port-forward) running on this upstream, so that deleting or
+	// re-registering the cluster ends them instead of leaving them on a
+	// server and credentials Berth no longer holds, and so that Recheck
+	// can end those whose caller lost access.
 	liveMu  sync.Mutex
-	live    map[*func()]struct{}
+	live    map[*liveStream]struct{}
 	retired bool
 }
 
-// track registers stop for a long-lived stream and returns the function
-// that unregisters it. On a retired upstream stop runs at once.
-func (u *upstream) track(stop func()) (untrack func()) {
+// liveStream is one long-lived stream: how to end it, and (if the caller
+// gave one) how to ask whether it may go on.
+type liveStream struct {
+	stop    func()
+	allowed func() bool
+}
+
+// track registers a long-lived stream and returns the function that
+// unregisters it. On a retired upstream stop runs at once.
+func (u *upstream) track(stop func(), allowed func() bool) (untrack func()) {
 	u.liveMu.Lock()
 	if u.retired {
 		u.liveMu.Unlock()
 		stop()
 		return func() {}
 	}
-	key := &stop
+	s := &liveStream{stop: stop, allowed: allowed}
 	if u.live == nil {
-		u.live = map[*func()]struct{}{}
+		u.live = map[*liveStream]struct{}{}
 	}
-	u.live[key] = struct{}{}
+	u.live[s] = struct{}{}
 	u.liveMu.Unlock()
 	return func() {
 		u.liveMu.Lock()
-		delete(u.live, key)
+		delete(u.live, s)
 		u.liveMu.Unlock()
 	}
+}
+
+// streams returns the upstream's long-lived streams now.
+func (u *upstream) streams() []*liveStream {
+	u.liveMu.Lock()
+	defer u.liveMu.Unlock()
+	out := make([]*liveStream, 0, len(u.live))
+	for s := range u.live {
+		out = append(out, s)
+	}
+	return out
+}
+
+// end unregisters s and stops it, unless it was already gone.
+func (u *upstream) end(s *liveStream) bool {
+	u.liveMu.Lock()
+	_, ok := u.live[s]
+	delete(u.live, s)
+	u.liveMu.Unlock()
+	if ok {
+		s.stop()
+	}
+	return ok
 }
 
 // retire ends the upstream's long-lived streams and closes its idle
@@ -80,14 +111,14 @@ func (u *upstream) track(stop func()) (untrack func()) {
 func (u *upstream) retire() {
 	u.liveMu.Lock()
 	u.retired = true
-	stops := make([]func(), 0, len(u.live))
-	for stop := range u.live {
-		stops = append(stops, *stop)
+	streams := make([]*liveStream, 0, len(u.live))
+	for s := range u.live {
+		streams = append(streams, s)
 	}
 	clear(u.live)
 	u.liveMu.Unlock()
-	for _, stop := range stops {
-		stop()
+	for _, s := range streams {
+		s.stop()
 	}
 	u.client.CloseIdleConnections()
 }
@@ -156,6 +187,28 @@ func (p *Pool) Remove(name string) {
 	if old != nil {
 		old.retire()
 	}
+}
+
+// Recheck asks every long-lived stream on every cluster whether it may go
+// on (Identity.StillAllowed), ends those refused, and returns how many it
+// ended. Streams opened without StillAllowed are left alone. The checks
+// run outside the pool's locks, so they may read a store.
+func (p *Pool) Recheck() int {
+	p.mu.RLock()
+	ups := make([]*upstream, 0, len(p.m))
+	for _, u := range p.m {
+		ups = append(ups, u)
+	}
+	p.mu.RUnlock()
+	ended := 0
+	for _, u := range ups {
+		for _, s := range u.streams() {
+			if s.allowed != nil && !s.allowed() && u.end(s) {
+				ended++
+			}
+		}
+	}
+	return ended
 }
 
 // Has reports whether the pool knows the cluster.

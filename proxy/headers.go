@@ -16,6 +16,12 @@ type Identity struct {
 	// Extra becomes Impersonate-Extra-<key> headers; keys are lower-cased
 	// and percent-encoded as the API server expects.
 	Extra map[string][]string
+	// StillAllowed, if set, decides again whether a watch, followed log or
+	// upgraded connection opened for this identity may go on; Pool.Recheck
+	// asks it and ends the stream when it says no. A stream outlives the
+	// check made when it opened, and access withdrawn since (a membership
+	// removed, a session revoked, a user disabled) must end it too.
+	StillAllowed func() bool
 }
 
 // hopByHop are connection-level headers (RFC 9110 §7.6.1) that a proxy

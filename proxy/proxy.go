@@ -239,7 +239,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Iden
 		conn := ctx.Conn()
 		rb.conn, rb.writeTimeout = conn, p.opts.StreamWriteTimeout
 		rb.watch = watchClient(conn, rb.abort)
-		untrack := u.track(rb.abort)
+		untrack := u.track(rb.abort, id.StillAllowed)
 		p.opts.Observer.StreamOpened(u.name, "watch")
 		rb.onClose = func() {
 			untrack()

@@ -6,12 +6,14 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	neturl "net/url"
+	"os"
 	"runtime"
 	"slices"
 	"sort"
@@ -168,10 +170,13 @@ type front struct {
 	url    string
 	proxy  *Proxy
 	server *fasthttp.Server
+	// revoked is what the identity's StillAllowed reads, inverted.
+	revoked atomic.Bool
 }
 
 // newFront serves the proxy the way the gateway does: route on the raw
-// URI, act for a fixed identity.
+// URI, act for a fixed identity, which stays allowed until f.revoked is
+// set.
 func newFront(t *testing.T, b *backend, opts Options) *front {
 	t.Helper()
 	pool := NewPool(PoolOptions{DialTimeout: 2 * time.Second})
@@ -184,7 +189,9 @@ func newFront(t *testing.T, b *backend, opts Options) *front {
 	}
 	opts.Pool = pool
 	p := New(opts)
-	id := Identity{User: "berth:alice", Groups: []string{"dev", "berth:members"}, Extra: map[string][]string{"berth.dev/client-ip": {"127.0.0.1"}}}
+	f := &front{proxy: p}
+	id := Identity{User: "berth:alice", Groups: []string{"dev", "berth:members"}, Extra: map[string][]string{"berth.dev/client-ip": {"127.0.0.1"}},
+		StillAllowed: func() bool { return !f.revoked.Load() }}
 	srv := &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) {
 			target, err := ParseTarget(ctx.RequestURI())
@@ -205,7 +212,8 @@ func newFront(t *testing.T, b *backend, opts Options) *front {
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Shutdown() })
-	return &front{url: "http://" + ln.Addr().String(), proxy: p, server: srv}
+	f.url, f.server = "http://"+ln.Addr().String(), srv
+	return f
 }
 
 func TestIdentityHeaders(t *testing.T) {
@@ -643,6 +651,62 @@ func TestStreamsEndWhenClusterChanges(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Recheck ends the streams whose identity is no longer allowed, and only
+// those: a stream still allowed keeps delivering.
+func TestRecheckEndsRefusedStreams(t *testing.T) {
+	b := newBackend(t)
+	f := newFront(t, b, Options{})
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get(f.url + "/proxy/clusters/dev/api/v1/pods?watch=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	conn, br, up := rawUpgrade(t, f, "/proxy/clusters/dev/api/v1/namespaces/default/pods/echo/exec?command=sh")
+	defer conn.Close()
+	if up.StatusCode != 101 {
+		t.Fatalf("upgrade: %d", up.StatusCode)
+	}
+
+	if n := f.proxy.Pool().Recheck(); n != 0 {
+		t.Fatalf("Recheck with access intact ended %d streams", n)
+	}
+	b.watchEvents <- "still-allowed"
+	if line, err := r.ReadString('\n'); err != nil || !strings.Contains(line, "still-allowed") {
+		t.Fatalf("watch after a passing recheck: %q %v", line, err)
+	}
+	// The exec stream is still open: a read waits instead of ending. (A
+	// stream ended by Recheck is closed before Recheck returns.)
+	conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := br.ReadByte(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("exec after a passing recheck: %v, want a read timeout", err)
+	}
+	conn.SetReadDeadline(time.Time{})
+
+	f.revoked.Store(true)
+	if n := f.proxy.Pool().Recheck(); n != 2 {
+		t.Fatalf("Recheck after revocation ended %d streams, want 2", n)
+	}
+	for what, rd := range map[string]io.Reader{"watch": r, "exec": br} {
+		done := make(chan struct{})
+		go func() { io.Copy(io.Discard, rd); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s still open after its access was withdrawn", what)
+		}
+	}
+	select {
+	case <-b.watchGone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cluster's watch was not released")
+	}
+	if n := f.proxy.Pool().Recheck(); n != 0 {
+		t.Errorf("ended streams were checked again: %d", n)
 	}
 }
 

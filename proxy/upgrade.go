@@ -69,7 +69,7 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, u *upstream, t Target, id
 		defer u.track(func() {
 			up.Close()
 			client.Close()
-		})()
+		}, id.StillAllowed)()
 		if _, err := client.Write(head); err != nil {
 			return
 		}

@@ -174,6 +174,20 @@ func (a *Authenticator) Authenticate(ctx *fasthttp.RequestCtx) (*identity.Princi
 	return p, nil
 }
 
+// Reauthenticator returns a function that checks the credential behind p,
+// which Authenticate returned for ctx, again against the store as it is
+// when called, and returns the principal it grants then. It lets work that
+// outlives the request (a watch, an exec session) notice that access was
+// withdrawn. The function does not use ctx.
+func (a *Authenticator) Reauthenticator(ctx *fasthttp.RequestCtx, p *identity.Principal) func() (*identity.Principal, error) {
+	if p.AuthMethod == identity.MethodClientCert {
+		// The groups come from the certificate, which the connection keeps.
+		cn, orgs, _ := edgetls.ClientIdentity(ctx.TLSConnectionState())
+		return func() (*identity.Principal, error) { return a.svc.VerifyClientCertificate(cn, orgs) }
+	}
+	return func() (*identity.Principal, error) { return a.svc.Reverify(p) }
+}
+
 // safeMethod reports methods that must not change state, which CSRF rules
 // therefore let through.
 func safeMethod(m []byte) bool {

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -66,7 +67,8 @@ func (e *grantEnv) verify(kind string) (*Principal, error) {
 }
 
 // Every write that changes what a credential may do is seen by the very
-// next request, although the first requests filled the cache.
+// next request, although the first requests filled the cache; and
+// Reverify, which streams opened before the write use, sees it too.
 func TestGrantCacheSeesEveryWrite(t *testing.T) {
 	ctx := context.Background()
 	str := func(s string) *string { return &s }
@@ -121,11 +123,14 @@ func TestGrantCacheSeesEveryWrite(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newGrantEnv(t)
+			before := map[string]*Principal{}
 			for range 2 { // the second round is served from the cache
 				for _, k := range kinds {
-					if _, err := e.verify(k); err != nil {
+					p, err := e.verify(k)
+					if err != nil {
 						t.Fatalf("%s before the change: %v", k, err)
 					}
+					before[k] = p
 				}
 			}
 			if n := e.s.grants.entries.Len(); n != 3 {
@@ -133,21 +138,32 @@ func TestGrantCacheSeesEveryWrite(t *testing.T) {
 			}
 			tt.change(t, e)
 			for _, k := range kinds {
-				p, err := e.verify(k)
-				if slices.Contains(tt.refused, k) {
-					if err == nil {
-						t.Errorf("%s still accepted", k)
+				for _, how := range []string{"verify", "reverify"} {
+					var p *Principal
+					var err error
+					if how == "verify" {
+						p, err = e.verify(k)
+					} else {
+						p, err = e.s.Reverify(before[k])
 					}
-					continue
-				}
-				if err != nil {
-					t.Errorf("%s refused: %v", k, err)
-					continue
-				}
-				perms := slices.Clone(tt.wantPerms)
-				slices.Sort(perms)
-				if !slices.Equal(p.Permissions, perms) {
-					t.Errorf("%s permissions %v, want %v", k, p.Permissions, perms)
+					if slices.Contains(tt.refused, k) {
+						if err == nil {
+							t.Errorf("%s: %s still accepted", how, k)
+						}
+						continue
+					}
+					if err != nil {
+						t.Errorf("%s: %s refused: %v", how, k, err)
+						continue
+					}
+					perms := slices.Clone(tt.wantPerms)
+					slices.Sort(perms)
+					if !slices.Equal(p.Permissions, perms) {
+						t.Errorf("%s: %s permissions %v, want %v", how, k, p.Permissions, perms)
+					}
+					if p.UserID != before[k].UserID || p.AuthMethod != before[k].AuthMethod || p.CredentialID != before[k].CredentialID || p.SessionID != before[k].SessionID {
+						t.Errorf("%s: %s principal %+v, was %+v", how, k, p, before[k])
+					}
 				}
 			}
 		})
@@ -214,5 +230,33 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Reverify trusts nothing in the principal it is given beyond the ids it
+// looks up: a session or key must belong to the principal's user.
+func TestReverifyRefusesMismatch(t *testing.T) {
+	e := newGrantEnv(t)
+	tok, err := e.s.VerifyAccessToken(e.token)
+	must(t, err)
+	key, err := e.s.VerifyAPIKey(context.Background(), e.apiKey, Meta{})
+	must(t, err)
+	other := func(p *Principal) *Principal { q := *p; q.UserID = "usr_someone_else"; return &q }
+	tests := []struct {
+		name string
+		p    *Principal
+	}{
+		{"another user's session", other(tok)},
+		{"another user's key", other(key)},
+		{"an unknown session", &Principal{UserID: e.user.ID, AuthMethod: MethodPassword, SessionID: "ses_unknown"}},
+		{"an unknown key", &Principal{UserID: e.user.ID, AuthMethod: MethodAPIKey, CredentialID: "key_unknown"}},
+		{"a client certificate", &Principal{UserID: e.user.ID, AuthMethod: MethodClientCert, CredentialID: "cert:ann"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if p, err := e.s.Reverify(tt.p); !errors.Is(err, ErrUnauthenticated) {
+				t.Errorf("Reverify = %+v, %v; want ErrUnauthenticated", p, err)
+			}
+		})
 	}
 }

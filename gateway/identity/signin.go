@@ -347,6 +347,52 @@ func (s *Service) VerifySessionCookie(raw string) (*Principal, error) {
 	return g.principal(g.p.CredentialID), nil
 }
 
+// Reverify reads again, from the store, what p's session or API key
+// stands on and returns the principal it grants now. It fails with
+// ErrUnauthenticated when the credential no longer works: the session
+// revoked or expired, the key deleted or expired, the user disabled or
+// gone. A stream that outlives its request (a watch, an exec session) uses
+// it to learn that access was withdrawn after it opened. Client-certificate
+// principals are checked with VerifyClientCertificate instead, since their
+// groups come from the certificate.
+func (s *Service) Reverify(p *Principal) (*Principal, error) {
+	now := s.now()
+	var out *Principal
+	err := s.db.View(func(tx *store.Tx) error {
+		var err error
+		switch {
+		case p.SessionID != "":
+			var sess *Session
+			if sess, err = Sessions.Get(tx, p.SessionID); err != nil {
+				break
+			}
+			if !sess.Active(now) || sess.UserID != p.UserID {
+				return ErrUnauthenticated
+			}
+			out, err = principalFor(tx, sess.UserID, p.AuthMethod, p.CredentialID, sess.ID, nil)
+		case p.AuthMethod == MethodAPIKey:
+			var k *APIKey
+			if k, err = APIKeys.Get(tx, p.CredentialID); err != nil {
+				break
+			}
+			if k.UserID != p.UserID || (!k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt)) {
+				return ErrUnauthenticated
+			}
+			out, err = principalFor(tx, k.UserID, MethodAPIKey, k.ID, "", k.Scopes)
+		default:
+			return ErrUnauthenticated
+		}
+		if isNotFound(err) {
+			return ErrUnauthenticated
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Logout revokes the session behind the principal's credential at once.
 // API keys have no session; they are revoked by deleting them.
 func (s *Service) Logout(ctx context.Context, p *Principal, m Meta) error {
