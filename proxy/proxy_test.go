@@ -577,6 +577,49 @@ func TestSetIdentity(t *testing.T) {
 	}
 }
 
+// openStreams opens a watch (and reads its first event) and an exec
+// session through f.
+func openStreams(t *testing.T, f *front, b *backend) (watch *bufio.Reader, execConn net.Conn, exec *bufio.Reader) {
+	t.Helper()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get(f.url + "/proxy/clusters/dev/api/v1/pods?watch=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	watch = bufio.NewReader(resp.Body)
+	b.watchEvents <- "first"
+	if line, err := watch.ReadString('\n'); err != nil || !strings.Contains(line, "first") {
+		t.Fatalf("watch: %q %v", line, err)
+	}
+	execConn, exec, up := rawUpgrade(t, f, "/proxy/clusters/dev/api/v1/namespaces/default/pods/echo/exec?command=sh")
+	t.Cleanup(func() { execConn.Close() })
+	if up.StatusCode != 101 {
+		t.Fatalf("upgrade: %d", up.StatusCode)
+	}
+	return watch, execConn, exec
+}
+
+// waitEnded waits (bounded, not a timing check) for the watch and the exec
+// session to end, and for the cluster to see its watch released.
+func waitEnded(t *testing.T, b *backend, watch, exec io.Reader, why string) {
+	t.Helper()
+	for what, r := range map[string]io.Reader{"watch": watch, "exec": exec} {
+		done := make(chan struct{})
+		go func() { io.Copy(io.Discard, r); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s still open after %s", what, why)
+		}
+	}
+	select {
+	case <-b.watchGone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cluster's watch was not released")
+	}
+}
+
 // Removing or re-registering a cluster ends the watches and upgrades
 // running on it: they must not live on with a server and credentials the
 // gateway no longer holds for that name.
@@ -591,63 +634,32 @@ func TestStreamsEndWhenClusterChanges(t *testing.T) {
 			return f.proxy.Pool().Set(Cluster{Name: "dev", Server: b.URL, CAData: caPEM, Token: "rotated-token"})
 		}},
 	}
-	ended := func(t *testing.T, r io.Reader, what string) {
-		t.Helper()
-		done := make(chan error, 1)
-		go func() { _, err := io.Copy(io.Discard, r); done <- err }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%s still open after the change", what)
-		}
-	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := newBackend(t)
 			f := newFront(t, b, Options{})
-			client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-			resp, err := client.Get(f.url + "/proxy/clusters/dev/api/v1/pods?watch=1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			r := bufio.NewReader(resp.Body)
-			b.watchEvents <- "before"
-			if line, err := r.ReadString('\n'); err != nil || !strings.Contains(line, "before") {
-				t.Fatalf("watch before the change: %q %v", line, err)
-			}
-			conn, br, up := rawUpgrade(t, f, "/proxy/clusters/dev/api/v1/namespaces/default/pods/echo/exec?command=sh")
-			defer conn.Close()
-			if up.StatusCode != 101 {
-				t.Fatalf("upgrade: %d", up.StatusCode)
-			}
-
+			watch, _, exec := openStreams(t, f, b)
 			if err := tt.change(f, b); err != nil {
 				t.Fatal(err)
 			}
-			ended(t, r, "watch")
-			select {
-			case <-b.watchGone:
-			case <-time.After(10 * time.Second):
-				t.Fatal("the cluster's watch was not released")
-			}
-			ended(t, br, "exec stream")
+			waitEnded(t, b, watch, exec, "the change")
 
 			// New requests use the new settings (or find no cluster).
-			resp2, err := client.Get(f.url + "/proxy/clusters/dev/api/v1/namespaces/default/pods/echo")
+			client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+			resp, err := client.Get(f.url + "/proxy/clusters/dev/api/v1/namespaces/default/pods/echo")
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp2.Body.Close()
+			resp.Body.Close()
 			h, _ := b.last()
 			switch tt.name {
 			case "removed":
-				if resp2.StatusCode != 404 {
-					t.Errorf("removed cluster answered %d", resp2.StatusCode)
+				if resp.StatusCode != 404 {
+					t.Errorf("removed cluster answered %d", resp.StatusCode)
 				}
 			default:
-				if resp2.StatusCode != 200 || h.Get("Authorization") != "Bearer rotated-token" {
-					t.Errorf("after re-registering: %d, Authorization %q", resp2.StatusCode, h.Get("Authorization"))
+				if resp.StatusCode != 200 || h.Get("Authorization") != "Bearer rotated-token" {
+					t.Errorf("after re-registering: %d, Authorization %q", resp.StatusCode, h.Get("Authorization"))
 				}
 			}
 		})
@@ -659,52 +671,28 @@ func TestStreamsEndWhenClusterChanges(t *testing.T) {
 func TestRecheckEndsRefusedStreams(t *testing.T) {
 	b := newBackend(t)
 	f := newFront(t, b, Options{})
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Get(f.url + "/proxy/clusters/dev/api/v1/pods?watch=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	r := bufio.NewReader(resp.Body)
-	conn, br, up := rawUpgrade(t, f, "/proxy/clusters/dev/api/v1/namespaces/default/pods/echo/exec?command=sh")
-	defer conn.Close()
-	if up.StatusCode != 101 {
-		t.Fatalf("upgrade: %d", up.StatusCode)
-	}
+	watch, execConn, exec := openStreams(t, f, b)
 
 	if n := f.proxy.Pool().Recheck(); n != 0 {
 		t.Fatalf("Recheck with access intact ended %d streams", n)
 	}
 	b.watchEvents <- "still-allowed"
-	if line, err := r.ReadString('\n'); err != nil || !strings.Contains(line, "still-allowed") {
+	if line, err := watch.ReadString('\n'); err != nil || !strings.Contains(line, "still-allowed") {
 		t.Fatalf("watch after a passing recheck: %q %v", line, err)
 	}
-	// The exec stream is still open: a read waits instead of ending. (A
+	// The exec session is still open: a read waits instead of ending. (A
 	// stream ended by Recheck is closed before Recheck returns.)
-	conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-	if _, err := br.ReadByte(); !errors.Is(err, os.ErrDeadlineExceeded) {
+	execConn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := exec.ReadByte(); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("exec after a passing recheck: %v, want a read timeout", err)
 	}
-	conn.SetReadDeadline(time.Time{})
+	execConn.SetReadDeadline(time.Time{})
 
 	f.revoked.Store(true)
 	if n := f.proxy.Pool().Recheck(); n != 2 {
 		t.Fatalf("Recheck after revocation ended %d streams, want 2", n)
 	}
-	for what, rd := range map[string]io.Reader{"watch": r, "exec": br} {
-		done := make(chan struct{})
-		go func() { io.Copy(io.Discard, rd); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%s still open after its access was withdrawn", what)
-		}
-	}
-	select {
-	case <-b.watchGone:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the cluster's watch was not released")
-	}
+	waitEnded(t, b, watch, exec, "its access was withdrawn")
 	if n := f.proxy.Pool().Recheck(); n != 0 {
 		t.Errorf("ended streams were checked again: %d", n)
 	}
