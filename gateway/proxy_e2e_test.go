@@ -26,6 +26,7 @@ import (
 
 	"github.com/berthgw/berth/deploy/e2e/kubeenv"
 	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/clusters"
 )
 
 // e2eCluster is a real etcd + kube-apiserver registered in a real Berth,
@@ -555,27 +556,37 @@ type watcher struct {
 }
 
 // startWatcher starts kubectl's watch with kubeconfig and returns once the
-// watch is known to be open through Berth: it has reported a configmap
-// created after it started (created again until seen; a bounded wait,
-// not a timing check).
-func (e *e2eCluster) startWatcher(t *testing.T, kubeconfig, admin string, seq *int) *watcher {
+// watch is open through Berth (Berth counts open, the watches it ends
+// with this one) and delivers events. kubectl lists before it watches, so
+// an event seen proves nothing on its own: it may come from the list.
+func (e *e2eCluster) startWatcher(t *testing.T, kubeconfig, admin string, seq *int, open int) *watcher {
 	t.Helper()
 	w := &watcher{lines: make(chan string, 100), stderr: &strings.Builder{}, exited: make(chan struct{})}
 	w.cmd = exec.Command(e.env.KubectlPath, "--kubeconfig", kubeconfig, "-n", "watched", "get", "configmaps", "-w", "-o", "name")
-	stdout, _ := w.cmd.StdoutPipe()
+	stdout, err := w.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	w.cmd.Stderr = w.stderr
 	if err := w.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { w.cmd.Process.Kill(); <-w.exited })
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			w.lines <- sc.Text()
 		}
+		close(w.lines)
 		w.cmd.Wait()
 		close(w.exited)
 	}()
+	t.Cleanup(func() {
+		w.cmd.Process.Kill()
+		for range w.lines { // unblock the reader if the test left lines unread
+		}
+		<-w.exited
+	})
+	e.waitWatches(t, open)
 	if !w.sees(t, e, admin, seq) {
 		t.Fatalf("the watch never reported a new configmap; kubectl: %s", w.stderr)
 	}
@@ -594,7 +605,10 @@ func (w *watcher) sees(t *testing.T, e *e2eCluster, admin string, seq *int) bool
 		deadline := time.After(3 * time.Second)
 		for {
 			select {
-			case l := <-w.lines:
+			case l, ok := <-w.lines:
+				if !ok {
+					return false
+				}
 				if l == "configmap/"+name {
 					return true
 				}
@@ -609,20 +623,36 @@ func (w *watcher) sees(t *testing.T, e *e2eCluster, admin string, seq *int) bool
 	return false
 }
 
-// endsWithin waits (bounded, not a timing check) for kubectl to exit.
-func (w *watcher) ends(t *testing.T, what string) {
+// ends waits (bounded, not a timing check) for kubectl to exit, and for
+// Berth to count open the watches that remain.
+func (w *watcher) ends(t *testing.T, e *e2eCluster, what string, open int) {
 	t.Helper()
 	select {
 	case <-w.exited:
 	case <-time.After(20 * time.Second):
 		t.Fatalf("%s: the open watch went on", what)
 	}
+	e.waitWatches(t, open)
+}
+
+// waitWatches waits (bounded, not a timing check) until Berth counts n
+// open watches on the cluster.
+func (e *e2eCluster) waitWatches(t *testing.T, n int) {
+	t.Helper()
+	want := fmt.Sprintf("berth_proxy_open_streams{cluster=%q,kind=\"watch\"} %d\n", "e2e", n)
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if _, m := e.get(t, e.http+"/metrics"); strings.Contains(string(m), want) {
+			return
+		}
+	}
+	t.Fatalf("Berth never counted %d open watches", n)
 }
 
 // A watch outlives the check made when it opened. Withdrawing access
-// afterwards must end it too: a removed membership, a changed role, a
-// logout, a revoked API key, a disabled user. Someone else's watch on the
-// same cluster goes on through all of it.
+// afterwards must end it too: a removed membership, a changed role, a lost
+// group whose membership it relied on, a logout, a revoked API key, a
+// disabled user. Someone else's watch on the same cluster goes on through
+// all of it, and so does bob's own watch when a write does not concern it.
 func TestStreamsEndWhenAccessIsWithdrawn(t *testing.T) {
 	e := startE2E(t)
 	akc := e.kubeconfigFor(t, "admin", e.admin)
@@ -652,35 +682,55 @@ func TestStreamsEndWhenAccessIsWithdrawn(t *testing.T) {
 			out = append(out, line)
 		}
 		path := filepath.Join(e.dir, who+"-token.kubeconfig")
-		os.WriteFile(path, []byte(strings.Join(out, "\n")), 0o600)
+		if err := os.WriteFile(path, []byte(strings.Join(out, "\n")), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		return path
 	}
 
 	carol := e.login(t, "carol", "carol-password-1234").AccessToken
-	control := e.startWatcher(t, withToken("carol", carol), e.admin, &seq)
+	control := e.startWatcher(t, withToken("carol", carol), e.admin, &seq, 1)
 
 	bobToken := e.login(t, "bob", "bob-password-12345").AccessToken
-	w := e.startWatcher(t, withToken("bob", bobToken), e.admin, &seq)
+	w := e.startWatcher(t, withToken("bob", bobToken), e.admin, &seq, 2)
 	e.must(t, 204, "DELETE", "/api/v1/clusters/e2e/members/"+member, nil, bearer(e.admin))
-	w.ends(t, "membership removed")
+	w.ends(t, e, "membership removed", 1)
 	if status, body, _ := e.call(t, "GET", "/proxy/clusters/e2e/api/v1/namespaces/watched/configmaps", nil, bearer(bobToken)); status != 403 {
 		t.Errorf("removed member's new request: %d %s", status, body)
 	}
 
 	addMember("bob", "view")
-	w = e.startWatcher(t, withToken("bob", bobToken), e.admin, &seq)
+	w = e.startWatcher(t, withToken("bob", bobToken), e.admin, &seq, 2)
 	addMember("bob", "edit")
-	w.ends(t, "role changed")
-	// Back to view: only the view group holds read rights in this cluster
-	// (see startE2EWith).
+	w.ends(t, e, "role changed", 1)
+
+	// Through a group only: bob leaves the group, and with it the cluster.
+	// (The view role again: only its group holds read rights in this
+	// cluster, see startE2EWith.)
+	e.must(t, 201, "POST", "/api/v1/clusters/e2e/members", map[string]any{"group": "ops", "role": "view"}, bearer(e.admin))
+	e.must(t, 200, "PUT", "/api/v1/users/"+bob.ID, map[string]any{"groups": []string{"ops"}}, bearer(e.admin))
+	for _, m := range decode[struct{ Items []clusters.Member }](t, e.must(t, 200, "GET", "/api/v1/clusters/e2e/members", nil, bearer(e.admin))).Items {
+		if m.Kind == "user" && m.Name == "bob" {
+			e.must(t, 204, "DELETE", "/api/v1/clusters/e2e/members/"+m.ID, nil, bearer(e.admin))
+		}
+	}
+	w = e.startWatcher(t, withToken("bob", bobToken), e.admin, &seq, 2)
+	// A write that concerns neither bob nor the cluster's members: the
+	// watch goes on.
+	e.createUser(t, e.admin, "dave", "dave-password-1234", "user")
+	if !w.sees(t, e, e.admin, &seq) {
+		t.Fatalf("an unrelated write ended bob's watch: %s", w.stderr)
+	}
+	e.must(t, 200, "PUT", "/api/v1/users/"+bob.ID, map[string]any{"groups": []string{}}, bearer(e.admin))
+	w.ends(t, e, "group left", 1)
 	addMember("bob", "view")
 
-	w = e.startWatcher(t, withToken("bob", bobToken), e.admin, &seq)
+	w = e.startWatcher(t, withToken("bob", bobToken), e.admin, &seq, 2)
 	e.must(t, 204, "POST", "/api/v1/auth/logout", nil, bearer(bobToken))
-	w.ends(t, "logout")
+	w.ends(t, e, "logout", 1)
 
 	bobToken = e.login(t, "bob", "bob-password-12345").AccessToken
-	w = e.startWatcher(t, e.kubeconfigFor(t, "bob", bobToken), e.admin, &seq)
+	w = e.startWatcher(t, e.kubeconfigFor(t, "bob", bobToken), e.admin, &seq, 2)
 	keys := decode[struct{ Items []struct{ ID string } }](t, e.must(t, 200, "GET", "/api/v1/auth/api-keys", nil, bearer(bobToken)))
 	if len(keys.Items) == 0 {
 		t.Fatal("bob has no API key")
@@ -688,11 +738,11 @@ func TestStreamsEndWhenAccessIsWithdrawn(t *testing.T) {
 	// Newest first: the key of the kubeconfig just downloaded. The others
 	// (from the token kubeconfigs above) stay.
 	e.must(t, 204, "DELETE", "/api/v1/auth/api-keys/"+keys.Items[0].ID, nil, bearer(bobToken))
-	w.ends(t, "API key revoked")
+	w.ends(t, e, "API key revoked", 1)
 
-	w = e.startWatcher(t, withToken("bob", bobToken), e.admin, &seq)
+	w = e.startWatcher(t, withToken("bob", bobToken), e.admin, &seq, 2)
 	e.must(t, 200, "PUT", "/api/v1/users/"+bob.ID, map[string]any{"status": "disabled"}, bearer(e.admin))
-	w.ends(t, "user disabled")
+	w.ends(t, e, "user disabled", 1)
 
 	// Carol's watch saw every check and is still open.
 	select {

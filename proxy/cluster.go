@@ -62,7 +62,10 @@ type liveStream struct {
 }
 
 // track registers a long-lived stream and returns the function that
-// unregisters it. On a retired upstream stop runs at once.
+// unregisters it. On a retired upstream stop runs at once. Access may have
+// been withdrawn between the caller's check and track, after the Recheck
+// that withdrawal asked for had looked, so callers ask allowed once more
+// after track (see stillAllowed).
 func (u *upstream) track(stop func(), allowed func() bool) (untrack func()) {
 	u.liveMu.Lock()
 	if u.retired {

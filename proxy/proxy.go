@@ -220,15 +220,28 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Iden
 	}
 	p.opts.Observer.Request(u.name, string(ctx.Method()), resp.StatusCode(), time.Since(start))
 
-	ctx.SetStatusCode(resp.StatusCode())
-	copyResponseHeaders(&ctx.Response.Header, &resp.Header)
 	body := resp.BodyStream()
 	if body == nil {
+		ctx.SetStatusCode(resp.StatusCode())
+		copyResponseHeaders(&ctx.Response.Header, &resp.Header)
 		ctx.SetBody(resp.Body())
 		fasthttp.ReleaseResponse(resp)
 		return
 	}
 	rb := &responseBody{resp: resp, stream: body}
+	var untrack func()
+	if stream {
+		untrack = u.track(rb.abort, id.StillAllowed)
+		if !stillAllowed(id) {
+			untrack()
+			rb.abort()
+			rb.Close()
+			p.accessWithdrawn(ctx, u)
+			return
+		}
+	}
+	ctx.SetStatusCode(resp.StatusCode())
+	copyResponseHeaders(&ctx.Response.Header, &resp.Header)
 	if stream {
 		// A stream ends with its connection: the client-gone watch below
 		// may consume bytes a client pipelines after it.
@@ -239,7 +252,6 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Iden
 		conn := ctx.Conn()
 		rb.conn, rb.writeTimeout = conn, p.opts.StreamWriteTimeout
 		rb.watch = watchClient(conn, rb.abort)
-		untrack := u.track(rb.abort, id.StillAllowed)
 		p.opts.Observer.StreamOpened(u.name, "watch")
 		rb.onClose = func() {
 			untrack()
@@ -247,6 +259,17 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Iden
 		}
 	}
 	ctx.SetBodyStream(rb, resp.Header.ContentLength())
+}
+
+// stillAllowed asks id.StillAllowed, if it is set, whether a stream may
+// go on.
+func stillAllowed(id Identity) bool { return id.StillAllowed == nil || id.StillAllowed() }
+
+// accessWithdrawn answers a stream whose caller lost access while the
+// cluster was being asked to open it.
+func (p *Proxy) accessWithdrawn(ctx *fasthttp.RequestCtx, u *upstream) {
+	ctx.SetConnectionClose()
+	WriteStatus(ctx, fasthttp.StatusForbidden, fmt.Sprintf("access to cluster %q was withdrawn", u.name))
 }
 
 // upstreamError answers a failed round trip: 504 for a timeout, 502 for

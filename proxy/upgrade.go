@@ -58,6 +58,11 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, u *upstream, t Target, id
 		return
 	}
 	_ = up.SetDeadline(time.Time{})
+	if !stillAllowed(id) {
+		up.Close()
+		p.accessWithdrawn(ctx, u)
+		return
+	}
 
 	head := append([]byte(nil), rh.Header()...)
 	raw := ctx.Conn()
@@ -70,6 +75,10 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, u *upstream, t Target, id
 			up.Close()
 			client.Close()
 		}, id.StillAllowed)()
+		if !stillAllowed(id) {
+			// Withdrawn since the check before the hijack.
+			return
+		}
 		if _, err := client.Write(head); err != nil {
 			return
 		}

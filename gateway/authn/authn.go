@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -181,9 +182,24 @@ func (a *Authenticator) Authenticate(ctx *fasthttp.RequestCtx) (*identity.Princi
 // withdrawn. The function does not use ctx.
 func (a *Authenticator) Reauthenticator(ctx *fasthttp.RequestCtx, p *identity.Principal) func() (*identity.Principal, error) {
 	if p.AuthMethod == identity.MethodClientCert {
-		// The groups come from the certificate, which the connection keeps.
-		cn, orgs, _ := edgetls.ClientIdentity(ctx.TLSConnectionState())
-		return func() (*identity.Principal, error) { return a.svc.VerifyClientCertificate(cn, orgs) }
+		// The groups come from the certificate, which the connection keeps
+		// until the certificate expires.
+		state := ctx.TLSConnectionState()
+		cn, orgs, _ := edgetls.ClientIdentity(state)
+		var notAfter time.Time
+		if state != nil && len(state.VerifiedChains) > 0 {
+			for _, c := range state.VerifiedChains[0] {
+				if notAfter.IsZero() || c.NotAfter.Before(notAfter) {
+					notAfter = c.NotAfter
+				}
+			}
+		}
+		return func() (*identity.Principal, error) {
+			if !time.Now().Before(notAfter) {
+				return nil, identity.ErrUnauthenticated
+			}
+			return a.svc.VerifyClientCertificate(cn, orgs)
+		}
 	}
 	return func() (*identity.Principal, error) { return a.svc.Reverify(p) }
 }

@@ -3,7 +3,6 @@ package clusters
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,7 +14,6 @@ import (
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/authn"
 	"github.com/berthgw/berth/gateway/httpapi"
-	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/ratelimit"
 	"github.com/berthgw/berth/proxy"
 )
@@ -58,6 +56,9 @@ func (pr *ProxyRoute) Wrap(next fasthttp.RequestHandler) fasthttp.RequestHandler
 }
 
 func (pr *ProxyRoute) serve(ctx *fasthttp.RequestCtx, t proxy.Target) {
+	// Taken before anything is read, so a stream can tell whether access
+	// may have changed since this request was let through.
+	checkedAt := pr.svc.changes.current()
 	p, err := pr.authn.Authenticate(ctx)
 	if err != nil {
 		code := fasthttp.StatusUnauthorized
@@ -92,7 +93,7 @@ func (pr *ProxyRoute) serve(ctx *fasthttp.RequestCtx, t proxy.Target) {
 	}
 	clientIP := pr.authn.ClientIP(ctx).String()
 	id := pr.svc.Identity(p, role, clientIP, httpapi.RequestID(ctx))
-	id.StillAllowed = pr.stillAllowed(pr.authn.Reauthenticator(ctx, p), t.Cluster, id)
+	id.StillAllowed = pr.svc.streamCheck(pr.authn.Reauthenticator(ctx, p), p, t.Cluster, id, checkedAt)
 	pr.proxy.Serve(ctx, t, id)
 
 	if verb, audited := auditVerb(ctx, t); audited {
@@ -110,36 +111,6 @@ func (pr *ProxyRoute) serve(ctx *fasthttp.RequestCtx, t proxy.Target) {
 			ClientIP: clientIP, UserAgent: string(ctx.UserAgent()), RequestID: httpapi.RequestID(ctx),
 			Details: map[string]string{"method": string(ctx.Method()), "path": t.Path, "status": strconv.Itoa(status)},
 		})
-	}
-}
-
-// stillAllowed decides again, for a stream that outlives its request,
-// whether Berth would still let it through: the credential still works,
-// its holder still reaches the cluster, and Berth would still assert the
-// same user and at least the same groups. A lost group (a role changed,
-// a group membership removed) ends the stream; the client reconnects and
-// gets its new identity. Gained groups do not: the stream goes on with
-// less than it could have.
-func (pr *ProxyRoute) stillAllowed(reauth func() (*identity.Principal, error), cluster string, was proxy.Identity) func() bool {
-	return func() bool {
-		p, err := reauth()
-		if err != nil {
-			return false
-		}
-		role, ok := pr.svc.Access(p, cluster)
-		if !ok {
-			return false
-		}
-		now := pr.svc.Identity(p, role, "", "")
-		if now.User != was.User {
-			return false
-		}
-		for _, g := range was.Groups {
-			if !slices.Contains(now.Groups, g) {
-				return false
-			}
-		}
-		return true
 	}
 }
 

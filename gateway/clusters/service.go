@@ -130,8 +130,9 @@ type Service struct {
 	opts  Options
 	stop  chan struct{}
 	wg    sync.WaitGroup
-	// recheck asks the recheck loop to check open streams against the
-	// store; its one-slot buffer merges requests made while a check runs.
+	// changes and recheck let open streams be checked again when access
+	// may have been withdrawn (see recheck.go).
+	changes changeLog
 	recheck chan struct{}
 
 	// cache holds every cluster record and its members. Every proxied
@@ -161,7 +162,6 @@ func NewService(db *store.DB, box *secretbox.Box, pool *proxy.Pool, au *audit.Lo
 	}
 	s := &Service{db: db, box: box, pool: pool, audit: au, ids: ids, log: log, opts: opts, stop: make(chan struct{}),
 		recheck: make(chan struct{}, 1), cache: map[string]*cachedCluster{}}
-	db.OnCommit(s.onCommit)
 	var all []Record
 	err := db.View(func(tx *store.Tx) error {
 		return records.Scan(tx, store.ScanOptions{}, func(_ string, r *Record) (bool, error) {
@@ -182,6 +182,7 @@ func NewService(db *store.DB, box *secretbox.Box, pool *proxy.Pool, au *audit.Lo
 			log.Error("cluster not loaded", "cluster", all[i].Name, "err", err)
 		}
 	}
+	db.OnCommit(s.onCommit)
 	return s, nil
 }
 
@@ -206,60 +207,6 @@ func (s *Service) Start() {
 			}
 		}
 	}()
-}
-
-// Streams outlive the check made when they opened. How often open streams
-// are checked again: at most recheckSpacing apart after identity records
-// change (changes in between are merged into the next check), and every
-// recheckInterval for sessions and keys that simply expired.
-const (
-	recheckSpacing  = time.Second
-	recheckInterval = time.Minute
-)
-
-// recheckStreams ends the watches, followed logs and exec or port-forward
-// sessions whose caller has lost access since they opened, until Stop.
-func (s *Service) recheckStreams() {
-	t := time.NewTicker(recheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-s.recheck:
-		case <-t.C:
-		}
-		if n := s.pool.Recheck(); n > 0 {
-			s.log.Info("streams ended: access withdrawn", "streams", n)
-		}
-		select {
-		case <-s.stop:
-			return
-		case <-time.After(recheckSpacing):
-		}
-	}
-}
-
-// accessChanged asks for a check of open streams.
-func (s *Service) accessChanged() {
-	select {
-	case s.recheck <- struct{}{}:
-	default:
-	}
-}
-
-// onCommit is the store's commit hook: a write to the records a
-// principal's access rests on (users, their roles, sessions, API keys)
-// may end open streams. Membership changes ask themselves, after the
-// cache Access reads is refreshed.
-func (s *Service) onCommit(changes []store.Change) {
-	for _, c := range changes {
-		switch c.Table {
-		case identity.Users.Name(), identity.Roles.Name(), identity.Sessions.Name(), identity.APIKeys.Name():
-			s.accessChanged()
-			return
-		}
-	}
 }
 
 // Stop ends the probe and the stream checks.
@@ -630,7 +577,7 @@ func (s *Service) AddMember(ctx context.Context, cluster, kind, subject, role st
 	s.record(ctx, ev, "cluster.member.add", cluster, err)
 	s.refresh(cluster)
 	// A changed role changes the identity open streams assert.
-	s.accessChanged()
+	s.membershipChanged()
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNotFound
 	}
@@ -686,7 +633,7 @@ func (s *Service) RemoveMember(ctx context.Context, cluster, id string, ev audit
 	})
 	s.record(ctx, ev, "cluster.member.remove", cluster, err)
 	s.refresh(cluster)
-	s.accessChanged()
+	s.membershipChanged()
 	if errors.Is(err, store.ErrNotFound) {
 		return ErrNotFound
 	}

@@ -1,0 +1,226 @@
+package clusters
+
+import (
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/gateway/store"
+	"github.com/berthgw/berth/proxy"
+)
+
+// A watch, a followed log or an exec session outlives the access check made
+// when it opened. The service therefore records every write that may
+// withdraw access (changeLog), and asks each open stream to check itself
+// again after such writes (recheckStreams → proxy.Pool.Recheck →
+// streamCheck). A stream whose user, session or key was not written to
+// answers from memory; only the streams a write concerns read the store.
+
+// How often open streams are checked again: at most recheckSpacing apart
+// after writes (writes in between are merged into the next pass), and every
+// recheckInterval for all of them, since sessions and keys also end by
+// simply expiring.
+const (
+	recheckSpacing  = time.Second
+	recheckInterval = time.Minute
+)
+
+// maxChanges bounds the change log. A stream that last checked before the
+// oldest entry kept checks itself against the store.
+const maxChanges = 4096
+
+// changeLog numbers the writes that may withdraw access and keeps the most
+// recent ones, so a stream can ask whether anything it rests on changed
+// since it last checked.
+type changeLog struct {
+	gen     atomic.Uint64 // the newest entry's generation
+	mu      sync.Mutex
+	entries []change // oldest first
+	// dropped is the newest generation with entries no longer kept.
+	dropped uint64
+}
+
+// change is one write: to the record named by key ("u/" user id, "s/"
+// session id, "k/" API key id), or, with all, to something every stream
+// rests on (a role, a membership) or the passing of time.
+type change struct {
+	gen uint64
+	all bool
+	key string
+}
+
+// current returns the newest generation.
+func (l *changeLog) current() uint64 { return l.gen.Load() }
+
+// add records one write touching keys, or every stream if all.
+func (l *changeLog) add(all bool, keys ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	gen := l.gen.Load() + 1
+	if all {
+		l.entries = append(l.entries, change{gen: gen, all: true})
+	}
+	for _, k := range keys {
+		l.entries = append(l.entries, change{gen: gen, key: k})
+	}
+	if n := len(l.entries) - maxChanges; n > 0 {
+		l.dropped = l.entries[n-1].gen
+		l.entries = slices.Delete(l.entries, 0, n)
+	}
+	// Published last: a reader that sees gen finds its entries.
+	l.gen.Store(gen)
+}
+
+// changedSince reports whether a write after generation since may concern
+// a stream resting on keys.
+func (l *changeLog) changedSince(since uint64, keys []string) bool {
+	if l.gen.Load() == since {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.dropped > since {
+		return true
+	}
+	for i := len(l.entries) - 1; i >= 0 && l.entries[i].gen > since; i-- {
+		if e := l.entries[i]; e.all || slices.Contains(keys, e.key) {
+			return true
+		}
+	}
+	return false
+}
+
+// principalKeys names the records p's access rests on, as the change log
+// names them.
+func principalKeys(p *identity.Principal) []string {
+	keys := []string{"u/" + p.UserID}
+	if p.SessionID != "" {
+		keys = append(keys, "s/"+p.SessionID)
+	}
+	if p.AuthMethod == identity.MethodAPIKey {
+		keys = append(keys, "k/"+p.CredentialID)
+	}
+	return keys
+}
+
+// onCommit is the store's commit hook. It records writes to the records a
+// principal's access rests on (users, their roles, sessions, API keys) and
+// asks for a pass. It runs after the identity service's hook, which
+// NewService's caller registered first by creating that service first, so
+// a request that reads the new generation finds no stale grant cached.
+// Memberships are recorded by their own writers, after the cache Access
+// reads is refreshed.
+func (s *Service) onCommit(changes []store.Change) {
+	var keys []string
+	all := false
+	for _, c := range changes {
+		switch c.Table {
+		case identity.Users.Name():
+			keys = append(keys, "u/"+c.ID)
+		case identity.Sessions.Name():
+			keys = append(keys, "s/"+c.ID)
+		case identity.APIKeys.Name():
+			keys = append(keys, "k/"+c.ID)
+		case identity.Roles.Name():
+			all = true
+		}
+	}
+	if all || len(keys) > 0 {
+		s.changes.add(all, keys...)
+		s.askRecheck()
+	}
+}
+
+// membershipChanged records a membership write; call it after refresh.
+func (s *Service) membershipChanged() {
+	s.changes.add(true)
+	s.askRecheck()
+}
+
+// askRecheck asks for a pass over the open streams; requests made while
+// one runs are merged into the next.
+func (s *Service) askRecheck() {
+	select {
+	case s.recheck <- struct{}{}:
+	default:
+	}
+}
+
+// recheckStreams runs the passes until Stop.
+func (s *Service) recheckStreams() {
+	t := time.NewTicker(recheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.recheck:
+		case <-t.C:
+			s.changes.add(true) // expiry: every stream checks itself
+		}
+		if n := s.pool.Recheck(); n > 0 {
+			s.log.Info("open streams ended: access withdrawn", "streams", n)
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(recheckSpacing):
+		}
+	}
+}
+
+// streamCheck returns the Identity.StillAllowed of a stream that p opened
+// on cluster as was, after an access check that read nothing written after
+// generation checkedAt. It answers from memory unless a later write
+// concerns p; then it decides again as a new request would: the session
+// or key still works (bound to the session, not to the access token's
+// own short life, as kubectl does not reopen a watch when it refreshes its
+// token), p still reaches the cluster, and Berth would assert the same
+// user and at least the same groups. A changed cluster role changes the
+// role group, so it ends the stream; the client reconnects with its new
+// identity. A Berth group gained leaves the stream as it is.
+func (s *Service) streamCheck(reauth func() (*identity.Principal, error), p *identity.Principal, cluster string, was proxy.Identity, checkedAt uint64) func() bool {
+	keys := principalKeys(p)
+	var mu sync.Mutex
+	return func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		gen := s.changes.current()
+		if !s.changes.changedSince(checkedAt, keys) {
+			checkedAt = gen
+			return true
+		}
+		refuse := func(why string) bool {
+			s.log.Info("stream ended: access withdrawn", "user", p.Username, "cluster", cluster, "reason", why)
+			return false
+		}
+		now, err := reauth()
+		switch {
+		case errors.Is(err, identity.ErrUnauthenticated):
+			return refuse("credential no longer valid")
+		case err != nil:
+			// A store error says nothing about access: keep the stream
+			// and decide at the next pass.
+			s.log.Warn("stream access not rechecked", "user", p.Username, "cluster", cluster, "err", err)
+			return true
+		}
+		role, ok := s.Access(now, cluster)
+		if !ok {
+			return refuse("no longer reaches the cluster")
+		}
+		asserted := s.Identity(now, role, "", "")
+		if asserted.User != was.User {
+			return refuse("user renamed")
+		}
+		for _, g := range was.Groups {
+			if !slices.Contains(asserted.Groups, g) {
+				return refuse("lost group " + g)
+			}
+		}
+		checkedAt = gen
+		return true
+	}
+}

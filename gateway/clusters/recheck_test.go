@@ -1,0 +1,55 @@
+package clusters
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/berthgw/berth/gateway/identity"
+)
+
+// A stream asks the change log whether anything it rests on was written
+// since it last checked; only then does it read the store.
+func TestChangeLog(t *testing.T) {
+	ann := principalKeys(&identity.Principal{UserID: "usr_ann", SessionID: "ses_1", AuthMethod: identity.MethodPassword, CredentialID: "jti_1"})
+	key := principalKeys(&identity.Principal{UserID: "usr_ann", AuthMethod: identity.MethodAPIKey, CredentialID: "key_1"})
+	tests := []struct {
+		name   string
+		writes func(l *changeLog)
+		keys   []string
+		want   bool
+	}{
+		{"nothing written", func(*changeLog) {}, ann, false},
+		{"another user", func(l *changeLog) { l.add(false, "u/usr_bob") }, ann, false},
+		{"another session", func(l *changeLog) { l.add(false, "s/ses_2") }, ann, false},
+		{"the user", func(l *changeLog) { l.add(false, "u/usr_ann") }, ann, true},
+		{"the session", func(l *changeLog) { l.add(false, "s/ses_9", "s/ses_1") }, ann, true},
+		{"the session, for a key", func(l *changeLog) { l.add(false, "s/ses_1") }, key, false},
+		{"the key", func(l *changeLog) { l.add(false, "k/key_1") }, key, true},
+		{"a role or membership", func(l *changeLog) { l.add(true) }, key, true},
+		{"unrelated writes, many", func(l *changeLog) {
+			for i := range maxChanges - 1 {
+				l.add(false, fmt.Sprintf("u/usr_%d", i))
+			}
+		}, ann, false},
+		{"more unrelated writes than kept", func(l *changeLog) {
+			for i := range maxChanges + 1 {
+				l.add(false, fmt.Sprintf("u/usr_%d", i))
+			}
+		}, ann, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var l changeLog
+			l.add(false, "u/usr_ann") // before the stream's check
+			since := l.current()
+			tt.writes(&l)
+			if got := l.changedSince(since, tt.keys); got != tt.want {
+				t.Errorf("changedSince = %v, want %v", got, tt.want)
+			}
+			// Once checked at the newest generation, nothing is new.
+			if l.changedSince(l.current(), tt.keys) {
+				t.Error("changedSince(current) = true")
+			}
+		})
+	}
+}
