@@ -118,11 +118,20 @@ func (e *e2eCluster) kubeconfigFor(t *testing.T, who, token string) string {
 	return path
 }
 
+// kubectlCmd runs kubectl through Berth with a discovery cache of this
+// test's own. The default cache (~/.kube/cache) is keyed by host and port:
+// an earlier test's gateway on the same port left discovery there that
+// answered 304 for this one.
+func (e *e2eCluster) kubectlCmd(ctx context.Context, kubeconfig string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, e.env.KubectlPath,
+		append([]string{"--kubeconfig", kubeconfig, "--cache-dir", filepath.Join(e.dir, "kubectl-cache")}, args...)...)
+}
+
 func (e *e2eCluster) kubectl(t *testing.T, kubeconfig string, stdin string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, e.env.KubectlPath, append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	cmd := e.kubectlCmd(ctx, kubeconfig, args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -267,7 +276,7 @@ func TestProxyKubectlEndToEnd(t *testing.T) {
 	// get -w: events arrive while the watch is open.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	w := exec.CommandContext(ctx, e.env.KubectlPath, "--kubeconfig", kc, "-n", "team-a", "get", "configmaps", "-w", "-o", "name")
+	w := e.kubectlCmd(ctx, kc, "-n", "team-a", "get", "configmaps", "-w", "-o", "name")
 	stdout, _ := w.StdoutPipe()
 	var werr strings.Builder
 	w.Stderr = &werr
@@ -562,7 +571,7 @@ type watcher struct {
 func (e *e2eCluster) startWatcher(t *testing.T, kubeconfig, admin string, seq *int, open int) *watcher {
 	t.Helper()
 	w := &watcher{lines: make(chan string, 100), stderr: &strings.Builder{}, exited: make(chan struct{})}
-	w.cmd = exec.Command(e.env.KubectlPath, "--kubeconfig", kubeconfig, "-n", "watched", "get", "configmaps", "-w", "-o", "name")
+	w.cmd = e.kubectlCmd(context.Background(), kubeconfig, "-n", "watched", "get", "configmaps", "-w", "-o", "name")
 	stdout, err := w.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
