@@ -119,12 +119,13 @@ func (e *e2eCluster) kubeconfigFor(t *testing.T, who, token string) string {
 }
 
 // kubectlCmd runs kubectl through Berth with a discovery cache of this
-// test's own. The default cache (~/.kube/cache) is keyed by host and port:
-// an earlier test's gateway on the same port left discovery there that
-// answered 304 for this one.
+// test's and this kubeconfig's own. The default cache (~/.kube/cache) is
+// keyed by host and port only: an earlier test's gateway on the same port
+// left discovery there that answered 304 for this one, and kubectls
+// running side by side (a watch and a command) would share it.
 func (e *e2eCluster) kubectlCmd(ctx context.Context, kubeconfig string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, e.env.KubectlPath,
-		append([]string{"--kubeconfig", kubeconfig, "--cache-dir", filepath.Join(e.dir, "kubectl-cache")}, args...)...)
+	cache := filepath.Join(e.dir, "kubectl-cache", filepath.Base(kubeconfig))
+	return exec.CommandContext(ctx, e.env.KubectlPath, append([]string{"--kubeconfig", kubeconfig, "--cache-dir", cache}, args...)...)
 }
 
 func (e *e2eCluster) kubectl(t *testing.T, kubeconfig string, stdin string, args ...string) (string, error) {
