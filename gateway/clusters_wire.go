@@ -51,6 +51,7 @@ func (g *Gateway) initClusters() error {
 	})
 	svc, err := clusters.NewService(g.db, g.box, pool, g.audit, g.identity, g.log, clusters.Options{
 		ImpersonatePrefix: pc.ImpersonatePrefix,
+		OmitExtras:        !pc.ImpersonateExtras,
 		ProbeInterval:     pc.ProbeInterval.D(),
 		Lifecycle: clusters.Lifecycle{
 			Operations:         g.operations,

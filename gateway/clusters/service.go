@@ -110,6 +110,10 @@ type Options struct {
 	// ImpersonatePrefix starts every user and group name Berth asserts
 	// to a cluster, so they cannot collide with the cluster's own.
 	ImpersonatePrefix string
+	// OmitExtras leaves out the impersonated extras (client address, auth
+	// method, request id); the API server authorizes each one on every
+	// request.
+	OmitExtras bool
 	// ProbeInterval is how often every cluster's /version is checked.
 	ProbeInterval time.Duration
 	// ProbeTimeout bounds one probe.
@@ -523,13 +527,16 @@ func roleFor(p *identity.Principal, name string, ms []Member) (string, bool) {
 
 // Identity is what the proxy asserts to the cluster for p in role: the
 // prefixed username, the role's group, the user's own groups (prefixed),
-// and the caller's address and request id as extras, so the cluster's own
-// audit log shows who really called.
+// and, unless OmitExtras, the caller's auth method, address and request id
+// as extras, so the cluster's own audit log shows who really called.
 func (s *Service) Identity(p *identity.Principal, role, clientIP, requestID string) proxy.Identity {
 	pre := s.opts.ImpersonatePrefix
 	groups := []string{pre + "role:" + role}
 	for _, g := range p.Groups {
 		groups = append(groups, pre+"group:"+g)
+	}
+	if s.opts.OmitExtras {
+		return proxy.Identity{User: pre + p.Username, Groups: groups}
 	}
 	extra := map[string][]string{"berth.dev/auth-method": {p.AuthMethod}}
 	if clientIP != "" {

@@ -34,6 +34,9 @@ func TestDefaults(t *testing.T) {
 	if c.Limits.MaxBodyBytes != 4<<20 || c.Limits.ReadTimeout.D() != 30*time.Second || !c.Store.SyncWrites {
 		t.Fatalf("limits/store defaults: %+v %+v", c.Limits, c.Store)
 	}
+	if c.Proxy.ImpersonatePrefix != "berth:" || !c.Proxy.ImpersonateExtras {
+		t.Fatalf("proxy defaults: %+v", c.Proxy)
+	}
 }
 
 func TestFileAndEnvOverride(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 // Proxy configures the Kubernetes proxy and the cluster registry.
 type Proxy struct {
 	ImpersonatePrefix  string   `yaml:"impersonate_prefix"`
+	ImpersonateExtras  bool     `yaml:"impersonate_extras"`
 	RequestTimeout     Duration `yaml:"request_timeout"`
 	StreamWriteTimeout Duration `yaml:"stream_write_timeout"`
 	MaxPageSize        int      `yaml:"max_page_size"`
