@@ -26,23 +26,27 @@ import (
 func signingKey(t *testing.T, ag *authGW) (ed25519.PrivateKey, string) {
 	t.Helper()
 	type rec struct {
-		KeyID  string `json:"key_id"`
-		Sealed []byte `json:"sealed"`
+		ID        string    `json:"id"`
+		Sealed    []byte    `json:"sealed"`
+		RetiredAt time.Time `json:"retired_at"`
 	}
-	var r *rec
+	var signer *rec
 	err := ag.db.View(func(tx *store.Tx) error {
-		var err error
-		r, err = store.NewTable[rec]("identity_secrets").Get(tx, "jwt_signing_key")
-		return err
+		return store.NewTable[rec]("signing_keys").Scan(tx, store.ScanOptions{}, func(_ string, r *rec) (bool, error) {
+			if r.RetiredAt.IsZero() {
+				signer = r
+			}
+			return true, nil
+		})
 	})
+	if err != nil || signer == nil {
+		t.Fatalf("no signing key in the store: %v", err)
+	}
+	seed, err := ag.box.Open(signer.Sealed, "identity/signing_keys/"+signer.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	seed, err := ag.box.Open(r.Sealed, "identity/jwt_signing_key")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ed25519.NewKeyFromSeed(seed), r.KeyID
+	return ed25519.NewKeyFromSeed(seed), signer.ID
 }
 
 func b64(v any) string {

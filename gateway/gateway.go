@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -88,8 +89,10 @@ type Gateway struct {
 	joinAPI       *join.Handlers
 	nodesAPI      *nodes.Handlers
 	fleetOps      fleetOps // node history, break-glass kubeconfigs (fleetops_wire.go)
-	stopAudit     context.CancelFunc
-	auditDone     chan struct{}
+	// stopHousekeeping ends the background loops (audit purge, key
+	// rotation) that housekeeping counts.
+	stopHousekeeping context.CancelFunc
+	housekeeping     sync.WaitGroup
 
 	httpLn, httpsLn net.Listener
 	admin           *adminSocket
@@ -224,6 +227,7 @@ func (g *Gateway) routes() (*router.Router, error) {
 	r.GET("/healthz", g.handleHealthz)
 	r.GET("/readyz", g.handleReadyz)
 	r.GET("/metrics", g.metrics.Handler())
+	r.GET("/.well-known/jwks.json", g.identityAPI.JWKS)
 	if err := g.authn.Mount(r, g.apiRoutes()); err != nil {
 		return nil, fmt.Errorf("route table: %w", err)
 	}
@@ -350,7 +354,7 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	g.clusters.Start()
 	g.startFleetOps()
 	g.operations.Start(g.clusters.Executor())
-	g.startAuditPurge()
+	g.startHousekeeping()
 
 	var serveErr error
 	select {
@@ -379,7 +383,7 @@ func (g *Gateway) shutdown() error {
 	if g.admin != nil {
 		g.admin.Close()
 	}
-	g.stopAuditPurge()
+	g.endHousekeeping()
 	g.stopFleetOps()
 	g.clusters.Stop()
 	g.edge.Stop()

@@ -61,5 +61,7 @@ func (g *Gateway) apiRoutes() []authn.Route {
 		{Method: get, Path: "/api/v1/plugins", Permission: pluginhost.PermAdmin, Handler: g.plugins.HandleList},
 		{Method: post, Path: "/api/v1/plugins/{name}/reload", Permission: pluginhost.PermAdmin, Handler: g.plugins.HandleReload},
 		{Method: get, Path: "/api/v1/tls/certificates", Permission: identity.PermSettingsAdmin, Handler: g.edge.HandleCertificates},
+		{Method: get, Path: "/api/v1/signing-keys", Permission: identity.PermSettingsAdmin, Handler: h.ListSigningKeys},
+		{Method: post, Path: "/api/v1/signing-keys/rotate", Permission: identity.PermSettingsAdmin, Handler: h.RotateSigningKey},
 	}, append(g.clusterRoutes(), g.fleetOpsRoutes()...)...)
 }

@@ -42,6 +42,7 @@ func (g *Gateway) initSecurity() error {
 			},
 			LoginHistoryRetention: cfg.Audit.Retention(),
 			OAuthClients:          clients,
+			SigningKeyRotation:    cfg.Auth.SigningKeyRotation.D(),
 		},
 	})
 	if err != nil {
@@ -98,23 +99,30 @@ func newLimiter(cfg *config.Config, clock func() time.Time) (*ratelimit.Limiter,
 	}), nil
 }
 
-// startAuditPurge runs the audit retention purge in the background.
-func (g *Gateway) startAuditPurge() {
+// startHousekeeping runs the audit retention purge and the signing-key
+// rotation in the background.
+func (g *Gateway) startHousekeeping() {
 	ctx, cancel := context.WithCancel(context.Background())
-	g.stopAudit, g.auditDone = cancel, make(chan struct{})
-	go func() {
-		defer close(g.auditDone)
-		g.audit.Run(ctx, g.cfg.Audit.PurgeInterval.D())
-	}()
+	g.stopHousekeeping = cancel
+	for _, run := range []func(context.Context){
+		func(ctx context.Context) { g.audit.Run(ctx, g.cfg.Audit.PurgeInterval.D()) },
+		g.identity.RunSigningKeys,
+	} {
+		g.housekeeping.Add(1)
+		go func() {
+			defer g.housekeeping.Done()
+			run(ctx)
+		}()
+	}
 }
 
-// stopAuditPurge stops the purge loop and waits for it, so the store is
-// not closed under it.
-func (g *Gateway) stopAuditPurge() {
-	if g.stopAudit != nil {
-		g.stopAudit()
-		<-g.auditDone
-		g.stopAudit = nil
+// endHousekeeping stops the background loops and waits for them, so the
+// store is not closed under them.
+func (g *Gateway) endHousekeeping() {
+	if g.stopHousekeeping != nil {
+		g.stopHousekeeping()
+		g.housekeeping.Wait()
+		g.stopHousekeeping = nil
 	}
 }
 

@@ -14,18 +14,21 @@ import (
 
 // Auth configures sign-in, tokens, browser sessions, CSRF/CORS and OAuth.
 type Auth struct {
-	Issuer            string      `yaml:"issuer"`
-	Audience          string      `yaml:"audience"`
-	AccessTokenTTL    Duration    `yaml:"access_token_ttl"`
-	RefreshTokenTTL   Duration    `yaml:"refresh_token_ttl"`
-	AccessKeyTokenTTL Duration    `yaml:"access_key_token_ttl"`
-	Leeway            Duration    `yaml:"leeway"`
-	MaxAccessKeys     int         `yaml:"max_access_keys"`
-	MinPasswordLength int         `yaml:"min_password_length"`
-	Session           SessionConf `yaml:"session"`
-	Lockout           Lockout     `yaml:"lockout"`
-	CORS              CORS        `yaml:"cors"`
-	OAuth             OAuth       `yaml:"oauth"`
+	Issuer            string   `yaml:"issuer"`
+	Audience          string   `yaml:"audience"`
+	AccessTokenTTL    Duration `yaml:"access_token_ttl"`
+	RefreshTokenTTL   Duration `yaml:"refresh_token_ttl"`
+	AccessKeyTokenTTL Duration `yaml:"access_key_token_ttl"`
+	Leeway            Duration `yaml:"leeway"`
+	// SigningKeyRotation is how long a key signs access tokens before a
+	// new one replaces it; 0 rotates only on request.
+	SigningKeyRotation Duration    `yaml:"signing_key_rotation"`
+	MaxAccessKeys      int         `yaml:"max_access_keys"`
+	MinPasswordLength  int         `yaml:"min_password_length"`
+	Session            SessionConf `yaml:"session"`
+	Lockout            Lockout     `yaml:"lockout"`
+	CORS               CORS        `yaml:"cors"`
+	OAuth              OAuth       `yaml:"oauth"`
 }
 
 // SessionConf configures browser cookie sessions.
@@ -141,6 +144,9 @@ func (c *Config) validateSecurity() error {
 	}
 	if a.RefreshTokenTTL < a.AccessTokenTTL {
 		return &Error{"auth.refresh_token_ttl", "must not be shorter than auth.access_token_ttl"}
+	}
+	if r := a.SigningKeyRotation.D(); r != 0 && (r < time.Hour || r > 365*24*time.Hour) {
+		return &Error{"auth.signing_key_rotation", "must be 0 (rotate only on request) or from 1h to 8760h"}
 	}
 	if a.MaxAccessKeys < 1 || a.MaxAccessKeys > 100 {
 		return &Error{"auth.max_access_keys", "must be from 1 to 100"}

@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -38,41 +37,37 @@ type secretRecord struct {
 var secrets = store.NewTable[secretRecord]("identity_secrets")
 
 const (
-	signingKeyRecord = "jwt_signing_key"
-	digestKeyRecord  = "digest_key"
+	// legacySigningKeyRecord held the one token signing key before keys
+	// rotated; loadSigningKeys moves it to the signing-key table.
+	legacySigningKeyRecord = "jwt_signing_key"
+	digestKeyRecord        = "digest_key"
 )
 
-// keyring holds the generated keys: the Ed25519 key that signs access
-// tokens and the HMAC key that digests stored credentials.
+// keyring holds the HMAC key that digests stored credentials.
 type keyring struct {
-	signingKeyID string
-	signing      ed25519.PrivateKey
-	digestKey    []byte
+	digestKey []byte
 }
 
-// loadKeyring reads the keys from the store, generating and sealing them on
-// first start. The seal's context names the record, so a sealed value moved
-// to another record does not open.
-func loadKeyring(db *store.DB, box *secretbox.Box, now time.Time) (*keyring, error) {
+// loadKeys reads the keys from the store, generating and sealing them on
+// first start: the digest key, and the token signing keys (see
+// loadSigningKeys). The seal's context names the record, so a sealed value
+// moved to another record does not open.
+func loadKeys(db *store.DB, box *secretbox.Box, now time.Time) (*keyring, *keySet, error) {
 	kr := &keyring{}
+	var ks *keySet
 	err := db.Update(func(tx *store.Tx) error {
-		seed, kid, err := getOrCreateSecret(tx, box, signingKeyRecord, ed25519.SeedSize, "jwk", now)
-		if err != nil {
-			return err
-		}
 		digest, _, err := getOrCreateSecret(tx, box, digestKeyRecord, 32, "dgk", now)
 		if err != nil {
 			return err
 		}
-		kr.signing = ed25519.NewKeyFromSeed(seed)
-		kr.signingKeyID = kid
 		kr.digestKey = digest
-		return nil
+		ks, err = loadSigningKeys(tx, box, now)
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("identity keys: %w", err)
+		return nil, nil, fmt.Errorf("identity keys: %w", err)
 	}
-	return kr, nil
+	return kr, ks, nil
 }
 
 func getOrCreateSecret(tx *store.Tx, box *secretbox.Box, name string, size int, idPrefix string, now time.Time) ([]byte, string, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/berthgw/berth/gateway/audit"
@@ -40,6 +41,9 @@ type Settings struct {
 	LoginHistoryRetention time.Duration
 	// OAuthClients may use the OAuth 2.0 token endpoint.
 	OAuthClients []OAuthClient
+	// SigningKeyRotation is how long a key signs access tokens before
+	// RunSigningKeys replaces it; zero rotates only on request.
+	SigningKeyRotation time.Duration
 }
 
 // Options are what a Service is built from.
@@ -56,11 +60,15 @@ type Options struct {
 // Service is Berth's identity logic: sign-in, tokens, sessions, keys,
 // users and roles. Handlers call it; it calls the store.
 type Service struct {
-	db      *store.DB
-	audit   *audit.Log
-	set     Settings
-	keys    *keyring
-	tokens  *tokenIssuer
+	db     *store.DB
+	audit  *audit.Log
+	set    Settings
+	box    *secretbox.Box
+	keys   *keyring
+	tokens *tokenIssuer
+	// keyMu serialises changes to the signing keys, so the issuer's key
+	// set is always the one last committed.
+	keyMu   sync.Mutex
 	lockout *ratelimit.Backoff
 	grants  *grantCache
 	now     func() time.Time
@@ -88,7 +96,7 @@ func NewService(opts Options) (*Service, error) {
 	if set.MinPasswordLength < 1 {
 		set.MinPasswordLength = MinPasswordLength
 	}
-	kr, err := loadKeyring(opts.DB, opts.Box, now())
+	kr, ks, err := loadKeys(opts.DB, opts.Box, now())
 	if err != nil {
 		return nil, err
 	}
@@ -100,8 +108,9 @@ func NewService(opts Options) (*Service, error) {
 		db:      opts.DB,
 		audit:   opts.Audit,
 		set:     set,
+		box:     opts.Box,
 		keys:    kr,
-		tokens:  newTokenIssuer(kr, set.Issuer, set.Audience, set.Leeway, now),
+		tokens:  newTokenIssuer(ks, set.Issuer, set.Audience, set.Leeway, now),
 		lockout: ratelimit.NewBackoff(lock),
 		grants:  grants,
 		now:     now,

@@ -1,11 +1,11 @@
 package identity
 
 import (
-	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -38,9 +38,8 @@ type AccessClaims struct {
 
 // tokenIssuer signs and verifies access tokens.
 type tokenIssuer struct {
-	keyID     string
-	priv      ed25519.PrivateKey
-	pub       ed25519.PublicKey
+	// keys is replaced whole when the keys rotate.
+	keys      atomic.Pointer[keySet]
 	issuer    string
 	audience  string
 	parser    *jwt.Parser
@@ -54,13 +53,20 @@ type tokenIssuer struct {
 	// on every hit, and the session behind them is read from the store on
 	// every request regardless.
 	mu       sync.Mutex
-	verified *lru.Map[*AccessClaims]
+	verified *lru.Map[verifiedToken]
+}
+
+// verifiedToken is a verified-cache entry: the claims, and the key that
+// signed them, which must still be in force on a hit.
+type verifiedToken struct {
+	claims *AccessClaims
+	keyID  string
 }
 
 // verifiedCacheSize bounds the verified-token cache (a few MiB).
 const verifiedCacheSize = 10000
 
-func newTokenIssuer(kr *keyring, issuer, audience string, leeway time.Duration, now func() time.Time) *tokenIssuer {
+func newTokenIssuer(ks *keySet, issuer, audience string, leeway time.Duration, now func() time.Time) *tokenIssuer {
 	claimRules := []jwt.ParserOption{
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
@@ -69,18 +75,21 @@ func newTokenIssuer(kr *keyring, issuer, audience string, leeway time.Duration, 
 		jwt.WithLeeway(leeway),
 		jwt.WithTimeFunc(now),
 	}
-	return &tokenIssuer{
-		keyID:     kr.signingKeyID,
-		priv:      kr.signing,
-		pub:       kr.signing.Public().(ed25519.PublicKey),
+	t := &tokenIssuer{
 		issuer:    issuer,
 		audience:  audience,
 		now:       now,
 		parser:    jwt.NewParser(append([]jwt.ParserOption{jwt.WithValidMethods([]string{accessAlg}), jwt.WithStrictDecoding()}, claimRules...)...),
 		validator: jwt.NewValidator(claimRules...),
-		verified:  lru.New[*AccessClaims](verifiedCacheSize),
+		verified:  lru.New[verifiedToken](verifiedCacheSize),
 	}
+	t.keys.Store(ks)
+	return t
 }
+
+// setKeys puts a new key set in force. Cached verifications by keys no
+// longer in it are refused on their next hit.
+func (t *tokenIssuer) setKeys(ks *keySet) { t.keys.Store(ks) }
 
 // issue signs an access token for a session.
 func (t *tokenIssuer) issue(userID, sessionID, method string, ttl time.Duration) (token, jti string, err error) {
@@ -99,9 +108,10 @@ func (t *tokenIssuer) issue(userID, sessionID, method string, ttl time.Duration)
 		SessionID: sessionID,
 		Method:    method,
 	}
+	ks := t.keys.Load()
 	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
-	tok.Header["kid"] = t.keyID
-	signed, err := tok.SignedString(t.priv)
+	tok.Header["kid"] = ks.signerID
+	signed, err := tok.SignedString(ks.signer)
 	if err != nil {
 		return "", "", fmt.Errorf("sign access token: %w", err)
 	}
@@ -112,32 +122,40 @@ func (t *tokenIssuer) issue(userID, sessionID, method string, ttl time.Duration)
 // nothing about which check failed.
 var errBadToken = errors.New("invalid access token")
 
-// verify checks signature, algorithm, key id, expiry, issuer and audience,
-// and that the claims Berth relies on are present.
+// verify checks signature, algorithm, key id (one of the keys in force),
+// expiry, issuer and audience, and that the claims Berth relies on are
+// present.
 func (t *tokenIssuer) verify(raw string) (*AccessClaims, error) {
 	if len(raw) == 0 || len(raw) > MaxTokenLength {
 		return nil, errBadToken
 	}
 	sum := sha256.Sum256([]byte(raw))
 	cacheKey := string(sum[:])
+	ks := t.keys.Load()
 	t.mu.Lock()
 	cached, hit := t.verified.Get(cacheKey)
 	t.mu.Unlock()
 	if hit {
-		if err := t.validator.Validate(cached); err != nil {
+		if _, ok := ks.verify[cached.keyID]; !ok {
+			return nil, fmt.Errorf("%w: signing key %s retired", errBadToken, cached.keyID)
+		}
+		if err := t.validator.Validate(cached.claims); err != nil {
 			return nil, fmt.Errorf("%w: %w", errBadToken, err)
 		}
-		return cached, nil
+		return cached.claims, nil
 	}
 	claims := new(AccessClaims)
+	var keyID string
 	_, err := t.parser.ParseWithClaims(raw, claims, func(tok *jwt.Token) (any, error) {
 		if _, ok := tok.Method.(*jwt.SigningMethodEd25519); !ok {
 			return nil, errBadToken
 		}
-		if kid, _ := tok.Header["kid"].(string); kid != t.keyID {
+		keyID, _ = tok.Header["kid"].(string)
+		pub, ok := ks.verify[keyID]
+		if !ok {
 			return nil, errBadToken
 		}
-		return t.pub, nil
+		return pub, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errBadToken, err)
@@ -146,7 +164,7 @@ func (t *tokenIssuer) verify(raw string) (*AccessClaims, error) {
 		return nil, errBadToken
 	}
 	t.mu.Lock()
-	t.verified.Put(cacheKey, claims)
+	t.verified.Put(cacheKey, verifiedToken{claims: claims, keyID: keyID})
 	t.mu.Unlock()
 	return claims, nil
 }

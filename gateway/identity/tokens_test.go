@@ -12,7 +12,8 @@ import (
 
 func testIssuer(t testing.TB, now func() time.Time) *tokenIssuer {
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	return newTokenIssuer(&keyring{signingKeyID: "jwk_test", signing: priv}, "berth", "berth", 30*time.Second, now)
+	ks := &keySet{signerID: "jwk_test", signer: priv, verify: map[string]ed25519.PublicKey{"jwk_test": priv.Public().(ed25519.PublicKey)}}
+	return newTokenIssuer(ks, "berth", "berth", 30*time.Second, now)
 }
 
 // A cached token is still checked for expiry on every use.
@@ -100,7 +101,7 @@ func TestCheckOAuthClient(t *testing.T) {
 // first time: Ed25519 verification and claims checks, no store access.
 func BenchmarkVerifyAccessTokenUncached(b *testing.B) {
 	ti := testIssuer(b, time.Now)
-	ti.verified = lru.New[*AccessClaims](1)
+	ti.verified = lru.New[verifiedToken](1)
 	t1, _, _ := ti.issue("usr_a", "ses_a", MethodPassword, time.Hour)
 	t2, _, _ := ti.issue("usr_b", "ses_b", MethodPassword, time.Hour)
 	b.ReportAllocs()
