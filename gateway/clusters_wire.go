@@ -53,6 +53,7 @@ func (g *Gateway) initClusters() error {
 		ImpersonatePrefix: pc.ImpersonatePrefix,
 		OmitExtras:        !pc.ImpersonateExtras,
 		ProbeInterval:     pc.ProbeInterval.D(),
+		RecheckInterval:   pc.StreamRecheckInterval.D(),
 		Lifecycle: clusters.Lifecycle{
 			Operations:         g.operations,
 			Provisioner:        g.plugins.Provisioner,

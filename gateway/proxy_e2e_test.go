@@ -485,15 +485,15 @@ func TestProxyListQueryEndToEnd(t *testing.T) {
 	}
 }
 
-// clientCert issues a client certificate for cn in orgs from a new CA and
-// returns the CA PEM and the certificate and key PEMs.
-func clientCert(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn string, orgs ...string) (certPEM, keyPEM []byte) {
+// clientCert issues a client certificate for cn in orgs from ca, valid
+// until notAfter, and returns the certificate and key PEMs.
+func clientCert(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, notAfter time.Time, cn string, orgs ...string) (certPEM, keyPEM []byte) {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(time.Now().UnixNano()),
 		Subject:      pkix.Name{CommonName: cn, Organization: orgs},
-		NotBefore:    time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		NotBefore:    time.Now().Add(-time.Hour), NotAfter: notAfter,
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
@@ -507,7 +507,8 @@ func clientCert(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn 
 
 // kubectl with a client certificate works through Berth: the CN names the
 // Berth user, the O values are groups, and a group membership grants the
-// cluster. A certificate for no Berth user is refused.
+// cluster. A certificate for no Berth user is refused, and a watch opened
+// with a certificate ends when the certificate expires.
 func TestProxyClientCertificate(t *testing.T) {
 	dir := t.TempDir()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -521,7 +522,9 @@ func TestProxyClientCertificate(t *testing.T) {
 	caFile := filepath.Join(dir, "client-ca.pem")
 	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600)
 
-	e := startE2EWith(t, map[string]string{"BERTH_TLS_CLIENT_AUTH_CA_FILE": caFile})
+	// The periodic recheck is pushed out of the test's reach: only the
+	// certificate's expiry can end the watch below.
+	e := startE2EWith(t, map[string]string{"BERTH_TLS_CLIENT_AUTH_CA_FILE": caFile, "BERTH_PROXY_STREAM_RECHECK_INTERVAL": "1h"})
 	akc := e.kubeconfigFor(t, "admin", e.admin)
 	e.mustKubectl(t, akc, "", "create", "namespace", "certs")
 	e.mustKubectl(t, akc, "", "-n", "certs", "create", "configmap", "seen-by-cert")
@@ -541,7 +544,7 @@ contexts: [{name: c, context: {cluster: c, user: u}}]
 		os.WriteFile(path, []byte(data), 0o600)
 		return path
 	}
-	bobCert, bobKey := clientCert(t, ca, caKey, "bob", "devs")
+	bobCert, bobKey := clientCert(t, ca, caKey, time.Now().Add(time.Hour), "bob", "devs")
 	bkc := kubeconfigWithCert("bob-cert", bobCert, bobKey)
 	if out := e.mustKubectl(t, bkc, "", "-n", "certs", "get", "configmaps"); !strings.Contains(out, "seen-by-cert") {
 		t.Fatalf("client-certificate kubectl: %s", out)
@@ -550,11 +553,24 @@ contexts: [{name: c, context: {cluster: c, user: u}}]
 	if !strings.Contains(who, `"berth:bob"`) || !strings.Contains(who, `"berth:group:devs"`) || !strings.Contains(who, "client_certificate") {
 		t.Errorf("whoami with a client certificate: %s", who)
 	}
-	mallCert, mallKey := clientCert(t, ca, caKey, "mallory", "devs")
+	mallCert, mallKey := clientCert(t, ca, caKey, time.Now().Add(time.Hour), "mallory", "devs")
 	out, err := e.kubectl(t, kubeconfigWithCert("mallory", mallCert, mallKey), "", "-n", "certs", "get", "configmaps")
 	if err == nil || !strings.Contains(out, "must be logged in") {
 		t.Errorf("certificate of an unknown user: err=%v out=%s", err, out)
 	}
+
+	e.mustKubectl(t, akc, "", "create", "namespace", "watched")
+	seq := 0
+	expires := time.Now().Add(15 * time.Second)
+	shortCert, shortKey := clientCert(t, ca, caKey, expires, "bob", "devs")
+	w := e.startWatcher(t, kubeconfigWithCert("bob-short", shortCert, shortKey), e.admin, &seq, 1)
+	if time.Now().After(expires) {
+		t.Fatal("the machine took longer than the certificate's life to open the watch")
+	}
+	// Identity runs on the test's fake clock: move it past the
+	// certificate's end, where real time will be when the expiry pass runs.
+	e.clock.Advance(time.Minute)
+	w.ends(t, e, "client certificate expired", 0)
 }
 
 // watcher is a running `kubectl get configmaps -w` in namespace watched.
@@ -661,10 +677,13 @@ func (e *e2eCluster) waitWatches(t *testing.T, n int) {
 // A watch outlives the check made when it opened. Withdrawing access
 // afterwards must end it too: a removed membership, a changed role, a lost
 // group whose membership it relied on, a logout, a revoked API key, a
-// disabled user. Someone else's watch on the same cluster goes on through
-// all of it, and so does bob's own watch when a write does not concern it.
+// disabled user, and an API key reaching its expiry. Someone else's watch
+// on the same cluster goes on through all of it, and so does bob's own
+// watch when a write does not concern it.
 func TestStreamsEndWhenAccessIsWithdrawn(t *testing.T) {
-	e := startE2E(t)
+	// The periodic recheck is pushed out of the test's reach: writes and
+	// expiries alone must end the watches.
+	e := startE2EWith(t, map[string]string{"BERTH_PROXY_STREAM_RECHECK_INTERVAL": "1h"})
 	akc := e.kubeconfigFor(t, "admin", e.admin)
 	e.mustKubectl(t, akc, "", "create", "namespace", "watched")
 	seq := 0
@@ -749,6 +768,16 @@ func TestStreamsEndWhenAccessIsWithdrawn(t *testing.T) {
 	// (from the token kubeconfigs above) stay.
 	e.must(t, 204, "DELETE", "/api/v1/auth/api-keys/"+keys.Items[0].ID, nil, bearer(bobToken))
 	w.ends(t, e, "API key revoked", 1)
+
+	// Nothing is written: the key simply expires.
+	expires := time.Now().Add(15 * time.Second).UTC().Truncate(time.Second)
+	shortKey := decode[struct{ Key string }](t, e.must(t, 201, "POST", "/api/v1/auth/api-keys",
+		map[string]any{"name": "short", "expires_at": expires.Format(time.RFC3339)}, bearer(bobToken))).Key
+	w = e.startWatcher(t, withToken("bob", shortKey), e.admin, &seq, 2)
+	if time.Now().After(expires) {
+		t.Fatal("the machine took longer than the key's life to open the watch")
+	}
+	w.ends(t, e, "API key expired", 1)
 
 	w = e.startWatcher(t, withToken("bob", bobToken), e.admin, &seq, 2)
 	e.must(t, 200, "PUT", "/api/v1/users/"+bob.ID, map[string]any{"status": "disabled"}, bearer(e.admin))

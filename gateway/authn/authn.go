@@ -7,6 +7,7 @@ package authn
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -155,7 +156,7 @@ func (a *Authenticator) Authenticate(ctx *fasthttp.RequestCtx) (*identity.Princi
 		// A browser may present a client certificate on its own, like a
 		// cookie, so unsafe methods from a foreign origin are refused;
 		// kubectl sends no Origin and passes.
-		p, err = a.svc.VerifyClientCertificate(cn, orgs)
+		p, err = a.verifyClientCertificate(ctx.TLSConnectionState(), cn, orgs)
 		if err == nil && !safeMethod(ctx.Method()) {
 			if cerr := a.CheckOrigin(ctx, false); cerr != nil {
 				return nil, cerr
@@ -186,22 +187,23 @@ func (a *Authenticator) Reauthenticator(ctx *fasthttp.RequestCtx, p *identity.Pr
 		// until the certificate expires.
 		state := ctx.TLSConnectionState()
 		cn, orgs, _ := edgetls.ClientIdentity(state)
-		var notAfter time.Time
-		if state != nil && len(state.VerifiedChains) > 0 {
-			for _, c := range state.VerifiedChains[0] {
-				if notAfter.IsZero() || c.NotAfter.Before(notAfter) {
-					notAfter = c.NotAfter
-				}
-			}
-		}
-		return func() (*identity.Principal, error) {
-			if !time.Now().Before(notAfter) {
-				return nil, identity.ErrUnauthenticated
-			}
-			return a.svc.VerifyClientCertificate(cn, orgs)
-		}
+		return func() (*identity.Principal, error) { return a.verifyClientCertificate(state, cn, orgs) }
 	}
 	return func() (*identity.Principal, error) { return a.svc.Reverify(p) }
+}
+
+// verifyClientCertificate maps the verified client certificate of state
+// to its principal, which expires with the certificate chain: the
+// handshake checked the dates once, but a kept-alive connection, or a
+// stream, can outlive them.
+func (a *Authenticator) verifyClientCertificate(state *tls.ConnectionState, cn string, orgs []string) (*identity.Principal, error) {
+	var notAfter time.Time
+	for _, c := range state.VerifiedChains[0] {
+		if notAfter.IsZero() || c.NotAfter.Before(notAfter) {
+			notAfter = c.NotAfter
+		}
+	}
+	return a.svc.VerifyClientCertificate(cn, orgs, notAfter)
 }
 
 // safeMethod reports methods that must not change state, which CSRF rules

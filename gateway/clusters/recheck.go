@@ -19,14 +19,12 @@ import (
 // streamCheck). A stream whose user, session or key was not written to
 // answers from memory; only the streams a write concerns read the store.
 
-// How often open streams are checked again: at most recheckSpacing apart
-// after writes (writes in between are merged into the next pass), and every
-// recheckInterval for all of them, since sessions and keys also end by
-// simply expiring.
-const (
-	recheckSpacing  = time.Second
-	recheckInterval = time.Minute
-)
+// recheckSpacing is the least time between passes over the open streams:
+// writes in between are merged into the next pass. Passes also run when
+// the earliest session, key or certificate behind an open stream expires,
+// and every Options.RecheckInterval for all of them, a safety net that
+// also catches expiries a changed wall clock moved.
+const recheckSpacing = time.Second
 
 // maxChanges bounds the change log. A stream that last checked before the
 // oldest entry kept checks itself against the store.
@@ -149,18 +147,72 @@ func (s *Service) askRecheck() {
 	}
 }
 
+// expirySchedule is the earliest expiry among open streams' credentials,
+// so a pass runs when it comes rather than at the next tick. Each stream
+// reports its expiry whenever it is checked and still allowed; a pass
+// starts from none, and the streams that survive it report theirs again.
+type expirySchedule struct {
+	mu   sync.Mutex
+	next time.Time
+	// rearm tells the pass loop that next moved earlier.
+	rearm chan struct{}
+}
+
+// note reports a stream's expiry; zero is never.
+func (e *expirySchedule) note(t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	e.mu.Lock()
+	earlier := e.next.IsZero() || t.Before(e.next)
+	if earlier {
+		e.next = t
+	}
+	e.mu.Unlock()
+	if earlier {
+		select {
+		case e.rearm <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// reset forgets the expiries before a pass.
+func (e *expirySchedule) reset() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.next = time.Time{}
+}
+
+func (e *expirySchedule) peek() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.next
+}
+
 // recheckStreams runs the passes until Stop.
 func (s *Service) recheckStreams() {
-	t := time.NewTicker(recheckInterval)
+	t := time.NewTicker(s.opts.RecheckInterval)
 	defer t.Stop()
+	expiry := time.NewTimer(time.Hour)
+	defer expiry.Stop()
 	for {
+		wait := time.Hour
+		if next := s.expiries.peek(); !next.IsZero() {
+			wait = time.Until(next)
+		}
+		expiry.Reset(wait)
 		select {
 		case <-s.stop:
 			return
+		case <-s.expiries.rearm:
+			continue
 		case <-s.recheck:
+		case <-expiry.C:
 		case <-t.C:
-			s.changes.add(true) // expiry: every stream checks itself
+			s.changes.add(true) // every stream reads the store again
 		}
+		s.expiries.reset()
 		if n := s.pool.Recheck(); n > 0 {
 			s.log.Info("open streams ended: access withdrawn", "streams", n)
 		}
@@ -175,7 +227,8 @@ func (s *Service) recheckStreams() {
 // streamCheck returns the Identity.StillAllowed of a stream that p opened
 // on cluster as was, after an access check that read nothing written after
 // generation checkedAt. It answers from memory unless a later write
-// concerns p; then it decides again as a new request would: the session
+// concerns p or p's credential has reached its expiry (which a refresh
+// may have moved); then it decides again as a new request would: the session
 // or key still works (bound to the session, not to the access token's
 // own short life, as kubectl does not reopen a watch when it refreshes its
 // token), p still reaches the cluster, and Berth would assert the same
@@ -184,13 +237,16 @@ func (s *Service) recheckStreams() {
 // identity. A Berth group gained leaves the stream as it is.
 func (s *Service) streamCheck(reauth func() (*identity.Principal, error), p *identity.Principal, cluster string, was proxy.Identity, checkedAt uint64) func() bool {
 	keys := principalKeys(p)
+	expires := p.ExpiresAt
 	var mu sync.Mutex
 	return func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		gen := s.changes.current()
-		if !s.changes.changedSince(checkedAt, keys) {
+		expired := !expires.IsZero() && !time.Now().Before(expires)
+		if !expired && !s.changes.changedSince(checkedAt, keys) {
 			checkedAt = gen
+			s.expiries.note(expires)
 			return true
 		}
 		refuse := func(why string) bool {
@@ -220,7 +276,8 @@ func (s *Service) streamCheck(reauth func() (*identity.Principal, error), p *ide
 				return refuse("lost group " + g)
 			}
 		}
-		checkedAt = gen
+		checkedAt, expires = gen, now.ExpiresAt
+		s.expiries.note(expires)
 		return true
 	}
 }

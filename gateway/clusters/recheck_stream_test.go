@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/berthgw/berth/gateway/identity"
 )
@@ -14,6 +15,7 @@ import (
 // test is the decision around it.
 func TestStreamCheck(t *testing.T) {
 	viewer := []Member{{Cluster: "c1", Kind: "user", Subject: "usr_ann", Role: "view"}}
+	past, soon := time.Now().Add(-time.Second), time.Now().Add(time.Hour)
 	tests := []struct {
 		name string
 		// before is the user's Berth groups when the stream opened; the
@@ -25,16 +27,22 @@ func TestStreamCheck(t *testing.T) {
 		write   func(l *changeLog)
 		allowed bool
 		reads   int // credential re-checks
+		// expires is the credential's expiry when the stream opened;
+		// renewed is what the store says now (a refresh moves it).
+		expires, renewed time.Time
 	}{
-		{"nothing written", nil, viewer, nil, nil, func(*changeLog) {}, true, 0},
-		{"someone else written", nil, viewer, nil, nil, func(l *changeLog) { l.add(false, "u/usr_bob", "s/ses_9") }, true, 0},
-		{"own session written, still valid", nil, viewer, nil, nil, func(l *changeLog) { l.add(false, "s/ses_1") }, true, 1},
-		{"session revoked", nil, viewer, nil, identity.ErrUnauthenticated, func(l *changeLog) { l.add(false, "s/ses_1") }, false, 1},
-		{"store error keeps the stream", nil, viewer, nil, errors.New("disk on fire"), func(l *changeLog) { l.add(false, "u/usr_ann") }, true, 1},
-		{"membership removed", nil, nil, nil, nil, func(l *changeLog) { l.add(true) }, false, 1},
-		{"role raised", nil, []Member{{Cluster: "c1", Kind: "user", Subject: "usr_ann", Role: "edit"}}, nil, nil, func(l *changeLog) { l.add(true) }, false, 1},
-		{"group gained", nil, viewer, []string{"ops"}, nil, func(l *changeLog) { l.add(false, "u/usr_ann") }, true, 1},
-		{"group lost", []string{"ops"}, viewer, nil, nil, func(l *changeLog) { l.add(false, "u/usr_ann") }, false, 1},
+		{"nothing written", nil, viewer, nil, nil, func(*changeLog) {}, true, 0, time.Time{}, time.Time{}},
+		{"someone else written", nil, viewer, nil, nil, func(l *changeLog) { l.add(false, "u/usr_bob", "s/ses_9") }, true, 0, time.Time{}, time.Time{}},
+		{"own session written, still valid", nil, viewer, nil, nil, func(l *changeLog) { l.add(false, "s/ses_1") }, true, 1, time.Time{}, time.Time{}},
+		{"session revoked", nil, viewer, nil, identity.ErrUnauthenticated, func(l *changeLog) { l.add(false, "s/ses_1") }, false, 1, time.Time{}, time.Time{}},
+		{"store error keeps the stream", nil, viewer, nil, errors.New("disk on fire"), func(l *changeLog) { l.add(false, "u/usr_ann") }, true, 1, time.Time{}, time.Time{}},
+		{"membership removed", nil, nil, nil, nil, func(l *changeLog) { l.add(true) }, false, 1, time.Time{}, time.Time{}},
+		{"role raised", nil, []Member{{Cluster: "c1", Kind: "user", Subject: "usr_ann", Role: "edit"}}, nil, nil, func(l *changeLog) { l.add(true) }, false, 1, time.Time{}, time.Time{}},
+		{"group gained", nil, viewer, []string{"ops"}, nil, func(l *changeLog) { l.add(false, "u/usr_ann") }, true, 1, time.Time{}, time.Time{}},
+		{"group lost", []string{"ops"}, viewer, nil, nil, func(l *changeLog) { l.add(false, "u/usr_ann") }, false, 1, time.Time{}, time.Time{}},
+		{"expiry ahead", nil, viewer, nil, nil, func(*changeLog) {}, true, 0, soon, soon},
+		{"expired, nothing written", nil, viewer, nil, identity.ErrUnauthenticated, func(*changeLog) {}, false, 1, past, time.Time{}},
+		{"expired, but the session was extended", nil, viewer, nil, nil, func(*changeLog) {}, true, 1, past, soon},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,7 +50,7 @@ func TestStreamCheck(t *testing.T) {
 				cache: map[string]*cachedCluster{"c1": {members: viewer}}}
 			p := &identity.Principal{UserID: "usr_ann", Username: "ann", Permissions: []string{identity.PermClustersRead},
 				AuthMethod: identity.MethodPassword, SessionID: "ses_1", CredentialID: "jti_1"}
-			p.Groups = tt.before
+			p.Groups, p.ExpiresAt = tt.before, tt.expires
 			checkedAt := s.changes.current()
 			role, _ := s.Access(p, "c1")
 			was := s.Identity(p, role, "192.0.2.1", "req-1")
@@ -53,7 +61,7 @@ func TestStreamCheck(t *testing.T) {
 					return nil, tt.err
 				}
 				now := *p
-				now.Groups = tt.groups
+				now.Groups, now.ExpiresAt = tt.groups, tt.renewed
 				return &now, nil
 			}
 			check := s.streamCheck(reauth, p, "c1", was, checkedAt)
@@ -63,10 +71,14 @@ func TestStreamCheck(t *testing.T) {
 			if got := check(); got != tt.allowed || reads != tt.reads {
 				t.Fatalf("allowed %v after %d credential checks, want %v after %d", got, reads, tt.allowed, tt.reads)
 			}
-			// Allowed once, it is not checked again until another write.
+			// Allowed once, it is not checked again until another write or
+			// its expiry, for which a pass is scheduled.
 			if tt.allowed && tt.err == nil {
 				if !check() || reads != tt.reads {
 					t.Errorf("second check without a write read the credential again (%d)", reads)
+				}
+				if got := s.expiries.peek(); !got.Equal(tt.renewed) {
+					t.Errorf("next pass scheduled at %v, want the expiry %v", got, tt.renewed)
 				}
 			}
 		})

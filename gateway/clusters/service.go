@@ -116,6 +116,9 @@ type Options struct {
 	OmitExtras bool
 	// ProbeInterval is how often every cluster's /version is checked.
 	ProbeInterval time.Duration
+	// RecheckInterval is how often open streams read their access from
+	// the store again although nothing was written (see recheck.go).
+	RecheckInterval time.Duration
 	// ProbeTimeout bounds one probe.
 	ProbeTimeout time.Duration
 	// Lifecycle enables provisioning; without it clusters can only be
@@ -136,8 +139,9 @@ type Service struct {
 	wg    sync.WaitGroup
 	// changes and recheck let open streams be checked again when access
 	// may have been withdrawn (see recheck.go).
-	changes changeLog
-	recheck chan struct{}
+	changes  changeLog
+	recheck  chan struct{}
+	expiries expirySchedule
 
 	// cache holds every cluster record and its members. Every proxied
 	// request needs both, and decoding them from Badger each time was a
@@ -158,6 +162,9 @@ func NewService(db *store.DB, box *secretbox.Box, pool *proxy.Pool, au *audit.Lo
 	if opts.ImpersonatePrefix == "" {
 		opts.ImpersonatePrefix = "berth:"
 	}
+	if opts.RecheckInterval <= 0 {
+		opts.RecheckInterval = time.Minute
+	}
 	if opts.ProbeInterval <= 0 {
 		opts.ProbeInterval = 30 * time.Second
 	}
@@ -165,7 +172,7 @@ func NewService(db *store.DB, box *secretbox.Box, pool *proxy.Pool, au *audit.Lo
 		opts.ProbeTimeout = 5 * time.Second
 	}
 	s := &Service{db: db, box: box, pool: pool, audit: au, ids: ids, log: log, opts: opts, stop: make(chan struct{}),
-		recheck: make(chan struct{}, 1), cache: map[string]*cachedCluster{}}
+		recheck: make(chan struct{}, 1), expiries: expirySchedule{rearm: make(chan struct{}, 1)}, cache: map[string]*cachedCluster{}}
 	var all []Record
 	err := db.View(func(tx *store.Tx) error {
 		return records.Scan(tx, store.ScanOptions{}, func(_ string, r *Record) (bool, error) {

@@ -19,6 +19,9 @@ type Proxy struct {
 	MaxConcurrentLists int      `yaml:"max_concurrent_lists"`
 	ProbeInterval      Duration `yaml:"probe_interval"`
 	KubeconfigTTL      Duration `yaml:"kubeconfig_ttl"`
+	// StreamRecheckInterval is how often open streams read their access
+	// from the store again although nothing was written.
+	StreamRecheckInterval Duration `yaml:"stream_recheck_interval"`
 }
 
 func (p *Proxy) validate() error {
@@ -34,6 +37,7 @@ func (p *Proxy) validate() error {
 		{"proxy.stream_write_timeout", p.StreamWriteTimeout, time.Second},
 		{"proxy.probe_interval", p.ProbeInterval, time.Second},
 		{"proxy.kubeconfig_ttl", p.KubeconfigTTL, time.Minute},
+		{"proxy.stream_recheck_interval", p.StreamRecheckInterval, time.Second},
 	} {
 		if d.v.D() < d.min {
 			return &Error{d.key, fmt.Sprintf("must be at least %s", d.min)}

@@ -29,7 +29,7 @@ type grant struct {
 // with the cache: nothing may modify a Principal's slices in place.
 func (g *grant) principal(credentialID string) *Principal {
 	p := g.p
-	p.CredentialID = credentialID
+	p.CredentialID, p.ExpiresAt = credentialID, g.expiresAt
 	return &p
 }
 

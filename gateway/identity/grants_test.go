@@ -260,3 +260,46 @@ func TestReverifyRefusesMismatch(t *testing.T) {
 		})
 	}
 }
+
+// Every principal says when the credential behind it ends, so a stream
+// can end then: the session (not the short access token), the API key,
+// the client certificate. A certificate past its end is refused, however
+// long the connection that presented it has lived.
+func TestPrincipalExpiresWithItsCredential(t *testing.T) {
+	e := newGrantEnv(t)
+	ctx := context.Background()
+	sessionEnd := e.now.Add(2 * time.Hour) // RefreshTokenTTL
+	keyEnd := e.now.Add(4 * time.Hour)
+	cookieEnd := e.now.Add(3 * time.Hour) // SessionTTL
+	for range 2 {                         // a fresh grant, then a cached one
+		tok, err := e.s.VerifyAccessToken(e.token)
+		must(t, err)
+		cookie, err := e.s.VerifySessionCookie(e.cookie)
+		must(t, err)
+		key, err := e.s.VerifyAPIKey(ctx, e.apiKey, Meta{})
+		must(t, err)
+		for name, c := range map[string]struct{ got, want time.Time }{
+			"token": {tok.ExpiresAt, sessionEnd}, "cookie": {cookie.ExpiresAt, cookieEnd}, "key": {key.ExpiresAt, keyEnd},
+		} {
+			if !c.got.Equal(c.want) {
+				t.Errorf("%s principal expires at %v, want %v", name, c.got, c.want)
+			}
+		}
+		again, err := e.s.Reverify(tok)
+		must(t, err)
+		if !again.ExpiresAt.Equal(sessionEnd) {
+			t.Errorf("Reverify: expires at %v, want %v", again.ExpiresAt, sessionEnd)
+		}
+	}
+
+	certEnd := e.now.Add(time.Minute)
+	p, err := e.s.VerifyClientCertificate("ann", []string{"devs"}, certEnd)
+	must(t, err)
+	if !p.ExpiresAt.Equal(certEnd) || !slices.Contains(p.Groups, "devs") {
+		t.Errorf("certificate principal: %+v", p)
+	}
+	*e.now = certEnd
+	if _, err := e.s.VerifyClientCertificate("ann", nil, certEnd); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("expired certificate: %v", err)
+	}
+}

@@ -155,6 +155,10 @@ type Principal struct {
 	// user's permissions, cluster:<name> scopes restrict which clusters
 	// the key reaches. Empty means the user's full rights.
 	Scopes []string `json:"scopes,omitempty"`
+	// ExpiresAt is when the session, API key or client certificate behind
+	// the credential stops working; zero for never. An access token itself
+	// expires sooner, and is renewed from its session.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
 // Can reports whether the principal holds permission: the user's roles

@@ -369,7 +369,9 @@ func (s *Service) Reverify(p *Principal) (*Principal, error) {
 			if !sess.Active(now) || sess.UserID != p.UserID {
 				return ErrUnauthenticated
 			}
-			out, err = principalFor(tx, sess.UserID, p.AuthMethod, p.CredentialID, sess.ID, nil)
+			if out, err = principalFor(tx, sess.UserID, p.AuthMethod, p.CredentialID, sess.ID, nil); err == nil {
+				out.ExpiresAt = sess.ExpiresAt
+			}
 		case p.AuthMethod == MethodAPIKey:
 			var k *APIKey
 			if k, err = APIKeys.Get(tx, p.CredentialID); err != nil {
@@ -378,7 +380,9 @@ func (s *Service) Reverify(p *Principal) (*Principal, error) {
 			if k.UserID != p.UserID || (!k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt)) {
 				return ErrUnauthenticated
 			}
-			out, err = principalFor(tx, k.UserID, MethodAPIKey, k.ID, "", k.Scopes)
+			if out, err = principalFor(tx, k.UserID, MethodAPIKey, k.ID, "", k.Scopes); err == nil {
+				out.ExpiresAt = k.ExpiresAt
+			}
 		default:
 			return ErrUnauthenticated
 		}
@@ -581,8 +585,13 @@ func clip(s string, n int) string {
 // principal: its common name must be the username of an active Berth
 // user, whose roles apply; the certificate's organizations are added to the
 // user's groups, as Kubernetes reads them. The TLS layer has already
-// verified the chain against the configured client CA.
-func (s *Service) VerifyClientCertificate(commonName string, organizations []string) (*Principal, error) {
+// verified the chain against the configured client CA; notAfter is the
+// end of the chain's validity, checked here again on every use because a
+// connection or a stream may outlive it.
+func (s *Service) VerifyClientCertificate(commonName string, organizations []string, notAfter time.Time) (*Principal, error) {
+	if !s.now().Before(notAfter) {
+		return nil, ErrUnauthenticated
+	}
 	var p *Principal
 	err := s.db.View(func(tx *store.Tx) error {
 		u, _, err := Users.GetBy(tx, "username", strings.ToLower(commonName))
@@ -596,6 +605,7 @@ func (s *Service) VerifyClientCertificate(commonName string, organizations []str
 		if err != nil {
 			return err
 		}
+		p.ExpiresAt = notAfter
 		for _, o := range organizations {
 			if !slices.Contains(p.Groups, o) {
 				p.Groups = append(p.Groups, o)

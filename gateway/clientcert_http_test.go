@@ -1,0 +1,67 @@
+package gateway
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// The TLS handshake checks a client certificate's dates once; a kept-alive
+// connection outlives them. Once the certificate has expired, the next
+// request on the same connection is refused.
+func TestClientCertificateExpiresOnKeptAliveConnection(t *testing.T) {
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test client CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	ca, _ := x509.ParseCertificate(caDER)
+	caFile := filepath.Join(t.TempDir(), "client-ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ag := startAuth(t, map[string]string{"BERTH_TLS_CLIENT_AUTH_CA_FILE": caFile})
+
+	certPEM, keyPEM := clientCert(t, ca, caKey, time.Now().Add(time.Hour), "admin")
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ag.CertificatePEM())
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}}}}
+	defer client.CloseIdleConnections()
+	me := func() (status int, reused bool) {
+		t.Helper()
+		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(t.Context(), trace), "GET", ag.https+"/api/v1/auth/me", nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body) // read whole, so the connection is reused
+		resp.Body.Close()
+		return resp.StatusCode, reused
+	}
+	if status, _ := me(); status != 200 {
+		t.Fatalf("valid certificate: %d", status)
+	}
+	ag.clock.Advance(2 * time.Hour)
+	if status, reused := me(); status != 401 || !reused {
+		t.Errorf("expired certificate on a kept-alive connection: %d (connection reused: %v), want 401", status, reused)
+	}
+}
