@@ -18,22 +18,33 @@ import (
 	"time"
 )
 
-// The TLS handshake checks a client certificate's dates once; a kept-alive
-// connection outlives them. Once the certificate has expired, the next
-// request on the same connection is refused.
-func TestClientCertificateExpiresOnKeptAliveConnection(t *testing.T) {
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{
+// newClientCA makes a CA for client certificates, valid for a day, and
+// writes it to a PEM file for tls.client_auth.ca_file.
+func newClientCA(t *testing.T) (ca *x509.Certificate, key *ecdsa.PrivateKey, file string) {
+	t.Helper()
+	key, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test client CA"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
 	}
-	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	ca, _ := x509.ParseCertificate(caDER)
-	caFile := filepath.Join(t.TempDir(), "client-ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
 		t.Fatal(err)
 	}
+	ca, _ = x509.ParseCertificate(der)
+	file = filepath.Join(t.TempDir(), "client-ca.pem")
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return ca, key, file
+}
+
+// The TLS handshake checks a client certificate's dates once; a kept-alive
+// connection outlives them. Once the certificate has expired, the next
+// request on the same connection is refused.
+func TestClientCertificateExpiresOnKeptAliveConnection(t *testing.T) {
+	ca, caKey, caFile := newClientCA(t)
 	ag := startAuth(t, map[string]string{"BERTH_TLS_CLIENT_AUTH_CA_FILE": caFile})
 
 	certPEM, keyPEM := clientCert(t, ca, caKey, time.Now().Add(time.Hour), "admin")
