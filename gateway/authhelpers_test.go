@@ -19,15 +19,27 @@ import (
 
 // fakeClock drives identity, rate limits and audit in tests; nothing here
 // sleeps. It starts at the real time so Badger's own TTLs agree with it.
+// A stopped clock moves only by Advance; a running one (runningClock) also
+// moves with real time, for tests where the gateway's timers must fire at
+// the times its clock names.
 type fakeClock struct {
 	mu sync.Mutex
 	t  time.Time
+	// started is when a running clock read t; zero for a stopped clock.
+	started time.Time
 }
+
+func stoppedClock() *fakeClock { return &fakeClock{t: time.Now().UTC()} }
+
+func runningClock() *fakeClock { return &fakeClock{t: time.Now().UTC(), started: time.Now()} }
 
 func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.t
+	if c.started.IsZero() {
+		return c.t
+	}
+	return c.t.Add(time.Since(c.started))
 }
 
 func (c *fakeClock) Advance(d time.Duration) {
@@ -53,6 +65,12 @@ type authGW struct {
 // tests of those turn them back on through env) and a fake clock.
 func startAuth(t *testing.T, env map[string]string) *authGW {
 	t.Helper()
+	return startAuthOn(t, env, stoppedClock())
+}
+
+// startAuthOn is startAuth on clock.
+func startAuthOn(t *testing.T, env map[string]string, clock *fakeClock) *authGW {
+	t.Helper()
 	vars := map[string]string{
 		"BERTH_DATA_DIR":                  t.TempDir(),
 		"BERTH_HTTP_ADDR":                 "127.0.0.1:0",
@@ -71,7 +89,6 @@ func startAuth(t *testing.T, env map[string]string) *authGW {
 		t.Fatal(err)
 	}
 	cfg.Store.SyncWrites = false
-	clock := &fakeClock{t: time.Now().UTC()}
 	ag := &authGW{testGateway: startWithClock(t, cfg, clock.Now), clock: clock}
 	ag.secret(adminPassword)
 	// Registered after start's cleanup, so it runs first, while the store

@@ -54,6 +54,7 @@ func (g *Gateway) initClusters() error {
 		OmitExtras:        !pc.ImpersonateExtras,
 		ProbeInterval:     pc.ProbeInterval.D(),
 		RecheckInterval:   pc.StreamRecheckInterval.D(),
+		Now:               g.clock,
 		Lifecycle: clusters.Lifecycle{
 			Operations:         g.operations,
 			Provisioner:        g.plugins.Provisioner,
@@ -69,6 +70,7 @@ func (g *Gateway) initClusters() error {
 		return fmt.Errorf("clusters: %w", err)
 	}
 	g.clusters = svc
+	g.identity.OnSigningKeysWithdrawn(svc.RecheckStreams)
 	g.operationsAPI = operations.NewHandlers(g.operations, g.authn, g.audit, func(p *identity.Principal, cluster string) bool {
 		_, ok := svc.Access(p, cluster)
 		return ok

@@ -46,6 +46,12 @@ func startE2E(t *testing.T) *e2eCluster {
 // startE2EWith is startE2E with extra BERTH_* settings.
 func startE2EWith(t *testing.T, extraEnv map[string]string) *e2eCluster {
 	t.Helper()
+	return startE2EOn(t, extraEnv, stoppedClock())
+}
+
+// startE2EOn is startE2EWith on clock.
+func startE2EOn(t *testing.T, extraEnv map[string]string, clock *fakeClock) *e2eCluster {
+	t.Helper()
 	env := kubeenv.ForTest(t, kubeenv.Options{})
 	ctx := context.Background()
 	// Berth's identity in the cluster is the unprivileged user, bound to
@@ -88,7 +94,7 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: "berth:role:
 	for k, v := range extraEnv {
 		vars[k] = v
 	}
-	ag := startAuth(t, vars)
+	ag := startAuthOn(t, vars, clock)
 	admin := ag.login(t, "admin", adminPassword).AccessToken
 	ag.secret(env.UserToken, env.AdminToken)
 	ag.must(t, 201, "POST", "/api/v1/clusters", map[string]any{
@@ -514,8 +520,9 @@ func TestProxyClientCertificate(t *testing.T) {
 	ca, caKey, caFile := newClientCA(t)
 
 	// The periodic recheck is pushed out of the test's reach: only the
-	// certificate's expiry can end the watch below.
-	e := startE2EWith(t, map[string]string{"BERTH_TLS_CLIENT_AUTH_CA_FILE": caFile, "BERTH_PROXY_STREAM_RECHECK_INTERVAL": "1h"})
+	// certificate's expiry can end the watch below, when real time and the
+	// gateway's clock reach it.
+	e := startE2EOn(t, map[string]string{"BERTH_TLS_CLIENT_AUTH_CA_FILE": caFile, "BERTH_PROXY_STREAM_RECHECK_INTERVAL": "1h"}, runningClock())
 	akc := e.kubeconfigFor(t, "admin", e.admin)
 	e.mustKubectl(t, akc, "", "create", "namespace", "certs")
 	e.mustKubectl(t, akc, "", "-n", "certs", "create", "configmap", "seen-by-cert")
@@ -558,9 +565,6 @@ contexts: [{name: c, context: {cluster: c, user: u}}]
 	if time.Now().After(expires) {
 		t.Fatal("the machine took longer than the certificate's life to open the watch")
 	}
-	// Identity runs on the test's fake clock: move it past the
-	// certificate's end, where real time will be when the expiry pass runs.
-	e.clock.Advance(time.Minute)
 	w.ends(t, e, "client certificate expired", 0)
 }
 
@@ -668,13 +672,15 @@ func (e *e2eCluster) waitWatches(t *testing.T, n int) {
 // A watch outlives the check made when it opened. Withdrawing access
 // afterwards must end it too: a removed membership, a changed role, a lost
 // group whose membership it relied on, a logout, a revoked API key, a
-// disabled user, and an API key reaching its expiry. Someone else's watch
-// on the same cluster goes on through all of it, and so does bob's own
-// watch when a write does not concern it.
+// disabled user, an API key reaching its expiry. Someone else's watch on
+// the same cluster goes on through all of it, and so does bob's own watch
+// when a write does not concern it; it ends only when the key that signed
+// its token is withdrawn.
 func TestStreamsEndWhenAccessIsWithdrawn(t *testing.T) {
 	// The periodic recheck is pushed out of the test's reach: writes and
-	// expiries alone must end the watches.
-	e := startE2EWith(t, map[string]string{"BERTH_PROXY_STREAM_RECHECK_INTERVAL": "1h"})
+	// expiries alone must end the watches; the clock runs, so the key's
+	// expiry comes.
+	e := startE2EOn(t, map[string]string{"BERTH_PROXY_STREAM_RECHECK_INTERVAL": "1h"}, runningClock())
 	akc := e.kubeconfigFor(t, "admin", e.admin)
 	e.mustKubectl(t, akc, "", "create", "namespace", "watched")
 	seq := 0
@@ -783,4 +789,9 @@ func TestStreamsEndWhenAccessIsWithdrawn(t *testing.T) {
 	if !control.sees(t, e, e.admin, &seq) {
 		t.Fatalf("the control watch stopped reporting: %s", control.stderr)
 	}
+
+	// Last, since it ends every access token: the signing key is withdrawn
+	// after a leak, and carol's watch, opened with a token it signed, ends.
+	e.must(t, 201, "POST", "/api/v1/signing-keys/rotate", map[string]any{"retire_previous": true}, bearer(e.admin))
+	control.ends(t, e, "signing key withdrawn", 0)
 }

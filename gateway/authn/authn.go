@@ -197,6 +197,9 @@ func (a *Authenticator) Reauthenticator(ctx *fasthttp.RequestCtx, p *identity.Pr
 // handshake checked the dates once, but a kept-alive connection, or a
 // stream, can outlive them.
 func (a *Authenticator) verifyClientCertificate(state *tls.ConnectionState, cn string, orgs []string) (*identity.Principal, error) {
+	if state == nil || len(state.VerifiedChains) == 0 {
+		return nil, identity.ErrUnauthenticated
+	}
 	var notAfter time.Time
 	for _, c := range state.VerifiedChains[0] {
 		if notAfter.IsZero() || c.NotAfter.Before(notAfter) {

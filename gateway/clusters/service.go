@@ -119,6 +119,9 @@ type Options struct {
 	// RecheckInterval is how often open streams read their access from
 	// the store again although nothing was written (see recheck.go).
 	RecheckInterval time.Duration
+	// Now is the clock streams are checked against for expiry; it must be
+	// the identity service's. Nil means time.Now.
+	Now func() time.Time
 	// ProbeTimeout bounds one probe.
 	ProbeTimeout time.Duration
 	// Lifecycle enables provisioning; without it clusters can only be
@@ -164,6 +167,9 @@ func NewService(db *store.DB, box *secretbox.Box, pool *proxy.Pool, au *audit.Lo
 	}
 	if opts.RecheckInterval <= 0 {
 		opts.RecheckInterval = time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	if opts.ProbeInterval <= 0 {
 		opts.ProbeInterval = 30 * time.Second

@@ -159,6 +159,10 @@ type Principal struct {
 	// the credential stops working; zero for never. An access token itself
 	// expires sooner, and is renewed from its session.
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// TokenKeyID is the key that signed the access token, for a token's
+	// principal. Work outliving the request (a watch) ends when that key
+	// is withdrawn after a leak (RotateSigningKey with retirePrevious).
+	TokenKeyID string `json:"-"`
 }
 
 // Can reports whether the principal holds permission: the user's roles

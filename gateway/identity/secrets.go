@@ -52,7 +52,7 @@ type keyring struct {
 // first start: the digest key, and the token signing keys (see
 // loadSigningKeys). The seal's context names the record, so a sealed value
 // moved to another record does not open.
-func loadKeys(db *store.DB, box *secretbox.Box, now time.Time) (*keyring, *keySet, error) {
+func loadKeys(db *store.DB, box *secretbox.Box, now time.Time, window time.Duration) (*keyring, *keySet, error) {
 	kr := &keyring{}
 	var ks *keySet
 	err := db.Update(func(tx *store.Tx) error {
@@ -61,7 +61,7 @@ func loadKeys(db *store.DB, box *secretbox.Box, now time.Time) (*keyring, *keySe
 			return err
 		}
 		kr.digestKey = digest
-		ks, err = loadSigningKeys(tx, box, now)
+		ks, err = loadSigningKeys(tx, box, now, window)
 		return err
 	})
 	if err != nil {

@@ -68,11 +68,13 @@ type Service struct {
 	tokens *tokenIssuer
 	// keyMu serialises changes to the signing keys, so the issuer's key
 	// set is always the one last committed.
-	keyMu   sync.Mutex
-	lockout *ratelimit.Backoff
-	grants  *grantCache
-	now     func() time.Time
-	log     *slog.Logger
+	keyMu sync.Mutex
+	// keysWithdrawn run after keys are withdrawn (OnSigningKeysWithdrawn).
+	keysWithdrawn []func()
+	lockout       *ratelimit.Backoff
+	grants        *grantCache
+	now           func() time.Time
+	log           *slog.Logger
 }
 
 // NewService loads (or, on first start, creates) the identity keys and
@@ -96,7 +98,7 @@ func NewService(opts Options) (*Service, error) {
 	if set.MinPasswordLength < 1 {
 		set.MinPasswordLength = MinPasswordLength
 	}
-	kr, ks, err := loadKeys(opts.DB, opts.Box, now())
+	kr, ks, err := loadKeys(opts.DB, opts.Box, now(), verificationWindow(set))
 	if err != nil {
 		return nil, err
 	}

@@ -275,13 +275,15 @@ func (s *Service) Refresh(ctx context.Context, raw, clientID string, m Meta) (*T
 // token's session must be live and its user active, so logout, revocation
 // and disabling an account end the token before it expires.
 func (s *Service) VerifyAccessToken(raw string) (*Principal, error) {
-	claims, err := s.tokens.verify(raw)
+	claims, keyID, err := s.tokens.verify(raw)
 	if err != nil {
 		return nil, ErrUnauthenticated
 	}
 	key := grantSession + claims.SessionID
 	if g, ok := s.grants.get(key, s.now()); ok && g.p.UserID == claims.Subject {
-		return g.principal(claims.ID), nil
+		p := g.principal(claims.ID)
+		p.TokenKeyID = keyID
+		return p, nil
 	}
 	epoch := s.grants.begin()
 	var g *grant
@@ -307,7 +309,9 @@ func (s *Service) VerifyAccessToken(raw string) (*Principal, error) {
 		return nil, err
 	}
 	s.grants.put(key, epoch, g)
-	return g.principal(claims.ID), nil
+	p := g.principal(claims.ID)
+	p.TokenKeyID = keyID
+	return p, nil
 }
 
 // VerifySessionCookie checks a browser session cookie.
@@ -356,6 +360,9 @@ func (s *Service) VerifySessionCookie(raw string) (*Principal, error) {
 // principals are checked with VerifyClientCertificate instead, since their
 // groups come from the certificate.
 func (s *Service) Reverify(p *Principal) (*Principal, error) {
+	if p.TokenKeyID != "" && s.tokens.keys.Load().withdrawn[p.TokenKeyID] {
+		return nil, ErrUnauthenticated
+	}
 	now := s.now()
 	var out *Principal
 	err := s.db.View(func(tx *store.Tx) error {
@@ -370,7 +377,7 @@ func (s *Service) Reverify(p *Principal) (*Principal, error) {
 				return ErrUnauthenticated
 			}
 			if out, err = principalFor(tx, sess.UserID, p.AuthMethod, p.CredentialID, sess.ID, nil); err == nil {
-				out.ExpiresAt = sess.ExpiresAt
+				out.ExpiresAt, out.TokenKeyID = sess.ExpiresAt, p.TokenKeyID
 			}
 		case p.AuthMethod == MethodAPIKey:
 			var k *APIKey

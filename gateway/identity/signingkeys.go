@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -65,18 +66,25 @@ type keySet struct {
 	// nextPrune is the earliest VerifyUntil among retired keys; zero when
 	// there are none.
 	nextPrune time.Time
+	// withdrawn names the keys dropped after a leak while this process
+	// ran; a stream opened with one of their tokens ends (see Reverify).
+	// Streams do not survive a restart, so neither does this.
+	withdrawn map[string]bool
 }
 
 // verificationWindow is how long a retired key keeps verifying: no token
 // it signed outlives that.
 func (s *Service) verificationWindow() time.Duration {
-	return max(s.set.AccessTokenTTL, s.set.AccessKeyTokenTTL) + s.set.Leeway
+	return verificationWindow(s.set)
+}
+
+func verificationWindow(set Settings) time.Duration {
+	return max(set.AccessTokenTTL, set.AccessKeyTokenTTL) + set.Leeway
 }
 
 // loadSigningKeys reads the keys in tx, first moving a key from before
-// rotation existed into the table and making a first key when there is
-// none, and deletes keys whose window has passed.
-func loadSigningKeys(tx *store.Tx, box *secretbox.Box, now time.Time) (*keySet, error) {
+// rotation existed into the table, and settles them (see settleSigningKeys).
+func loadSigningKeys(tx *store.Tx, box *secretbox.Box, now time.Time, window time.Duration) (*keySet, error) {
 	recs, err := scanSigningKeys(tx)
 	if err != nil {
 		return nil, err
@@ -86,17 +94,14 @@ func loadSigningKeys(tx *store.Tx, box *secretbox.Box, now time.Time) (*keySet, 
 		if err != nil {
 			return nil, err
 		}
-		if rec == nil {
-			if rec, err = newSigningKey(box, now); err != nil {
+		if rec != nil {
+			if err := signingKeyTable.Insert(tx, rec.ID, rec); err != nil {
 				return nil, err
 			}
+			recs = append(recs, rec)
 		}
-		if err := signingKeyTable.Insert(tx, rec.ID, rec); err != nil {
-			return nil, err
-		}
-		recs = []*signingKeyRecord{rec}
 	}
-	return buildKeySet(tx, box, recs, now)
+	return settleSigningKeys(tx, box, recs, now, window)
 }
 
 // adoptLegacySigningKey moves the single signing key of earlier versions
@@ -144,15 +149,37 @@ func scanSigningKeys(tx *store.Tx) ([]*signingKeyRecord, error) {
 	return recs, nil
 }
 
-// buildKeySet opens recs into a keySet, deleting in tx the retired keys
-// whose window has passed. The newest key not retired signs; should there
-// be more than one (a crash cannot leave that, but a restored backup
-// might), the others verify until they are retired.
-func buildKeySet(tx *store.Tx, box *secretbox.Box, recs []*signingKeyRecord, now time.Time) (*keySet, error) {
-	ks := &keySet{verify: make(map[string]ed25519.PublicKey, len(recs))}
+// settleSigningKeys brings the stored keys recs into order in tx and
+// returns them as a keySet: retired keys whose window has passed are
+// deleted; the newest key not retired signs, and any other key not retired
+// (which only a store edited by hand could hold) is retired with a full
+// window; with no key to sign, a new one is made.
+func settleSigningKeys(tx *store.Tx, box *secretbox.Box, recs []*signingKeyRecord, now time.Time, window time.Duration) (*keySet, error) {
 	var signer *signingKeyRecord
 	for _, r := range recs {
-		if !r.RetiredAt.IsZero() && !now.Before(r.VerifyUntil) {
+		if r.RetiredAt.IsZero() && (signer == nil || r.CreatedAt.After(signer.CreatedAt)) {
+			signer = r
+		}
+	}
+	if signer == nil {
+		rec, err := newSigningKey(box, now)
+		if err != nil {
+			return nil, err
+		}
+		if err := signingKeyTable.Insert(tx, rec.ID, rec); err != nil {
+			return nil, err
+		}
+		signer, recs = rec, append(recs, rec)
+	}
+	ks := &keySet{verify: make(map[string]ed25519.PublicKey, len(recs))}
+	for _, r := range recs {
+		if r != signer && r.RetiredAt.IsZero() {
+			r.RetiredAt, r.VerifyUntil = now.UTC(), now.Add(window).UTC()
+			if err := signingKeyTable.Put(tx, r.ID, r); err != nil {
+				return nil, err
+			}
+		}
+		if r != signer && !now.Before(r.VerifyUntil) {
 			if err := signingKeyTable.Delete(tx, r.ID); err != nil {
 				return nil, fmt.Errorf("delete expired signing key: %w", err)
 			}
@@ -167,41 +194,43 @@ func buildKeySet(tx *store.Tx, box *secretbox.Box, recs []*signingKeyRecord, now
 		}
 		priv := ed25519.NewKeyFromSeed(seed)
 		ks.verify[r.ID] = priv.Public().(ed25519.PublicKey)
-		if !r.RetiredAt.IsZero() {
-			if ks.nextPrune.IsZero() || r.VerifyUntil.Before(ks.nextPrune) {
-				ks.nextPrune = r.VerifyUntil
-			}
-			continue
-		}
-		if signer == nil || r.CreatedAt.After(signer.CreatedAt) {
-			signer = r
+		if r == signer {
 			ks.signerID, ks.signer, ks.signerCreated = r.ID, priv, r.CreatedAt
+		} else if ks.nextPrune.IsZero() || r.VerifyUntil.Before(ks.nextPrune) {
+			ks.nextPrune = r.VerifyUntil
 		}
-	}
-	if signer == nil {
-		return nil, errors.New("no signing key in force: every stored key is retired")
 	}
 	return ks, nil
 }
 
 // RotateSigningKey makes a new key sign access tokens from now on. The
 // keys it replaces keep verifying the tokens they signed until those
-// expire, or stop at once with retirePrevious, which ends every access
-// token issued so far.
+// expire, or, with retirePrevious, are withdrawn at once: every access
+// token issued so far is refused, and the functions registered with
+// OnSigningKeysWithdrawn run so that streams opened with such tokens end.
 func (s *Service) RotateSigningKey(ctx context.Context, actor *Principal, m Meta, retirePrevious bool) (*SigningKey, error) {
+	s.keyMu.Lock()
 	key, err := s.rotateSigningKey(retirePrevious)
+	s.keyMu.Unlock()
 	if err != nil {
 		return nil, err
 	}
 	s.record(ctx, actor, m, audit.Event{Category: audit.CategorySettings, Action: "rotate", ResourceType: "signing_key",
-		ResourceID: key.ID, Details: map[string]string{"retire_previous": fmt.Sprint(retirePrevious)}})
+		ResourceID: key.ID, Details: map[string]string{"retire_previous": fmt.Sprint(retirePrevious), "trigger": "request"}})
 	s.log.Info("token signing key rotated", "key_id", key.ID, "retire_previous", retirePrevious)
 	return key, nil
 }
 
-func (s *Service) rotateSigningKey(retirePrevious bool) (*SigningKey, error) {
+// OnSigningKeysWithdrawn registers fn to run after RotateSigningKey has
+// withdrawn keys, once their tokens are refused. fn must be quick.
+func (s *Service) OnSigningKeysWithdrawn(fn func()) {
 	s.keyMu.Lock()
 	defer s.keyMu.Unlock()
+	s.keysWithdrawn = append(s.keysWithdrawn, fn)
+}
+
+// rotateSigningKey makes a new signer; the caller holds keyMu.
+func (s *Service) rotateSigningKey(retirePrevious bool) (*SigningKey, error) {
 	now := s.now().UTC()
 	rec, err := newSigningKey(s.box, now)
 	if err != nil {
@@ -213,7 +242,7 @@ func (s *Service) rotateSigningKey(retirePrevious bool) (*SigningKey, error) {
 		if err != nil {
 			return err
 		}
-		kept := recs[:0]
+		kept := []*signingKeyRecord{rec}
 		for _, r := range recs {
 			switch {
 			case retirePrevious:
@@ -232,13 +261,29 @@ func (s *Service) rotateSigningKey(retirePrevious bool) (*SigningKey, error) {
 		if err := signingKeyTable.Insert(tx, rec.ID, rec); err != nil {
 			return err
 		}
-		ks, err = buildKeySet(tx, s.box, append(kept, rec), now)
+		ks, err = settleSigningKeys(tx, s.box, kept, now, s.verificationWindow())
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("rotate signing key: %w", err)
 	}
+	old := s.tokens.keys.Load()
+	ks.withdrawn = old.withdrawn
+	if retirePrevious {
+		ks.withdrawn = maps.Clone(old.withdrawn)
+		if ks.withdrawn == nil {
+			ks.withdrawn = map[string]bool{}
+		}
+		for id := range old.verify {
+			ks.withdrawn[id] = true
+		}
+	}
 	s.tokens.setKeys(ks)
+	if retirePrevious {
+		for _, fn := range s.keysWithdrawn {
+			fn()
+		}
+	}
 	return &SigningKey{ID: rec.ID, Current: true, CreatedAt: rec.CreatedAt}, nil
 }
 
@@ -278,23 +323,31 @@ func (s *Service) SigningKeys() ([]SigningKey, error) {
 
 // MaintainSigningKeys rotates the signing key when it is older than the
 // configured rotation period and deletes retired keys whose window has
-// passed. It returns when it next has work to do.
+// passed. It returns when it next has work to do; zero when nothing is
+// scheduled (no rotation period and no retired key).
 func (s *Service) MaintainSigningKeys() (next time.Time, err error) {
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
 	now := s.now()
 	ks := s.tokens.keys.Load()
-	if every := s.set.SigningKeyRotation; every > 0 && !now.Before(ks.signerCreated.Add(every)) {
+	every := s.set.SigningKeyRotation
+	switch {
+	case every > 0 && !now.Before(ks.signerCreated.Add(every)):
 		key, err := s.rotateSigningKey(false)
 		if err != nil {
 			return now.Add(time.Minute), err
 		}
+		s.record(context.Background(), nil, Meta{}, audit.Event{Category: audit.CategorySettings, Action: "rotate",
+			ResourceType: "signing_key", ResourceID: key.ID, ActorName: "berth",
+			Details: map[string]string{"retire_previous": "false", "trigger": "schedule"}})
 		s.log.Info("token signing key rotated on schedule", "key_id", key.ID)
-	} else if !ks.nextPrune.IsZero() && !now.Before(ks.nextPrune) {
+	case !ks.nextPrune.IsZero() && !now.Before(ks.nextPrune):
 		if err := s.reloadSigningKeys(); err != nil {
 			return now.Add(time.Minute), err
 		}
 	}
 	ks = s.tokens.keys.Load()
-	if every := s.set.SigningKeyRotation; every > 0 {
+	if every > 0 {
 		next = ks.signerCreated.Add(every)
 	}
 	if p := ks.nextPrune; !p.IsZero() && (next.IsZero() || p.Before(next)) {
@@ -303,23 +356,22 @@ func (s *Service) MaintainSigningKeys() (next time.Time, err error) {
 	return next, nil
 }
 
-// reloadSigningKeys reads the keys again, deleting those whose window has
-// passed.
+// reloadSigningKeys reads and settles the keys again, deleting those whose
+// window has passed; the caller holds keyMu.
 func (s *Service) reloadSigningKeys() error {
-	s.keyMu.Lock()
-	defer s.keyMu.Unlock()
 	var ks *keySet
 	err := s.db.Update(func(tx *store.Tx) error {
 		recs, err := scanSigningKeys(tx)
 		if err != nil {
 			return err
 		}
-		ks, err = buildKeySet(tx, s.box, recs, s.now())
+		ks, err = settleSigningKeys(tx, s.box, recs, s.now(), s.verificationWindow())
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("reload signing keys: %w", err)
 	}
+	ks.withdrawn = s.tokens.keys.Load().withdrawn
 	s.tokens.setKeys(ks)
 	return nil
 }

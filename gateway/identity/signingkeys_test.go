@@ -68,9 +68,15 @@ func TestSigningKeyRotation(t *testing.T) {
 	if first == "" || len(retired) != 0 {
 		t.Fatalf("at start: current %q, retired %v", first, retired)
 	}
+	withdrawals := 0
+	e.s.OnSigningKeysWithdrawn(func() { withdrawals++ })
 	seen := e.token // verified below, so cached
-	if _, err := e.s.VerifyAccessToken(seen); err != nil {
+	seenBy, err := e.s.VerifyAccessToken(seen)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if seenBy.TokenKeyID != first {
+		t.Fatalf("principal names key %q, want %q", seenBy.TokenKeyID, first)
 	}
 	unseen, err := e.s.IssueTokens(ctx, e.user, MethodPassword, "", Meta{})
 	if err != nil {
@@ -126,13 +132,19 @@ func TestSigningKeyRotation(t *testing.T) {
 	if err := jwksVerify(t, e.s.JWKS(), seen); err == nil {
 		t.Error("JWKS still holds the expired key")
 	}
+	// A stream rests on its session, not on its token: a routine
+	// rotation, even once the old key is gone, does not end it.
+	if _, err := e.s.Reverify(seenBy); err != nil || withdrawals != 0 {
+		t.Errorf("routine rotation ended a stream (%v) or reported a withdrawal (%d)", err, withdrawals)
+	}
 
 	// retire_previous: every token so far fails, cached or not.
 	cached, err := e.s.IssueTokens(ctx, e.user, MethodPassword, "", Meta{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.s.VerifyAccessToken(cached.AccessToken); err != nil {
+	cachedBy, err := e.s.VerifyAccessToken(cached.AccessToken)
+	if err != nil {
 		t.Fatal(err)
 	}
 	uncached, err := e.s.IssueTokens(ctx, e.user, MethodPassword, "", Meta{})
@@ -149,6 +161,11 @@ func TestSigningKeyRotation(t *testing.T) {
 		if _, err := e.s.VerifyAccessToken(tok); err == nil {
 			t.Errorf("%s token of a withdrawn key still accepted", name)
 		}
+	}
+	// A stream opened with a withdrawn key's token ends, and those that
+	// keep streams are told to check them.
+	if _, err := e.s.Reverify(cachedBy); !errors.Is(err, ErrUnauthenticated) || withdrawals != 1 {
+		t.Errorf("after retire_previous: Reverify = %v, withdrawals reported %d", err, withdrawals)
 	}
 	renewed, err := e.s.Refresh(ctx, cached.RefreshToken, "", Meta{})
 	if err != nil {
@@ -206,6 +223,76 @@ func TestSigningKeyScheduledRotation(t *testing.T) {
 	}
 }
 
+// A due scheduled rotation that comes just after a manual one does not
+// rotate again.
+func TestScheduledRotationAfterManualOne(t *testing.T) {
+	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	s, _ := newTestService(t, &now, Settings{AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: time.Hour,
+		SessionTTL: time.Hour, AccessKeyTokenTTL: time.Hour, SigningKeyRotation: 24 * time.Hour})
+	now = now.Add(24 * time.Hour)
+	key, err := s.RotateSigningKey(context.Background(), grantAdmin, Meta{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.MaintainSigningKeys(); err != nil {
+		t.Fatal(err)
+	}
+	if cur, _ := keyIDs(t, s); cur != key.ID {
+		t.Errorf("the manual rotation's key %q was replaced by %q at once", key.ID, cur)
+	}
+}
+
+// Loading settles whatever the store holds: of several signing keys the
+// newest signs and the others are retired with a full window; with none
+// left to sign, a new one is made rather than refusing to start.
+func TestSigningKeysSettleOnLoad(t *testing.T) {
+	db, err := store.Open(store.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	box := testBox(t)
+	now := time.Now().UTC()
+	set := Settings{Issuer: "berth", Audience: "berth", AccessTokenTTL: time.Hour, RefreshTokenTTL: time.Hour,
+		SessionTTL: time.Hour, AccessKeyTokenTTL: time.Hour}
+	put := func(created time.Time, retired bool) string {
+		rec, err := newSigningKey(box, created)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if retired {
+			rec.RetiredAt, rec.VerifyUntil = now, now.Add(time.Minute)
+		}
+		if err := db.Update(func(tx *store.Tx) error { return signingKeyTable.Insert(tx, rec.ID, rec) }); err != nil {
+			t.Fatal(err)
+		}
+		return rec.ID
+	}
+	older, newer := put(now.Add(-2*time.Hour), false), put(now.Add(-time.Hour), false)
+	s, err := NewService(Options{DB: db, Box: box, Settings: set, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := s.SigningKeys()
+	if len(keys) != 2 || keys[0].ID != newer || !keys[0].Current || keys[1].ID != older ||
+		!keys[1].VerifyUntil.Equal(now.Add(time.Hour)) {
+		t.Fatalf("two unretired keys settled as %+v", keys)
+	}
+
+	db2, _ := store.Open(store.Options{InMemory: true})
+	defer db2.Close()
+	db = db2
+	retired := put(now.Add(-time.Hour), true)
+	s, err = NewService(Options{DB: db, Box: box, Settings: set, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatalf("only a retired key stored: %v", err)
+	}
+	cur, old := keyIDs(t, s)
+	if cur == "" || cur == retired || len(old) != 1 || old[0] != retired {
+		t.Errorf("only a retired key stored: current %q, retired %v", cur, old)
+	}
+}
+
 // The keys live in the store: a restarted gateway signs with the same key
 // and accepts what the retired one signed.
 func TestSigningKeysSurviveRestart(t *testing.T) {
@@ -238,7 +325,7 @@ func TestSigningKeysSurviveRestart(t *testing.T) {
 	if c, retired := keyIDs(t, b); c != cur || len(retired) != 1 {
 		t.Fatalf("after restart: current %q (want %q), retired %v", c, cur, retired)
 	}
-	if _, err := b.tokens.verify(old); err != nil {
+	if _, _, err := b.tokens.verify(old); err != nil {
 		t.Errorf("restarted gateway refuses the retired key's token: %v", err)
 	}
 	tok, _, _ := b.tokens.issue("usr_a", "ses_a", MethodPassword, time.Hour)

@@ -125,9 +125,9 @@ var errBadToken = errors.New("invalid access token")
 // verify checks signature, algorithm, key id (one of the keys in force),
 // expiry, issuer and audience, and that the claims Berth relies on are
 // present.
-func (t *tokenIssuer) verify(raw string) (*AccessClaims, error) {
+func (t *tokenIssuer) verify(raw string) (claims *AccessClaims, keyID string, err error) {
 	if len(raw) == 0 || len(raw) > MaxTokenLength {
-		return nil, errBadToken
+		return nil, "", errBadToken
 	}
 	sum := sha256.Sum256([]byte(raw))
 	cacheKey := string(sum[:])
@@ -137,16 +137,15 @@ func (t *tokenIssuer) verify(raw string) (*AccessClaims, error) {
 	t.mu.Unlock()
 	if hit {
 		if _, ok := ks.verify[cached.keyID]; !ok {
-			return nil, fmt.Errorf("%w: signing key %s retired", errBadToken, cached.keyID)
+			return nil, "", fmt.Errorf("%w: signing key %s retired", errBadToken, cached.keyID)
 		}
 		if err := t.validator.Validate(cached.claims); err != nil {
-			return nil, fmt.Errorf("%w: %w", errBadToken, err)
+			return nil, "", fmt.Errorf("%w: %w", errBadToken, err)
 		}
-		return cached.claims, nil
+		return cached.claims, cached.keyID, nil
 	}
-	claims := new(AccessClaims)
-	var keyID string
-	_, err := t.parser.ParseWithClaims(raw, claims, func(tok *jwt.Token) (any, error) {
+	claims = new(AccessClaims)
+	_, err = t.parser.ParseWithClaims(raw, claims, func(tok *jwt.Token) (any, error) {
 		if _, ok := tok.Method.(*jwt.SigningMethodEd25519); !ok {
 			return nil, errBadToken
 		}
@@ -158,13 +157,13 @@ func (t *tokenIssuer) verify(raw string) (*AccessClaims, error) {
 		return pub, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errBadToken, err)
+		return nil, "", fmt.Errorf("%w: %w", errBadToken, err)
 	}
 	if claims.Subject == "" || claims.SessionID == "" || claims.ID == "" {
-		return nil, errBadToken
+		return nil, "", errBadToken
 	}
 	t.mu.Lock()
 	t.verified.Put(cacheKey, verifiedToken{claims: claims, keyID: keyID})
 	t.mu.Unlock()
-	return claims, nil
+	return claims, keyID, nil
 }

@@ -25,20 +25,20 @@ func TestVerifiedCacheRechecksTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c1, err := ti.verify(tok)
+	c1, _, err := ti.verify(tok)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c2, err := ti.verify(tok)
+	c2, _, err := ti.verify(tok)
 	if err != nil || c2 != c1 {
 		t.Fatalf("second verify did not hit the cache: %v", err)
 	}
 	now = now.Add(2 * time.Minute)
-	if _, err := ti.verify(tok); err == nil {
+	if _, _, err := ti.verify(tok); err == nil {
 		t.Fatal("expired token accepted from the cache")
 	}
 	// A token differing in one byte is not a hit.
-	if _, err := ti.verify(tok[:len(tok)-2] + "AA"); err == nil {
+	if _, _, err := ti.verify(tok[:len(tok)-2] + "AA"); err == nil {
 		t.Fatal("altered token accepted")
 	}
 }
@@ -110,7 +110,7 @@ func BenchmarkVerifyAccessTokenUncached(b *testing.B) {
 		if i%2 == 1 {
 			tok = t2 // each evicts the other: every verify misses the cache
 		}
-		if _, err := ti.verify(tok); err != nil {
+		if _, _, err := ti.verify(tok); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -122,7 +122,7 @@ func BenchmarkVerifyAccessTokenCached(b *testing.B) {
 	tok, _, _ := ti.issue("usr_a", "ses_a", MethodPassword, time.Hour)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := ti.verify(tok); err != nil {
+		if _, _, err := ti.verify(tok); err != nil {
 			b.Fatal(err)
 		}
 	}

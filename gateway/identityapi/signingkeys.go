@@ -1,6 +1,8 @@
 package identityapi
 
 import (
+	"bytes"
+
 	"github.com/valyala/fasthttp"
 
 	"github.com/berthgw/berth/gateway/httpapi"
@@ -32,7 +34,7 @@ type rotateInput struct {
 // optional: no body is {"retire_previous": false}.
 func (a *API) RotateSigningKey(ctx *fasthttp.RequestCtx) {
 	var req rotateInput
-	if len(ctx.PostBody()) > 0 {
+	if len(bytes.TrimSpace(ctx.PostBody())) > 0 {
 		if err := httpapi.DecodeJSON(ctx, &req); err != nil {
 			httpapi.WriteError(ctx, err)
 			return
