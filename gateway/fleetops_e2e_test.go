@@ -207,7 +207,8 @@ func kubeconfigToken(t *testing.T, kc []byte) string {
 // A break-glass kubeconfig reaches the real kube-apiserver directly, as a
 // cluster-admin ServiceAccount, with real kubectl and nothing but the
 // file; it is refused to members below cluster-admin, to a wrong
-// password (creating nothing in the cluster) and to machine credentials.
+// password (creating nothing in the cluster) and to machine credentials,
+// and it stops working when its holder loses cluster-admin.
 func TestAdminKubeconfigEndToEnd(t *testing.T) {
 	e := startE2E(t)
 	ctx := context.Background()
@@ -260,7 +261,8 @@ func TestAdminKubeconfigEndToEnd(t *testing.T) {
 	// A cluster-admin member who is not a fleet admin: a wrong password is
 	// 403 and creates nothing; the right one works.
 	carl := e.createUser(t, e.admin, "carl", "carl-password-12345", "user")
-	e.must(t, 201, "POST", "/api/v1/clusters/e2e/members", map[string]any{"user": "carl", "role": "cluster-admin"}, bearer(e.admin))
+	carlMember := decode[struct{ ID string }](t, e.must(t, 201, "POST", "/api/v1/clusters/e2e/members",
+		map[string]any{"user": "carl", "role": "cluster-admin"}, bearer(e.admin))).ID
 	carlTok := e.login(t, "carl", "carl-password-12345").AccessToken
 	carlSA := breakglass.ServiceAccountName(&identity.Principal{Username: "carl", UserID: carl.ID})
 	if status, body, _ := e.call(t, "POST", path, map[string]any{"password": "not-carls-password"}, bearer(carlTok)); status != 403 || !strings.Contains(string(body), "password is wrong") {
@@ -317,12 +319,11 @@ func TestAdminKubeconfigEndToEnd(t *testing.T) {
 		t.Errorf("break-glass ServiceAccounts: %q", got)
 	}
 
-	// Deleting the ServiceAccount revokes its tokens. The API server looks
-	// the account up through an informer first, so the deletion reaches
-	// its authenticator a moment later: poll, bounded.
-	if _, err := e.env.Kubectl(ctx, "-n", "kube-system", "delete", "serviceaccount", carlSA); err != nil {
-		t.Fatal(err)
-	}
+	// Carl loses cluster-admin: Berth deletes his ServiceAccount and its
+	// binding, which revokes his token. The API server looks the account
+	// up through an informer, so the deletion reaches its authenticator a
+	// moment after Berth's sweep: poll, bounded.
+	e.must(t, 204, "DELETE", "/api/v1/clusters/e2e/members/"+carlMember, nil, bearer(e.admin))
 	revoked, last := false, ""
 	for i := 0; i < 60 && !revoked; i++ {
 		o, err := e.env.KubectlWith(ctx, carlFile, "auth", "can-i", "get", "nodes")
@@ -333,7 +334,21 @@ func TestAdminKubeconfigEndToEnd(t *testing.T) {
 		}
 	}
 	if !revoked {
-		t.Errorf("carl's token still works 30 s after his ServiceAccount was deleted: %s", last)
+		t.Errorf("carl's token still works 30 s after he lost cluster-admin: %s", last)
+	}
+	if out, err := e.env.Kubectl(ctx, "get", "clusterrolebinding", carlSA); err == nil {
+		t.Errorf("carl's binding outlived his role: %s", out)
+	}
+	// The admin, still cluster-admin everywhere, keeps his.
+	if _, err := e.env.Kubectl(ctx, "-n", "kube-system", "get", "serviceaccount", adminSA); err != nil {
+		t.Errorf("the sweep removed the admin's ServiceAccount: %v", err)
+	}
+	if out, err := e.env.KubectlWith(ctx, file, "auth", "can-i", "get", "nodes"); err != nil || strings.TrimSpace(string(out)) != "yes" {
+		t.Errorf("the admin's kubeconfig after the sweep: %q %v", out, err)
+	}
+	revocations := e.auditEvents(t, audit.Query{ResourceType: "cluster", Action: breakglass.RevokeAction})
+	if len(revocations) != 1 || revocations[0].Result != audit.ResultSuccess || revocations[0].Details["service_account"] != "kube-system/"+carlSA {
+		t.Errorf("revocation audit: %+v", revocations)
 	}
 
 	// Audited, success and failure, without the token.

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"context"
+
 	"github.com/valyala/fasthttp"
 
 	"github.com/berthgw/berth/gateway/authn"
@@ -16,6 +18,11 @@ type fleetOps struct {
 	history    *nodes.History
 	historyAPI *nodes.HistoryHandlers
 	breakGlass *breakglass.Handlers
+	// sweeper revokes break-glass access that is no longer held; stop
+	// ends it and done closes when it has.
+	sweeper     *breakglass.Service
+	stopSweeper context.CancelFunc
+	sweeperDone chan struct{}
 }
 
 // initFleetOps builds them; it runs after initClusters.
@@ -32,14 +39,33 @@ func (g *Gateway) initFleetOps() {
 		_, ok := svc.Access(authn.PrincipalFrom(ctx), cluster)
 		return ok
 	})
-	g.fleetOps.breakGlass = breakglass.NewHandlers(breakglass.NewService(svc, g.identity, g.audit, g.clock), g.authn)
+	bg := breakglass.NewService(svc, g.identity, g.identity, g.audit, g.clock)
+	svc.OnRoleChange(bg.AccessChanged)
+	g.fleetOps.breakGlass = breakglass.NewHandlers(bg, g.authn)
+	g.fleetOps.sweeper = bg
 }
 
-// startFleetOps starts the node observer; Serve calls it.
-func (g *Gateway) startFleetOps() { g.fleetOps.history.Start() }
+// startFleetOps starts the node observer and the break-glass sweeper;
+// Serve calls it.
+func (g *Gateway) startFleetOps() {
+	g.fleetOps.history.Start()
+	ctx, cancel := context.WithCancel(context.Background())
+	g.fleetOps.stopSweeper, g.fleetOps.sweeperDone = cancel, make(chan struct{})
+	go func() {
+		defer close(g.fleetOps.sweeperDone)
+		g.fleetOps.sweeper.Run(ctx, breakglass.SweepInterval, g.log)
+	}()
+}
 
-// stopFleetOps stops the node observer before the store closes.
-func (g *Gateway) stopFleetOps() { g.fleetOps.history.Stop() }
+// stopFleetOps stops them before the store closes.
+func (g *Gateway) stopFleetOps() {
+	g.fleetOps.history.Stop()
+	if g.fleetOps.stopSweeper != nil {
+		g.fleetOps.stopSweeper()
+		<-g.fleetOps.sweeperDone
+		g.fleetOps.stopSweeper = nil
+	}
+}
 
 // fleetOpsRoutes are their entries in the route table.
 func (g *Gateway) fleetOpsRoutes() []authn.Route {

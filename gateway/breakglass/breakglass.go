@@ -71,6 +71,8 @@ type Clusters interface {
 	Endpoint(cluster string) (string, []byte, error)
 	// ServerName is the TLS name to verify, when set at registration.
 	ServerName(cluster string) (string, error)
+	// Names lists the registered clusters.
+	Names() []string
 }
 
 // Passwords checks a caller's current password (identity.Service).
@@ -78,20 +80,23 @@ type Passwords interface {
 	ConfirmPassword(p *identity.Principal, password string) error
 }
 
-// Service issues admin kubeconfigs.
+// Service issues admin kubeconfigs, and revokes them from users who no
+// longer hold cluster-admin (see revoke.go).
 type Service struct {
 	clusters  Clusters
 	passwords Passwords
+	users     Users
 	audit     *audit.Log
 	now       func() time.Time
+	changed   chan struct{}
 }
 
 // NewService makes the service; au may be nil (no audit) only in tests.
-func NewService(cl Clusters, pw Passwords, au *audit.Log, now func() time.Time) *Service {
+func NewService(cl Clusters, pw Passwords, users Users, au *audit.Log, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{clusters: cl, passwords: pw, audit: au, now: now}
+	return &Service{clusters: cl, passwords: pw, users: users, audit: au, now: now, changed: make(chan struct{}, 1)}
 }
 
 // Issued is an admin kubeconfig and what it is for.
@@ -223,6 +228,7 @@ func (s *Service) metadata(p *identity.Principal, name string, namespaced bool) 
 // object is the part of a Kubernetes object Berth checks before reusing it.
 type object struct {
 	Metadata struct {
+		Name        string            `json:"name"`
 		Labels      map[string]string `json:"labels"`
 		Annotations map[string]string `json:"annotations"`
 	} `json:"metadata"`
@@ -368,7 +374,8 @@ func kubeconfig(cluster, server, tlsServerName string, caPEM []byte, sa, token s
 	}
 	head := fmt.Sprintf("# Break-glass admin kubeconfig for cluster %s, issued by Berth.\n"+
 		"# It reaches the cluster's API server directly as ServiceAccount %s/%s (cluster-admin).\n"+
-		"# The token expires at %s. Revoke it earlier with:\n"+
+		"# The token expires at %s. Berth revokes it when you lose cluster-admin here;\n"+
+		"# revoke it earlier with:\n"+
 		"#   kubectl -n %s delete serviceaccount %s\n",
 		cluster, Namespace, sa, expires.Format(time.RFC3339), Namespace, sa)
 	return append([]byte(head), out...), nil

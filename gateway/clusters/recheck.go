@@ -113,22 +113,26 @@ func principalKeys(p *identity.Principal) []string {
 // reads is refreshed.
 func (s *Service) onCommit(changes []store.Change) {
 	var keys []string
-	all := false
+	all, roleMayChange := false, false
 	for _, c := range changes {
 		switch c.Table {
 		case identity.Users.Name():
 			keys = append(keys, "u/"+c.ID)
+			roleMayChange = true
 		case identity.Sessions.Name():
 			keys = append(keys, "s/"+c.ID)
 		case identity.APIKeys.Name():
 			keys = append(keys, "k/"+c.ID)
 		case identity.Roles.Name():
-			all = true
+			all, roleMayChange = true, true
 		}
 	}
 	if all || len(keys) > 0 {
 		s.changes.add(all, keys...)
 		s.askRecheck()
+	}
+	if roleMayChange {
+		s.roleMayHaveChanged()
 	}
 }
 
@@ -136,6 +140,25 @@ func (s *Service) onCommit(changes []store.Change) {
 func (s *Service) membershipChanged() {
 	s.changes.add(true)
 	s.askRecheck()
+	s.roleMayHaveChanged()
+}
+
+// OnRoleChange registers fn to run after a write that may change someone's
+// role on a cluster: a membership, a user (groups, status, deletion) or a
+// Berth role. fn must be quick; it runs on the writer's goroutine.
+func (s *Service) OnRoleChange(fn func()) {
+	s.roleHooksMu.Lock()
+	defer s.roleHooksMu.Unlock()
+	s.roleHooks = append(s.roleHooks, fn)
+}
+
+func (s *Service) roleMayHaveChanged() {
+	s.roleHooksMu.Lock()
+	hooks := s.roleHooks
+	s.roleHooksMu.Unlock()
+	for _, fn := range hooks {
+		fn()
+	}
 }
 
 // RecheckStreams makes every open stream check its access against the

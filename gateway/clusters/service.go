@@ -145,6 +145,9 @@ type Service struct {
 	changes  changeLog
 	recheck  chan struct{}
 	expiries expirySchedule
+	// roleHooks run after writes that may change a role (OnRoleChange).
+	roleHooksMu sync.Mutex
+	roleHooks   []func()
 
 	// cache holds every cluster record and its members. Every proxied
 	// request needs both, and decoding them from Badger each time was a

@@ -29,9 +29,11 @@ func (s *Service) Names() []string {
 // SystemGet reads path from cluster name as the gateway itself, with its
 // registered credential and no impersonation, for observations Berth makes
 // on its own behalf (the node history) rather than for a caller. Only
-// reads are offered: anything the gateway changes in a cluster is done as
-// the person who asked (Call), so the cluster's RBAC and audit log see
-// them. The identity needs RBAC for what it reads (deploy/rbac).
+// reads are offered: anything the gateway changes in a cluster goes
+// through Call as a named principal (the person who asked, or for the
+// break-glass sweep a named system principal), so the cluster's RBAC and
+// audit log see who. The identity needs RBAC for what it reads
+// (deploy/rbac).
 func (s *Service) SystemGet(name, path string) (int, []byte, error) {
 	if _, err := s.Get(name); err != nil {
 		return 0, nil, err

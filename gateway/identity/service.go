@@ -235,6 +235,23 @@ func principalFor(tx *store.Tx, userID, method, credentialID, sessionID string, 
 	}, nil
 }
 
+// UserPrincipal is what the user may do as a password sign-in would make
+// them, for decisions taken on their behalf outside a request (revoking
+// what they no longer hold). A deleted or disabled user is
+// ErrUnauthenticated.
+func (s *Service) UserPrincipal(userID string) (*Principal, error) {
+	var p *Principal
+	err := s.db.View(func(tx *store.Tx) error {
+		var err error
+		p, err = principalFor(tx, userID, MethodPassword, "", "", nil)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
 // ownerCheck lets a user act on their own things and a users:admin on
 // anyone's. Anything else reads as not found, so ids of other people's
 // keys and sessions cannot be probed.
