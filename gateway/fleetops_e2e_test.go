@@ -346,9 +346,37 @@ func TestAdminKubeconfigEndToEnd(t *testing.T) {
 	if out, err := e.env.KubectlWith(ctx, file, "auth", "can-i", "get", "nodes"); err != nil || strings.TrimSpace(string(out)) != "yes" {
 		t.Errorf("the admin's kubeconfig after the sweep: %q %v", out, err)
 	}
-	revocations := e.auditEvents(t, audit.Query{ResourceType: "cluster", Action: breakglass.RevokeAction})
+	// The audit event follows both deletes: poll, bounded.
+	var revocations []audit.Event
+	for i := 0; i < 40 && len(revocations) == 0; i++ {
+		if revocations = e.auditEvents(t, audit.Query{ResourceType: "cluster", Action: breakglass.RevokeAction}); len(revocations) == 0 {
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
 	if len(revocations) != 1 || revocations[0].Result != audit.ResultSuccess || revocations[0].Details["service_account"] != "kube-system/"+carlSA {
 		t.Errorf("revocation audit: %+v", revocations)
+	}
+
+	// Disabling a user revokes too (a write to the user, not to a
+	// membership).
+	dora := e.createUser(t, e.admin, "dora", "dora-password-12345", "user")
+	e.must(t, 201, "POST", "/api/v1/clusters/e2e/members", map[string]any{"user": "dora", "role": "cluster-admin"}, bearer(e.admin))
+	doraKC := e.must(t, 200, "POST", path, map[string]any{"password": "dora-password-12345"}, bearer(e.login(t, "dora", "dora-password-12345").AccessToken))
+	e.secret(kubeconfigToken(t, doraKC))
+	doraSA := breakglass.ServiceAccountName(&identity.Principal{Username: "dora", UserID: dora.ID})
+	if _, err := e.env.Kubectl(ctx, "-n", "kube-system", "get", "serviceaccount", doraSA); err != nil {
+		t.Fatalf("dora's ServiceAccount: %v", err)
+	}
+	e.must(t, 200, "PUT", "/api/v1/users/"+dora.ID, map[string]any{"status": "disabled"}, bearer(e.admin))
+	gone := false
+	for i := 0; i < 60 && !gone; i++ {
+		_, err := e.env.Kubectl(ctx, "-n", "kube-system", "get", "serviceaccount", doraSA)
+		if gone = err != nil; !gone {
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	if !gone {
+		t.Error("a disabled user's break-glass ServiceAccount is still there after 30 s")
 	}
 
 	// Audited, success and failure, without the token.

@@ -229,6 +229,7 @@ func (s *Service) metadata(p *identity.Principal, name string, namespaced bool) 
 type object struct {
 	Metadata struct {
 		Name        string            `json:"name"`
+		UID         string            `json:"uid"`
 		Labels      map[string]string `json:"labels"`
 		Annotations map[string]string `json:"annotations"`
 	} `json:"metadata"`

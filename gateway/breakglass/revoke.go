@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/berthgw/berth/gateway/audit"
@@ -43,7 +45,8 @@ type Users interface {
 
 // sweeper is who Berth lists and deletes break-glass objects as: a fleet
 // administrator, so it is cluster-admin on every cluster, named so that
-// the cluster's own audit log says what deleted them.
+// the cluster's own audit log says what deleted them. Berth usernames
+// cannot hold a colon, so no person is asserted to a cluster as this one.
 var sweeper = &identity.Principal{UserID: "system", Username: "system:break-glass-sweeper",
 	Permissions: []string{identity.PermAll}, AuthMethod: "system"}
 
@@ -55,10 +58,12 @@ func (s *Service) AccessChanged() {
 	}
 }
 
-// Run sweeps after AccessChanged and every interval until ctx ends.
+// Run sweeps at once (a change may have come just before a restart),
+// then after AccessChanged and every interval, until ctx ends.
 func (s *Service) Run(ctx context.Context, interval time.Duration, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	s.AccessChanged()
 	for {
 		select {
 		case <-ctx.Done():
@@ -88,6 +93,9 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	revoked := 0
 	var errs []error
 	for _, cluster := range s.clusters.Names() {
+		if ctx.Err() != nil {
+			break
+		}
 		n, err := s.sweepCluster(ctx, cluster)
 		revoked += n
 		if err != nil {
@@ -98,23 +106,48 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 }
 
 func (s *Service) sweepCluster(ctx context.Context, cluster string) (int, error) {
-	path := "/api/v1/namespaces/" + Namespace + "/serviceaccounts?labelSelector=" +
-		url.QueryEscape(labelManagedBy+"=berth,"+labelBreakGlass+"=true")
-	code, resp, err := s.clusters.Call(sweeper, cluster, http.MethodGet, path, "", nil)
+	selector := "?labelSelector=" + url.QueryEscape(labelManagedBy+"=berth,"+labelBreakGlass+"=true")
+	accounts, err := s.list(cluster, "/api/v1/namespaces/"+Namespace+"/serviceaccounts"+selector)
 	if err != nil {
-		return 0, fmt.Errorf("list break-glass service accounts: %w", err)
+		return 0, err
 	}
-	if code != http.StatusOK {
-		return 0, refusal(code, resp, "list break-glass service accounts")
+	bindings, err := s.list(cluster, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"+selector)
+	if err != nil {
+		return 0, err
 	}
-	var list struct{ Items []object }
-	if err := json.Unmarshal(resp, &list); err != nil {
-		return 0, fmt.Errorf("list break-glass service accounts: %w", err)
+	// One grant per name: its account, its binding, or both (a binding
+	// whose account was deleted by hand still grants cluster-admin to
+	// whoever makes an account of that name).
+	grants := map[string]*grant{}
+	at := func(name string) *grant {
+		if grants[name] == nil {
+			grants[name] = &grant{name: name}
+		}
+		return grants[name]
 	}
+	for i := range accounts {
+		if a := &accounts[i]; a.berths() {
+			at(a.Metadata.Name).account = a
+		}
+	}
+	for i := range bindings {
+		if b := &bindings[i]; b.berths() && b.bindsAccount(b.Metadata.Name) {
+			at(b.Metadata.Name).binding = b
+		}
+	}
+	names := slices.Sorted(maps.Keys(grants))
 	revoked := 0
 	var errs []error
-	for _, sa := range list.Items {
-		userID := sa.Metadata.Annotations[annotationUID]
+	for _, name := range names {
+		if ctx.Err() != nil {
+			break
+		}
+		g := grants[name]
+		userID, err := g.userID()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		holds, err := s.holds(userID, cluster)
 		if err != nil {
 			errs = append(errs, err)
@@ -123,7 +156,7 @@ func (s *Service) sweepCluster(ctx context.Context, cluster string) (int, error)
 		if holds {
 			continue
 		}
-		if err := s.revoke(ctx, cluster, sa.Metadata.Name, userID, sa.Metadata.Annotations[annotationUser]); err != nil {
+		if err := s.revoke(ctx, cluster, g); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -132,12 +165,69 @@ func (s *Service) sweepCluster(ctx context.Context, cluster string) (int, error)
 	return revoked, errors.Join(errs...)
 }
 
-// holds reports whether userID still holds cluster-admin on cluster. An
-// account Berth cannot name (no annotation) holds nothing.
-func (s *Service) holds(userID, cluster string) (bool, error) {
-	if userID == "" {
-		return false, nil
+// list reads the objects at path as the sweeper.
+func (s *Service) list(cluster, path string) ([]object, error) {
+	code, resp, err := s.clusters.Call(sweeper, cluster, http.MethodGet, path, "", nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: list %s: %v", ErrCluster, path, err)
 	}
+	if code != http.StatusOK {
+		return nil, refusal(code, resp, "list "+path)
+	}
+	var list struct{ Items []object }
+	if err := json.Unmarshal(resp, &list); err != nil {
+		return nil, fmt.Errorf("list %s: %w", path, err)
+	}
+	return list.Items, nil
+}
+
+// grant is one user's break-glass objects in a cluster, of one name.
+type grant struct {
+	name             string
+	account, binding *object
+}
+
+// userID is the Berth user the grant was made for. The labels that
+// selected its objects prove nothing, since anyone who may create a
+// ServiceAccount in kube-system can set them; but the name must be the
+// one Berth derives from the annotated user, and an account and binding
+// of that name must agree on the user. A ClusterRoleBinding cannot be made
+// by the members Berth lets edit namespaces, so the binding's word counts.
+func (g *grant) userID() (string, error) {
+	var uid, username string
+	for _, o := range []*object{g.binding, g.account} {
+		if o == nil {
+			continue
+		}
+		u, n := o.Metadata.Annotations[annotationUID], o.Metadata.Annotations[annotationUser]
+		if uid != "" && u != uid {
+			return "", fmt.Errorf("break-glass objects %s name different users; left alone", g.name)
+		}
+		uid, username = u, n
+	}
+	if uid == "" || ServiceAccountName(&identity.Principal{UserID: uid, Username: username}) != g.name {
+		return "", fmt.Errorf("%s does not carry the name Berth gives its user's break-glass objects; left alone", g.name)
+	}
+	return uid, nil
+}
+
+// berths reports whether o carries Berth's break-glass labels.
+func (o *object) berths() bool {
+	return o.Metadata.Labels[labelManagedBy] == "berth" && o.Metadata.Labels[labelBreakGlass] == "true"
+}
+
+// bindsAccount reports whether o binds cluster-admin to the break-glass
+// ServiceAccount sa, as every binding Berth makes does.
+func (o *object) bindsAccount(sa string) bool {
+	if o.RoleRef.Kind != "ClusterRole" || o.RoleRef.Name != "cluster-admin" || len(o.Subjects) != 1 {
+		return false
+	}
+	sub := o.Subjects[0]
+	return sub.Kind == "ServiceAccount" && sub.Name == sa && sub.Namespace == Namespace
+}
+
+// holds reports whether userID still holds cluster-admin on cluster.
+func (s *Service) holds(userID, cluster string) (bool, error) {
 	p, err := s.users.UserPrincipal(userID)
 	if errors.Is(err, identity.ErrUnauthenticated) {
 		return false, nil
@@ -150,16 +240,28 @@ func (s *Service) holds(userID, cluster string) (bool, error) {
 	return ok && role == "cluster-admin", nil
 }
 
-// revoke deletes a break-glass ServiceAccount, which ends its tokens, and
-// its binding, and audits it.
-func (s *Service) revoke(ctx context.Context, cluster, name, userID, username string) error {
-	err := s.remove(cluster, "/api/v1/namespaces/"+Namespace+"/serviceaccounts/"+url.PathEscape(name))
-	if err == nil {
-		err = s.remove(cluster, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/"+url.PathEscape(name))
+// revoke deletes a grant's binding, then its ServiceAccount, which ends
+// its tokens, and audits it. The binding goes first: should the second
+// delete fail, the next sweep still finds the account and tries again,
+// and no binding is left for someone to claim by making an account of its
+// name. A user who regains cluster-admin while this runs may see the
+// kubeconfig just issued stop working; asking again makes a new one.
+func (s *Service) revoke(ctx context.Context, cluster string, g *grant) error {
+	var err error
+	if g.binding != nil {
+		err = s.remove(cluster, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/"+url.PathEscape(g.name), g.binding.Metadata.UID)
+	}
+	if err == nil && g.account != nil {
+		err = s.remove(cluster, "/api/v1/namespaces/"+Namespace+"/serviceaccounts/"+url.PathEscape(g.name), g.account.Metadata.UID)
+	}
+	userID, _ := g.userID()
+	o := g.binding
+	if o == nil {
+		o = g.account
 	}
 	ev := audit.Event{Category: audit.CategorySecurity, Action: RevokeAction, ResourceType: "cluster", ResourceID: cluster,
 		Result: audit.ResultSuccess, ActorName: "berth",
-		Details: map[string]string{"service_account": Namespace + "/" + name, "user_id": userID, "user": username}}
+		Details: map[string]string{"service_account": Namespace + "/" + g.name, "user_id": userID, "user": o.Metadata.Annotations[annotationUser]}}
 	if err != nil {
 		ev.Result, ev.Reason = audit.ResultFailure, "cluster_error"
 	}
@@ -169,9 +271,13 @@ func (s *Service) revoke(ctx context.Context, cluster, name, userID, username st
 	return err
 }
 
-// remove deletes the object at path; one already gone is removed too.
-func (s *Service) remove(cluster, path string) error {
-	code, resp, err := s.clusters.Call(sweeper, cluster, http.MethodDelete, path, "", nil)
+// remove deletes the object at path if it is still the one with uid (a
+// precondition, so an object made again in between is not taken with it);
+// one already gone is removed too.
+func (s *Service) remove(cluster, path, uid string) error {
+	body, _ := json.Marshal(map[string]any{"kind": "DeleteOptions", "apiVersion": "v1",
+		"preconditions": map[string]string{"uid": uid}})
+	code, resp, err := s.clusters.Call(sweeper, cluster, http.MethodDelete, path, "application/json", body)
 	if err != nil {
 		return fmt.Errorf("%w: delete %s: %v", ErrCluster, path, err)
 	}

@@ -12,16 +12,22 @@ import (
 	"github.com/berthgw/berth/gateway/identity"
 )
 
-// sweepCluster is a cluster for the sweep: its break-glass accounts, each
-// user's role there, and what its API answers. A fake, because the
-// decisions are what is tested here; TestAdminKubeconfigEndToEnd runs the
-// sweep against a real kube-apiserver.
+// fakeObject is a labelled break-glass object in sweepCluster.
+type fakeObject struct {
+	name, uid, username string
+	roleRef, subject    string // bindings only
+}
+
+// sweepCluster is a cluster for the sweep: its labelled accounts and
+// bindings, each user's role there, and what its API answers. A fake,
+// because the decisions are what is tested here; TestAdminKubeconfigEndToEnd
+// runs the sweep against a real kube-apiserver.
 type sweepCluster struct {
-	accounts    map[string]string // ServiceAccount name -> user id annotation
-	roles       map[string]string // user id -> role on the cluster
-	unreachable bool
-	deleteCode  int
-	deleted     []string
+	accounts, bindings []fakeObject
+	roles              map[string]string // user id -> role on the cluster
+	unreachable        bool
+	deleteCode         int
+	deleted            []string // "<kind> <name> uid=<precondition>", in order
 }
 
 func (c *sweepCluster) Access(p *identity.Principal, _ string) (string, bool) {
@@ -32,28 +38,41 @@ func (c *sweepCluster) Access(p *identity.Principal, _ string) (string, bool) {
 	return r, ok
 }
 
-func (c *sweepCluster) Call(p *identity.Principal, _, method, path, _ string, _ []byte) (int, []byte, error) {
+func (c *sweepCluster) Call(p *identity.Principal, _, method, path, _ string, body []byte) (int, []byte, error) {
 	if p != sweeper {
 		return 0, nil, errors.New("not called as the sweeper")
 	}
 	if c.unreachable {
 		return 0, nil, errors.New("dial tcp: connection refused")
 	}
+	kind := "account"
+	if strings.Contains(path, "clusterrolebindings") {
+		kind = "binding"
+	}
 	if method == http.MethodGet {
+		objs := c.accounts
+		if kind == "binding" {
+			objs = c.bindings
+		}
 		var list struct {
 			Items []map[string]any `json:"items"`
 		}
-		for name, uid := range c.accounts {
-			md := map[string]any{"name": name}
-			if uid != "" {
-				md["annotations"] = map[string]string{annotationUID: uid}
+		for _, o := range objs {
+			item := map[string]any{"metadata": map[string]any{"name": o.name, "uid": "k8s-" + kind + "-" + o.name,
+				"labels":      map[string]string{labelManagedBy: "berth", labelBreakGlass: "true"},
+				"annotations": map[string]string{annotationUID: o.uid, annotationUser: o.username}}}
+			if kind == "binding" {
+				item["roleRef"] = map[string]string{"kind": "ClusterRole", "name": o.roleRef}
+				item["subjects"] = []map[string]string{{"kind": "ServiceAccount", "name": o.subject, "namespace": Namespace}}
 			}
-			list.Items = append(list.Items, map[string]any{"metadata": md})
+			list.Items = append(list.Items, item)
 		}
 		b, _ := json.Marshal(list)
 		return http.StatusOK, b, nil
 	}
-	c.deleted = append(c.deleted, path[strings.LastIndex(path, "/")+1:]+" "+path[:strings.LastIndex(path, "/")])
+	var opts struct{ Preconditions struct{ UID string } }
+	json.Unmarshal(body, &opts)
+	c.deleted = append(c.deleted, kind+" "+path[strings.LastIndex(path, "/")+1:]+" uid="+opts.Preconditions.UID)
 	return c.deleteCode, []byte(`{"kind":"Status"}`), nil
 }
 
@@ -78,56 +97,58 @@ func (u sweepUsers) UserPrincipal(id string) (*identity.Principal, error) {
 	return nil, identity.ErrUnauthenticated
 }
 
-// The sweep deletes the account and binding of everyone who no longer
-// holds cluster-admin, and only theirs; what it cannot decide it keeps.
+// The sweep deletes the binding, then the account, of everyone who no
+// longer holds cluster-admin, and only theirs; what it cannot attribute to
+// a user by Berth's own naming, or cannot decide, it leaves alone.
 func TestSweepRevokesWhatIsNoLongerHeld(t *testing.T) {
+	ann := ServiceAccountName(&identity.Principal{UserID: "usr_a", Username: "ann"})
+	account := fakeObject{name: ann, uid: "usr_a", username: "ann"}
+	binding := fakeObject{name: ann, uid: "usr_a", username: "ann", roleRef: "cluster-admin", subject: ann}
+	both := []string{"binding " + ann + " uid=k8s-binding-" + ann, "account " + ann + " uid=k8s-account-" + ann}
 	tests := []struct {
-		name       string
-		uid        string
-		role       string // the user's role now; "" for none
-		active     bool
-		broken     bool
-		deleteCode int
-		revoked    bool
-		fails      bool
+		name               string
+		accounts, bindings []fakeObject
+		role               string // ann's role now; "" for none
+		active, broken     bool
+		deleteCode         int
+		deleted            []string
+		fails              bool
 	}{
-		{"still cluster-admin", "usr_a", "cluster-admin", true, false, 200, false, false},
-		{"lowered to admin", "usr_a", "admin", true, false, 200, true, false},
-		{"membership removed", "usr_a", "", true, false, 200, true, false},
-		{"user disabled or deleted", "usr_a", "cluster-admin", false, false, 200, true, false},
-		{"no user annotation", "", "", false, false, 200, true, false},
-		{"already deleted by hand", "usr_a", "", true, false, 404, true, false},
-		{"store error keeps it", "usr_a", "", true, true, 200, false, true},
-		{"the cluster refuses the delete", "usr_a", "", true, false, 403, false, true},
+		{"still cluster-admin", []fakeObject{account}, []fakeObject{binding}, "cluster-admin", true, false, 200, nil, false},
+		{"lowered to admin", []fakeObject{account}, []fakeObject{binding}, "admin", true, false, 200, both, false},
+		{"membership removed", []fakeObject{account}, []fakeObject{binding}, "", true, false, 200, both, false},
+		{"user disabled or deleted", []fakeObject{account}, []fakeObject{binding}, "cluster-admin", false, false, 200, both, false},
+		{"already deleted by hand", []fakeObject{account}, []fakeObject{binding}, "", true, false, 404, both, false},
+		{"binding left behind by a hand-deleted account", nil, []fakeObject{binding}, "", true, false, 200, both[:1], false},
+		{"store error keeps it", []fakeObject{account}, []fakeObject{binding}, "", true, true, 200, nil, true},
+		{"the cluster refuses: the account stays for the next sweep", []fakeObject{account}, []fakeObject{binding}, "", true, false, 403, both[:1], true},
+		{"a binding of something else is not Berth's", []fakeObject{account},
+			[]fakeObject{{name: ann, uid: "usr_a", username: "ann", roleRef: "view", subject: ann}}, "", true, false, 200, both[1:], false},
+		{"an account without a user is left alone", []fakeObject{{name: ann}}, nil, "", false, false, 200, nil, true},
+		{"a name Berth would not give its user is left alone", []fakeObject{{name: "cilium", uid: "usr_a", username: "ann"}},
+			[]fakeObject{{name: "cilium", uid: "usr_a", username: "ann", roleRef: "cluster-admin", subject: "cilium"}}, "", true, false, 200, nil, true},
+		{"account and binding name different users", []fakeObject{{name: ann, uid: "usr_b", username: "ann"}}, []fakeObject{binding}, "", true, false, 200, nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &sweepCluster{accounts: map[string]string{"berth-admin-ann-0a1b2c3d": tt.uid},
-				roles: map[string]string{}, deleteCode: tt.deleteCode}
+			c := &sweepCluster{accounts: tt.accounts, bindings: tt.bindings, roles: map[string]string{}, deleteCode: tt.deleteCode}
 			if tt.role != "" {
-				c.roles[tt.uid] = tt.role
+				c.roles["usr_a"] = tt.role
 			}
-			users := sweepUsers{active: map[string]bool{tt.uid: tt.active}, broken: map[string]bool{tt.uid: tt.broken}}
-			s := NewService(c, nil, users, nil, nil)
-			n, err := s.Sweep(context.Background())
+			users := sweepUsers{active: map[string]bool{"usr_a": tt.active}, broken: map[string]bool{"usr_a": tt.broken}}
+			n, err := NewService(c, nil, users, nil, nil).Sweep(context.Background())
 			if (err != nil) != tt.fails {
 				t.Errorf("err = %v, want failure %v", err, tt.fails)
 			}
-			if got := n == 1; got != tt.revoked {
-				t.Errorf("revoked %d accounts, want revoked %v", n, tt.revoked)
+			if !slices.Equal(c.deleted, tt.deleted) {
+				t.Errorf("deleted %q, want %q", c.deleted, tt.deleted)
 			}
-			if tt.revoked && !slices.Equal(c.deleted, []string{
-				"berth-admin-ann-0a1b2c3d /api/v1/namespaces/kube-system/serviceaccounts",
-				"berth-admin-ann-0a1b2c3d /apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
-			}) {
-				t.Errorf("deleted %q", c.deleted)
-			}
-			if !tt.revoked && !tt.fails && len(c.deleted) > 0 {
-				t.Errorf("deleted %q of a holder", c.deleted)
+			if want := len(tt.deleted) > 0 && !tt.fails; (n == 1) != want {
+				t.Errorf("counted %d revocations, want one: %v", n, want)
 			}
 		})
 	}
-	unreachable := &sweepCluster{accounts: map[string]string{"berth-admin-ann-0a1b2c3d": "usr_a"}, unreachable: true}
+	unreachable := &sweepCluster{accounts: []fakeObject{account}, unreachable: true}
 	if n, err := NewService(unreachable, nil, sweepUsers{}, nil, nil).Sweep(context.Background()); n != 0 || err == nil {
 		t.Errorf("unreachable cluster: %d revoked, err %v", n, err)
 	}
