@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/gateway/store"
 )
 
 // A stream asks the change log whether anything it rests on was written
@@ -51,5 +52,36 @@ func TestChangeLog(t *testing.T) {
 				t.Error("changedSince(current) = true")
 			}
 		})
+	}
+}
+
+// OnRoleChange hooks run after writes that may change someone's role on a
+// cluster (users, roles, memberships), not after sign-ins and key use.
+func TestOnRoleChange(t *testing.T) {
+	tests := []struct {
+		table string
+		fires bool
+	}{
+		{identity.Users.Name(), true},
+		{identity.Roles.Name(), true},
+		{identity.Sessions.Name(), false},
+		{identity.APIKeys.Name(), false},
+		{"audit_events", false},
+	}
+	for _, tt := range tests {
+		s := &Service{recheck: make(chan struct{}, 1)}
+		fired := 0
+		s.OnRoleChange(func() { fired++ })
+		s.onCommit([]store.Change{{Table: tt.table, ID: "x"}})
+		if (fired == 1) != tt.fires {
+			t.Errorf("a write to %s ran the hook %d times, want firing %v", tt.table, fired, tt.fires)
+		}
+	}
+	s := &Service{recheck: make(chan struct{}, 1)}
+	fired := 0
+	s.OnRoleChange(func() { fired++ })
+	s.membershipChanged()
+	if fired != 1 {
+		t.Errorf("a membership write ran the hook %d times", fired)
 	}
 }

@@ -303,3 +303,23 @@ func TestPrincipalExpiresWithItsCredential(t *testing.T) {
 		t.Errorf("expired certificate: %v", err)
 	}
 }
+
+// UserPrincipal is a user as a sign-in would see them, for decisions made
+// without a request; a disabled or unknown user has none.
+func TestUserPrincipal(t *testing.T) {
+	e := newGrantEnv(t)
+	p, err := e.s.UserPrincipal(e.user.ID)
+	must(t, err)
+	if p.Username != "ann" || !slices.Contains(p.Roles, "reader") || !slices.Contains(p.Permissions, PermClustersRead) {
+		t.Errorf("principal %+v", p)
+	}
+	if _, err := e.s.UserPrincipal("usr_nobody"); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("unknown user: %v", err)
+	}
+	disabled := StatusDisabled
+	_, err = e.s.UpdateUser(context.Background(), grantAdmin, e.user.ID, UserChanges{Status: &disabled}, Meta{})
+	must(t, err)
+	if _, err := e.s.UserPrincipal(e.user.ID); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("disabled user: %v", err)
+	}
+}
