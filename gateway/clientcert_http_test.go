@@ -2,14 +2,10 @@ package gateway
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
-	"math/big"
 	"net/http"
 	"net/http/httptrace"
 	"os"
@@ -18,26 +14,16 @@ import (
 	"time"
 )
 
-// newClientCA makes a CA for client certificates, valid for a day, and
+// newClientCA makes a CA for client certificates (see newFilesCA) and
 // writes it to a PEM file for tls.client_auth.ca_file.
 func newClientCA(t *testing.T) (ca *x509.Certificate, key *ecdsa.PrivateKey, file string) {
 	t.Helper()
-	key, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test client CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ = x509.ParseCertificate(der)
+	c := newFilesCA(t)
 	file = filepath.Join(t.TempDir(), "client-ca.pem")
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.cert.Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return ca, key, file
+	return c.cert, c.key, file
 }
 
 // The TLS handshake checks a client certificate's dates once; a kept-alive
