@@ -208,7 +208,8 @@ func kubeconfigToken(t *testing.T, kc []byte) string {
 // cluster-admin ServiceAccount, with real kubectl and nothing but the
 // file; it is refused to members below cluster-admin, to a wrong
 // password (creating nothing in the cluster) and to machine credentials,
-// and it stops working when its holder loses cluster-admin.
+// and it stops working when its holder loses cluster-admin or the cluster
+// is unregistered.
 func TestAdminKubeconfigEndToEnd(t *testing.T) {
 	e := startE2E(t)
 	ctx := context.Background()
@@ -395,6 +396,16 @@ func TestAdminKubeconfigEndToEnd(t *testing.T) {
 	evs, _ := json.Marshal(e.auditEvents(t, audit.Query{}))
 	if bytes.Contains(evs, []byte(token)) || strings.Contains(e.logs.String(), token) {
 		t.Error("the token is in the audit log or the gateway's log")
+	}
+
+	// Unregistering the cluster revokes what is left, the admin's grant,
+	// before Berth lets go of the cluster.
+	e.must(t, 204, "DELETE", "/api/v1/clusters/e2e", nil, bearer(e.admin))
+	if out, err := e.env.Kubectl(ctx, "-n", "kube-system", "get", "serviceaccount", adminSA); err == nil {
+		t.Errorf("the admin's ServiceAccount outlived the cluster's registration: %s", out)
+	}
+	if out, err := e.env.Kubectl(ctx, "get", "clusterrolebinding", adminSA); err == nil {
+		t.Errorf("the admin's binding outlived the cluster's registration: %s", out)
 	}
 }
 

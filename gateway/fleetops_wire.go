@@ -7,6 +7,7 @@ import (
 
 	"github.com/berthgw/berth/gateway/authn"
 	"github.com/berthgw/berth/gateway/breakglass"
+	"github.com/berthgw/berth/gateway/clusters"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/nodes"
 	"github.com/berthgw/berth/gateway/ratelimit"
@@ -39,8 +40,9 @@ func (g *Gateway) initFleetOps() {
 		_, ok := svc.Access(authn.PrincipalFrom(ctx), cluster)
 		return ok
 	})
-	bg := breakglass.NewService(svc, g.identity, g.identity, g.audit, g.clock)
+	bg := breakglass.NewService(svc, g.identity, g.identity, g.audit, g.clock, g.log)
 	svc.OnRoleChange(bg.AccessChanged)
+	svc.OnUnregister(func(cluster string, call clusters.AdminCall) { bg.Unregistering(cluster, call) })
 	g.fleetOps.breakGlass = breakglass.NewHandlers(bg, g.authn)
 	g.fleetOps.sweeper = bg
 }
@@ -53,7 +55,7 @@ func (g *Gateway) startFleetOps() {
 	g.fleetOps.stopSweeper, g.fleetOps.sweeperDone = cancel, make(chan struct{})
 	go func() {
 		defer close(g.fleetOps.sweeperDone)
-		g.fleetOps.sweeper.Run(ctx, breakglass.SweepInterval, g.log)
+		g.fleetOps.sweeper.Run(ctx, breakglass.SweepInterval)
 	}()
 }
 

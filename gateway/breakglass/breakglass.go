@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -88,15 +89,20 @@ type Service struct {
 	users     Users
 	audit     *audit.Log
 	now       func() time.Time
+	log       *slog.Logger
 	changed   chan struct{}
 }
 
-// NewService makes the service; au may be nil (no audit) only in tests.
-func NewService(cl Clusters, pw Passwords, users Users, au *audit.Log, now func() time.Time) *Service {
+// NewService makes the service; au may be nil (no audit) only in tests,
+// now and log nil for time.Now and no log.
+func NewService(cl Clusters, pw Passwords, users Users, au *audit.Log, now func() time.Time, log *slog.Logger) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{clusters: cl, passwords: pw, users: users, audit: au, now: now, changed: make(chan struct{}, 1)}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{clusters: cl, passwords: pw, users: users, audit: au, now: now, log: log, changed: make(chan struct{}, 1)}
 }
 
 // Issued is an admin kubeconfig and what it is for.

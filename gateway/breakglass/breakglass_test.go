@@ -120,7 +120,7 @@ func TestIssueRefusals(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			fc := &fakeClusters{role: tc.role}
-			s := NewService(fc, fakePasswords{right: "right"}, nil, nil, nil)
+			s := NewService(fc, fakePasswords{right: "right"}, nil, nil, nil, nil)
 			_, reason, err := s.issue(tc.p, "prod", tc.password)
 			if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) || reason != tc.reason {
 				t.Fatalf("got %v (%s), want %v (%s)", err, reason, tc.want, tc.reason)
@@ -134,7 +134,7 @@ func TestIssueRefusals(t *testing.T) {
 		})
 	}
 	// Issue audits through the same path; with no log it still answers.
-	if _, err := NewService(&fakeClusters{}, fakePasswords{}, nil, nil, nil).Issue(context.Background(), person, "prod", "x", audit.Event{}); !errors.Is(err, ErrNotFound) {
+	if _, err := NewService(&fakeClusters{}, fakePasswords{}, nil, nil, nil, nil).Issue(context.Background(), person, "prod", "x", audit.Event{}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Issue: %v", err)
 	}
 }

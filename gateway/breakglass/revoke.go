@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"net/http"
 	"net/url"
@@ -60,7 +59,7 @@ func (s *Service) AccessChanged() {
 
 // Run sweeps at once (a change may have come just before a restart),
 // then after AccessChanged and every interval, until ctx ends.
-func (s *Service) Run(ctx context.Context, interval time.Duration, log *slog.Logger) {
+func (s *Service) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	s.AccessChanged()
@@ -78,10 +77,10 @@ func (s *Service) Run(ctx context.Context, interval time.Duration, log *slog.Log
 		}
 		n, err := s.Sweep(ctx)
 		if n > 0 {
-			log.Info("break-glass access revoked", "service_accounts", n)
+			s.log.Info("break-glass access revoked", "service_accounts", n)
 		}
 		if err != nil {
-			log.Warn("break-glass sweep incomplete", "err", err)
+			s.log.Warn("break-glass sweep incomplete", "err", err)
 		}
 	}
 }
@@ -96,7 +95,10 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		if ctx.Err() != nil {
 			break
 		}
-		n, err := s.sweepCluster(ctx, cluster)
+		call := func(method, path, contentType string, body []byte) (int, []byte, error) {
+			return s.clusters.Call(sweeper, cluster, method, path, contentType, body)
+		}
+		n, err := s.sweepCluster(ctx, cluster, call, func(userID string) (bool, error) { return s.holds(userID, cluster) })
 		revoked += n
 		if err != nil {
 			errs = append(errs, fmt.Errorf("cluster %s: %w", cluster, err))
@@ -105,13 +107,48 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	return revoked, errors.Join(errs...)
 }
 
-func (s *Service) sweepCluster(ctx context.Context, cluster string) (int, error) {
+// CallFunc makes one request to a cluster, as the sweeper.
+type CallFunc func(method, path, contentType string, body []byte) (int, []byte, error)
+
+// RevokeAll revokes every break-glass grant in cluster through call, for a
+// cluster Berth is about to stop managing: no one holds anything there
+// through Berth any more, and Berth will not sweep it again.
+func (s *Service) RevokeAll(ctx context.Context, cluster string, call CallFunc) (int, error) {
+	return s.sweepCluster(ctx, cluster, call, func(string) (bool, error) { return false, nil })
+}
+
+// Unregistering revokes every break-glass grant in a registered cluster
+// Berth is deleting (see clusters.Service.OnUnregister), within
+// unregisterTimeout; call reaches the cluster as a given principal in the
+// cluster-admin role. What fails is logged and audited: the cluster is
+// deleted from Berth all the same.
+func (s *Service) Unregistering(cluster string, call func(p *identity.Principal, method, path, contentType string, body []byte) (int, []byte, error)) {
+	ctx, cancel := context.WithTimeout(context.Background(), unregisterTimeout)
+	defer cancel()
+	n, err := s.RevokeAll(ctx, cluster, func(method, path, contentType string, body []byte) (int, []byte, error) {
+		return call(sweeper, method, path, contentType, body)
+	})
+	if n > 0 {
+		s.log.Info("break-glass access revoked from an unregistered cluster", "cluster", cluster, "service_accounts", n)
+	}
+	if err != nil {
+		s.log.Warn("break-glass objects left in an unregistered cluster; remove them by hand (docs/clusters.md)", "cluster", cluster, "err", err)
+	}
+}
+
+// unregisterTimeout bounds the revocation that delays a cluster's
+// deletion.
+const unregisterTimeout = 20 * time.Second
+
+// sweepCluster revokes, through call, the grants in cluster whose user
+// keep refuses.
+func (s *Service) sweepCluster(ctx context.Context, cluster string, call CallFunc, keep func(userID string) (bool, error)) (int, error) {
 	selector := "?labelSelector=" + url.QueryEscape(labelManagedBy+"=berth,"+labelBreakGlass+"=true")
-	accounts, err := s.list(cluster, "/api/v1/namespaces/"+Namespace+"/serviceaccounts"+selector)
+	accounts, err := list(call, "/api/v1/namespaces/"+Namespace+"/serviceaccounts"+selector)
 	if err != nil {
 		return 0, err
 	}
-	bindings, err := s.list(cluster, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"+selector)
+	bindings, err := list(call, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"+selector)
 	if err != nil {
 		return 0, err
 	}
@@ -148,7 +185,7 @@ func (s *Service) sweepCluster(ctx context.Context, cluster string) (int, error)
 			errs = append(errs, err)
 			continue
 		}
-		holds, err := s.holds(userID, cluster)
+		holds, err := keep(userID)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -156,7 +193,7 @@ func (s *Service) sweepCluster(ctx context.Context, cluster string) (int, error)
 		if holds {
 			continue
 		}
-		if err := s.revoke(ctx, cluster, g); err != nil {
+		if err := s.revoke(ctx, cluster, call, g); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -165,9 +202,9 @@ func (s *Service) sweepCluster(ctx context.Context, cluster string) (int, error)
 	return revoked, errors.Join(errs...)
 }
 
-// list reads the objects at path as the sweeper.
-func (s *Service) list(cluster, path string) ([]object, error) {
-	code, resp, err := s.clusters.Call(sweeper, cluster, http.MethodGet, path, "", nil)
+// list reads the objects at path.
+func list(call CallFunc, path string) ([]object, error) {
+	code, resp, err := call(http.MethodGet, path, "", nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: list %s: %v", ErrCluster, path, err)
 	}
@@ -246,13 +283,13 @@ func (s *Service) holds(userID, cluster string) (bool, error) {
 // and no binding is left for someone to claim by making an account of its
 // name. A user who regains cluster-admin while this runs may see the
 // kubeconfig just issued stop working; asking again makes a new one.
-func (s *Service) revoke(ctx context.Context, cluster string, g *grant) error {
+func (s *Service) revoke(ctx context.Context, cluster string, call CallFunc, g *grant) error {
 	var err error
 	if g.binding != nil {
-		err = s.remove(cluster, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/"+url.PathEscape(g.name), g.binding.Metadata.UID)
+		err = remove(call, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/"+url.PathEscape(g.name), g.binding.Metadata.UID)
 	}
 	if err == nil && g.account != nil {
-		err = s.remove(cluster, "/api/v1/namespaces/"+Namespace+"/serviceaccounts/"+url.PathEscape(g.name), g.account.Metadata.UID)
+		err = remove(call, "/api/v1/namespaces/"+Namespace+"/serviceaccounts/"+url.PathEscape(g.name), g.account.Metadata.UID)
 	}
 	userID, _ := g.userID()
 	o := g.binding
@@ -274,10 +311,10 @@ func (s *Service) revoke(ctx context.Context, cluster string, g *grant) error {
 // remove deletes the object at path if it is still the one with uid (a
 // precondition, so an object made again in between is not taken with it);
 // one already gone is removed too.
-func (s *Service) remove(cluster, path, uid string) error {
+func remove(call CallFunc, path, uid string) error {
 	body, _ := json.Marshal(map[string]any{"kind": "DeleteOptions", "apiVersion": "v1",
 		"preconditions": map[string]string{"uid": uid}})
-	code, resp, err := s.clusters.Call(sweeper, cluster, http.MethodDelete, path, "application/json", body)
+	code, resp, err := call(http.MethodDelete, path, "application/json", body)
 	if err != nil {
 		return fmt.Errorf("%w: delete %s: %v", ErrCluster, path, err)
 	}

@@ -136,7 +136,7 @@ func TestSweepRevokesWhatIsNoLongerHeld(t *testing.T) {
 				c.roles["usr_a"] = tt.role
 			}
 			users := sweepUsers{active: map[string]bool{"usr_a": tt.active}, broken: map[string]bool{"usr_a": tt.broken}}
-			n, err := NewService(c, nil, users, nil, nil).Sweep(context.Background())
+			n, err := NewService(c, nil, users, nil, nil, nil).Sweep(context.Background())
 			if (err != nil) != tt.fails {
 				t.Errorf("err = %v, want failure %v", err, tt.fails)
 			}
@@ -149,7 +149,25 @@ func TestSweepRevokesWhatIsNoLongerHeld(t *testing.T) {
 		})
 	}
 	unreachable := &sweepCluster{accounts: []fakeObject{account}, unreachable: true}
-	if n, err := NewService(unreachable, nil, sweepUsers{}, nil, nil).Sweep(context.Background()); n != 0 || err == nil {
+	if n, err := NewService(unreachable, nil, sweepUsers{}, nil, nil, nil).Sweep(context.Background()); n != 0 || err == nil {
 		t.Errorf("unreachable cluster: %d revoked, err %v", n, err)
+	}
+}
+
+// RevokeAll, for a cluster Berth lets go of, revokes every grant there,
+// a current holder's too, through the call it is given.
+func TestRevokeAll(t *testing.T) {
+	ann := ServiceAccountName(&identity.Principal{UserID: "usr_a", Username: "ann"})
+	c := &sweepCluster{accounts: []fakeObject{{name: ann, uid: "usr_a", username: "ann"}},
+		roles: map[string]string{"usr_a": "cluster-admin"}, deleteCode: 200}
+	s := NewService(c, nil, sweepUsers{active: map[string]bool{"usr_a": true}}, nil, nil, nil)
+	call := func(method, path, contentType string, body []byte) (int, []byte, error) {
+		return c.Call(sweeper, "prod", method, path, contentType, body)
+	}
+	if n, err := s.RevokeAll(context.Background(), "prod", call); n != 1 || err != nil {
+		t.Fatalf("RevokeAll: %d, %v", n, err)
+	}
+	if want := []string{"account " + ann + " uid=k8s-account-" + ann}; !slices.Equal(c.deleted, want) {
+		t.Errorf("deleted %q, want %q", c.deleted, want)
 	}
 }

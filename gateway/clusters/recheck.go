@@ -147,15 +147,15 @@ func (s *Service) membershipChanged() {
 // role on a cluster: a membership, a user (groups, status, deletion) or a
 // Berth role. fn must be quick; it runs on the writer's goroutine.
 func (s *Service) OnRoleChange(fn func()) {
-	s.roleHooksMu.Lock()
-	defer s.roleHooksMu.Unlock()
+	s.hooksMu.Lock()
+	defer s.hooksMu.Unlock()
 	s.roleHooks = append(s.roleHooks, fn)
 }
 
 func (s *Service) roleMayHaveChanged() {
-	s.roleHooksMu.Lock()
+	s.hooksMu.Lock()
 	hooks := s.roleHooks
-	s.roleHooksMu.Unlock()
+	s.hooksMu.Unlock()
 	for _, fn := range hooks {
 		fn()
 	}

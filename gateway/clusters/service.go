@@ -145,9 +145,12 @@ type Service struct {
 	changes  changeLog
 	recheck  chan struct{}
 	expiries expirySchedule
-	// roleHooks run after writes that may change a role (OnRoleChange).
-	roleHooksMu sync.Mutex
-	roleHooks   []func()
+	// roleHooks run after writes that may change a role (OnRoleChange);
+	// unregisterHooks before a registered cluster's connection closes
+	// (OnUnregister).
+	hooksMu         sync.Mutex
+	roleHooks       []func()
+	unregisterHooks []func(cluster string, call AdminCall)
 
 	// cache holds every cluster record and its members. Every proxied
 	// request needs both, and decoding them from Badger each time was a
@@ -426,8 +429,36 @@ func (s *Service) Delete(ctx context.Context, actor *identity.Principal, name st
 		s.opts.Lifecycle.Operations.Kick()
 		return op, nil
 	}
+	s.unregistering(name)
 	s.pool.Remove(name)
 	return nil, nil
+}
+
+// AdminCall makes one request to a cluster as p in the cluster-admin role,
+// whatever p's own access: it is for Berth cleaning up what it made in a
+// cluster it is letting go of.
+type AdminCall func(p *identity.Principal, method, path, contentType string, body []byte) (int, []byte, error)
+
+// OnUnregister registers fn to run when a registered cluster is deleted,
+// after it has left the registry and before its connection closes, with a
+// way to reach it one last time. fn runs on the deleting request and
+// delays its answer, so it must bound its own work.
+func (s *Service) OnUnregister(fn func(cluster string, call AdminCall)) {
+	s.hooksMu.Lock()
+	defer s.hooksMu.Unlock()
+	s.unregisterHooks = append(s.unregisterHooks, fn)
+}
+
+func (s *Service) unregistering(name string) {
+	s.hooksMu.Lock()
+	hooks := s.unregisterHooks
+	s.hooksMu.Unlock()
+	call := func(p *identity.Principal, method, path, contentType string, body []byte) (int, []byte, error) {
+		return s.pool.Do(name, method, path, s.Identity(p, "cluster-admin", "", ""), contentType, body, s.opts.ProbeTimeout)
+	}
+	for _, fn := range hooks {
+		fn(name, call)
+	}
 }
 
 // Get returns one cluster.
