@@ -29,7 +29,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,6 +39,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berthgw/berth/internal/freeport"
 )
 
 // Identities written to the apiserver's --token-auth-file.
@@ -165,7 +166,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubeenv: writing PKI: %w", err)
 	}
-	ports, err := freePorts(3)
+	ports, err := freeport.Pick(3)
 	if err != nil {
 		return nil, err
 	}
@@ -249,26 +250,6 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 		return nil, fmt.Errorf("kubeenv: kube-apiserver did not become ready: %w\n--- tail of %s ---\n%s", err, env.APIServerLog, tailFile(env.APIServerLog, 60))
 	}
 	return env, nil
-}
-
-// freePorts returns n distinct loopback ports that were free a moment ago.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	var listeners []net.Listener
-	defer func() {
-		for _, l := range listeners {
-			_ = l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("kubeenv: picking a free loopback port: %w", err)
-		}
-		listeners = append(listeners, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // childEnv is the caller's environment without variables that would steer

@@ -29,10 +29,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/berthgw/berth/internal/freeport"
 )
 
 // Version is the pinned pebble; testdata/pebble/go.mod requires it.
@@ -230,25 +233,21 @@ func (s *Server) Orders() int {
 	return n
 }
 
-// freeAddr reserves a loopback port by binding and releasing it. Another
-// process could take it in between; on loopback in a test run that is rare
-// enough, and pebble fails loudly if it happens.
+// freeAddr picks a free loopback address for pebble's own listeners.
 func freeAddr(t testing.TB) string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))
+}
+
+// FreePort picks a free loopback port, for configuring the gateway before
+// pebble starts (its challenges reach the gateway on fixed ports). See
+// package freeport for why it is not a port from 127.0.0.1:0.
+func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := freeport.Pick(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// FreePort is freeAddr's port, for configuring the gateway before pebble.
-func FreePort(t testing.TB) int {
-	_, p, _ := net.SplitHostPort(freeAddr(t))
-	var n int
-	fmt.Sscan(p, &n)
-	return n
+	return ports[0]
 }
 
 // makeServingCert makes a CA and a certificate for 127.0.0.1 and localhost
