@@ -368,7 +368,7 @@ func (s *Service) ResetPassword(ctx context.Context, actor *Principal, id, passw
 	if err != nil {
 		return err
 	}
-	s.lockout.Reset(strings.ToLower(s.usernameOf(id)))
+	s.resetFailures(s.lockKey(s.usernameOf(id)))
 	s.record(ctx, actor, m, audit.Event{Action: "password_reset", ResourceType: "user", ResourceID: id})
 	return nil
 }

@@ -1,7 +1,5 @@
 package identity
 
-import "strings"
-
 // ConfirmPassword checks that password is the current password of p's own
 // account, for acts that need fresh proof beyond a live session, such as
 // issuing a break-glass admin kubeconfig. As in ChangePassword, a wrong
@@ -17,7 +15,7 @@ func (s *Service) ConfirmPassword(p *Principal, password string) error {
 	if password == "" || len(password) > MaxPasswordLength {
 		return invalid("password must be 1 to %d characters", MaxPasswordLength)
 	}
-	lockKey := strings.ToLower(p.Username)
+	lockKey := s.lockKey(p.Username)
 	if wait := s.lockout.Locked(lockKey); wait > 0 {
 		return &LockedError{RetryAfter: wait}
 	}
@@ -28,9 +26,9 @@ func (s *Service) ConfirmPassword(p *Principal, password string) error {
 		return ErrUnauthenticated
 	}
 	if VerifyPassword(u.PasswordHash, password) != nil {
-		s.lockout.Fail(lockKey)
+		s.countFailure(lockKey)
 		return forbidden("the password is wrong")
 	}
-	s.lockout.Reset(lockKey)
+	s.resetFailures(lockKey)
 	return nil
 }

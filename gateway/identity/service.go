@@ -106,7 +106,7 @@ func NewService(opts Options) (*Service, error) {
 	lock.Now = now
 	grants := newGrantCache()
 	opts.DB.OnCommit(grants.invalidate)
-	return &Service{
+	s := &Service{
 		db:      opts.DB,
 		audit:   opts.Audit,
 		set:     set,
@@ -117,7 +117,11 @@ func NewService(opts Options) (*Service, error) {
 		grants:  grants,
 		now:     now,
 		log:     log,
-	}, nil
+	}
+	if err := s.restoreLockout(); err != nil {
+		return nil, fmt.Errorf("identity: restore the sign-in lockout: %w", err)
+	}
+	return s, nil
 }
 
 // Settings returns the rules the service runs with.

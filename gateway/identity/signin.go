@@ -24,7 +24,6 @@ const MaxUsernameLength = 64
 // (*LockedError) whether or not it exists, for the same reason. method is
 // recorded in login history and audit (password, oauth or session).
 func (s *Service) SignIn(ctx context.Context, username, password, method string, m Meta) (*User, error) {
-	lockKey := strings.ToLower(username)
 	if len(username) == 0 || len(username) > MaxUsernameLength || len(password) == 0 || len(password) > MaxPasswordLength {
 		// Still burn the time: a fast refusal for long input would be an
 		// oracle for nothing, but costs nothing to avoid.
@@ -33,6 +32,7 @@ func (s *Service) SignIn(ctx context.Context, username, password, method string,
 			Reason: "malformed", AuthMethod: method})
 		return nil, ErrInvalidCredentials
 	}
+	lockKey := s.lockKey(username)
 	if wait := s.lockout.Locked(lockKey); wait > 0 {
 		s.record(ctx, nil, m, audit.Event{Action: "login", ResourceType: "session", Result: audit.ResultFailure,
 			Reason: "locked", AuthMethod: method, Details: map[string]string{"username": username}})
@@ -41,7 +41,7 @@ func (s *Service) SignIn(ctx context.Context, username, password, method string,
 	var u *User
 	err := s.db.View(func(tx *store.Tx) error {
 		var err error
-		u, _, err = Users.GetBy(tx, "username", lockKey)
+		u, _, err = Users.GetBy(tx, "username", strings.ToLower(username))
 		return err
 	})
 	if err != nil && !isNotFound(err) {
@@ -70,20 +70,26 @@ func (s *Service) SignIn(ctx context.Context, username, password, method string,
 		if lock > 0 {
 			e.Details["locked_for"] = lock.String()
 		}
-		s.recordLogin(ctx, userID, method, audit.ResultFailure, reason, m, &e)
+		s.recordLogin(ctx, userID, lockKey, method, audit.ResultFailure, reason, m, &e)
 		return nil, ErrInvalidCredentials
 	}
+	_, hadFailures := s.lockout.State(lockKey)
 	s.lockout.Reset(lockKey)
-	s.recordLogin(ctx, u.ID, method, audit.ResultSuccess, "", m, nil)
+	if !hadFailures {
+		lockKey = ""
+	}
+	s.recordLogin(ctx, u.ID, lockKey, method, audit.ResultSuccess, "", m, nil)
 	return u, nil
 }
 
-// recordLogin writes the login-history record of an existing account and,
-// for a failure, the audit event, in one transaction. A failure for an
-// unknown name writes only the event, still in one transaction: both
-// paths cost one synced write, so the time a refusal takes does not tell
-// whether the name exists. (A success is audited when its session starts.)
-func (s *Service) recordLogin(ctx context.Context, userID, method, result, reason string, m Meta, e *audit.Event) {
+// recordLogin writes the login-history record of an existing account, the
+// lockout state of lockKey (saved on a failure, cleared on a success; ""
+// for none) and, for a failure, the audit event, in one transaction. A
+// failure for an unknown name writes the same but the history record,
+// still in one transaction: both paths cost one synced write, so the time
+// a refusal takes does not tell whether the name exists. (A success is
+// audited when its session starts.)
+func (s *Service) recordLogin(ctx context.Context, userID, lockKey, method, result, reason string, m Meta, e *audit.Event) {
 	now := s.now().UTC()
 	if e != nil {
 		s.prepare(nil, m, e)
@@ -96,6 +102,15 @@ func (s *Service) recordLogin(ctx context.Context, userID, method, result, reaso
 				rec.ExpiresAt = now.Add(s.set.LoginHistoryRetention)
 			}
 			if err := LoginHistory.Insert(tx, rec.ID, rec); err != nil {
+				return err
+			}
+		}
+		if lockKey != "" {
+			save := s.saveFailures
+			if result == audit.ResultSuccess {
+				save = func(tx *store.Tx, key string) error { return clearFailures(tx, key) }
+			}
+			if err := save(tx, lockKey); err != nil {
 				return err
 			}
 		}
@@ -457,7 +472,7 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 	if len(current) > MaxPasswordLength {
 		return invalid("current_password is too long")
 	}
-	lockKey := strings.ToLower(p.Username)
+	lockKey := s.lockKey(p.Username)
 	if wait := s.lockout.Locked(lockKey); wait > 0 {
 		return &LockedError{RetryAfter: wait}
 	}
@@ -470,12 +485,12 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 		return ErrUnauthenticated
 	}
 	if VerifyPassword(u.PasswordHash, current) != nil {
-		s.lockout.Fail(lockKey)
+		s.countFailure(lockKey)
 		s.record(ctx, p, m, audit.Event{Action: "password_change", ResourceType: "user", ResourceID: p.UserID,
 			Result: audit.ResultFailure, Reason: "bad_password"})
 		return forbidden("current password is wrong")
 	}
-	s.lockout.Reset(lockKey)
+	s.resetFailures(lockKey)
 	hash, err := HashPassword(next)
 	if err != nil {
 		return err

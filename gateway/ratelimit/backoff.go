@@ -13,8 +13,8 @@ import (
 // Max is forgotten. Memory is bounded like the Limiter's: past MaxKeys the
 // least recently touched key is dropped.
 //
-// State lives in memory only, so a restart clears it; the per-address
-// limit on sign-in still applies across restarts of an attack.
+// State lives in memory; a caller that wants it to survive a restart saves
+// State after each change and hands it back with Restore.
 type Backoff struct {
 	threshold int
 	base, max time.Duration
@@ -27,6 +27,26 @@ type failures struct {
 	count       int
 	last        time.Time
 	lockedUntil time.Time
+}
+
+// State is one key's failure record, for keeping it across restarts.
+type State struct {
+	// Failures is the count of consecutive failures.
+	Failures int `json:"failures"`
+	// Last is the time of the latest failure.
+	Last time.Time `json:"last"`
+	// LockedUntil is when the lock ends; zero or past when unlocked.
+	LockedUntil time.Time `json:"locked_until,omitzero"`
+}
+
+// ForgetAt is when a Backoff drops this state by itself: after its lock
+// and after Max has passed since its last failure, whichever is later.
+func (b *Backoff) ForgetAt(st State) time.Time {
+	forget := st.Last.Add(b.max)
+	if st.LockedUntil.After(forget) {
+		return st.LockedUntil
+	}
+	return forget
 }
 
 // BackoffOptions configures a Backoff.
@@ -97,6 +117,36 @@ func (b *Backoff) Fail(key string) time.Duration {
 	lock = min(lock, b.max)
 	f.lockedUntil = now.Add(lock)
 	return lock
+}
+
+// State returns key's failure record, or false when it has none.
+func (b *Backoff) State(key string) (State, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f, ok := b.keys.Get(key)
+	if !ok {
+		return State{}, false
+	}
+	return State{Failures: f.count, Last: f.last, LockedUntil: f.lockedUntil}, true
+}
+
+// Restore puts back a record saved from State, unless it is already
+// forgotten. A lock longer than Max (saved under an older setting) is
+// shortened to end at most Max from now.
+func (b *Backoff) Restore(key string, st State) {
+	if b.threshold <= 0 || st.Failures <= 0 {
+		return
+	}
+	now := b.now()
+	if !now.Before(b.ForgetAt(st)) {
+		return
+	}
+	if limit := now.Add(b.max); st.LockedUntil.After(limit) {
+		st.LockedUntil = limit
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.keys.Put(key, &failures{count: st.Failures, last: st.Last, lockedUntil: st.LockedUntil})
 }
 
 // Reset forgets key's failures, after a successful sign-in.

@@ -165,6 +165,76 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
+func TestBackoffStateSurvivesRestore(t *testing.T) {
+	c := newClock()
+	opts := BackoffOptions{Threshold: 3, Base: time.Minute, Max: 8 * time.Minute, Now: c.Now}
+	saved := func(fails int) State {
+		b := NewBackoff(opts)
+		for range fails {
+			b.Fail("alice")
+		}
+		st, ok := b.State("alice")
+		if !ok || st.Failures != fails {
+			t.Fatalf("State after %d failures = %+v, %v", fails, st, ok)
+		}
+		return st
+	}
+	tests := []struct {
+		name       string
+		state      State
+		opts       BackoffOptions
+		later      time.Duration
+		wantLocked time.Duration
+		// wantNext is the lock the next failure brings.
+		wantNext time.Duration
+	}{
+		{"locked stays locked", saved(3), opts, 30 * time.Second, 30 * time.Second, 2 * time.Minute},
+		{"count kept under the threshold", saved(2), opts, time.Minute, 0, time.Minute},
+		{"forgotten after max", saved(2), opts, 9 * time.Minute, 0, 0},
+		{"lock shortened to a smaller max", saved(3), BackoffOptions{Threshold: 3, Base: 10 * time.Second, Max: 20 * time.Second, Now: c.Now}, 0, 20 * time.Second, 20 * time.Second},
+		{"disabled ignores it", saved(3), BackoffOptions{Threshold: 0, Base: time.Minute, Now: c.Now}, 0, 0, 0},
+		{"empty state ignored", State{}, opts, 0, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := c.Now()
+			st := tt.state
+			// Shift the saved times to now, as if saved just before a restart.
+			shift := start.Sub(st.Last)
+			if !st.Last.IsZero() {
+				st.Last = st.Last.Add(shift)
+			}
+			if !st.LockedUntil.IsZero() {
+				st.LockedUntil = st.LockedUntil.Add(shift)
+			}
+			c.Advance(tt.later)
+			b := NewBackoff(tt.opts)
+			b.Restore("alice", st)
+			if got := b.Locked("alice"); got != tt.wantLocked {
+				t.Errorf("Locked = %v, want %v", got, tt.wantLocked)
+			}
+			if got := b.Fail("alice"); got != tt.wantNext {
+				t.Errorf("next failure locks for %v, want %v", got, tt.wantNext)
+			}
+			if b.Locked("bob") != 0 {
+				t.Error("restore locked another key")
+			}
+		})
+	}
+	b := NewBackoff(opts)
+	if _, ok := b.State("nobody"); ok {
+		t.Error("State of an unknown key")
+	}
+	st := State{Failures: 4, Last: c.Now(), LockedUntil: c.Now().Add(20 * time.Minute)}
+	if got := b.ForgetAt(st); !got.Equal(st.LockedUntil) {
+		t.Errorf("ForgetAt with a long lock = %v, want the lock's end", got)
+	}
+	st.LockedUntil = time.Time{}
+	if got := b.ForgetAt(st); !got.Equal(c.Now().Add(8 * time.Minute)) {
+		t.Errorf("ForgetAt = %v, want last + max", got)
+	}
+}
+
 func TestKeyMasksIPv6To64(t *testing.T) {
 	tests := map[string]string{
 		"192.0.2.7":               "192.0.2.7",
