@@ -399,14 +399,35 @@ func TestAdminKubeconfigEndToEnd(t *testing.T) {
 	}
 
 	// Unregistering the cluster revokes what is left, the admin's grant,
-	// before Berth lets go of the cluster.
+	// in the background once the DELETE is answered: poll, bounded.
 	e.must(t, 204, "DELETE", "/api/v1/clusters/e2e", nil, bearer(e.admin))
+	waitFor(t, 30*time.Second, "the admin's kubeconfig to be refused after unregistering", func() error {
+		o, err := e.env.KubectlWith(ctx, file, "auth", "can-i", "get", "nodes")
+		if err != nil && strings.Contains(err.Error(), "Unauthorized") {
+			return nil
+		}
+		return fmt.Errorf("still answered: %s %v", o, err)
+	})
 	if out, err := e.env.Kubectl(ctx, "-n", "kube-system", "get", "serviceaccount", adminSA); err == nil {
 		t.Errorf("the admin's ServiceAccount outlived the cluster's registration: %s", out)
 	}
 	if out, err := e.env.Kubectl(ctx, "get", "clusterrolebinding", adminSA); err == nil {
 		t.Errorf("the admin's binding outlived the cluster's registration: %s", out)
 	}
+	// Its audit event follows both deletes: poll, bounded.
+	waitFor(t, 10*time.Second, "the unregistering's revocation to be audited", func() error {
+		var final *audit.Event
+		for _, ev := range e.auditEvents(t, audit.Query{ResourceType: "cluster", Action: breakglass.RevokeAction}) {
+			if ev.Details["trigger"] == "cluster_unregistered" {
+				final = &ev
+			}
+		}
+		if final == nil || final.Result != audit.ResultSuccess || final.Details["service_account"] != "kube-system/"+adminSA ||
+			final.Details["deleted_by"] != "admin" {
+			return fmt.Errorf("have %+v", final)
+		}
+		return nil
+	})
 }
 
 // userID is the id of a Berth user, by name.

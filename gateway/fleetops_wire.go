@@ -42,7 +42,9 @@ func (g *Gateway) initFleetOps() {
 	})
 	bg := breakglass.NewService(svc, g.identity, g.identity, g.audit, g.clock, g.log)
 	svc.OnRoleChange(bg.AccessChanged)
-	svc.OnUnregister(func(cluster string, call clusters.AdminCall) { bg.Unregistering(cluster, call) })
+	svc.OnUnregister(breakglass.Sweeper(), func(ctx context.Context, u clusters.Unregistered) {
+		bg.Unregistering(ctx, u.Cluster, u.By.Username, breakglass.CallFunc(u.Call))
+	})
 	g.fleetOps.breakGlass = breakglass.NewHandlers(bg, g.authn)
 	g.fleetOps.sweeper = bg
 }

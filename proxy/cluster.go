@@ -192,6 +192,34 @@ func (p *Pool) Remove(name string) {
 	}
 }
 
+// Detach drops a cluster like Remove, ending its watches, followed logs
+// and upgrades at once, and returns a handle that can still make the
+// gateway's own calls to it until Close; nil if the pool does not know
+// it. It is for cleaning up in a cluster being let go of: the name is free
+// for a new cluster at once, and the handle keeps reaching the old one.
+func (p *Pool) Detach(name string) *Detached {
+	p.mu.Lock()
+	u := p.m[name]
+	delete(p.m, name)
+	p.mu.Unlock()
+	if u == nil {
+		return nil
+	}
+	u.retire()
+	return &Detached{u: u}
+}
+
+// Detached is a cluster taken out of the pool (Pool.Detach).
+type Detached struct{ u *upstream }
+
+// Do is Pool.Do on the detached cluster.
+func (d *Detached) Do(method, path string, id Identity, contentType string, body []byte, timeout time.Duration) (int, []byte, error) {
+	return d.u.do(method, path, id, contentType, body, timeout)
+}
+
+// Close closes the detached cluster's idle connections.
+func (d *Detached) Close() { d.u.client.CloseIdleConnections() }
+
 // Recheck asks every long-lived stream on every cluster whether it may go
 // on (Identity.StillAllowed), ends those refused, and returns how many it
 // ended. Streams opened without StillAllowed are left alone. The checks
@@ -369,6 +397,10 @@ func (p *Pool) Do(name, method, path string, id Identity, contentType string, bo
 	if u == nil {
 		return 0, nil, fmt.Errorf("cluster %q: %w", name, ErrBadClusterName)
 	}
+	return u.do(method, path, id, contentType, body, timeout)
+}
+
+func (u *upstream) do(method, path string, id Identity, contentType string, body []byte, timeout time.Duration) (int, []byte, error) {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)

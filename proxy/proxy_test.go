@@ -629,6 +629,7 @@ func TestStreamsEndWhenClusterChanges(t *testing.T) {
 		change func(f *front, b *backend) error
 	}{
 		{"removed", func(f *front, _ *backend) error { f.proxy.Pool().Remove("dev"); return nil }},
+		{"detached", func(f *front, _ *backend) error { f.proxy.Pool().Detach("dev"); return nil }},
 		{"re-registered", func(f *front, b *backend) error {
 			caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: b.Certificate().Raw})
 			return f.proxy.Pool().Set(Cluster{Name: "dev", Server: b.URL, CAData: caPEM, Token: "rotated-token"})
@@ -653,7 +654,7 @@ func TestStreamsEndWhenClusterChanges(t *testing.T) {
 			resp.Body.Close()
 			h, _ := b.last()
 			switch tt.name {
-			case "removed":
+			case "removed", "detached":
 				if resp.StatusCode != 404 {
 					t.Errorf("removed cluster answered %d", resp.StatusCode)
 				}
@@ -663,6 +664,46 @@ func TestStreamsEndWhenClusterChanges(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A detached cluster frees its name at once, yet its handle keeps reaching
+// the old server with the old credentials, whatever takes the name next.
+func TestDetachedClusterStillAnswersItsHandle(t *testing.T) {
+	b := newBackend(t)
+	f := newFront(t, b, Options{})
+	pool := f.proxy.Pool()
+	if pool.Detach("nope") != nil {
+		t.Error("Detach of an unknown cluster returned a handle")
+	}
+	d := pool.Detach("dev")
+	if d == nil || pool.Has("dev") {
+		t.Fatalf("after Detach: handle %v, pool has dev %v", d, pool.Has("dev"))
+	}
+	defer d.Close()
+	other := newBackend(t)
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: other.Certificate().Raw})
+	if err := pool.Set(Cluster{Name: "dev", Server: other.URL, CAData: caPEM, Token: "new-token"}); err != nil {
+		t.Fatal(err)
+	}
+	id := Identity{User: "berth:system:sweeper", Groups: []string{"berth:cluster-admin"}}
+	code, body, err := d.Do("GET", "/api/v1/namespaces/default/pods/echo", id, "", nil, 5*time.Second)
+	if err != nil || code != 200 || !strings.Contains(string(body), `"kind":"Pod"`) {
+		t.Fatalf("detached Do: %d %s %v", code, body, err)
+	}
+	h, _ := b.last()
+	if h.Get("Authorization") != "Bearer cluster-token" || h.Get("Impersonate-User") != "berth:system:sweeper" {
+		t.Errorf("detached Do reached the old cluster with Authorization %q, Impersonate-User %q",
+			h.Get("Authorization"), h.Get("Impersonate-User"))
+	}
+	if h, _ := other.last(); h != nil {
+		t.Errorf("detached Do reached the cluster that took the name: %v", h)
+	}
+	if code, _, err := pool.Do("dev", "GET", "/api/v1/namespaces/default/pods/echo", id, "", nil, 5*time.Second); err != nil || code != 200 {
+		t.Fatalf("the new dev: %d %v", code, err)
+	}
+	if h, _ := other.last(); h.Get("Authorization") != "Bearer new-token" {
+		t.Errorf("the pool's dev is not the new cluster: %q", h.Get("Authorization"))
 	}
 }
 

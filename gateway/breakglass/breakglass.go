@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
@@ -91,6 +92,9 @@ type Service struct {
 	now       func() time.Time
 	log       *slog.Logger
 	changed   chan struct{}
+	// locks holds each cluster's clusterLock.
+	locksMu sync.Mutex
+	locks   map[string]*sync.RWMutex
 }
 
 // NewService makes the service; au may be nil (no audit) only in tests,
@@ -170,6 +174,9 @@ func (s *Service) issue(p *identity.Principal, cluster, password string) (*Issue
 		return nil, "error", fmt.Errorf("cluster %s endpoint: %w", cluster, err)
 	}
 	sa := ServiceAccountName(p)
+	mu := s.clusterLock(cluster)
+	mu.RLock()
+	defer mu.RUnlock()
 	if err := s.ensureServiceAccount(p, cluster, sa); err != nil {
 		return nil, "cluster_error", err
 	}
@@ -381,7 +388,8 @@ func kubeconfig(cluster, server, tlsServerName string, caPEM []byte, sa, token s
 	}
 	head := fmt.Sprintf("# Break-glass admin kubeconfig for cluster %s, issued by Berth.\n"+
 		"# It reaches the cluster's API server directly as ServiceAccount %s/%s (cluster-admin).\n"+
-		"# The token expires at %s. Berth revokes it when you lose cluster-admin here;\n"+
+		"# The token expires at %s. Berth revokes it when you lose cluster-admin here\n"+
+		"# or the cluster is unregistered from Berth;\n"+
 		"# revoke it earlier with:\n"+
 		"#   kubectl -n %s delete serviceaccount %s\n",
 		cluster, Namespace, sa, expires.Format(time.RFC3339), Namespace, sa)

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/berthgw/berth/gateway/audit"
@@ -23,6 +25,7 @@ import (
 // ServiceAccount and its binding there, and the kubeconfigs they took stop
 // working. Sweeps run soon after the writes that can take the role away
 // and, as a safety net for missed or failed ones, every SweepInterval.
+// A cluster being unregistered has every grant revoked (Unregistering).
 
 // RevokeAction is the audit action of a revocation.
 const RevokeAction = "cluster.kubeconfig.admin.revoke"
@@ -95,10 +98,14 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		if ctx.Err() != nil {
 			break
 		}
-		call := func(method, path, contentType string, body []byte) (int, []byte, error) {
-			return s.clusters.Call(sweeper, cluster, method, path, contentType, body)
+		call := func(_ context.Context, method, path, contentType string, body []byte) (int, []byte, error) {
+			code, resp, err := s.clusters.Call(sweeper, cluster, method, path, contentType, body)
+			if err != nil && !slices.Contains(s.clusters.Names(), cluster) {
+				return 0, nil, errLetGo
+			}
+			return code, resp, err
 		}
-		n, err := s.sweepCluster(ctx, cluster, call, func(userID string) (bool, error) { return s.holds(userID, cluster) })
+		n, err := s.sweepCluster(ctx, cluster, call, func(userID string) (bool, error) { return s.holds(userID, cluster) }, nil)
 		revoked += n
 		if err != nil {
 			errs = append(errs, fmt.Errorf("cluster %s: %w", cluster, err))
@@ -107,50 +114,81 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	return revoked, errors.Join(errs...)
 }
 
-// CallFunc makes one request to a cluster, as the sweeper.
-type CallFunc func(method, path, contentType string, body []byte) (int, []byte, error)
+// errLetGo ends a sweep of a cluster that was unregistered while it ran:
+// what is left there is the unregistering's to revoke and report.
+var errLetGo = errors.New("cluster unregistered during the sweep")
 
-// RevokeAll revokes every break-glass grant in cluster through call, for a
-// cluster Berth is about to stop managing: no one holds anything there
-// through Berth any more, and Berth will not sweep it again.
-func (s *Service) RevokeAll(ctx context.Context, cluster string, call CallFunc) (int, error) {
-	return s.sweepCluster(ctx, cluster, call, func(string) (bool, error) { return false, nil })
-}
+// CallFunc makes one request to a cluster, as the sweeper, bounded by ctx.
+type CallFunc func(ctx context.Context, method, path, contentType string, body []byte) (int, []byte, error)
 
-// Unregistering revokes every break-glass grant in a registered cluster
-// Berth is deleting (see clusters.Service.OnUnregister), within
-// unregisterTimeout; call reaches the cluster as a given principal in the
-// cluster-admin role. What fails is logged and audited: the cluster is
-// deleted from Berth all the same.
-func (s *Service) Unregistering(cluster string, call func(p *identity.Principal, method, path, contentType string, body []byte) (int, []byte, error)) {
-	ctx, cancel := context.WithTimeout(context.Background(), unregisterTimeout)
+// Unregistering revokes every break-glass grant in a cluster Berth has
+// just deleted (see clusters.Service.OnUnregister): no one holds anything
+// there through Berth any more, and Berth will not sweep it again. call
+// reaches that cluster as the sweeper (Sweeper); deletedBy names who
+// deleted it, for the audit log. It waits for admin kubeconfigs being
+// issued there to finish, then gives up after unregisterTimeout or when
+// ctx ends. Each revocation is audited; so is a failure, as a failed
+// revocation naming what was left, since only a person can remove it now.
+func (s *Service) Unregistering(ctx context.Context, cluster, deletedBy string, call CallFunc) {
+	mu := s.clusterLock(cluster)
+	mu.Lock()
+	defer mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, unregisterTimeout)
 	defer cancel()
-	n, err := s.RevokeAll(ctx, cluster, func(method, path, contentType string, body []byte) (int, []byte, error) {
-		return call(sweeper, method, path, contentType, body)
-	})
+	why := map[string]string{"trigger": "cluster_unregistered", "deleted_by": deletedBy}
+	n, err := s.sweepCluster(ctx, cluster, call, func(string) (bool, error) { return false, nil }, why)
 	if n > 0 {
 		s.log.Info("break-glass access revoked from an unregistered cluster", "cluster", cluster, "service_accounts", n)
 	}
-	if err != nil {
-		s.log.Warn("break-glass objects left in an unregistered cluster; remove them by hand (docs/clusters.md)", "cluster", cluster, "err", err)
+	if err == nil {
+		return
+	}
+	s.log.Warn("break-glass objects may be left in an unregistered cluster; remove them by hand (docs/clusters.md)",
+		"cluster", cluster, "err", err)
+	if s.audit != nil {
+		details := maps.Clone(why)
+		details["error"] = err.Error()
+		s.audit.Record(context.WithoutCancel(ctx), audit.Event{Category: audit.CategorySecurity, Action: RevokeAction,
+			ResourceType: "cluster", ResourceID: cluster, Result: audit.ResultFailure, Reason: "incomplete",
+			ActorName: "berth", Details: details})
 	}
 }
 
-// unregisterTimeout bounds the revocation that delays a cluster's
-// deletion.
+// Sweeper is the principal Berth revokes break-glass access as.
+func Sweeper() *identity.Principal { return sweeper }
+
+// unregisterTimeout bounds the revocation in a cluster being let go of.
 const unregisterTimeout = 20 * time.Second
 
-// sweepCluster revokes, through call, the grants in cluster whose user
-// keep refuses.
-func (s *Service) sweepCluster(ctx context.Context, cluster string, call CallFunc, keep func(userID string) (bool, error)) (int, error) {
-	selector := "?labelSelector=" + url.QueryEscape(labelManagedBy+"=berth,"+labelBreakGlass+"=true")
-	accounts, err := list(call, "/api/v1/namespaces/"+Namespace+"/serviceaccounts"+selector)
-	if err != nil {
-		return 0, err
+// clusterLock is the lock that keeps an unregistering (which holds it) from
+// listing a cluster while an admin kubeconfig is being issued there (each
+// holding it shared), so an account or binding created just after the
+// list is not left behind.
+func (s *Service) clusterLock(cluster string) *sync.RWMutex {
+	s.locksMu.Lock()
+	defer s.locksMu.Unlock()
+	if s.locks == nil {
+		s.locks = map[string]*sync.RWMutex{}
 	}
-	bindings, err := list(call, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"+selector)
+	mu := s.locks[cluster]
+	if mu == nil {
+		mu = &sync.RWMutex{}
+		s.locks[cluster] = mu
+	}
+	return mu
+}
+
+// sweepCluster revokes, through call, the grants in cluster whose user
+// keep refuses. details are added to each revocation's audit event.
+func (s *Service) sweepCluster(ctx context.Context, cluster string, call CallFunc, keep func(userID string) (bool, error), details map[string]string) (int, error) {
+	selector := "?labelSelector=" + url.QueryEscape(labelManagedBy+"=berth,"+labelBreakGlass+"=true")
+	accounts, err := list(ctx, call, "/api/v1/namespaces/"+Namespace+"/serviceaccounts"+selector)
 	if err != nil {
-		return 0, err
+		return 0, letGo(err)
+	}
+	bindings, err := list(ctx, call, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"+selector)
+	if err != nil {
+		return 0, letGo(err)
 	}
 	// One grant per name: its account, its binding, or both (a binding
 	// whose account was deleted by hand still grants cluster-admin to
@@ -175,8 +213,9 @@ func (s *Service) sweepCluster(ctx context.Context, cluster string, call CallFun
 	names := slices.Sorted(maps.Keys(grants))
 	revoked := 0
 	var errs []error
-	for _, name := range names {
-		if ctx.Err() != nil {
+	for i, name := range names {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, fmt.Errorf("%w; not checked: %s", err, strings.Join(names[i:], ", ")))
 			break
 		}
 		g := grants[name]
@@ -193,18 +232,35 @@ func (s *Service) sweepCluster(ctx context.Context, cluster string, call CallFun
 		if holds {
 			continue
 		}
-		if err := s.revoke(ctx, cluster, call, g); err != nil {
+		done, err := s.revoke(ctx, cluster, call, g, details)
+		if errors.Is(err, errLetGo) {
+			return revoked, nil
+		}
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		revoked++
+		if done {
+			revoked++
+		}
 	}
 	return revoked, errors.Join(errs...)
 }
 
+// letGo drops the error of a sweep whose cluster was unregistered under it.
+func letGo(err error) error {
+	if errors.Is(err, errLetGo) {
+		return nil
+	}
+	return err
+}
+
 // list reads the objects at path.
-func list(call CallFunc, path string) ([]object, error) {
-	code, resp, err := call(http.MethodGet, path, "", nil)
+func list(ctx context.Context, call CallFunc, path string) ([]object, error) {
+	code, resp, err := call(ctx, http.MethodGet, path, "", nil)
+	if errors.Is(err, errLetGo) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: list %s: %v", ErrCluster, path, err)
 	}
@@ -278,18 +334,29 @@ func (s *Service) holds(userID, cluster string) (bool, error) {
 }
 
 // revoke deletes a grant's binding, then its ServiceAccount, which ends
-// its tokens, and audits it. The binding goes first: should the second
-// delete fail, the next sweep still finds the account and tries again,
-// and no binding is left for someone to claim by making an account of its
-// name. A user who regains cluster-admin while this runs may see the
-// kubeconfig just issued stop working; asking again makes a new one.
-func (s *Service) revoke(ctx context.Context, cluster string, call CallFunc, g *grant) error {
-	var err error
+// its tokens, and audits it; done is false when both were already gone
+// (another sweep, or a person, got there first), which is not audited
+// again. The binding goes first: should the second delete fail, the next
+// sweep still finds the account and tries again, and no binding is left
+// for someone to claim by making an account of its name. A user who
+// regains cluster-admin while this runs may see the kubeconfig just issued
+// stop working; asking again makes a new one.
+func (s *Service) revoke(ctx context.Context, cluster string, call CallFunc, g *grant, details map[string]string) (done bool, err error) {
 	if g.binding != nil {
-		err = remove(call, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/"+url.PathEscape(g.name), g.binding.Metadata.UID)
+		var gone bool
+		gone, err = remove(ctx, call, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/"+url.PathEscape(g.name), g.binding.Metadata.UID)
+		done = !gone
 	}
 	if err == nil && g.account != nil {
-		err = remove(call, "/api/v1/namespaces/"+Namespace+"/serviceaccounts/"+url.PathEscape(g.name), g.account.Metadata.UID)
+		var gone bool
+		gone, err = remove(ctx, call, "/api/v1/namespaces/"+Namespace+"/serviceaccounts/"+url.PathEscape(g.name), g.account.Metadata.UID)
+		done = done || !gone
+	}
+	if errors.Is(err, errLetGo) {
+		return false, err
+	}
+	if err == nil && !done {
+		return false, nil
 	}
 	userID, _ := g.userID()
 	o := g.binding
@@ -299,27 +366,34 @@ func (s *Service) revoke(ctx context.Context, cluster string, call CallFunc, g *
 	ev := audit.Event{Category: audit.CategorySecurity, Action: RevokeAction, ResourceType: "cluster", ResourceID: cluster,
 		Result: audit.ResultSuccess, ActorName: "berth",
 		Details: map[string]string{"service_account": Namespace + "/" + g.name, "user_id": userID, "user": o.Metadata.Annotations[annotationUser]}}
+	maps.Copy(ev.Details, details)
 	if err != nil {
 		ev.Result, ev.Reason = audit.ResultFailure, "cluster_error"
 	}
 	if s.audit != nil {
-		s.audit.Record(ctx, ev)
+		s.audit.Record(context.WithoutCancel(ctx), ev)
 	}
-	return err
+	return err == nil, err
 }
 
 // remove deletes the object at path if it is still the one with uid (a
 // precondition, so an object made again in between is not taken with it);
-// one already gone is removed too.
-func remove(call CallFunc, path, uid string) error {
+// gone is true when it was no longer there.
+func remove(ctx context.Context, call CallFunc, path, uid string) (gone bool, err error) {
 	body, _ := json.Marshal(map[string]any{"kind": "DeleteOptions", "apiVersion": "v1",
 		"preconditions": map[string]string{"uid": uid}})
-	code, resp, err := call(http.MethodDelete, path, "application/json", body)
+	code, resp, err := call(ctx, http.MethodDelete, path, "application/json", body)
+	if errors.Is(err, errLetGo) {
+		return false, err
+	}
 	if err != nil {
-		return fmt.Errorf("%w: delete %s: %v", ErrCluster, path, err)
+		return false, fmt.Errorf("%w: delete %s: %v", ErrCluster, path, err)
 	}
-	if code != http.StatusOK && code != http.StatusAccepted && code != http.StatusNotFound {
-		return refusal(code, resp, "delete "+path)
+	switch code {
+	case http.StatusOK, http.StatusAccepted:
+		return false, nil
+	case http.StatusNotFound:
+		return true, nil
 	}
-	return nil
+	return false, refusal(code, resp, "delete "+path)
 }

@@ -1,6 +1,7 @@
 package breakglass
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/gateway/store"
 )
 
 // fakeObject is a labelled break-glass object in sweepCluster.
@@ -143,7 +146,9 @@ func TestSweepRevokesWhatIsNoLongerHeld(t *testing.T) {
 			if !slices.Equal(c.deleted, tt.deleted) {
 				t.Errorf("deleted %q, want %q", c.deleted, tt.deleted)
 			}
-			if want := len(tt.deleted) > 0 && !tt.fails; (n == 1) != want {
+			// Objects already gone (404) were revoked by someone else: not
+			// counted, not audited again.
+			if want := len(tt.deleted) > 0 && !tt.fails && tt.deleteCode != 404; (n == 1) != want {
 				t.Errorf("counted %d revocations, want one: %v", n, want)
 			}
 		})
@@ -154,20 +159,132 @@ func TestSweepRevokesWhatIsNoLongerHeld(t *testing.T) {
 	}
 }
 
-// RevokeAll, for a cluster Berth lets go of, revokes every grant there,
-// a current holder's too, through the call it is given.
-func TestRevokeAll(t *testing.T) {
+// Unregistering, for a cluster Berth lets go of, revokes every grant
+// there, a current holder's too, through the call it is given, and audits
+// each revocation and anything it had to leave.
+func TestUnregistering(t *testing.T) {
 	ann := ServiceAccountName(&identity.Principal{UserID: "usr_a", Username: "ann"})
-	c := &sweepCluster{accounts: []fakeObject{{name: ann, uid: "usr_a", username: "ann"}},
-		roles: map[string]string{"usr_a": "cluster-admin"}, deleteCode: 200}
-	s := NewService(c, nil, sweepUsers{active: map[string]bool{"usr_a": true}}, nil, nil, nil)
-	call := func(method, path, contentType string, body []byte) (int, []byte, error) {
-		return c.Call(sweeper, "prod", method, path, contentType, body)
+	bob := ServiceAccountName(&identity.Principal{UserID: "usr_b", Username: "bob"})
+	annAccount := fakeObject{name: ann, uid: "usr_a", username: "ann"}
+	annBinding := fakeObject{name: ann, uid: "usr_a", username: "ann", roleRef: "cluster-admin", subject: ann}
+	bobAccount := fakeObject{name: bob, uid: "usr_b", username: "bob"}
+	forged := fakeObject{name: "cilium", uid: "usr_a", username: "ann"}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name               string
+		accounts, bindings []fakeObject
+		unreachable        bool
+		ctx                context.Context
+		deleteCode         int
+		deleted            []string
+		// revoked are the users whose revocation is audited; failed says a
+		// failure naming what was left is audited too.
+		revoked []string
+		failed  string
+	}{
+		{name: "every grant, a holder's too", accounts: []fakeObject{annAccount, bobAccount}, bindings: []fakeObject{annBinding},
+			deleteCode: 200, deleted: []string{"binding " + ann + " uid=k8s-binding-" + ann, "account " + ann + " uid=k8s-account-" + ann,
+				"account " + bob + " uid=k8s-account-" + bob}, revoked: []string{"ann", "bob"}},
+		{name: "a forged object is left and reported", accounts: []fakeObject{forged, bobAccount}, deleteCode: 200,
+			deleted: []string{"account " + bob + " uid=k8s-account-" + bob}, revoked: []string{"bob"}, failed: "cilium"},
+		{name: "unreachable", accounts: []fakeObject{bobAccount}, unreachable: true, failed: "connection refused"},
+		{name: "out of time", accounts: []fakeObject{annAccount, bobAccount}, ctx: cancelled, deleteCode: 200,
+			failed: "not checked: " + ann + ", " + bob},
+		{name: "already revoked by a sweep", accounts: []fakeObject{bobAccount}, deleteCode: 404,
+			deleted: []string{"account " + bob + " uid=k8s-account-" + bob}},
 	}
-	if n, err := s.RevokeAll(context.Background(), "prod", call); n != 1 || err != nil {
-		t.Fatalf("RevokeAll: %d, %v", n, err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db, err := store.Open(store.Options{InMemory: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			c := &sweepCluster{accounts: tt.accounts, bindings: tt.bindings, unreachable: tt.unreachable,
+				roles: map[string]string{"usr_a": "cluster-admin"}, deleteCode: tt.deleteCode}
+			s := NewService(c, nil, sweepUsers{active: map[string]bool{"usr_a": true}}, audit.New(db, audit.Options{}), nil, nil)
+			call := func(_ context.Context, method, path, contentType string, body []byte) (int, []byte, error) {
+				return c.Call(sweeper, "prod", method, path, contentType, body)
+			}
+			ctx := cmp.Or(tt.ctx, context.Background())
+			s.Unregistering(ctx, "prod", "root", call)
+			if !slices.Equal(c.deleted, tt.deleted) {
+				t.Errorf("deleted %q, want %q", c.deleted, tt.deleted)
+			}
+			var revoked []string
+			failed := ""
+			db.View(func(tx *store.Tx) error {
+				return audit.Events.Scan(tx, store.ScanOptions{}, func(_ string, e *audit.Event) (bool, error) {
+					if e.Action != RevokeAction || e.ResourceID != "prod" || e.Details["trigger"] != "cluster_unregistered" ||
+						e.Details["deleted_by"] != "root" {
+						t.Errorf("unexpected event %+v", e)
+					}
+					if e.Result == audit.ResultSuccess {
+						revoked = append(revoked, e.Details["user"])
+					} else {
+						failed = e.Details["error"]
+					}
+					return true, nil
+				})
+			})
+			if !slices.Equal(revoked, tt.revoked) {
+				t.Errorf("audited revocations of %q, want %q", revoked, tt.revoked)
+			}
+			if (failed != "") != (tt.failed != "") || !strings.Contains(failed, tt.failed) {
+				t.Errorf("audited failure %q, want one containing %q", failed, tt.failed)
+			}
+		})
 	}
-	if want := []string{"account " + ann + " uid=k8s-account-" + ann}; !slices.Equal(c.deleted, want) {
-		t.Errorf("deleted %q, want %q", c.deleted, want)
+}
+
+// A sweep that finds its cluster unregistered under it stops quietly:
+// what is left there is the unregistering's to revoke and report, so the
+// sweep neither fails nor audits a failed revocation.
+func TestSweepStopsWhenItsClusterIsLetGo(t *testing.T) {
+	db, err := store.Open(store.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer db.Close()
+	ann := ServiceAccountName(&identity.Principal{UserID: "usr_a", Username: "ann"})
+	c := &goneCluster{sweepCluster: sweepCluster{accounts: []fakeObject{{name: ann, uid: "usr_a", username: "ann"}}, deleteCode: 200}}
+	s := NewService(c, nil, sweepUsers{}, audit.New(db, audit.Options{}), nil, nil)
+	if n, err := s.Sweep(context.Background()); n != 0 || err != nil {
+		t.Errorf("sweep of a cluster let go of: %d revoked, err %v", n, err)
+	}
+	db.View(func(tx *store.Tx) error {
+		return audit.Events.Scan(tx, store.ScanOptions{}, func(_ string, e *audit.Event) (bool, error) {
+			t.Errorf("audited %+v", e)
+			return true, nil
+		})
+	})
+	// The same failure while the cluster is still registered is reported.
+	c.stillThere = true
+	if _, err := s.Sweep(context.Background()); err == nil {
+		t.Error("a failed delete on a registered cluster was not reported")
+	}
+}
+
+// goneCluster lists its objects, then is unregistered before the sweep's
+// delete: the call fails and Names no longer has it.
+type goneCluster struct {
+	sweepCluster
+	stillThere bool
+	listed     bool
+}
+
+func (c *goneCluster) Call(p *identity.Principal, name, method, path, contentType string, body []byte) (int, []byte, error) {
+	if method != http.MethodGet {
+		c.listed = true
+		return 0, nil, errors.New("cluster not found")
+	}
+	return c.sweepCluster.Call(p, name, method, path, contentType, body)
+}
+
+func (c *goneCluster) Names() []string {
+	if c.listed && !c.stillThere {
+		return nil
+	}
+	return []string{"prod"}
 }

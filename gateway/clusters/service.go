@@ -5,6 +5,7 @@
 package clusters
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -150,7 +151,12 @@ type Service struct {
 	// (OnUnregister).
 	hooksMu         sync.Mutex
 	roleHooks       []func()
-	unregisterHooks []func(cluster string, call AdminCall)
+	unregisterHooks []unregisterHook
+	// stopped is set by Stop (under hooksMu), after which no hook starts
+	// in the background; ctx ends at Stop.
+	stopped bool
+	ctx     context.Context
+	cancel  context.CancelFunc
 
 	// cache holds every cluster record and its members. Every proxied
 	// request needs both, and decoding them from Badger each time was a
@@ -185,6 +191,7 @@ func NewService(db *store.DB, box *secretbox.Box, pool *proxy.Pool, au *audit.Lo
 	}
 	s := &Service{db: db, box: box, pool: pool, audit: au, ids: ids, log: log, opts: opts, stop: make(chan struct{}),
 		recheck: make(chan struct{}, 1), expiries: expirySchedule{rearm: make(chan struct{}, 1)}, cache: map[string]*cachedCluster{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	var all []Record
 	err := db.View(func(tx *store.Tx) error {
 		return records.Scan(tx, store.ScanOptions{}, func(_ string, r *Record) (bool, error) {
@@ -232,8 +239,12 @@ func (s *Service) Start() {
 	}()
 }
 
-// Stop ends the probe and the stream checks.
+// Stop ends the probe, the stream checks and the unregister hooks.
 func (s *Service) Stop() {
+	s.hooksMu.Lock()
+	s.stopped = true
+	s.hooksMu.Unlock()
+	s.cancel()
 	select {
 	case <-s.stop:
 	default:
@@ -429,36 +440,83 @@ func (s *Service) Delete(ctx context.Context, actor *identity.Principal, name st
 		s.opts.Lifecycle.Operations.Kick()
 		return op, nil
 	}
-	s.unregistering(name)
-	s.pool.Remove(name)
+	// The connection is taken out of the pool before anything else, so its
+	// streams end now, the name is free for a new cluster at once, and the
+	// hooks reach this cluster and no other.
+	if d := s.pool.Detach(name); d != nil {
+		s.unregistered(name, actor, d)
+	}
 	return nil, nil
 }
 
-// AdminCall makes one request to a cluster as p in the cluster-admin role,
-// whatever p's own access: it is for Berth cleaning up what it made in a
-// cluster it is letting go of.
-type AdminCall func(p *identity.Principal, method, path, contentType string, body []byte) (int, []byte, error)
+// ClusterCall makes one request of Berth's own to a cluster, bounded by
+// ctx.
+type ClusterCall func(ctx context.Context, method, path, contentType string, body []byte) (int, []byte, error)
 
-// OnUnregister registers fn to run when a registered cluster is deleted,
-// after it has left the registry and before its connection closes, with a
-// way to reach it one last time. fn runs on the deleting request and
-// delays its answer, so it must bound its own work.
-func (s *Service) OnUnregister(fn func(cluster string, call AdminCall)) {
-	s.hooksMu.Lock()
-	defer s.hooksMu.Unlock()
-	s.unregisterHooks = append(s.unregisterHooks, fn)
+// Unregistered is a registered cluster just deleted, as OnUnregister hooks
+// see it.
+type Unregistered struct {
+	Cluster string
+	// By is who deleted it.
+	By *identity.Principal
+	// Call reaches the deleted cluster, as the principal the hook was
+	// registered with in the cluster-admin role, until the hook returns.
+	Call ClusterCall
 }
 
-func (s *Service) unregistering(name string) {
+type unregisterHook struct {
+	as *identity.Principal
+	fn func(context.Context, Unregistered)
+}
+
+// OnUnregister registers fn to run when a registered cluster is deleted,
+// with a way to reach that cluster one last time as the principal as, in
+// the cluster-admin role: it is for Berth cleaning up what it made in a
+// cluster it is letting go of. fn runs in the background once the
+// deletion is done (the name may already belong to a new cluster, which fn
+// never reaches); ctx ends at Stop, and fn must return soon after.
+func (s *Service) OnUnregister(as *identity.Principal, fn func(ctx context.Context, u Unregistered)) {
 	s.hooksMu.Lock()
-	hooks := s.unregisterHooks
+	defer s.hooksMu.Unlock()
+	s.unregisterHooks = append(s.unregisterHooks, unregisterHook{as: as, fn: fn})
+}
+
+// unregistered runs the OnUnregister hooks for a deleted cluster whose
+// connection d was detached from the pool, then closes d.
+func (s *Service) unregistered(name string, by *identity.Principal, d *proxy.Detached) {
+	s.hooksMu.Lock()
+	hooks, stopped := s.unregisterHooks, s.stopped
+	if !stopped {
+		s.wg.Add(1)
+	}
 	s.hooksMu.Unlock()
-	call := func(p *identity.Principal, method, path, contentType string, body []byte) (int, []byte, error) {
-		return s.pool.Do(name, method, path, s.Identity(p, "cluster-admin", "", ""), contentType, body, s.opts.ProbeTimeout)
+	run := func() {
+		defer d.Close()
+		for _, h := range hooks {
+			id := s.Identity(h.as, "cluster-admin", "", "")
+			call := func(ctx context.Context, method, path, contentType string, body []byte) (int, []byte, error) {
+				timeout := s.opts.ProbeTimeout
+				if dl, ok := ctx.Deadline(); ok {
+					timeout = min(timeout, time.Until(dl))
+				}
+				if err := ctx.Err(); err != nil || timeout <= 0 {
+					return 0, nil, fmt.Errorf("cluster %s: %w", name, cmp.Or(err, context.DeadlineExceeded))
+				}
+				return d.Do(method, path, id, contentType, body, timeout)
+			}
+			h.fn(s.ctx, Unregistered{Cluster: name, By: by, Call: call})
+		}
 	}
-	for _, fn := range hooks {
-		fn(name, call)
+	if stopped {
+		// Shutting down: the hooks see an ended context and say what they
+		// leave undone.
+		run()
+		return
 	}
+	go func() {
+		defer s.wg.Done()
+		run()
+	}()
 }
 
 // Get returns one cluster.
