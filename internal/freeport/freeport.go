@@ -6,8 +6,9 @@
 // ephemeral range, the same range every outgoing connection's local port
 // comes from; with many tests connecting in parallel, one of those
 // connections can take the port before the server binds it ("address
-// already in use"). Pick chooses ports below that range instead, which the
-// kernel never hands out by itself.
+// already in use"). Pick chooses ports outside that range instead (below
+// it, or above it when there is no room below), which the kernel never
+// hands out by itself.
 package freeport
 
 import (
@@ -35,13 +36,13 @@ var (
 func Pick(n int) ([]int, error) {
 	mu.Lock()
 	defer mu.Unlock()
-	top := ephemeralStart()
+	lo, hi := pickRange(ephemeralRange())
 	ports := make([]int, 0, n)
 	for tries := 0; len(ports) < n; tries++ {
 		if tries > 1000 {
-			return nil, fmt.Errorf("freeport: no free port in %d-%d after %d tries", lowest, top-1, tries)
+			return nil, fmt.Errorf("freeport: no free port in %d-%d after %d tries", lo, hi-1, tries)
 		}
-		p := lowest + rand.IntN(top-lowest)
+		p := lo + rand.IntN(hi-lo)
 		if handed[p] || !free(p) {
 			continue
 		}
@@ -49,6 +50,21 @@ func Pick(n int) ([]int, error) {
 		ports = append(ports, p)
 	}
 	return ports, nil
+}
+
+// pickRange is where Pick chooses, [lo, hi), given the ephemeral range
+// [first, last]: below it from lowest up, or else above it; when the
+// ephemeral range leaves neither (as "1024 65535" does), ports from lowest
+// to Linux's default start, which the kernel may then hand out too.
+func pickRange(first, last int) (lo, hi int) {
+	const room = 1000
+	switch {
+	case first-lowest >= room:
+		return lowest, first
+	case 65535-last >= room:
+		return last + 1, 65536
+	}
+	return lowest, 32768
 }
 
 // free reports whether p can be bound on 127.0.0.1 now.
@@ -61,22 +77,22 @@ func free(p int) bool {
 	return true
 }
 
-// ephemeralStart is the first port of the kernel's ephemeral range (Linux's
-// default 32768 when it cannot be read).
-func ephemeralStart() int {
-	const fallback = 32768
+// ephemeralRange is the kernel's ephemeral port range (Linux's default
+// when it cannot be read).
+func ephemeralRange() (first, last int) {
+	first, last = 32768, 60999
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err != nil {
-		return fallback
+		return first, last
 	}
 	fields := strings.Fields(string(b))
-	if len(fields) == 0 {
-		return fallback
+	if len(fields) != 2 {
+		return first, last
 	}
-	low, err := strconv.Atoi(fields[0])
-	if err != nil || low <= lowest+1000 {
-		// Too small a range to pick from: keep below the usual start.
-		return fallback
+	f, err1 := strconv.Atoi(fields[0])
+	l, err2 := strconv.Atoi(fields[1])
+	if err1 != nil || err2 != nil || f > l {
+		return first, last
 	}
-	return low
+	return f, l
 }

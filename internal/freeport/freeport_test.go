@@ -11,11 +11,11 @@ func TestPick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	top := ephemeralStart()
+	first, last := ephemeralRange()
 	seen := map[int]bool{}
 	for _, p := range ports {
-		if p < lowest || p >= top {
-			t.Errorf("port %d outside %d-%d, below the ephemeral range", p, lowest, top-1)
+		if p >= first && p <= last {
+			t.Errorf("port %d is in the ephemeral range %d-%d", p, first, last)
 		}
 		if seen[p] {
 			t.Errorf("port %d handed out twice", p)
@@ -53,5 +53,23 @@ func TestFreeSeesBoundPorts(t *testing.T) {
 	ln.Close()
 	if !free(p) {
 		t.Errorf("port %d was released but free says it is taken", p)
+	}
+}
+
+func TestPickRange(t *testing.T) {
+	tests := []struct {
+		first, last int
+		lo, hi      int
+	}{
+		{32768, 60999, 20000, 32768}, // Linux's default: below it
+		{40000, 65000, 20000, 40000},
+		{1024, 50000, 50001, 65536}, // no room below: above it
+		{1024, 65535, 20000, 32768}, // no room either side
+		{20500, 65535, 20000, 32768},
+	}
+	for _, tt := range tests {
+		if lo, hi := pickRange(tt.first, tt.last); lo != tt.lo || hi != tt.hi {
+			t.Errorf("pickRange(%d, %d) = %d, %d, want %d, %d", tt.first, tt.last, lo, hi, tt.lo, tt.hi)
+		}
 	}
 }

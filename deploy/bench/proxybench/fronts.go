@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/berthgw/berth/internal/freeport"
 )
 
 // writeReady writes data to path atomically, so a reader polling for the
@@ -124,14 +126,14 @@ http {
 `)
 }
 
-// freePort returns a loopback port that was free a moment ago.
+// freePort returns a loopback port that was free a moment ago, below the
+// ephemeral range (see package freeport).
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := freeport.Pick(1)
 	if err != nil {
 		return 0, fmt.Errorf("picking a port: %w", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ports[0], nil
 }
 
 // runFastHTTP is the "fasthttp" command: the smallest reverse proxy

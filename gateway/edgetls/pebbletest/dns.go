@@ -2,13 +2,17 @@ package pebbletest
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/berthgw/berth/internal/freeport"
 )
 
 // DNS is a tiny authoritative-and-recursive-at-once DNS server for tests:
@@ -28,13 +32,8 @@ type DNS struct {
 func StartDNS(t testing.TB) *DNS {
 	t.Helper()
 	d := &DNS{txt: map[string][]string{}, zones: map[string]bool{}}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	pc, ln, err := listenUDPAndTCP()
 	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
 		t.Fatal(err)
 	}
 	d.Addr = pc.LocalAddr().String()
@@ -51,6 +50,35 @@ func StartDNS(t testing.TB) *DNS {
 		}
 	})
 	return d
+}
+
+// listenUDPAndTCP binds UDP and TCP on one loopback port. The port comes
+// from freeport, not from 127.0.0.1:0: a UDP port the kernel picks is in
+// the ephemeral range, where a closing outgoing TCP connection may hold the
+// same number; and another test may bind the TCP side first, so a few
+// ports are tried.
+func listenUDPAndTCP() (net.PacketConn, net.Listener, error) {
+	var last error
+	for range 10 {
+		ports, err := freeport.Pick(1)
+		if err != nil {
+			return nil, nil, err
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			last = err
+			continue
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			pc.Close()
+			last = err
+			continue
+		}
+		return pc, ln, nil
+	}
+	return nil, nil, fmt.Errorf("pebbletest: no loopback port for DNS on both UDP and TCP: %w", last)
 }
 
 // AddZone makes name (e.g. "berth.test") a zone: it answers SOA, which is
