@@ -16,7 +16,7 @@ func (s *Service) ConfirmPassword(p *Principal, password string) error {
 		return invalid("password must be 1 to %d characters", MaxPasswordLength)
 	}
 	lockKey := s.lockKey(p.Username)
-	if wait := s.lockout.Locked(lockKey); wait > 0 {
+	if wait := s.lockedFor(lockKey); wait > 0 {
 		return &LockedError{RetryAfter: wait}
 	}
 	u, err := s.GetUser(p.UserID)

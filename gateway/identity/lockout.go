@@ -65,13 +65,30 @@ func (s *Service) countFailure(key string) time.Duration {
 	return lock
 }
 
-// resetFailures forgets key's failures after a success. The store is
-// written only when memory had something, so a success with no failures
-// before it costs no write.
-func (s *Service) resetFailures(key string) {
+// lockedFor returns how long key stays locked. Memory answers when it
+// knows key; otherwise the store does, which holds keys that memory
+// dropped (a flood of other names evicts them) and puts them back.
+func (s *Service) lockedFor(key string) time.Duration {
 	if _, ok := s.lockout.State(key); !ok {
-		return
+		var rec *failureRecord
+		err := s.db.View(func(tx *store.Tx) error {
+			var err error
+			rec, err = signinFailures.Get(tx, key)
+			return err
+		})
+		switch {
+		case err == nil:
+			s.lockout.Restore(key, rec.State)
+		case !errors.Is(err, store.ErrNotFound):
+			s.log.Error("sign-in failures not read", "err", err)
+		}
 	}
+	return s.lockout.Locked(key)
+}
+
+// resetFailures forgets key's failures after a success, in memory and in
+// the store (which may hold them although memory dropped them).
+func (s *Service) resetFailures(key string) {
 	s.lockout.Reset(key)
 	if err := s.db.Update(func(tx *store.Tx) error { return clearFailures(tx, key) }); err != nil {
 		s.log.Error("sign-in failures not cleared", "err", err)

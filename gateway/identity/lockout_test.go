@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -142,5 +143,57 @@ func TestLockoutSurvivesRestart(t *testing.T) {
 	s = start()
 	if err := signIn(s, "ann", "ann-new-password-2"); err != nil {
 		t.Errorf("after an admin reset and a restart: %v", err)
+	}
+}
+
+// A lock evicted from memory by a flood of other names is read back from
+// the store, and a success clears the store even when memory had
+// forgotten the failures.
+func TestLockoutSurvivesEviction(t *testing.T) {
+	now := time.Now()
+	s, _ := newTestService(t, &now, Settings{AccessTokenTTL: time.Minute, RefreshTokenTTL: time.Hour, SessionTTL: time.Hour,
+		AccessKeyTokenTTL: time.Hour, Lockout: ratelimit.BackoffOptions{Threshold: 3, Base: time.Minute, Max: time.Hour, MaxKeys: 2}})
+	ctx := context.Background()
+	const pw = "ann-long-password-1"
+	if _, err := s.CreateUser(ctx, grantAdmin, NewUser{Username: "ann", Password: pw}, Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	signIn := func(name, password string) error {
+		_, err := s.SignIn(ctx, name, password, MethodPassword, Meta{})
+		return err
+	}
+	flood := func() {
+		for i := range 5 {
+			signIn(fmt.Sprintf("flood-%d", i), "wrong-password-1")
+		}
+	}
+	for range 3 {
+		signIn("ann", "wrong-password-1")
+	}
+	flood()
+	if _, ok := s.lockout.State(s.lockKey("ann")); ok {
+		t.Fatal("the flood did not evict ann from memory; the test proves nothing")
+	}
+	var le *LockedError
+	if err := signIn("ann", pw); !errors.As(err, &le) {
+		t.Fatalf("ann after her lock was evicted from memory: %v, want locked", err)
+	}
+
+	// Two failures, evicted, then a success: the success clears the store,
+	// so two more failures do not lock.
+	now = now.Add(2 * time.Hour)
+	for range 2 {
+		signIn("ann", "wrong-password-1")
+	}
+	flood()
+	if err := signIn("ann", pw); err != nil {
+		t.Fatalf("ann's sign-in: %v", err)
+	}
+	flood()
+	for range 2 {
+		signIn("ann", "wrong-password-1")
+	}
+	if err := signIn("ann", pw); err != nil {
+		t.Errorf("failures from before a success counted again: %v", err)
 	}
 }

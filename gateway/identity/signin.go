@@ -33,7 +33,7 @@ func (s *Service) SignIn(ctx context.Context, username, password, method string,
 		return nil, ErrInvalidCredentials
 	}
 	lockKey := s.lockKey(username)
-	if wait := s.lockout.Locked(lockKey); wait > 0 {
+	if wait := s.lockedFor(lockKey); wait > 0 {
 		s.record(ctx, nil, m, audit.Event{Action: "login", ResourceType: "session", Result: audit.ResultFailure,
 			Reason: "locked", AuthMethod: method, Details: map[string]string{"username": username}})
 		return nil, &LockedError{RetryAfter: wait}
@@ -73,18 +73,13 @@ func (s *Service) SignIn(ctx context.Context, username, password, method string,
 		s.recordLogin(ctx, userID, lockKey, method, audit.ResultFailure, reason, m, &e)
 		return nil, ErrInvalidCredentials
 	}
-	_, hadFailures := s.lockout.State(lockKey)
 	s.lockout.Reset(lockKey)
-	if !hadFailures {
-		lockKey = ""
-	}
 	s.recordLogin(ctx, u.ID, lockKey, method, audit.ResultSuccess, "", m, nil)
 	return u, nil
 }
 
 // recordLogin writes the login-history record of an existing account, the
-// lockout state of lockKey (saved on a failure, cleared on a success; ""
-// for none) and, for a failure, the audit event, in one transaction. A
+// lockout state of lockKey (saved on a failure, cleared on a success) and, for a failure, the audit event, in one transaction. A
 // failure for an unknown name writes the same but the history record,
 // still in one transaction: both paths cost one synced write, so the time
 // a refusal takes does not tell whether the name exists. (A success is
@@ -105,14 +100,12 @@ func (s *Service) recordLogin(ctx context.Context, userID, lockKey, method, resu
 				return err
 			}
 		}
-		if lockKey != "" {
-			save := s.saveFailures
-			if result == audit.ResultSuccess {
-				save = func(tx *store.Tx, key string) error { return clearFailures(tx, key) }
-			}
-			if err := save(tx, lockKey); err != nil {
-				return err
-			}
+		save := s.saveFailures
+		if result == audit.ResultSuccess {
+			save = func(tx *store.Tx, key string) error { return clearFailures(tx, key) }
+		}
+		if err := save(tx, lockKey); err != nil {
+			return err
 		}
 		if e != nil && s.audit != nil {
 			return s.audit.AppendTx(ctx, tx, e)
@@ -473,7 +466,7 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 		return invalid("current_password is too long")
 	}
 	lockKey := s.lockKey(p.Username)
-	if wait := s.lockout.Locked(lockKey); wait > 0 {
+	if wait := s.lockedFor(lockKey); wait > 0 {
 		return &LockedError{RetryAfter: wait}
 	}
 	var u *User
