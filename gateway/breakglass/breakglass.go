@@ -165,6 +165,18 @@ func (s *Service) issue(p *identity.Principal, cluster, password string) (*Issue
 		}
 		return nil, "invalid", err
 	}
+	// From here on the cluster of this name must not be let go of (or
+	// replaced) under the calls: the lock holds off its unregistering, and
+	// the role is checked again under it, since the cluster may have been
+	// unregistered, or registered anew, while the password was checked.
+	mu := s.clusterLock(cluster)
+	mu.RLock()
+	defer mu.RUnlock()
+	if role, ok := s.clusters.Access(p, cluster); !ok {
+		return nil, "not_found", ErrNotFound
+	} else if role != "cluster-admin" {
+		return nil, "not_cluster_admin", ErrNotClusterAdmin
+	}
 	server, ca, err := s.clusters.Endpoint(cluster)
 	if err != nil {
 		return nil, "error", fmt.Errorf("cluster %s endpoint: %w", cluster, err)
@@ -174,9 +186,6 @@ func (s *Service) issue(p *identity.Principal, cluster, password string) (*Issue
 		return nil, "error", fmt.Errorf("cluster %s endpoint: %w", cluster, err)
 	}
 	sa := ServiceAccountName(p)
-	mu := s.clusterLock(cluster)
-	mu.RLock()
-	defer mu.RUnlock()
 	if err := s.ensureServiceAccount(p, cluster, sa); err != nil {
 		return nil, "cluster_error", err
 	}

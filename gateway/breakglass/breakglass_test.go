@@ -138,3 +138,74 @@ func TestIssueRefusals(t *testing.T) {
 		t.Errorf("Issue: %v", err)
 	}
 }
+
+// passwordsThen checks the password, then runs then: the cluster changing
+// while the (slow, argon2id) check runs.
+type passwordsThen struct {
+	fakePasswords
+	then func()
+}
+
+func (f passwordsThen) ConfirmPassword(p *identity.Principal, pw string) error {
+	err := f.fakePasswords.ConfirmPassword(p, pw)
+	f.then()
+	return err
+}
+
+// The role is checked again once the cluster is held: a cluster
+// unregistered (or registered anew without the caller's membership) while
+// the password was checked gets nothing created in it.
+func TestIssueChecksTheRoleAgainAfterThePassword(t *testing.T) {
+	person := &identity.Principal{UserID: "usr_1", Username: "ann", AuthMethod: identity.MethodPassword}
+	for _, tc := range []struct {
+		roleAfter string
+		want      error
+	}{{"", ErrNotFound}, {"edit", ErrNotClusterAdmin}} {
+		c := &fakeClusters{role: "cluster-admin"}
+		pw := passwordsThen{fakePasswords{right: "pw"}, func() { c.role = tc.roleAfter }}
+		_, err := NewService(c, pw, nil, nil, nil, nil).Issue(context.Background(), person, "prod", "pw", audit.Event{})
+		if !errors.Is(err, tc.want) || len(c.calls) != 0 {
+			t.Errorf("role %q after the password: %v with calls %q, want %v and no calls", tc.roleAfter, err, c.calls, tc.want)
+		}
+	}
+}
+
+// An unregistering holds off issuing on its cluster until it is done, so
+// it never lists between an issue's account and its binding.
+func TestUnregisteringHoldsOffIssuing(t *testing.T) {
+	person := &identity.Principal{UserID: "usr_1", Username: "ann", AuthMethod: identity.MethodPassword}
+	c := &fakeClusters{role: "cluster-admin"}
+	s := NewService(c, fakePasswords{right: "pw"}, nil, nil, nil, nil)
+	listing, finish := make(chan struct{}), make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Unregistering(context.Background(), "prod", "root", func(_ context.Context, method, path, _ string, _ []byte) (int, []byte, error) {
+			if strings.Contains(path, "serviceaccounts") {
+				close(listing)
+				<-finish
+			}
+			return 200, []byte(`{"items":[]}`), nil
+		})
+	}()
+	<-listing
+	issued := make(chan struct{})
+	go func() {
+		defer close(issued)
+		s.Issue(context.Background(), person, "prod", "pw", audit.Event{})
+	}()
+	select {
+	case <-issued:
+		t.Fatal("an admin kubeconfig was issued while the cluster was being unregistered")
+	case <-time.After(100 * time.Millisecond):
+	}
+	if len(c.calls) != 0 {
+		t.Errorf("the issue reached the cluster during the unregistering: %q", c.calls)
+	}
+	close(finish)
+	<-done
+	<-issued
+	if len(c.calls) == 0 {
+		t.Error("the issue did not go on once the unregistering ended")
+	}
+}

@@ -429,6 +429,8 @@ func (e executor) Complete(ctx context.Context, op *operations.Operation) error 
 	}
 	plain, _ := json.Marshal(c)
 	var r *Record
+	e.s.connMu.Lock()
+	defer e.s.connMu.Unlock()
 	err = e.s.db.Update(func(tx *store.Tx) error {
 		var err error
 		if r, err = records.Get(tx, op.Cluster); err != nil {
@@ -517,7 +519,12 @@ func (e executor) Settled(op *operations.Operation) {
 	s.refresh(op.Cluster)
 	switch {
 	case op.Type == operations.Delete && op.Status == operations.Succeeded:
-		s.pool.Remove(op.Cluster)
+		// Unless the name was registered again since the operation ended.
+		s.connMu.Lock()
+		if _, err := s.Get(op.Cluster); err != nil {
+			s.pool.Remove(op.Cluster)
+		}
+		s.connMu.Unlock()
 	case op.Type == operations.Create && op.Status == operations.Succeeded:
 		// Probe now so the console shows the new cluster reachable
 		// without waiting for the next round.

@@ -149,6 +149,12 @@ type Service struct {
 	// roleHooks run after writes that may change a role (OnRoleChange);
 	// unregisterHooks before a registered cluster's connection closes
 	// (OnUnregister).
+	// connMu serialises each write of a cluster record with the pool
+	// change that follows it, so the pool always holds the connection of
+	// the last write of a name: a Delete never detaches the connection of
+	// a cluster registered again under its name in between.
+	connMu sync.Mutex
+
 	hooksMu         sync.Mutex
 	roleHooks       []func()
 	unregisterHooks []unregisterHook
@@ -336,6 +342,8 @@ func (s *Service) Register(ctx context.Context, actor *identity.Principal, sp Sp
 		Server: sp.Conn.Server, AuthType: sp.Conn.AuthType(), Sealed: s.box.Seal(plain, sealContext(sp.Name)),
 		ConnectionStatus: ConnPending, Status: StatusReady, CreatedBy: actor.UserID, CreatedAt: now, UpdatedAt: now,
 	}
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
 	err := s.db.Update(func(tx *store.Tx) error {
 		if err := claimName(tx, r.Name); err != nil {
 			return err
@@ -363,6 +371,8 @@ func (s *Service) Update(ctx context.Context, sp Spec, ev audit.Event) (*Record,
 		return nil, err
 	}
 	var out *Record
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
 	err := s.db.Update(func(tx *store.Tx) error {
 		r, err := records.Get(tx, sp.Name)
 		if err != nil {
@@ -404,6 +414,15 @@ func (s *Service) Update(ctx context.Context, sp Spec, ev audit.Event) (*Record,
 // provisioner, which is returned.
 func (s *Service) Delete(ctx context.Context, actor *identity.Principal, name string, ev audit.Event) (*operations.Operation, error) {
 	var op *operations.Operation
+	s.connMu.Lock()
+	unlocked := false
+	unlock := func() {
+		if !unlocked {
+			unlocked = true
+			s.connMu.Unlock()
+		}
+	}
+	defer unlock()
 	err := s.db.Update(func(tx *store.Tx) error {
 		r, err := records.Get(tx, name)
 		if err != nil {
@@ -437,15 +456,16 @@ func (s *Service) Delete(ctx context.Context, actor *identity.Principal, name st
 		return nil, mapStoreErr(err)
 	}
 	if op != nil {
+		unlock()
 		s.opts.Lifecycle.Operations.Kick()
 		return op, nil
 	}
-	// The connection is taken out of the pool before anything else, so its
-	// streams end now, the name is free for a new cluster at once, and the
-	// hooks reach this cluster and no other.
-	if d := s.pool.Detach(name); d != nil {
-		s.unregistered(name, actor, d)
-	}
+	// The connection leaves the pool with the record, under connMu: its
+	// streams end now, the name is free for a new cluster once the lock is
+	// released, and the hooks reach this cluster and no other.
+	d := s.pool.Detach(name)
+	unlock()
+	s.unregistered(name, actor, d)
 	return nil, nil
 }
 
@@ -482,7 +502,9 @@ func (s *Service) OnUnregister(as *identity.Principal, fn func(ctx context.Conte
 }
 
 // unregistered runs the OnUnregister hooks for a deleted cluster whose
-// connection d was detached from the pool, then closes d.
+// connection d was detached from the pool, then closes d. A cluster that
+// had no connection (its credentials could not be loaded) still runs
+// them, with calls that fail, so what is left there is reported.
 func (s *Service) unregistered(name string, by *identity.Principal, d *proxy.Detached) {
 	s.hooksMu.Lock()
 	hooks, stopped := s.unregisterHooks, s.stopped
@@ -491,7 +513,9 @@ func (s *Service) unregistered(name string, by *identity.Principal, d *proxy.Det
 	}
 	s.hooksMu.Unlock()
 	run := func() {
-		defer d.Close()
+		if d != nil {
+			defer d.Close()
+		}
 		for _, h := range hooks {
 			id := s.Identity(h.as, "cluster-admin", "", "")
 			call := func(ctx context.Context, method, path, contentType string, body []byte) (int, []byte, error) {
@@ -501,6 +525,9 @@ func (s *Service) unregistered(name string, by *identity.Principal, d *proxy.Det
 				}
 				if err := ctx.Err(); err != nil || timeout <= 0 {
 					return 0, nil, fmt.Errorf("cluster %s: %w", name, cmp.Or(err, context.DeadlineExceeded))
+				}
+				if d == nil {
+					return 0, nil, fmt.Errorf("cluster %s: no connection (its credentials could not be loaded)", name)
 				}
 				return d.Do(method, path, id, contentType, body, timeout)
 			}

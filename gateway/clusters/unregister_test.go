@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -182,5 +183,111 @@ func TestUnregisterHooksEndWithStop(t *testing.T) {
 	case <-ended:
 	default:
 		t.Fatal("a hook after Stop did not run before Delete returned")
+	}
+}
+
+// A Register of the name racing a Delete (here started the moment the
+// Delete commits) waits until the Delete has detached the old connection:
+// it never has its own connection detached, nor does the hook reach it.
+func TestDeleteAndRegisterOfOneNameDoNotInterleave(t *testing.T) {
+	db, err := store.Open(store.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	box, _ := secretbox.New(make([]byte, 32))
+	pool := proxy.NewPool(proxy.PoolOptions{})
+	s, err := NewService(db, box, pool, nil, nil, slog.New(slog.DiscardHandler), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	admin := &identity.Principal{UserID: "usr_root", Username: "root", Permissions: []string{identity.PermAll}}
+	cleaner := &identity.Principal{UserID: "system", Username: "system:cleaner", Permissions: []string{identity.PermAll}}
+	old, replacement := newAPIServer(t), newAPIServer(t)
+	ctx := context.Background()
+	if _, err := s.Register(ctx, admin, old.spec("prod", "old-token"), audit.Event{}); err != nil {
+		t.Fatal(err)
+	}
+	var armed atomic.Bool
+	registered := make(chan error, 1)
+	db.OnCommit(func([]store.Change) {
+		if !armed.CompareAndSwap(true, false) {
+			return
+		}
+		go func() {
+			_, err := s.Register(ctx, admin, replacement.spec("prod", "new-token"), audit.Event{})
+			registered <- err
+		}()
+		// Give the Register every chance to land before the Delete goes
+		// on; it must not be able to.
+		select {
+		case err := <-registered:
+			registered <- err
+		case <-time.After(200 * time.Millisecond):
+		}
+	})
+	hooked := make(chan struct{})
+	s.OnUnregister(cleaner, func(ctx context.Context, u Unregistered) {
+		u.Call(ctx, http.MethodGet, "/api/v1/namespaces/kube-system/serviceaccounts", "", nil)
+		close(hooked)
+	})
+	armed.Store(true)
+	if _, err := s.Delete(ctx, admin, "prod", audit.Event{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-registered; err != nil {
+		t.Fatalf("registering the name again: %v", err)
+	}
+	<-hooked
+	if !pool.Has("prod") {
+		t.Fatal("the re-registered cluster lost its connection to the Delete")
+	}
+	for _, h := range replacement.requests() {
+		if h.Get("Impersonate-User") == "berth:system:cleaner" {
+			t.Error("the hook reached the re-registered cluster")
+		}
+	}
+	if len(old.requests()) == 0 {
+		t.Error("the hook did not reach the deleted cluster")
+	}
+}
+
+// A cluster whose connection could not be made (bad stored credentials)
+// still runs the hooks on delete, with calls that fail, so what is left in
+// it is reported rather than skipped.
+func TestUnregisterHooksRunWithoutAConnection(t *testing.T) {
+	db, err := store.Open(store.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	box, _ := secretbox.New(make([]byte, 32))
+	pool := proxy.NewPool(proxy.PoolOptions{})
+	s, err := NewService(db, box, pool, nil, nil, slog.New(slog.DiscardHandler), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	admin := &identity.Principal{UserID: "usr_root", Username: "root", Permissions: []string{identity.PermAll}}
+	if _, err := s.Register(context.Background(), admin, newAPIServer(t).spec("prod", "token"), audit.Event{}); err != nil {
+		t.Fatal(err)
+	}
+	pool.Remove("prod") // as when its credentials failed to load at start-up
+	got := make(chan error, 1)
+	s.OnUnregister(admin, func(ctx context.Context, u Unregistered) {
+		_, _, err := u.Call(ctx, http.MethodGet, "/", "", nil)
+		got <- err
+	})
+	if _, err := s.Delete(context.Background(), admin, "prod", audit.Event{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		if err == nil {
+			t.Error("a call to a cluster without a connection succeeded")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the hooks did not run for a cluster without a connection")
 	}
 }
