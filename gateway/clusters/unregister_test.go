@@ -52,26 +52,38 @@ func (a *apiServer) spec(name, token string) Spec {
 	return Spec{Name: name, Conn: &Connection{Server: a.URL, Token: token, CAData: ca}}
 }
 
-// Unregistering a cluster frees its name at once and runs the hooks in
-// the background against that cluster only, as the principal they were
-// registered with in the cluster-admin role: a cluster registered again
-// under the same name meanwhile is neither reached by the hook nor
-// disconnected when it ends.
-func TestUnregisterHooksReachOnlyTheDeletedCluster(t *testing.T) {
+// admin is a fleet administrator, who may register and delete clusters.
+var admin = &identity.Principal{UserID: "usr_root", Username: "root", Permissions: []string{identity.PermAll}}
+
+// cleaner is the principal the hooks under test are registered with.
+var cleaner = &identity.Principal{UserID: "system", Username: "system:cleaner", Permissions: []string{identity.PermAll}}
+
+// newTestService is a Service on an in-memory store and an empty pool,
+// stopped and closed when the test ends.
+func newTestService(t *testing.T) (*Service, *proxy.Pool, *store.DB) {
+	t.Helper()
 	db, err := store.Open(store.Options{InMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	box, _ := secretbox.New(make([]byte, 32))
 	pool := proxy.NewPool(proxy.PoolOptions{})
 	s, err := NewService(db, box, pool, nil, nil, slog.New(slog.DiscardHandler), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Stop()
-	admin := &identity.Principal{UserID: "usr_root", Username: "root", Permissions: []string{identity.PermAll}}
-	sweeper := &identity.Principal{UserID: "system", Username: "system:cleaner", Permissions: []string{identity.PermAll}}
+	t.Cleanup(s.Stop)
+	return s, pool, db
+}
+
+// Unregistering a cluster frees its name at once and runs the hooks in
+// the background against that cluster only, as the principal they were
+// registered with in the cluster-admin role: a cluster registered again
+// under the same name meanwhile is neither reached by the hook nor
+// disconnected when it ends.
+func TestUnregisterHooksReachOnlyTheDeletedCluster(t *testing.T) {
+	s, pool, _ := newTestService(t)
 	old, replacement := newAPIServer(t), newAPIServer(t)
 	ctx := context.Background()
 	if _, err := s.Register(ctx, admin, old.spec("prod", "old-token"), audit.Event{}); err != nil {
@@ -85,7 +97,7 @@ func TestUnregisterHooksReachOnlyTheDeletedCluster(t *testing.T) {
 		code int
 	}
 	ran := make(chan run, 1)
-	s.OnUnregister(sweeper, func(ctx context.Context, u Unregistered) {
+	s.OnUnregister(cleaner, func(ctx context.Context, u Unregistered) {
 		<-release // hold the hook until the name has a new owner
 		code, _, err := u.Call(ctx, http.MethodGet, "/api/v1/namespaces/kube-system/serviceaccounts", "", nil)
 		ran <- run{u, err, code}
@@ -141,17 +153,7 @@ func TestUnregisterHooksReachOnlyTheDeletedCluster(t *testing.T) {
 // a cluster deleted afterwards runs its hooks at once with an ended
 // context, so shutdown never waits on a cluster.
 func TestUnregisterHooksEndWithStop(t *testing.T) {
-	db, err := store.Open(store.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	box, _ := secretbox.New(make([]byte, 32))
-	s, err := NewService(db, box, proxy.NewPool(proxy.PoolOptions{}), nil, nil, slog.New(slog.DiscardHandler), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := &identity.Principal{UserID: "usr_root", Username: "root", Permissions: []string{identity.PermAll}}
+	s, _, _ := newTestService(t)
 	a := newAPIServer(t)
 	ctx := context.Background()
 	for _, name := range []string{"one", "two"} {
@@ -190,20 +192,7 @@ func TestUnregisterHooksEndWithStop(t *testing.T) {
 // Delete commits) waits until the Delete has detached the old connection:
 // it never has its own connection detached, nor does the hook reach it.
 func TestDeleteAndRegisterOfOneNameDoNotInterleave(t *testing.T) {
-	db, err := store.Open(store.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	box, _ := secretbox.New(make([]byte, 32))
-	pool := proxy.NewPool(proxy.PoolOptions{})
-	s, err := NewService(db, box, pool, nil, nil, slog.New(slog.DiscardHandler), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
-	admin := &identity.Principal{UserID: "usr_root", Username: "root", Permissions: []string{identity.PermAll}}
-	cleaner := &identity.Principal{UserID: "system", Username: "system:cleaner", Permissions: []string{identity.PermAll}}
+	s, pool, db := newTestService(t)
 	old, replacement := newAPIServer(t), newAPIServer(t)
 	ctx := context.Background()
 	if _, err := s.Register(ctx, admin, old.spec("prod", "old-token"), audit.Event{}); err != nil {
@@ -257,19 +246,7 @@ func TestDeleteAndRegisterOfOneNameDoNotInterleave(t *testing.T) {
 // still runs the hooks on delete, with calls that fail, so what is left in
 // it is reported rather than skipped.
 func TestUnregisterHooksRunWithoutAConnection(t *testing.T) {
-	db, err := store.Open(store.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	box, _ := secretbox.New(make([]byte, 32))
-	pool := proxy.NewPool(proxy.PoolOptions{})
-	s, err := NewService(db, box, pool, nil, nil, slog.New(slog.DiscardHandler), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
-	admin := &identity.Principal{UserID: "usr_root", Username: "root", Permissions: []string{identity.PermAll}}
+	s, pool, _ := newTestService(t)
 	if _, err := s.Register(context.Background(), admin, newAPIServer(t).spec("prod", "token"), audit.Event{}); err != nil {
 		t.Fatal(err)
 	}
