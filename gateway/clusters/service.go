@@ -413,16 +413,26 @@ func (s *Service) Update(ctx context.Context, sp Spec, ev audit.Event) (*Record,
 // deleted). A provisioned one starts a delete operation through its
 // provisioner, which is returned.
 func (s *Service) Delete(ctx context.Context, actor *identity.Principal, name string, ev audit.Event) (*operations.Operation, error) {
-	var op *operations.Operation
-	s.connMu.Lock()
-	unlocked := false
-	unlock := func() {
-		if !unlocked {
-			unlocked = true
-			s.connMu.Unlock()
-		}
+	op, d, err := s.deleteRecord(ctx, actor, name, ev)
+	if err != nil {
+		return nil, err
 	}
-	defer unlock()
+	if op != nil {
+		s.opts.Lifecycle.Operations.Kick()
+		return op, nil
+	}
+	s.unregistered(name, actor, d)
+	return nil, nil
+}
+
+// deleteRecord is Delete's write. For a registered cluster it also takes
+// the connection out of the pool, under connMu with the write: its streams
+// end now, the name is free for a new cluster once the lock is released,
+// and the hooks reach this cluster and no other.
+func (s *Service) deleteRecord(ctx context.Context, actor *identity.Principal, name string, ev audit.Event) (*operations.Operation, *proxy.Detached, error) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	var op *operations.Operation
 	err := s.db.Update(func(tx *store.Tx) error {
 		r, err := records.Get(tx, name)
 		if err != nil {
@@ -452,21 +462,13 @@ func (s *Service) Delete(ctx context.Context, actor *identity.Principal, name st
 	}
 	s.record(ctx, ev, "cluster.delete", name, err)
 	s.refresh(name)
-	if err != nil {
-		return nil, mapStoreErr(err)
+	switch {
+	case err != nil:
+		return nil, nil, mapStoreErr(err)
+	case op != nil:
+		return op, nil, nil
 	}
-	if op != nil {
-		unlock()
-		s.opts.Lifecycle.Operations.Kick()
-		return op, nil
-	}
-	// The connection leaves the pool with the record, under connMu: its
-	// streams end now, the name is free for a new cluster once the lock is
-	// released, and the hooks reach this cluster and no other.
-	d := s.pool.Detach(name)
-	unlock()
-	s.unregistered(name, actor, d)
-	return nil, nil
+	return nil, s.pool.Detach(name), nil
 }
 
 // ClusterCall makes one request of Berth's own to a cluster, bounded by
