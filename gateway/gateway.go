@@ -153,7 +153,7 @@ func (g *Gateway) init(stdout io.Writer) error {
 		return err
 	}
 	if g.cfg.HTTPS.Addr != "" {
-		edge, err := edgetls.New(edgetls.Options{TLS: g.cfg.TLS, DB: g.db, Box: g.box, Logger: g.log})
+		edge, err := edgetls.New(edgetls.Options{TLS: g.cfg.TLS, DB: g.db, Box: g.box, Logger: g.log, PublicURL: g.cfg.PublicURL})
 		if err != nil {
 			return err
 		}

@@ -1,12 +1,14 @@
 package edgetls
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -31,6 +33,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for validity checks; nil means time.Now.
 	Now func() time.Time
+	// PublicURL is Berth's address as clients reach it (public_url). When
+	// it is an https URL, the HTTP-to-HTTPS redirect sends clients to its
+	// port rather than the bound one, which port forwarding or a load
+	// balancer may hide.
+	PublicURL string
 }
 
 // Manager provides the HTTPS listener's certificates in every mode, answers
@@ -67,10 +74,13 @@ type Manager struct {
 	statusMu sync.Mutex
 	status   map[string]*nameStatus
 
-	httpsPort string
-	stop      context.CancelFunc
-	wg        sync.WaitGroup
-	stopOnce  sync.Once
+	// httpsPort is the port redirects name: public_url's, or else the
+	// HTTPS listener's.
+	httpsPort  string
+	publicPort string
+	stop       context.CancelFunc
+	wg         sync.WaitGroup
+	stopOnce   sync.Once
 }
 
 // HostPolicy reports whether on_demand may obtain a certificate for a host
@@ -93,7 +103,7 @@ const filesStatusKey = "files"
 func New(opts Options) (*Manager, error) {
 	m := &Manager{
 		cfg: opts.TLS, db: opts.DB, box: opts.Box, log: opts.Logger, now: opts.Now,
-		mode: opts.TLS.Mode, status: map[string]*nameStatus{},
+		mode: opts.TLS.Mode, status: map[string]*nameStatus{}, publicPort: publicHTTPSPort(opts.PublicURL),
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
@@ -238,6 +248,9 @@ func (m *Manager) Start(httpAddr, httpsAddr string) error {
 	if _, port, err := net.SplitHostPort(httpsAddr); err == nil {
 		m.httpsPort = port
 	}
+	if m.publicPort != "" {
+		m.httpsPort = m.publicPort
+	}
 	switch m.mode {
 	case config.TLSModeFiles:
 		m.wg.Add(1)
@@ -304,4 +317,14 @@ func baseConfig() *tls.Config {
 			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,
 		},
 	}
+}
+
+// publicHTTPSPort is the port of an https public URL (443 when it names
+// none), or "" when the URL is empty or not https.
+func publicHTTPSPort(publicURL string) string {
+	u, err := url.Parse(publicURL)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return ""
+	}
+	return cmp.Or(u.Port(), "443")
 }

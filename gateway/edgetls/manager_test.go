@@ -236,3 +236,30 @@ func TestRedirectMiddleware(t *testing.T) {
 		t.Errorf("port 443: %q", ctx.Response.Header.Peek("Location"))
 	}
 }
+
+// Behind port forwarding the bound HTTPS port is not the one clients can
+// reach: an https public_url names it, and the redirect uses it.
+func TestRedirectUsesThePublicPort(t *testing.T) {
+	tests := []struct {
+		publicURL, bound, want string
+	}{
+		{"", "8443", "https://edge.example:8443/a"},
+		{"https://berth.example.com", "8443", "https://edge.example/a"},
+		{"https://berth.example.com:9443/base", "8443", "https://edge.example:9443/a"},
+		{"http://berth.example.com:8080", "8443", "https://edge.example:8443/a"}, // not https: says nothing of the HTTPS port
+	}
+	for _, tt := range tests {
+		m := &Manager{cfg: config.TLS{RedirectHTTP: true}, publicPort: publicHTTPSPort(tt.publicURL)}
+		if err := m.Start("", "127.0.0.1:"+tt.bound); err != nil {
+			t.Fatal(err)
+		}
+		var ctx fasthttp.RequestCtx
+		ctx.Request.SetRequestURI("/a")
+		ctx.Request.Header.SetHost("edge.example:8080")
+		m.Middleware()(func(*fasthttp.RequestCtx) {})(&ctx)
+		if got := string(ctx.Response.Header.Peek("Location")); got != tt.want {
+			t.Errorf("public_url %q, bound %s: Location %q, want %q", tt.publicURL, tt.bound, got, tt.want)
+		}
+		m.Stop()
+	}
+}
