@@ -11,11 +11,13 @@ import (
 // CORE-VERSION|APP-VERSION|NETWORK|ADDRESS|PROTOCOL[|SERVER-CERT[|MUX]].
 var handshakeLine = regexp.MustCompile(`^\d+\|\d+\|(tcp|unix)\|[^|]*\|(grpc|netrpc)(\|.*)?\r?\n?$`)
 
-// startedByPluginHost reports whether a go-plugin host started the
-// process: it sets our cookie variable or, whatever its cookie,
-// PLUGIN_PROTOCOL_VERSIONS.
-func startedByPluginHost(getenv func(string) string) bool {
-	return getenv(Handshake.MagicCookieKey) != "" || getenv("PLUGIN_PROTOCOL_VERSIONS") != ""
+// startedByBerth reports whether a Berth gateway (a go-plugin host with
+// Berth's cookie variable) started the process. Other go-plugin hosts do
+// not count: a program that imports the SDK for its types but serves
+// another host with go-plugin's own Serve prints its handshake on the
+// stdout the guard would take away.
+func startedByBerth(getenv func(string) string) bool {
+	return getenv(Handshake.MagicCookieKey) != ""
 }
 
 // routeStdout points os.Stdout at a pipe whose reader sends go-plugin's

@@ -20,12 +20,11 @@ var (
 
 // The guard is installed while the package initializes, before the
 // plugin's own main package runs its init functions (it imports this
-// package, so this runs first), and only when a go-plugin host started the
-// process: a gateway importing the SDK for its types is left alone. Any
-// go-plugin host counts, not only one with Berth's cookie, so that a host
-// with the wrong cookie reads Serve's refusal instead of a stray print.
+// package, so this runs first), and only when Berth started the process: a
+// gateway, a tool or another host's plugin importing the SDK for its types
+// is left alone.
 func init() {
-	if startedByPluginHost(os.Getenv) {
+	if startedByBerth(os.Getenv) {
 		_ = guardStdio()
 	}
 }
