@@ -141,10 +141,16 @@ type Plugin struct {
 	info    sdk.Info
 	version int
 	rpc     plugin.ClientProtocol
+	// abandon kills the process by force; Kill calls it after go-plugin's
+	// own kill, when it has nothing left to do.
+	abandon func()
 }
 
 // Start starts the plugin (or attaches to it), negotiates the protocol,
-// and reads its Info. ctx bounds the first GetInfo call. Errors:
+// and reads its Info. ctx bounds the whole start: when it ends during the
+// handshake, the process is killed and Start returns ctx's error at once
+// (go-plugin alone would wait for StartTimeout). Once Start has returned,
+// ctx no longer matters. Errors:
 //
 //   - *sdk.IncompatibleProtocolError (errors.Is sdk.ErrIncompatibleProtocol)
 //     when the plugin speaks no protocol version this host does;
@@ -161,6 +167,7 @@ func Start(ctx context.Context, cfg Config) (*Plugin, error) {
 	}
 	logger = logger.Named(cfg.Name)
 	set := SetOptions{Host: cfg.Host, Logger: logger}
+	abandon := func() {}
 	tail := &tailWriter{max: 2048}
 	cc := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
@@ -187,7 +194,11 @@ func Start(ctx context.Context, cfg Config) (*Plugin, error) {
 		cc.Reattach = rc
 		cc.Plugins = PluginSet(set)
 	case cfg.Path != "":
-		cmd := exec.Command(cfg.Path, cfg.Args...)
+		// The process is killed through this context if the start is
+		// abandoned, or when the plugin is killed, never otherwise.
+		procCtx, endProc := context.WithCancel(context.Background())
+		abandon = endProc
+		cmd := exec.CommandContext(procCtx, cfg.Path, cfg.Args...)
 		cmd.Env = slices.Clone(cfg.Env)
 		cc.Cmd = cmd
 		cc.SkipHostEnv = true
@@ -205,11 +216,27 @@ func Start(ctx context.Context, cfg Config) (*Plugin, error) {
 	}
 
 	client := plugin.NewClient(cc)
+	// go-plugin's handshake takes no context, and Kill waits for it; so
+	// an ended ctx kills the process, which ends the handshake.
+	started := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			abandon()
+		case <-started:
+		}
+	}()
 	p, err := connect(ctx, cfg.Name, client, tail)
+	close(started)
 	if err != nil {
 		client.Kill()
+		abandon()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("plugin %q: start abandoned: %w (%v)", cfg.Name, ctx.Err(), err)
+		}
 		return nil, err
 	}
+	p.abandon = abandon
 	return p, nil
 }
 
@@ -330,7 +357,12 @@ func (p *Plugin) ReattachInfo() (sdk.ReattachInfo, bool) {
 
 // Kill stops the plugin: gracefully (it is asked to shut down and given 2
 // seconds), then by force. A reattached debug-mode plugin is left running.
-func (p *Plugin) Kill() { p.client.Kill() }
+func (p *Plugin) Kill() {
+	p.client.Kill()
+	if p.abandon != nil {
+		p.abandon()
+	}
+}
 
 // tailWriter keeps the last bytes of the plugin's stderr, to explain a
 // failed start.

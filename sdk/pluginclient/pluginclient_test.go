@@ -445,3 +445,68 @@ func TestDebugMode(t *testing.T) {
 		t.Fatal("debug-mode plugin still running 30s after Ctrl-C")
 	}
 }
+
+// TestStartCancelledDuringHandshake: a process that never answers the
+// handshake (here sleep) is killed as soon as the caller's context ends,
+// instead of holding Start until StartTimeout.
+func TestStartCancelledDuringHandshake(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Fatalf("sleep is needed to stand in for a hung plugin: %v", err)
+	}
+	// A sleep length unique to this run tells its process from others'.
+	marker := strconv.Itoa(1_000_000 + os.Getpid())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := pluginclient.Start(ctx, pluginclient.Config{Name: "hung", Path: sleep, Args: []string{marker},
+			Env: []string{"PATH=" + os.Getenv("PATH")}, StartTimeout: 10 * time.Minute})
+		done <- err
+	}()
+	// Cancel once the process runs, so the cancellation lands mid-handshake.
+	waitForProcess(t, marker, true)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Start = %v, want context.Canceled", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Start did not return after its context ended")
+	}
+	waitForProcess(t, marker, false)
+}
+
+// waitForProcess waits (bounded, against a hang) until a "sleep <marker>"
+// process is running, or until none is.
+func waitForProcess(t *testing.T, marker string, running bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if sleepRunning(marker) == running {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sleep %s running: %v, want %v", marker, !running, running)
+		}
+	}
+}
+
+// sleepRunning reports whether a live (not zombie) "sleep <marker>"
+// process exists, from /proc.
+func sleepRunning(marker string) bool {
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		if _, err := strconv.Atoi(d.Name()); err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + d.Name() + "/cmdline")
+		if err != nil || len(cmdline) == 0 {
+			continue // gone, or a zombie (which has no command line)
+		}
+		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+		if len(args) == 2 && strings.HasSuffix(args[0], "sleep") && args[1] == marker {
+			return true
+		}
+	}
+	return false
+}
