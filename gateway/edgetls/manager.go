@@ -73,6 +73,7 @@ type Manager struct {
 
 	statusMu sync.Mutex
 	status   map[string]*nameStatus
+	saveMu   sync.Mutex
 
 	// httpsPort is the port redirects name: public_url's, or else the
 	// HTTPS listener's.
@@ -90,10 +91,15 @@ type HostPolicy func(ctx context.Context, name string) bool
 
 // nameStatus is what the certificates API reports beyond the certificate.
 type nameStatus struct {
-	LastRenewedAt time.Time
-	LastError     string
-	LastErrorAt   time.Time
+	LastRenewedAt time.Time `json:"last_renewed_at,omitzero"`
+	LastError     string    `json:"last_error,omitempty"`
+	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
 }
+
+// statusTable keeps each name's nameStatus, so a restart does not forget
+// that the last renewal failed, and why. Its names are the configured
+// ones and those on_demand was allowed to try.
+var statusTable = store.NewTable[nameStatus]("tls_status")
 
 const filesStatusKey = "files"
 
@@ -110,6 +116,9 @@ func New(opts Options) (*Manager, error) {
 	}
 	if m.now == nil {
 		m.now = time.Now
+	}
+	if err := m.loadStatus(); err != nil {
+		return nil, fmt.Errorf("tls: read the certificate statuses: %w", err)
 	}
 	// In the ACME modes the self-signed certificate only stands in for
 	// names no CA certifies, so the ACME names stay out of it.
@@ -283,15 +292,39 @@ func (m *Manager) Stop() {
 	})
 }
 
+// setStatus changes name's status in memory and in the store. saveMu
+// keeps the writes of one name in the order of the changes.
 func (m *Manager) setStatus(name string, fn func(*nameStatus)) {
+	m.saveMu.Lock()
+	defer m.saveMu.Unlock()
 	m.statusMu.Lock()
-	defer m.statusMu.Unlock()
 	s := m.status[name]
 	if s == nil {
 		s = &nameStatus{}
 		m.status[name] = s
 	}
 	fn(s)
+	saved := *s
+	m.statusMu.Unlock()
+	if m.db == nil {
+		return
+	}
+	if err := m.db.Update(func(tx *store.Tx) error { return statusTable.Put(tx, name, &saved) }); err != nil {
+		m.log.Warn("certificate status not saved", "name", name, "err", err)
+	}
+}
+
+// loadStatus reads the saved statuses at start.
+func (m *Manager) loadStatus() error {
+	if m.db == nil {
+		return nil
+	}
+	return m.db.View(func(tx *store.Tx) error {
+		return statusTable.Scan(tx, store.ScanOptions{}, func(name string, st *nameStatus) (bool, error) {
+			m.status[name] = st
+			return true, nil
+		})
+	})
 }
 
 func (m *Manager) getStatus(name string) nameStatus {

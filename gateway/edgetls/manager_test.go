@@ -115,6 +115,39 @@ func TestFilesStartupErrors(t *testing.T) {
 	}
 }
 
+// A certificate's last renewal and last error survive a restart: the
+// certificates API should not report a failing renewal as fine because
+// Berth restarted since.
+func TestCertificateStatusSurvivesRestart(t *testing.T) {
+	db, box := testDB(t)
+	start := func() *Manager {
+		t.Helper()
+		m, err := New(Options{DB: db, Box: box, TLS: config.TLS{Mode: config.TLSModeSelfSigned}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	m := start()
+	failedAt := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	m.setStatus("a.example", func(s *nameStatus) { s.LastError, s.LastErrorAt = "acme: rate limited", failedAt })
+	m.setStatus("b.example", func(s *nameStatus) { s.LastRenewedAt = failedAt })
+	m.setStatus("b.example", func(s *nameStatus) { s.LastError, s.LastErrorAt = "dns: timeout", failedAt.Add(time.Hour) })
+	m.Stop()
+
+	m = start()
+	defer m.Stop()
+	if got := m.getStatus("a.example"); got.LastError != "acme: rate limited" || !got.LastErrorAt.Equal(failedAt) {
+		t.Errorf("a.example after a restart: %+v", got)
+	}
+	if got := m.getStatus("b.example"); !got.LastRenewedAt.Equal(failedAt) || got.LastError != "dns: timeout" {
+		t.Errorf("b.example after a restart: %+v", got)
+	}
+	if got := m.getStatus("c.example"); got != (nameStatus{}) {
+		t.Errorf("a name never tried has status %+v", got)
+	}
+}
+
 func TestClientIdentity(t *testing.T) {
 	db, box := testDB(t)
 	clientCA, otherCA := newCA(t, "machines CA"), newCA(t, "someone else")
