@@ -182,20 +182,12 @@ func (p *Pool) Set(c Cluster) error {
 
 // Remove drops a cluster, ends its watches, followed logs and upgrades, and
 // closes its idle connections.
-func (p *Pool) Remove(name string) {
-	p.mu.Lock()
-	old := p.m[name]
-	delete(p.m, name)
-	p.mu.Unlock()
-	if old != nil {
-		old.retire()
-	}
-}
+func (p *Pool) Remove(name string) { p.Detach(name) }
 
-// Detach drops a cluster like Remove, ending its watches, followed logs
-// and upgrades at once, and returns a handle that can still make the
-// gateway's own calls to it until Close; nil if the pool does not know
-// it. It is for cleaning up in a cluster being let go of: the name is free
+// Detach drops a cluster, ending its watches, followed logs and upgrades
+// at once and closing its idle connections, and returns a handle that can
+// still make the gateway's own calls to it until Close; nil if the pool
+// does not know it. It is for cleaning up in a cluster being let go of: the name is free
 // for a new cluster at once, and the handle keeps reaching the old one.
 func (p *Pool) Detach(name string) *Detached {
 	p.mu.Lock()

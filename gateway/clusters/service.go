@@ -146,15 +146,14 @@ type Service struct {
 	changes  changeLog
 	recheck  chan struct{}
 	expiries expirySchedule
-	// roleHooks run after writes that may change a role (OnRoleChange);
-	// unregisterHooks before a registered cluster's connection closes
-	// (OnUnregister).
 	// connMu serialises each write of a cluster record with the pool
 	// change that follows it, so the pool always holds the connection of
 	// the last write of a name: a Delete never detaches the connection of
 	// a cluster registered again under its name in between.
 	connMu sync.Mutex
 
+	// roleHooks run after writes that may change a role (OnRoleChange);
+	// unregisterHooks after a registered cluster is deleted (OnUnregister).
 	hooksMu         sync.Mutex
 	roleHooks       []func()
 	unregisterHooks []unregisterHook

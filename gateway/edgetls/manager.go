@@ -77,11 +77,10 @@ type Manager struct {
 
 	// httpsPort is the port redirects name: public_url's, or else the
 	// HTTPS listener's.
-	httpsPort  string
-	publicPort string
-	stop       context.CancelFunc
-	wg         sync.WaitGroup
-	stopOnce   sync.Once
+	httpsPort string
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
+	stopOnce  sync.Once
 }
 
 // HostPolicy reports whether on_demand may obtain a certificate for a host
@@ -109,7 +108,7 @@ const filesStatusKey = "files"
 func New(opts Options) (*Manager, error) {
 	m := &Manager{
 		cfg: opts.TLS, db: opts.DB, box: opts.Box, log: opts.Logger, now: opts.Now,
-		mode: opts.TLS.Mode, status: map[string]*nameStatus{}, publicPort: publicHTTPSPort(opts.PublicURL),
+		mode: opts.TLS.Mode, status: map[string]*nameStatus{}, httpsPort: publicHTTPSPort(opts.PublicURL),
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
@@ -254,11 +253,8 @@ func (m *Manager) Start(httpAddr, httpsAddr string) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.stop = cancel
-	if _, port, err := net.SplitHostPort(httpsAddr); err == nil {
+	if _, port, err := net.SplitHostPort(httpsAddr); err == nil && m.httpsPort == "" {
 		m.httpsPort = port
-	}
-	if m.publicPort != "" {
-		m.httpsPort = m.publicPort
 	}
 	switch m.mode {
 	case config.TLSModeFiles:

@@ -282,7 +282,7 @@ func TestRedirectUsesThePublicPort(t *testing.T) {
 		{"http://berth.example.com:8080", "8443", "https://edge.example:8443/a"}, // not https: says nothing of the HTTPS port
 	}
 	for _, tt := range tests {
-		m := &Manager{cfg: config.TLS{RedirectHTTP: true}, publicPort: publicHTTPSPort(tt.publicURL)}
+		m := &Manager{cfg: config.TLS{RedirectHTTP: true}, httpsPort: publicHTTPSPort(tt.publicURL)}
 		if err := m.Start("", "127.0.0.1:"+tt.bound); err != nil {
 			t.Fatal(err)
 		}

@@ -21,8 +21,10 @@ type failureRecord struct {
 }
 
 // signinFailures is the persisted side of the sign-in lockout: memory
-// decides, and this table gives memory back its state after a restart, so
-// restarting Berth does not reset a brute-force attack's lock.
+// decides, and this table gives memory back a name's state when it does
+// not know the name (after a restart, or after a flood of other names
+// evicted it; see lockedFor), so neither lifts a brute-force attack's
+// lock.
 var signinFailures = store.NewTable[failureRecord]("signin_failures").
 	WithExpiry(func(r *failureRecord) time.Time { return r.ForgetAt })
 
@@ -93,14 +95,4 @@ func (s *Service) resetFailures(key string) {
 	if err := s.db.Update(func(tx *store.Tx) error { return clearFailures(tx, key) }); err != nil {
 		s.log.Error("sign-in failures not cleared", "err", err)
 	}
-}
-
-// restoreLockout loads the saved failure states into the lockout at start.
-func (s *Service) restoreLockout() error {
-	return s.db.View(func(tx *store.Tx) error {
-		return signinFailures.Scan(tx, store.ScanOptions{}, func(key string, r *failureRecord) (bool, error) {
-			s.lockout.Restore(key, r.State)
-			return true, nil
-		})
-	})
 }

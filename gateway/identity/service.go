@@ -118,9 +118,6 @@ func NewService(opts Options) (*Service, error) {
 		now:     now,
 		log:     log,
 	}
-	if err := s.restoreLockout(); err != nil {
-		return nil, fmt.Errorf("identity: restore the sign-in lockout: %w", err)
-	}
 	return s, nil
 }
 

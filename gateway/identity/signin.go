@@ -79,11 +79,12 @@ func (s *Service) SignIn(ctx context.Context, username, password, method string,
 }
 
 // recordLogin writes the login-history record of an existing account, the
-// lockout state of lockKey (saved on a failure, cleared on a success) and, for a failure, the audit event, in one transaction. A
-// failure for an unknown name writes the same but the history record,
-// still in one transaction: both paths cost one synced write, so the time
-// a refusal takes does not tell whether the name exists. (A success is
-// audited when its session starts.)
+// lockout state of lockKey (saved on a failure, cleared on a success) and,
+// for a failure, the audit event, in one transaction. A failure for an
+// unknown name writes the same but the history record, still in one
+// transaction: both paths cost one synced write, so the time a refusal
+// takes does not tell whether the name exists. (A success is audited when
+// its session starts.)
 func (s *Service) recordLogin(ctx context.Context, userID, lockKey, method, result, reason string, m Meta, e *audit.Event) {
 	now := s.now().UTC()
 	if e != nil {
@@ -100,11 +101,13 @@ func (s *Service) recordLogin(ctx context.Context, userID, lockKey, method, resu
 				return err
 			}
 		}
-		save := s.saveFailures
+		var err error
 		if result == audit.ResultSuccess {
-			save = func(tx *store.Tx, key string) error { return clearFailures(tx, key) }
+			err = clearFailures(tx, lockKey)
+		} else {
+			err = s.saveFailures(tx, lockKey)
 		}
-		if err := save(tx, lockKey); err != nil {
+		if err != nil {
 			return err
 		}
 		if e != nil && s.audit != nil {
