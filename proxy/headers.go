@@ -98,10 +98,16 @@ func setIdentity(h *fasthttp.RequestHeader, bearer string, id Identity) {
 	}
 }
 
-// copyResponseHeaders copies the cluster's response headers except
-// hop-by-hop ones and cookies: a cluster must not be able to set cookies on
-// the gateway's origin.
+// copyResponseHeaders copies the cluster's response headers to dst as the
+// cluster sent them, except hop-by-hop headers, Set-Cookie (a cluster must
+// not set cookies on the gateway's origin) and Content-Length (the server
+// frames the body it writes). Nothing is added: fasthttp would otherwise
+// report a missing Content-Type as "text/plain; charset=utf-8", on a 304
+// too, and kubectl's HTTP cache merges a 304's headers into the cached
+// discovery document, which it then misreads.
 func copyResponseHeaders(dst, src *fasthttp.ResponseHeader) {
+	src.SetNoDefaultContentType(true)
+	dst.SetNoDefaultContentType(true)
 	for k, v := range src.All() {
 		name := string(k)
 		if strings.EqualFold(name, "Set-Cookie") || strings.EqualFold(name, "Content-Length") {
@@ -118,4 +124,61 @@ func copyResponseHeaders(dst, src *fasthttp.ResponseHeader) {
 			dst.AddBytesV(name, v)
 		}
 	}
+}
+
+// TenantHeaders are set on every answer under the proxy prefixes. What a
+// cluster answers is tenant content: a pod's or service's page through
+// …/proxy/… would otherwise run its scripts on Berth's own origin, with the
+// signed-in user's cookies. "sandbox" without tokens gives the document an
+// opaque origin and runs no scripts, forms or plugins; it replaces any
+// policy the cluster sent, being stricter than any of them. nosniff stops a
+// browser from guessing an active type the cluster did not declare.
+var TenantHeaders = [][2]string{
+	{"Content-Security-Policy", "sandbox"},
+	{"X-Content-Type-Options", "nosniff"},
+}
+
+// setTenantHeaders sets TenantHeaders on h.
+func setTenantHeaders(h *fasthttp.ResponseHeader) {
+	for _, kv := range TenantHeaders {
+		h.Set(kv[0], kv[1])
+	}
+}
+
+// foreignRedirect reports whether h, the cluster's answer to ctx, redirects
+// to an origin other than the request's own (scheme and host as the client
+// reached Berth). A cluster's
+// redirect to anywhere else would make Berth an open redirector on its own
+// origin, so the proxy does not pass it on (see refuseRedirect). Relative
+// references stay on Berth's origin; backslashes and control characters,
+// which browsers strip or read as "/" ("/\evil.example" is
+// "//evil.example" to them), make a Location foreign.
+func foreignRedirect(ctx *fasthttp.RequestCtx, h *fasthttp.ResponseHeader) bool {
+	if code := h.StatusCode(); code < 300 || code > 399 {
+		return false
+	}
+	loc := h.Peek(fasthttp.HeaderLocation)
+	if len(loc) == 0 {
+		return false
+	}
+	scheme, host := requestOrigin(ctx)
+	return !sameOrigin(string(loc), scheme, host)
+}
+
+// sameOrigin reports whether loc, a Location value, resolves to
+// scheme://host.
+func sameOrigin(loc, scheme, host string) bool {
+	for i := 0; i < len(loc); i++ {
+		if c := loc[i]; c <= ' ' || c == 0x7f || c == '\\' {
+			return false
+		}
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		return false
+	}
+	if u.Scheme == "" && u.Host == "" && !strings.HasPrefix(loc, "//") {
+		return true // a relative reference: a path on the same origin
+	}
+	return u.User == nil && u.Opaque == "" && strings.EqualFold(u.Scheme, scheme) && strings.EqualFold(u.Host, host)
 }

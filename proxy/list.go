@@ -153,6 +153,10 @@ func (p *Proxy) fetchChunk(ctx *fasthttp.RequestCtx, u *upstream, t Target, id I
 		WriteStatus(ctx, fasthttp.StatusRequestEntityTooLarge, "the list is too large to filter, sort and page; narrow it with a namespace or a labelSelector")
 		return nil, true
 	}
+	if foreignRedirect(ctx, &resp.Header) {
+		p.refuseRedirect(ctx, u)
+		return nil, true
+	}
 	if resp.StatusCode() != fasthttp.StatusOK {
 		ctx.SetStatusCode(resp.StatusCode())
 		copyResponseHeaders(&ctx.Response.Header, &resp.Header)

@@ -115,6 +115,8 @@ func (p *Proxy) Pool() *Pool { return p.opts.Pool }
 // Serve forwards the request in ctx to t.Cluster on behalf of id. Errors are
 // answered as Kubernetes Status objects.
 func (p *Proxy) Serve(ctx *fasthttp.RequestCtx, t Target, id Identity) {
+	// Last, over whatever the answer is: it is tenant content.
+	defer setTenantHeaders(&ctx.Response.Header)
 	u := p.opts.Pool.get(t.Cluster)
 	if u == nil {
 		WriteStatus(ctx, fasthttp.StatusNotFound, fmt.Sprintf("cluster %q not found", t.Cluster))
@@ -219,6 +221,11 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Iden
 		return
 	}
 	p.opts.Observer.Request(u.name, string(ctx.Method()), resp.StatusCode(), time.Since(start))
+	if foreignRedirect(ctx, &resp.Header) {
+		fasthttp.ReleaseResponse(resp)
+		p.refuseRedirect(ctx, u)
+		return
+	}
 
 	body := resp.BodyStream()
 	if body == nil {
@@ -270,6 +277,24 @@ func stillAllowed(id Identity) bool { return id.StillAllowed == nil || id.StillA
 func (p *Proxy) accessWithdrawn(ctx *fasthttp.RequestCtx, u *upstream) {
 	ctx.SetConnectionClose()
 	WriteStatus(ctx, fasthttp.StatusForbidden, fmt.Sprintf("access to cluster %q was withdrawn", u.name))
+}
+
+// requestOrigin returns the scheme and host by which the client reached
+// Berth.
+func requestOrigin(ctx *fasthttp.RequestCtx) (scheme, host string) {
+	scheme = "http"
+	if ctx.IsTLS() {
+		scheme = "https"
+	}
+	return scheme, string(ctx.Host())
+}
+
+// refuseRedirect answers a cluster's redirect to another origin (see
+// foreignRedirect) with 502: the cluster's answer is not one Berth serves.
+// The Location is not repeated, since the cluster chose it.
+func (p *Proxy) refuseRedirect(ctx *fasthttp.RequestCtx, u *upstream) {
+	p.log.Warn("proxy refused a redirect to another origin", "cluster", u.name, "code", ctx.Response.StatusCode())
+	WriteStatus(ctx, fasthttp.StatusBadGateway, fmt.Sprintf("cluster %q answered with a redirect to another origin, which Berth does not pass on", u.name))
 }
 
 // upstreamError answers a failed round trip: 504 for a timeout, 502 for

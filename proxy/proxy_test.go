@@ -203,8 +203,10 @@ func newFront(t *testing.T, b *backend, opts Options) *front {
 		},
 		ReadTimeout:  10 * time.Second,
 		WriteTimeout: 10 * time.Second,
-		// As the gateway serves it: request bodies stream.
-		StreamRequestBody: true,
+		// As the gateway serves it: request bodies stream, and no Server
+		// header is added.
+		StreamRequestBody:     true,
+		NoDefaultServerHeader: true,
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

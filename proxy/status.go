@@ -44,6 +44,7 @@ func WriteStatus(ctx *fasthttp.RequestCtx, code int, message string) {
 	ctx.SetStatusCode(code)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(body)
+	setTenantHeaders(&ctx.Response.Header)
 }
 
 // WriteTooManyRequests answers 429 with Retry-After in whole seconds

@@ -103,6 +103,11 @@ func (p *Proxy) relayRefusedUpgrade(ctx *fasthttp.RequestCtx, rh *fasthttp.Respo
 			body = append(body, resp.Body()...)
 		}
 	}
+	if foreignRedirect(ctx, rh) {
+		WriteStatus(ctx, fasthttp.StatusBadGateway, "the cluster answered the upgrade with a redirect to another origin, which Berth does not pass on")
+		ctx.SetConnectionClose()
+		return
+	}
 	ctx.SetStatusCode(rh.StatusCode())
 	copyResponseHeaders(&ctx.Response.Header, rh)
 	ctx.SetBody(body)

@@ -128,7 +128,34 @@ func PrincipalFrom(ctx *fasthttp.RequestCtx) *identity.Principal {
 // and its user id recorded for the access log. Errors wrap
 // ErrUnauthenticated or ErrForbidden.
 func (a *Authenticator) Authenticate(ctx *fasthttp.RequestCtx) (*identity.Principal, error) {
+	return a.authenticate(ctx, true)
+}
+
+// AuthenticateWithoutSession is Authenticate for routes a browser session
+// must never reach: the Kubernetes proxy, whose answers are tenant content
+// on Berth's own origin and which upgrades to exec, attach and
+// port-forward WebSockets. kubectl and REST clients send a bearer token, an
+// API key or a client certificate; a browser sends its cookie on its own,
+// from any page on a same-site origin, including a pod's page served
+// through the proxy. So the session cookie is ignored: a request that has
+// nothing else gets 401. A client certificate, which a browser may also
+// present on its own, must come with no foreign Origin or Referer, whatever
+// the method: a WebSocket handshake is a GET.
+func (a *Authenticator) AuthenticateWithoutSession(ctx *fasthttp.RequestCtx) (*identity.Principal, error) {
+	return a.authenticate(ctx, false)
+}
+
+// errSessionRefused answers a request that offers only a session cookie
+// where sessions do not count.
+var errSessionRefused = unauthenticated("browser sessions are not accepted here; send Authorization: Bearer <token> or a client certificate")
+
+// authenticate establishes the principal; sessions says whether a session
+// cookie counts.
+func (a *Authenticator) authenticate(ctx *fasthttp.RequestCtx, sessions bool) (*identity.Principal, error) {
 	if p := PrincipalFrom(ctx); p != nil {
+		if !sessions && p.AuthMethod == identity.MethodSession {
+			return nil, errSessionRefused
+		}
 		return p, nil
 	}
 	var (
@@ -145,7 +172,7 @@ func (a *Authenticator) Authenticate(ctx *fasthttp.RequestCtx) (*identity.Princi
 		} else {
 			p, err = a.svc.VerifyAccessToken(tok)
 		}
-	} else if c := ctx.Request.Header.Cookie(a.cookieName); len(c) > 0 {
+	} else if c := ctx.Request.Header.Cookie(a.cookieName); len(c) > 0 && sessions {
 		p, err = a.svc.VerifySessionCookie(string(c))
 		if err == nil && !safeMethod(ctx.Method()) {
 			if cerr := a.CheckOrigin(ctx, true); cerr != nil {
@@ -157,11 +184,13 @@ func (a *Authenticator) Authenticate(ctx *fasthttp.RequestCtx) (*identity.Princi
 		// cookie, so unsafe methods from a foreign origin are refused;
 		// kubectl sends no Origin and passes.
 		p, err = a.verifyClientCertificate(ctx.TLSConnectionState(), cn, orgs)
-		if err == nil && !safeMethod(ctx.Method()) {
+		if err == nil && (!safeMethod(ctx.Method()) || !sessions) {
 			if cerr := a.CheckOrigin(ctx, false); cerr != nil {
 				return nil, cerr
 			}
 		}
+	} else if len(ctx.Request.Header.Cookie(a.cookieName)) > 0 {
+		return nil, errSessionRefused
 	} else {
 		return nil, unauthenticated("sign in, or send Authorization: Bearer <token>")
 	}

@@ -59,7 +59,7 @@ func (pr *ProxyRoute) serve(ctx *fasthttp.RequestCtx, t proxy.Target) {
 	// Taken before anything is read, so a stream can tell whether access
 	// may have changed since this request was let through.
 	checkedAt := pr.svc.changes.current()
-	p, err := pr.authn.Authenticate(ctx)
+	p, err := pr.authn.AuthenticateWithoutSession(ctx) // never a browser session: see docs/security.md
 	if err != nil {
 		code := fasthttp.StatusUnauthorized
 		if errors.Is(err, authn.ErrForbidden) {
