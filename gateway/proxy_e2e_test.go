@@ -130,12 +130,30 @@ func (e *e2eCluster) kubeconfigFor(t *testing.T, who, token string) string {
 // left discovery there that answered 304 for this one, and kubectls
 // running side by side (a watch and a command) would share it.
 func (e *e2eCluster) kubectlCmd(ctx context.Context, kubeconfig string, args ...string) *exec.Cmd {
-	cache := filepath.Join(e.dir, "kubectl-cache", filepath.Base(kubeconfig))
+	cache := e.kubectlCacheDir(kubeconfig)
 	return exec.CommandContext(ctx, e.env.KubectlPath, append([]string{"--kubeconfig", kubeconfig, "--cache-dir", cache}, args...)...)
 }
 
+// kubectl runs kubectl through Berth. A read-only command runs twice with
+// the same cache directory, the second time after its discovery cache
+// expired (see expireDiscovery), and must give the same outcome both times:
+// a user's kubectl reuses ~/.kube/cache for months.
 func (e *e2eCluster) kubectl(t *testing.T, kubeconfig string, stdin string, args ...string) (string, error) {
 	t.Helper()
+	out, err := e.kubectlOnce(kubeconfig, stdin, args...)
+	if !readOnlyKubectl(args) {
+		return out, err
+	}
+	e.expireDiscovery(t, kubeconfig)
+	if out2, err2 := e.kubectlOnce(kubeconfig, stdin, args...); !sameOutcome(out, err, out2, err2) {
+		t.Errorf("kubectl %s, again with the same cache dir after its discovery expired, gave another outcome:\nfirst (%v):\n%s\nsecond (%v):\n%s",
+			strings.Join(args, " "), err, out, err2, out2)
+	}
+	return out, err
+}
+
+// kubectlOnce runs kubectl through Berth once.
+func (e *e2eCluster) kubectlOnce(kubeconfig string, stdin string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := e.kubectlCmd(ctx, kubeconfig, args...)
