@@ -37,7 +37,7 @@ unit:
 	@set -e; for m in $(MODULES); do (cd $$m && echo "go test -race ($$m)" && BERTH_E2E=1 $(GO) test -race -count=1 -timeout 30m ./...); done
 
 # Builds the pinned kube-apiserver and kubectl (cached by version) and
-# installs etcd and shellcheck from Debian when missing.
+# installs etcd, shellcheck, chromium and iproute2 from Debian when missing.
 e2e-tools:
 	bash deploy/e2e/build-k8s.sh
 

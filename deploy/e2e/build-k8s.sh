@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # build-k8s.sh — build the pinned kube-apiserver and kubectl for Berth's
-# end-to-end tests, and install two Debian packages when their commands are
-# missing: etcd-server (for etcd) and the linter named shellcheck.
+# end-to-end tests, and install Debian packages when their commands are
+# missing: etcd-server (for etcd), the linter named shellcheck, chromium (the
+# browser test) and iproute2 (its test network namespace).
 #
 # The Kubernetes version is whatever deploy/e2e/k8s/go.mod requires of
 # k8s.io/kubernetes. Binaries go to
@@ -12,7 +13,7 @@
 #
 # Environment:
 #   BERTH_CACHE_DIR       cache root (default $HOME/.cache/berth)
-#   BERTH_SKIP_APT=1      do not install etcd-server/shellcheck with apt-get
+#   BERTH_SKIP_APT=1      do not install any Debian package with apt-get
 #   K8S_GIT_COMMIT        optional upstream commit to stamp into the binaries
 #                         (module zips carry no VCS data, so it is unknown
 #                         by default)
@@ -39,7 +40,8 @@ version_dir="$cache_root/k8s/$k8s_version"
 bin_dir="$version_dir/bin"
 
 # ---------------------------------------------------------------------------
-# Debian packages: etcd (etcd-server, 3.4.23 on bookworm) and shellcheck.
+# Debian packages: etcd (etcd-server, 3.4.23 on bookworm), shellcheck,
+# chromium and iproute2.
 # ---------------------------------------------------------------------------
 apt_install() {
 	local pkgs=("$@")
@@ -64,6 +66,10 @@ apt_install() {
 missing_pkgs=()
 command -v etcd >/dev/null 2>&1 || missing_pkgs+=(etcd-server)
 command -v shellcheck >/dev/null 2>&1 || missing_pkgs+=(shellcheck)
+# The browser test (gateway/browser_e2e_linux_test.go) drives Debian's
+# chromium and puts its tenant server in a network namespace (iproute2).
+[[ -x /usr/bin/chromium ]] || missing_pkgs+=(chromium)
+command -v ip >/dev/null 2>&1 || missing_pkgs+=(iproute2)
 if ((${#missing_pkgs[@]} > 0)); then
 	apt_install "${missing_pkgs[@]}"
 fi
