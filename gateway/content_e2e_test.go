@@ -2,9 +2,13 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berthgw/berth/gateway/audit"
 )
@@ -74,4 +78,58 @@ func TestProxyRefusesSessionCookies(t *testing.T) {
 		e.must(t, 200, "GET", prefix+"/api/v1/namespaces", nil, bearer(e.admin))
 	}
 	e.must(t, 200, "GET", "/api/v1/auth/me", nil, sess)
+}
+
+// A browser may present a client certificate on its own, like a cookie.
+// On the proxy, a certificate counts only without a foreign Origin or
+// Referer, whatever the method: a WebSocket handshake to exec is a GET.
+// kubectl sends neither header and passes.
+func TestProxyClientCertificateFromAnotherOrigin(t *testing.T) {
+	ca, caKey, caFile := newClientCA(t)
+	e := startE2EWith(t, map[string]string{"BERTH_TLS_CLIENT_AUTH_CA_FILE": caFile})
+	e.createUser(t, e.admin, "bob", "bob-password-12345", "user")
+	e.must(t, 201, "POST", "/api/v1/clusters/e2e/members", map[string]any{"user": "bob", "role": "view"}, bearer(e.admin))
+	certPEM, keyPEM := clientCert(t, ca, caKey, time.Now().Add(time.Hour), "bob")
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(e.CertificatePEM())
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}}}}
+	get := func(path string, hdr map[string]string) int {
+		req, _ := http.NewRequest("GET", e.https+path, nil)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	const ns = "/api/v1/namespaces"
+	for _, prefix := range proxyPrefixes {
+		for _, c := range []struct {
+			name string
+			hdr  map[string]string
+			want int
+		}{
+			{"kubectl (no Origin)", nil, 200},
+			{"own origin", map[string]string{"Origin": e.https}, 200},
+			{"foreign origin", map[string]string{"Origin": "https://evil.example"}, 403},
+			{"foreign referer", map[string]string{"Referer": "https://evil.example/page"}, 403},
+			{"cross-site fetch", map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
+		} {
+			if got := get(prefix+ns, c.hdr); got != c.want {
+				t.Errorf("%s%s, %s: %d, want %d", prefix, ns, c.name, got, c.want)
+			}
+		}
+	}
+	// The console API keeps its rule: safe methods pass from anywhere.
+	if got := get("/api/v1/auth/me", map[string]string{"Origin": "https://evil.example"}); got != 200 {
+		t.Errorf("console GET with a certificate from another origin: %d", got)
+	}
 }
