@@ -3,9 +3,11 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -96,20 +98,16 @@ fetch("` + berth + `/proxy/clusters/e2e/api/v1/namespaces", {credentials: "inclu
 </script></body></html>`
 }
 
-// tenantWorkload stands the tenant's web server up where the apiserver's
+// tenantWorkload stands the tenant's web server h up where the apiserver's
 // proxies reach it — inside a test network namespace, as pod web (Running,
 // PodIP set by hand: no kubelet runs here), behind service web (a
 // selector-less Service with its Endpoints) and on node node-a (its
 // InternalIP) — and returns the proxy paths that lead to it.
-func (e *e2eCluster) tenantWorkload(t *testing.T, page string) []string {
+func (e *e2eCluster) tenantWorkload(t *testing.T, h http.Handler) []string {
 	t.Helper()
 	tn := newTenantNet(t)
 	ln := tn.Listen(t, 8080)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.SetCookie(w, &http.Cookie{Name: "berth_session", Value: "planted-by-tenant", Path: "/"})
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprint(w, page)
-	})}
+	srv := &http.Server{Handler: h}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 
@@ -172,7 +170,11 @@ metadata: {name: node-a}
 // through.
 func TestBrowserTenantContentIsInert(t *testing.T) {
 	e := startE2E(t)
-	paths := e.tenantWorkload(t, tenantPage)
+	paths := e.tenantWorkload(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "berth_session", Value: "planted-by-tenant", Path: "/"})
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, tenantPage)
+	}))
 	ctx := startBrowser(t)
 
 	// Sign in as a browser does: a same-origin fetch that stores the
@@ -322,4 +324,102 @@ func responseHeader(resp *network.Response, name string) string {
 		}
 	}
 	return ""
+}
+
+// What a tenant's pod answers through the real apiserver's pod, service and
+// node proxies, under both prefixes, reaches the client sandboxed, without
+// its cookies, and without a redirect to another origin; its 204 and 304
+// answers carry the headers the apiserver relayed, nothing more.
+func TestProxyTenantAnswers(t *testing.T) {
+	e := startE2E(t)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/page", func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "berth_session", Value: "planted-by-tenant", Path: "/"})
+		w.Header().Set("Content-Security-Policy", "script-src 'unsafe-inline'")
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, "<p>tenant</p><script>alert(1)</script>")
+	})
+	mux.HandleFunc("/away", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "https://evil.example/phish", http.StatusFound)
+	})
+	mux.HandleFunc("/sideways", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "//evil.example/phish", http.StatusFound)
+	})
+	mux.HandleFunc("/here", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/page", http.StatusFound)
+	})
+	mux.HandleFunc("/empty", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("/cached", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Etag", `"v1"`)
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{}`)
+	})
+	paths := e.tenantWorkload(t, mux)
+	client := rawClient(e.env.CAData)
+	get := func(url, token string, hdr map[string]string) (*http.Response, string) {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, string(body)
+	}
+	for _, base := range paths {
+		t.Run(strings.ReplaceAll(strings.TrimPrefix(base, "/"), "/", "_"), func(t *testing.T) {
+			resp, body := get(e.http+base+"page", e.admin, nil)
+			if resp.StatusCode != 200 || !strings.Contains(body, "<p>tenant</p>") {
+				t.Fatalf("page: %d %s", resp.StatusCode, body)
+			}
+			if got := resp.Header.Values("Content-Security-Policy"); len(got) != 1 || got[0] != "sandbox" {
+				t.Errorf("Content-Security-Policy %q, want sandbox only", got)
+			}
+			if resp.Header.Get("X-Content-Type-Options") != "nosniff" || len(resp.Header.Values("Set-Cookie")) != 0 {
+				t.Errorf("page headers: %v", resp.Header)
+			}
+			for _, away := range []string{"away", "sideways"} {
+				resp, body = get(e.http+base+away, e.admin, nil)
+				if resp.StatusCode != 502 || resp.Header.Get("Location") != "" || strings.Contains(body, "evil") || !strings.Contains(body, `"kind":"Status"`) {
+					t.Errorf("redirect to another origin (%s): %d Location %q %s", away, resp.StatusCode, resp.Header.Get("Location"), body)
+				}
+			}
+			// The apiserver turns the pod's redirect to its own host into a
+			// path; Berth passes it.
+			resp, _ = get(e.http+base+"here", e.admin, nil)
+			if resp.StatusCode != 302 || !strings.HasPrefix(resp.Header.Get("Location"), "/") || strings.HasPrefix(resp.Header.Get("Location"), "//") {
+				t.Errorf("redirect on the same origin: %d Location %q", resp.StatusCode, resp.Header.Get("Location"))
+			}
+
+			// Straight from the apiserver's proxy and through Berth.
+			direct := e.env.Server + strings.TrimPrefix(strings.TrimPrefix(base, proxyPrefixes[1]), proxyPrefixes[0])
+			for _, c := range []struct {
+				path string
+				hdr  map[string]string
+				code int
+			}{
+				{"empty", nil, 204},
+				{"cached", map[string]string{"If-None-Match": `"v1"`}, 304},
+			} {
+				d, _ := get(direct+c.path, e.env.AdminToken, c.hdr)
+				p, _ := get(e.http+base+c.path, e.admin, c.hdr)
+				skip := berthOwnHeaders()
+				if d.StatusCode != c.code || p.StatusCode != c.code {
+					t.Errorf("%s: direct %d, proxied %d, want %d", c.path, d.StatusCode, p.StatusCode, c.code)
+				} else if dn, pn := headerSet(d.Header, skip...), headerSet(p.Header, skip...); !slices.Equal(dn, pn) {
+					t.Errorf("%s %d: header names differ\ndirect  %q\nproxied %q", c.path, c.code, dn, pn)
+				}
+			}
+		})
+	}
 }
