@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	neturl "net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -171,4 +172,27 @@ func TestTenantContentHeaders(t *testing.T) {
 	if resp.Header.Get("Content-Security-Policy") != "sandbox" {
 		t.Errorf("proxy's own Status: CSP %q", resp.Header.Get("Content-Security-Policy"))
 	}
+}
+
+// FuzzSameOrigin checks sameOrigin against the URL resolution Go does for
+// a page at https://berth.example:8443/: whatever it lets pass resolves to
+// Berth's own origin.
+func FuzzSameOrigin(f *testing.F) {
+	for _, s := range []string{"/a", "//evil.example", "/\\evil", "https://berth.example:8443/x", "x:y", "%2F%2Fevil", "?q", "../../x"} {
+		f.Add(s)
+	}
+	base, _ := neturl.Parse("https://berth.example:8443/proxy/clusters/a/api/v1/namespaces/n/pods/p/proxy/")
+	f.Fuzz(func(t *testing.T, loc string) {
+		if !sameOrigin(loc, "https", "berth.example:8443") {
+			return
+		}
+		u, err := neturl.Parse(loc)
+		if err != nil {
+			t.Fatalf("%q passed but does not parse: %v", loc, err)
+		}
+		r := base.ResolveReference(u)
+		if r.Scheme != "https" || r.Host != "berth.example:8443" && !strings.EqualFold(r.Host, "berth.example:8443") || r.User != nil {
+			t.Fatalf("%q passed but resolves to %s", loc, r)
+		}
+	})
 }
