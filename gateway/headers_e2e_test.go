@@ -52,6 +52,11 @@ type exchange struct {
 }
 
 func (e *e2eCluster) directAndProxied(t *testing.T, x exchange) (direct, proxied *http.Response) {
+	return e.directAndProxiedUnder(t, proxyPrefixes[0], x)
+}
+
+// directAndProxiedUnder is directAndProxied through the proxy prefix.
+func (e *e2eCluster) directAndProxiedUnder(t *testing.T, prefix string, x exchange) (direct, proxied *http.Response) {
 	t.Helper()
 	do := func(url, token, who string) *http.Response {
 		var body io.Reader
@@ -80,8 +85,10 @@ func (e *e2eCluster) directAndProxied(t *testing.T, x exchange) (direct, proxied
 		resp.Body = io.NopCloser(bytes.NewReader(data))
 		return resp
 	}
-	direct = do(e.env.Server+x.path, e.env.AdminToken, "direct")
-	proxied = do(e.http+"/proxy/clusters/e2e"+x.path, e.admin, "proxied")
+	// Names made for each prefix ("{{who}}"), so creates do not collide.
+	tag := strings.ReplaceAll(prefix, "/", "-")
+	direct = do(e.env.Server+x.path, e.env.AdminToken, "direct"+tag)
+	proxied = do(e.http+prefix+x.path, e.admin, "proxied"+tag)
 	return direct, proxied
 }
 
@@ -188,10 +195,11 @@ spec: {minAvailable: 1, selector: {matchLabels: {app: busy}}}
 	}
 	e.compactEtcd(t)
 
-	for _, c := range []struct {
+	type exchangeCase struct {
 		code int
 		x    exchange
-	}{
+	}
+	cases := []exchangeCase{
 		{200, exchange{method: "GET", path: "/api/v1/namespaces/hdr", accept: jsonAccept}},
 		{200, exchange{method: "GET", path: "/apis", accept: discovery}},
 		{201, exchange{method: "POST", path: "/api/v1/namespaces/hdr/configmaps", accept: jsonAccept, body: cm("made-{{who}}")}},
@@ -203,37 +211,46 @@ spec: {minAvailable: 1, selector: {matchLabels: {app: busy}}}
 		{422, exchange{method: "POST", path: "/api/v1/namespaces/hdr/configmaps", accept: jsonAccept, body: cm("Not_A_Name")}},
 		{429, exchange{method: "POST", path: "/api/v1/namespaces/hdr/pods/busy/eviction", accept: jsonAccept,
 			body: `{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"busy","namespace":"hdr"}}`}},
-	} {
-		t.Run(fmt.Sprint(c.code), func(t *testing.T) {
-			d, p := e.directAndProxied(t, c.x)
-			if d.StatusCode != c.code || p.StatusCode != c.code {
-				db, _ := io.ReadAll(d.Body)
-				pb, _ := io.ReadAll(p.Body)
-				t.Fatalf("want %d: direct %d %s, proxied %d %s", c.code, d.StatusCode, db, p.StatusCode, pb)
-			}
-			skip := berthOwnHeaders()
-			if dn, pn := headerSet(d.Header, skip...), headerSet(p.Header, skip...); !slices.Equal(dn, pn) {
-				t.Errorf("header names differ\ndirect  %q\nproxied %q", dn, pn)
-			}
-			// Values too, but for those that name the moment or the
-			// request, and the body's length, which differs with the
-			// object's name or the impersonated user.
-			for k := range d.Header {
-				switch k {
-				case "Date", "Audit-Id", "Content-Length":
-					continue
-				}
-				if dv, pv := d.Header.Values(k), p.Header.Values(k); !slices.Equal(dv, pv) && !slices.Contains(skip, k) {
-					t.Errorf("%s: direct %q, proxied %q", k, dv, pv)
-				}
-			}
-			for _, kv := range proxy.TenantHeaders {
-				if got := p.Header.Get(kv[0]); got != kv[1] {
-					t.Errorf("proxied %s = %q, want %q", kv[0], got, kv[1])
-				}
-			}
-		})
 	}
+	for _, prefix := range proxyPrefixes {
+		for _, c := range cases {
+			e.compareHeaders(t, prefix, c.code, c.x)
+		}
+	}
+}
+
+// compareHeaders makes the exchange x straight and under prefix, expecting
+// code from both, and compares their headers.
+func (e *e2eCluster) compareHeaders(t *testing.T, prefix string, code int, x exchange) {
+	t.Run(fmt.Sprintf("%s %d", strings.TrimPrefix(prefix, "/"), code), func(t *testing.T) {
+		d, p := e.directAndProxiedUnder(t, prefix, x)
+		if d.StatusCode != code || p.StatusCode != code {
+			db, _ := io.ReadAll(d.Body)
+			pb, _ := io.ReadAll(p.Body)
+			t.Fatalf("want %d: direct %d %s, proxied %d %s", code, d.StatusCode, db, p.StatusCode, pb)
+		}
+		skip := berthOwnHeaders()
+		if dn, pn := headerSet(d.Header, skip...), headerSet(p.Header, skip...); !slices.Equal(dn, pn) {
+			t.Errorf("header names differ\ndirect  %q\nproxied %q", dn, pn)
+		}
+		// Values too, but for those that name the moment or the request,
+		// and the body's length, which differs with the object's name or
+		// the impersonated user.
+		for k := range d.Header {
+			switch k {
+			case "Date", "Audit-Id", "Content-Length":
+				continue
+			}
+			if dv, pv := d.Header.Values(k), p.Header.Values(k); !slices.Equal(dv, pv) && !slices.Contains(skip, k) {
+				t.Errorf("%s: direct %q, proxied %q", k, dv, pv)
+			}
+		}
+		for _, kv := range proxy.TenantHeaders {
+			if got := p.Header.Get(kv[0]); got != kv[1] {
+				t.Errorf("proxied %s = %q, want %q", kv[0], got, kv[1])
+			}
+		}
+	})
 }
 
 // writeTemp writes data to dir/name and returns the path.
