@@ -154,7 +154,7 @@ func (p *Proxy) fetchChunk(ctx *fasthttp.RequestCtx, u *upstream, t Target, id I
 		return nil, true
 	}
 	if foreignRedirect(ctx, &resp.Header) {
-		p.refuseRedirect(ctx, u)
+		p.refuseRedirect(ctx, u, resp.StatusCode())
 		return nil, true
 	}
 	if resp.StatusCode() != fasthttp.StatusOK {

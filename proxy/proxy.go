@@ -222,8 +222,9 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Iden
 	}
 	p.opts.Observer.Request(u.name, string(ctx.Method()), resp.StatusCode(), time.Since(start))
 	if foreignRedirect(ctx, &resp.Header) {
+		code := resp.StatusCode()
 		fasthttp.ReleaseResponse(resp)
-		p.refuseRedirect(ctx, u)
+		p.refuseRedirect(ctx, u, code)
 		return
 	}
 
@@ -292,8 +293,8 @@ func requestOrigin(ctx *fasthttp.RequestCtx) (scheme, host string) {
 // refuseRedirect answers a cluster's redirect to another origin (see
 // foreignRedirect) with 502: the cluster's answer is not one Berth serves.
 // The Location is not repeated, since the cluster chose it.
-func (p *Proxy) refuseRedirect(ctx *fasthttp.RequestCtx, u *upstream) {
-	p.log.Warn("proxy refused a redirect to another origin", "cluster", u.name, "code", ctx.Response.StatusCode())
+func (p *Proxy) refuseRedirect(ctx *fasthttp.RequestCtx, u *upstream, code int) {
+	p.log.Warn("proxy refused a redirect to another origin", "cluster", u.name, "code", code)
 	WriteStatus(ctx, fasthttp.StatusBadGateway, fmt.Sprintf("cluster %q answered with a redirect to another origin, which Berth does not pass on", u.name))
 }
 

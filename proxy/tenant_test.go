@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // tenantBackend is a cluster whose pod proxy answers with what a tenant's
@@ -41,6 +42,9 @@ func tenantBackend(t *testing.T) *backend {
 	})
 	mux.HandleFunc(base+"away", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, r.URL.Query().Get("to"), http.StatusFound)
+	})
+	mux.HandleFunc("/api/v1/namespaces/default/pods/web/exec", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "https://evil.example/exec", http.StatusFound)
 	})
 	srv := httptest.NewUnstartedServer(mux)
 	srv.EnableHTTP2 = false
@@ -195,4 +199,23 @@ func FuzzSameOrigin(f *testing.F) {
 			t.Fatalf("%q passed but resolves to %s", loc, r)
 		}
 	})
+}
+
+// An upgrade answered with a redirect to another origin is refused like
+// any other answer, and its connection closed.
+func TestUpgradeForeignRedirectRefused(t *testing.T) {
+	f := newFront(t, tenantBackend(t), Options{})
+	conn, br, resp := rawUpgrade(t, f, "/proxy/clusters/dev/api/v1/namespaces/default/pods/web/exec")
+	defer conn.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("Location") != "" || strings.Contains(string(body), "evil") {
+		t.Errorf("upgrade redirected away: %d Location %q %s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	if resp.Header.Get("Content-Security-Policy") != "sandbox" {
+		t.Errorf("no sandbox on the refusal: %v", resp.Header)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("connection left open after a refused upgrade: %v", err)
+	}
 }

@@ -52,6 +52,12 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, u *upstream, t Target, id
 	}
 	p.opts.Observer.Request(u.name, string(ctx.Method()), rh.StatusCode(), 0)
 
+	if foreignRedirect(ctx, &rh) {
+		up.Close()
+		p.refuseRedirect(ctx, u, rh.StatusCode())
+		ctx.SetConnectionClose()
+		return
+	}
 	if rh.StatusCode() != fasthttp.StatusSwitchingProtocols {
 		p.relayRefusedUpgrade(ctx, &rh, br)
 		up.Close()
@@ -102,11 +108,6 @@ func (p *Proxy) relayRefusedUpgrade(ctx *fasthttp.RequestCtx, rh *fasthttp.Respo
 		if err := resp.ReadBody(br, maxUpgradeErrorBody); err == nil {
 			body = append(body, resp.Body()...)
 		}
-	}
-	if foreignRedirect(ctx, rh) {
-		WriteStatus(ctx, fasthttp.StatusBadGateway, "the cluster answered the upgrade with a redirect to another origin, which Berth does not pass on")
-		ctx.SetConnectionClose()
-		return
 	}
 	ctx.SetStatusCode(rh.StatusCode())
 	copyResponseHeaders(&ctx.Response.Header, rh)
