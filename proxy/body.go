@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -144,4 +145,28 @@ func ReadTimeoutForBody(h *fasthttp.RequestHeader, rate BodyRate) time.Duration 
 		return 0
 	}
 	return rate.withDefaults().Window
+}
+
+// prefetchBody reads the first MinBytes of body (all of it, if smaller)
+// before the cluster is contacted, and sets req's body to what was read
+// plus the rest: a client whose body never gets going is cut without ever
+// holding a connection to the cluster. A body that fit is sent whole, with
+// its length. It returns body's error if the body failed.
+func prefetchBody(req *fasthttp.Request, body *BodyReader) error {
+	if body == nil {
+		return nil
+	}
+	head := make([]byte, body.rate.MinBytes)
+	n, err := io.ReadFull(body, head)
+	switch {
+	case body.Err() != nil:
+		return body.Err()
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		req.SetBodyRaw(head[:n])
+	case err != nil:
+		return err
+	default:
+		req.SetBodyStream(io.MultiReader(bytes.NewReader(head), body), req.Header.ContentLength())
+	}
+	return nil
 }

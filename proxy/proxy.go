@@ -269,6 +269,11 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Iden
 		}
 	}()
 	req, reqBody := p.newRequestBody(ctx, u, t, id, false)
+	if err := prefetchBody(req, reqBody); err != nil {
+		fasthttp.ReleaseRequest(req)
+		p.bodyError(ctx, u, reqBody)
+		return
+	}
 	client := u.client
 	if stream {
 		client = u.streamClient

@@ -224,7 +224,8 @@ func rawUpgradeAs(t *testing.T, url, user, path string) (net.Conn, *bufio.Reader
 // (the client's fault), long before the server's 30 s read timeout, and
 // counted as a 408; a malformed chunked body is a 400, not the cluster's
 // "unreachable". Both in the handler (chunked) and in the server's own
-// first read of a declared body.
+// first read of a declared body. A body that never gets going never
+// takes a connection to the cluster.
 func TestSlowAndMalformedBodies(t *testing.T) {
 	b := newBackend(t)
 	url, _, obs := newLimitedFront(t, b, PoolOptions{}, Options{BodyRate: BodyRate{MinBytes: 1024, Window: 300 * time.Millisecond}})
@@ -287,6 +288,9 @@ func TestSlowAndMalformedBodies(t *testing.T) {
 			t.Errorf("%s: %d %s %q, want %d %s", tt.name, resp.StatusCode, reason, msg, tt.code, tt.reason)
 		}
 	}
+	if n := b.uploads.Load(); n != 0 {
+		t.Errorf("bodies that never got going reached the cluster %d times", n)
+	}
 	if n := obs.count(func(o *countingObserver) int { return o.codes[502] + o.codes[503] + o.codes[504] }); n != 0 {
 		t.Errorf("client body failures counted as cluster errors: %d", n)
 	}
@@ -305,6 +309,10 @@ func TestSlowAndMalformedBodies(t *testing.T) {
 	resp = send("Content-Length: 3\r\n", "abc", false)
 	if code, body := resp.StatusCode, must(io.ReadAll(resp.Body)); code != 200 || string(body) != `{"received":3}` {
 		t.Errorf("small body: %d %s", code, body)
+	}
+	resp = send("Transfer-Encoding: chunked\r\n", "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", false)
+	if code, body := resp.StatusCode, must(io.ReadAll(resp.Body)); code != 200 || string(body) != `{"received":5}` {
+		t.Errorf("small chunked body: %d %s", code, body)
 	}
 }
 
