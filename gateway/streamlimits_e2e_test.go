@@ -161,3 +161,50 @@ func TestFirstRequestAfterAPIServerRestart(t *testing.T) {
 		}
 	}
 }
+
+// When Berth ends a watch because access was withdrawn, kubectl get -w
+// prints why (the ERROR event's Status: reason and message) instead of
+// stopping without a word: 401 Unauthorized when the credential no
+// longer works, 403 Forbidden when the membership is gone. (kubectl 1.31
+// still exits 0: get --watch ignores the error it prints.)
+func TestWithdrawnWatchTellsKubectlWhy(t *testing.T) {
+	e := startE2EWith(t, map[string]string{"BERTH_PROXY_STREAM_RECHECK_INTERVAL": "1h"})
+	akc := e.kubeconfigFor(t, "admin", e.admin)
+	e.mustKubectl(t, akc, "", "create", "namespace", "watched")
+	e.createUser(t, e.admin, "bob", "bob-password-12345", "user")
+	member := decode[struct{ ID string }](t, e.must(t, 201, "POST", "/api/v1/clusters/e2e/members",
+		map[string]any{"user": "bob", "role": "view"}, bearer(e.admin))).ID
+	bob := e.login(t, "bob", "bob-password-12345").AccessToken
+	e.secret(bob)
+
+	watch := func(withdraw func(), want ...string) {
+		t.Helper()
+		kc := e.kubeconfigFor(t, "bob", bob)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := e.kubectlCmd(ctx, kc, "-n", "watched", "get", "configmaps", "-w")
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		e.waitWatches(t, 1)
+		withdraw()
+		if err := cmd.Wait(); ctx.Err() != nil {
+			t.Fatalf("the watch went on after access was withdrawn: %v %s", err, out.String())
+		}
+		e.waitWatches(t, 0)
+		for _, w := range want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("kubectl printed %q, want it to say %q", out.String(), w)
+			}
+		}
+	}
+	watch(func() {
+		keys := decode[struct{ Items []struct{ ID string } }](t, e.must(t, 200, "GET", "/api/v1/auth/api-keys", nil, bearer(bob)))
+		e.must(t, 204, "DELETE", "/api/v1/auth/api-keys/"+keys.Items[0].ID, nil, bearer(bob))
+	}, "Unauthorized", `access to cluster "e2e" was withdrawn: credential no longer valid`)
+	watch(func() {
+		e.must(t, 204, "DELETE", "/api/v1/clusters/e2e/members/"+member, nil, bearer(e.admin))
+	}, "Forbidden", `access to cluster "e2e" was withdrawn: no longer reaches the cluster`)
+}
