@@ -420,9 +420,10 @@ func (b *responseBody) Read(p []byte) (int, error) {
 	if n > 0 {
 		b.midEvent = p[n-1] != '\n'
 	}
-	if err != nil && err != io.EOF && b.withdrawn.Load() && b.withdrawal != nil && !b.midEvent {
+	if err != nil && b.withdrawn.Load() && b.withdrawal != nil && !b.midEvent {
 		// Cut for lost access: end with the event that says so, and
-		// then a clean end of the stream.
+		// then a clean end of the stream. (The cut upstream read may
+		// report io.EOF as well as an error.)
 		b.ended, b.pending = true, b.withdrawal()
 		return n, nil
 	}

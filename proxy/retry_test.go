@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -105,5 +106,61 @@ func TestWithdrawnWatchEndsWithErrorEvent(t *testing.T) {
 	if ev.Type != "ERROR" || ev.Object.Kind != "Status" || ev.Object.Status != "Failure" || ev.Object.Code != 403 ||
 		ev.Object.Reason != "Forbidden" || !strings.Contains(ev.Object.Message, "withdrawn") {
 		t.Errorf("last event: %+v", ev)
+	}
+}
+
+// errReader is an upstream stream that gives data, then err.
+type errReader struct {
+	data string
+	err  error
+}
+
+func (r *errReader) Read(p []byte) (int, error) {
+	if r.data == "" {
+		return 0, r.err
+	}
+	n := copy(p, r.data)
+	r.data = r.data[n:]
+	return n, nil
+}
+
+// However the cut upstream read ends (an error, or io.EOF when the cut
+// races the read), a withdrawn watch ends with the event; never in the
+// middle of an event, and never when the stream was not withdrawn.
+func TestWithdrawnStreamEnding(t *testing.T) {
+	ev := string(errorEvent(403, "gone"))
+	tests := []struct {
+		name, data string
+		err        error
+		withdrawn  bool
+		want       string
+		wantErr    error
+	}{
+		{"cut with an error", `{"type":"ADDED"}` + "\n", errClientGone, true, `{"type":"ADDED"}` + "\n" + ev, nil},
+		{"cut reported as EOF", `{"type":"ADDED"}` + "\n", io.EOF, true, `{"type":"ADDED"}` + "\n" + ev, nil},
+		{"cut mid-event", `{"type":"ADD`, errClientGone, true, `{"type":"ADD`, errClientGone},
+		{"client gone", `{"type":"ADDED"}` + "\n", errClientGone, false, `{"type":"ADDED"}` + "\n", errClientGone},
+		{"normal end", `{"type":"ADDED"}` + "\n", io.EOF, false, `{"type":"ADDED"}` + "\n", nil},
+	}
+	for _, tt := range tests {
+		b := &responseBody{stream: &errReader{data: tt.data, err: tt.err}, withdrawal: func() []byte { return []byte(ev) }}
+		b.withdrawn.Store(tt.withdrawn)
+		var got strings.Builder
+		buf := make([]byte, 7) // small reads: events span several
+		var err error
+		for range 1000 {
+			var n int
+			n, err = b.Read(buf)
+			got.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		if err == io.EOF {
+			err = nil
+		}
+		if got.String() != tt.want || !errors.Is(err, tt.wantErr) {
+			t.Errorf("%s: %q %v, want %q %v", tt.name, got.String(), err, tt.want, tt.wantErr)
+		}
 	}
 }
