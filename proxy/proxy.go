@@ -365,7 +365,7 @@ func (p *Proxy) upstreamError(ctx *fasthttp.RequestCtx, u *upstream, err error) 
 	switch {
 	case busy:
 		msg = fmt.Sprintf("all of Berth's connections to cluster %q are busy", u.name)
-	case errors.Is(err, fasthttp.ErrTimeout) || (errors.As(err, &ne) && ne.Timeout()):
+	case errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout) || (errors.As(err, &ne) && ne.Timeout()):
 		code = fasthttp.StatusGatewayTimeout
 		msg = fmt.Sprintf("cluster %q did not answer in time", u.name)
 	}
