@@ -216,7 +216,9 @@ func (p *Proxy) newRequestBody(ctx *fasthttp.RequestCtx, u *upstream, t Target, 
 	setIdentity(&req.Header, u.token, id)
 	req.SetRequestURI(u.uri(t))
 	var body *BodyReader
-	if ctx.Request.IsBodyStream() {
+	// A declared empty body is no body: nothing to stream, and the
+	// request stays one that may be retried.
+	if ctx.Request.IsBodyStream() && ctx.Request.Header.ContentLength() != 0 {
 		var end time.Time
 		if p.opts.BodyTimeout > 0 {
 			end = ctx.Time().Add(p.opts.BodyTimeout)
