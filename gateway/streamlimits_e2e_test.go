@@ -129,10 +129,29 @@ func TestStreamFloodLeavesClusterReachable(t *testing.T) {
 	stop.Wait()
 	carolGets("after the flood")
 
+	// A malformed chunked body is the client's fault: 400, counted as a
+	// 400, not logged as the cluster's failure.
+	resp, body := rawRequest(t, e.http, "POST /proxy/clusters/e2e/api/v1/namespaces/default/configmaps HTTP/1.1\nAuthorization: Bearer "+bob+
+		"\nContent-Type: application/json\nTransfer-Encoding: chunked", "zz\r\n{}\r\n0\r\n\r\n")
+	if resp.StatusCode != 400 || !strings.Contains(body, `"reason":"BadRequest"`) {
+		t.Errorf("malformed chunked body: %d %s", resp.StatusCode, body)
+	}
+	if strings.Contains(e.logs.String(), "proxy upstream error") {
+		t.Errorf("a client's body failure was logged as the cluster's")
+	}
+
 	_, m := e.get(t, e.http+"/metrics")
-	want := `berth_proxy_streams_refused_total{cluster="e2e",kind="watch",limit="principal"} 3`
-	if refused != 3 || !strings.Contains(string(m), want) {
-		t.Errorf("refused %d watches; metrics lack %s", refused, want)
+	for _, want := range []string{
+		`berth_proxy_streams_refused_total{cluster="e2e",kind="watch",limit="principal"} 3`,
+		`berth_proxy_requests_total{cluster="e2e",code="408",method="POST"} 6`,
+		`berth_proxy_requests_total{cluster="e2e",code="400",method="POST"} 1`,
+	} {
+		if !strings.Contains(string(m), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if refused != 3 {
+		t.Errorf("refused %d watches, want 3", refused)
 	}
 	// Nothing was created by the cut bodies.
 	if out := e.mustKubectl(t, carol, "", "get", "configmaps", "-n", "default", "-o", "name"); strings.Count(out, "configmap/") > 1 {
