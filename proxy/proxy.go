@@ -133,28 +133,20 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx, t Target, id Identity) {
 		return
 	}
 	upgrade := isUpgrade(&ctx.Request.Header)
-	if upgrade || isStream(t) {
-		kind := "watch"
-		if upgrade {
-			kind = "upgrade"
-		}
-		release, refusedBy := u.reserveStream(id.StreamKey, p.opts.Pool.opts.Streams)
-		if release == nil {
-			p.refuseStream(ctx, u, kind, refusedBy)
-			return
-		}
-		if upgrade {
+	switch {
+	case upgrade:
+		if release := p.admitStream(ctx, u, id, "upgrade"); release != nil {
 			p.serveUpgrade(ctx, u, t, id, release)
-		} else {
+		}
+	case hasListParams(t.Query):
+		p.serveList(ctx, u, t, id)
+	case isStream(t):
+		if release := p.admitStream(ctx, u, id, "watch"); release != nil {
 			p.forward(ctx, u, t, id, release)
 		}
-		return
+	default:
+		p.forward(ctx, u, t, id, nil)
 	}
-	if hasListParams(t.Query) {
-		p.serveList(ctx, u, t, id)
-		return
-	}
-	p.forward(ctx, u, t, id, nil)
 }
 
 func isUpgrade(h *fasthttp.RequestHeader) bool {

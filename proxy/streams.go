@@ -100,6 +100,16 @@ func (u *upstream) reserveStream(key string, lim StreamLimits) (release func(), 
 	}, ""
 }
 
+// admitStream counts a stream of kind about to open for id on u, or
+// answers 429 and returns nil when a limit refuses it.
+func (p *Proxy) admitStream(ctx *fasthttp.RequestCtx, u *upstream, id Identity, kind string) (release func()) {
+	release, refusedBy := u.reserveStream(id.StreamKey, p.opts.Pool.opts.Streams)
+	if release == nil {
+		p.refuseStream(ctx, u, kind, refusedBy)
+	}
+	return release
+}
+
 // refuseStream answers a stream over a limit: 429 with Retry-After, as the
 // API server does when it sheds load, and counts it.
 func (p *Proxy) refuseStream(ctx *fasthttp.RequestCtx, u *upstream, kind, limit string) {
