@@ -65,8 +65,8 @@ type streamCount struct {
 
 // reserveStream counts a stream about to open for key (which may be empty:
 // then only the cluster's limit applies), or says which limit refuses it.
-// The returned release must be called exactly once when the stream ends
-// or fails to open; it is safe to call more often.
+// The returned release must be called when the stream ends or fails to
+// open; calls after the first do nothing.
 func (u *upstream) reserveStream(key string, lim StreamLimits) (release func(), refusedBy string) {
 	u.liveMu.Lock()
 	defer u.liveMu.Unlock()
@@ -117,7 +117,8 @@ func (p *Proxy) refuseStream(ctx *fasthttp.RequestCtx, u *upstream, kind, limit 
 		o.StreamRefused(u.name, kind, limit)
 	}
 	lim := p.opts.Pool.opts.Streams
-	p.log.Info("proxy stream refused", "cluster", u.name, "kind", kind, "limit", limit)
+	// Debug, not Info: a flood would flood the log; the counter shows it.
+	p.log.Debug("proxy stream refused", "cluster", u.name, "kind", kind, "limit", limit)
 	msg := fmt.Sprintf("too many open watches, log follows and exec sessions on cluster %q", u.name)
 	if limit == "principal" {
 		msg = fmt.Sprintf("too many open watches, log follows and exec sessions of yours on cluster %q (at most %d)", u.name, lim.PerPrincipal)
