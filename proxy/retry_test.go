@@ -164,3 +164,24 @@ func TestWithdrawnStreamEnding(t *testing.T) {
 		}
 	}
 }
+
+// A TLS failure is answered like any other unreachable cluster, 503
+// ServiceUnavailable, its message naming the kind of failure and no
+// address.
+func TestUntrustedClusterCertificate(t *testing.T) {
+	b := newBackend(t)
+	f := newFront(t, b, Options{})
+	// The system roots do not sign the test server's certificate.
+	if err := f.proxy.Pool().Set(Cluster{Name: "untrusted", Server: b.URL}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(f.url + "/proxy/clusters/untrusted/api/v1/pods")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	code, reason, msg := statusOf(t, resp)
+	if resp.StatusCode != 503 || code != 503 || reason != "ServiceUnavailable" || !strings.Contains(msg, "server certificate not trusted") || strings.Contains(msg, "127.0.0.1") {
+		t.Errorf("untrusted certificate: %d %d %s %q", resp.StatusCode, code, reason, msg)
+	}
+}
