@@ -224,9 +224,9 @@ func TestProxyRateLimitPerPrincipal(t *testing.T) {
 		status, body, last = ag.call(t, "GET", "/proxy/clusters/rl/api/v1/namespaces", nil, bearer(admin))
 		codes = append(codes, status)
 	}
-	// Two within the burst reach the (unreachable) cluster: 502.
-	if codes[0] != 502 || codes[1] != 502 || codes[2] != 429 {
-		t.Fatalf("codes %v, want [502 502 429]", codes)
+	// Two within the burst reach the (unreachable) cluster: 503.
+	if codes[0] != 503 || codes[1] != 503 || codes[2] != 429 {
+		t.Fatalf("codes %v, want [503 503 429]", codes)
 	}
 	if last.Get("Retry-After") == "" || !strings.Contains(string(body), `"kind":"Status"`) || !strings.Contains(string(body), "TooManyRequests") {
 		t.Errorf("429: Retry-After %q body %s", last.Get("Retry-After"), body)

@@ -26,7 +26,10 @@ func (g *Gateway) initClusters() error {
 	pc := g.cfg.Proxy
 	m := clusters.NewMetrics()
 	g.metrics.Register(m.Collectors()...)
-	pool := proxy.NewPool(proxy.PoolOptions{})
+	pool := proxy.NewPool(proxy.PoolOptions{
+		MaxConnsPerCluster: pc.MaxConnsPerCluster,
+		Streams:            proxy.StreamLimits{PerCluster: pc.MaxStreamsPerCluster, PerPrincipal: pc.MaxStreamsPerUser},
+	})
 	px := proxy.New(proxy.Options{
 		Pool:               pool,
 		RequestTimeout:     pc.RequestTimeout.D(),
@@ -36,6 +39,8 @@ func (g *Gateway) initClusters() error {
 		MaxConcurrentLists: pc.MaxConcurrentLists,
 		// Bodies stream to the cluster, under the same bound as the API's.
 		MaxRequestBodyBytes: int64(g.cfg.Limits.MaxBodyBytes),
+		BodyRate:            g.bodyRate(),
+		BodyTimeout:         g.cfg.Limits.ReadTimeout.D(),
 		Observer:            m,
 		Logger:              g.log,
 	})

@@ -180,7 +180,7 @@ func (g *Gateway) init(stdout io.Writer) error {
 	}
 	g.router = router
 	g.server = &fasthttp.Server{
-		Handler: middleware.Chain(g.proxyRoute.Wrap(middleware.BufferBody(g.cfg.Limits.MaxBodyBytes)(g.router.Handler)),
+		Handler: middleware.Chain(g.proxyRoute.Wrap(middleware.BufferBodyFrom(g.cfg.Limits.MaxBodyBytes, g.bodyReader)(g.router.Handler)),
 			middleware.RequestID(),
 			middleware.SecurityHeaders(),
 			g.metrics.Middleware(),
@@ -203,6 +203,8 @@ func (g *Gateway) init(stdout io.Writer) error {
 		// come, and BufferBody reads them (bounded) for the API's own
 		// handlers. fasthttp then reads only the first 8 KiB itself.
 		StreamRequestBody:            true,
+		HeaderReceived:               g.bodyReadTimeout,
+		ExpectHandler:                g.expectContinue,
 		DisablePreParseMultipartForm: true,
 		CloseOnShutdown:              true,
 		Logger:                       fasthttpLogger{g.log},

@@ -663,13 +663,23 @@ func (w *watcher) sees(t *testing.T, e *e2eCluster, admin string, seq *int) bool
 }
 
 // ends waits (bounded, not a timing check) for kubectl to exit, and for
-// Berth to count open the watches that remain.
+// Berth to count open the watches that remain. The watch must have ended
+// with Berth's ERROR event, which kubectl -o name prints as a Status
+// ("status/<unknown>"; TestWithdrawnWatchTellsKubectlWhy reads the reason
+// in kubectl's table output).
 func (w *watcher) ends(t *testing.T, e *e2eCluster, what string, open int) {
 	t.Helper()
 	select {
 	case <-w.exited:
 	case <-time.After(20 * time.Second):
 		t.Fatalf("%s: the open watch went on", what)
+	}
+	var rest []string
+	for l := range w.lines { // closed before exited
+		rest = append(rest, l)
+	}
+	if len(rest) == 0 || !strings.HasPrefix(rest[len(rest)-1], "status/") {
+		t.Errorf("%s: the watch did not end with Berth's ERROR event; kubectl's last lines: %q, stderr %q, exit %v", what, rest, w.stderr.String(), w.cmd.ProcessState)
 	}
 	e.waitWatches(t, open)
 }

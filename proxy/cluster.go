@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -43,6 +45,9 @@ type upstream struct {
 	token    string
 	tls      *tls.Config
 	client   *fasthttp.HostClient
+	// streamClient carries watches and followed logs, so that they never
+	// take the connections ordinary requests need (see streams.go).
+	streamClient *fasthttp.HostClient
 
 	// live holds the long-lived streams (watches, followed logs, exec and
 	// port-forward) running on this upstream, so that deleting or
@@ -52,6 +57,7 @@ type upstream struct {
 	liveMu  sync.Mutex
 	live    map[*liveStream]struct{}
 	retired bool
+	count   streamCount
 }
 
 // liveStream is one long-lived stream: how to end it, and (if the caller
@@ -59,6 +65,9 @@ type upstream struct {
 type liveStream struct {
 	stop    func()
 	allowed func() bool
+	// withdraw, if set, is how Recheck ends the stream instead of stop:
+	// a watch then tells its client why.
+	withdraw func()
 }
 
 // track registers a long-lived stream and returns the function that
@@ -67,13 +76,19 @@ type liveStream struct {
 // that withdrawal asked for had looked, so callers ask allowed once more
 // after track (see stillAllowed).
 func (u *upstream) track(stop func(), allowed func() bool) (untrack func()) {
+	return u.trackWithdrawable(stop, nil, allowed)
+}
+
+// trackWithdrawable is track for a stream that Recheck ends with withdraw
+// rather than stop, when its caller lost access.
+func (u *upstream) trackWithdrawable(stop, withdraw func(), allowed func() bool) (untrack func()) {
 	u.liveMu.Lock()
 	if u.retired {
 		u.liveMu.Unlock()
 		stop()
 		return func() {}
 	}
-	s := &liveStream{stop: stop, allowed: allowed}
+	s := &liveStream{stop: stop, allowed: allowed, withdraw: withdraw}
 	if u.live == nil {
 		u.live = map[*liveStream]struct{}{}
 	}
@@ -97,13 +112,18 @@ func (u *upstream) streams() []*liveStream {
 	return out
 }
 
-// end unregisters s and stops it, unless it was already gone.
-func (u *upstream) end(s *liveStream) bool {
+// withdraw unregisters s and ends it for lost access, unless it was
+// already gone.
+func (u *upstream) withdraw(s *liveStream) bool {
 	u.liveMu.Lock()
 	_, ok := u.live[s]
 	delete(u.live, s)
 	u.liveMu.Unlock()
-	if ok {
+	switch {
+	case !ok:
+	case s.withdraw != nil:
+		s.withdraw()
+	default:
 		s.stop()
 	}
 	return ok
@@ -123,7 +143,13 @@ func (u *upstream) retire() {
 	for _, s := range streams {
 		s.stop()
 	}
+	u.closeIdle()
+}
+
+// closeIdle closes the idle connections of both pools.
+func (u *upstream) closeIdle() {
 	u.client.CloseIdleConnections()
+	u.streamClient.CloseIdleConnections()
 }
 
 // PoolOptions tune the connections to every cluster.
@@ -134,6 +160,8 @@ type PoolOptions struct {
 	DialTimeout time.Duration
 	// IdleTimeout closes pooled connections unused for this long.
 	IdleTimeout time.Duration
+	// Streams bound the watches, followed logs and upgrades open at once.
+	Streams StreamLimits
 }
 
 func (o PoolOptions) withDefaults() PoolOptions {
@@ -146,6 +174,7 @@ func (o PoolOptions) withDefaults() PoolOptions {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 90 * time.Second
 	}
+	o.Streams = o.Streams.withDefaults()
 	return o
 }
 
@@ -210,7 +239,7 @@ func (d *Detached) Do(method, path string, id Identity, contentType string, body
 }
 
 // Close closes the detached cluster's idle connections.
-func (d *Detached) Close() { d.u.client.CloseIdleConnections() }
+func (d *Detached) Close() { d.u.closeIdle() }
 
 // Recheck asks every long-lived stream on every cluster whether it may go
 // on (Identity.StillAllowed), ends those refused, and returns how many it
@@ -226,7 +255,7 @@ func (p *Pool) Recheck() int {
 	ended := 0
 	for _, u := range ups {
 		for _, s := range u.streams() {
-			if s.allowed != nil && !s.allowed() && u.end(s) {
+			if s.allowed != nil && !s.allowed() && u.withdraw(s) {
 				ended++
 			}
 		}
@@ -284,10 +313,30 @@ func newUpstream(c Cluster, opts PoolOptions) (*upstream, error) {
 	if tlsCfg.ServerName == "" {
 		tlsCfg.ServerName = u.Hostname()
 	}
+	client := newHostClient(host, u.Scheme == "https", tlsCfg, opts.MaxConnsPerCluster, opts)
+	// Every stream counted in the cluster's limit has a connection here:
+	// a stream is never left waiting for one.
+	streamClient := newHostClient(host, u.Scheme == "https", tlsCfg, opts.Streams.PerCluster, opts)
+	return &upstream{
+		name:     c.Name,
+		scheme:   u.Scheme,
+		host:     host,
+		basePath: strings.TrimSuffix(u.EscapedPath(), "/"),
+		token:    c.Token,
+		tls:      tlsCfg,
+		client:   client,
+
+		streamClient: streamClient,
+	}, nil
+}
+
+// newHostClient makes one connection pool to a cluster of at most
+// maxConns connections.
+func newHostClient(host string, isTLS bool, tlsCfg *tls.Config, maxConns int, opts PoolOptions) *fasthttp.HostClient {
 	dialTimeout := opts.DialTimeout
-	client := &fasthttp.HostClient{
+	c := &fasthttp.HostClient{
 		Addr:      host,
-		IsTLS:     u.Scheme == "https",
+		IsTLS:     isTLS,
 		TLSConfig: tlsCfg,
 		Dial: func(addr string) (net.Conn, error) {
 			return fasthttp.DialTimeout(addr, dialTimeout)
@@ -298,27 +347,45 @@ func newUpstream(c Cluster, opts PoolOptions) (*upstream, error) {
 		NoDefaultUserAgentHeader:      true,
 		// Every response streams; list post-processing reads it whole
 		// explicitly.
-		StreamResponseBody:  true,
-		MaxConns:            opts.MaxConnsPerCluster,
-		MaxIdleConnDuration: opts.IdleTimeout,
-		MaxConnWaitTimeout:  5 * time.Second,
-		ReadBufferSize:      64 << 10,
-		WriteTimeout:        30 * time.Second,
-		ConnPoolStrategy:    fasthttp.LIFO,
-		// Never retry on our own: kubectl retries what is safe to retry,
-		// and a replayed POST could create an object twice.
-		RetryIf:               func(*fasthttp.Request) bool { return false },
+		StreamResponseBody:    true,
+		MaxConns:              maxConns,
+		MaxIdleConnDuration:   opts.IdleTimeout,
+		MaxConnWaitTimeout:    5 * time.Second,
+		ReadBufferSize:        64 << 10,
+		WriteTimeout:          30 * time.Second,
+		ConnPoolStrategy:      fasthttp.LIFO,
 		SecureErrorLogMessage: true,
 	}
-	return &upstream{
-		name:     c.Name,
-		scheme:   u.Scheme,
-		host:     host,
-		basePath: strings.TrimSuffix(u.EscapedPath(), "/"),
-		token:    c.Token,
-		tls:      tlsCfg,
-		client:   client,
-	}, nil
+	c.RetryIfErr = func(req *fasthttp.Request, attempts int, err error) (bool, bool) {
+		if !retryOnFreshConn(req, attempts, err) {
+			return false, false
+		}
+		// The cluster dropped a pooled connection (it restarted, or a
+		// load balancer timed the connection out): it dropped the other
+		// idle ones too, so the retry must dial a fresh one.
+		c.CloseIdleConnections()
+		return false, true
+	}
+	return c
+}
+
+// retryOnFreshConn says whether a failed round trip may be sent again, once:
+// only when the connection turned out dead before a single response byte
+// came back (fasthttp reports that as io.EOF, or the request's write failed
+// on a reset or broken connection), and only for a safe method (GET, HEAD,
+// OPTIONS) without a streamed body. Anything else may have reached the
+// cluster and changed something, and a replayed POST could create an
+// object twice; kubectl decides itself what to retry.
+func retryOnFreshConn(req *fasthttp.Request, attempts int, err error) bool {
+	if attempts > 1 || req.IsBodyStream() {
+		return false
+	}
+	switch string(req.Header.Method()) {
+	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodOptions:
+	default:
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // ErrUnreachable means the cluster could not be connected to at all, as

@@ -22,6 +22,14 @@ type Identity struct {
 	// check made when it opened, and access withdrawn since (a membership
 	// removed, a session revoked, a user disabled) must end it too.
 	StillAllowed func() bool
+	// StreamKey names the principal whose stream limit a watch, followed
+	// log or upgrade counts against (StreamLimits.PerPrincipal); empty,
+	// only the cluster's limit applies.
+	StreamKey string
+	// Refusal, if set, says why StillAllowed last said no, for the final
+	// watch event a withdrawn stream ends with; nil: 403 with a generic
+	// message.
+	Refusal func() (code int, message string)
 }
 
 // hopByHop are connection-level headers (RFC 9110 §7.6.1) that a proxy

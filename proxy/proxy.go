@@ -16,6 +16,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -59,8 +60,14 @@ type Options struct {
 	// the cluster is contacted, and a chunked body that grows past it is
 	// cut and answered with 413.
 	MaxRequestBodyBytes int64
-	Observer            Observer
-	Logger              *slog.Logger
+	// BodyRate is the slowest a request body may arrive (see BodyRate);
+	// zero fields take the defaults.
+	BodyRate BodyRate
+	// BodyTimeout bounds the reading of a whole request body, the server's
+	// read timeout; zero means no bound beyond BodyRate.
+	BodyTimeout time.Duration
+	Observer    Observer
+	Logger      *slog.Logger
 }
 
 // Proxy forwards requests to clusters in its Pool.
@@ -96,6 +103,7 @@ func New(opts Options) *Proxy {
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
+	opts.BodyRate = opts.BodyRate.withDefaults()
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -126,15 +134,21 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx, t Target, id Identity) {
 		p.bodyTooLarge(ctx)
 		return
 	}
-	if isUpgrade(&ctx.Request.Header) {
-		p.serveUpgrade(ctx, u, t, id)
-		return
-	}
-	if hasListParams(t.Query) {
+	upgrade := isUpgrade(&ctx.Request.Header)
+	switch {
+	case upgrade:
+		if release := p.admitStream(ctx, u, id, "upgrade"); release != nil {
+			p.serveUpgrade(ctx, u, t, id, release)
+		}
+	case hasListParams(t.Query):
 		p.serveList(ctx, u, t, id)
-		return
+	case isStream(t):
+		if release := p.admitStream(ctx, u, id, "watch"); release != nil {
+			p.forward(ctx, u, t, id, release)
+		}
+	default:
+		p.forward(ctx, u, t, id, nil)
 	}
-	p.forward(ctx, u, t, id)
 }
 
 func isUpgrade(h *fasthttp.RequestHeader) bool {
@@ -181,6 +195,13 @@ func (u *upstream) uri(t Target) string {
 // newRequest builds the upstream request: the client's method, allowed
 // headers and body, then the gateway's credential and impersonation.
 func (p *Proxy) newRequest(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Identity, upgrade bool) *fasthttp.Request {
+	req, _ := p.newRequestBody(ctx, u, t, id, upgrade)
+	return req
+}
+
+// newRequestBody is newRequest, also returning the reader of a streamed
+// client body (nil if there is none), which knows why it failed.
+func (p *Proxy) newRequestBody(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Identity, upgrade bool) (*fasthttp.Request, *BodyReader) {
 	req := fasthttp.AcquireRequest()
 	req.Header.DisableNormalizing()
 	req.URI().DisablePathNormalizing = true
@@ -188,36 +209,82 @@ func (p *Proxy) newRequest(ctx *fasthttp.RequestCtx, u *upstream, t Target, id I
 	copyRequestHeaders(&req.Header, &ctx.Request.Header, upgrade)
 	setIdentity(&req.Header, u.token, id)
 	req.SetRequestURI(u.uri(t))
-	if ctx.Request.IsBodyStream() {
-		var body io.Reader = ctx.RequestBodyStream()
-		if max := p.opts.MaxRequestBodyBytes; max > 0 {
-			body = &boundedBody{r: body, left: max}
+	var body *BodyReader
+	// A declared empty body is no body: nothing to stream, and the
+	// request stays one that may be retried.
+	if ctx.Request.IsBodyStream() && ctx.Request.Header.ContentLength() != 0 {
+		var end time.Time
+		if p.opts.BodyTimeout > 0 {
+			end = ctx.Time().Add(p.opts.BodyTimeout)
 		}
+		body = NewBodyReader(ctx, p.opts.BodyRate, p.opts.MaxRequestBodyBytes, end)
 		req.SetBodyStream(body, ctx.Request.Header.ContentLength())
-	} else if body := ctx.Request.Body(); len(body) > 0 {
-		req.SetBodyRaw(body)
+	} else if b := ctx.Request.Body(); len(b) > 0 {
+		req.SetBodyRaw(b)
 	}
-	return req
+	return req, body
+}
+
+// bodyError answers a request whose body the client failed to send
+// properly, if that is why the round trip failed: the client's fault, so
+// a 4xx, and the connection is closed since the rest of the body is
+// unread.
+func (p *Proxy) bodyError(ctx *fasthttp.RequestCtx, u *upstream, body *BodyReader) bool {
+	if body == nil || body.Err() == nil {
+		return false
+	}
+	var code int
+	var msg string
+	switch body.Err() {
+	case errBodyTooLarge:
+		p.bodyTooLarge(ctx)
+		p.opts.Observer.Request(u.name, string(ctx.Method()), fasthttp.StatusRequestEntityTooLarge, 0)
+		return true
+	case ErrBodyTooSlow:
+		code, msg = fasthttp.StatusRequestTimeout, fmt.Sprintf("the request body arrived too slowly: each %d bytes must come within %s", p.opts.BodyRate.MinBytes, p.opts.BodyRate.Window)
+	default:
+		code, msg = fasthttp.StatusBadRequest, "the request body is malformed or ended early"
+	}
+	p.log.Info("proxy request body refused", "cluster", u.name, "status", code, "err", body.Err().Error())
+	p.opts.Observer.Request(u.name, string(ctx.Method()), code, 0)
+	WriteStatus(ctx, code, msg)
+	ctx.SetConnectionClose()
+	return true
 }
 
 // forward is the ordinary path: one request, the response streamed back.
-func (p *Proxy) forward(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Identity) {
-	stream := isStream(t)
-	req := p.newRequest(ctx, u, t, id, false)
-	if !stream {
+// A stream (release set: a watch or followed log, counted in the stream
+// limits) goes over the cluster's stream pool, and release runs when it
+// ends.
+func (p *Proxy) forward(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Identity, release func()) {
+	stream := release != nil
+	handedOver := false
+	defer func() {
+		if stream && !handedOver {
+			release()
+		}
+	}()
+	req, reqBody := p.newRequestBody(ctx, u, t, id, false)
+	if err := prefetchBody(req, reqBody); err != nil {
+		fasthttp.ReleaseRequest(req)
+		p.bodyError(ctx, u, reqBody)
+		return
+	}
+	client := u.client
+	if stream {
+		client = u.streamClient
+	} else {
 		req.SetTimeout(p.opts.RequestTimeout)
 	}
 	resp := fasthttp.AcquireResponse()
 	start := time.Now()
-	err := u.client.Do(req, resp)
+	err := client.Do(req, resp)
 	fasthttp.ReleaseRequest(req)
 	if err != nil {
 		fasthttp.ReleaseResponse(resp)
-		if errors.Is(err, errBodyTooLarge) {
-			p.bodyTooLarge(ctx)
-			return
+		if !p.bodyError(ctx, u, reqBody) {
+			p.upstreamError(ctx, u, err)
 		}
-		p.upstreamError(ctx, u, err)
 		return
 	}
 	p.opts.Observer.Request(u.name, string(ctx.Method()), resp.StatusCode(), time.Since(start))
@@ -239,12 +306,15 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Iden
 	rb := &responseBody{resp: resp, stream: body}
 	var untrack func()
 	if stream {
-		untrack = u.track(rb.abort, id.StillAllowed)
+		if isJSONWatch(resp) {
+			rb.withdrawal = func() []byte { return errorEvent(refusal(id, u.name)) }
+		}
+		untrack = u.trackWithdrawable(rb.abort, rb.withdraw, id.StillAllowed)
 		if !stillAllowed(id) {
 			untrack()
 			rb.abort()
 			rb.Close()
-			p.accessWithdrawn(ctx, u)
+			p.accessWithdrawn(ctx, u, id)
 			return
 		}
 	}
@@ -261,8 +331,10 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Iden
 		rb.conn, rb.writeTimeout = conn, p.opts.StreamWriteTimeout
 		rb.watch = watchClient(conn, rb.abort)
 		p.opts.Observer.StreamOpened(u.name, "watch")
+		handedOver = true
 		rb.onClose = func() {
 			untrack()
+			release()
 			p.opts.Observer.StreamClosed(u.name, "watch")
 		}
 	}
@@ -275,9 +347,10 @@ func stillAllowed(id Identity) bool { return id.StillAllowed == nil || id.StillA
 
 // accessWithdrawn answers a stream whose caller lost access while the
 // cluster was being asked to open it.
-func (p *Proxy) accessWithdrawn(ctx *fasthttp.RequestCtx, u *upstream) {
+func (p *Proxy) accessWithdrawn(ctx *fasthttp.RequestCtx, u *upstream, id Identity) {
+	code, msg := refusal(id, u.name)
+	WriteStatus(ctx, code, msg)
 	ctx.SetConnectionClose()
-	WriteStatus(ctx, fasthttp.StatusForbidden, fmt.Sprintf("access to cluster %q was withdrawn", u.name))
 }
 
 // requestOrigin returns the scheme and host by which the client reached
@@ -298,19 +371,31 @@ func (p *Proxy) refuseRedirect(ctx *fasthttp.RequestCtx, u *upstream, code int) 
 	WriteStatus(ctx, fasthttp.StatusBadGateway, fmt.Sprintf("cluster %q answered with a redirect to another origin, which Berth does not pass on", u.name))
 }
 
-// upstreamError answers a failed round trip: 504 for a timeout, 502 for
-// anything else. Details go to the log, not to the client.
+// upstreamError answers a failed round trip, each kind of failure with a
+// coherent code and Kubernetes reason (docs/clusters.md): 504 Timeout when
+// the cluster did not answer in time, 503 ServiceUnavailable when it could
+// not be reached (refused, reset, TLS handshake or certificate failure)
+// or when Berth's connections to it are all busy. Details go to the log;
+// the message names the kind, never an address.
 func (p *Proxy) upstreamError(ctx *fasthttp.RequestCtx, u *upstream, err error) {
 	var ne net.Error
-	code := fasthttp.StatusBadGateway
-	msg := fmt.Sprintf("cluster %q is unreachable", u.name)
-	if errors.Is(err, fasthttp.ErrTimeout) || (errors.As(err, &ne) && ne.Timeout()) {
+	code := fasthttp.StatusServiceUnavailable
+	msg := fmt.Sprintf("cluster %q is unreachable: %s", u.name, shortNetError(err))
+	busy := errors.Is(err, fasthttp.ErrNoFreeConns)
+	switch {
+	case busy:
+		msg = fmt.Sprintf("all of Berth's connections to cluster %q are busy", u.name)
+	case errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout) || (errors.As(err, &ne) && ne.Timeout()):
 		code = fasthttp.StatusGatewayTimeout
 		msg = fmt.Sprintf("cluster %q did not answer in time", u.name)
 	}
 	p.log.Warn("proxy upstream error", "cluster", u.name, "err", err.Error())
 	p.opts.Observer.Request(u.name, string(ctx.Method()), code, 0)
 	WriteStatus(ctx, code, msg)
+	if busy {
+		// client-go waits and retries a 503 that carries Retry-After.
+		ctx.Response.Header.Set("Retry-After", "1")
+	}
 }
 
 // responseBody streams an upstream body to the client. fasthttp's server
@@ -327,52 +412,66 @@ type responseBody struct {
 	watch        func()
 	onClose      func()
 
+	// withdrawal, if set, is the event that ends a JSON watch when the
+	// stream is ended for lost access (withdraw); pending is what is left
+	// of it to send.
+	withdrawal func() []byte
+	withdrawn  atomic.Bool
+	pending    []byte
+	// midEvent is set while the bytes passed on so far end inside an
+	// event: nothing may be added to the stream then.
+	midEvent bool
+	ended    bool
+
 	abortOnce sync.Once
 	closeOnce sync.Once
 }
 
 func (b *responseBody) Read(p []byte) (int, error) {
+	if b.ended {
+		return b.sendWithdrawal(p)
+	}
 	n, err := b.stream.Read(p)
 	if n > 0 && b.conn != nil {
 		// A rolling deadline: the write of this chunk must finish in
 		// writeTimeout, but a quiet watch may last for hours.
 		_ = b.conn.SetWriteDeadline(time.Now().Add(b.writeTimeout))
 	}
+	if n > 0 {
+		b.midEvent = p[n-1] != '\n'
+	}
+	if err != nil && b.withdrawn.Load() && b.withdrawal != nil && !b.midEvent {
+		// Cut for lost access: end with the event that says so, and
+		// then a clean end of the stream. (The cut upstream read may
+		// report io.EOF as well as an error.)
+		b.ended, b.pending = true, b.withdrawal()
+		return n, nil
+	}
 	return n, err
+}
+
+// sendWithdrawal passes on the rest of the withdrawal event, then io.EOF.
+func (b *responseBody) sendWithdrawal(p []byte) (int, error) {
+	if len(b.pending) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, b.pending)
+	b.pending = b.pending[n:]
+	return n, nil
+}
+
+// withdraw ends the stream because its caller lost access.
+func (b *responseBody) withdraw() {
+	b.withdrawn.Store(true)
+	b.abort()
 }
 
 // bodyTooLarge answers a request whose body is over MaxRequestBodyBytes,
 // and closes the connection: the rest of the body is unread and must not
 // be taken for the next request.
 func (p *Proxy) bodyTooLarge(ctx *fasthttp.RequestCtx) {
-	ctx.SetConnectionClose()
 	WriteStatus(ctx, fasthttp.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", p.opts.MaxRequestBodyBytes))
-}
-
-// errBodyTooLarge cuts a chunked request body that outgrows
-// MaxRequestBodyBytes.
-var errBodyTooLarge = errors.New("request body too large")
-
-// boundedBody passes a request body on until more than left bytes have
-// come, then fails the upstream request with errBodyTooLarge.
-type boundedBody struct {
-	r    io.Reader
-	left int64
-}
-
-func (b *boundedBody) Read(p []byte) (int, error) {
-	if b.left < 0 {
-		return 0, errBodyTooLarge
-	}
-	if int64(len(p)) > b.left+1 {
-		p = p[:b.left+1]
-	}
-	n, err := b.r.Read(p)
-	b.left -= int64(n)
-	if b.left < 0 {
-		return 0, errBodyTooLarge
-	}
-	return n, err
+	ctx.SetConnectionClose()
 }
 
 // errClientGone tells fasthttp the upstream connection cannot be reused:

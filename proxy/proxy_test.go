@@ -283,7 +283,7 @@ func TestUpstreamErrors(t *testing.T) {
 		code   int
 		reason string
 	}{
-		{"/proxy/clusters/down/api/v1/pods", 502, "ServiceUnavailable"},
+		{"/proxy/clusters/down/api/v1/pods", 503, "ServiceUnavailable"},
 		{"/proxy/clusters/dev/api/v1/namespaces/default/pods/slow", 504, "Timeout"},
 		{"/proxy/clusters/nope/api/v1/pods", 404, "NotFound"},
 		{"/proxy/clusters/dev/api/v1/pods?pageSize=0", 400, "BadRequest"},

@@ -17,11 +17,11 @@ var reasons = map[int]metav1.StatusReason{
 	fasthttp.StatusUnauthorized:          metav1.StatusReasonUnauthorized,
 	fasthttp.StatusForbidden:             metav1.StatusReasonForbidden,
 	fasthttp.StatusNotFound:              metav1.StatusReasonNotFound,
+	fasthttp.StatusRequestTimeout:        metav1.StatusReasonTimeout,
 	fasthttp.StatusMethodNotAllowed:      metav1.StatusReasonMethodNotAllowed,
 	fasthttp.StatusRequestEntityTooLarge: metav1.StatusReasonRequestEntityTooLarge,
 	fasthttp.StatusTooManyRequests:       metav1.StatusReasonTooManyRequests,
 	fasthttp.StatusInternalServerError:   metav1.StatusReasonInternalError,
-	fasthttp.StatusBadGateway:            metav1.StatusReasonServiceUnavailable,
 	fasthttp.StatusServiceUnavailable:    metav1.StatusReasonServiceUnavailable,
 	fasthttp.StatusGatewayTimeout:        metav1.StatusReasonTimeout,
 }
@@ -29,17 +29,7 @@ var reasons = map[int]metav1.StatusReason{
 // WriteStatus answers with a Kubernetes Status object, the error format
 // kubectl and client-go understand.
 func WriteStatus(ctx *fasthttp.RequestCtx, code int, message string) {
-	st := metav1.Status{
-		TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
-		Status:   metav1.StatusFailure,
-		Message:  message,
-		Reason:   reasons[code],
-		Code:     int32(code),
-	}
-	if st.Reason == "" {
-		st.Reason = metav1.StatusReasonUnknown
-	}
-	body, _ := json.Marshal(st)
+	body, _ := json.Marshal(newStatus(code, message))
 	ctx.Response.Reset()
 	ctx.SetStatusCode(code)
 	ctx.SetContentType("application/json")
@@ -50,10 +40,12 @@ func WriteStatus(ctx *fasthttp.RequestCtx, code int, message string) {
 // WriteTooManyRequests answers 429 with Retry-After in whole seconds
 // (at least 1), as the Kubernetes API server itself does.
 func WriteTooManyRequests(ctx *fasthttp.RequestCtx, retryAfter time.Duration) {
-	secs := int((retryAfter + time.Second - 1) / time.Second)
-	if secs < 1 {
-		secs = 1
-	}
+	secs := retryAfterSeconds(retryAfter)
 	WriteStatus(ctx, fasthttp.StatusTooManyRequests, fmt.Sprintf("rate limit exceeded, retry after %d seconds", secs))
 	ctx.Response.Header.Set("Retry-After", strconv.Itoa(secs))
+}
+
+// retryAfterSeconds rounds d up to whole seconds, at least 1.
+func retryAfterSeconds(d time.Duration) int {
+	return max(1, int((d+time.Second-1)/time.Second))
 }

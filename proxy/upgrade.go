@@ -20,8 +20,15 @@ const maxUpgradeErrorBody = 1 << 20
 // connection and copies bytes both ways. Any other answer goes back as an
 // ordinary response and both connections are closed, never reused: a
 // half-upgraded connection left open is CVE-2018-1002105. Redirects are
-// relayed, never followed.
-func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Identity) {
+// relayed, never followed. release, which frees the stream's place in the
+// stream limits, runs when the upgrade ends or fails.
+func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Identity, release func()) {
+	hijacked := false
+	defer func() {
+		if !hijacked {
+			release()
+		}
+	}()
 	req := p.newRequest(ctx, u, t, id, true)
 	defer fasthttp.ReleaseRequest(req)
 
@@ -66,14 +73,16 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, u *upstream, t Target, id
 	_ = up.SetDeadline(time.Time{})
 	if !stillAllowed(id) {
 		up.Close()
-		p.accessWithdrawn(ctx, u)
+		p.accessWithdrawn(ctx, u, id)
 		return
 	}
 
 	head := append([]byte(nil), rh.Header()...)
 	raw := ctx.Conn()
 	ctx.HijackSetNoResponse(true)
+	hijacked = true
 	ctx.Hijack(func(client net.Conn) {
+		defer release()
 		p.opts.Observer.StreamOpened(u.name, "upgrade")
 		defer p.opts.Observer.StreamClosed(u.name, "upgrade")
 		defer up.Close()

@@ -93,7 +93,8 @@ func (pr *ProxyRoute) serve(ctx *fasthttp.RequestCtx, t proxy.Target) {
 	}
 	clientIP := pr.authn.ClientIP(ctx).String()
 	id := pr.svc.Identity(p, role, clientIP, httpapi.RequestID(ctx))
-	id.StillAllowed = pr.svc.streamCheck(pr.authn.Reauthenticator(ctx, p), p, t.Cluster, id, checkedAt)
+	id.StillAllowed, id.Refusal = pr.svc.streamAccess(pr.authn.Reauthenticator(ctx, p), p, t.Cluster, id, checkedAt)
+	id.StreamKey = p.UserID // one stream budget per user, however many keys they hold
 	pr.proxy.Serve(ctx, t, id)
 
 	if verb, audited := auditVerb(ctx, t); audited {
@@ -141,6 +142,7 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	streams  *prometheus.GaugeVec
+	refused  *prometheus.CounterVec
 }
 
 // NewMetrics makes the per-cluster collectors; register them with
@@ -157,12 +159,15 @@ func NewMetrics() *Metrics {
 		streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "berth_proxy_open_streams", Help: "Watches and upgraded connections (exec, attach, port-forward) open now, by cluster.",
 		}, []string{"cluster", "kind"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_proxy_streams_refused_total", Help: "Watches, log follows and upgrades refused with 429 by the stream limits, by cluster, kind and the limit reached (cluster or principal).",
+		}, []string{"cluster", "kind", "limit"}),
 	}
 }
 
 // Collectors returns what to register with the gateway's registry.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.requests, m.latency, m.streams}
+	return []prometheus.Collector{m.requests, m.latency, m.streams, m.refused}
 }
 
 // Request implements proxy.Observer.
@@ -178,3 +183,8 @@ func (m *Metrics) StreamOpened(cluster, kind string) { m.streams.WithLabelValues
 
 // StreamClosed implements proxy.Observer.
 func (m *Metrics) StreamClosed(cluster, kind string) { m.streams.WithLabelValues(cluster, kind).Dec() }
+
+// StreamRefused implements proxy.StreamLimitObserver.
+func (m *Metrics) StreamRefused(cluster, kind, limit string) {
+	m.refused.WithLabelValues(cluster, kind, limit).Inc()
+}

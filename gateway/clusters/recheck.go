@@ -2,6 +2,7 @@ package clusters
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -267,10 +268,25 @@ func (s *Service) recheckStreams() {
 // role group, so it ends the stream; the client reconnects with its new
 // identity. A Berth group gained leaves the stream as it is.
 func (s *Service) streamCheck(reauth func() (*identity.Principal, error), p *identity.Principal, cluster string, was proxy.Identity, checkedAt uint64) func() bool {
+	allowed, _ := s.streamAccess(reauth, p, cluster, was, checkedAt)
+	return allowed
+}
+
+// streamAccess is streamCheck, also returning the proxy.Identity.Refusal
+// that says why the check last said no: 401 when the credential no longer
+// works, 403 when it works but no longer reaches the cluster as before.
+func (s *Service) streamAccess(reauth func() (*identity.Principal, error), p *identity.Principal, cluster string, was proxy.Identity, checkedAt uint64) (allowed func() bool, refusal func() (int, string)) {
 	keys := principalKeys(p)
 	expires := p.ExpiresAt
 	var mu sync.Mutex
-	return func() bool {
+	var refusedCode int
+	var refusedWhy string
+	refusal = func() (int, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return refusedCode, refusedWhy
+	}
+	allowed = func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		gen := s.changes.current()
@@ -283,12 +299,15 @@ func (s *Service) streamCheck(reauth func() (*identity.Principal, error), p *ide
 		}
 		refuse := func(why string) bool {
 			s.log.Info("stream ended: access withdrawn", "user", p.Username, "cluster", cluster, "reason", why)
+			refusedCode, refusedWhy = 403, fmt.Sprintf("access to cluster %q was withdrawn: %s", cluster, why)
 			return false
 		}
 		current, err := reauth()
 		switch {
 		case errors.Is(err, identity.ErrUnauthenticated):
-			return refuse("credential no longer valid")
+			refuse("credential no longer valid")
+			refusedCode = 401
+			return false
 		case err != nil:
 			// A store error says nothing about access: keep the stream
 			// and decide at the next pass.
@@ -299,7 +318,9 @@ func (s *Service) streamCheck(reauth func() (*identity.Principal, error), p *ide
 			// Expired by this clock though not by identity's: they are the
 			// same clock, so this cannot happen, but a stream must not
 			// live on a time already past.
-			return refuse("credential expired")
+			refuse("credential expired")
+			refusedCode = 401
+			return false
 		}
 		role, ok := s.Access(current, cluster)
 		if !ok {
@@ -318,4 +339,5 @@ func (s *Service) streamCheck(reauth func() (*identity.Principal, error), p *ide
 		s.expiries.note(expires)
 		return true
 	}
+	return allowed, refusal
 }

@@ -128,6 +128,10 @@ type Limits struct {
 	MaxHeaderBytes  int      `yaml:"max_header_bytes"`
 	MaxBodyBytes    int      `yaml:"max_body_bytes"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// BodyMinBytes and BodyReadWindow are the slowest a request body may
+	// come: each BodyMinBytes within BodyReadWindow of the previous ones.
+	BodyMinBytes   int      `yaml:"body_min_bytes"`
+	BodyReadWindow Duration `yaml:"body_read_window"`
 }
 
 // Log configures the structured logger.
@@ -226,6 +230,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxBodyBytes < 1024 {
 		return &Error{"limits.max_body_bytes", "must be at least 1024"}
+	}
+	if c.Limits.BodyMinBytes < 1 || c.Limits.BodyMinBytes > 1<<20 {
+		return &Error{"limits.body_min_bytes", "must be from 1 to 1048576"}
+	}
+	if c.Limits.BodyReadWindow < Duration(time.Second) {
+		return &Error{"limits.body_read_window", "must be at least 1s"}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -96,6 +96,11 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"env bad bool", "", map[string]string{"BERTH_STORE_SYNC_WRITES": "maybe"}, "store.sync_writes", "BERTH_STORE_SYNC_WRITES"},
 		{"broken yaml", "http: [\n", nil, "", "berth.yaml"},
 		{"small body limit", "limits:\n  max_body_bytes: 10\n", nil, "limits.max_body_bytes", "at least"},
+		{"no body bytes", "limits:\n  body_min_bytes: 0\n", nil, "limits.body_min_bytes", "from 1"},
+		{"body window too short", "limits:\n  body_read_window: 10ms\n", nil, "limits.body_read_window", "at least 1s"},
+		{"no ordinary connections", "proxy:\n  max_conns_per_cluster: 0\n", nil, "proxy.max_conns_per_cluster", "from 1"},
+		{"no streams", "proxy:\n  max_streams_per_cluster: 0\n", nil, "proxy.max_streams_per_cluster", "from 1"},
+		{"user streams over the cluster's", "", map[string]string{"BERTH_PROXY_MAX_STREAMS_PER_CLUSTER": "10", "BERTH_PROXY_MAX_STREAMS_PER_USER": "11"}, "proxy.max_streams_per_user", "max_streams_per_cluster"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,6 +22,14 @@ type Proxy struct {
 	// StreamRecheckInterval is how often open streams read their access
 	// from the store again although nothing was written.
 	StreamRecheckInterval Duration `yaml:"stream_recheck_interval"`
+	// MaxConnsPerCluster bounds the connections of a cluster's pool for
+	// ordinary requests.
+	MaxConnsPerCluster int `yaml:"max_conns_per_cluster"`
+	// MaxStreamsPerCluster and MaxStreamsPerUser bound the watches, log
+	// follows and exec/attach/port-forward sessions open on one cluster,
+	// everyone's together and one user's (all their keys and sessions).
+	MaxStreamsPerCluster int `yaml:"max_streams_per_cluster"`
+	MaxStreamsPerUser    int `yaml:"max_streams_per_user"`
 }
 
 func (p *Proxy) validate() error {
@@ -52,6 +60,12 @@ func (p *Proxy) validate() error {
 		return &Error{"proxy.max_list_items", "must be at least 1"}
 	case p.MaxConcurrentLists < 1:
 		return &Error{"proxy.max_concurrent_lists", "must be at least 1"}
+	case p.MaxConnsPerCluster < 1 || p.MaxConnsPerCluster > 100_000:
+		return &Error{"proxy.max_conns_per_cluster", "must be from 1 to 100000"}
+	case p.MaxStreamsPerCluster < 1 || p.MaxStreamsPerCluster > 100_000:
+		return &Error{"proxy.max_streams_per_cluster", "must be from 1 to 100000"}
+	case p.MaxStreamsPerUser < 1 || p.MaxStreamsPerUser > p.MaxStreamsPerCluster:
+		return &Error{"proxy.max_streams_per_user", "must be from 1 to proxy.max_streams_per_cluster"}
 	}
 	return nil
 }

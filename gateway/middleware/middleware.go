@@ -5,6 +5,7 @@ package middleware
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -56,6 +57,13 @@ func RequestID() Middleware {
 // body is answered 413 and its connection closed, since the rest of it is
 // still unread.
 func BufferBody(max int) Middleware {
+	return BufferBodyFrom(max, func(ctx *fasthttp.RequestCtx) io.Reader { return ctx.RequestBodyStream() })
+}
+
+// BufferBodyFrom is BufferBody reading the body through open's reader (one
+// that enforces a minimum rate, say). A read error that is a timeout is
+// answered 408, any other 400.
+func BufferBodyFrom(max int, open func(*fasthttp.RequestCtx) io.Reader) Middleware {
 	return func(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 		return func(ctx *fasthttp.RequestCtx) {
 			if !ctx.Request.IsBodyStream() {
@@ -71,10 +79,16 @@ func BufferBody(max int) Middleware {
 				tooLarge()
 				return
 			}
-			body, err := io.ReadAll(io.LimitReader(ctx.RequestBodyStream(), int64(max)+1))
-			if err != nil {
+			body, err := io.ReadAll(io.LimitReader(open(ctx), int64(max)+1))
+			var timeout interface{ Timeout() bool }
+			switch {
+			case errors.As(err, &timeout) && timeout.Timeout():
+				httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusRequestTimeout, httpapi.CodeInvalidRequest, "the request body arrived too slowly"))
 				ctx.SetConnectionClose()
+				return
+			case err != nil:
 				httpapi.WriteError(ctx, httpapi.BadRequest("the request body could not be read"))
+				ctx.SetConnectionClose()
 				return
 			}
 			if len(body) > max {

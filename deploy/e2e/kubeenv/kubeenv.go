@@ -114,6 +114,7 @@ type Env struct {
 	EtcdPID, APIServerPID int
 
 	etcd, apiserver *child
+	apiserverArgs   []string
 	stopOnce        sync.Once
 	stopErr         error
 }
@@ -239,6 +240,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 		"--v=1",
 	}
 	args = append(args, opts.ExtraAPIServerArgs...)
+	env.apiserverArgs = args
 	env.apiserver, err = startChild("kube-apiserver", bins.KubeAPIServer, args, env.APIServerLog)
 	if err != nil {
 		_ = env.Stop()
@@ -432,6 +434,28 @@ func (c *child) stop(grace time.Duration) error {
 	case <-time.After(10 * time.Second):
 		return fmt.Errorf("kubeenv: %s (pid %d) did not exit after SIGKILL", c.name, pgid)
 	}
+}
+
+// RestartAPIServer stops kube-apiserver (SIGTERM, as an upgrade or a
+// crash-looping control plane would) and starts it again on the same port
+// with the same flags, then waits for /readyz. Clients' kept-alive
+// connections to the old process are left dead, which is what tests of
+// reconnection need. Not safe to call concurrently with Stop.
+func (e *Env) RestartAPIServer(ctx context.Context) error {
+	if err := e.apiserver.stop(15 * time.Second); err != nil {
+		return err
+	}
+	c, err := startChild("kube-apiserver", e.Binaries.KubeAPIServer, e.apiserverArgs, e.APIServerLog)
+	if err != nil {
+		return err
+	}
+	e.apiserver, e.APIServerPID = c, c.cmd.Process.Pid
+	ctx, cancel := context.WithTimeout(ctx, DefaultStartTimeout)
+	defer cancel()
+	if err := e.waitReady(ctx); err != nil {
+		return fmt.Errorf("kubeenv: kube-apiserver did not become ready again: %w\n--- tail of %s ---\n%s", err, e.APIServerLog, tailFile(e.APIServerLog, 60))
+	}
+	return nil
 }
 
 // Kubectl runs the pinned kubectl as the admin user and returns its stdout.
