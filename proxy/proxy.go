@@ -14,11 +14,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/berthgw/berth/proxy/listquery"
 )
@@ -140,18 +142,33 @@ func isUpgrade(h *fasthttp.RequestHeader) bool {
 }
 
 // isStream reports whether a request opens a long-lived response: a watch
-// (query or legacy /watch/ path) or a followed log.
+// (query or legacy /watch/ path) or a followed log. watch and follow mean
+// what the API server makes of them — its own conversion, where every
+// value but "0" and "false" (any case) is true, the empty value included —
+// so that watch=yes or watch= is tracked, cut on revocation and kept out
+// of list post-processing like watch=1. The query is read as net/http
+// reads it for the API server: malformed pairs are skipped, the first of
+// repeated values counts.
 func isStream(t Target) bool {
 	if isWatchPath(t.Path) {
 		return true
 	}
-	for _, kv := range strings.Split(t.Query, "&") {
-		k, v, _ := strings.Cut(kv, "=")
-		if (k == "watch" || k == "follow") && (v == "1" || v == "true") {
-			return true
-		}
+	v, _ := url.ParseQuery(t.Query)
+	return queryBool(v, "watch") || queryBool(v, "follow")
+}
+
+// queryBool reads a boolean query parameter with apimachinery's conversion
+// for query parameters, the one the API server decodes ListOptions and
+// PodLogOptions with.
+func queryBool(v url.Values, name string) bool {
+	in, ok := v[name]
+	if !ok {
+		return false
 	}
-	return false
+	var out bool
+	// It never fails, and needs no conversion scope.
+	_ = runtime.Convert_Slice_string_To_bool(&in, &out, nil)
+	return out
 }
 
 // isWatchPath reports whether path is under a group version's legacy watch
