@@ -46,8 +46,17 @@ type Options struct {
 	// StreamWriteTimeout cuts a stream whose client has stopped reading for
 	// this long; a live watch runs for as long as the cluster keeps it.
 	StreamWriteTimeout time.Duration
-	// ListLimits bound the lists fetched for post-processing.
+	// ListLimits bound each list fetched for post-processing: its bytes
+	// and items read from the cluster (413 past them). They bound the
+	// work of one list, not memory; ListMemoryBudget does that.
 	ListLimits listquery.Limits
+	// ListMemoryBudget bounds the bytes all lists being post-processed
+	// hold at once — chunk buffers, kept items, bodies being written. A
+	// list that would overrun it gets 429 (413 if it alone needs more).
+	ListMemoryBudget int64
+	// ListTimeBudget bounds the time one list may take to be fetched,
+	// filtered and sorted (504 past it).
+	ListTimeBudget time.Duration
 	// MaxPageSize is the largest pageSize a caller may ask for.
 	MaxPageSize int
 	// MaxConcurrentLists caps lists being post-processed at once; more get
@@ -67,9 +76,10 @@ type Options struct {
 
 // Proxy forwards requests to clusters in its Pool.
 type Proxy struct {
-	opts  Options
-	lists chan struct{}
-	log   *slog.Logger
+	opts   Options
+	lists  chan struct{}
+	budget *listBudget
+	log    *slog.Logger
 }
 
 // New makes a Proxy, filling unset options with defaults.
@@ -95,6 +105,12 @@ func New(opts Options) *Proxy {
 	if opts.ListLimits.MaxItems <= 0 {
 		opts.ListLimits.MaxItems = 100_000
 	}
+	if opts.ListMemoryBudget <= 0 {
+		opts.ListMemoryBudget = 256 << 20
+	}
+	if opts.ListTimeBudget <= 0 {
+		opts.ListTimeBudget = 30 * time.Second
+	}
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
@@ -102,8 +118,15 @@ func New(opts Options) *Proxy {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Proxy{opts: opts, lists: make(chan struct{}, opts.MaxConcurrentLists), log: log}
+	return &Proxy{opts: opts, lists: make(chan struct{}, opts.MaxConcurrentLists), budget: &listBudget{limit: opts.ListMemoryBudget}, log: log}
 }
+
+// ListMemory reports the bytes lists hold now, the most they held at once,
+// and the budget, for metrics.
+func (p *Proxy) ListMemory() ListMemory { return p.budget.snapshot() }
+
+// ListStats counts the lists stopped early, by reason, for metrics.
+func (p *Proxy) ListStats() ListStats { return p.budget.stats() }
 
 type nopObserver struct{}
 
@@ -130,6 +153,7 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx, t Target, id Identity) {
 		p.serveUpgrade(ctx, u, t, id)
 		return
 	}
+	defer addNearMissWarnings(&ctx.Response.Header, t.Query)
 	if hasListParams(t.Query) {
 		p.serveList(ctx, u, t, id)
 		return
