@@ -34,11 +34,14 @@ func (g *Gateway) initClusters() error {
 		ListLimits:         listquery.Limits{MaxBytes: pc.MaxListBytes, MaxItems: pc.MaxListItems},
 		MaxPageSize:        pc.MaxPageSize,
 		MaxConcurrentLists: pc.MaxConcurrentLists,
+		ListMemoryBudget:   pc.ListMemoryBudget,
+		ListTimeBudget:     pc.ListTimeBudget.D(),
 		// Bodies stream to the cluster, under the same bound as the API's.
 		MaxRequestBodyBytes: int64(g.cfg.Limits.MaxBodyBytes),
 		Observer:            m,
 		Logger:              g.log,
 	})
+	g.metrics.Register(listMetrics(px)...)
 	prov := g.cfg.Provisioning
 	g.operations = operations.NewService(g.db, operations.Options{
 		Workers:     prov.Workers,

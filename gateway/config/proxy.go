@@ -22,6 +22,14 @@ type Proxy struct {
 	// StreamRecheckInterval is how often open streams read their access
 	// from the store again although nothing was written.
 	StreamRecheckInterval Duration `yaml:"stream_recheck_interval"`
+
+	// ListMemoryBudget bounds the bytes all post-processed lists hold at
+	// once; a list that would overrun it gets 429 (413 if it alone needs
+	// more). MaxListBytes bounds one list's bytes read, i.e. its work.
+	ListMemoryBudget int64 `yaml:"list_memory_budget"`
+	// ListTimeBudget bounds the time to fetch, filter and sort one list
+	// (504 past it).
+	ListTimeBudget Duration `yaml:"list_time_budget"`
 }
 
 func (p *Proxy) validate() error {
@@ -38,6 +46,7 @@ func (p *Proxy) validate() error {
 		{"proxy.probe_interval", p.ProbeInterval, time.Second},
 		{"proxy.kubeconfig_ttl", p.KubeconfigTTL, time.Minute},
 		{"proxy.stream_recheck_interval", p.StreamRecheckInterval, time.Second},
+		{"proxy.list_time_budget", p.ListTimeBudget, 10 * time.Millisecond},
 	} {
 		if d.v.D() < d.min {
 			return &Error{d.key, fmt.Sprintf("must be at least %s", d.min)}
@@ -52,6 +61,8 @@ func (p *Proxy) validate() error {
 		return &Error{"proxy.max_list_items", "must be at least 1"}
 	case p.MaxConcurrentLists < 1:
 		return &Error{"proxy.max_concurrent_lists", "must be at least 1"}
+	case p.ListMemoryBudget < 1<<20:
+		return &Error{"proxy.list_memory_budget", "must be at least 1048576 (1 MiB)"}
 	}
 	return nil
 }
