@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"regexp"
 	"strconv"
 	"strings"
@@ -160,6 +161,35 @@ func TestProxyListCostEndToEnd(t *testing.T) {
 		// The slot is free again.
 		if status, body, _ := get("pageSize=1"); status != 200 {
 			t.Errorf("list after the abandoned one: %d %.300s", status, body)
+		}
+	})
+
+	t.Run("keep-alive over TLS", func(t *testing.T) {
+		// Watching for the client to leave reads the TLS connection in
+		// the background; the connection must serve the next requests
+		// afterwards. Three lists on one HTTPS connection:
+		reused := 0
+		for i := range 3 {
+			trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) {
+				if ci.Reused {
+					reused++
+				}
+			}}
+			req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET",
+				e.https+coll+"?pageSize=2&sortName=metadata.name&pageNum="+strconv.Itoa(i+1), nil)
+			req.Header.Set("Authorization", "Bearer "+e.admin)
+			resp, err := e.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if want := fmt.Sprintf(`"big-%03d"`, 2*i); resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+				t.Fatalf("list %d over TLS: %d %.200s", i, resp.StatusCode, body)
+			}
+		}
+		if reused != 2 {
+			t.Errorf("%d of 2 later lists reused the connection", reused)
 		}
 	})
 
