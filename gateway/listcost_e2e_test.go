@@ -188,7 +188,7 @@ func TestProxyListCostEndToEnd(t *testing.T) {
 				t.Fatalf("list %d over TLS: %d %.200s", i, resp.StatusCode, body)
 			}
 		}
-		if reused != 2 {
+		if reused < 2 {
 			t.Errorf("%d of 2 later lists reused the connection", reused)
 		}
 	})
