@@ -20,10 +20,11 @@
 // There is no escaping: values cannot contain ',' or '|'. Whitespace
 // around terms, keys and values is ignored.
 //
-// A selector has at most 16 terms, 32 values in all (v1|v2 is two), 256
+// A selector has at most 16 terms, 32 ~ values in all (v1|v2 is two), 256
 // bytes per value and 4 096 bytes of text; past any bound Parse returns a
-// *ParamError naming it. Each value is compared with each item, so these
-// bounds cap the work per list at a small multiple of reading it.
+// *ParamError naming it. Each ~ value reads every field it is compared
+// with, so these bounds cap the work per list at a small multiple of
+// reading it; = and != values only compare for equality.
 //
 // ~ runs in time linear in the text: the value is lower-cased once and
 // searched with Knuth–Morris–Pratt over the lower-cased text (ASCII text is

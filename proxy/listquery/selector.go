@@ -17,8 +17,12 @@ const (
 	maxSelectorLen = 4096
 	// maxTerms bounds the comma-separated terms.
 	maxTerms = 16
-	// maxValues bounds the values of all terms together (v1|v2 is two).
-	maxValues = 32
+	// maxFuzzyValues bounds the values of all ~ terms together (v1|v2
+	// is two): each reads every field it is compared with. Values of =
+	// and != are compared for equality, which costs little, so only the
+	// selector's length bounds them (consoles send long name|name|…
+	// lists).
+	maxFuzzyValues = 32
 	// maxValueLen bounds one value, in bytes. Names, labels and images
 	// are far shorter; a long ~ value is a search no console makes.
 	maxValueLen = 256
@@ -72,14 +76,16 @@ func ParseSelector(s string) (Selector, error) {
 		return Selector{}, paramErr(ParamSelector, "%d terms; at most %d are allowed", n, maxTerms)
 	}
 	var sel Selector
-	values := 0
+	fuzzy := 0
 	for raw := range strings.SplitSeq(s, ",") {
 		t, err := parseTerm(raw)
 		if err != nil {
 			return Selector{}, err
 		}
-		if values += len(t.values); values > maxValues {
-			return Selector{}, paramErr(ParamSelector, "more than %d values in all terms together (v1|v2 counts as two)", maxValues)
+		if t.op == opFuzzy {
+			if fuzzy += len(t.values); fuzzy > maxFuzzyValues {
+				return Selector{}, paramErr(ParamSelector, "more than %d values in all ~ terms together (v1|v2 counts as two)", maxFuzzyValues)
+			}
 		}
 		sel.terms = append(sel.terms, t)
 	}

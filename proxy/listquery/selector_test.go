@@ -252,11 +252,12 @@ func TestParseSelectorBounds(t *testing.T) {
 		name, in, wantMsg string
 	}{
 		{"terms at the bound", terms(maxTerms), ""},
-		{"values at the bound", values(maxValues), ""},
+		{"values at the bound", values(maxFuzzyValues), ""},
+		{"exact values are not counted", strings.Replace(values(3*maxFuzzyValues), "~", "=", 1), ""},
 		{"value at the bound", "metadata.name~" + long[1:], ""},
 		{"too many terms", terms(maxTerms + 1), "terms"},
-		{"too many values", values(maxValues + 1), "values"},
-		{"too many values across terms", values(maxValues/2) + "," + values(maxValues/2+1), "values"},
+		{"too many values", values(maxFuzzyValues + 1), "values"},
+		{"too many values across terms", values(maxFuzzyValues/2) + "," + values(maxFuzzyValues/2+1), "values"},
 		{"value too long", "metadata.name~" + long, "longer than"},
 		{"exact value too long", "metadata.name=" + long, "longer than"},
 		{"alternative too long", "metadata.name~a|" + long, "longer than"},
