@@ -37,6 +37,8 @@ func (g *Gateway) initClusters() error {
 		ListLimits:         listquery.Limits{MaxBytes: pc.MaxListBytes, MaxItems: pc.MaxListItems},
 		MaxPageSize:        pc.MaxPageSize,
 		MaxConcurrentLists: pc.MaxConcurrentLists,
+		ListMemoryBudget:   pc.ListMemoryBudget,
+		ListTimeBudget:     pc.ListTimeBudget.D(),
 		// Bodies stream to the cluster, under the same bound as the API's.
 		MaxRequestBodyBytes: int64(g.cfg.Limits.MaxBodyBytes),
 		BodyRate:            g.bodyRate(),
@@ -44,6 +46,7 @@ func (g *Gateway) initClusters() error {
 		Observer:            m,
 		Logger:              g.log,
 	})
+	g.metrics.Register(listMetrics(px)...)
 	prov := g.cfg.Provisioning
 	g.operations = operations.NewService(g.db, operations.Options{
 		Workers:     prov.Workers,

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -55,6 +56,8 @@ func isCollection(path string) bool {
 }
 
 // serveList fetches the whole list in chunks, filters, sorts and pages it.
+// Its memory comes from the proxy's list budget and its time from
+// Options.ListTimeBudget; it stops as soon as the client goes away.
 func (p *Proxy) serveList(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Identity) {
 	values, err := url.ParseQuery(t.Query)
 	if err != nil {
@@ -83,47 +86,68 @@ func (p *Proxy) serveList(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Id
 		return
 	}
 
+	lctx, stop := p.listContext(ctx)
+	defer stop()
+	lease := &listLease{b: p.budget}
+	// Whatever the list still holds when the handler returns goes back,
+	// except a body handed to fasthttp, which gives its bytes back once
+	// written (leasedBody).
+	handed := false
+	defer func() {
+		if !handed {
+			lease.release()
+		}
+	}()
+
 	listquery.StripParams(values)
 	values.Del("continue")
 	values.Set("limit", strconv.Itoa(p.opts.ListChunkSize))
-	coll := listquery.NewCollector(q, p.opts.ListLimits)
+	coll := listquery.NewCollector(q, p.opts.ListLimits).WithContext(lctx).WithBudget(lease)
 	// One buffer serves every chunk: Add copies what it keeps, so the next
 	// chunk may overwrite the last. Reading each chunk into a fresh slice
 	// made about twice the list's size in garbage per request.
-	var buf bytes.Buffer
+	var buf []byte
 	next := ""
 	for {
 		if next != "" {
 			values.Set("continue", next)
 		}
 		chunk := Target{Cluster: t.Cluster, Path: t.Path, Query: values.Encode()}
-		body, done := p.fetchChunk(ctx, u, chunk, id, &buf)
+		body, done := p.fetchChunk(lctx, ctx, u, chunk, id, &buf, lease)
 		if done {
 			return // an error, or the upstream's own non-200 answer, is already written
 		}
 		next, err = coll.Add(body)
 		if err != nil {
-			p.listError(ctx, u, err)
+			p.listError(ctx, lctx, u, err)
 			return
 		}
 		if next == "" {
 			break
 		}
 	}
+	lease.Give(int64(cap(buf)))
+	buf = nil
 	out, err := coll.Result()
 	if err != nil {
-		p.listError(ctx, u, err)
+		p.listError(ctx, lctx, u, err)
 		return
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType("application/json")
-	ctx.SetBody(out)
+	ctx.SetBodyStream(&leasedBody{Reader: bytes.NewReader(out), lease: lease}, len(out))
+	handed = true
 }
 
-// fetchChunk gets one chunk of the list as JSON, read into buf (reset
-// first); body is buf's contents. A non-200 answer (the cluster's own 403
-// or 410 Gone) goes back to the client unchanged and done is true.
-func (p *Proxy) fetchChunk(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Identity, buf *bytes.Buffer) (body []byte, done bool) {
+// fetchChunk gets one chunk of the list as JSON, read into *buf, whose
+// growth is taken from lease first; body is the chunk in *buf. A non-200
+// answer (the cluster's own 403 or 410 Gone) goes back to the client
+// unchanged and done is true. When lctx ends, the read stops.
+func (p *Proxy) fetchChunk(lctx context.Context, ctx *fasthttp.RequestCtx, u *upstream, t Target, id Identity, buf *[]byte, lease *listLease) (body []byte, done bool) {
+	if err := stopCause(lctx); err != nil {
+		p.listError(ctx, lctx, u, err)
+		return nil, true
+	}
 	req := p.newRequest(ctx, u, t, id, false)
 	// Post-processing reads JSON; keep a Table request a Table.
 	accept := "application/json"
@@ -132,20 +156,32 @@ func (p *Proxy) fetchChunk(ctx *fasthttp.RequestCtx, u *upstream, t Target, id I
 	}
 	req.Header.Set("Accept", accept)
 	req.Header.Del("Accept-Encoding")
-	req.SetTimeout(p.opts.RequestTimeout)
+	timeout := p.opts.RequestTimeout
+	if d, ok := lctx.Deadline(); ok {
+		timeout = min(timeout, max(time.Until(d), time.Millisecond))
+	}
+	req.SetTimeout(timeout)
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
 	start := time.Now()
 	err := u.client.Do(req, resp)
 	fasthttp.ReleaseRequest(req)
 	if err != nil {
+		if stopCause(lctx) != nil {
+			p.listError(ctx, lctx, u, err)
+			return nil, true
+		}
 		p.upstreamError(ctx, u, err)
 		return nil, true
 	}
 	p.opts.Observer.Request(u.name, "GET", resp.StatusCode(), time.Since(start))
 	limit := p.opts.ListLimits.MaxBytes + 1
-	data, err := readAllLimit(resp, limit, buf)
+	data, err := readChunk(lctx, resp, limit, buf, lease)
 	if err != nil {
+		if stopCause(lctx) != nil || errors.Is(err, errListBusy) || errors.Is(err, errListOverBudget) {
+			p.listError(ctx, lctx, u, err)
+			return nil, true
+		}
 		p.upstreamError(ctx, u, err)
 		return nil, true
 	}
@@ -166,6 +202,58 @@ func (p *Proxy) fetchChunk(ctx *fasthttp.RequestCtx, u *upstream, t Target, id I
 	return data, false
 }
 
+// readChunk reads resp's body, at most limit bytes, into *buf (emptied
+// first). Before the buffer grows, the new capacity is taken from lease,
+// and the old one given back once copied: the budget counts the buffer
+// as it really is, and a list that would overrun the budget stops reading
+// rather than allocating. When lctx ends, the body stream is closed, which
+// ends a read blocked on a slow cluster.
+func readChunk(lctx context.Context, resp *fasthttp.Response, limit int64, buf *[]byte, lease *listLease) ([]byte, error) {
+	b := (*buf)[:0]
+	defer func() { *buf = b }()
+	var s io.Reader = resp.BodyStream()
+	if s == nil {
+		s = bytes.NewReader(resp.Body())
+	}
+	if c, ok := s.(fasthttp.ReadCloserWithError); ok {
+		stopRead := context.AfterFunc(lctx, func() { _ = c.CloseWithError(errListAbortedRead) })
+		defer stopRead()
+	}
+	// The caller's deferred ReleaseResponse closes the stream; a body cut
+	// at the limit is discarded with its connection then.
+	want := int64(64 << 10)
+	if n := resp.Header.ContentLength(); n > 0 {
+		want = min(int64(n)+bytes.MinRead, limit)
+	}
+	for {
+		if len(b) == cap(b) {
+			grown := max(want, 2*int64(cap(b)))
+			grown = min(grown, limit)
+			// Both buffers exist while the bytes are copied.
+			if err := lease.Take(grown); err != nil {
+				return nil, err
+			}
+			nb := make([]byte, len(b), grown)
+			copy(nb, b)
+			lease.Give(int64(cap(b)))
+			b = nb
+		}
+		n, err := s.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		switch {
+		case int64(len(b)) >= limit:
+			return b, nil
+		case err == io.EOF:
+			return b, nil
+		case err != nil:
+			if cause := stopCause(lctx); cause != nil {
+				return nil, cause
+			}
+			return nil, err
+		}
+	}
+}
+
 // readAllLimit reads resp's body, at most limit bytes, into buf.
 func readAllLimit(resp *fasthttp.Response, limit int64, buf *bytes.Buffer) ([]byte, error) {
 	buf.Reset()
@@ -183,8 +271,42 @@ func readAllLimit(resp *fasthttp.Response, limit int64, buf *bytes.Buffer) ([]by
 	return buf.Bytes(), err
 }
 
-func (p *Proxy) listError(ctx *fasthttp.RequestCtx, u *upstream, err error) {
+// stopCause says why lctx ended, or nil. A deadline already past counts
+// as the time budget even before the context's timer has fired: the
+// upstream request's own timeout, set to the same deadline, may fail it
+// first.
+func stopCause(lctx context.Context) error {
+	if cause := context.Cause(lctx); cause != nil {
+		return cause
+	}
+	if d, ok := lctx.Deadline(); ok && !time.Now().Before(d) {
+		return errListTimeBudget
+	}
+	return nil
+}
+
+// listError answers a list whose processing failed or stopped.
+func (p *Proxy) listError(ctx *fasthttp.RequestCtx, lctx context.Context, u *upstream, err error) {
+	if cause := stopCause(lctx); cause != nil && !errors.Is(err, errListBusy) && !errors.Is(err, errListOverBudget) {
+		err = cause
+	}
 	switch {
+	case errors.Is(err, errListClientGone):
+		// Nobody reads the answer; the status is for the access log
+		// and the audit (499, "client closed request", as nginx logs it).
+		p.budget.clientGone.Add(1)
+		ctx.SetConnectionClose()
+		WriteStatus(ctx, 499, "the client closed the connection before the list was ready")
+	case errors.Is(err, errListTimeBudget):
+		p.budget.timedOut.Add(1)
+		WriteStatus(ctx, fasthttp.StatusGatewayTimeout, fmt.Sprintf("the list was not fetched, filtered and sorted within the %s budget; narrow it with a namespace, a labelSelector or fewer selector values", p.opts.ListTimeBudget))
+	case errors.Is(err, errListBusy):
+		p.budget.refused.Add(1)
+		WriteStatus(ctx, fasthttp.StatusTooManyRequests, "the memory for list queries is in use by other lists; retry after 1 seconds")
+		ctx.Response.Header.Set("Retry-After", "1")
+	case errors.Is(err, errListOverBudget):
+		p.budget.overBudget.Add(1)
+		WriteStatus(ctx, fasthttp.StatusRequestEntityTooLarge, "the list needs more memory than list queries may use; narrow it with a namespace or a labelSelector, or ask for an earlier page")
 	case errors.Is(err, listquery.ErrTooLarge):
 		WriteStatus(ctx, fasthttp.StatusRequestEntityTooLarge, "the list is too large to filter, sort and page; narrow it with a namespace or a labelSelector")
 	case errors.Is(err, listquery.ErrNotList):

@@ -14,12 +14,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/berthgw/berth/proxy/listquery"
 )
@@ -45,8 +47,17 @@ type Options struct {
 	// StreamWriteTimeout cuts a stream whose client has stopped reading for
 	// this long; a live watch runs for as long as the cluster keeps it.
 	StreamWriteTimeout time.Duration
-	// ListLimits bound the lists fetched for post-processing.
+	// ListLimits bound each list fetched for post-processing: its bytes
+	// and items read from the cluster (413 past them). They bound the
+	// work of one list, not memory; ListMemoryBudget does that.
 	ListLimits listquery.Limits
+	// ListMemoryBudget bounds the bytes all lists being post-processed
+	// hold at once — chunk buffers, kept items, bodies being written. A
+	// list that would overrun it gets 429 (413 if it alone needs more).
+	ListMemoryBudget int64
+	// ListTimeBudget bounds the time one list may take to be fetched,
+	// filtered and sorted (504 past it).
+	ListTimeBudget time.Duration
 	// MaxPageSize is the largest pageSize a caller may ask for.
 	MaxPageSize int
 	// MaxConcurrentLists caps lists being post-processed at once; more get
@@ -72,9 +83,10 @@ type Options struct {
 
 // Proxy forwards requests to clusters in its Pool.
 type Proxy struct {
-	opts  Options
-	lists chan struct{}
-	log   *slog.Logger
+	opts   Options
+	lists  chan struct{}
+	budget *listBudget
+	log    *slog.Logger
 }
 
 // New makes a Proxy, filling unset options with defaults.
@@ -100,6 +112,12 @@ func New(opts Options) *Proxy {
 	if opts.ListLimits.MaxItems <= 0 {
 		opts.ListLimits.MaxItems = 100_000
 	}
+	if opts.ListMemoryBudget <= 0 {
+		opts.ListMemoryBudget = 256 << 20
+	}
+	if opts.ListTimeBudget <= 0 {
+		opts.ListTimeBudget = 30 * time.Second
+	}
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
@@ -108,8 +126,15 @@ func New(opts Options) *Proxy {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Proxy{opts: opts, lists: make(chan struct{}, opts.MaxConcurrentLists), log: log}
+	return &Proxy{opts: opts, lists: make(chan struct{}, opts.MaxConcurrentLists), budget: &listBudget{limit: opts.ListMemoryBudget}, log: log}
 }
+
+// ListMemory reports the bytes lists hold now, the most they held at once,
+// and the budget, for metrics.
+func (p *Proxy) ListMemory() ListMemory { return p.budget.snapshot() }
+
+// ListStats counts the lists stopped early, by reason, for metrics.
+func (p *Proxy) ListStats() ListStats { return p.budget.stats() }
 
 type nopObserver struct{}
 
@@ -134,12 +159,14 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx, t Target, id Identity) {
 		p.bodyTooLarge(ctx)
 		return
 	}
-	upgrade := isUpgrade(&ctx.Request.Header)
-	switch {
-	case upgrade:
+	if isUpgrade(&ctx.Request.Header) {
 		if release := p.admitStream(ctx, u, id, "upgrade"); release != nil {
 			p.serveUpgrade(ctx, u, t, id, release)
 		}
+		return
+	}
+	defer addNearMissWarnings(&ctx.Response.Header, t.Query)
+	switch {
 	case hasListParams(t.Query):
 		p.serveList(ctx, u, t, id)
 	case isStream(t):
@@ -156,18 +183,33 @@ func isUpgrade(h *fasthttp.RequestHeader) bool {
 }
 
 // isStream reports whether a request opens a long-lived response: a watch
-// (query or legacy /watch/ path) or a followed log.
+// (query or legacy /watch/ path) or a followed log. watch and follow mean
+// what the API server makes of them — its own conversion, where every
+// value but "0" and "false" (any case) is true, the empty value included —
+// so that watch=yes or watch= is tracked, cut on revocation and kept out
+// of list post-processing like watch=1. The query is read as net/http
+// reads it for the API server: malformed pairs are skipped, the first of
+// repeated values counts.
 func isStream(t Target) bool {
 	if isWatchPath(t.Path) {
 		return true
 	}
-	for _, kv := range strings.Split(t.Query, "&") {
-		k, v, _ := strings.Cut(kv, "=")
-		if (k == "watch" || k == "follow") && (v == "1" || v == "true") {
-			return true
-		}
+	v, _ := url.ParseQuery(t.Query)
+	return queryBool(v, "watch") || queryBool(v, "follow")
+}
+
+// queryBool reads a boolean query parameter with apimachinery's conversion
+// for query parameters, the one the API server decodes ListOptions and
+// PodLogOptions with.
+func queryBool(v url.Values, name string) bool {
+	in, ok := v[name]
+	if !ok {
+		return false
 	}
-	return false
+	var out bool
+	// It never fails, and needs no conversion scope.
+	_ = runtime.Convert_Slice_string_To_bool(&in, &out, nil)
+	return out
 }
 
 // isWatchPath reports whether path is under a group version's legacy watch

@@ -30,6 +30,14 @@ type Proxy struct {
 	// everyone's together and one user's (all their keys and sessions).
 	MaxStreamsPerCluster int `yaml:"max_streams_per_cluster"`
 	MaxStreamsPerUser    int `yaml:"max_streams_per_user"`
+
+	// ListMemoryBudget bounds the bytes all post-processed lists hold at
+	// once; a list that would overrun it gets 429 (413 if it alone needs
+	// more). MaxListBytes bounds one list's bytes read, i.e. its work.
+	ListMemoryBudget int64 `yaml:"list_memory_budget"`
+	// ListTimeBudget bounds the time to fetch, filter and sort one list
+	// (504 past it).
+	ListTimeBudget Duration `yaml:"list_time_budget"`
 }
 
 func (p *Proxy) validate() error {
@@ -46,6 +54,7 @@ func (p *Proxy) validate() error {
 		{"proxy.probe_interval", p.ProbeInterval, time.Second},
 		{"proxy.kubeconfig_ttl", p.KubeconfigTTL, time.Minute},
 		{"proxy.stream_recheck_interval", p.StreamRecheckInterval, time.Second},
+		{"proxy.list_time_budget", p.ListTimeBudget, 10 * time.Millisecond},
 	} {
 		if d.v.D() < d.min {
 			return &Error{d.key, fmt.Sprintf("must be at least %s", d.min)}
@@ -66,6 +75,8 @@ func (p *Proxy) validate() error {
 		return &Error{"proxy.max_streams_per_cluster", "must be from 1 to 100000"}
 	case p.MaxStreamsPerUser < 1 || p.MaxStreamsPerUser > p.MaxStreamsPerCluster:
 		return &Error{"proxy.max_streams_per_user", "must be from 1 to proxy.max_streams_per_cluster"}
+	case p.ListMemoryBudget < 1<<20:
+		return &Error{"proxy.list_memory_budget", "must be at least 1048576 (1 MiB)"}
 	}
 	return nil
 }

@@ -2,10 +2,10 @@ package listquery
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -37,6 +37,21 @@ type Limits struct {
 	MaxBytes int64
 	// MaxItems caps the number of items seen, before filtering.
 	MaxItems int
+}
+
+// Budget accounts for the memory a Collector holds, so that a caller can
+// bound the bytes of every list it processes at once rather than of each
+// list alone. The Collector calls Take before it keeps bytes (an item's
+// copy, a larger array of kept items, the response) and Give when it lets
+// them go (an item pushed out of the page window, the items once the
+// response is built). The bytes counted are those the Collector keeps
+// reachable; garbage not yet collected is the runtime's to bound.
+type Budget interface {
+	// Take reserves n more bytes, or refuses them with an error that the
+	// Collector returns (wrapped) and keeps, failing the list.
+	Take(n int64) error
+	// Give returns n bytes taken before.
+	Give(n int64)
 }
 
 // field is one top-level member of the first chunk, kept for the output.
@@ -71,6 +86,62 @@ type Collector struct {
 
 	kind   string
 	header []field
+
+	quit <-chan struct{} // the context's Done channel, nil for none
+	ctx  context.Context // set by WithContext
+	mem  Budget          // set by WithBudget; nil: nothing is counted
+	held int64           // bytes taken from mem and not given back
+
+	result []byte // the body, once Result has built it
+}
+
+// WithContext makes the collector stop when ctx ends: Add checks it before
+// every item and Result while sorting, and they fail with an error that
+// wraps context.Cause(ctx). A caller whose client has gone, or whose time
+// budget is spent, cancels ctx and the CPU work stops at the next item.
+// It returns c.
+func (c *Collector) WithContext(ctx context.Context) *Collector {
+	c.ctx, c.quit = ctx, ctx.Done()
+	return c
+}
+
+// WithBudget makes the collector account the bytes it holds to b (see
+// Budget). It returns c.
+func (c *Collector) WithBudget(b Budget) *Collector {
+	c.mem = b
+	return c
+}
+
+// stopped returns the context's cause, wrapped, once it has ended.
+func (c *Collector) stopped() error {
+	if c.quit == nil {
+		return nil
+	}
+	select {
+	case <-c.quit:
+		return fmt.Errorf("listquery: stopped: %w", context.Cause(c.ctx))
+	default:
+		return nil
+	}
+}
+
+func (c *Collector) take(n int64) error {
+	if c.mem == nil || n <= 0 {
+		return nil
+	}
+	if err := c.mem.Take(n); err != nil {
+		return fmt.Errorf("listquery: %w", err)
+	}
+	c.held += n
+	return nil
+}
+
+func (c *Collector) give(n int64) {
+	if c.mem == nil || n <= 0 {
+		return
+	}
+	c.mem.Give(n)
+	c.held -= n
 }
 
 // NewCollector prepares to collect a list for q, which must not be nil
@@ -150,6 +221,9 @@ func (c *Collector) Add(body []byte) (next string, err error) {
 	}
 	if c.done {
 		return c.fail(errors.New("listquery: Add called after the last chunk"))
+	}
+	if err := c.stopped(); err != nil {
+		return c.fail(err)
 	}
 	n := c.chunks
 	c.chunks++
@@ -238,6 +312,9 @@ func (c *Collector) keepHeader(root gjson.Result, listKey string) error {
 		switch k.Str {
 		case listKey:
 			if !seenList {
+				if err = c.take(int64(len(k.Raw))); err != nil {
+					return false
+				}
 				c.header = append(c.header, field{key: strings.Clone(k.Raw), list: true})
 				seenList = true
 			}
@@ -247,8 +324,15 @@ func (c *Collector) keepHeader(root gjson.Result, listKey string) error {
 				err = fmt.Errorf("listquery: chunk 0: %w: metadata is not an object", ErrMalformed)
 				return false
 			}
-			c.header = append(c.header, field{key: strings.Clone(k.Raw), value: pagingFreeMeta(v)})
+			f := field{key: strings.Clone(k.Raw), value: pagingFreeMeta(v)}
+			if err = c.take(int64(len(f.key) + len(f.value))); err != nil {
+				return false
+			}
+			c.header = append(c.header, f)
 		default:
+			if err = c.take(int64(len(k.Raw) + len(v.Raw))); err != nil {
+				return false
+			}
 			c.header = append(c.header, field{key: strings.Clone(k.Raw), value: strings.Clone(v.Raw)})
 		}
 		return true
@@ -288,6 +372,9 @@ func pagingFreeMeta(meta gjson.Result) string {
 
 // addItem filters one item and keeps it if it can still be on the page.
 func (c *Collector) addItem(chunk int, raw string) error {
+	if err := c.stopped(); err != nil {
+		return err
+	}
 	c.seen++
 	if c.lim.MaxItems > 0 && c.seen > c.lim.MaxItems {
 		return fmt.Errorf("listquery: chunk %d: %w: more than %d items", chunk, ErrTooLarge, c.lim.MaxItems)
@@ -322,18 +409,54 @@ func (c *Collector) addItem(chunk int, raw string) error {
 	e.key = makeKey(v, found, c.ord.fn)
 	switch {
 	case len(c.kept) < c.keep:
+		if len(c.kept) == cap(c.kept) {
+			if err := c.growKept(); err != nil {
+				return err
+			}
+		}
+		if err := c.take(e.size()); err != nil {
+			return err
+		}
 		e.own()
 		c.kept = append(c.kept, e)
 		if len(c.kept) == c.keep {
 			c.ord.heapify(c.kept)
 		}
 	case c.ord.compare(&e, &c.kept[0]) < 0:
+		if err := c.take(e.size()); err != nil {
+			return err
+		}
 		e.own()
+		c.give(c.kept[0].size())
 		c.kept[0] = e
 		c.ord.siftDown(c.kept, 0)
 	}
 	return nil
 }
+
+// entryBytes is what one slot of the kept array costs, besides the item.
+const entryBytes = int64(unsafe.Sizeof(entry{}))
+
+// growKept doubles the kept array (up to the page window), taking the new
+// array's bytes from the budget before it exists and giving the old one's
+// back once it is copied.
+func (c *Collector) growKept() error {
+	n := min(max(2*cap(c.kept), 64), c.keep)
+	if err := c.take(int64(n) * entryBytes); err != nil {
+		return err
+	}
+	grown := make([]entry, len(c.kept), n)
+	copy(grown, c.kept)
+	c.give(int64(cap(c.kept)) * entryBytes)
+	c.kept = grown
+	return nil
+}
+
+// Held returns the bytes the collector has taken from its Budget and not
+// given back: while collecting, the kept items; after Result, the body it
+// returned. A caller gives them back when it is done with the collector
+// and the body.
+func (c *Collector) Held() int64 { return c.held }
 
 // Result returns the response body: the first chunk's List with metadata
 // continue and remainingItemCount removed, the list member ("items", or
@@ -348,7 +471,13 @@ func (c *Collector) Result() ([]byte, error) {
 	if !c.done {
 		return nil, errors.New("listquery: Result called before the last chunk was added")
 	}
-	slices.SortFunc(c.kept, func(a, b entry) int { return c.ord.compare(&a, &b) })
+	if c.result != nil {
+		return c.result, nil
+	}
+	if err := c.sortKept(); err != nil {
+		c.err = err
+		return nil, err
+	}
 	var page []entry
 	if c.offset < len(c.kept) {
 		page = c.kept[c.offset:]
@@ -360,8 +489,12 @@ func (c *Collector) Result() ([]byte, error) {
 	for i := range page {
 		size += len(page[i].raw) + 1
 	}
-	var b bytes.Buffer
-	b.Grow(size)
+	size += 20 // the total's digits
+	if err := c.take(int64(size)); err != nil {
+		c.err = err
+		return nil, err
+	}
+	b := bytes.NewBuffer(make([]byte, 0, size))
 	b.WriteByte('{')
 	for i, f := range c.header {
 		if i > 0 {
@@ -388,5 +521,38 @@ func (c *Collector) Result() ([]byte, error) {
 	b.WriteString(`"total":`)
 	b.WriteString(strconv.Itoa(c.total))
 	b.WriteByte('}')
-	return b.Bytes(), nil
+	// The body holds copies; the kept items and the header can go, and
+	// their bytes with them. The body's stay taken (see Held).
+	var kept int64
+	for i := range c.kept {
+		kept += c.kept[i].size()
+	}
+	for _, f := range c.header {
+		kept += int64(len(f.key) + len(f.value))
+	}
+	c.give(kept + int64(cap(c.kept))*entryBytes)
+	c.kept, c.header = nil, nil
+	c.result = b.Bytes()
+	return c.result, nil
+}
+
+// sortKept sorts the kept items by c.ord with a heapsort, checking between
+// steps whether the context ended: the sort is O(n log n) like any other,
+// but it stops within a thousand steps when the client has left.
+func (c *Collector) sortKept() error {
+	if err := c.stopped(); err != nil {
+		return err
+	}
+	h := c.kept
+	c.ord.heapify(h) // the worst item at the root
+	for end := len(h) - 1; end > 0; end-- {
+		if end%1024 == 0 {
+			if err := c.stopped(); err != nil {
+				return err
+			}
+		}
+		h[0], h[end] = h[end], h[0]
+		c.ord.siftDown(h[:end], 0)
+	}
+	return nil
 }

@@ -20,6 +20,18 @@
 // There is no escaping: values cannot contain ',' or '|'. Whitespace
 // around terms, keys and values is ignored.
 //
+// A selector has at most 16 terms, 32 ~ values in all (v1|v2 is two), 256
+// bytes per value and 4 096 bytes of text; past any bound Parse returns a
+// *ParamError naming it. Each ~ value reads every field it is compared
+// with, so these bounds cap the work per list at a small multiple of
+// reading it; = and != values only compare for equality.
+//
+// ~ runs in time linear in the text: the value is lower-cased once and
+// searched with Knuth–Morris–Pratt over the lower-cased text (ASCII text is
+// folded byte by byte, without a copy). A value that almost matches at
+// every offset, like aaa…ab in a field of aaa…, costs no more than any
+// other; the search it replaced tried every offset and cost text × value.
+//
 // Keys are dotted JSON paths from the object root: metadata.name,
 // spec.nodeName, status.phase. After a "labels" or "annotations" segment
 // the rest of the key is one map key, so
@@ -76,4 +88,18 @@
 // pageNum×pageSize matches are kept (a bounded heap), so the first pages of
 // a large list need little more than one chunk's memory. Limits caps the
 // total bytes and items (ErrTooLarge).
+//
+// A caller bounding the memory of many lists at once gives each Collector
+// a Budget (WithBudget): the Collector takes bytes from it before it keeps
+// them — an item's copy, a larger array of kept items, the response — and
+// gives them back when it lets them go, and fails with the Budget's error
+// when refused. The proxy takes its chunk buffers from the same Budget.
+//
+// # Stopping
+//
+// A Collector given a context (WithContext) checks it before every item
+// and every 1 024 steps of the final sort (a heapsort, so it can stop half
+// way), and fails with an error wrapping context.Cause. The proxy cancels
+// the context when the client disconnects or the list's time budget is
+// spent, so no CPU is spent on a list nobody will read.
 package listquery

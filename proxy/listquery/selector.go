@@ -7,9 +7,26 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// maxSelectorLen bounds the selector text, and with it the number of terms
-// and alternatives evaluated per item. URLs are rarely longer anyway.
-const maxSelectorLen = 4096
+// Bounds on a selector. Every item of a list is checked against every
+// value of every term, and a ~ value scans the field's whole text, so the
+// work per list is about (number of values) × (bytes of the list): these
+// bounds keep it a small multiple of reading the list once. Consoles send
+// a handful of short terms; a request over a bound is a 400 naming it.
+const (
+	// maxSelectorLen bounds the selector text as a whole.
+	maxSelectorLen = 4096
+	// maxTerms bounds the comma-separated terms.
+	maxTerms = 16
+	// maxFuzzyValues bounds the values of all ~ terms together (v1|v2
+	// is two): each reads every field it is compared with. Values of =
+	// and != are compared for equality, which costs little, so only the
+	// selector's length bounds them (consoles send long name|name|…
+	// lists).
+	maxFuzzyValues = 32
+	// maxValueLen bounds one value, in bytes. Names, labels and images
+	// are far shorter; a long ~ value is a search no console makes.
+	maxValueLen = 256
+)
 
 // op is a selector term's comparison.
 type op uint8
@@ -24,8 +41,8 @@ const (
 type term struct {
 	path   fieldPath
 	op     op
-	values []string // as written; for opFuzzy also lowered in folded
-	folded []string // lower-cased values for opFuzzy, nil otherwise
+	values []string     // as written
+	folded []foldNeedle // for opFuzzy, the values prepared for a linear search; nil otherwise
 	// emptyAlt is true when one of the values is "". The empty value also
 	// matches a missing (or null) field, so key= finds objects without the
 	// field (like Kubernetes' spec.nodeName= finds unscheduled pods) and
@@ -55,11 +72,20 @@ func ParseSelector(s string) (Selector, error) {
 	if strings.TrimSpace(s) == "" {
 		return Selector{}, paramErr(ParamSelector, "empty selector")
 	}
+	if n := strings.Count(s, ",") + 1; n > maxTerms {
+		return Selector{}, paramErr(ParamSelector, "%d terms; at most %d are allowed", n, maxTerms)
+	}
 	var sel Selector
+	fuzzy := 0
 	for raw := range strings.SplitSeq(s, ",") {
 		t, err := parseTerm(raw)
 		if err != nil {
 			return Selector{}, err
+		}
+		if t.op == opFuzzy {
+			if fuzzy += len(t.values); fuzzy > maxFuzzyValues {
+				return Selector{}, paramErr(ParamSelector, "more than %d values in all ~ terms together (v1|v2 counts as two)", maxFuzzyValues)
+			}
 		}
 		sel.terms = append(sel.terms, t)
 	}
@@ -87,14 +113,17 @@ func parseTerm(raw string) (term, error) {
 	for j, v := range t.values {
 		v = strings.TrimSpace(v)
 		t.values[j] = v
+		if len(v) > maxValueLen {
+			return term{}, paramErr(ParamSelector, "term %s: a value is longer than %d bytes", quote(key), maxValueLen)
+		}
 		if v == "" {
 			t.emptyAlt = true
 		}
 	}
 	if o == opFuzzy {
-		t.folded = make([]string, len(t.values))
+		t.folded = make([]foldNeedle, len(t.values))
 		for j, v := range t.values {
-			t.folded[j] = strings.ToLower(v)
+			t.folded[j] = newFoldNeedle(v)
 		}
 	}
 	return t, nil
@@ -193,8 +222,9 @@ func (t *term) match(root gjson.Result) bool {
 
 func (t *term) matchText(s string) bool {
 	if t.op == opFuzzy {
-		for _, v := range t.folded {
-			if containsFold(s, v) {
+		ft := foldText(s)
+		for i := range t.folded {
+			if t.folded[i].in(ft) {
 				return true
 			}
 		}
@@ -206,43 +236,4 @@ func (t *term) matchText(s string) bool {
 		}
 	}
 	return false
-}
-
-// containsFold reports whether s contains the lower-cased needle, ignoring
-// case. ASCII text (nearly all Kubernetes names) is compared in place with
-// no allocation; anything else is lower-cased first.
-func containsFold(s, lowerNeedle string) bool {
-	if lowerNeedle == "" {
-		return true
-	}
-	if isASCII(s) && isASCII(lowerNeedle) {
-		n := len(lowerNeedle)
-	outer:
-		for i := 0; i+n <= len(s); i++ {
-			for j := 0; j < n; j++ {
-				if lowerASCII(s[i+j]) != lowerNeedle[j] {
-					continue outer
-				}
-			}
-			return true
-		}
-		return false
-	}
-	return strings.Contains(strings.ToLower(s), lowerNeedle)
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
-}
-
-func lowerASCII(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
 }

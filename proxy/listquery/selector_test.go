@@ -2,6 +2,8 @@ package listquery
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -223,6 +225,58 @@ func TestSplitPath(t *testing.T) {
 	for _, bad := range []string{"", ".", "a.", ".a", "a..b", "a b", "a\tb", "a,b", "a=b", "a~b", "a!b", "a|b", "\xff", "metadata.labels."} {
 		if _, err := splitPath(bad); err == nil {
 			t.Errorf("splitPath(%q) succeeded", bad)
+		}
+	}
+}
+
+// TestParseSelectorBounds: a selector within every bound parses; one past
+// any bound is a 400 naming the bound, and the message never echoes the
+// long value back.
+func TestParseSelectorBounds(t *testing.T) {
+	terms := func(n int) string {
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = fmt.Sprintf("metadata.name~n%d", i)
+		}
+		return strings.Join(parts, ",")
+	}
+	values := func(n int) string {
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = fmt.Sprintf("v%d", i)
+		}
+		return "metadata.name~" + strings.Join(parts, "|")
+	}
+	long := strings.Repeat("x", maxValueLen+1)
+	for _, c := range []struct {
+		name, in, wantMsg string
+	}{
+		{"terms at the bound", terms(maxTerms), ""},
+		{"values at the bound", values(maxFuzzyValues), ""},
+		{"exact values are not counted", strings.Replace(values(3*maxFuzzyValues), "~", "=", 1), ""},
+		{"value at the bound", "metadata.name~" + long[1:], ""},
+		{"too many terms", terms(maxTerms + 1), "terms"},
+		{"too many values", values(maxFuzzyValues + 1), "values"},
+		{"too many values across terms", values(maxFuzzyValues/2) + "," + values(maxFuzzyValues/2+1), "values"},
+		{"value too long", "metadata.name~" + long, "longer than"},
+		{"exact value too long", "metadata.name=" + long, "longer than"},
+		{"alternative too long", "metadata.name~a|" + long, "longer than"},
+		{"text too long", "metadata.name~" + strings.Repeat("a|", maxSelectorLen/2), "longer than"},
+	} {
+		_, err := ParseSelector(c.in)
+		if c.wantMsg == "" {
+			if err != nil {
+				t.Errorf("%s: %v", c.name, err)
+			}
+			continue
+		}
+		var pe *ParamError
+		if !errors.As(err, &pe) || pe.Param != ParamSelector || !strings.Contains(pe.Reason, c.wantMsg) {
+			t.Errorf("%s: error %v; want a selector error about %q", c.name, err, c.wantMsg)
+			continue
+		}
+		if strings.Contains(pe.Error(), long[:100]) {
+			t.Errorf("%s: the message echoes the value: %.200s", c.name, pe.Error())
 		}
 	}
 }

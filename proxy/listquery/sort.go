@@ -29,6 +29,11 @@ type entry struct {
 	seq      int // arrival order, the last tie-break: it makes the order total
 }
 
+// size is the bytes own allocates for the entry.
+func (e *entry) size() int64 {
+	return int64(len(e.raw) + len(e.ns) + len(e.name) + len(e.key.s))
+}
+
 // own copies the entry's strings, which point into a chunk, into one
 // allocation of its own, so the chunk can be freed as soon as Add returns.
 func (e *entry) own() {
