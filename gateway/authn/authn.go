@@ -167,7 +167,7 @@ func (a *Authenticator) Authenticate(ctx *fasthttp.RequestCtx) (*identity.Princi
 	}
 	if err != nil {
 		if errors.Is(err, identity.ErrUnauthenticated) {
-			return nil, unauthenticated("invalid, expired or revoked credentials")
+			return nil, unauthenticated(refusal(err))
 		}
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
