@@ -134,7 +134,7 @@ func TestClusterAPICredentialsAndMembership(t *testing.T) {
 		{"GET", "/api/v1/clusters/prod", nil, 404},
 		{"POST", "/api/v1/clusters", map[string]any{"name": "mine", "server": "https://h:1", "token": "t"}, 403},
 		{"DELETE", "/api/v1/clusters/prod", nil, 403},
-		{"GET", "/api/v1/clusters/prod/kubeconfig", nil, 404},
+		{"POST", "/api/v1/clusters/prod/kubeconfig", nil, 404},
 	} {
 		if status, body, _ := ag.call(t, c.method, c.path, c.body, bearer(dora)); status != c.want {
 			t.Errorf("dora %s %s: %d %s, want %d", c.method, c.path, status, body, c.want)

@@ -76,7 +76,7 @@ func (g *Gateway) initClusters() error {
 		return ok
 	})
 	g.proxyRoute = clusters.NewProxyRoute(svc, g.authn, px, g.audit)
-	g.clusterAPI = clusters.NewHandlers(svc, g.authn, g.identity, g.publicURL, g.CertificatePEM, pc.KubeconfigTTL.D())
+	g.clusterAPI = clusters.NewHandlers(svc, g.authn, g.identity, g.kubeconfigServer, g.CertificatePEM, pc.KubeconfigTTL.D())
 
 	// Join-token digests are keyed by a key derived from the secret key,
 	// so a copy of the store alone cannot test guesses offline.
@@ -118,7 +118,7 @@ func (g *Gateway) clusterRoutes() []authn.Route {
 	h := g.clusterAPI
 	const get, post, put, del = fasthttp.MethodGet, fasthttp.MethodPost, fasthttp.MethodPut, fasthttp.MethodDelete
 	read, write := identity.PermClustersRead, identity.PermClustersWrite
-	return []authn.Route{
+	return append(g.kubeconfigRoutes(), []authn.Route{
 		{Method: get, Path: "/api/v1/clusters", Permission: read, Handler: h.List},
 		{Method: post, Path: "/api/v1/clusters", Permission: write, Handler: h.Create},
 		{Method: get, Path: "/api/v1/clusters/{name}", Permission: read, Handler: h.Get},
@@ -129,7 +129,6 @@ func (g *Gateway) clusterRoutes() []authn.Route {
 		{Method: get, Path: "/api/v1/operations", Permission: read, Handler: g.operationsAPI.List},
 		{Method: get, Path: "/api/v1/operations/{id}", Permission: read, Handler: g.operationsAPI.Get},
 		{Method: post, Path: "/api/v1/operations/{id}/cancel", Permission: write, Handler: g.operationsAPI.Cancel},
-		{Method: get, Path: "/api/v1/clusters/{name}/kubeconfig", Permission: read, Handler: h.Kubeconfig},
 		{Method: get, Path: "/api/v1/clusters/{name}/members", Permission: write, Handler: h.Members},
 		{Method: post, Path: "/api/v1/clusters/{name}/members", Permission: write, Handler: h.AddMember},
 		{Method: del, Path: "/api/v1/clusters/{name}/members/{id}", Permission: write, Handler: h.RemoveMember},
@@ -142,5 +141,5 @@ func (g *Gateway) clusterRoutes() []authn.Route {
 		{Method: post, Path: "/api/v1/clusters/{name}/nodes/{node}/cordon", Permission: read, Handler: g.nodesAPI.Cordon},
 		{Method: post, Path: "/api/v1/clusters/{name}/nodes/{node}/uncordon", Permission: read, Handler: g.nodesAPI.Uncordon},
 		{Method: post, Path: "/api/v1/clusters/{name}/nodes/{node}/drain", Permission: read, Handler: g.nodesAPI.Drain},
-	}
+	}...)
 }

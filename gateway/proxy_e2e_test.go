@@ -108,7 +108,7 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: "berth:role:
 // its path; it points at Berth's HTTPS listener and trusts its certificate.
 func (e *e2eCluster) kubeconfigFor(t *testing.T, who, token string) string {
 	t.Helper()
-	data := e.must(t, 200, "GET", "/api/v1/clusters/e2e/kubeconfig", nil, bearer(token))
+	data := e.must(t, 200, "POST", "/api/v1/clusters/e2e/kubeconfig", nil, bearer(token))
 	if !strings.Contains(string(data), "/proxy/clusters/e2e") || !strings.Contains(string(data), "certificate-authority-data") {
 		t.Fatalf("kubeconfig: %s", data)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -21,9 +22,13 @@ type Handlers struct {
 	svc   *Service
 	authn *authn.Authenticator
 	ids   *identity.Service
-	// publicURL is Berth's address as the client of ctx reaches it, for
-	// kubeconfigs.
-	publicURL func(ctx *fasthttp.RequestCtx) string
+	// server is Berth's address for the kubeconfigs it hands out, from
+	// configuration only (never the request's Host header), or why there
+	// is none.
+	server func() (string, error)
+	// kubeconfigMu serialises minting, so that two downloads at once still
+	// leave one key per user and cluster.
+	kubeconfigMu sync.Mutex
 	// caPEM is Berth's serving certificate when clients must trust it
 	// explicitly (self-signed); nil otherwise.
 	caPEM func() []byte
@@ -33,8 +38,8 @@ type Handlers struct {
 }
 
 // NewHandlers wires the cluster API.
-func NewHandlers(svc *Service, a *authn.Authenticator, ids *identity.Service, publicURL func(*fasthttp.RequestCtx) string, caPEM func() []byte, kubeconfigTTL time.Duration) *Handlers {
-	return &Handlers{svc: svc, authn: a, ids: ids, publicURL: publicURL, caPEM: caPEM, kubeconfigTTL: kubeconfigTTL}
+func NewHandlers(svc *Service, a *authn.Authenticator, ids *identity.Service, server func() (string, error), caPEM func() []byte, kubeconfigTTL time.Duration) *Handlers {
+	return &Handlers{svc: svc, authn: a, ids: ids, server: server, caPEM: caPEM, kubeconfigTTL: kubeconfigTTL}
 }
 
 // View is a cluster as the API shows it: never its credentials.
@@ -452,40 +457,4 @@ func (h *Handlers) RemoveMember(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
-}
-
-// Kubeconfig is GET /api/v1/clusters/{name}/kubeconfig: a kubeconfig that
-// reaches the cluster through Berth with a fresh API key scoped to it, so
-// `kubectl --kubeconfig file get pods` works at once. The key is shown
-// only in this file; it can be revoked like any other API key.
-func (h *Handlers) Kubeconfig(ctx *fasthttp.RequestCtx) {
-	r, _, ok := h.visible(ctx)
-	if !ok {
-		return
-	}
-	p := authn.PrincipalFrom(ctx)
-	if p.Scoped() {
-		// A scoped key must not mint keys: that would let it outlive or
-		// widen its own scope.
-		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusForbidden, httpapi.CodeForbidden, "a scoped API key cannot create kubeconfigs"))
-		return
-	}
-	scopes := []string{identity.ClusterScopePrefix + r.Name, identity.PermClustersRead}
-	_, raw, err := h.ids.CreateAPIKey(ctx, p, identity.NewAPIKey{
-		Name: "kubeconfig " + r.Name, Scopes: scopes, ExpiresAt: time.Now().Add(h.kubeconfigTTL),
-	}, h.authn.Meta(ctx))
-	if err != nil {
-		httpapi.WriteError(ctx, err)
-		return
-	}
-	out, err := ClientKubeconfig(r.Name, strings.TrimSuffix(h.publicURL(ctx), "/")+"/proxy/clusters/"+r.Name, h.caPEM(), raw)
-	if err != nil {
-		httpapi.WriteError(ctx, err)
-		return
-	}
-	ctx.SetStatusCode(fasthttp.StatusOK)
-	ctx.SetContentType("application/yaml")
-	ctx.Response.Header.Set("Cache-Control", "no-store")
-	ctx.Response.Header.Set("Content-Disposition", `attachment; filename="`+r.Name+`.kubeconfig"`)
-	ctx.SetBody(out)
 }
