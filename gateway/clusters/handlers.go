@@ -54,7 +54,10 @@ type View struct {
 	KubernetesVersion string            `json:"kubernetes_version,omitempty"`
 	LastObservedAt    *time.Time        `json:"last_observed_at,omitempty"`
 	LastError         string            `json:"last_error,omitempty"`
-	Role              string            `json:"role,omitempty"`
+	// Permissions are what the gateway's identity in the cluster may do
+	// that Berth needs, as last probed.
+	Permissions *Permissions `json:"permissions,omitempty"`
+	Role        string       `json:"role,omitempty"`
 	// Status is the lifecycle status: provisioning, ready, error,
 	// deleting (deleted clusters are not shown).
 	Status string `json:"status"`
@@ -95,7 +98,7 @@ func view(r *Record, role string) View {
 		Name: r.Name, DisplayName: r.DisplayName, Description: r.Description, Labels: r.Labels,
 		Server: r.Server, APIEndpoint: r.Server, AuthType: r.AuthType, ConnectionStatus: r.ConnectionStatus,
 		KubernetesVersion: r.KubernetesVersion, LastObservedAt: r.LastObservedAt, LastError: r.LastError,
-		Role: role, Status: r.LifecycleStatus(), Provisioner: r.Provisioner, Operation: r.Operation,
+		Permissions: r.Permissions, Role: role, Status: r.LifecycleStatus(), Provisioner: r.Provisioner, Operation: r.Operation,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 	if r.Shape != nil {
@@ -311,7 +314,7 @@ func (h *Handlers) Create(ctx *fasthttp.RequestCtx) {
 		writeErr(ctx, err)
 		return
 	}
-	httpapi.WriteJSON(ctx, fasthttp.StatusCreated, view(r, "cluster-admin"))
+	httpapi.WriteJSON(ctx, fasthttp.StatusCreated, view(h.probed(r), "cluster-admin"))
 }
 
 // Update is PUT /api/v1/clusters/{name}; credentials change only when the
@@ -370,8 +373,25 @@ func (h *Handlers) Update(ctx *fasthttp.RequestCtx) {
 		writeOperation(ctx, op)
 		return
 	}
+	if conn != nil {
+		r = h.probed(r)
+	}
 	role, _ := h.svc.Access(authn.PrincipalFrom(ctx), r.Name)
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, view(r, role))
+}
+
+// probed checks a cluster whose connection was just given now, rather
+// than at the next probe round, so the answer already says whether it is
+// reachable and whether the gateway's identity may impersonate (RBACHint
+// when not), and returns its record as stored after.
+func (h *Handlers) probed(r *Record) *Record {
+	if _, err := h.svc.Test(r.Name); err != nil {
+		return r
+	}
+	if now, err := h.svc.Get(r.Name); err == nil {
+		return now
+	}
+	return r
 }
 
 // Delete is DELETE /api/v1/clusters/{name}: 204 for a registered
