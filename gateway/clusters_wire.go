@@ -131,6 +131,7 @@ func (g *Gateway) clusterRoutes() []authn.Route {
 		{Method: post, Path: "/api/v1/operations/{id}/cancel", Permission: write, Handler: g.operationsAPI.Cancel},
 		{Method: get, Path: "/api/v1/clusters/{name}/members", Permission: write, Handler: h.Members},
 		{Method: post, Path: "/api/v1/clusters/{name}/members", Permission: write, Handler: h.AddMember},
+		{Method: put, Path: "/api/v1/clusters/{name}/members/{id}", Permission: write, Handler: h.SetMemberRole},
 		{Method: del, Path: "/api/v1/clusters/{name}/members/{id}", Permission: write, Handler: h.RemoveMember},
 		{Method: post, Path: "/api/v1/clusters/{name}/join-tokens", Permission: write, Handler: g.joinAPI.Create},
 		{Method: get, Path: "/api/v1/clusters/{name}/join-tokens", Permission: write, Handler: g.joinAPI.List},

@@ -214,7 +214,12 @@ func name(ctx *fasthttp.RequestCtx) string {
 
 // writeErr maps service errors to API errors.
 func writeErr(ctx *fasthttp.RequestCtx, err error) {
+	var exists *MemberExistsError
 	switch {
+	case errors.As(err, &exists):
+		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusConflict, httpapi.CodeConflict, "%s", exists.Error()))
+	case errors.Is(err, ErrMemberNotFound):
+		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusNotFound, httpapi.CodeNotFound, "%s", ErrMemberNotFound.Error()))
 	case errors.Is(err, ErrNotFound):
 		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusNotFound, httpapi.CodeNotFound, "cluster not found"))
 	case errors.Is(err, ErrExists):
@@ -439,7 +444,9 @@ func (h *Handlers) Members(ctx *fasthttp.RequestCtx) {
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, httpapi.NewList(ms, len(ms), httpapi.Page{Page: 1, PageSize: max(len(ms), 1)}))
 }
 
-// AddMember is POST /api/v1/clusters/{name}/members {user|group, role}.
+// AddMember is POST /api/v1/clusters/{name}/members {user|group, role}:
+// user is a username or a user id; a subject that is already a member is
+// 409 (change a role with SetMemberRole).
 func (h *Handlers) AddMember(ctx *fasthttp.RequestCtx) {
 	var req struct {
 		User  string `json:"user"`
@@ -467,6 +474,25 @@ func (h *Handlers) AddMember(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusCreated, m)
+}
+
+// SetMemberRole is PUT /api/v1/clusters/{name}/members/{id} {role}: id is
+// the grant's id, as listed and as returned on creation.
+func (h *Handlers) SetMemberRole(ctx *fasthttp.RequestCtx) {
+	var req struct {
+		Role string `json:"role"`
+	}
+	if e := httpapi.DecodeJSON(ctx, &req); e != nil {
+		httpapi.WriteError(ctx, e)
+		return
+	}
+	id, _ := ctx.UserValue("id").(string)
+	m, err := h.svc.SetMemberRole(ctx, name(ctx), id, req.Role, h.event(ctx))
+	if err != nil {
+		writeErr(ctx, err)
+		return
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, m)
 }
 
 // RemoveMember is DELETE /api/v1/clusters/{name}/members/{id}.

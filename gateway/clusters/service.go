@@ -685,7 +685,9 @@ func (s *Service) Identity(p *identity.Principal, role, clientIP, requestID stri
 }
 
 // AddMember grants kind ("user" or "group") subject a role on cluster.
-// For users, subject may be a user id or a username.
+// For users, subject may be a user id or a username. A subject that is
+// already a member is a *MemberExistsError: a role changes only by
+// SetMemberRole, never as a side effect of granting.
 func (s *Service) AddMember(ctx context.Context, cluster, kind, subject, role string, ev audit.Event) (*Member, error) {
 	if !slices.Contains(Roles, role) {
 		return nil, fmt.Errorf("%w: role must be one of %s", ErrInvalid, strings.Join(Roles, ", "))
@@ -711,13 +713,16 @@ func (s *Service) AddMember(ctx context.Context, cluster, kind, subject, role st
 		} else if !r.Live() {
 			return store.ErrNotFound
 		}
-		// Changing a member's role replaces the old grant.
-		if old, id, err := members.GetBy(tx, "subject", m.Cluster+"\x1f"+m.Kind+"\x1f"+m.Subject); err == nil {
-			m.ID, m.Created = id, old.Created
+		if old, _, err := members.GetBy(tx, "subject", m.Cluster+"\x1f"+m.Kind+"\x1f"+m.Subject); err == nil {
+			return &MemberExistsError{Member: *old}
 		}
 		return members.Put(tx, m.ID, m)
 	})
 	s.record(ctx, ev, "cluster.member.add", cluster, err)
+	var exists *MemberExistsError
+	if errors.As(err, &exists) {
+		return nil, err
+	}
 	s.refresh(cluster)
 	// A changed role changes the identity open streams assert.
 	s.membershipChanged()
