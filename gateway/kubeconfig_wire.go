@@ -13,20 +13,24 @@ import (
 	"github.com/berthgw/berth/gateway/ratelimit"
 )
 
-// kubeconfigServer is Berth's address in the kubeconfigs it hands out:
-// public_url, else the HTTPS listener's own address when it is one a
-// client can dial. Never the request's Host header: the client chooses
-// it, and a kubeconfig written with `Host: evil.example` would send its
-// bearer token there.
+// kubeconfigServer is Berth's address in the kubeconfigs it hands out
+// (kubeconfigServerFor).
 func (g *Gateway) kubeconfigServer() (string, error) {
-	if g.cfg.PublicURL != "" {
-		return g.cfg.PublicURL, nil
+	return kubeconfigServerFor(g.cfg.PublicURL, g.HTTPSAddr())
+}
+
+// kubeconfigServerFor is publicURL, else the HTTPS listener's own address
+// httpsAddr when it is one a client can dial. Never the request's Host
+// header: the client chooses it, and a kubeconfig written with
+// `Host: evil.example` would send its bearer token there.
+func kubeconfigServerFor(publicURL, httpsAddr string) (string, error) {
+	if publicURL != "" {
+		return publicURL, nil
 	}
-	addr := g.HTTPSAddr()
-	if addr == "" {
+	if httpsAddr == "" {
 		return "", errors.New("Berth has no HTTPS listener and no public_url: an administrator must set public_url (BERTH_PUBLIC_URL) to the https:// address clients reach Berth at")
 	}
-	host, port, err := net.SplitHostPort(addr)
+	host, port, err := net.SplitHostPort(httpsAddr)
 	if err != nil {
 		return "", errors.New("the HTTPS listener's address is unusable: an administrator must set public_url (BERTH_PUBLIC_URL)")
 	}
