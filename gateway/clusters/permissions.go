@@ -3,6 +3,8 @@ package clusters
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -10,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/proxy"
 )
 
@@ -33,8 +36,9 @@ type Permissions struct {
 	ListNodes bool `json:"list_nodes"`
 }
 
-// missing names the essential permissions the identity lacks.
-func (p *Permissions) missing() []string {
+// missing names the essential permissions the identity lacks; extras
+// are the extra keys Berth sends.
+func (p *Permissions) missing(extras []string) []string {
 	var out []string
 	for _, c := range []struct {
 		ok   bool
@@ -42,7 +46,7 @@ func (p *Permissions) missing() []string {
 	}{
 		{p.ImpersonateUsers, "impersonate users"},
 		{p.ImpersonateGroups, "impersonate groups"},
-		{p.ImpersonateExtras, "impersonate the extra fields " + strings.Join(extraKeys, ", ")},
+		{p.ImpersonateExtras, "impersonate the extra fields " + strings.Join(extras, ", ")},
 	} {
 		if !c.ok {
 			out = append(out, c.name)
@@ -51,8 +55,13 @@ func (p *Permissions) missing() []string {
 	return out
 }
 
-// extraKeys are the Impersonate-Extra fields Identity may send.
-var extraKeys = []string{"berth.dev/auth-method", "berth.dev/client-ip", "berth.dev/request-id"}
+// extraKeys are the Impersonate-Extra keys Identity sends when every
+// field is known: read from Identity itself, so the check follows what the
+// proxy really sends.
+func (s *Service) extraKeys() []string {
+	id := s.Identity(&identity.Principal{AuthMethod: identity.MethodPassword}, Roles[0], "127.0.0.1", "probe")
+	return slices.Sorted(maps.Keys(id.Extra))
+}
 
 // ssarPath is where SelfSubjectAccessReviews are created.
 const ssarPath = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
@@ -62,22 +71,21 @@ const ssarPath = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 // when an essential permission is missing, with what to do; the
 // permissions are returned whenever they could be read.
 func (s *Service) checkPermissions(name string) (*Permissions, error) {
-	p := &Permissions{ImpersonateExtras: true}
-	checks := []struct {
+	p := &Permissions{}
+	type check struct {
 		set   *bool
 		attrs authorizationv1.ResourceAttributes
-	}{
+	}
+	checks := []check{
 		{&p.ImpersonateUsers, authorizationv1.ResourceAttributes{Verb: "impersonate", Resource: "users"}},
 		{&p.ImpersonateGroups, authorizationv1.ResourceAttributes{Verb: "impersonate", Resource: "groups"}},
 		{&p.ListNodes, authorizationv1.ResourceAttributes{Verb: "list", Resource: "nodes"}},
 	}
-	if !s.opts.OmitExtras {
-		for _, k := range extraKeys {
-			checks = append(checks, struct {
-				set   *bool
-				attrs authorizationv1.ResourceAttributes
-			}{new(bool), authorizationv1.ResourceAttributes{Verb: "impersonate", Group: "authentication.k8s.io", Resource: "userextras", Subresource: k}})
-		}
+	extras := s.extraKeys()
+	extraOK := make([]bool, len(extras))
+	for i, k := range extras {
+		checks = append(checks, check{&extraOK[i], authorizationv1.ResourceAttributes{
+			Verb: "impersonate", Group: "authentication.k8s.io", Resource: "userextras", Subresource: k}})
 	}
 	for _, c := range checks {
 		ok, err := s.allowed(name, c.attrs)
@@ -85,11 +93,9 @@ func (s *Service) checkPermissions(name string) (*Permissions, error) {
 			return nil, fmt.Errorf("checking the gateway's permissions: %w", err)
 		}
 		*c.set = ok
-		if c.attrs.Resource == "userextras" && !ok {
-			p.ImpersonateExtras = false
-		}
 	}
-	if m := p.missing(); len(m) > 0 {
+	p.ImpersonateExtras = !slices.Contains(extraOK, false)
+	if m := p.missing(extras); len(m) > 0 {
 		return p, fmt.Errorf("the gateway's identity in the cluster cannot %s: %s", strings.Join(m, ", "), RBACHint)
 	}
 	return p, nil
