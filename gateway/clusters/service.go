@@ -794,7 +794,9 @@ type TestResult struct {
 	// credential.
 	Reachable         bool   `json:"reachable"`
 	KubernetesVersion string `json:"kubernetes_version,omitempty"`
-	LatencyMS         int64  `json:"latency_ms"`
+	// LatencyMS is the time of the whole probe: /version and the access
+	// reviews.
+	LatencyMS int64 `json:"latency_ms"`
 	// ConnectionStatus is the status the test stored: error when the
 	// cluster is reachable but the gateway's identity lacks what Berth
 	// needs (Permissions says what).
