@@ -8,30 +8,6 @@ import (
 	"github.com/berthgw/berth/gateway/config"
 )
 
-// startAuthNoHTTPS is startAuth with the HTTPS listener disabled (an
-// empty BERTH_HTTPS_ADDR reads as unset, so the config is changed here).
-func startAuthNoHTTPS(t *testing.T, env map[string]string) *authGW {
-	t.Helper()
-	vars := map[string]string{
-		"BERTH_DATA_DIR": t.TempDir(), "BERTH_HTTP_ADDR": "127.0.0.1:0", "BERTH_LOG_LEVEL": "debug",
-		"BERTH_ADMIN_PASSWORD": adminPassword, "BERTH_RATE_LIMITS_AUTH_REQUESTS": "0", "BERTH_RATE_LIMITS_API_REQUESTS": "0",
-	}
-	for k, v := range env {
-		vars[k] = v
-	}
-	cfg, err := config.Load("", func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.HTTPS.Addr = ""
-	cfg.Store.SyncWrites = false
-	clock := stoppedClock()
-	ag := &authGW{testGateway: startWithClock(t, cfg, clock.Now), clock: clock}
-	ag.secret(adminPassword)
-	t.Cleanup(func() { ag.checkNoSecrets(t) })
-	return ag
-}
-
 // Without a configured address clients can use, Berth refuses to write a
 // kubeconfig (409 saying to set public_url) instead of trusting the
 // request's Host; with public_url it writes that, whatever the Host.
@@ -49,7 +25,7 @@ func TestKubeconfigNeedsAConfiguredAddress(t *testing.T) {
 			if tc.publicURL != "" {
 				env["BERTH_PUBLIC_URL"] = tc.publicURL
 			}
-			ag := startAuthNoHTTPS(t, env)
+			ag := startAuthOn(t, env, stoppedClock(), func(c *config.Config) { c.HTTPS.Addr = "" })
 			if ag.HTTPSAddr() != "" {
 				t.Fatalf("HTTPS listens on %s", ag.HTTPSAddr())
 			}
