@@ -68,8 +68,9 @@ func startAuth(t *testing.T, env map[string]string) *authGW {
 	return startAuthOn(t, env, stoppedClock())
 }
 
-// startAuthOn is startAuth on clock.
-func startAuthOn(t *testing.T, env map[string]string, clock *fakeClock) *authGW {
+// startAuthOn is startAuth on clock; edits change the configuration
+// where an environment variable cannot (an empty value reads as unset).
+func startAuthOn(t *testing.T, env map[string]string, clock *fakeClock, edits ...func(*config.Config)) *authGW {
 	t.Helper()
 	vars := map[string]string{
 		"BERTH_DATA_DIR":                  t.TempDir(),
@@ -89,6 +90,9 @@ func startAuthOn(t *testing.T, env map[string]string, clock *fakeClock) *authGW 
 		t.Fatal(err)
 	}
 	cfg.Store.SyncWrites = false
+	for _, edit := range edits {
+		edit(cfg)
+	}
 	ag := &authGW{testGateway: startWithClock(t, cfg, clock.Now), clock: clock}
 	ag.secret(adminPassword)
 	// Registered after start's cleanup, so it runs first, while the store

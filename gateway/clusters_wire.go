@@ -84,7 +84,7 @@ func (g *Gateway) initClusters() error {
 		return ok
 	})
 	g.proxyRoute = clusters.NewProxyRoute(svc, g.authn, px, g.audit)
-	g.clusterAPI = clusters.NewHandlers(svc, g.authn, g.identity, g.publicURL, g.CertificatePEM, pc.KubeconfigTTL.D())
+	g.clusterAPI = clusters.NewHandlers(svc, g.authn, g.identity, g.kubeconfigServer, g.CertificatePEM, pc.KubeconfigTTL.D())
 
 	// Join-token digests are keyed by a key derived from the secret key,
 	// so a copy of the store alone cannot test guesses offline.
@@ -126,7 +126,7 @@ func (g *Gateway) clusterRoutes() []authn.Route {
 	h := g.clusterAPI
 	const get, post, put, del = fasthttp.MethodGet, fasthttp.MethodPost, fasthttp.MethodPut, fasthttp.MethodDelete
 	read, write := identity.PermClustersRead, identity.PermClustersWrite
-	return []authn.Route{
+	return append(g.kubeconfigRoutes(), []authn.Route{
 		{Method: get, Path: "/api/v1/clusters", Permission: read, Handler: h.List},
 		{Method: post, Path: "/api/v1/clusters", Permission: write, Handler: h.Create},
 		{Method: get, Path: "/api/v1/clusters/{name}", Permission: read, Handler: h.Get},
@@ -137,9 +137,9 @@ func (g *Gateway) clusterRoutes() []authn.Route {
 		{Method: get, Path: "/api/v1/operations", Permission: read, Handler: g.operationsAPI.List},
 		{Method: get, Path: "/api/v1/operations/{id}", Permission: read, Handler: g.operationsAPI.Get},
 		{Method: post, Path: "/api/v1/operations/{id}/cancel", Permission: write, Handler: g.operationsAPI.Cancel},
-		{Method: get, Path: "/api/v1/clusters/{name}/kubeconfig", Permission: read, Handler: h.Kubeconfig},
 		{Method: get, Path: "/api/v1/clusters/{name}/members", Permission: write, Handler: h.Members},
 		{Method: post, Path: "/api/v1/clusters/{name}/members", Permission: write, Handler: h.AddMember},
+		{Method: put, Path: "/api/v1/clusters/{name}/members/{id}", Permission: write, Handler: h.SetMemberRole},
 		{Method: del, Path: "/api/v1/clusters/{name}/members/{id}", Permission: write, Handler: h.RemoveMember},
 		{Method: post, Path: "/api/v1/clusters/{name}/join-tokens", Permission: write, Handler: g.joinAPI.Create},
 		{Method: get, Path: "/api/v1/clusters/{name}/join-tokens", Permission: write, Handler: g.joinAPI.List},
@@ -150,5 +150,5 @@ func (g *Gateway) clusterRoutes() []authn.Route {
 		{Method: post, Path: "/api/v1/clusters/{name}/nodes/{node}/cordon", Permission: read, Handler: g.nodesAPI.Cordon},
 		{Method: post, Path: "/api/v1/clusters/{name}/nodes/{node}/uncordon", Permission: read, Handler: g.nodesAPI.Uncordon},
 		{Method: post, Path: "/api/v1/clusters/{name}/nodes/{node}/drain", Permission: read, Handler: g.nodesAPI.Drain},
-	}
+	}...)
 }

@@ -289,7 +289,7 @@ func TestAdminKubeconfigEndToEnd(t *testing.T) {
 	vic := e.login(t, "vic", "vic-password-12345").AccessToken
 	apiKey := decode[apiKeyOut](t, e.must(t, 201, "POST", "/api/v1/auth/api-keys", map[string]any{"name": "ci"}, bearer(e.admin))).Key
 	e.secret(apiKey)
-	proxyKC := e.must(t, 200, "GET", path, nil, bearer(e.admin)) // GET: the kubeconfig through Berth, still there
+	proxyKC := e.must(t, 200, "POST", path, nil, bearer(e.admin)) // no body: the kubeconfig through Berth
 	scoped := kubeconfigToken(t, proxyKC)
 	e.secret(scoped)
 	if !strings.Contains(string(proxyKC), "/proxy/clusters/e2e") || strings.Contains(string(proxyKC), "server: "+e.env.Server+"\n") {

@@ -10,7 +10,6 @@ import (
 	"github.com/berthgw/berth/gateway/clusters"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/nodes"
-	"github.com/berthgw/berth/gateway/ratelimit"
 )
 
 // fleetOps holds the cluster-lifecycle features built on the cluster
@@ -75,8 +74,7 @@ func (g *Gateway) stopFleetOps() {
 func (g *Gateway) fleetOpsRoutes() []authn.Route {
 	return []authn.Route{
 		{Method: fasthttp.MethodGet, Path: "/api/v1/clusters/{name}/node-events", Permission: identity.PermClustersRead, Handler: g.fleetOps.historyAPI.Events},
-		// A password is checked here, so guessing is limited per client
-		// address like sign-in, besides the account's own lockout.
-		{Method: fasthttp.MethodPost, Path: "/api/v1/clusters/{name}/kubeconfig", Permission: identity.PermClustersRead, AddrScope: ratelimit.ScopeAuth, Handler: g.fleetOps.breakGlass.AdminKubeconfig},
+		// POST /api/v1/clusters/{name}/kubeconfig with a password comes
+		// to breakGlass.AdminKubeconfig through kubeconfigRoutes.
 	}
 }

@@ -251,7 +251,7 @@ type clusterOut struct {
 // through Berth with it.
 func (ag *authGW) kubectlVia(t *testing.T, kubectl, token, cluster string, args ...string) (string, error) {
 	t.Helper()
-	data := ag.must(t, 200, "GET", "/api/v1/clusters/"+cluster+"/kubeconfig", nil, bearer(token))
+	data := ag.must(t, 200, "POST", "/api/v1/clusters/"+cluster+"/kubeconfig", nil, bearer(token))
 	for _, line := range strings.Split(string(data), "\n") {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "token: "); ok {
 			ag.secret(v)

@@ -108,7 +108,7 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: "berth:role:
 // its path; it points at Berth's HTTPS listener and trusts its certificate.
 func (e *e2eCluster) kubeconfigFor(t *testing.T, who, token string) string {
 	t.Helper()
-	data := e.must(t, 200, "GET", "/api/v1/clusters/e2e/kubeconfig", nil, bearer(token))
+	data := e.must(t, 200, "POST", "/api/v1/clusters/e2e/kubeconfig", nil, bearer(token))
 	if !strings.Contains(string(data), "/proxy/clusters/e2e") || !strings.Contains(string(data), "certificate-authority-data") {
 		t.Fatalf("kubeconfig: %s", data)
 	}
@@ -421,11 +421,12 @@ func TestProxyRBACThroughImpersonation(t *testing.T) {
 	}
 	e.mustKubectl(t, akc, "", "-n", "shared", "get", "configmap", "precious")
 
-	// Carol is no member: Berth refuses her before the cluster sees her.
+	// Carol is no member: Berth refuses her before the cluster sees her,
+	// as if the cluster did not exist.
 	status, body, _ := e.call(t, "GET", "/proxy/clusters/e2e/api/v1/namespaces/shared/configmaps", nil, bearer(carol))
 	var st struct{ Kind, Reason string }
 	json.Unmarshal(body, &st)
-	if status != 403 || st.Kind != "Status" || st.Reason != "Forbidden" {
+	if status != 404 || st.Kind != "Status" || st.Reason != "NotFound" {
 		t.Errorf("non-member: %d %s", status, body)
 	}
 	// No token, a bad token, an unknown cluster.
@@ -749,13 +750,13 @@ func TestStreamsEndWhenAccessIsWithdrawn(t *testing.T) {
 	w := e.startWatcher(t, withToken("bob", bobToken), e.admin, &seq, 2)
 	e.must(t, 204, "DELETE", "/api/v1/clusters/e2e/members/"+member, nil, bearer(e.admin))
 	w.ends(t, e, "membership removed", 1)
-	if status, body, _ := e.call(t, "GET", "/proxy/clusters/e2e/api/v1/namespaces/watched/configmaps", nil, bearer(bobToken)); status != 403 {
+	if status, body, _ := e.call(t, "GET", "/proxy/clusters/e2e/api/v1/namespaces/watched/configmaps", nil, bearer(bobToken)); status != 404 {
 		t.Errorf("removed member's new request: %d %s", status, body)
 	}
 
-	addMember("bob", "view")
+	member = addMember("bob", "view")
 	w = e.startWatcher(t, withToken("bob", bobToken), e.admin, &seq, 2)
-	addMember("bob", "edit")
+	e.must(t, 200, "PUT", "/api/v1/clusters/e2e/members/"+member, map[string]any{"role": "edit"}, bearer(e.admin))
 	w.ends(t, e, "role changed", 1)
 
 	// Through a group only: bob leaves the group, and with it the cluster.

@@ -196,7 +196,7 @@ func (a *Authenticator) authenticate(ctx *fasthttp.RequestCtx, sessions bool) (*
 	}
 	if err != nil {
 		if errors.Is(err, identity.ErrUnauthenticated) {
-			return nil, unauthenticated("invalid, expired or revoked credentials")
+			return nil, unauthenticated(refusal(err))
 		}
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}

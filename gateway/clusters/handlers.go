@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -21,9 +22,13 @@ type Handlers struct {
 	svc   *Service
 	authn *authn.Authenticator
 	ids   *identity.Service
-	// publicURL is Berth's address as the client of ctx reaches it, for
-	// kubeconfigs.
-	publicURL func(ctx *fasthttp.RequestCtx) string
+	// server is Berth's address for the kubeconfigs it hands out, from
+	// configuration only (never the request's Host header), or why there
+	// is none.
+	server func() (string, error)
+	// kubeconfigMu serialises minting, so that two downloads at once still
+	// leave one key per user and cluster.
+	kubeconfigMu sync.Mutex
 	// caPEM is Berth's serving certificate when clients must trust it
 	// explicitly (self-signed); nil otherwise.
 	caPEM func() []byte
@@ -33,8 +38,8 @@ type Handlers struct {
 }
 
 // NewHandlers wires the cluster API.
-func NewHandlers(svc *Service, a *authn.Authenticator, ids *identity.Service, publicURL func(*fasthttp.RequestCtx) string, caPEM func() []byte, kubeconfigTTL time.Duration) *Handlers {
-	return &Handlers{svc: svc, authn: a, ids: ids, publicURL: publicURL, caPEM: caPEM, kubeconfigTTL: kubeconfigTTL}
+func NewHandlers(svc *Service, a *authn.Authenticator, ids *identity.Service, server func() (string, error), caPEM func() []byte, kubeconfigTTL time.Duration) *Handlers {
+	return &Handlers{svc: svc, authn: a, ids: ids, server: server, caPEM: caPEM, kubeconfigTTL: kubeconfigTTL}
 }
 
 // View is a cluster as the API shows it: never its credentials.
@@ -49,7 +54,10 @@ type View struct {
 	KubernetesVersion string            `json:"kubernetes_version,omitempty"`
 	LastObservedAt    *time.Time        `json:"last_observed_at,omitempty"`
 	LastError         string            `json:"last_error,omitempty"`
-	Role              string            `json:"role,omitempty"`
+	// Permissions are what the gateway's identity in the cluster may do
+	// that Berth needs, as last probed.
+	Permissions *Permissions `json:"permissions,omitempty"`
+	Role        string       `json:"role,omitempty"`
 	// Status is the lifecycle status: provisioning, ready, error,
 	// deleting (deleted clusters are not shown).
 	Status string `json:"status"`
@@ -90,7 +98,7 @@ func view(r *Record, role string) View {
 		Name: r.Name, DisplayName: r.DisplayName, Description: r.Description, Labels: r.Labels,
 		Server: r.Server, APIEndpoint: r.Server, AuthType: r.AuthType, ConnectionStatus: r.ConnectionStatus,
 		KubernetesVersion: r.KubernetesVersion, LastObservedAt: r.LastObservedAt, LastError: r.LastError,
-		Role: role, Status: r.LifecycleStatus(), Provisioner: r.Provisioner, Operation: r.Operation,
+		Permissions: r.Permissions, Role: role, Status: r.LifecycleStatus(), Provisioner: r.Provisioner, Operation: r.Operation,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 	if r.Shape != nil {
@@ -206,7 +214,12 @@ func name(ctx *fasthttp.RequestCtx) string {
 
 // writeErr maps service errors to API errors.
 func writeErr(ctx *fasthttp.RequestCtx, err error) {
+	var exists *MemberExistsError
 	switch {
+	case errors.As(err, &exists):
+		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusConflict, httpapi.CodeConflict, "%s", exists.Error()))
+	case errors.Is(err, ErrMemberNotFound):
+		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusNotFound, httpapi.CodeNotFound, "%s", ErrMemberNotFound.Error()))
 	case errors.Is(err, ErrNotFound):
 		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusNotFound, httpapi.CodeNotFound, "cluster not found"))
 	case errors.Is(err, ErrExists):
@@ -306,7 +319,7 @@ func (h *Handlers) Create(ctx *fasthttp.RequestCtx) {
 		writeErr(ctx, err)
 		return
 	}
-	httpapi.WriteJSON(ctx, fasthttp.StatusCreated, view(r, "cluster-admin"))
+	httpapi.WriteJSON(ctx, fasthttp.StatusCreated, view(h.probed(r), "cluster-admin"))
 }
 
 // Update is PUT /api/v1/clusters/{name}; credentials change only when the
@@ -365,8 +378,25 @@ func (h *Handlers) Update(ctx *fasthttp.RequestCtx) {
 		writeOperation(ctx, op)
 		return
 	}
+	if conn != nil {
+		r = h.probed(r)
+	}
 	role, _ := h.svc.Access(authn.PrincipalFrom(ctx), r.Name)
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, view(r, role))
+}
+
+// probed checks a cluster whose connection was just given now, rather
+// than at the next probe round, so the answer already says whether it is
+// reachable and whether the gateway's identity may impersonate (RBACHint
+// when not), and returns its record as stored after.
+func (h *Handlers) probed(r *Record) *Record {
+	if _, err := h.svc.Test(r.Name); err != nil {
+		return r
+	}
+	if now, err := h.svc.Get(r.Name); err == nil {
+		return now
+	}
+	return r
 }
 
 // Delete is DELETE /api/v1/clusters/{name}: 204 for a registered
@@ -414,7 +444,9 @@ func (h *Handlers) Members(ctx *fasthttp.RequestCtx) {
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, httpapi.NewList(ms, len(ms), httpapi.Page{Page: 1, PageSize: max(len(ms), 1)}))
 }
 
-// AddMember is POST /api/v1/clusters/{name}/members {user|group, role}.
+// AddMember is POST /api/v1/clusters/{name}/members {user|group, role}:
+// user is a username or a user id; a subject that is already a member is
+// 409 (change a role with SetMemberRole).
 func (h *Handlers) AddMember(ctx *fasthttp.RequestCtx) {
 	var req struct {
 		User  string `json:"user"`
@@ -444,6 +476,25 @@ func (h *Handlers) AddMember(ctx *fasthttp.RequestCtx) {
 	httpapi.WriteJSON(ctx, fasthttp.StatusCreated, m)
 }
 
+// SetMemberRole is PUT /api/v1/clusters/{name}/members/{id} {role}: id is
+// the grant's id, as listed and as returned on creation.
+func (h *Handlers) SetMemberRole(ctx *fasthttp.RequestCtx) {
+	var req struct {
+		Role string `json:"role"`
+	}
+	if e := httpapi.DecodeJSON(ctx, &req); e != nil {
+		httpapi.WriteError(ctx, e)
+		return
+	}
+	id, _ := ctx.UserValue("id").(string)
+	m, err := h.svc.SetMemberRole(ctx, name(ctx), id, req.Role, h.event(ctx))
+	if err != nil {
+		writeErr(ctx, err)
+		return
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, m)
+}
+
 // RemoveMember is DELETE /api/v1/clusters/{name}/members/{id}.
 func (h *Handlers) RemoveMember(ctx *fasthttp.RequestCtx) {
 	id, _ := ctx.UserValue("id").(string)
@@ -452,40 +503,4 @@ func (h *Handlers) RemoveMember(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
-}
-
-// Kubeconfig is GET /api/v1/clusters/{name}/kubeconfig: a kubeconfig that
-// reaches the cluster through Berth with a fresh API key scoped to it, so
-// `kubectl --kubeconfig file get pods` works at once. The key is shown
-// only in this file; it can be revoked like any other API key.
-func (h *Handlers) Kubeconfig(ctx *fasthttp.RequestCtx) {
-	r, _, ok := h.visible(ctx)
-	if !ok {
-		return
-	}
-	p := authn.PrincipalFrom(ctx)
-	if p.Scoped() {
-		// A scoped key must not mint keys: that would let it outlive or
-		// widen its own scope.
-		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusForbidden, httpapi.CodeForbidden, "a scoped API key cannot create kubeconfigs"))
-		return
-	}
-	scopes := []string{identity.ClusterScopePrefix + r.Name, identity.PermClustersRead}
-	_, raw, err := h.ids.CreateAPIKey(ctx, p, identity.NewAPIKey{
-		Name: "kubeconfig " + r.Name, Scopes: scopes, ExpiresAt: time.Now().Add(h.kubeconfigTTL),
-	}, h.authn.Meta(ctx))
-	if err != nil {
-		httpapi.WriteError(ctx, err)
-		return
-	}
-	out, err := ClientKubeconfig(r.Name, strings.TrimSuffix(h.publicURL(ctx), "/")+"/proxy/clusters/"+r.Name, h.caPEM(), raw)
-	if err != nil {
-		httpapi.WriteError(ctx, err)
-		return
-	}
-	ctx.SetStatusCode(fasthttp.StatusOK)
-	ctx.SetContentType("application/yaml")
-	ctx.Response.Header.Set("Cache-Control", "no-store")
-	ctx.Response.Header.Set("Content-Disposition", `attachment; filename="`+r.Name+`.kubeconfig"`)
-	ctx.SetBody(out)
 }

@@ -528,7 +528,7 @@ func (e executor) Settled(op *operations.Operation) {
 	case op.Type == operations.Create && op.Status == operations.Succeeded:
 		// Probe now so the console shows the new cluster reachable
 		// without waiting for the next round.
-		_, _ = s.probe(op.Cluster)
+		_, _, _ = s.probe(op.Cluster)
 	}
 }
 

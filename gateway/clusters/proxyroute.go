@@ -61,26 +61,17 @@ func (pr *ProxyRoute) serve(ctx *fasthttp.RequestCtx, t proxy.Target) {
 	checkedAt := pr.svc.changes.current()
 	p, err := pr.authn.AuthenticateWithoutSession(ctx) // never a browser session: see docs/security.md
 	if err != nil {
-		code := fasthttp.StatusUnauthorized
-		if errors.Is(err, authn.ErrForbidden) {
-			code = fasthttp.StatusForbidden
-		}
-		var ae *authn.Error
-		msg := "Unauthorized"
-		if errors.As(err, &ae) {
-			msg = ae.Message
-		}
-		proxy.WriteStatus(ctx, code, msg)
+		writeAuthRefusal(ctx, t.Cluster, err)
 		return
 	}
 	rec, err := pr.svc.Get(t.Cluster)
 	if err != nil {
-		proxy.WriteStatus(ctx, fasthttp.StatusNotFound, fmt.Sprintf("cluster %q not found", t.Cluster))
+		writeNoCluster(ctx, t.Cluster)
 		return
 	}
 	role, ok := pr.svc.Access(p, t.Cluster)
 	if !ok {
-		proxy.WriteStatus(ctx, fasthttp.StatusForbidden, fmt.Sprintf("user %q is not a member of cluster %q", p.Username, t.Cluster))
+		writeNoCluster(ctx, t.Cluster)
 		return
 	}
 	if rec.Sealed == nil {

@@ -49,6 +49,9 @@ type Record struct {
 	KubernetesVersion string            `json:"kubernetes_version,omitempty"`
 	LastObservedAt    *time.Time        `json:"last_observed_at,omitempty"`
 	LastError         string            `json:"last_error,omitempty"`
+	// Permissions are what the gateway's identity may do there, as last
+	// probed.
+	Permissions *Permissions `json:"permissions,omitempty"`
 	// Status is the lifecycle status (Status* constants); records from
 	// before provisioning existed have none and are ready.
 	Status string `json:"status,omitempty"`
@@ -682,7 +685,9 @@ func (s *Service) Identity(p *identity.Principal, role, clientIP, requestID stri
 }
 
 // AddMember grants kind ("user" or "group") subject a role on cluster.
-// For users, subject may be a user id or a username.
+// For users, subject may be a user id or a username. A subject that is
+// already a member is a *MemberExistsError: a role changes only by
+// SetMemberRole, never as a side effect of granting.
 func (s *Service) AddMember(ctx context.Context, cluster, kind, subject, role string, ev audit.Event) (*Member, error) {
 	if !slices.Contains(Roles, role) {
 		return nil, fmt.Errorf("%w: role must be one of %s", ErrInvalid, strings.Join(Roles, ", "))
@@ -708,13 +713,16 @@ func (s *Service) AddMember(ctx context.Context, cluster, kind, subject, role st
 		} else if !r.Live() {
 			return store.ErrNotFound
 		}
-		// Changing a member's role replaces the old grant.
-		if old, id, err := members.GetBy(tx, "subject", m.Cluster+"\x1f"+m.Kind+"\x1f"+m.Subject); err == nil {
-			m.ID, m.Created = id, old.Created
+		if old, _, err := members.GetBy(tx, "subject", m.Cluster+"\x1f"+m.Kind+"\x1f"+m.Subject); err == nil {
+			return &MemberExistsError{Member: *old}
 		}
 		return members.Put(tx, m.ID, m)
 	})
 	s.record(ctx, ev, "cluster.member.add", cluster, err)
+	var exists *MemberExistsError
+	if errors.As(err, &exists) {
+		return nil, err
+	}
 	s.refresh(cluster)
 	// A changed role changes the identity open streams assert.
 	s.membershipChanged()
@@ -782,10 +790,19 @@ func (s *Service) RemoveMember(ctx context.Context, cluster, id string, ev audit
 
 // TestResult is the answer of a connection test.
 type TestResult struct {
+	// Reachable: the cluster answered /version with the gateway's
+	// credential.
 	Reachable         bool   `json:"reachable"`
 	KubernetesVersion string `json:"kubernetes_version,omitempty"`
-	LatencyMS         int64  `json:"latency_ms"`
-	Error             string `json:"error,omitempty"`
+	// LatencyMS is the time of the whole probe: /version and the access
+	// reviews.
+	LatencyMS int64 `json:"latency_ms"`
+	// ConnectionStatus is the status the test stored: error when the
+	// cluster is reachable but the gateway's identity lacks what Berth
+	// needs (Permissions says what).
+	ConnectionStatus string       `json:"connection_status"`
+	Permissions      *Permissions `json:"permissions,omitempty"`
+	Error            string       `json:"error,omitempty"`
 }
 
 // Test probes one cluster now and stores what it saw.
@@ -794,10 +811,13 @@ func (s *Service) Test(name string) (*TestResult, error) {
 		return nil, err
 	}
 	start := time.Now()
-	version, err := s.probe(name)
-	res := &TestResult{LatencyMS: time.Since(start).Milliseconds(), KubernetesVersion: version, Reachable: err == nil}
+	version, perms, err := s.probe(name)
+	res := &TestResult{LatencyMS: time.Since(start).Milliseconds(), KubernetesVersion: version, Reachable: version != "", Permissions: perms}
 	if err != nil {
 		res.Error = err.Error()
+	}
+	if r, err := s.Get(name); err == nil {
+		res.ConnectionStatus = r.ConnectionStatus
 	}
 	return res, nil
 }
@@ -813,18 +833,24 @@ func (s *Service) ProbeAll() {
 	}
 	s.mu.RUnlock()
 	for _, n := range names {
-		_, _ = s.probe(n)
+		_, _, _ = s.probe(n)
 	}
 }
 
-// probe reads one cluster's /version now and stores what it saw.
-func (s *Service) probe(name string) (string, error) {
+// probe reads one cluster's /version and, when it answers, what the
+// gateway's identity may do there (checkPermissions), now, and stores
+// what it saw.
+func (s *Service) probe(name string) (string, *Permissions, error) {
 	version, err := s.pool.Version(name, s.opts.ProbeTimeout)
-	s.observe(name, version, err)
-	return version, err
+	var perms *Permissions
+	if err == nil {
+		perms, err = s.checkPermissions(name)
+	}
+	s.observe(name, version, perms, err)
+	return version, perms, err
 }
 
-func (s *Service) observe(name, version string, perr error) {
+func (s *Service) observe(name, version string, perms *Permissions, perr error) {
 	now := time.Now().UTC()
 	err := s.db.Update(func(tx *store.Tx) error {
 		r, err := records.Get(tx, name)
@@ -835,6 +861,12 @@ func (s *Service) observe(name, version string, perr error) {
 			return nil
 		}
 		r.LastObservedAt = &now
+		if version != "" {
+			r.KubernetesVersion = version
+		}
+		if perms != nil {
+			r.Permissions = perms
+		}
 		switch {
 		case perr == nil:
 			r.ConnectionStatus, r.KubernetesVersion, r.LastError = ConnReachable, version, ""

@@ -148,7 +148,7 @@ func (s *Service) VerifyAPIKey(ctx context.Context, raw string, m Meta) (*Princi
 				return err
 			}
 			if !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt) {
-				return ErrUnauthenticated
+				return ErrExpired
 			}
 			p, err := principalFor(tx, k.UserID, MethodAPIKey, k.ID, "", k.Scopes)
 			if err != nil {

@@ -287,6 +287,9 @@ func (s *Service) Refresh(ctx context.Context, raw, clientID string, m Meta) (*T
 // and disabling an account end the token before it expires.
 func (s *Service) VerifyAccessToken(raw string) (*Principal, error) {
 	claims, keyID, err := s.tokens.verify(raw)
+	if tokenExpired(err) {
+		return nil, ErrExpired
+	}
 	if err != nil {
 		return nil, ErrUnauthenticated
 	}
@@ -306,8 +309,14 @@ func (s *Service) VerifyAccessToken(raw string) (*Principal, error) {
 			}
 			return err
 		}
-		if !sess.Active(s.now()) || sess.UserID != claims.Subject || sess.CookieDigest != "" {
+		if sess.UserID != claims.Subject || sess.CookieDigest != "" {
 			return ErrUnauthenticated
+		}
+		if !sess.RevokedAt.IsZero() {
+			return ErrRevoked
+		}
+		if !sess.Active(s.now()) {
+			return ErrExpired
 		}
 		p, err := principalFor(tx, sess.UserID, sess.Method, "", sess.ID, nil)
 		if err != nil {

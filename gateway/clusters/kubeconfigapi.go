@@ -1,0 +1,92 @@
+package clusters
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/berthgw/berth/gateway/authn"
+	"github.com/berthgw/berth/gateway/httpapi"
+	"github.com/berthgw/berth/gateway/identity"
+)
+
+// Kubeconfig is POST /api/v1/clusters/{name}/kubeconfig without a body: a
+// kubeconfig that reaches the cluster through Berth with a fresh API key
+// scoped to it, so `kubectl --kubeconfig file get pods` works at once. The
+// key is shown only in this file. Asking again revokes the key of the
+// kubeconfig made before for the same user and cluster: one kubeconfig
+// key each, never a pile of them. Minting is a POST, so that no link or
+// cross-site navigation can make a browser do it.
+func (h *Handlers) Kubeconfig(ctx *fasthttp.RequestCtx) {
+	r, _, ok := h.visible(ctx)
+	if !ok {
+		return
+	}
+	p := authn.PrincipalFrom(ctx)
+	if p.Scoped() {
+		// A scoped key must not mint keys: that would let it outlive or
+		// widen its own scope.
+		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusForbidden, httpapi.CodeForbidden, "a scoped API key cannot create kubeconfigs"))
+		return
+	}
+	base, err := h.server()
+	if err != nil {
+		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusConflict, httpapi.CodeConflict, "%s", err.Error()))
+		return
+	}
+	raw, err := h.replaceKubeconfigKey(ctx, p, r.Name)
+	if err != nil {
+		httpapi.WriteError(ctx, err)
+		return
+	}
+	out, err := ClientKubeconfig(r.Name, strings.TrimSuffix(base, "/")+"/proxy/clusters/"+r.Name, h.caPEM(), raw)
+	if err != nil {
+		httpapi.WriteError(ctx, err)
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType("application/yaml")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.Response.Header.Set("Content-Disposition", `attachment; filename="`+r.Name+`.kubeconfig"`)
+	ctx.SetBody(out)
+}
+
+// replaceKubeconfigKey revokes the key of p's previous kubeconfig for
+// cluster, if it still exists, mints the new one and records it. The old
+// key goes first, so a cap on API keys per user never stands in the way
+// of downloading again.
+func (h *Handlers) replaceKubeconfigKey(ctx *fasthttp.RequestCtx, p *identity.Principal, cluster string) (string, error) {
+	h.kubeconfigMu.Lock()
+	defer h.kubeconfigMu.Unlock()
+	prev, err := h.svc.kubeconfigKey(cluster, p.UserID)
+	if err != nil {
+		return "", err
+	}
+	if prev != "" {
+		var ie *identity.Error
+		if err := h.ids.RevokeAPIKey(ctx, p, prev, h.authn.Meta(ctx)); err != nil && !(errors.As(err, &ie) && ie.Kind == identity.KindNotFound) {
+			return "", err
+		}
+	}
+	scopes := []string{identity.ClusterScopePrefix + cluster, identity.PermClustersRead}
+	key, raw, err := h.ids.CreateAPIKey(ctx, p, identity.NewAPIKey{
+		Name: "kubeconfig " + cluster, Scopes: scopes, ExpiresAt: time.Now().Add(h.kubeconfigTTL),
+	}, h.authn.Meta(ctx))
+	if err != nil {
+		return "", err
+	}
+	if err := h.svc.setKubeconfigKey(cluster, p.UserID, key.ID); err != nil {
+		return "", err
+	}
+	return raw, nil
+}
+
+// KubeconfigGet is GET /api/v1/clusters/{name}/kubeconfig, which minted a
+// key on every call before: 405, saying to use POST.
+func (h *Handlers) KubeconfigGet(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.Set(fasthttp.HeaderAllow, fasthttp.MethodPost)
+	httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusMethodNotAllowed, httpapi.CodeMethodNotAllowed,
+		"a kubeconfig holds a new API key, so it is made by POST, not GET: POST /api/v1/clusters/%s/kubeconfig", name(ctx)))
+}

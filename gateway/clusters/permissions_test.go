@@ -1,0 +1,59 @@
+package clusters
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+)
+
+func TestPermissionsMissing(t *testing.T) {
+	extras := []string{"berth.dev/auth-method"}
+	for _, tc := range []struct {
+		p    Permissions
+		want []string
+	}{
+		{Permissions{true, true, true, true}, nil},
+		// Nodes are not essential.
+		{Permissions{true, true, true, false}, nil},
+		{Permissions{false, true, true, true}, []string{"impersonate users"}},
+		{Permissions{}, []string{"impersonate users", "impersonate groups", "impersonate the extra fields berth.dev/auth-method"}},
+	} {
+		if got := tc.p.missing(extras); !slices.Equal(got, tc.want) {
+			t.Errorf("%+v: %q, want %q", tc.p, got, tc.want)
+		}
+	}
+}
+
+func TestExtraKeysFollowIdentity(t *testing.T) {
+	for _, omit := range []bool{false, true} {
+		s := &Service{opts: Options{ImpersonatePrefix: "berth:", OmitExtras: omit}}
+		got := s.extraKeys()
+		want := []string{"berth.dev/auth-method", "berth.dev/client-ip", "berth.dev/request-id"}
+		if omit {
+			want = nil
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("omit extras %v: %q, want %q", omit, got, want)
+		}
+	}
+}
+
+func TestClusterError(t *testing.T) {
+	for _, tc := range []struct {
+		code      int
+		body      string
+		forbidden bool
+		msg       string
+	}{
+		{403, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"no way","reason":"Forbidden","code":403}`, true, "no way"},
+		{403, `not json`, true, ""},
+		{500, `{"kind":"Status","status":"Failure","message":"boom"}`, false, "boom"},
+	} {
+		err := clusterError(tc.code, []byte(tc.body))
+		if apierrors.IsForbidden(err) != tc.forbidden || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%d %s: %v", tc.code, tc.body, err)
+		}
+	}
+}
