@@ -87,7 +87,7 @@ func (pr *ProxyRoute) serve(ctx *fasthttp.RequestCtx, t proxy.Target) {
 		proxy.WriteStatus(ctx, fasthttp.StatusServiceUnavailable, fmt.Sprintf("cluster %q is %s: Berth has no connection to it yet", t.Cluster, rec.LifecycleStatus()))
 		return
 	}
-	if ok, retry := pr.authn.Limiter().Allow(ratelimit.ScopeProxy, p.RateKey()); !ok {
+	if ok, retry := pr.authn.AllowPrincipal(ratelimit.ScopeProxy, p); !ok {
 		proxy.WriteTooManyRequests(ctx, retry)
 		return
 	}
