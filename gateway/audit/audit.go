@@ -65,6 +65,10 @@ type Event struct {
 	UserAgent    string            `json:"user_agent,omitempty"`
 	RequestID    string            `json:"request_id,omitempty"`
 	Details      map[string]string `json:"details,omitempty"`
+
+	// ClientRequestID is the X-Request-Id the client sent, kept apart
+	// from RequestID, which Berth always makes itself.
+	ClientRequestID string `json:"client_request_id,omitempty"`
 }
 
 // Events is the audit table. It has no indexes: queries walk it newest
@@ -109,9 +113,10 @@ const (
 )
 
 // Record appends e, filling in its id, time and category (security by
-// default) and, when ctx is a request, its request id. A failure to write
-// is logged, not returned: the act being audited has already happened, and
-// a full disk must not turn every sign-in into a 500.
+// default) and, when ctx is a request, Berth's request id and the
+// client's own. A failure to write is logged, not returned: the act being
+// audited has already happened, and a full disk must not turn every
+// sign-in into a 500.
 func (l *Log) Record(ctx context.Context, e Event) {
 	if err := l.Append(ctx, &e); err != nil {
 		l.log.Error("audit event not recorded", "action", e.Action, "resource_type", e.ResourceType, "err", err)
@@ -140,8 +145,13 @@ func (l *Log) AppendTx(ctx context.Context, tx *store.Tx, e *Event) error {
 	if e.Result == "" {
 		e.Result = ResultSuccess
 	}
-	if rc, ok := ctx.(*fasthttp.RequestCtx); ok && e.RequestID == "" {
-		e.RequestID = httpapi.RequestID(rc)
+	if rc, ok := ctx.(*fasthttp.RequestCtx); ok {
+		if e.RequestID == "" {
+			e.RequestID = httpapi.RequestID(rc)
+		}
+		if e.ClientRequestID == "" {
+			e.ClientRequestID = httpapi.ClientRequestID(rc)
+		}
 	}
 	bound(e)
 	return Events.Insert(tx, e.ID, e)
@@ -149,7 +159,7 @@ func (l *Log) AppendTx(ctx context.Context, tx *store.Tx, e *Event) error {
 
 func bound(e *Event) {
 	for _, f := range []*string{&e.Category, &e.Action, &e.ResourceType, &e.ResourceID, &e.Result, &e.Reason,
-		&e.ActorID, &e.ActorName, &e.AuthMethod, &e.CredentialID, &e.ClientIP, &e.UserAgent, &e.RequestID} {
+		&e.ActorID, &e.ActorName, &e.AuthMethod, &e.CredentialID, &e.ClientIP, &e.UserAgent, &e.RequestID, &e.ClientRequestID} {
 		*f = truncate(*f, maxField)
 	}
 	if len(e.Details) > 0 {
