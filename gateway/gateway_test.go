@@ -318,11 +318,13 @@ func TestReadyz(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	tg := start(t, testConfig(t, t.TempDir()), nil)
+	cfg := testConfig(t, t.TempDir())
+	cfg.AdminPassword = adminPassword
+	tg := start(t, cfg, nil)
 	tg.get(t, tg.http+"/healthz")
 	tg.get(t, tg.http+"/nope/1")
 	tg.get(t, tg.http+"/nope/2")
-	_, body := tg.get(t, tg.http+"/metrics")
+	_, body := tg.scrape(t, tg.loginToken(t, "admin", adminPassword))
 	for _, want := range []string{
 		`berth_http_requests_total{code="200",method="GET",route="/healthz"} 1`,
 		`berth_http_requests_total{code="404",method="GET",route="unmatched"} 2`,
