@@ -16,7 +16,7 @@ import (
 // limiter and the authenticator from the configuration.
 func (g *Gateway) initSecurity() error {
 	cfg := g.cfg
-	g.audit = audit.New(g.db, audit.Options{Retention: cfg.Audit.Retention(), Now: g.clock, Logger: g.log})
+	g.audit = audit.New(g.db, audit.Options{Retention: cfg.Audit.Retention(), MaxEvents: cfg.Audit.MaxEvents, Now: g.clock, Logger: g.log})
 
 	clients := make([]identity.OAuthClient, 0, len(cfg.Auth.OAuth.ResolvedClients()))
 	for _, c := range cfg.Auth.OAuth.ResolvedClients() {

@@ -105,6 +105,9 @@ type RateOverride struct {
 type Audit struct {
 	RetentionDays int      `yaml:"retention_days"`
 	PurgeInterval Duration `yaml:"purge_interval"`
+	// MaxEvents bounds the log's size: past it the oldest events are
+	// purged, however young. 0: no bound.
+	MaxEvents int `yaml:"max_events"`
 }
 
 // Retention returns the retention as a duration (0: keep forever).
@@ -210,6 +213,9 @@ func (c *Config) validateSecurity() error {
 	}
 	if c.Audit.RetentionDays < 0 {
 		return &Error{"audit.retention_days", "must not be negative (0 keeps events forever)"}
+	}
+	if c.Audit.MaxEvents < 0 {
+		return &Error{"audit.max_events", "must not be negative (0 sets no bound)"}
 	}
 	if c.Audit.PurgeInterval < Duration(time.Minute) {
 		return &Error{"audit.purge_interval", "must be at least 1m"}

@@ -111,6 +111,7 @@ func TestSecurityErrorsNameTheKey(t *testing.T) {
 		{"rate_limits:\n  overrides: [\"api_users:usr_1=10/1s\"]\n", "rate_limits.overrides[0]"},
 		{"audit:\n  retention_days: -1\n", "audit.retention_days"},
 		{"audit:\n  purge_interval: 1s\n", "audit.purge_interval"},
+		{"audit:\n  max_events: -1\n", "audit.max_events"},
 	}
 	for _, tt := range tests {
 		_, err := Load(writeFile(t, tt.file), nil)
