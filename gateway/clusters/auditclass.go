@@ -24,8 +24,10 @@ var requestInfo = &apirequest.RequestInfoFactory{
 
 // connectSubresources give a shell, a tunnel or a raw HTTP path into a
 // workload or node: exec, attach, portforward (pods) and proxy (pods,
-// services, nodes). They are audited whatever the method.
-var connectSubresources = map[string]bool{"exec": true, "attach": true, "portforward": true, "proxy": true}
+// services, nodes). They are audited whatever the method. The value says
+// whether the apiserver serves the subresource with more path after it:
+// only proxy does (pods/x/proxy/some/path); pods/x/exec/more is a 404.
+var connectSubresources = map[string]bool{"exec": false, "attach": false, "portforward": false, "proxy": true}
 
 // writeVerbs are the apiserver's verbs that change state.
 var writeVerbs = map[string]bool{"create": true, "update": true, "patch": true, "delete": true, "deletecollection": true}
@@ -49,13 +51,10 @@ func auditClass(method, rawPath, rawQuery string) (string, bool) {
 	if err != nil || !info.IsResourceRequest {
 		return methodVerb(method)
 	}
-	switch {
-	case connectSubresources[info.Subresource]:
+	if subpath, ok := connectSubresources[info.Subresource]; ok && (subpath || len(info.Parts) == 3) {
 		return info.Subresource, true
-	case info.Verb == "proxy":
-		// The old /api/v1/proxy/... form.
-		return "proxy", true
-	case writeVerbs[info.Verb]:
+	}
+	if writeVerbs[info.Verb] {
 		return info.Verb, true
 	}
 	return "", false

@@ -16,9 +16,13 @@ func TestAuditClass(t *testing.T) {
 		{"POST", pod + "/portforward", "", "portforward"},
 		{"GET", pod + "/proxy", "", "proxy"},
 		{"GET", pod + "/proxy/admin/", "", "proxy"},
+		// The apiserver has no route for more path after exec: a 404.
+		{"GET", pod + "/exec/more", "command=sh", ""},
+		{"POST", pod + "/exec/more", "command=sh", "create"},
 		{"GET", "/api/v1/namespaces/d/services/s:80/proxy/a/b", "", "proxy"},
 		{"GET", "/api/v1/nodes/n/proxy/metrics", "", "proxy"},
-		{"GET", "/api/v1/proxy/namespaces/d/pods/x", "", "proxy"},
+		// The old /api/v1/proxy/... form is gone from the apiserver (404).
+		{"GET", "/api/v1/proxy/namespaces/d/pods/x", "", ""},
 		// The apiserver has no EXEC subresource: no exec, only a write.
 		{"POST", pod + "/EXEC", "", "create"},
 		{"GET", pod + "/EXEC", "", ""},
