@@ -82,6 +82,8 @@ func startAuthOn(t *testing.T, env map[string]string, clock *fakeClock, edits ..
 		"BERTH_RATE_LIMITS_API_REQUESTS":  "0",
 		"BERTH_AUTH_LOCKOUT_MAX_FAILURES": "0",
 	}
+	// The per-user limits are off too, like the per-key ones above.
+	vars["BERTH_RATE_LIMITS_API_USER_REQUESTS"], vars["BERTH_RATE_LIMITS_PROXY_USER_REQUESTS"] = "0", "0"
 	for k, v := range env {
 		vars[k] = v
 	}

@@ -186,6 +186,7 @@ func (g *Gateway) init(stdout io.Writer) error {
 			g.metrics.Middleware(),
 			middleware.AccessLog(g.log, func(ctx *fasthttp.RequestCtx) string { return g.authn.ClientIP(ctx).String() }),
 			middleware.Recover(g.log),
+			refuseUnknownMethods,
 			g.edge.Middleware(),
 			g.authn.CORS("/api/", "/oauth/"),
 		),
@@ -228,7 +229,6 @@ func (g *Gateway) routes() (*router.Router, error) {
 	}
 	r.GET("/healthz", g.handleHealthz)
 	r.GET("/readyz", g.handleReadyz)
-	r.GET("/metrics", g.metrics.Handler())
 	r.GET("/.well-known/jwks.json", g.identityAPI.JWKS)
 	if err := g.authn.Mount(r, g.apiRoutes()); err != nil {
 		return nil, fmt.Errorf("route table: %w", err)

@@ -346,7 +346,7 @@ func TestProxyKubectlEndToEnd(t *testing.T) {
 	gauge := func(v string) bool {
 		want := `berth_proxy_open_streams{cluster="e2e",kind="watch"} ` + v
 		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-			if _, m := e.get(t, e.http+"/metrics"); strings.Contains(string(m), want) {
+			if _, m := e.scrape(t, e.admin); strings.Contains(string(m), want) {
 				return true
 			}
 		}
@@ -502,7 +502,7 @@ func TestProxyListQueryEndToEnd(t *testing.T) {
 		t.Errorf("protobuf: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), body[:min(len(body), 8)])
 	}
 	// Per-cluster metrics.
-	_, metrics := e.get(t, e.http+"/metrics")
+	_, metrics := e.scrape(t, e.admin)
 	for _, want := range []string{`berth_proxy_requests_total{cluster="e2e",code="200",method="GET"}`, `berth_proxy_upstream_latency_seconds_bucket{cluster="e2e"`} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("metrics lack %s", want)
@@ -691,7 +691,7 @@ func (e *e2eCluster) waitWatches(t *testing.T, n int) {
 	t.Helper()
 	want := fmt.Sprintf("berth_proxy_open_streams{cluster=%q,kind=\"watch\"} %d\n", "e2e", n)
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if _, m := e.get(t, e.http+"/metrics"); strings.Contains(string(m), want) {
+		if _, m := e.scrape(t, e.admin); strings.Contains(string(m), want) {
 			return
 		}
 	}

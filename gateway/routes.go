@@ -58,6 +58,9 @@ func (g *Gateway) apiRoutes() []authn.Route {
 		{Method: del, Path: "/api/v1/roles/{name}", Permission: identity.PermUsersAdmin, Handler: h.DeleteRole},
 		{Method: get, Path: "/api/v1/permissions", Permission: identity.PermUsersAdmin, Handler: h.ListPermissions},
 		{Method: get, Path: "/api/v1/audit", Permission: identity.PermAuditRead, Handler: h.Audit},
+		// Prometheus scrapes with an API key whose user holds metrics:read
+		// (docs/operating.md): the metrics name every cluster.
+		{Method: get, Path: "/metrics", Permission: identity.PermMetricsRead, Handler: g.metrics.Handler()},
 		{Method: get, Path: "/api/v1/plugins", Permission: pluginhost.PermAdmin, Handler: g.plugins.HandleList},
 		{Method: post, Path: "/api/v1/plugins/{name}/reload", Permission: pluginhost.PermAdmin, Handler: g.plugins.HandleReload},
 		{Method: get, Path: "/api/v1/tls/certificates", Permission: identity.PermSettingsAdmin, Handler: g.edge.HandleCertificates},

@@ -16,7 +16,7 @@ import (
 // limiter and the authenticator from the configuration.
 func (g *Gateway) initSecurity() error {
 	cfg := g.cfg
-	g.audit = audit.New(g.db, audit.Options{Retention: cfg.Audit.Retention(), Now: g.clock, Logger: g.log})
+	g.audit = audit.New(g.db, audit.Options{Retention: cfg.Audit.Retention(), MaxEvents: cfg.Audit.MaxEvents, Now: g.clock, Logger: g.log})
 
 	clients := make([]identity.OAuthClient, 0, len(cfg.Auth.OAuth.ResolvedClients()))
 	for _, c := range cfg.Auth.OAuth.ResolvedClients() {
@@ -33,6 +33,7 @@ func (g *Gateway) initSecurity() error {
 			AccessKeyTokenTTL: cfg.Auth.AccessKeyTokenTTL.D(),
 			Leeway:            cfg.Auth.Leeway.D(),
 			MaxAccessKeys:     cfg.Auth.MaxAccessKeys,
+			MaxAPIKeys:        cfg.Auth.MaxAPIKeys,
 			MinPasswordLength: cfg.Auth.MinPasswordLength,
 			Lockout: ratelimit.BackoffOptions{
 				Threshold: cfg.Auth.Lockout.MaxFailures,
@@ -90,10 +91,12 @@ func newLimiter(cfg *config.Config, clock func() time.Time) (*ratelimit.Limiter,
 		MaxKeys: cfg.RateLimits.MaxKeys,
 		Now:     clock,
 		Scopes: map[string]ratelimit.Limit{
-			ratelimit.ScopeAuth:  limit(cfg.RateLimits.Auth),
-			ratelimit.ScopeJoin:  limit(cfg.RateLimits.Join),
-			ratelimit.ScopeAPI:   limit(cfg.RateLimits.API),
-			ratelimit.ScopeProxy: limit(cfg.RateLimits.Proxy),
+			ratelimit.ScopeAuth:      limit(cfg.RateLimits.Auth),
+			ratelimit.ScopeJoin:      limit(cfg.RateLimits.Join),
+			ratelimit.ScopeAPI:       limit(cfg.RateLimits.API),
+			ratelimit.ScopeProxy:     limit(cfg.RateLimits.Proxy),
+			ratelimit.ScopeAPIUser:   limit(cfg.RateLimits.APIUser),
+			ratelimit.ScopeProxyUser: limit(cfg.RateLimits.ProxyUser),
 		},
 		Overrides: byScope,
 	}), nil

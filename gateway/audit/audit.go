@@ -65,6 +65,10 @@ type Event struct {
 	UserAgent    string            `json:"user_agent,omitempty"`
 	RequestID    string            `json:"request_id,omitempty"`
 	Details      map[string]string `json:"details,omitempty"`
+
+	// ClientRequestID is the X-Request-Id the client sent, kept apart
+	// from RequestID, which Berth always makes itself.
+	ClientRequestID string `json:"client_request_id,omitempty"`
 }
 
 // Events is the audit table. It has no indexes: queries walk it newest
@@ -75,6 +79,9 @@ var Events = store.NewTable[Event]("audit_events")
 type Options struct {
 	// Retention is how long events are kept; zero keeps them forever.
 	Retention time.Duration
+	// MaxEvents is how many events are kept at most; past it the oldest
+	// go first. Zero means no bound.
+	MaxEvents int
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -85,12 +92,13 @@ type Log struct {
 	db        *store.DB
 	now       func() time.Time
 	retention time.Duration
+	maxEvents int
 	log       *slog.Logger
 }
 
 // New returns a Log writing to db.
 func New(db *store.DB, opts Options) *Log {
-	l := &Log{db: db, now: opts.Now, retention: opts.Retention, log: opts.Logger}
+	l := &Log{db: db, now: opts.Now, retention: opts.Retention, maxEvents: opts.MaxEvents, log: opts.Logger}
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -109,9 +117,10 @@ const (
 )
 
 // Record appends e, filling in its id, time and category (security by
-// default) and, when ctx is a request, its request id. A failure to write
-// is logged, not returned: the act being audited has already happened, and
-// a full disk must not turn every sign-in into a 500.
+// default) and, when ctx is a request, Berth's request id and the
+// client's own. A failure to write is logged, not returned: the act being
+// audited has already happened, and a full disk must not turn every
+// sign-in into a 500.
 func (l *Log) Record(ctx context.Context, e Event) {
 	if err := l.Append(ctx, &e); err != nil {
 		l.log.Error("audit event not recorded", "action", e.Action, "resource_type", e.ResourceType, "err", err)
@@ -140,8 +149,13 @@ func (l *Log) AppendTx(ctx context.Context, tx *store.Tx, e *Event) error {
 	if e.Result == "" {
 		e.Result = ResultSuccess
 	}
-	if rc, ok := ctx.(*fasthttp.RequestCtx); ok && e.RequestID == "" {
-		e.RequestID = httpapi.RequestID(rc)
+	if rc, ok := ctx.(*fasthttp.RequestCtx); ok {
+		if e.RequestID == "" {
+			e.RequestID = httpapi.RequestID(rc)
+		}
+		if e.ClientRequestID == "" {
+			e.ClientRequestID = httpapi.ClientRequestID(rc)
+		}
 	}
 	bound(e)
 	return Events.Insert(tx, e.ID, e)
@@ -149,7 +163,7 @@ func (l *Log) AppendTx(ctx context.Context, tx *store.Tx, e *Event) error {
 
 func bound(e *Event) {
 	for _, f := range []*string{&e.Category, &e.Action, &e.ResourceType, &e.ResourceID, &e.Result, &e.Reason,
-		&e.ActorID, &e.ActorName, &e.AuthMethod, &e.CredentialID, &e.ClientIP, &e.UserAgent, &e.RequestID} {
+		&e.ActorID, &e.ActorName, &e.AuthMethod, &e.CredentialID, &e.ClientIP, &e.UserAgent, &e.RequestID, &e.ClientRequestID} {
 		*f = truncate(*f, maxField)
 	}
 	if len(e.Details) > 0 {
@@ -246,20 +260,62 @@ func (q *Query) matches(e *Event) bool {
 // purgeBatch bounds one purge transaction well under Badger's limits.
 const purgeBatch = 1000
 
-// Purge deletes events older than the retention period and returns how
-// many it removed. Ids sort by time, so it walks from the oldest and stops
-// at the first event young enough to keep.
+// Purge deletes events older than the retention period, then the oldest
+// events past MaxEvents, and returns how many it removed. Ids sort by
+// time, so both walk from the oldest and stop at the first event to keep.
+// Without the bound on count, a flood of audited refusals (every refused
+// proxied write is an event, up to the rate limit) would grow the log
+// without end within the retention period.
 func (l *Log) Purge() (int, error) {
-	if l.retention <= 0 {
-		return 0, nil
+	total := 0
+	if l.retention > 0 {
+		cutoff := l.now().Add(-l.retention)
+		n, err := l.purgeOldest(func(e *Event, _ int) bool { return e.Time.Before(cutoff) })
+		total += n
+		if err != nil {
+			return total, err
+		}
 	}
-	cutoff := l.now().Add(-l.retention)
+	if l.maxEvents > 0 {
+		count, err := l.count()
+		if err != nil {
+			return total, err
+		}
+		excess := count - l.maxEvents
+		n, err := l.purgeOldest(func(_ *Event, removed int) bool { return removed < excess })
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// count returns how many events are stored.
+func (l *Log) count() (int, error) {
+	n := 0
+	err := l.db.View(func(tx *store.Tx) error {
+		return Events.Scan(tx, store.ScanOptions{}, func(string, *Event) (bool, error) {
+			n++
+			return true, nil
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count audit events: %w", err)
+	}
+	return n, nil
+}
+
+// purgeOldest deletes events from the oldest while drop says so; drop is
+// also told how many this call removed before the event. Deletes go in
+// batches of purgeBatch, each its own transaction.
+func (l *Log) purgeOldest(drop func(e *Event, removed int) bool) (int, error) {
 	total := 0
 	for {
 		var ids []string
 		err := l.db.View(func(tx *store.Tx) error {
 			return Events.Scan(tx, store.ScanOptions{}, func(id string, e *Event) (bool, error) {
-				if !e.Time.Before(cutoff) {
+				if !drop(e, total+len(ids)) {
 					return false, nil
 				}
 				ids = append(ids, id)
@@ -293,7 +349,7 @@ func (l *Log) Purge() (int, error) {
 // Run purges every interval until ctx ends. The gateway runs it in the
 // background while it serves.
 func (l *Log) Run(ctx context.Context, every time.Duration) {
-	if l.retention <= 0 || every <= 0 {
+	if (l.retention <= 0 && l.maxEvents <= 0) || every <= 0 {
 		return
 	}
 	t := time.NewTicker(every)

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -157,5 +158,50 @@ func TestFieldsAreBounded(t *testing.T) {
 	}
 	if err := l.Append(context.Background(), &Event{Action: "x"}); err == nil {
 		t.Error("event without resource type accepted")
+	}
+}
+
+// Purge bounds the log by age and by count; the count bound drops the
+// oldest first, across several delete batches.
+func TestPurgeBoundsAgeAndCount(t *testing.T) {
+	tests := []struct {
+		name      string
+		retention time.Duration
+		maxEvents int
+		events    int
+		removed   int
+	}{
+		{"age only", 24 * time.Hour, 0, 30, 6},
+		{"count only", 0, 10, 30, 20},
+		{"count under the bound", 0, 40, 30, 0},
+		{"age then count", 24 * time.Hour, 10, 30, 20},
+		{"count tighter than age", 24 * time.Hour, 20, 30, 10},
+		{"count in several batches", 0, 50, 2*purgeBatch + 100, 2*purgeBatch + 50},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &clock{t: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
+			l := New(openDB(t), Options{Now: c.Now, Retention: tt.retention, MaxEvents: tt.maxEvents})
+			for i := 0; i < tt.events; i++ {
+				l.Record(context.Background(), Event{Action: "login", ResourceType: "session", ResourceID: fmt.Sprint(i)})
+				c.Advance(time.Hour)
+			}
+			n, err := l.Purge()
+			if err != nil || n != tt.removed {
+				t.Fatalf("purged %d (err %v), want %d", n, err, tt.removed)
+			}
+			left, err := l.count()
+			if err != nil || left != tt.events-tt.removed {
+				t.Fatalf("%d left (err %v), want %d", left, err, tt.events-tt.removed)
+			}
+			// The newest are the ones kept.
+			evs, _, _ := l.Find(Query{Limit: 1})
+			if len(evs) != 1 || evs[0].ResourceID != fmt.Sprint(tt.events-1) {
+				t.Errorf("newest left: %+v", evs)
+			}
+			if n, _ := l.Purge(); n != 0 {
+				t.Errorf("second purge removed %d", n)
+			}
+		})
 	}
 }

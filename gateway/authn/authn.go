@@ -319,14 +319,33 @@ func (a *Authenticator) Limiter() *ratelimit.Limiter { return a.limiter }
 // Retry-After. It reports whether the request may go on.
 func (a *Authenticator) Allow(ctx *fasthttp.RequestCtx, scope, key string) bool {
 	ok, wait := a.limiter.Allow(scope, key)
-	if ok {
-		return true
+	if !ok {
+		a.writeTooMany(ctx, wait)
 	}
+	return ok
+}
+
+// AllowPrincipal applies scope's limit to the principal's credential (its
+// API key, or its user for other credentials) and then scope's per-user
+// limit (ratelimit.UserScope) to its user, so every credential of a user
+// also draws from one shared bucket. It reports whether the request may
+// go on and, if not, how long to wait.
+func (a *Authenticator) AllowPrincipal(scope string, p *identity.Principal) (bool, time.Duration) {
+	if ok, wait := a.limiter.Allow(scope, p.RateKey()); !ok {
+		return false, wait
+	}
+	if us := ratelimit.UserScope(scope); us != "" {
+		return a.limiter.Allow(us, p.UserID)
+	}
+	return true, 0
+}
+
+// writeTooMany answers 429 with Retry-After in Berth's JSON error shape.
+func (a *Authenticator) writeTooMany(ctx *fasthttp.RequestCtx, wait time.Duration) {
 	secs := ratelimit.RetryAfterSeconds(wait)
 	ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, fmt.Sprint(secs))
 	httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusTooManyRequests, httpapi.CodeRateLimited,
 		"too many requests; retry in %d seconds", secs))
-	return false
 }
 
 // WriteAuthError answers an error from Authenticate in Berth's JSON error

@@ -82,7 +82,8 @@ func (a *Authenticator) Guard(rt Route) fasthttp.RequestHandler {
 				"this needs the %s permission", rt.Permission))
 			return
 		}
-		if !a.Allow(ctx, principalScope, p.RateKey()) {
+		if ok, wait := a.AllowPrincipal(principalScope, p); !ok {
+			a.writeTooMany(ctx, wait)
 			return
 		}
 		rt.Handler(ctx)

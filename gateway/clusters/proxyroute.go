@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/fasthttp/router"
@@ -14,6 +13,7 @@ import (
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/authn"
 	"github.com/berthgw/berth/gateway/httpapi"
+	"github.com/berthgw/berth/gateway/middleware"
 	"github.com/berthgw/berth/gateway/ratelimit"
 	"github.com/berthgw/berth/proxy"
 )
@@ -78,7 +78,7 @@ func (pr *ProxyRoute) serve(ctx *fasthttp.RequestCtx, t proxy.Target) {
 		proxy.WriteStatus(ctx, fasthttp.StatusServiceUnavailable, fmt.Sprintf("cluster %q is %s: Berth has no connection to it yet", t.Cluster, rec.LifecycleStatus()))
 		return
 	}
-	if ok, retry := pr.authn.Limiter().Allow(ratelimit.ScopeProxy, p.RateKey()); !ok {
+	if ok, retry := pr.authn.AllowPrincipal(ratelimit.ScopeProxy, p); !ok {
 		proxy.WriteTooManyRequests(ctx, retry)
 		return
 	}
@@ -104,28 +104,6 @@ func (pr *ProxyRoute) serve(ctx *fasthttp.RequestCtx, t proxy.Target) {
 			Details: map[string]string{"method": string(ctx.Method()), "path": t.Path, "status": strconv.Itoa(status)},
 		})
 	}
-}
-
-// auditVerb says whether a proxied request is audited: writes, and the
-// interactive subresources (exec, attach, port-forward) whatever the
-// method, since they give a shell or a tunnel into the cluster.
-func auditVerb(ctx *fasthttp.RequestCtx, t proxy.Target) (string, bool) {
-	for _, sub := range []string{"exec", "attach", "portforward"} {
-		if strings.HasSuffix(t.Path, "/"+sub) {
-			return sub, true
-		}
-	}
-	switch string(ctx.Method()) {
-	case fasthttp.MethodPost:
-		return "create", true
-	case fasthttp.MethodPut:
-		return "update", true
-	case fasthttp.MethodPatch:
-		return "patch", true
-	case fasthttp.MethodDelete:
-		return "delete", true
-	}
-	return "", false
 }
 
 // Metrics counts proxied traffic per cluster; it implements proxy.Observer.
@@ -161,9 +139,11 @@ func (m *Metrics) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.requests, m.latency, m.streams, m.refused}
 }
 
-// Request implements proxy.Observer.
+// Request implements proxy.Observer. Labels take only bounded values: the
+// cluster is a registered one (the route answers 404 before the proxy for
+// any other), the method one of a fixed set, the code a valid status.
 func (m *Metrics) Request(cluster, method string, code int, latency time.Duration) {
-	m.requests.WithLabelValues(cluster, method, strconv.Itoa(code)).Inc()
+	m.requests.WithLabelValues(cluster, middleware.MethodLabel(method), codeLabel(code)).Inc()
 	if latency > 0 {
 		m.latency.WithLabelValues(cluster).Observe(latency.Seconds())
 	}

@@ -29,6 +29,9 @@ type Auth struct {
 	Lockout            Lockout     `yaml:"lockout"`
 	CORS               CORS        `yaml:"cors"`
 	OAuth              OAuth       `yaml:"oauth"`
+
+	// MaxAPIKeys is how many live API keys one user may hold.
+	MaxAPIKeys int `yaml:"max_api_keys"`
 }
 
 // SessionConf configures browser cookie sessions.
@@ -75,6 +78,10 @@ type RateLimits struct {
 	Join    RateLimit `yaml:"join"`
 	API     RateLimit `yaml:"api"`
 	Proxy   RateLimit `yaml:"proxy"`
+	// APIUser and ProxyUser bound all of one user's credentials together,
+	// on top of API and Proxy, which give each API key its own bucket.
+	APIUser   RateLimit `yaml:"api_user"`
+	ProxyUser RateLimit `yaml:"proxy_user"`
 	// Overrides give one key its own limit in a scope:
 	// "<scope>:<key>=<requests>/<per>[/<burst>]".
 	Overrides []string `yaml:"overrides"`
@@ -98,6 +105,9 @@ type RateOverride struct {
 type Audit struct {
 	RetentionDays int      `yaml:"retention_days"`
 	PurgeInterval Duration `yaml:"purge_interval"`
+	// MaxEvents bounds the log's size: past it the oldest events are
+	// purged, however young. 0: no bound.
+	MaxEvents int `yaml:"max_events"`
 }
 
 // Retention returns the retention as a duration (0: keep forever).
@@ -151,6 +161,9 @@ func (c *Config) validateSecurity() error {
 	if a.MaxAccessKeys < 1 || a.MaxAccessKeys > 100 {
 		return &Error{"auth.max_access_keys", "must be from 1 to 100"}
 	}
+	if a.MaxAPIKeys < 1 || a.MaxAPIKeys > 1000 {
+		return &Error{"auth.max_api_keys", "must be from 1 to 1000"}
+	}
 	if a.MinPasswordLength < 8 || a.MinPasswordLength > 128 {
 		return &Error{"auth.min_password_length", "must be from 8 to 128"}
 	}
@@ -189,7 +202,8 @@ func (c *Config) validateSecurity() error {
 	for _, l := range []struct {
 		key string
 		v   RateLimit
-	}{{"rate_limits.auth", r.Auth}, {"rate_limits.join", r.Join}, {"rate_limits.api", r.API}, {"rate_limits.proxy", r.Proxy}} {
+	}{{"rate_limits.auth", r.Auth}, {"rate_limits.join", r.Join}, {"rate_limits.api", r.API}, {"rate_limits.proxy", r.Proxy},
+		{"rate_limits.api_user", r.APIUser}, {"rate_limits.proxy_user", r.ProxyUser}} {
 		if err := l.v.check(); err != nil {
 			return &Error{l.key, err.Error()}
 		}
@@ -199,6 +213,9 @@ func (c *Config) validateSecurity() error {
 	}
 	if c.Audit.RetentionDays < 0 {
 		return &Error{"audit.retention_days", "must not be negative (0 keeps events forever)"}
+	}
+	if c.Audit.MaxEvents < 0 {
+		return &Error{"audit.max_events", "must not be negative (0 sets no bound)"}
 	}
 	if c.Audit.PurgeInterval < Duration(time.Minute) {
 		return &Error{"audit.purge_interval", "must be at least 1m"}
@@ -227,9 +244,9 @@ func (r *RateLimits) ParseOverrides() ([]RateOverride, error) {
 			return nil, bad
 		}
 		switch scope {
-		case "auth", "join", "api", "proxy":
+		case "auth", "join", "api", "proxy", "api_user", "proxy_user":
 		default:
-			return nil, &Error{key, fmt.Sprintf("unknown scope %q (want auth, join, api or proxy)", scope)}
+			return nil, &Error{key, fmt.Sprintf("unknown scope %q (want auth, join, api, proxy, api_user or proxy_user)", scope)}
 		}
 		k, spec, ok := strings.Cut(rest, "=")
 		if !ok || !rateKeyRE.MatchString(k) {

@@ -105,8 +105,13 @@ func TestSecurityErrorsNameTheKey(t *testing.T) {
 		{"rate_limits:\n  overrides: [\"api:usr_1=ten/1s\"]\n", "rate_limits.overrides[0]"},
 		{"rate_limits:\n  overrides: [\"nope:usr_1=10/1s\"]\n", "rate_limits.overrides[0]"},
 		{"rate_limits:\n  overrides: [\"api:usr 1=10/1s\"]\n", "rate_limits.overrides[0]"},
+		{"auth:\n  max_api_keys: 0\n", "auth.max_api_keys"},
+		{"rate_limits:\n  api_user:\n    requests: -1\n", "rate_limits.api_user"},
+		{"rate_limits:\n  proxy_user:\n    requests: 5\n    per: 0s\n", "rate_limits.proxy_user"},
+		{"rate_limits:\n  overrides: [\"api_users:usr_1=10/1s\"]\n", "rate_limits.overrides[0]"},
 		{"audit:\n  retention_days: -1\n", "audit.retention_days"},
 		{"audit:\n  purge_interval: 1s\n", "audit.purge_interval"},
+		{"audit:\n  max_events: -1\n", "audit.max_events"},
 	}
 	for _, tt := range tests {
 		_, err := Load(writeFile(t, tt.file), nil)

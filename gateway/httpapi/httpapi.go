@@ -184,9 +184,23 @@ func NewList[T any](items []T, total int, p Page) List[T] {
 }
 
 const (
-	requestIDKey = "berth.request_id"
-	principalKey = "berth.principal"
+	requestIDKey       = "berth.request_id"
+	clientRequestIDKey = "berth.client_request_id"
+	principalKey       = "berth.principal"
 )
+
+// SetClientRequestID records the X-Request-Id the client sent (already
+// checked to be short and plain), kept apart from Berth's own id.
+func SetClientRequestID(ctx *fasthttp.RequestCtx, id string) {
+	ctx.SetUserValue(clientRequestIDKey, id)
+}
+
+// ClientRequestID returns the client's own request id, or "" when it sent
+// none (or one Berth refused to keep).
+func ClientRequestID(ctx *fasthttp.RequestCtx) string {
+	id, _ := ctx.UserValue(clientRequestIDKey).(string)
+	return id
+}
 
 // SetRequestID records the request's id for handlers and logs.
 func SetRequestID(ctx *fasthttp.RequestCtx, id string) { ctx.SetUserValue(requestIDKey, id) }

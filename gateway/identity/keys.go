@@ -92,6 +92,9 @@ func (s *Service) CreateAPIKey(ctx context.Context, actor *Principal, in NewAPIK
 				return invalid("scope %q is not among the owner's permissions", sc)
 			}
 		}
+		if err := s.checkAPIKeyCap(tx, owner, now); err != nil {
+			return err
+		}
 		return APIKeys.Insert(tx, k.ID, k)
 	})
 	if err != nil {
@@ -100,6 +103,38 @@ func (s *Service) CreateAPIKey(ctx context.Context, actor *Principal, in NewAPIK
 	s.record(ctx, actor, m, audit.Event{Action: "create", ResourceType: "api_key", ResourceID: k.ID,
 		Details: map[string]string{"owner_id": owner, "prefix": k.Prefix, "scopes": strings.Join(scopes, " ")}})
 	return k, secret, nil
+}
+
+// checkAPIKeyCap refuses one more key for a user who already holds
+// MaxAPIKeys live (unexpired) keys. Without a cap every key has its own
+// rate-limit bucket, so a user could scale any flood by minting keys.
+// It runs in the creating transaction, so two racing creations cannot
+// both pass it.
+func (s *Service) checkAPIKeyCap(tx *store.Tx, owner string, now time.Time) error {
+	if s.set.MaxAPIKeys <= 0 {
+		return nil
+	}
+	ids, err := APIKeys.IDsBy(tx, "user", owner)
+	if err != nil {
+		return fmt.Errorf("count api keys: %w", err)
+	}
+	live := 0
+	for _, id := range ids {
+		k, err := APIKeys.Get(tx, id)
+		if err != nil {
+			if isNotFound(err) {
+				continue // expired and gone
+			}
+			return fmt.Errorf("count api keys: %w", err)
+		}
+		if k.ExpiresAt.IsZero() || now.Before(k.ExpiresAt) {
+			live++
+		}
+	}
+	if live >= s.set.MaxAPIKeys {
+		return conflict("the user already holds %d API keys, the most allowed; revoke one first", s.set.MaxAPIKeys)
+	}
+	return nil
 }
 
 func (s *Service) checkScopes(in []string) ([]string, error) {

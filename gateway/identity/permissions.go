@@ -18,6 +18,9 @@ const (
 	PermUsersAdmin    = "users:admin"
 	PermAuditRead     = "audit:read"
 	PermSettingsAdmin = "settings:admin"
+	// PermMetricsRead lets a scraper read /metrics, which names every
+	// cluster.
+	PermMetricsRead = "metrics:read"
 	// PermAll is held only by the built-in admin role: every permission,
 	// including those later issues register.
 	PermAll = "*"
@@ -49,6 +52,7 @@ var permissions = struct {
 	PermUsersAdmin:    "manage users, roles and everyone's credentials",
 	PermAuditRead:     "read the audit log",
 	PermSettingsAdmin: "change gateway settings",
+	PermMetricsRead:   "read Prometheus metrics at /metrics",
 }}
 
 // RegisterPermission adds a permission later features define (plugins:admin,

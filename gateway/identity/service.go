@@ -32,6 +32,9 @@ type Settings struct {
 	Leeway time.Duration
 	// MaxAccessKeys is how many access-key pairs one user may hold (5).
 	MaxAccessKeys int
+	// MaxAPIKeys is how many live API keys one user may hold; 0 means no
+	// cap (tests of other features only).
+	MaxAPIKeys int
 	// MinPasswordLength is the shortest password accepted.
 	MinPasswordLength int
 	// Lockout is the per-account sign-in backoff.

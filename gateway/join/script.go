@@ -39,6 +39,8 @@ var scriptTemplate = template.Must(template.New("join").Parse(`#!/bin/sh
 #   BERTH_JOIN_ROOT     write under this directory instead of /
 #   BERTH_JOIN_DRY_RUN  1: stop before touching systemd or the kubelet
 # Values below are single-quoted literals on purpose: nothing in them expands.
+# Messages go through printf '%s\n', never echo, which in some shells (dash)
+# reads backslashes in the values it prints.
 # shellcheck disable=SC2016
 set -eu
 
@@ -56,24 +58,24 @@ cat > "$KUBE_DIR/pki/ca.crt" <<'BERTH_CA_END'
 if command -v openssl >/dev/null 2>&1; then
 	got="sha256:$(openssl x509 -in "$KUBE_DIR/pki/ca.crt" -noout -pubkey | openssl pkey -pubin -outform der | openssl dgst -sha256 -hex | sed 's/^.* //')"
 	if [ "$got" != "$CA_HASH" ]; then
-		echo "berth: the cluster CA does not match its pinned hash $CA_HASH" >&2
+		printf '%s\n' "berth: the cluster CA does not match its pinned hash $CA_HASH" >&2
 		exit 1
 	fi
 else
-	echo "berth: openssl not found; the CA pin $CA_HASH was not checked" >&2
+	printf '%s\n' "berth: openssl not found; the CA pin $CA_HASH was not checked" >&2
 fi
 
 cat > "$KUBE_DIR/bootstrap-kubelet.conf" <<'BERTH_KUBECONFIG_END'
 {{.Kubeconfig}}BERTH_KUBECONFIG_END
 
-echo "berth: wrote the bootstrap kubeconfig for cluster $CLUSTER ($API_SERVER)"
+printf '%s\n' "berth: wrote the bootstrap kubeconfig for cluster $CLUSTER ($API_SERVER)"
 if [ "${BERTH_JOIN_DRY_RUN:-0}" = "1" ]; then
-	echo "berth: dry run; the kubelet was not started"
+	printf '%s\n' "berth: dry run; the kubelet was not started"
 	exit 0
 fi
 
 if ! command -v kubelet >/dev/null 2>&1; then
-	echo "berth: kubelet is not installed; install it and a container runtime, then run this again" >&2
+	printf '%s\n' "berth: kubelet is not installed; install it and a container runtime, then run this again" >&2
 	exit 1
 fi
 mkdir -p /etc/systemd/system/kubelet.service.d
@@ -83,7 +85,7 @@ Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/boot
 BERTH_UNIT_END
 systemctl daemon-reload
 systemctl enable --now kubelet
-echo "berth: kubelet started; it will join $CLUSTER once its certificate request is approved"
+printf '%s\n' "berth: kubelet started; it will join $CLUSTER once its certificate request is approved"
 `))
 
 // Script renders the join script.

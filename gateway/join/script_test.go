@@ -115,3 +115,40 @@ func TestScriptChecksCAPin(t *testing.T) {
 		t.Error("bootstrap kubeconfig written despite a bad CA")
 	}
 }
+
+// The script's messages print the values they carry as they are: echo in
+// dash (Debian's /bin/sh) would read "\c" as "stop here" and "\n" as a
+// line break, so the operator would see a different server than the one
+// written to the kubeconfig.
+func TestScriptPrintsValuesLiterally(t *testing.T) {
+	ca := testCA(t)
+	hash, err := CAHash(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, server := range []string{
+		`https://10.0.0.1:6443/a\cb`,
+		`https://10.0.0.1:6443/a\nb`,
+		`https://10.0.0.1:6443/a\\b\0101`,
+	} {
+		script, err := Script(ScriptInput{Cluster: "edge", APIServer: server, CAPEM: ca, CAHash: hash, BootstrapToken: "abcdef.0123456789abcdef"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		path := filepath.Join(dir, "join.sh")
+		if err := os.WriteFile(path, script, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("sh", path)
+		cmd.Env = append(os.Environ(), "BERTH_JOIN_ROOT="+filepath.Join(dir, "root"), "BERTH_JOIN_DRY_RUN=1")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: run: %v\n%s", server, err, out)
+		}
+		want := "berth: wrote the bootstrap kubeconfig for cluster edge (" + server + ")\nberth: dry run; the kubelet was not started\n"
+		if string(out) != want {
+			t.Errorf("%s: printed\n%q\nwant\n%q", server, out, want)
+		}
+	}
+}

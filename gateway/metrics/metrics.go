@@ -60,22 +60,11 @@ func (r *Registry) Middleware() middleware.Middleware {
 			r.inFlight.Inc()
 			defer r.inFlight.Dec()
 			next(ctx)
-			route, method := middleware.Route(ctx), string(ctx.Method())
-			if !knownMethod(method) {
-				method = "other"
-			}
+			route, method := middleware.Route(ctx), middleware.MethodLabel(string(ctx.Method()))
 			r.requests.WithLabelValues(route, method, strconv.Itoa(ctx.Response.StatusCode())).Inc()
 			r.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 		}
 	}
-}
-
-func knownMethod(m string) bool {
-	switch m {
-	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
-		return true
-	}
-	return false
 }
 
 // Handler serves the Prometheus text format.

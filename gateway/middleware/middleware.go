@@ -34,17 +34,22 @@ func Chain(h fasthttp.RequestHandler, mws ...Middleware) fasthttp.RequestHandler
 // RequestIDHeader carries the request id in and out.
 const RequestIDHeader = "X-Request-Id"
 
-// RequestID honours a client's X-Request-Id when it is short and plain
-// (so it cannot forge log lines or bloat them), otherwise makes one, and
-// echoes it on the response.
+// RequestID gives every request an id of Berth's own making and returns
+// it in X-Request-Id. A client's X-Request-Id is never taken as Berth's
+// id: the id goes into audit events and, as an impersonated extra, into
+// the cluster's audit log, where a chosen value could tie a request to
+// someone else's or hide it among them. The client's id is kept apart
+// (httpapi.ClientRequestID) when it is short and plain, so it cannot
+// forge log lines or bloat them, and the access log and audit events
+// carry it as client_request_id.
 func RequestID() Middleware {
 	return func(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 		return func(ctx *fasthttp.RequestCtx) {
-			id := string(ctx.Request.Header.Peek(RequestIDHeader))
-			if !SaneRequestID(id) {
-				id = newRequestID()
-			}
+			id := newRequestID()
 			httpapi.SetRequestID(ctx, id)
+			if sent := string(ctx.Request.Header.Peek(RequestIDHeader)); SaneRequestID(sent) {
+				httpapi.SetClientRequestID(ctx, sent)
+			}
 			next(ctx)
 			ctx.Response.Header.Set(RequestIDHeader, id)
 		}
@@ -212,6 +217,9 @@ func AccessLog(log *slog.Logger, clientIP func(*fasthttp.RequestCtx) string) Mid
 			}
 			if p := httpapi.Principal(ctx); p != "" {
 				r.AddAttrs(slog.String("principal", p))
+			}
+			if c := httpapi.ClientRequestID(ctx); c != "" {
+				r.AddAttrs(slog.String("client_request_id", c))
 			}
 			_ = h.Handle(ctx, r)
 		}

@@ -47,7 +47,25 @@ const (
 	ScopeAPI = "api"
 	// ScopeProxy guards proxied Kubernetes traffic, keyed by principal.
 	ScopeProxy = "proxy"
+	// ScopeAPIUser and ScopeProxyUser are ScopeAPI and ScopeProxy again,
+	// keyed by user: all of a user's credentials (sessions, tokens and
+	// every API key) draw from one bucket as well as their own, so a
+	// user cannot multiply their allowance by minting keys.
+	ScopeAPIUser   = "api_user"
+	ScopeProxyUser = "proxy_user"
 )
+
+// UserScope returns the per-user scope that goes with a per-principal
+// scope (api → api_user, proxy → proxy_user), or "" when it has none.
+func UserScope(scope string) string {
+	switch scope {
+	case ScopeAPI:
+		return ScopeAPIUser
+	case ScopeProxy:
+		return ScopeProxyUser
+	}
+	return ""
+}
 
 // Options configures a Limiter.
 type Options struct {

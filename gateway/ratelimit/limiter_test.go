@@ -351,3 +351,17 @@ func ExampleLimiter_Allow() {
 	// true true
 	// false true
 }
+
+func TestUserScope(t *testing.T) {
+	for scope, want := range map[string]string{
+		ScopeAPI:   ScopeAPIUser,
+		ScopeProxy: ScopeProxyUser,
+		ScopeAuth:  "",
+		ScopeJoin:  "",
+		"nope":     "",
+	} {
+		if got := UserScope(scope); got != want {
+			t.Errorf("UserScope(%q) = %q, want %q", scope, got, want)
+		}
+	}
+}
