@@ -431,18 +431,7 @@ func TestWatchStreamsAndReleases(t *testing.T) {
 
 func rawUpgrade(t *testing.T, f *front, path string) (net.Conn, *bufio.Reader, *http.Response) {
 	t.Helper()
-	u, _ := neturl.Parse(f.url)
-	conn, err := net.Dial("tcp", u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\nContent-Length: 0\r\n\r\n", path, u.Host)
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return conn, br, resp
+	return rawUpgradeAs(t, f.url, "", path)
 }
 
 func TestUpgrade(t *testing.T) {

@@ -203,7 +203,7 @@ func TestStreamLimits(t *testing.T) {
 	}
 }
 
-// rawUpgrade as user.
+// rawUpgradeAs opens an upgrade to url's path as user (none when empty).
 func rawUpgradeAs(t *testing.T, url, user, path string) (net.Conn, *bufio.Reader, *http.Response) {
 	t.Helper()
 	u, _ := neturl.Parse(url)
@@ -211,7 +211,11 @@ func rawUpgradeAs(t *testing.T, url, user, path string) (net.Conn, *bufio.Reader
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nX-Test-User: %s\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\nContent-Length: 0\r\n\r\n", path, u.Host, user)
+	userHeader := ""
+	if user != "" {
+		userHeader = "X-Test-User: " + user + "\r\n"
+	}
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\n%sConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\nContent-Length: 0\r\n\r\n", path, u.Host, userHeader)
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
