@@ -60,7 +60,7 @@ func (h *Handlers) Kubeconfig(ctx *fasthttp.RequestCtx) {
 func (h *Handlers) replaceKubeconfigKey(ctx *fasthttp.RequestCtx, p *identity.Principal, cluster string) (string, error) {
 	h.kubeconfigMu.Lock()
 	defer h.kubeconfigMu.Unlock()
-	prev, err := h.svc.kubeconfigKey(cluster, p.UserID)
+	prev, err := h.svc.mintedKubeconfigKey(cluster, p.UserID)
 	if err != nil {
 		return "", err
 	}
@@ -77,7 +77,7 @@ func (h *Handlers) replaceKubeconfigKey(ctx *fasthttp.RequestCtx, p *identity.Pr
 	if err != nil {
 		return "", err
 	}
-	if err := h.svc.setKubeconfigKey(cluster, p.UserID, key.ID); err != nil {
+	if err := h.svc.recordKubeconfigKey(cluster, p.UserID, key.ID); err != nil {
 		return "", err
 	}
 	return raw, nil

@@ -23,9 +23,9 @@ var kubeconfigKeys = store.NewTable[kubeconfigKey]("cluster_kubeconfig_keys")
 // Cluster names are DNS labels, so the separator cannot occur in them.
 func kubeconfigKeyID(cluster, userID string) string { return cluster + ":" + userID }
 
-// kubeconfigKey returns the id of the API key minted for userID's last
+// mintedKubeconfigKey returns the id of the API key minted for userID's last
 // kubeconfig of cluster, or "" when there is none.
-func (s *Service) kubeconfigKey(cluster, userID string) (string, error) {
+func (s *Service) mintedKubeconfigKey(cluster, userID string) (string, error) {
 	var id string
 	err := s.db.View(func(tx *store.Tx) error {
 		k, err := kubeconfigKeys.Get(tx, kubeconfigKeyID(cluster, userID))
@@ -41,9 +41,9 @@ func (s *Service) kubeconfigKey(cluster, userID string) (string, error) {
 	return id, err
 }
 
-// setKubeconfigKey records keyID as the API key of userID's kubeconfig for
+// recordKubeconfigKey records keyID as the API key of userID's kubeconfig for
 // cluster.
-func (s *Service) setKubeconfigKey(cluster, userID, keyID string) error {
+func (s *Service) recordKubeconfigKey(cluster, userID, keyID string) error {
 	return s.db.Update(func(tx *store.Tx) error {
 		return kubeconfigKeys.Put(tx, kubeconfigKeyID(cluster, userID), &kubeconfigKey{
 			Cluster: cluster, UserID: userID, KeyID: keyID, CreatedAt: time.Now().UTC(),
