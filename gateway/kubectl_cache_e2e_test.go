@@ -60,7 +60,31 @@ func readOnlyKubectl(args []string) bool {
 // and timestamps may move; a discovery cache that lost its resources
 // prints only a header, or fails).
 func sameOutcome(out1 string, err1 error, out2 string, err2 error) bool {
-	return (err1 == nil) == (err2 == nil) && strings.Count(out1, "\n") == strings.Count(out2, "\n")
+	if err1 != nil || err2 != nil {
+		// Both must fail alike. The words differ: with its discovery
+		// expired, kubectl rediscovers first and words the refusal in
+		// client-go's generic text, so only kubectl's own error line,
+		// up to the server's reason in parentheses, is compared.
+		return err1 != nil && err2 != nil && err1.Error() == err2.Error() && kubectlError(out1) == kubectlError(out2)
+	}
+	return strings.Count(out1, "\n") == strings.Count(out2, "\n")
+}
+
+// kubectlError is what kubectl says of a failure in out: the reason of an
+// "Error from server (Reason): …" line, or an "error: …" line without the
+// server's words in parentheses after it.
+func kubectlError(out string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "Error from server") {
+			reason, _, _ := strings.Cut(line, ": ") // "Error from server (NotFound)"
+			return reason
+		}
+		if strings.HasPrefix(line, "error: ") {
+			msg, _, _ := strings.Cut(line, " (")
+			return msg
+		}
+	}
+	return ""
 }
 
 const widgetCRD = `apiVersion: apiextensions.k8s.io/v1

@@ -37,7 +37,7 @@ func (e *e2eCluster) bigConfigMaps(t *testing.T, kc, ns string, n, size int) {
 // series (name and labels), or -1 if there is none.
 func (e *e2eCluster) metric(t *testing.T, series string) float64 {
 	t.Helper()
-	_, m := e.get(t, e.http+"/metrics")
+	_, m := e.scrape(t, e.scraper)
 	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`)
 	found := re.FindSubmatch(m)
 	if found == nil {

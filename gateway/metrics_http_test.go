@@ -82,8 +82,8 @@ func TestUnknownMethodsRefusedFirst(t *testing.T) {
 	admin := ag.login(t, "admin", adminPassword).AccessToken
 	ag.must(t, 201, "POST", "/api/v1/clusters", map[string]any{"name": "rl", "server": "https://127.0.0.1:1", "token": "t-rl", "certificate_authority_data": caB64(ag)}, bearer(admin))
 	ag.secret("t-rl")
-	// Fixed methods reach the cluster (unreachable: 502) and are counted.
-	ag.must(t, 502, "GET", "/proxy/clusters/rl/api/v1/namespaces", nil, bearer(admin))
+	// Fixed methods reach the cluster (unreachable: 503) and are counted.
+	ag.must(t, 503, "GET", "/proxy/clusters/rl/api/v1/namespaces", nil, bearer(admin))
 	_, before := ag.scrape(t, admin)
 	state := ag.state(t)
 	audited := len(ag.auditEvents(t, audit.Query{}))

@@ -35,7 +35,10 @@ type e2eCluster struct {
 	*authGW
 	env   *kubeenv.Env
 	admin string // Berth admin access token
-	dir   string
+	// scraper is an API key of the admin's for /metrics: unlike an access
+	// token, it outlives a signing-key rotation.
+	scraper string
+	dir     string
 }
 
 func startE2E(t *testing.T) *e2eCluster {
@@ -101,7 +104,11 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: "berth:role:
 		"name": "e2e", "server": env.Server, "token": env.UserToken,
 		"certificate_authority_data": base64.StdEncoding.EncodeToString(env.CAData),
 	}, bearer(admin))
-	return &e2eCluster{authGW: ag, env: env, admin: admin, dir: dir}
+	scraper := decode[struct {
+		Key string `json:"key"`
+	}](t, ag.must(t, 201, "POST", "/api/v1/auth/api-keys", map[string]any{"name": "metrics"}, bearer(admin))).Key
+	ag.secret(scraper)
+	return &e2eCluster{authGW: ag, env: env, admin: admin, scraper: scraper, dir: dir}
 }
 
 // kubeconfigFor downloads a kubeconfig for the bearer of token and returns
@@ -346,7 +353,7 @@ func TestProxyKubectlEndToEnd(t *testing.T) {
 	gauge := func(v string) bool {
 		want := `berth_proxy_open_streams{cluster="e2e",kind="watch"} ` + v
 		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-			if _, m := e.scrape(t, e.admin); strings.Contains(string(m), want) {
+			if _, m := e.scrape(t, e.scraper); strings.Contains(string(m), want) {
 				return true
 			}
 		}
@@ -691,7 +698,7 @@ func (e *e2eCluster) waitWatches(t *testing.T, n int) {
 	t.Helper()
 	want := fmt.Sprintf("berth_proxy_open_streams{cluster=%q,kind=\"watch\"} %d\n", "e2e", n)
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if _, m := e.scrape(t, e.admin); strings.Contains(string(m), want) {
+		if _, m := e.scrape(t, e.scraper); strings.Contains(string(m), want) {
 			return
 		}
 	}

@@ -140,7 +140,7 @@ func TestStreamFloodLeavesClusterReachable(t *testing.T) {
 		t.Errorf("a client's body failure was logged as the cluster's")
 	}
 
-	_, m := e.get(t, e.http+"/metrics")
+	_, m := e.scrape(t, e.scraper)
 	for _, want := range []string{
 		`berth_proxy_streams_refused_total{cluster="e2e",kind="watch",limit="principal"} 3`,
 		`berth_proxy_requests_total{cluster="e2e",code="408",method="POST"} 6`,

@@ -78,9 +78,9 @@ func TestProxyRateLimitPerUserAcrossKeys(t *testing.T) {
 		status, body, _ = ag.call(t, "GET", "/proxy/clusters/rl/api/v1/namespaces", nil, bearer(k))
 		codes = append(codes, status)
 	}
-	// Three reach the (unreachable) cluster: 502; then the user is out,
+	// Three reach the (unreachable) cluster: 503; then the user is out,
 	// whichever credential asks.
-	want := []int{502, 502, 502, 429, 429}
+	want := []int{503, 503, 503, 429, 429}
 	for i := range want {
 		if codes[i] != want[i] {
 			t.Fatalf("codes %v, want %v", codes, want)
