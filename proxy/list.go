@@ -40,7 +40,7 @@ func hasListParams(rawQuery string) bool {
 // /api/v1/<resource>, /api/v1/namespaces/<ns>/<resource>, and the same
 // under /apis/<group>/<version>.
 func isCollection(path string) bool {
-	segs := strings.Split(strings.Trim(path, "/"), "/")
+	segs := strings.Split(strings.Trim(decodedPath(path), "/"), "/")
 	switch {
 	case len(segs) >= 2 && segs[0] == "api":
 		segs = segs[2:]
@@ -76,6 +76,15 @@ func (p *Proxy) serveList(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Id
 	}
 	if !ctx.IsGet() || !isCollection(t.Path) || isStream(t) {
 		WriteStatus(ctx, fasthttp.StatusBadRequest, "selector, sort and page parameters apply only to GET on a collection (not a single object or a watch)")
+		return
+	}
+	// ContentLength is -1 for a chunked body and -2 for none.
+	if cl := ctx.Request.Header.ContentLength(); cl > 0 || cl == -1 {
+		// A list is fetched in several requests, and the client's
+		// connection is read in the background to notice it leaving: a
+		// body has nowhere to go, and would be taken for the client
+		// leaving.
+		WriteStatus(ctx, fasthttp.StatusBadRequest, "a list query with selector, sort or page parameters takes no request body")
 		return
 	}
 	select {

@@ -133,8 +133,10 @@ func TestIsStreamFollowsTheAPIServer(t *testing.T) {
 			t.Errorf("isStream(%q) = %v; want %v", q, got, want)
 		}
 	}
-	if !isStream(Target{Path: "/api/v1/watch/pods"}) {
-		t.Error("legacy watch path")
+	for _, path := range []string{"/api/v1/watch/pods", "/api/v1/%77atch/pods", "/apis/apps/v1/w%61tch/deployments"} {
+		if !isStream(Target{Path: path}) {
+			t.Errorf("legacy watch path %s", path)
+		}
 	}
 }
 
@@ -391,6 +393,30 @@ func TestNearMiss(t *testing.T) {
 	} {
 		if got := nearMiss(name); got != want {
 			t.Errorf("nearMiss(%q) = %q; want %q", name, got, want)
+		}
+	}
+}
+
+// A list query with a body is refused before it reaches the cluster: the
+// list is fetched in several requests, and the body would have nowhere to go.
+func TestListQueryRefusesABody(t *testing.T) {
+	lb := newListBackend(t, 10)
+	f := newFront(t, lb.backend, Options{})
+	for _, framing := range []string{"Content-Length: 2\r\n\r\n{}", "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(f.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "GET /proxy/clusters/dev/api/v1/namespaces/big/pods?pageSize=2 HTTP/1.1\r\nHost: x\r\n%s", framing)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		conn.Close()
+		if resp.StatusCode != 400 || !strings.Contains(string(body), "takes no request body") {
+			t.Errorf("%q: %d %s", framing, resp.StatusCode, body)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"net/url"
 	"strings"
 )
 
@@ -122,4 +123,18 @@ func hasToken(value []byte, token string) bool {
 		}
 	}
 	return false
+}
+
+// decodedPath is a raw path as the API server routes it, percent-decoded.
+// Whatever decides what a request is (a watch, a collection) must read this
+// form: an escaped letter ("/api/v1/%77atch/pods") changes nothing for the
+// API server, and must change nothing for Berth either. checkPath has
+// already refused encoded slashes, dots and percent signs, so decoding
+// cannot add or remove a segment. An undecodable path is returned as it is.
+func decodedPath(raw string) string {
+	p, err := url.PathUnescape(raw)
+	if err != nil {
+		return raw
+	}
+	return p
 }

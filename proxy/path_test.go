@@ -65,6 +65,8 @@ func TestIsCollection(t *testing.T) {
 		"/apis/apps/v1":                          false,
 		"/version":                               false,
 		"/api/v1/watch":                          false,
+		"/api/v1/%70ods":                         true, // read decoded, as the API server does
+		"/api/v1/%77atch":                        false,
 	} {
 		if got := isCollection(path); got != want {
 			t.Errorf("isCollection(%q) = %v, want %v", path, got, want)

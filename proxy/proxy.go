@@ -214,9 +214,10 @@ func queryBool(v url.Values, name string) bool {
 
 // isWatchPath reports whether path is under a group version's legacy watch
 // prefix (/api/v1/watch/…, /apis/<group>/<version>/watch/…), and not merely
-// a path with a namespace or object named "watch".
+// a path with a namespace or object named "watch". It reads the path
+// decoded, as the API server routes it: /api/v1/%77atch/pods is a watch.
 func isWatchPath(path string) bool {
-	segs := strings.SplitN(strings.TrimPrefix(path, "/"), "/", 5)
+	segs := strings.SplitN(strings.TrimPrefix(decodedPath(path), "/"), "/", 5)
 	switch {
 	case len(segs) >= 3 && segs[0] == "api":
 		return segs[2] == "watch"
