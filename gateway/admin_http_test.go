@@ -327,7 +327,7 @@ func TestRouteTable(t *testing.T) {
 		}
 	}
 	// A mistyped permission is refused at start.
-	bad := []authn.Route{{Method: "GET", Path: "/api/v1/x", Permission: "clusters:reed", Handler: func(*fasthttp.RequestCtx) {}}}
+	bad := []authn.Route{{Method: "GET", Path: "/api/v1/x", Permission: "clusters:reed", Handler: func(*fasthttp.RequestCtx) error { return nil }}}
 	if err := ag.authn.Mount(ag.router, bad); err == nil {
 		t.Error("unknown permission accepted")
 	}

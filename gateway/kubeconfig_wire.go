@@ -57,9 +57,9 @@ func (g *Gateway) kubeconfigRoutes() []authn.Route {
 		g.fleetOps.breakGlass.AdminKubeconfig(ctx)
 	}
 	return []authn.Route{
-		{Method: fasthttp.MethodPost, Path: path, Permission: identity.PermClustersRead, Handler: post},
-		{Method: fasthttp.MethodGet, Path: path, Permission: authn.Public, Handler: g.clusterAPI.KubeconfigGet},
-		{Method: fasthttp.MethodGet, Path: "/ca.crt", Permission: authn.Public, Handler: g.serveCA},
+		{Method: fasthttp.MethodPost, Path: path, Permission: identity.PermClustersRead, Handler: httpapi.Plain(post)},
+		{Method: fasthttp.MethodGet, Path: path, Permission: authn.Public, Handler: httpapi.Plain(g.clusterAPI.KubeconfigGet)},
+		{Method: fasthttp.MethodGet, Path: "/ca.crt", Permission: authn.Public, Handler: httpapi.Plain(g.serveCA)},
 	}
 }
 

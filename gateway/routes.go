@@ -4,6 +4,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/berthgw/berth/gateway/authn"
+	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/pluginhost"
 	"github.com/berthgw/berth/gateway/ratelimit"
@@ -22,49 +23,49 @@ func (g *Gateway) apiRoutes() []authn.Route {
 	)
 	return append([]authn.Route{
 		// Sign-in and token endpoints: public, limited per client address.
-		{Method: post, Path: "/api/v1/auth/login", Permission: public, AddrScope: auth, Handler: h.Login},
-		{Method: post, Path: "/api/v1/auth/refresh", Permission: public, AddrScope: auth, Handler: h.Refresh},
-		{Method: post, Path: "/api/v1/auth/token", Permission: public, AddrScope: auth, Handler: h.Token},
-		{Method: get, Path: "/api/v1/cube/key/token", Permission: public, AddrScope: auth, Handler: h.CubeToken},
-		{Method: post, Path: "/oauth/token", Permission: public, AddrScope: auth, Handler: h.OAuthToken},
+		{Method: post, Path: "/api/v1/auth/login", Permission: public, AddrScope: auth, Handler: httpapi.Plain(h.Login)},
+		{Method: post, Path: "/api/v1/auth/refresh", Permission: public, AddrScope: auth, Handler: httpapi.Plain(h.Refresh)},
+		{Method: post, Path: "/api/v1/auth/token", Permission: public, AddrScope: auth, Handler: httpapi.Plain(h.Token)},
+		{Method: get, Path: "/api/v1/cube/key/token", Permission: public, AddrScope: auth, Handler: httpapi.Plain(h.CubeToken)},
+		{Method: post, Path: "/oauth/token", Permission: public, AddrScope: auth, Handler: httpapi.Plain(h.OAuthToken)},
 
 		// The caller's own account and credentials.
-		{Method: post, Path: "/api/v1/auth/logout", Permission: signedIn, Handler: h.Logout},
-		{Method: get, Path: "/api/v1/auth/me", Permission: signedIn, Handler: h.Me},
-		{Method: put, Path: "/api/v1/auth/me/password", Permission: signedIn, AddrScope: auth, Handler: h.ChangePassword},
-		{Method: get, Path: "/api/v1/auth/me/login-history", Permission: signedIn, Handler: h.MyLoginHistory},
-		{Method: get, Path: "/api/v1/auth/sessions", Permission: signedIn, Handler: h.ListSessions},
-		{Method: del, Path: "/api/v1/auth/sessions/{id}", Permission: signedIn, Handler: h.RevokeSession},
-		{Method: post, Path: "/api/v1/auth/api-keys", Permission: signedIn, Handler: h.CreateAPIKey},
-		{Method: get, Path: "/api/v1/auth/api-keys", Permission: signedIn, Handler: h.ListAPIKeys},
-		{Method: del, Path: "/api/v1/auth/api-keys/{id}", Permission: signedIn, Handler: h.RevokeAPIKey},
-		{Method: post, Path: "/api/v1/auth/access-keys", Permission: signedIn, Handler: h.CreateAccessKey},
-		{Method: get, Path: "/api/v1/auth/access-keys", Permission: signedIn, Handler: h.ListAccessKeys},
-		{Method: del, Path: "/api/v1/auth/access-keys/{id}", Permission: signedIn, Handler: h.DeleteAccessKey},
-		{Method: get, Path: "/api/v1/activities", Permission: signedIn, Handler: h.Activities},
+		{Method: post, Path: "/api/v1/auth/logout", Permission: signedIn, Handler: httpapi.Plain(h.Logout)},
+		{Method: get, Path: "/api/v1/auth/me", Permission: signedIn, Handler: httpapi.Plain(h.Me)},
+		{Method: put, Path: "/api/v1/auth/me/password", Permission: signedIn, AddrScope: auth, Handler: httpapi.Plain(h.ChangePassword)},
+		{Method: get, Path: "/api/v1/auth/me/login-history", Permission: signedIn, Handler: httpapi.Plain(h.MyLoginHistory)},
+		{Method: get, Path: "/api/v1/auth/sessions", Permission: signedIn, Handler: httpapi.Plain(h.ListSessions)},
+		{Method: del, Path: "/api/v1/auth/sessions/{id}", Permission: signedIn, Handler: httpapi.Plain(h.RevokeSession)},
+		{Method: post, Path: "/api/v1/auth/api-keys", Permission: signedIn, Handler: httpapi.Plain(h.CreateAPIKey)},
+		{Method: get, Path: "/api/v1/auth/api-keys", Permission: signedIn, Handler: httpapi.Plain(h.ListAPIKeys)},
+		{Method: del, Path: "/api/v1/auth/api-keys/{id}", Permission: signedIn, Handler: httpapi.Plain(h.RevokeAPIKey)},
+		{Method: post, Path: "/api/v1/auth/access-keys", Permission: signedIn, Handler: httpapi.Plain(h.CreateAccessKey)},
+		{Method: get, Path: "/api/v1/auth/access-keys", Permission: signedIn, Handler: httpapi.Plain(h.ListAccessKeys)},
+		{Method: del, Path: "/api/v1/auth/access-keys/{id}", Permission: signedIn, Handler: httpapi.Plain(h.DeleteAccessKey)},
+		{Method: get, Path: "/api/v1/activities", Permission: signedIn, Handler: httpapi.Plain(h.Activities)},
 
 		// Administration.
-		{Method: get, Path: "/api/v1/users", Permission: identity.PermUsersAdmin, Handler: h.ListUsers},
-		{Method: post, Path: "/api/v1/users", Permission: identity.PermUsersAdmin, Handler: h.CreateUser},
-		{Method: get, Path: "/api/v1/users/{id}", Permission: identity.PermUsersAdmin, Handler: h.GetUser},
-		{Method: put, Path: "/api/v1/users/{id}", Permission: identity.PermUsersAdmin, Handler: h.UpdateUser},
-		{Method: del, Path: "/api/v1/users/{id}", Permission: identity.PermUsersAdmin, Handler: h.DeleteUser},
-		{Method: post, Path: "/api/v1/users/{id}/password", Permission: identity.PermUsersAdmin, Handler: h.ResetPassword},
-		{Method: get, Path: "/api/v1/users/{id}/login-history", Permission: identity.PermUsersAdmin, Handler: h.UserLoginHistory},
-		{Method: get, Path: "/api/v1/roles", Permission: identity.PermUsersAdmin, Handler: h.ListRoles},
-		{Method: post, Path: "/api/v1/roles", Permission: identity.PermUsersAdmin, Handler: h.CreateRole},
-		{Method: get, Path: "/api/v1/roles/{name}", Permission: identity.PermUsersAdmin, Handler: h.GetRole},
-		{Method: put, Path: "/api/v1/roles/{name}", Permission: identity.PermUsersAdmin, Handler: h.UpdateRole},
-		{Method: del, Path: "/api/v1/roles/{name}", Permission: identity.PermUsersAdmin, Handler: h.DeleteRole},
-		{Method: get, Path: "/api/v1/permissions", Permission: identity.PermUsersAdmin, Handler: h.ListPermissions},
-		{Method: get, Path: "/api/v1/audit", Permission: identity.PermAuditRead, Handler: h.Audit},
+		{Method: get, Path: "/api/v1/users", Permission: identity.PermUsersAdmin, Handler: httpapi.Plain(h.ListUsers)},
+		{Method: post, Path: "/api/v1/users", Permission: identity.PermUsersAdmin, Handler: httpapi.Plain(h.CreateUser)},
+		{Method: get, Path: "/api/v1/users/{id}", Permission: identity.PermUsersAdmin, Handler: httpapi.Plain(h.GetUser)},
+		{Method: put, Path: "/api/v1/users/{id}", Permission: identity.PermUsersAdmin, Handler: httpapi.Plain(h.UpdateUser)},
+		{Method: del, Path: "/api/v1/users/{id}", Permission: identity.PermUsersAdmin, Handler: httpapi.Plain(h.DeleteUser)},
+		{Method: post, Path: "/api/v1/users/{id}/password", Permission: identity.PermUsersAdmin, Handler: httpapi.Plain(h.ResetPassword)},
+		{Method: get, Path: "/api/v1/users/{id}/login-history", Permission: identity.PermUsersAdmin, Handler: httpapi.Plain(h.UserLoginHistory)},
+		{Method: get, Path: "/api/v1/roles", Permission: identity.PermUsersAdmin, Handler: httpapi.Plain(h.ListRoles)},
+		{Method: post, Path: "/api/v1/roles", Permission: identity.PermUsersAdmin, Handler: httpapi.Plain(h.CreateRole)},
+		{Method: get, Path: "/api/v1/roles/{name}", Permission: identity.PermUsersAdmin, Handler: httpapi.Plain(h.GetRole)},
+		{Method: put, Path: "/api/v1/roles/{name}", Permission: identity.PermUsersAdmin, Handler: httpapi.Plain(h.UpdateRole)},
+		{Method: del, Path: "/api/v1/roles/{name}", Permission: identity.PermUsersAdmin, Handler: httpapi.Plain(h.DeleteRole)},
+		{Method: get, Path: "/api/v1/permissions", Permission: identity.PermUsersAdmin, Handler: httpapi.Plain(h.ListPermissions)},
+		{Method: get, Path: "/api/v1/audit", Permission: identity.PermAuditRead, Handler: httpapi.Plain(h.Audit)},
 		// Prometheus scrapes with an API key whose user holds metrics:read
 		// (docs/operating.md): the metrics name every cluster.
-		{Method: get, Path: "/metrics", Permission: identity.PermMetricsRead, Handler: g.metrics.Handler()},
-		{Method: get, Path: "/api/v1/plugins", Permission: pluginhost.PermAdmin, Handler: g.plugins.HandleList},
-		{Method: post, Path: "/api/v1/plugins/{name}/reload", Permission: pluginhost.PermAdmin, Handler: g.plugins.HandleReload},
-		{Method: get, Path: "/api/v1/tls/certificates", Permission: identity.PermSettingsAdmin, Handler: g.edge.HandleCertificates},
-		{Method: get, Path: "/api/v1/signing-keys", Permission: identity.PermSettingsAdmin, Handler: h.ListSigningKeys},
-		{Method: post, Path: "/api/v1/signing-keys/rotate", Permission: identity.PermSettingsAdmin, Handler: h.RotateSigningKey},
+		{Method: get, Path: "/metrics", Permission: identity.PermMetricsRead, Handler: httpapi.Plain(g.metrics.Handler())},
+		{Method: get, Path: "/api/v1/plugins", Permission: pluginhost.PermAdmin, Handler: httpapi.Plain(g.plugins.HandleList)},
+		{Method: post, Path: "/api/v1/plugins/{name}/reload", Permission: pluginhost.PermAdmin, Handler: httpapi.Plain(g.plugins.HandleReload)},
+		{Method: get, Path: "/api/v1/tls/certificates", Permission: identity.PermSettingsAdmin, Handler: httpapi.Plain(g.edge.HandleCertificates)},
+		{Method: get, Path: "/api/v1/signing-keys", Permission: identity.PermSettingsAdmin, Handler: httpapi.Plain(h.ListSigningKeys)},
+		{Method: post, Path: "/api/v1/signing-keys/rotate", Permission: identity.PermSettingsAdmin, Handler: httpapi.Plain(h.RotateSigningKey)},
 	}, append(g.clusterRoutes(), g.fleetOpsRoutes()...)...)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
 
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/ratelimit"
@@ -35,7 +36,9 @@ type Route struct {
 	// PrincipalScope rate-limits authenticated requests per principal;
 	// empty means ratelimit.ScopeAPI.
 	PrincipalScope string
-	Handler        fasthttp.RequestHandler
+	// Handler answers the request or returns an error, which the guard's
+	// httpapi.Serve writes.
+	Handler httpapi.Handler
 }
 
 // Mount registers routes on r, each wrapped by Guard. It refuses a route
@@ -51,7 +54,7 @@ func (a *Authenticator) Mount(r *router.Router, routes []Route) error {
 		if rt.Handler == nil || rt.Method == "" || !strings.HasPrefix(rt.Path, "/") {
 			return fmt.Errorf("route %s %s: incomplete", rt.Method, rt.Path)
 		}
-		r.Handle(rt.Method, rt.Path, a.Guard(rt))
+		r.Handle(rt.Method, rt.Path, httpapi.Serve(a.log, a.Guard(rt)))
 	}
 	return nil
 }
@@ -59,34 +62,31 @@ func (a *Authenticator) Mount(r *router.Router, routes []Route) error {
 // Guard wraps a route's handler: address rate limit, authentication,
 // permission check, per-principal rate limit — in that order, so the
 // cheapest refusals come first.
-func (a *Authenticator) Guard(rt Route) fasthttp.RequestHandler {
+func (a *Authenticator) Guard(rt Route) httpapi.Handler {
 	principalScope := rt.PrincipalScope
 	if principalScope == "" {
 		principalScope = ratelimit.ScopeAPI
 	}
-	return func(ctx *fasthttp.RequestCtx) {
+	return func(ctx *fasthttp.RequestCtx) error {
 		if rt.AddrScope != "" && !a.Allow(ctx, rt.AddrScope, ratelimit.Key(a.ClientIP(ctx))) {
-			return
+			return nil
 		}
 		if rt.Permission == Public {
-			rt.Handler(ctx)
-			return
+			return rt.Handler(ctx)
 		}
 		p, err := a.Authenticate(ctx)
 		if err != nil {
 			WriteAuthError(ctx, err)
-			return
+			return nil
 		}
 		if rt.Permission != SignedIn && !p.Can(rt.Permission) {
-			httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusForbidden, httpapi.CodeForbidden,
-				"this needs the %s permission", rt.Permission))
-			return
+			return fault.New(fault.Forbidden, "this needs the %s permission", rt.Permission)
 		}
 		if ok, wait := a.AllowPrincipal(principalScope, p); !ok {
 			a.writeTooMany(ctx, wait)
-			return
+			return nil
 		}
-		rt.Handler(ctx)
+		return rt.Handler(ctx)
 	}
 }
 

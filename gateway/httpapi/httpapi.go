@@ -64,16 +64,6 @@ type errorBody struct {
 	RequestID string `json:"request_id"`
 }
 
-// WriteError answers with the error shape. Any error that is not an *Error
-// becomes a generic 500 so internal text never reaches a client.
-func WriteError(ctx *fasthttp.RequestCtx, err error) {
-	var e *Error
-	if !errors.As(err, &e) {
-		e = &Error{Status: fasthttp.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
-	}
-	WriteJSON(ctx, e.Status, errorBody{Code: e.Status, Error: e.Code, Message: e.Message, RequestID: RequestID(ctx)})
-}
-
 // WriteJSON answers with status and v encoded as JSON.
 func WriteJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	data, err := json.Marshal(v)
