@@ -133,7 +133,7 @@ func TestMissingFile(t *testing.T) {
 }
 
 // Every key must be documented in configs/berth.yaml and map to its own
-// environment variable; the env names in DESIGN.md are fixed contracts.
+// environment variable; the env names in docs/operating.md are fixed contracts.
 func TestEveryKeyDocumentedAndDistinct(t *testing.T) {
 	doc := string(configs.Default)
 	seen := map[string]string{}

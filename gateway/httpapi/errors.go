@@ -42,7 +42,7 @@ func Serve(log *slog.Logger, h Handler) fasthttp.RequestHandler {
 }
 
 // statuses maps each fault kind to its HTTP status and the stable code in
-// the error body's "error" field (DESIGN.md fixes the codes).
+// the error body's "error" field (docs/api.md lists them; scripts rely on them).
 var statuses = map[fault.Kind]struct {
 	status int
 	code   string

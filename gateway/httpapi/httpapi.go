@@ -56,7 +56,7 @@ func BadRequest(format string, args ...any) *Error {
 	return Errorf(fasthttp.StatusBadRequest, CodeInvalidRequest, format, args...)
 }
 
-// errorBody is the wire shape fixed by DESIGN.md.
+// errorBody is the wire shape docs/architecture.md ("Errors") and docs/api.md fix.
 type errorBody struct {
 	Code      int    `json:"code"`
 	Error     string `json:"error"`
@@ -128,7 +128,7 @@ type Page struct {
 	PageSize int
 }
 
-// Paging defaults from DESIGN.md.
+// Paging defaults (docs/api.md).
 const (
 	DefaultPageSize = 20
 	MaxPageSize     = 500
