@@ -3,15 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
-)
 
-// pinnedVersion is the Kubernetes version deploy/e2e/build-k8s.sh builds;
-// its cache directory is the fallback when a binary is neither configured
-// nor on PATH.
-const pinnedVersion = "v1.31.14"
+	"github.com/berthgw/berth/sdk/controlplane"
+)
 
 // Config is the plugin's configuration, decoded by sdk.DecodeConfig.
 type Config struct {
@@ -58,59 +53,21 @@ func findBinaries(c Config) (binaries, error) {
 	var errs []error
 	find := func(field, configured, name string) string {
 		if configured != "" {
-			if err := checkExecutable(configured); err != nil {
+			if err := controlplane.CheckExecutable(configured); err != nil {
 				errs = append(errs, fmt.Errorf("field %q: %w", field, err))
 				return ""
 			}
 			return configured
 		}
-		if p, err := exec.LookPath(name); err == nil {
-			if abs, err := filepath.Abs(p); err == nil {
-				return abs
-			}
+		p, err := controlplane.Find(name, controlplane.InPATH, controlplane.InCache)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("field %q: %w; set the path, or run deploy/e2e/build-k8s.sh", field, err))
 		}
-		tried := "PATH"
-		if dir, err := cacheBinDir(); err == nil {
-			p := filepath.Join(dir, name)
-			if checkExecutable(p) == nil {
-				return p
-			}
-			tried += ", " + p
-		}
-		errs = append(errs, fmt.Errorf("field %q: %s not found (tried %s); set the path, or run deploy/e2e/build-k8s.sh", field, name, tried))
-		return ""
+		return p
 	}
 	b := binaries{
 		Etcd:          find("etcd_path", c.EtcdPath, "etcd"),
 		KubeAPIServer: find("kube_apiserver_path", c.KubeAPIServerPath, "kube-apiserver"),
 	}
 	return b, errors.Join(errs...)
-}
-
-// cacheBinDir is where build-k8s.sh puts the pinned binaries:
-// ${BERTH_CACHE_DIR:-$HOME/.cache/berth}/k8s/<version>/bin.
-func cacheBinDir() (string, error) {
-	root := os.Getenv("BERTH_CACHE_DIR")
-	if root == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", err
-		}
-		root = filepath.Join(home, ".cache", "berth")
-	}
-	return filepath.Join(root, "k8s", pinnedVersion, "bin"), nil
-}
-
-func checkExecutable(p string) error {
-	st, err := os.Stat(p)
-	if err != nil {
-		return err
-	}
-	if st.IsDir() {
-		return fmt.Errorf("%s is a directory", p)
-	}
-	if st.Mode().Perm()&0o111 == 0 {
-		return fmt.Errorf("%s is not executable", p)
-	}
-	return nil
 }

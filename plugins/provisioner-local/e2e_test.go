@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/berthgw/berth/sdk"
+	"github.com/berthgw/berth/sdk/controlplane"
 	"github.com/berthgw/berth/sdk/plugintest"
 )
 
@@ -407,12 +408,12 @@ func spkiHash(t *testing.T, caPEM []byte) string {
 // pinned one is there (build-k8s.sh builds it next to kube-apiserver).
 func kubectlWhoami(t *testing.T, kubeconfig []byte) {
 	t.Helper()
-	dir, err := cacheBinDir()
+	dir, err := controlplane.CacheBinDir()
 	if err != nil {
 		return
 	}
 	kubectl := filepath.Join(dir, "kubectl")
-	if checkExecutable(kubectl) != nil {
+	if controlplane.CheckExecutable(kubectl) != nil {
 		t.Logf("no kubectl at %s; not checking the kubeconfig with it", kubectl)
 		return
 	}

@@ -83,12 +83,6 @@ func (k *kubeClient) do(ctx context.Context, method, path, contentType string, b
 	return data, nil
 }
 
-// readyz is nil when the API server's /readyz says ok.
-func (k *kubeClient) readyz(ctx context.Context) error {
-	_, err := k.do(ctx, http.MethodGet, "/readyz", "", nil)
-	return err
-}
-
 // apply creates or updates an object with server-side apply, so applying
 // twice (a create resumed after a plugin restart) is harmless and a newer
 // plugin's rules replace an older one's.

@@ -2,24 +2,19 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/berthgw/berth/sdk"
+	"github.com/berthgw/berth/sdk/controlplane"
 )
 
 // Settings of the control planes.
 const (
-	serviceIssuer       = "https://kubernetes.default.svc.cluster.local"
 	serviceCIDR         = "10.96.0.0/12"
 	kubernetesServiceIP = "10.96.0.1"
 	// maxStartCrashes is how often a process may die while a create waits
@@ -124,8 +119,8 @@ func (p *provisioner) ensureRunning(ctx context.Context, c *cluster, opID string
 		return fmt.Errorf("etcd: %w", err)
 	}
 	etcdURL := fmt.Sprintf("https://127.0.0.1:%d", c.ports.EtcdClient)
-	etcdHTTP := httpClient(creds.etcdCAPEM, creds.etcdClient)
-	if err := p.waitHealthy(ctx, etcd, func(ctx context.Context) error { return etcdHealth(ctx, etcdHTTP, etcdURL) }); err != nil {
+	etcdHTTP := controlplane.HTTPClient(creds.etcdCAPEM, creds.etcdClient)
+	if err := p.waitHealthy(ctx, etcd, func(ctx context.Context) error { return controlplane.EtcdHealthy(ctx, etcdHTTP, etcdURL) }); err != nil {
 		return fmt.Errorf("etcd did not become healthy: %w", err)
 	}
 	p.progress(opID, name, sdk.Progress{Stage: "etcd", Percent: 45}, "etcd is healthy")
@@ -135,8 +130,8 @@ func (p *provisioner) ensureRunning(ctx context.Context, c *cluster, opID string
 	if err != nil {
 		return fmt.Errorf("kube-apiserver: %w", err)
 	}
-	k := newKubeClient(c.server(), creds.caPEM, creds.admin)
-	if err := p.waitHealthy(ctx, api, k.readyz); err != nil {
+	apiHTTP := controlplane.HTTPClient(creds.caPEM, creds.admin)
+	if err := p.waitHealthy(ctx, api, func(ctx context.Context) error { return controlplane.APIServerReady(ctx, apiHTTP, c.server(), "") }); err != nil {
 		return fmt.Errorf("kube-apiserver did not become ready: %w", err)
 	}
 	p.progress(opID, name, sdk.Progress{Stage: "apiserver", Percent: 85}, "kube-apiserver is ready")
@@ -176,85 +171,56 @@ func (p *provisioner) supervise(c *cluster, spec procSpec, set func(*supervisor)
 }
 
 func (p *provisioner) etcdSpec(c *cluster) procSpec {
-	pts, name := c.ports, c.name
-	client := fmt.Sprintf("https://127.0.0.1:%d", pts.EtcdClient)
-	peer := fmt.Sprintf("https://127.0.0.1:%d", pts.EtcdPeer)
 	f := c.paths.file
 	p.mu.Lock()
 	path := p.bins.Etcd
 	p.mu.Unlock()
-	data := "--data-dir=" + c.paths.etcdData()
+	etcd := controlplane.Etcd{
+		Name:          c.name,
+		DataDir:       c.paths.etcdData(),
+		ClientURL:     fmt.Sprintf("https://127.0.0.1:%d", c.ports.EtcdClient),
+		PeerURL:       fmt.Sprintf("https://127.0.0.1:%d", c.ports.EtcdPeer),
+		CertFile:      f(fileEtcdCert),
+		KeyFile:       f(fileEtcdKey),
+		TrustedCAFile: f(fileEtcdCACert),
+		// Fewer entries between snapshots: far less memory for a small
+		// cluster than etcd 3.4's default of 100 000.
+		Extra: []string{"--snapshot-count=10000"},
+	}
 	return procSpec{
-		name: "etcd",
-		path: path,
-		args: []string{
-			"--name=" + name,
-			data,
-			"--listen-client-urls=" + client,
-			"--advertise-client-urls=" + client,
-			"--listen-peer-urls=" + peer,
-			"--initial-advertise-peer-urls=" + peer,
-			"--initial-cluster=" + name + "=" + peer,
-			"--initial-cluster-state=new",
-			"--cert-file=" + f(fileEtcdCert),
-			"--key-file=" + f(fileEtcdKey),
-			"--trusted-ca-file=" + f(fileEtcdCACert),
-			"--client-cert-auth=true",
-			"--peer-cert-file=" + f(fileEtcdCert),
-			"--peer-key-file=" + f(fileEtcdKey),
-			"--peer-trusted-ca-file=" + f(fileEtcdCACert),
-			"--peer-client-cert-auth=true",
-			// Fewer entries between snapshots: far less memory for a
-			// small cluster than etcd 3.4's default of 100 000.
-			"--snapshot-count=10000",
-			"--logger=zap",
-			"--log-outputs=stderr",
-		},
-		marker:  data,
+		name:    "etcd",
+		path:    path,
+		args:    etcd.Args(),
+		marker:  etcd.DataDirArg(),
 		pidFile: filepath.Join(c.paths.run(), "etcd.pid"),
 		logFile: filepath.Join(c.paths.logs(), "etcd.log"),
 	}
 }
 
 func (p *provisioner) apiserverSpec(c *cluster) procSpec {
-	pts := c.ports
 	f := c.paths.file
 	p.mu.Lock()
 	path := p.bins.KubeAPIServer
 	p.mu.Unlock()
-	cert := "--tls-cert-file=" + f(fileServingCert)
+	api := controlplane.APIServer{
+		EtcdURL:               fmt.Sprintf("https://127.0.0.1:%d", c.ports.EtcdClient),
+		EtcdCAFile:            f(fileEtcdCACert),
+		EtcdCertFile:          f(fileEtcdClientCert),
+		EtcdKeyFile:           f(fileEtcdClientKey),
+		Port:                  c.ports.APIServer,
+		CertDir:               c.paths.certDir(),
+		CertFile:              f(fileServingCert),
+		KeyFile:               f(fileServingKey),
+		ClientCAFile:          f(fileCACert),
+		ServiceAccountKeyFile: f(fileSAKey),
+		ServiceAccountPubFile: f(fileSAPub),
+		ServiceCIDR:           serviceCIDR,
+	}
 	return procSpec{
-		name: "kube-apiserver",
-		path: path,
-		args: []string{
-			fmt.Sprintf("--etcd-servers=https://127.0.0.1:%d", pts.EtcdClient),
-			"--etcd-cafile=" + f(fileEtcdCACert),
-			"--etcd-certfile=" + f(fileEtcdClientCert),
-			"--etcd-keyfile=" + f(fileEtcdClientKey),
-			"--bind-address=127.0.0.1",
-			"--advertise-address=127.0.0.1",
-			"--secure-port=" + strconv.Itoa(pts.APIServer),
-			"--cert-dir=" + c.paths.certDir(),
-			cert,
-			"--tls-private-key-file=" + f(fileServingKey),
-			"--client-ca-file=" + f(fileCACert),
-			"--enable-bootstrap-token-auth=true",
-			"--authorization-mode=Node,RBAC",
-			"--service-account-issuer=" + serviceIssuer,
-			"--service-account-key-file=" + f(fileSAPub),
-			"--service-account-signing-key-file=" + f(fileSAKey),
-			"--service-cluster-ip-range=" + serviceCIDR,
-			// There is no controller-manager to make ServiceAccount
-			// tokens, so the admission plugin that requires them would
-			// refuse every Pod.
-			"--disable-admission-plugins=ServiceAccount",
-			// Priority and fairness costs CPU for a queueing a single-user
-			// control plane does not need.
-			"--enable-priority-and-fairness=false",
-			"--profiling=false",
-			"--v=1",
-		},
-		marker:  cert,
+		name:    "kube-apiserver",
+		path:    path,
+		args:    api.Args(),
+		marker:  api.CertFileArg(),
 		pidFile: filepath.Join(c.paths.run(), "kube-apiserver.pid"),
 		logFile: filepath.Join(c.paths.logs(), "kube-apiserver.log"),
 	}
@@ -265,83 +231,22 @@ func (p *provisioner) apiserverSpec(c *cluster) procSpec {
 // meanwhile).
 func (p *provisioner) waitHealthy(ctx context.Context, s *supervisor, check func(context.Context) error) error {
 	start := s.deathCount()
-	err := p.retry(ctx, func(ctx context.Context) error {
+	return p.retry(ctx, func(ctx context.Context) error {
 		if n := s.deathCount() - start; n >= maxStartCrashes {
-			return &permanentError{fmt.Errorf("%s died %d times while starting; see %s", s.spec.name, n, s.spec.logFile)}
+			return controlplane.Permanent(fmt.Errorf("%s died %d times while starting; see %s", s.spec.name, n, s.spec.logFile))
 		}
 		return check(ctx)
 	})
-	return err
 }
 
-// permanentError stops retry at once.
-type permanentError struct{ error }
-
-func (e *permanentError) Unwrap() error { return e.error }
-
-// retry calls fn every 250 ms until it succeeds, returns a
-// permanentError, or the start timeout (or ctx) ends; the error then
-// carries fn's last error.
+// retry polls fn (see controlplane.Poll) until the start timeout.
 func (p *provisioner) retry(ctx context.Context, fn func(context.Context) error) error {
 	p.mu.Lock()
 	timeout := time.Duration(p.cfg.StartTimeoutSec) * time.Second
 	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		callCtx, callCancel := context.WithTimeout(ctx, 10*time.Second)
-		err := fn(callCtx)
-		callCancel()
-		if err == nil {
-			return nil
-		}
-		var perm *permanentError
-		if errors.As(err, &perm) {
-			return perm.error
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
-		case <-tick.C:
-		}
-	}
-}
-
-// httpClient trusts caPEM and presents cert.
-func httpClient(caPEM []byte, cert tls.Certificate) *http.Client {
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	return &http.Client{
-		Timeout: 5 * time.Second,
-		Transport: &http.Transport{
-			TLSClientConfig:   &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-			DisableKeepAlives: true,
-		},
-	}
-}
-
-func etcdHealth(ctx context.Context, client *http.Client, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/health", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	var health struct {
-		Health string `json:"health"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&health); err != nil {
-		return fmt.Errorf("decode /health: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK || health.Health != "true" {
-		return fmt.Errorf("/health: %s, health=%q", resp.Status, health.Health)
-	}
-	return nil
+	return controlplane.Poll(ctx, fn)
 }
 
 // runRestart brings a ready cluster's processes back after a plugin

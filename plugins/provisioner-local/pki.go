@@ -1,23 +1,19 @@
 package main
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/berthgw/berth/sdk/controlplane"
 )
 
 // Identities in a cluster's PKI.
@@ -59,22 +55,6 @@ const (
 	fileEtcdClientKey  = "apiserver-etcd-client.key"
 )
 
-// authority is a CA that can sign leaves.
-type authority struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
-
-// leaf describes one certificate to issue.
-type leaf struct {
-	certFile, keyFile string
-	cn                string
-	orgs              []string
-	usages            []x509.ExtKeyUsage
-	dns               []string
-	ips               []net.IP
-}
-
 // writePKI creates a cluster's key material in dir, which must not exist.
 // It writes into a temporary sibling and renames it, so a crash half-way
 // leaves either no PKI or a whole one. There are two CAs, as kubeadm does:
@@ -99,154 +79,45 @@ func writePKI(dir string) error {
 }
 
 func writePKIFiles(dir string) error {
-	loopback := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
-	// The first address of the service range is the in-cluster
-	// "kubernetes" Service, for anything that runs inside the cluster.
-	serving := append(loopback, net.ParseIP(kubernetesServiceIP))
-	ca, err := newAuthority(dir, fileCACert, fileCAKey, "berth-local-ca")
+	f := func(name string) string { return filepath.Join(dir, name) }
+	ca, err := controlplane.NewCA("berth-local-ca", caLifetime, f(fileCACert), f(fileCAKey))
 	if err != nil {
 		return err
 	}
 	client := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	for _, l := range []leaf{
-		{certFile: fileServingCert, keyFile: fileServingKey, cn: "kube-apiserver",
-			usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, ips: serving,
-			dns: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}},
-		{certFile: fileAdminCert, keyFile: fileAdminKey, cn: adminUser, orgs: []string{"system:masters"}, usages: client},
-		{certFile: fileGatewayCert, keyFile: fileGatewayKey, cn: gatewayUser, usages: client},
+	// The first address of the service range is the in-cluster
+	// "kubernetes" Service, for anything that runs inside the cluster.
+	serving := controlplane.APIServerLeaf(kubernetesServiceIP)
+	serving.CertFile, serving.KeyFile = f(fileServingCert), f(fileServingKey)
+	for _, l := range []controlplane.Leaf{
+		serving,
+		{CertFile: f(fileAdminCert), KeyFile: f(fileAdminKey), CommonName: adminUser, Organizations: []string{"system:masters"}, Usages: client},
+		{CertFile: f(fileGatewayCert), KeyFile: f(fileGatewayKey), CommonName: gatewayUser, Usages: client},
 	} {
-		if err := ca.issue(dir, l); err != nil {
+		l.Lifetime = leafLifetime
+		if err := ca.Issue(l); err != nil {
 			return err
 		}
 	}
-	etcdCA, err := newAuthority(dir, fileEtcdCACert, fileEtcdCAKey, "berth-local-etcd-ca")
+	etcdCA, err := controlplane.NewCA("berth-local-etcd-ca", caLifetime, f(fileEtcdCACert), f(fileEtcdCAKey))
 	if err != nil {
 		return err
 	}
-	for _, l := range []leaf{
+	for _, l := range []controlplane.Leaf{
 		// One certificate for etcd's client and peer listeners: a single
 		// member still opens a peer port, and it should not be plain text.
-		{certFile: fileEtcdCert, keyFile: fileEtcdKey, cn: "etcd",
-			usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-			ips:    loopback, dns: []string{"localhost"}},
-		{certFile: fileEtcdClientCert, keyFile: fileEtcdClientKey, cn: "kube-apiserver-etcd-client", usages: client},
+		{CertFile: f(fileEtcdCert), KeyFile: f(fileEtcdKey), CommonName: "etcd",
+			Usages:   []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+			IPs:      []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+			DNSNames: []string{"localhost"}},
+		{CertFile: f(fileEtcdClientCert), KeyFile: f(fileEtcdClientKey), CommonName: "kube-apiserver-etcd-client", Usages: client},
 	} {
-		if err := etcdCA.issue(dir, l); err != nil {
+		l.Lifetime = leafLifetime
+		if err := etcdCA.Issue(l); err != nil {
 			return err
 		}
 	}
-	// The service-account key pair signs and verifies the tokens of
-	// ServiceAccounts.
-	saKey, err := newKey()
-	if err != nil {
-		return err
-	}
-	if err := writeKey(filepath.Join(dir, fileSAKey), saKey); err != nil {
-		return err
-	}
-	pub, err := x509.MarshalPKIXPublicKey(crypto.PublicKey(saKey.Public()))
-	if err != nil {
-		return fmt.Errorf("encode the service-account public key: %w", err)
-	}
-	return writePEM(filepath.Join(dir, fileSAPub), "PUBLIC KEY", pub, 0o644)
-}
-
-func newAuthority(dir, certFile, keyFile, cn string) (*authority, error) {
-	key, err := newKey()
-	if err != nil {
-		return nil, err
-	}
-	sn, err := serial()
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          sn,
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(caLifetime),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return nil, fmt.Errorf("create the %s certificate: %w", cn, err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("parse the %s certificate: %w", cn, err)
-	}
-	if err := writePEM(filepath.Join(dir, certFile), "CERTIFICATE", der, 0o644); err != nil {
-		return nil, err
-	}
-	if err := writeKey(filepath.Join(dir, keyFile), key); err != nil {
-		return nil, err
-	}
-	return &authority{cert: cert, key: key}, nil
-}
-
-func (a *authority) issue(dir string, l leaf) error {
-	key, err := newKey()
-	if err != nil {
-		return err
-	}
-	sn, err := serial()
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: sn,
-		Subject:      pkix.Name{CommonName: l.cn, Organization: l.orgs},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(leafLifetime),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  l.usages,
-		DNSNames:     l.dns,
-		IPAddresses:  l.ips,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.cert, key.Public(), a.key)
-	if err != nil {
-		return fmt.Errorf("issue the %s certificate: %w", l.cn, err)
-	}
-	if err := writePEM(filepath.Join(dir, l.certFile), "CERTIFICATE", der, 0o644); err != nil {
-		return err
-	}
-	return writeKey(filepath.Join(dir, l.keyFile), key)
-}
-
-func newKey() (*ecdsa.PrivateKey, error) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generate a key: %w", err)
-	}
-	return k, nil
-}
-
-func serial() (*big.Int, error) {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, fmt.Errorf("generate a serial number: %w", err)
-	}
-	return n, nil
-}
-
-func writeKey(path string, k *ecdsa.PrivateKey) error {
-	der, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		return fmt.Errorf("encode the key for %s: %w", filepath.Base(path), err)
-	}
-	return writePEM(path, "EC PRIVATE KEY", der, 0o600)
-}
-
-func writePEM(path, typ string, der []byte, mode os.FileMode) error {
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode); err != nil {
-		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
-	}
-	return nil
+	return controlplane.WriteServiceAccountKeys(f(fileSAKey), f(fileSAPub))
 }
 
 // credentials is what the plugin itself reads back from a cluster's PKI.

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -75,8 +76,9 @@ var _ interface {
 // operator changed the configuration) apply to processes started from
 // then on.
 func (p *provisioner) configure(ctx context.Context, cfg Config, host sdk.Host) error {
-	if err := platformCheck(); err != nil {
-		return fmt.Errorf("%v: %w", err, sdk.ErrInvalidConfig)
+	// Re-adoption reads /proc (see controlplane.ProcessHasArg).
+	if runtime.GOOS != "linux" {
+		return fmt.Errorf("provisioner-local runs on Linux only: %w", sdk.ErrInvalidConfig)
 	}
 	bins, err := findBinaries(cfg)
 	if err != nil {

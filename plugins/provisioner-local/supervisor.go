@@ -1,16 +1,14 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/berthgw/berth/sdk/controlplane"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -51,7 +49,7 @@ type supervisor struct {
 
 	mu         sync.Mutex
 	pid        int
-	exited     chan struct{} // closed when the current process is gone
+	exited     <-chan struct{} // closed when the current process is gone
 	launchedAt time.Time
 	deaths     int
 	stopOnce   sync.Once
@@ -91,7 +89,7 @@ func (s *supervisor) adoptable() (int, bool) {
 		return 0, false
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || !processMatches(pid, s.spec.marker) {
+	if err != nil || !controlplane.ProcessHasArg(pid, s.spec.marker) {
 		return 0, false
 	}
 	return pid, true
@@ -109,7 +107,7 @@ func (s *supervisor) adopt(pid int) {
 		t := time.NewTicker(adoptPoll)
 		defer t.Stop()
 		for range t.C {
-			if !processMatches(pid, s.spec.marker) {
+			if !controlplane.ProcessHasArg(pid, s.spec.marker) {
 				close(exited)
 				return
 			}
@@ -117,45 +115,34 @@ func (s *supervisor) adopt(pid int) {
 	}()
 }
 
-// launch starts a new process and records its pid.
+// launch starts a new process and records its pid. The process leads its
+// own process group: it gets no signal meant for the plugin's group, and it
+// outlives the plugin (there is deliberately no DieWithParent: the point of
+// re-adoption is that a plugin restart does not restart the clusters).
 func (s *supervisor) launch() error {
 	rotateLog(s.spec.logFile)
-	logFile, err := os.OpenFile(s.spec.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	proc, err := controlplane.Start(controlplane.Command{
+		Name: s.spec.name, Path: s.spec.path, Args: s.spec.args, LogFile: s.spec.logFile,
+		// Nothing of the plugin's own handshake with the gateway.
+		Env: controlplane.Environ("PLUGIN_", "BERTH_PLUGIN"),
+	})
 	if err != nil {
-		return fmt.Errorf("open the %s log: %w", s.spec.name, err)
+		return err
 	}
-	// Arguments are paths and ports, never secrets, so they may be logged.
-	fmt.Fprintf(logFile, "# %s: %s %s\n", time.Now().UTC().Format(time.RFC3339), s.spec.path, strings.Join(s.spec.args, " "))
-	cmd := exec.Command(s.spec.path, s.spec.args...)
-	// The process's output goes to its own log file, never to the plugin's
-	// stdout or stderr: those are pipes to the gateway that close when the
-	// plugin exits, and a write to them would then kill the process.
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Env = childEnv()
-	setProcAttrs(cmd)
-	if err := cmd.Start(); err != nil {
-		_ = logFile.Close()
-		return fmt.Errorf("start %s (%s): %w", s.spec.name, s.spec.path, err)
-	}
-	pid := cmd.Process.Pid
-	exited := make(chan struct{})
 	go func() {
-		err := cmd.Wait()
-		_ = logFile.Close()
-		s.log.Debug("process exited", "pid", pid, "status", fmt.Sprint(err))
-		close(exited)
+		<-proc.Done()
+		s.log.Debug("process exited", "pid", proc.Pid, "status", fmt.Sprint(proc.Exited()))
 	}()
 	s.mu.Lock()
-	s.pid, s.exited, s.launchedAt = pid, exited, time.Now()
+	s.pid, s.exited, s.launchedAt = proc.Pid, proc.Done(), time.Now()
 	s.mu.Unlock()
-	if err := os.WriteFile(s.spec.pidFile, []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(s.spec.pidFile, []byte(strconv.Itoa(proc.Pid)+"\n"), 0o600); err != nil {
 		// Without the pid file the next plugin cannot re-adopt; it would
 		// start a second copy that fails on the taken ports. Better fail now.
-		_ = signalGroup(pid, syscall.SIGKILL)
-		<-exited
+		proc.Kill()
 		return fmt.Errorf("write %s: %w", s.spec.pidFile, err)
 	}
-	s.log.Info("started process", "pid", pid)
+	s.log.Info("started process", "pid", proc.Pid)
 	return nil
 }
 
@@ -237,45 +224,11 @@ func (s *supervisor) stop(grace time.Duration) error {
 	if exited == nil {
 		return nil
 	}
-	select {
-	case <-exited:
-		return nil
-	default:
+	killed, err := controlplane.StopGroup(s.spec.name, pid, exited, grace)
+	if killed {
+		s.log.Warn("process ignored SIGTERM and was killed", "pid", pid)
 	}
-	if err := signalGroup(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("signal %s (pid %d): %w", s.spec.name, pid, err)
-	}
-	timer := time.NewTimer(grace)
-	defer timer.Stop()
-	select {
-	case <-exited:
-		return nil
-	case <-timer.C:
-	}
-	s.log.Warn("process ignored SIGTERM; killing it", "pid", pid)
-	if err := signalGroup(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("kill %s (pid %d): %w", s.spec.name, pid, err)
-	}
-	select {
-	case <-exited:
-		return nil
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("%s (pid %d) still there 10s after SIGKILL", s.spec.name, pid)
-	}
-}
-
-// childEnv is the plugin's environment without variables that would steer
-// etcd away from its flags or a tool towards another cluster.
-func childEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "ETCD_") || strings.HasPrefix(kv, "KUBECONFIG=") || strings.HasPrefix(kv, "PLUGIN_") ||
-			strings.HasPrefix(kv, "BERTH_PLUGIN") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
+	return err
 }
 
 // rotateLog moves a log grown past maxLogSize aside, keeping one old copy.

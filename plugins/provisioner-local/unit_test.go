@@ -9,7 +9,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -220,21 +219,6 @@ func TestOperationStore(t *testing.T) {
 	}
 	if err := s2.watch(t.Context(), "op-missing", func(sdk.Operation) error { return nil }); !errors.Is(err, sdk.ErrNotFound) {
 		t.Errorf("watch of an unknown operation: %v", err)
-	}
-}
-
-func TestProcessMatches(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("re-adoption reads /proc: Linux only")
-	}
-	if !processMatches(os.Getpid(), os.Args[0]) {
-		t.Error("the test process does not match its own argv[0]")
-	}
-	if processMatches(os.Getpid(), "--data-dir=/nowhere") {
-		t.Error("matched a marker not on the command line")
-	}
-	if processMatches(0, os.Args[0]) || processMatches(-1, os.Args[0]) {
-		t.Error("matched an invalid pid")
 	}
 }
 

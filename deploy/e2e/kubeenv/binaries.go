@@ -1,19 +1,18 @@
 package kubeenv
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/berthgw/berth/sdk/controlplane"
 )
 
 // Version is the Kubernetes version of the pinned kube-apiserver and kubectl.
 // It must equal the k8s.io/kubernetes version in deploy/e2e/k8s/go.mod (a
 // unit test checks this); build-k8s.sh builds exactly that version.
-const Version = "v1.31.14"
+const Version = controlplane.PinnedVersion
 
 // Environment variables that override where the binaries are found.
 const (
@@ -25,7 +24,7 @@ const (
 	EnvKubectl = "BERTH_KUBECTL"
 	// EnvCacheDir is the cache root build-k8s.sh writes to
 	// (default $HOME/.cache/berth).
-	EnvCacheDir = "BERTH_CACHE_DIR"
+	EnvCacheDir = controlplane.EnvCacheDir
 	// EnvE2E, when set to anything but "" or "0", makes missing binaries a
 	// test failure instead of a skip.
 	EnvE2E = "BERTH_E2E"
@@ -41,80 +40,37 @@ type Binaries struct {
 	Kubectl string
 }
 
-// CacheBinDir returns the directory build-k8s.sh puts the pinned binaries in:
-// ${BERTH_CACHE_DIR:-$HOME/.cache/berth}/k8s/<Version>/bin.
-func CacheBinDir() (string, error) {
-	root := os.Getenv(EnvCacheDir)
-	if root == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("kubeenv: locating the cache dir: %w", err)
-		}
-		root = filepath.Join(home, ".cache", "berth")
-	}
-	return filepath.Join(root, "k8s", Version, "bin"), nil
-}
-
 // FindBinaries locates etcd, kube-apiserver and kubectl. Each comes from its
 // environment variable (BERTH_ETCD, BERTH_KUBE_APISERVER, BERTH_KUBECTL) when
-// set, else from CacheBinDir; etcd is also looked up on PATH. kubectl and
-// kube-apiserver are never taken from PATH, because whatever is there is not
-// the pinned version. The error lists every binary that is missing.
+// set, else from controlplane.CacheBinDir; etcd is also looked up on PATH.
+// kubectl and kube-apiserver are never taken from PATH, because whatever is
+// there is not the pinned version. The error lists every binary that is
+// missing.
 func FindBinaries() (Binaries, error) {
-	var b Binaries
 	var missing []string
-	binDir, cacheErr := CacheBinDir()
-
-	find := func(envName, name string, allowPath bool) string {
+	find := func(envName, name string, places ...controlplane.Place) string {
 		if p := os.Getenv(envName); p != "" {
-			if err := checkExecutable(p); err != nil {
+			if err := controlplane.CheckExecutable(p); err != nil {
 				missing = append(missing, fmt.Sprintf("%s=%s: %v", envName, p, err))
 				return ""
 			}
 			return p
 		}
-		var tried []string
-		if cacheErr == nil {
-			p := filepath.Join(binDir, name)
-			if checkExecutable(p) == nil {
-				return p
-			}
-			tried = append(tried, p)
+		p, err := controlplane.Find(name, places...)
+		if err != nil {
+			missing = append(missing, fmt.Sprintf("%v; set %s", err, envName))
 		}
-		if allowPath {
-			if p, err := exec.LookPath(name); err == nil {
-				return p
-			}
-			tried = append(tried, "PATH")
-		}
-		missing = append(missing, fmt.Sprintf("%s not found (set %s; tried %s)", name, envName, strings.Join(tried, ", ")))
-		return ""
+		return p
 	}
-	b.Etcd = find(EnvEtcd, "etcd", true)
-	b.KubeAPIServer = find(EnvKubeAPIServer, "kube-apiserver", false)
-	b.Kubectl = find(EnvKubectl, "kubectl", false)
+	b := Binaries{
+		Etcd:          find(EnvEtcd, "etcd", controlplane.InCache, controlplane.InPATH),
+		KubeAPIServer: find(EnvKubeAPIServer, "kube-apiserver", controlplane.InCache),
+		Kubectl:       find(EnvKubectl, "kubectl", controlplane.InCache),
+	}
 	if len(missing) > 0 {
-		err := errors.New(strings.Join(missing, "; "))
-		if cacheErr != nil {
-			err = errors.Join(err, cacheErr)
-		}
-		return b, fmt.Errorf("kubeenv: %w", err)
+		return b, fmt.Errorf("kubeenv: %s", strings.Join(missing, "; "))
 	}
 	return b, nil
-}
-
-func checkExecutable(p string) error {
-	st, err := os.Stat(p)
-	if err != nil {
-		return err
-	}
-	if st.IsDir() {
-		return fmt.Errorf("%s is a directory", p)
-	}
-	if st.Mode().Perm()&0o111 == 0 {
-		return fmt.Errorf("%s is not executable", p)
-	}
-	return nil
 }
 
 // Available reports whether the binaries Start needs are present. When they

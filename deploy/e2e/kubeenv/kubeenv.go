@@ -25,10 +25,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -36,11 +34,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/berthgw/berth/internal/freeport"
+	"github.com/berthgw/berth/sdk/controlplane"
 )
 
 // Identities written to the apiserver's --token-auth-file.
@@ -54,7 +52,7 @@ const (
 	// UnprivilegedUser, so tests can bind roles to it.
 	UnprivilegedGroup = "berth-e2e-users"
 	// ServiceAccountIssuer is the apiserver's --service-account-issuer.
-	ServiceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
+	ServiceAccountIssuer = controlplane.ServiceAccountIssuer
 	// ServiceClusterIPRange is the apiserver's --service-cluster-ip-range.
 	ServiceClusterIPRange = serviceCIDR
 )
@@ -63,6 +61,9 @@ const (
 // kube-apiserver to become ready when Options.StartTimeout is zero. It is
 // generous because CI machines have two shared cores.
 const DefaultStartTimeout = 3 * time.Minute
+
+// stopGrace is how long a process gets to exit on SIGTERM before SIGKILL.
+const stopGrace = 15 * time.Second
 
 // Options configure Start.
 type Options struct {
@@ -113,20 +114,10 @@ type Env struct {
 	// own process group, whose id is the same number.
 	EtcdPID, APIServerPID int
 
-	etcd, apiserver *child
+	etcd, apiserver *controlplane.Process
 	apiserverArgs   []string
 	stopOnce        sync.Once
 	stopErr         error
-}
-
-// child is one started process.
-type child struct {
-	name    string
-	cmd     *exec.Cmd
-	log     *os.File
-	logPath string
-	done    chan struct{} // closed once Wait returned
-	waitErr error
 }
 
 // Start launches etcd and kube-apiserver as child processes, each in its own
@@ -134,9 +125,6 @@ type child struct {
 // error nothing is left running. The context bounds only the start-up; call
 // Stop to end the environment.
 func Start(ctx context.Context, opts Options) (*Env, error) {
-	if !groupsSupported {
-		return nil, errors.New("kubeenv: this operating system is not supported (process groups are needed)")
-	}
 	if opts.Dir == "" {
 		return nil, errors.New("kubeenv: Options.Dir is required")
 	}
@@ -195,157 +183,70 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 		return nil, err
 	}
 
-	peerURL := "http://127.0.0.1:" + strconv.Itoa(etcdPeer)
-	env.etcd, err = startChild("etcd", bins.Etcd, []string{
-		"--name=berth-e2e",
-		"--data-dir=" + filepath.Join(dir, "etcd"),
-		"--listen-client-urls=" + env.EtcdURL,
-		"--advertise-client-urls=" + env.EtcdURL,
-		"--listen-peer-urls=" + peerURL,
-		"--initial-advertise-peer-urls=" + peerURL,
-		"--initial-cluster=berth-e2e=" + peerURL,
-		"--initial-cluster-state=new",
-		"--logger=zap",
-		"--log-outputs=stderr",
-	}, env.EtcdLog)
+	env.etcd, err = startProcess("etcd", bins.Etcd, controlplane.Etcd{
+		Name:      "berth-e2e",
+		DataDir:   filepath.Join(dir, "etcd"),
+		ClientURL: env.EtcdURL,
+		PeerURL:   "http://127.0.0.1:" + strconv.Itoa(etcdPeer),
+	}.Args(), env.EtcdLog)
 	if err != nil {
 		return nil, err
 	}
-	env.EtcdPID = env.etcd.cmd.Process.Pid
-	if err := waitEtcd(ctx, env.etcd, env.EtcdURL); err != nil {
+	env.EtcdPID = env.etcd.Pid
+	etcdHTTP := &http.Client{Timeout: 5 * time.Second}
+	if err := poll(ctx, env.etcd, func(ctx context.Context) error {
+		return controlplane.EtcdHealthy(ctx, etcdHTTP, env.EtcdURL)
+	}); err != nil {
 		_ = env.Stop()
-		return nil, fmt.Errorf("kubeenv: etcd did not become healthy: %w\n--- tail of %s ---\n%s", err, env.EtcdLog, tailFile(env.EtcdLog, 40))
+		return nil, fmt.Errorf("kubeenv: etcd did not become healthy: %w\n--- tail of %s ---\n%s", err, env.EtcdLog, controlplane.TailFile(env.EtcdLog, 40))
 	}
 
-	args := []string{
-		"--etcd-servers=" + env.EtcdURL,
-		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
-		"--secure-port=" + strconv.Itoa(apiPort),
-		"--cert-dir=" + filepath.Join(dir, "apiserver-certs"),
-		"--tls-cert-file=" + keys.certFile,
-		"--tls-private-key-file=" + keys.keyFile,
-		"--client-ca-file=" + keys.caFile,
-		"--token-auth-file=" + keys.tokenFile,
-		"--enable-bootstrap-token-auth=true",
-		"--authorization-mode=Node,RBAC",
-		"--service-account-issuer=" + ServiceAccountIssuer,
-		"--service-account-key-file=" + keys.saPubFile,
-		"--service-account-signing-key-file=" + keys.saKeyFile,
-		"--service-cluster-ip-range=" + ServiceClusterIPRange,
-		"--disable-admission-plugins=ServiceAccount",
-		"--enable-priority-and-fairness=false",
-		"--allow-privileged=true",
-		"--profiling=false",
-		"--v=1",
-	}
-	args = append(args, opts.ExtraAPIServerArgs...)
-	env.apiserverArgs = args
-	env.apiserver, err = startChild("kube-apiserver", bins.KubeAPIServer, args, env.APIServerLog)
+	env.apiserverArgs = controlplane.APIServer{
+		EtcdURL:               env.EtcdURL,
+		Port:                  apiPort,
+		CertDir:               filepath.Join(dir, "apiserver-certs"),
+		CertFile:              keys.certFile,
+		KeyFile:               keys.keyFile,
+		ClientCAFile:          keys.caFile,
+		ServiceAccountKeyFile: keys.saKeyFile,
+		ServiceAccountPubFile: keys.saPubFile,
+		ServiceCIDR:           ServiceClusterIPRange,
+		Extra: append([]string{
+			"--token-auth-file=" + keys.tokenFile,
+			"--allow-privileged=true",
+		}, opts.ExtraAPIServerArgs...),
+	}.Args()
+	env.apiserver, err = startProcess("kube-apiserver", bins.KubeAPIServer, env.apiserverArgs, env.APIServerLog)
 	if err != nil {
 		_ = env.Stop()
 		return nil, err
 	}
-	env.APIServerPID = env.apiserver.cmd.Process.Pid
+	env.APIServerPID = env.apiserver.Pid
 	if err := env.waitReady(ctx); err != nil {
 		_ = env.Stop()
-		return nil, fmt.Errorf("kubeenv: kube-apiserver did not become ready: %w\n--- tail of %s ---\n%s", err, env.APIServerLog, tailFile(env.APIServerLog, 60))
+		return nil, fmt.Errorf("kubeenv: kube-apiserver did not become ready: %w\n--- tail of %s ---\n%s", err, env.APIServerLog, controlplane.TailFile(env.APIServerLog, 60))
 	}
 	return env, nil
 }
 
-// childEnv is the caller's environment without variables that would steer
-// etcd or kubectl away from the flags we pass.
-func childEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "ETCD_") || strings.HasPrefix(kv, "KUBECONFIG=") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
-}
-
-func startChild(name, path string, args []string, logPath string) (*child, error) {
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+// startProcess starts one program of the environment in its own process
+// group; on Linux it dies with the test process even if Stop is never
+// called.
+func startProcess(name, path string, args []string, logPath string) (*controlplane.Process, error) {
+	p, err := controlplane.Start(controlplane.Command{Name: name, Path: path, Args: args, LogFile: logPath, DieWithParent: true})
 	if err != nil {
-		return nil, fmt.Errorf("kubeenv: opening the %s log: %w", name, err)
+		return nil, fmt.Errorf("kubeenv: %w", err)
 	}
-	fmt.Fprintf(logFile, "# %s %s\n", path, strings.Join(args, " "))
-	cmd := exec.Command(path, args...)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.Env = childEnv()
-	setProcAttrs(cmd)
-	if err := cmd.Start(); err != nil {
-		_ = logFile.Close()
-		return nil, fmt.Errorf("kubeenv: starting %s (%s): %w", name, path, err)
-	}
-	c := &child{name: name, cmd: cmd, log: logFile, logPath: logPath, done: make(chan struct{})}
-	go func() {
-		c.waitErr = cmd.Wait()
-		_ = logFile.Close()
-		close(c.done)
-	}()
-	return c, nil
+	return p, nil
 }
 
-// exited reports an error if the child has already ended.
-func (c *child) exited() error {
-	select {
-	case <-c.done:
-		return fmt.Errorf("%s exited early: %v", c.name, c.waitErr)
-	default:
-		return nil
-	}
-}
-
-// poll calls check every interval until it returns nil, the child exits, or
-// ctx ends; the error then includes check's last error.
-func poll(ctx context.Context, c *child, check func(context.Context) error) error {
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	var last error
-	for {
-		if err := c.exited(); err != nil {
-			return err
+// poll calls check until it returns nil, the process exits, or ctx ends.
+func poll(ctx context.Context, p *controlplane.Process, check func(context.Context) error) error {
+	return controlplane.Poll(ctx, func(ctx context.Context) error {
+		if err := p.Exited(); err != nil {
+			return controlplane.Permanent(err)
 		}
-		if last = check(ctx); last == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last check: %v)", ctx.Err(), last)
-		case <-c.done:
-			return fmt.Errorf("%s exited early: %v (last check: %v)", c.name, c.waitErr, last)
-		case <-tick.C:
-		}
-	}
-}
-
-func waitEtcd(ctx context.Context, c *child, url string) error {
-	client := &http.Client{Timeout: 5 * time.Second}
-	return poll(ctx, c, func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/health", nil)
-		if err != nil {
-			return fmt.Errorf("building the health request: %w", err)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		var health struct {
-			Health string `json:"health"`
-		}
-		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&health); err != nil {
-			return fmt.Errorf("decoding /health: %w", err)
-		}
-		if resp.StatusCode != http.StatusOK || health.Health != "true" {
-			return fmt.Errorf("/health: %s, health=%q", resp.Status, health.Health)
-		}
-		return nil
+		return check(ctx)
 	})
 }
 
@@ -363,25 +264,9 @@ func (e *Env) HTTPClient() *http.Client {
 }
 
 func (e *Env) waitReady(ctx context.Context) error {
-	client := e.HTTPClient()
-	client.Timeout = 5 * time.Second
-	defer client.CloseIdleConnections()
+	client := controlplane.HTTPClient(e.CAData)
 	return poll(ctx, e.apiserver, func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.Server+"/readyz", nil)
-		if err != nil {
-			return fmt.Errorf("building the readyz request: %w", err)
-		}
-		req.Header.Set("Authorization", "Bearer "+e.AdminToken)
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("/readyz: %s: %s", resp.Status, lastLines(string(body), 5))
-		}
-		return nil
+		return controlplane.APIServerReady(ctx, client, e.Server, e.AdminToken)
 	})
 }
 
@@ -392,48 +277,17 @@ func (e *Env) waitReady(ctx context.Context) error {
 func (e *Env) Stop() error {
 	e.stopOnce.Do(func() {
 		var errs []error
-		for _, c := range []*child{e.apiserver, e.etcd} {
-			if c == nil {
+		for _, p := range []*controlplane.Process{e.apiserver, e.etcd} {
+			if p == nil {
 				continue
 			}
-			if err := c.stop(15 * time.Second); err != nil {
-				errs = append(errs, err)
+			if err := p.Stop(stopGrace); err != nil {
+				errs = append(errs, fmt.Errorf("kubeenv: %w", err))
 			}
 		}
 		e.stopErr = errors.Join(errs...)
 	})
 	return e.stopErr
-}
-
-func (c *child) stop(grace time.Duration) error {
-	pgid := c.cmd.Process.Pid
-	select {
-	case <-c.done:
-		// The leader is gone; still sweep the group for anything it forked.
-		_ = signalGroup(pgid, syscall.SIGKILL)
-		return nil
-	default:
-	}
-	if err := signalGroup(pgid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("kubeenv: signalling %s (pgid %d): %w", c.name, pgid, err)
-	}
-	timer := time.NewTimer(grace)
-	defer timer.Stop()
-	select {
-	case <-c.done:
-		_ = signalGroup(pgid, syscall.SIGKILL)
-		return nil
-	case <-timer.C:
-	}
-	if err := signalGroup(pgid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("kubeenv: killing %s (pgid %d): %w", c.name, pgid, err)
-	}
-	select {
-	case <-c.done:
-		return nil
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("kubeenv: %s (pid %d) did not exit after SIGKILL", c.name, pgid)
-	}
 }
 
 // RestartAPIServer stops kube-apiserver (SIGTERM, as an upgrade or a
@@ -442,18 +296,18 @@ func (c *child) stop(grace time.Duration) error {
 // connections to the old process are left dead, which is what tests of
 // reconnection need. Not safe to call concurrently with Stop.
 func (e *Env) RestartAPIServer(ctx context.Context) error {
-	if err := e.apiserver.stop(15 * time.Second); err != nil {
-		return err
+	if err := e.apiserver.Stop(stopGrace); err != nil {
+		return fmt.Errorf("kubeenv: %w", err)
 	}
-	c, err := startChild("kube-apiserver", e.Binaries.KubeAPIServer, e.apiserverArgs, e.APIServerLog)
+	p, err := startProcess("kube-apiserver", e.Binaries.KubeAPIServer, e.apiserverArgs, e.APIServerLog)
 	if err != nil {
 		return err
 	}
-	e.apiserver, e.APIServerPID = c, c.cmd.Process.Pid
+	e.apiserver, e.APIServerPID = p, p.Pid
 	ctx, cancel := context.WithTimeout(ctx, DefaultStartTimeout)
 	defer cancel()
 	if err := e.waitReady(ctx); err != nil {
-		return fmt.Errorf("kubeenv: kube-apiserver did not become ready again: %w\n--- tail of %s ---\n%s", err, e.APIServerLog, tailFile(e.APIServerLog, 60))
+		return fmt.Errorf("kubeenv: kube-apiserver did not become ready again: %w\n--- tail of %s ---\n%s", err, e.APIServerLog, controlplane.TailFile(e.APIServerLog, 60))
 	}
 	return nil
 }
@@ -473,7 +327,8 @@ func (e *Env) KubectlWith(ctx context.Context, kubeconfig string, args ...string
 		"--cache-dir=" + filepath.Join(e.Dir, "kubectl-cache"),
 	}, args...)
 	cmd := exec.CommandContext(ctx, e.KubectlPath, full...)
-	cmd.Env = childEnv()
+	// Without KUBECONFIG, which could point kubectl elsewhere.
+	cmd.Env = controlplane.Environ()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
@@ -495,7 +350,7 @@ func (e *Env) WriteKubeconfig(path, server, token string, caData []byte) error {
 // Logs returns the last n lines of the etcd and kube-apiserver logs, for a
 // failing test to print.
 func (e *Env) Logs(n int) string {
-	return fmt.Sprintf("--- %s ---\n%s\n--- %s ---\n%s", e.EtcdLog, tailFile(e.EtcdLog, n), e.APIServerLog, tailFile(e.APIServerLog, n))
+	return fmt.Sprintf("--- %s ---\n%s\n--- %s ---\n%s", e.EtcdLog, controlplane.TailFile(e.EtcdLog, n), e.APIServerLog, controlplane.TailFile(e.APIServerLog, n))
 }
 
 // ForTest starts an environment for t, or skips/fails t as MustBinaries
@@ -524,20 +379,4 @@ func ForTest(t testing.TB, opts Options) *Env {
 		}
 	})
 	return env
-}
-
-func tailFile(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(cannot read %s: %v)", path, err)
-	}
-	return lastLines(string(data), n)
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

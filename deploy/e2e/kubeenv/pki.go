@@ -1,20 +1,14 @@
 package kubeenv
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/berthgw/berth/sdk/controlplane"
 )
 
 // pki is the key material written for one environment.
@@ -36,37 +30,8 @@ const (
 	serviceIP   = "10.0.0.1"
 )
 
-func newKey() (*ecdsa.PrivateKey, error) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generating an ECDSA key: %w", err)
-	}
-	return k, nil
-}
-
-func serial() (*big.Int, error) {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, fmt.Errorf("generating a serial number: %w", err)
-	}
-	return n, nil
-}
-
-func writePEM(path, typ string, der []byte, mode os.FileMode) error {
-	data := pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
-	if err := os.WriteFile(path, data, mode); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
-}
-
-func writeECKey(path string, k *ecdsa.PrivateKey) error {
-	der, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		return fmt.Errorf("encoding the key for %s: %w", path, err)
-	}
-	return writePEM(path, "EC PRIVATE KEY", der, 0o600)
-}
+// lifetime bounds every certificate: a test environment lives for minutes.
+const lifetime = 7 * 24 * time.Hour
 
 // randomToken returns n random bytes as hex.
 func randomToken(n int) (string, error) {
@@ -92,83 +57,17 @@ func writePKI(dir string) (*pki, error) {
 		saKeyFile: filepath.Join(dir, "sa.key"),
 		tokenFile: filepath.Join(dir, "tokens.csv"),
 	}
-	now := time.Now()
-
-	caKey, err := newKey()
+	ca, err := controlplane.NewCA("berth-e2e-ca", lifetime, p.caFile, filepath.Join(dir, "ca.key"))
 	if err != nil {
 		return nil, err
 	}
-	caSerial, err := serial()
-	if err != nil {
+	p.caCertPEM = ca.CertPEM
+	serving := controlplane.APIServerLeaf(serviceIP)
+	serving.Lifetime, serving.CertFile, serving.KeyFile = lifetime, p.certFile, p.keyFile
+	if err := ca.Issue(serving); err != nil {
 		return nil, err
 	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          caSerial,
-		Subject:               pkix.Name{CommonName: "berth-e2e-ca"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(7 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
-	if err != nil {
-		return nil, fmt.Errorf("creating the CA certificate: %w", err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, fmt.Errorf("parsing the CA certificate: %w", err)
-	}
-	p.caCertPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-	if err := os.WriteFile(p.caFile, p.caCertPEM, 0o644); err != nil {
-		return nil, fmt.Errorf("writing %s: %w", p.caFile, err)
-	}
-
-	srvKey, err := newKey()
-	if err != nil {
-		return nil, err
-	}
-	srvSerial, err := serial()
-	if err != nil {
-		return nil, err
-	}
-	srvTmpl := &x509.Certificate{
-		SerialNumber: srvSerial,
-		Subject:      pkix.Name{CommonName: "kube-apiserver"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(7 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames: []string{
-			"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-			"kubernetes.default.svc.cluster.local",
-		},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback, net.ParseIP(serviceIP)},
-	}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, srvKey.Public(), caKey)
-	if err != nil {
-		return nil, fmt.Errorf("creating the serving certificate: %w", err)
-	}
-	if err := writePEM(p.certFile, "CERTIFICATE", srvDER, 0o644); err != nil {
-		return nil, err
-	}
-	if err := writeECKey(p.keyFile, srvKey); err != nil {
-		return nil, err
-	}
-
-	saKey, err := newKey()
-	if err != nil {
-		return nil, err
-	}
-	if err := writeECKey(p.saKeyFile, saKey); err != nil {
-		return nil, err
-	}
-	saPubDER, err := x509.MarshalPKIXPublicKey(crypto.PublicKey(saKey.Public()))
-	if err != nil {
-		return nil, fmt.Errorf("encoding the service-account public key: %w", err)
-	}
-	if err := writePEM(p.saPubFile, "PUBLIC KEY", saPubDER, 0o644); err != nil {
+	if err := controlplane.WriteServiceAccountKeys(p.saKeyFile, p.saPubFile); err != nil {
 		return nil, err
 	}
 
