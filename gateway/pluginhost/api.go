@@ -67,7 +67,7 @@ func reloadError(name string, err error) *httpapi.Error {
 	var ce *config.Error
 	var cfgErr *ConfigError
 	switch {
-	case errors.Is(err, ErrUnknownPlugin):
+	case errors.Is(err, errUnknownPlugin):
 		return httpapi.Errorf(fasthttp.StatusNotFound, httpapi.CodeNotFound, "no plugin %q in the configuration", name)
 	case errors.As(err, &ce) && ce.Key != "":
 		return httpapi.BadRequest("the configuration does not load: %s: %s", ce.Key, ce.Problem)

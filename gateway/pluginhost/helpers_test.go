@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -15,8 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/config"
+	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/store"
 )
 
@@ -199,4 +203,15 @@ func alive(pid int) bool {
 	s := string(data)
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// answer is the HTTP status and error code the API answers err with.
+func answer(err error) (status int, code string) {
+	var ctx fasthttp.RequestCtx
+	httpapi.WriteError(&ctx, err)
+	var body struct {
+		Error string `json:"error"`
+	}
+	_ = json.Unmarshal(ctx.Response.Body(), &body)
+	return ctx.Response.StatusCode(), body.Error
 }

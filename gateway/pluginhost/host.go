@@ -9,8 +9,10 @@
 // an event sink) and a durable notification queue.
 //
 // Calls to a plugin that is restarting wait up to plugins.call_wait, then
-// fail with an error matching ErrUnavailable; HTTPError maps that to 503,
-// so billing and other gating calls fail closed.
+// fail as unavailable. Every error the host's clients return carries a
+// fault kind (fault.Unavailable for that one, so billing and other gating
+// calls fail closed with a 503); callers test kinds with fault.Is, never
+// the host's own errors.
 package pluginhost
 
 import (
@@ -260,11 +262,11 @@ func (h *Host) List() []Status {
 	return out
 }
 
-// Get returns one plugin's status, or an error matching ErrUnknownPlugin.
+// Get returns one plugin's status, or a fault.NotFound error.
 func (h *Host) Get(name string) (Status, error) {
 	in, err := h.instance(name)
 	if err != nil {
-		return Status{}, err
+		return Status{}, classify(err)
 	}
 	return in.status(), nil
 }
@@ -277,7 +279,7 @@ func (h *Host) instance(name string) (*instance, error) {
 			return in, nil
 		}
 	}
-	return nil, fmt.Errorf("plugin %q: %w", name, ErrUnknownPlugin)
+	return nil, fmt.Errorf("plugin %q: %w", name, errUnknownPlugin)
 }
 
 // ReadyChecks returns one readiness check per required plugin, keyed by
@@ -325,7 +327,7 @@ func (h *Host) Reload(ctx context.Context, name string) (Status, error) {
 	stopped := h.stopped
 	h.mu.RUnlock()
 	if stopped {
-		return Status{}, &UnavailableError{Plugin: name, State: StateStopped}
+		return Status{}, &unavailableError{Plugin: name, State: StateStopped}
 	}
 	cfg, err := h.reload()
 	if err != nil {
@@ -333,7 +335,7 @@ func (h *Host) Reload(ctx context.Context, name string) (Status, error) {
 	}
 	spec, ok := cfg.Plugin(name)
 	if !ok {
-		return Status{}, fmt.Errorf("plugin %q is not in the configuration: %w", name, ErrUnknownPlugin)
+		return Status{}, fmt.Errorf("plugin %q is not in the configuration: %w", name, errUnknownPlugin)
 	}
 	in, err := h.instance(name)
 	if err != nil {
@@ -412,7 +414,7 @@ func (h *Host) Notifiers() []NamedNotifier {
 // Provisioner returns the provisioner client of the plugin called name.
 // Its calls go through the supervisor; WatchOperation streams too, but a
 // stream does not survive a plugin restart: watch again after an error
-// matching ErrUnavailable.
+// of kind fault.Unavailable.
 func (h *Host) Provisioner(name string) (pluginclient.Provisioner, error) {
 	in, err := h.capable(name, sdk.CapabilityProvisioner)
 	if err != nil {
@@ -422,8 +424,8 @@ func (h *Host) Provisioner(name string) (pluginclient.Provisioner, error) {
 }
 
 // Billing returns the billing client of the plugin called name. Calls to
-// a plugin that is not running fail with ErrUnavailable: billing fails
-// closed (HTTPError makes that a 503).
+// a plugin that is not running fail as fault.Unavailable: billing fails
+// closed.
 func (h *Host) Billing(name string) (pluginclient.Billing, error) {
 	in, err := h.capable(name, sdk.CapabilityBilling)
 	if err != nil {
@@ -441,13 +443,16 @@ func (h *Host) DNS(name string) (pluginclient.DNSProvider, error) {
 	return dnsClient{in}, nil
 }
 
+// capable returns the plugin called name if it offers c; the error is a
+// fault.NotFound for an unknown plugin and a fault.Invalid for one without
+// the capability.
 func (h *Host) capable(name string, c sdk.Capability) (*instance, error) {
 	in, err := h.instance(name)
 	if err != nil {
-		return nil, err
+		return nil, classify(err)
 	}
 	if !in.offers(c) {
-		return nil, fmt.Errorf("plugin %q: %s: %w", name, c, ErrNoCapability)
+		return nil, missing(name, c)
 	}
 	return in, nil
 }

@@ -69,7 +69,7 @@ func TestRefused(t *testing.T) {
 			s := declare(t, "p", testplugin, nil)
 			s.Capabilities = []string{"dns"}
 			return s
-		}(), []string{"declared with the dns capability"}, "", ErrNoCapability},
+		}(), []string{"declared with the dns capability"}, "", errNoCapability},
 		{"missing executable", func() config.Plugin {
 			s := declare(t, "p", testplugin, nil)
 			s.Path = filepath.Join(t.TempDir(), "gone")
@@ -99,8 +99,8 @@ func TestRefused(t *testing.T) {
 			}
 			n, _ := th.Notifier("p")
 			if n != nil {
-				if _, err := n.ListChannels(ctxT(t)); !errors.Is(err, ErrUnavailable) {
-					t.Errorf("call to a failed plugin: %v, want ErrUnavailable", err)
+				if _, err := n.ListChannels(ctxT(t)); !errors.Is(err, errUnavailable) {
+					t.Errorf("call to a failed plugin: %v, want errUnavailable", err)
 				}
 			}
 
@@ -137,7 +137,7 @@ func TestStdoutInInit(t *testing.T) {
 }
 
 // TestKillMidCall: the plugin is killed with SIGKILL while a call is in
-// it. That call fails cleanly with ErrUnavailable, the plugin is
+// it. That call fails cleanly with errUnavailable, the plugin is
 // restarted, and the next call succeeds.
 func TestKillMidCall(t *testing.T) {
 	th := newHost(t, testSettings(declare(t, "tp", testplugin, map[string]any{"label": "a"})))
@@ -162,8 +162,8 @@ func TestKillMidCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := <-done
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("call during the kill = %v, want ErrUnavailable", err)
+	if !errors.Is(err, errUnavailable) {
+		t.Fatalf("call during the kill = %v, want errUnavailable", err)
 	}
 	waitFor(t, "the restart", func() bool {
 		st := th.status(t, "tp")
@@ -252,11 +252,11 @@ func TestCircuitBreaker(t *testing.T) {
 		t.Error("ready while degraded")
 	}
 	_, err = b.GetEntitlement(ctxT(t), "u1")
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("billing while degraded = %v, want ErrUnavailable", err)
+	if !errors.Is(err, errUnavailable) {
+		t.Fatalf("billing while degraded = %v, want errUnavailable", err)
 	}
-	if he := HTTPError(err); he.Status != fasthttp.StatusServiceUnavailable || he.Code != "unavailable" {
-		t.Errorf("HTTPError = %+v, want 503 unavailable", he)
+	if status, code := answer(err); status != fasthttp.StatusServiceUnavailable || code != "unavailable" {
+		t.Errorf("answered %d %s, want 503 unavailable", status, code)
 	}
 	id, err := th.Notify(ctxT(t), "tp", sdk.Message{Channel: "ok", Subject: "queued while down"})
 	if err != nil {
@@ -305,7 +305,7 @@ func TestNotifyQueue(t *testing.T) {
 	if _, err := th.Notify(ctxT(t), "", sdk.Message{}); !errors.Is(err, sdk.ErrInvalidArgument) {
 		t.Errorf("notify without a channel = %v", err)
 	}
-	if _, err := th.Notify(ctxT(t), "ghost", sdk.Message{Channel: "ok"}); !errors.Is(err, ErrUnknownPlugin) {
+	if _, err := th.Notify(ctxT(t), "ghost", sdk.Message{Channel: "ok"}); !errors.Is(err, errUnknownPlugin) {
 		t.Errorf("notify to an unknown plugin = %v", err)
 	}
 	waitFor(t, "the queue to settle", func() bool {
@@ -461,7 +461,7 @@ func TestStopLeavesNoProcess(t *testing.T) {
 	}
 	waitFor(t, "both processes gone", func() bool { return !alive(pa) && !alive(pb) })
 	n, _ := th.Notifier("a")
-	if _, err := n.ListChannels(ctxT(t)); !errors.Is(err, ErrUnavailable) {
+	if _, err := n.ListChannels(ctxT(t)); !errors.Is(err, errUnavailable) {
 		t.Errorf("call after Stop = %v", err)
 	}
 	if st := th.status(t, "a"); st.State != StateStopped {

@@ -365,7 +365,7 @@ func permanent(err error) bool {
 	return errors.Is(err, plugin.ErrChecksumsDoNotMatch) ||
 		errors.Is(err, sdk.ErrIncompatibleProtocol) ||
 		errors.Is(err, sdk.ErrInvalidConfig) ||
-		errors.Is(err, ErrNoCapability) ||
+		errors.Is(err, errNoCapability) ||
 		errors.Is(err, errExecutable)
 }
 
@@ -513,7 +513,7 @@ func (in *instance) validate(ctx context.Context, p *pluginclient.Plugin, spec c
 	info := p.Info()
 	for _, c := range spec.Capabilities {
 		if !info.Has(sdk.Capability(c)) {
-			return fmt.Errorf("plugin %q is declared with the %s capability but offers only %v: %w", in.name, c, info.Capabilities, ErrNoCapability)
+			return fmt.Errorf("plugin %q is declared with the %s capability but offers only %v: %w", in.name, c, info.Capabilities, errNoCapability)
 		}
 	}
 	raw, err := configJSON(spec.Config)
@@ -599,7 +599,7 @@ func (in *instance) acquire(ctx context.Context) (*proc, error) {
 	for {
 		if in.draining {
 			in.mu.Unlock()
-			return nil, &UnavailableError{Plugin: in.name, State: StateStopped}
+			return nil, &unavailableError{Plugin: in.name, State: StateStopped}
 		}
 		switch in.state {
 		case StateRunning:
@@ -613,7 +613,7 @@ func (in *instance) acquire(ctx context.Context) (*proc, error) {
 		default:
 			st, last := in.state, in.lastErr
 			in.mu.Unlock()
-			e := &UnavailableError{Plugin: in.name, State: st}
+			e := &unavailableError{Plugin: in.name, State: st}
 			if last != "" {
 				e.Cause = errors.New(last)
 			}
@@ -629,9 +629,9 @@ func (in *instance) acquire(ctx context.Context) (*proc, error) {
 		select {
 		case <-changed:
 		case <-timeout:
-			return nil, &UnavailableError{Plugin: in.name, State: st, Cause: errors.New("did not become ready within plugins.call_wait")}
+			return nil, &unavailableError{Plugin: in.name, State: st, Cause: errors.New("did not become ready within plugins.call_wait")}
 		case <-ctx.Done():
-			return nil, &UnavailableError{Plugin: in.name, State: st, Cause: ctx.Err()}
+			return nil, &unavailableError{Plugin: in.name, State: st, Cause: ctx.Err()}
 		}
 		in.mu.Lock()
 	}
@@ -639,7 +639,7 @@ func (in *instance) acquire(ctx context.Context) (*proc, error) {
 
 // call runs fn against the plugin's current process, counting and timing
 // it. A call that fails because the process died becomes an
-// *UnavailableError and makes the supervisor look at once.
+// *unavailableError and makes the supervisor look at once.
 func (in *instance) call(ctx context.Context, method string, fn func(*proc) error) error {
 	start := time.Now()
 	pr, err := in.acquire(ctx)
@@ -648,12 +648,12 @@ func (in *instance) call(ctx context.Context, method string, fn func(*proc) erro
 		in.calls.Done()
 		if err != nil && errors.Is(err, sdk.ErrRetryable) && (pr.p.Exited() || pr.p.Ping() != nil) {
 			in.kickSupervisor()
-			err = &UnavailableError{Plugin: in.name, State: StateRestarting, Cause: fmt.Errorf("the plugin process went away during %s: %w", method, err)}
+			err = &unavailableError{Plugin: in.name, State: StateRestarting, Cause: fmt.Errorf("the plugin process went away during %s: %w", method, err)}
 		}
 	}
 	result := "ok"
 	switch {
-	case errors.Is(err, ErrUnavailable):
+	case errors.Is(err, errUnavailable):
 		result = "unavailable"
 	case err != nil:
 		result = "error"

@@ -176,7 +176,7 @@ func (h *Host) deliver(ctx context.Context, n *Notification) time.Time {
 		if errors.Is(err, store.ErrNotFound) {
 			err = nil
 		}
-	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrUnknownPlugin), errors.Is(err, ErrNoCapability), errors.Is(err, errNoRoute):
+	case errors.Is(err, errUnavailable), errors.Is(err, errUnknownPlugin), errors.Is(err, errNoCapability), errors.Is(err, errNoRoute):
 		n.Attempts--
 		n.Waits++
 		next = time.Now().Add(jittered(h.cfg.Notify.RetryMin.D(), h.cfg.Notify.RetryMax.D(), n.Waits))
