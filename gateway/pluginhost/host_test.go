@@ -15,7 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/berthgw/berth/gateway/audit"
-	"github.com/berthgw/berth/gateway/config"
+	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/sdk"
 )
 
@@ -47,7 +47,7 @@ func TestRefused(t *testing.T) {
 	bad.SHA256 = strings.Repeat("0", 64)
 	tests := []struct {
 		name string
-		spec config.Plugin
+		spec Plugin
 		want []string // parts of the last error
 		not  string   // must not appear in it
 		kind error
@@ -65,12 +65,12 @@ func TestRefused(t *testing.T) {
 			[]string{"colour"}, "blue", sdk.ErrInvalidConfig},
 		{"config refused by the plugin's ValidateConfig", declare(t, "p", testplugin, map[string]any{"label": "forbidden"}),
 			[]string{"refused by the plugin"}, "", sdk.ErrInvalidConfig},
-		{"missing capability", func() config.Plugin {
+		{"missing capability", func() Plugin {
 			s := declare(t, "p", testplugin, nil)
 			s.Capabilities = []string{"dns"}
 			return s
 		}(), []string{"declared with the dns capability"}, "", errNoCapability},
-		{"missing executable", func() config.Plugin {
+		{"missing executable", func() Plugin {
 			s := declare(t, "p", testplugin, nil)
 			s.Path = filepath.Join(t.TempDir(), "gone")
 			return s
@@ -346,14 +346,14 @@ func TestReload(t *testing.T) {
 	current := testSettings(spec)
 	var mu sync.Mutex
 	th := newHost(t, current, func(o *Options) {
-		o.Reload = func() (config.Plugins, error) {
+		o.Reload = func() ([]Plugin, error) {
 			mu.Lock()
 			defer mu.Unlock()
-			return current, nil
+			return current.Plugins, nil
 		}
 	})
 	th.start(t)
-	set := func(f func(*config.Plugin)) {
+	set := func(f func(*Plugin)) {
 		mu.Lock()
 		defer mu.Unlock()
 		s := spec
@@ -371,7 +371,7 @@ func TestReload(t *testing.T) {
 	}
 	first := pid(t, th, "tp")
 
-	set(func(s *config.Plugin) { s.Config = map[string]any{"label": "two"} })
+	set(func(s *Plugin) { s.Config = map[string]any{"label": "two"} })
 	if code, body := reloadHTTP(th, "tp"); code != 200 || !strings.Contains(body, `"state":"running"`) {
 		t.Fatalf("reload: %d %s", code, body)
 	}
@@ -379,7 +379,7 @@ func TestReload(t *testing.T) {
 		t.Errorf("in-place reload: label %q, pid %d (was %d)", got, pid(t, th, "tp"), first)
 	}
 
-	set(func(s *config.Plugin) { s.Config = map[string]any{"port": 0} })
+	set(func(s *Plugin) { s.Config = map[string]any{"port": 0} })
 	code, body := reloadHTTP(th, "tp")
 	if code != 400 || !strings.Contains(body, "field /port") {
 		t.Fatalf("invalid reload: %d %s", code, body)
@@ -388,7 +388,7 @@ func TestReload(t *testing.T) {
 		t.Errorf("after a refused reload: label %q, %+v", got, th.status(t, "tp"))
 	}
 
-	set(func(s *config.Plugin) { s.Args = []string{"-x"}; s.Config = map[string]any{"label": "three"} })
+	set(func(s *Plugin) { s.Args = []string{"-x"}; s.Config = map[string]any{"label": "three"} })
 	if code, body := reloadHTTP(th, "tp"); code != 200 {
 		t.Fatalf("restarting reload: %d %s", code, body)
 	}
@@ -425,7 +425,7 @@ func reloadHTTP(th *testHost, name string) (int, string) {
 	var ctx fasthttp.RequestCtx
 	ctx.Request.Header.SetMethod("POST")
 	ctx.SetUserValue("name", name)
-	th.HandleReload(&ctx)
+	httpapi.Serve(nil, th.HandleReload)(&ctx)
 	return ctx.Response.StatusCode(), string(ctx.Response.Body())
 }
 
@@ -438,7 +438,7 @@ func TestHandleList(t *testing.T) {
 	th.start(t)
 	var ctx fasthttp.RequestCtx
 	ctx.Request.SetRequestURI("/api/v1/plugins?page_size=10")
-	th.HandleList(&ctx)
+	httpapi.Serve(nil, th.HandleList)(&ctx)
 	body := string(ctx.Response.Body())
 	if ctx.Response.StatusCode() != 200 {
 		t.Fatalf("%d %s", ctx.Response.StatusCode(), body)
