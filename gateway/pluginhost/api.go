@@ -67,7 +67,7 @@ func (h *Host) HandleReload(ctx *fasthttp.RequestCtx) error {
 // HandleReload has logged the failure, redacted.
 func reloadError(name string, err error) error {
 	var fe *fault.Error
-	var cfgErr *ConfigError
+	var cfgErr *configError
 	switch {
 	case errors.Is(err, errUnknownPlugin):
 		return fault.New(fault.NotFound, "no plugin %q in the configuration", name)

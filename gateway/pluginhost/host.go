@@ -176,6 +176,11 @@ func New(opts Options) (*Host, error) {
 	if opts.DB == nil {
 		return nil, errors.New("pluginhost: Options.DB is required")
 	}
+	if opts.HealthInterval <= 0 {
+		// The gateway's configuration always sets it; zero would stop
+		// every plugin's supervisor at its first start.
+		return nil, errors.New("pluginhost: Options.HealthInterval must be positive")
+	}
 	h := &Host{
 		opts: opts, db: opts.DB, log: opts.Logger, audit: opts.Audit,
 		reload: opts.Reload, lookupEnv: opts.LookupEnv,

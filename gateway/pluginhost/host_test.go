@@ -272,7 +272,7 @@ func TestCircuitBreaker(t *testing.T) {
 		pending, err := th.Notifications("", 10)
 		return err == nil && len(pending) == 0
 	})
-	v, err := NewKV(th.db, "tp").Get(ctxT(t), "last")
+	v, err := newKV(th.db, "tp").Get(ctxT(t), "last")
 	if err != nil || string(v) != "queued while down" {
 		t.Errorf("KV last = %q, %v (notification %s)", v, err, id)
 	}

@@ -117,7 +117,7 @@ func newInstance(h *Host, spec Plugin) *instance {
 	in := &instance{
 		h: h, name: spec.Name, log: log,
 		hlog: newHCLog(log, hclogLevel(log)),
-		kv:   NewKV(h.db, spec.Name),
+		kv:   newKV(h.db, spec.Name),
 		sink: &sink{plugin: spec.Name, bus: h.bus, log: log},
 		spec: spec, state: StateStarting, since: time.Now(),
 		changed: make(chan struct{}),
@@ -470,7 +470,7 @@ func (in *instance) prepare(ctx context.Context, p *pluginclient.Plugin, spec Pl
 	}
 	if err := p.Base().Configure(ctx, raw); err != nil {
 		if errors.Is(err, sdk.ErrInvalidConfig) {
-			return nil, &ConfigError{Plugin: in.name, Problems: []string{err.Error()}}
+			return nil, &configError{Plugin: in.name, Problems: []string{err.Error()}}
 		}
 		return nil, fmt.Errorf("plugin %q: %w", in.name, err)
 	}
@@ -524,7 +524,7 @@ func (in *instance) validate(ctx context.Context, p *pluginclient.Plugin, spec P
 	}
 	if err := p.Base().ValidateConfig(ctx, raw); err != nil {
 		if errors.Is(err, sdk.ErrInvalidConfig) {
-			return &ConfigError{Plugin: in.name, Problems: []string{err.Error()}}
+			return &configError{Plugin: in.name, Problems: []string{err.Error()}}
 		}
 		return fmt.Errorf("plugin %q: %w", in.name, err)
 	}
