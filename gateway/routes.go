@@ -62,8 +62,8 @@ func (g *Gateway) apiRoutes() []authn.Route {
 		// Prometheus scrapes with an API key whose user holds metrics:read
 		// (docs/operating.md): the metrics name every cluster.
 		{Method: get, Path: "/metrics", Permission: identity.PermMetricsRead, Handler: httpapi.Plain(g.metrics.Handler())},
-		{Method: get, Path: "/api/v1/plugins", Permission: pluginhost.PermAdmin, Handler: httpapi.Plain(g.plugins.HandleList)},
-		{Method: post, Path: "/api/v1/plugins/{name}/reload", Permission: pluginhost.PermAdmin, Handler: httpapi.Plain(g.plugins.HandleReload)},
+		{Method: get, Path: "/api/v1/plugins", Permission: pluginhost.PermAdmin, Handler: g.plugins.HandleList},
+		{Method: post, Path: "/api/v1/plugins/{name}/reload", Permission: pluginhost.PermAdmin, Handler: g.plugins.HandleReload},
 		{Method: get, Path: "/api/v1/tls/certificates", Permission: identity.PermSettingsAdmin, Handler: httpapi.Plain(g.edge.HandleCertificates)},
 		{Method: get, Path: "/api/v1/signing-keys", Permission: identity.PermSettingsAdmin, Handler: httpapi.Plain(h.ListSigningKeys)},
 		{Method: post, Path: "/api/v1/signing-keys/rotate", Permission: identity.PermSettingsAdmin, Handler: httpapi.Plain(h.RotateSigningKey)},

@@ -20,6 +20,11 @@
 // go-plugin, and stops it when it is done. The gateway side of the protocol
 // is package pluginclient; package plugintest runs plugins in tests.
 //
+// The capability interfaces and their types are defined in package api
+// and named here by type aliases (sdk.Provisioner is api.Provisioner), so
+// that one package, internal/convert, converts them to and from the
+// protocol's messages for both the plugin's side and the gateway's.
+//
 // This module deliberately depends on nothing of the gateway (no fasthttp,
 // Badger or Kubernetes libraries), so plugins stay small.
 package sdk

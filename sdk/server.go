@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthgw/berth/sdk/internal/convert"
 	"github.com/berthgw/berth/sdk/internal/idempotency"
 	"github.com/berthgw/berth/sdk/internal/rpc"
 	pb "github.com/berthgw/berth/sdk/proto/berth/plugin/v1"
@@ -165,19 +166,14 @@ type baseServer struct {
 }
 
 func (b *baseServer) GetInfo(context.Context, *pb.GetInfoRequest) (*pb.GetInfoResponse, error) {
-	resp := &pb.GetInfoResponse{
-		Name:         b.s.opts.Name,
-		Version:      b.s.opts.Version,
-		ConfigSchema: b.s.schema,
-		SdkVersion:   SDKVersion,
-	}
-	for _, v := range b.s.versions {
-		resp.ProtocolVersions = append(resp.ProtocolVersions, uint32(v))
-	}
-	for _, c := range b.s.capabilities() {
-		resp.Capabilities = append(resp.Capabilities, capabilityToPB[c])
-	}
-	return resp, nil
+	return convert.InfoPB(Info{
+		Name:             b.s.opts.Name,
+		Version:          b.s.opts.Version,
+		ProtocolVersions: b.s.versions,
+		Capabilities:     b.s.capabilities(),
+		ConfigSchema:     b.s.schema,
+		SDKVersion:       SDKVersion,
+	}), nil
 }
 
 func (b *baseServer) ValidateConfig(ctx context.Context, req *pb.ValidateConfigRequest) (*pb.ValidateConfigResponse, error) {
@@ -223,13 +219,7 @@ func (b *baseServer) Health(ctx context.Context, _ *pb.HealthRequest) (*pb.Healt
 	if b.s.opts.Health == nil {
 		return &pb.HealthResponse{Status: pb.HealthResponse_STATUS_SERVING}, nil
 	}
-	h := b.s.opts.Health(ctx)
-	status := map[HealthStatus]pb.HealthResponse_Status{
-		HealthServing:    pb.HealthResponse_STATUS_SERVING,
-		HealthDegraded:   pb.HealthResponse_STATUS_DEGRADED,
-		HealthNotServing: pb.HealthResponse_STATUS_NOT_SERVING,
-	}[h.Status]
-	return &pb.HealthResponse{Status: status, Message: h.Message}, nil
+	return convert.HealthPB(b.s.opts.Health(ctx)), nil
 }
 
 type provisionerServer struct {
@@ -243,11 +233,11 @@ func (x *provisionerServer) CreateCluster(ctx context.Context, req *pb.CreateClu
 		return nil, err
 	}
 	return once(ctx, x.s, "Provisioner.CreateCluster", req.GetIdempotencyKey(), req, func() (*pb.Operation, error) {
-		op, err := x.p.CreateCluster(ctx, CreateClusterRequest{IdempotencyKey: req.GetIdempotencyKey(), Spec: specIn(req.GetSpec())})
+		op, err := x.p.CreateCluster(ctx, convert.CreateClusterRequest(req))
 		if err != nil {
 			return nil, err
 		}
-		return operationOut(op), nil
+		return convert.OperationPB(op), nil
 	})
 }
 
@@ -256,11 +246,11 @@ func (x *provisionerServer) UpdateCluster(ctx context.Context, req *pb.UpdateClu
 		return nil, err
 	}
 	return once(ctx, x.s, "Provisioner.UpdateCluster", req.GetIdempotencyKey(), req, func() (*pb.Operation, error) {
-		op, err := x.p.UpdateCluster(ctx, UpdateClusterRequest{IdempotencyKey: req.GetIdempotencyKey(), Spec: specIn(req.GetSpec())})
+		op, err := x.p.UpdateCluster(ctx, convert.UpdateClusterRequest(req))
 		if err != nil {
 			return nil, err
 		}
-		return operationOut(op), nil
+		return convert.OperationPB(op), nil
 	})
 }
 
@@ -272,7 +262,7 @@ func (x *provisionerServer) GetCluster(ctx context.Context, req *pb.GetClusterRe
 	if err != nil {
 		return nil, err
 	}
-	return clusterOut(c), nil
+	return convert.ClusterPB(c), nil
 }
 
 func (x *provisionerServer) ListClusters(ctx context.Context, _ *pb.ListClustersRequest) (*pb.ListClustersResponse, error) {
@@ -280,11 +270,7 @@ func (x *provisionerServer) ListClusters(ctx context.Context, _ *pb.ListClusters
 	if err != nil {
 		return nil, err
 	}
-	resp := &pb.ListClustersResponse{Clusters: make([]*pb.Cluster, len(cs))}
-	for i, c := range cs {
-		resp.Clusters[i] = clusterOut(c)
-	}
-	return resp, nil
+	return convert.ClustersPB(cs), nil
 }
 
 func (x *provisionerServer) DeleteCluster(ctx context.Context, req *pb.DeleteClusterRequest) (*pb.Operation, error) {
@@ -292,11 +278,11 @@ func (x *provisionerServer) DeleteCluster(ctx context.Context, req *pb.DeleteClu
 		return nil, err
 	}
 	return once(ctx, x.s, "Provisioner.DeleteCluster", req.GetIdempotencyKey(), req, func() (*pb.Operation, error) {
-		op, err := x.p.DeleteCluster(ctx, DeleteClusterRequest{IdempotencyKey: req.GetIdempotencyKey(), Name: req.GetName()})
+		op, err := x.p.DeleteCluster(ctx, convert.DeleteClusterRequest(req))
 		if err != nil {
 			return nil, err
 		}
-		return operationOut(op), nil
+		return convert.OperationPB(op), nil
 	})
 }
 
@@ -308,7 +294,7 @@ func (x *provisionerServer) GetOperation(ctx context.Context, req *pb.GetOperati
 	if err != nil {
 		return nil, err
 	}
-	return operationOut(op), nil
+	return convert.OperationPB(op), nil
 }
 
 func (x *provisionerServer) WatchOperation(req *pb.WatchOperationRequest, stream grpc.ServerStreamingServer[pb.Operation]) error {
@@ -318,7 +304,7 @@ func (x *provisionerServer) WatchOperation(req *pb.WatchOperationRequest, stream
 	ctx := stream.Context()
 	if w, ok := x.p.(OperationWatcher); ok {
 		return w.WatchOperation(ctx, req.GetId(), func(op Operation) error {
-			return stream.Send(operationOut(op))
+			return stream.Send(convert.OperationPB(op))
 		})
 	}
 	// Poll for provisioners that cannot push, sending only changes.
@@ -330,7 +316,7 @@ func (x *provisionerServer) WatchOperation(req *pb.WatchOperationRequest, stream
 		if err != nil {
 			return err
 		}
-		if out := operationOut(op); last == nil || !proto.Equal(last, out) {
+		if out := convert.OperationPB(op); last == nil || !proto.Equal(last, out) {
 			if err := stream.Send(out); err != nil {
 				return err
 			}
@@ -355,7 +341,7 @@ func (x *provisionerServer) GetConnection(ctx context.Context, req *pb.GetConnec
 	if err != nil {
 		return nil, err
 	}
-	return &pb.ClusterConnection{ApiEndpoint: c.APIEndpoint, CaPem: c.CAPEM, Kubeconfig: c.Kubeconfig}, nil
+	return convert.ConnectionPB(c), nil
 }
 
 func (x *provisionerServer) GetJoinMaterial(ctx context.Context, req *pb.GetJoinMaterialRequest) (*pb.JoinMaterial, error) {
@@ -367,15 +353,11 @@ func (x *provisionerServer) GetJoinMaterial(ctx context.Context, req *pb.GetJoin
 		return nil, err
 	}
 	return once(ctx, x.s, "Provisioner.GetJoinMaterial", req.GetIdempotencyKey(), req, func() (*pb.JoinMaterial, error) {
-		m, err := j.GetJoinMaterial(ctx, JoinMaterialRequest{
-			IdempotencyKey: req.GetIdempotencyKey(),
-			ClusterName:    req.GetClusterName(),
-			TTL:            time.Duration(req.GetTtlSeconds()) * time.Second,
-		})
+		m, err := j.GetJoinMaterial(ctx, convert.JoinMaterialRequest(req))
 		if err != nil {
 			return nil, err
 		}
-		return &pb.JoinMaterial{ApiEndpoint: m.APIEndpoint, CaCertHash: m.CACertHash, BootstrapToken: m.BootstrapToken, ExpiresAt: tsOut(m.ExpiresAt)}, nil
+		return convert.JoinMaterialPB(m), nil
 	})
 }
 
@@ -390,11 +372,7 @@ func (x *billingServer) ListPlans(ctx context.Context, _ *pb.ListPlansRequest) (
 	if err != nil {
 		return nil, err
 	}
-	resp := &pb.ListPlansResponse{Plans: make([]*pb.Plan, len(plans))}
-	for i, p := range plans {
-		resp.Plans[i] = planOut(p)
-	}
-	return resp, nil
+	return convert.PlansPB(plans), nil
 }
 
 func (x *billingServer) CreateCheckout(ctx context.Context, req *pb.CreateCheckoutRequest) (*pb.Checkout, error) {
@@ -405,28 +383,21 @@ func (x *billingServer) CreateCheckout(ctx context.Context, req *pb.CreateChecko
 		return nil, err
 	}
 	return once(ctx, x.s, "Billing.CreateCheckout", req.GetIdempotencyKey(), req, func() (*pb.Checkout, error) {
-		c, err := x.b.CreateCheckout(ctx, CheckoutRequest{
-			IdempotencyKey: req.GetIdempotencyKey(), UserID: req.GetUserId(), PlanID: req.GetPlanId(),
-			Quantity: int(req.GetQuantity()), SuccessURL: req.GetSuccessUrl(), CancelURL: req.GetCancelUrl(), Metadata: req.GetMetadata(),
-		})
+		c, err := x.b.CreateCheckout(ctx, convert.CheckoutRequest(req))
 		if err != nil {
 			return nil, err
 		}
-		return &pb.Checkout{OrderId: c.OrderID, CheckoutUrl: c.URL, ExpiresAt: tsOut(c.ExpiresAt)}, nil
+		return convert.CheckoutPB(c), nil
 	})
 }
 
 func (x *billingServer) HandleWebhook(ctx context.Context, req *pb.HandleWebhookRequest) (*pb.HandleWebhookResponse, error) {
 	return once(ctx, x.s, "Billing.HandleWebhook", req.GetIdempotencyKey(), req, func() (*pb.HandleWebhookResponse, error) {
-		events, err := x.b.HandleWebhook(ctx, WebhookRequest{IdempotencyKey: req.GetIdempotencyKey(), Header: headerIn(req.GetHeaders()), Body: req.GetBody()})
+		events, err := x.b.HandleWebhook(ctx, convert.WebhookRequest(req))
 		if err != nil {
 			return nil, err
 		}
-		resp := &pb.HandleWebhookResponse{Events: make([]*pb.BillingEvent, len(events))}
-		for i, e := range events {
-			resp.Events[i] = billingEventOut(e)
-		}
-		return resp, nil
+		return convert.BillingEventsPB(events), nil
 	})
 }
 
@@ -435,8 +406,7 @@ func (x *billingServer) Cancel(ctx context.Context, req *pb.CancelRequest) (*pb.
 		return nil, err
 	}
 	return once(ctx, x.s, "Billing.Cancel", req.GetIdempotencyKey(), req, func() (*pb.CancelResponse, error) {
-		err := x.b.Cancel(ctx, CancelRequest{IdempotencyKey: req.GetIdempotencyKey(), OrderID: req.GetOrderId(), AtPeriodEnd: req.GetAtPeriodEnd()})
-		if err != nil {
+		if err := x.b.Cancel(ctx, convert.CancelRequest(req)); err != nil {
 			return nil, err
 		}
 		return &pb.CancelResponse{}, nil
@@ -451,7 +421,7 @@ func (x *billingServer) GetEntitlement(ctx context.Context, req *pb.GetEntitleme
 	if err != nil {
 		return nil, err
 	}
-	return &pb.Entitlement{UserId: e.UserID, PlanId: e.PlanID, Active: e.Active, ValidUntil: tsOut(e.ValidUntil), Limits: e.Limits}, nil
+	return convert.EntitlementPB(e), nil
 }
 
 type notifierServer struct {
@@ -465,11 +435,7 @@ func (x *notifierServer) ListChannels(ctx context.Context, _ *pb.ListChannelsReq
 	if err != nil {
 		return nil, err
 	}
-	resp := &pb.ListChannelsResponse{Channels: make([]*pb.Channel, len(chans))}
-	for i, c := range chans {
-		resp.Channels[i] = &pb.Channel{Type: c.Type, Name: c.Name, Description: c.Description}
-	}
-	return resp, nil
+	return convert.ChannelsPB(chans), nil
 }
 
 func (x *notifierServer) Send(ctx context.Context, req *pb.SendRequest) (*pb.Delivery, error) {
@@ -477,15 +443,11 @@ func (x *notifierServer) Send(ctx context.Context, req *pb.SendRequest) (*pb.Del
 		return nil, err
 	}
 	return once(ctx, x.s, "Notifier.Send", req.GetIdempotencyKey(), req, func() (*pb.Delivery, error) {
-		d, err := x.n.Send(ctx, Message{
-			IdempotencyKey: req.GetIdempotencyKey(), Channel: req.GetChannel(), Target: req.GetTarget(),
-			TemplateID: req.GetTemplateId(), Subject: req.GetSubject(), TextBody: req.GetTextBody(),
-			HTMLBody: req.GetHtmlBody(), Metadata: req.GetMetadata(),
-		})
+		d, err := x.n.Send(ctx, convert.Message(req))
 		if err != nil {
 			return nil, err
 		}
-		return &pb.Delivery{ProviderMessageId: d.ProviderMessageID, AcceptedAt: tsOut(d.AcceptedAt)}, nil
+		return convert.DeliveryPB(d), nil
 	})
 }
 
@@ -503,7 +465,7 @@ func (x *dnsServer) GetRecords(ctx context.Context, req *pb.GetRecordsRequest) (
 	if err != nil {
 		return nil, err
 	}
-	return recordsOut(recs), nil
+	return convert.RecordsPB(recs), nil
 }
 
 func (x *dnsServer) change(ctx context.Context, method string, req *pb.ChangeRecordsRequest, fn func(context.Context, RecordsChange) ([]Record, error)) (*pb.RecordsResponse, error) {
@@ -516,11 +478,11 @@ func (x *dnsServer) change(ctx context.Context, method string, req *pb.ChangeRec
 		}
 	}
 	return once(ctx, x.s, method, req.GetIdempotencyKey(), req, func() (*pb.RecordsResponse, error) {
-		recs, err := fn(ctx, RecordsChange{IdempotencyKey: req.GetIdempotencyKey(), Zone: req.GetZone(), Records: recordsIn(req.GetRecords())})
+		recs, err := fn(ctx, convert.RecordsChange(req))
 		if err != nil {
 			return nil, err
 		}
-		return recordsOut(recs), nil
+		return convert.RecordsPB(recs), nil
 	})
 }
 
@@ -574,9 +536,7 @@ func (k *kvClient) List(ctx context.Context, prefix string) ([]KVEntry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("host KV list %q: %w", prefix, err)
 		}
-		for _, e := range resp.GetEntries() {
-			out = append(out, KVEntry{Key: e.GetKey(), Value: e.GetValue()})
-		}
+		out = append(out, convert.KVEntries(resp.GetEntries())...)
 		if !resp.GetMore() || len(resp.GetEntries()) == 0 {
 			return out, nil
 		}
@@ -591,7 +551,7 @@ func (e *eventsClient) Emit(ctx context.Context, ev Event) error {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
-	if _, err := e.c.Emit(ctx, &pb.EmitRequest{Event: eventOut(ev)}); err != nil {
+	if _, err := e.c.Emit(ctx, &pb.EmitRequest{Event: convert.EventPB(ev)}); err != nil {
 		return fmt.Errorf("host events emit %q: %w", ev.Type, err)
 	}
 	return nil

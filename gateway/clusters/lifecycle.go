@@ -9,9 +9,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/operations"
-	"github.com/berthgw/berth/gateway/pluginhost"
 	"github.com/berthgw/berth/gateway/store"
 	"github.com/berthgw/berth/sdk"
 	"github.com/berthgw/berth/sdk/pluginclient"
@@ -299,9 +299,9 @@ func mapStoreErr(err error) error {
 // unwrapPlugin shortens plugin-host errors for API messages.
 func unwrapPlugin(err error) string {
 	switch {
-	case errors.Is(err, pluginhost.ErrUnknownPlugin):
+	case fault.Is(err, fault.NotFound):
 		return "no such plugin is configured"
-	case errors.Is(err, pluginhost.ErrNoCapability):
+	case fault.Is(err, fault.Invalid):
 		return "the plugin does not offer the provisioner capability"
 	}
 	return err.Error()
@@ -328,7 +328,7 @@ func classify(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, sdk.ErrRetryable), errors.Is(err, pluginhost.ErrUnavailable),
+	case errors.Is(err, sdk.ErrRetryable), fault.Is(err, fault.Unavailable),
 		errors.Is(err, sdk.ErrDeadline), errors.Is(err, context.DeadlineExceeded):
 		return operations.Retryable(err)
 	}

@@ -8,33 +8,33 @@ import (
 
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/authn"
-	"github.com/berthgw/berth/gateway/config"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/sdk"
 )
 
 // HandleList answers GET /api/v1/plugins: every plugin's status, paged,
 // in configuration order.
-func (h *Host) HandleList(ctx *fasthttp.RequestCtx) {
+func (h *Host) HandleList(ctx *fasthttp.RequestCtx) error {
 	page, perr := httpapi.ParsePage(ctx)
 	if perr != nil {
-		httpapi.WriteError(ctx, perr)
-		return
+		return perr
 	}
 	all := h.List()
 	start := min((page.Page-1)*page.PageSize, len(all))
 	end := min(start+page.PageSize, len(all))
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, httpapi.NewList(all[start:end], len(all), page))
+	return nil
 }
 
 // HandleReload answers POST /api/v1/plugins/{name}/reload: it re-reads the
 // plugin's declaration from the configuration and applies it (see
 // Host.Reload), audits the act, and answers the plugin's status.
-func (h *Host) HandleReload(ctx *fasthttp.RequestCtx) {
+func (h *Host) HandleReload(ctx *fasthttp.RequestCtx) error {
 	name, _ := ctx.UserValue("name").(string)
 	// Not the request's context: fasthttp's is tied to the server, and a
 	// reload that restarts the plugin must finish (or time out) as one.
-	rctx, cancel := context.WithTimeout(context.Background(), h.cfg.StartTimeout.D()+h.cfg.CallTimeout.D())
+	rctx, cancel := context.WithTimeout(context.Background(), h.opts.StartTimeout+h.opts.CallTimeout)
 	defer cancel()
 	st, err := h.Reload(rctx, name)
 	ev := audit.Event{Action: "reload", ResourceID: name, Result: audit.ResultSuccess}
@@ -55,30 +55,29 @@ func (h *Host) HandleReload(ctx *fasthttp.RequestCtx) {
 	}
 	if err != nil {
 		h.log.Warn("plugin reload failed", "plugin", name, "err", msg)
-		httpapi.WriteError(ctx, reloadError(name, err))
-		return
+		return reloadError(name, err)
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, st)
+	return nil
 }
 
 // reloadError explains a failed reload without internal paths: a
-// configuration error names the key, a refused config its fields.
-func reloadError(name string, err error) *httpapi.Error {
-	var ce *config.Error
-	var cfgErr *ConfigError
+// configuration that does not load says why (Options.Reload classifies
+// that), a refused config names its fields. The errors carry no cause:
+// HandleReload has logged the failure, redacted.
+func reloadError(name string, err error) error {
+	var fe *fault.Error
+	var cfgErr *configError
 	switch {
-	case errors.Is(err, ErrUnknownPlugin):
-		return httpapi.Errorf(fasthttp.StatusNotFound, httpapi.CodeNotFound, "no plugin %q in the configuration", name)
-	case errors.As(err, &ce) && ce.Key != "":
-		return httpapi.BadRequest("the configuration does not load: %s: %s", ce.Key, ce.Problem)
-	case errors.As(err, &ce):
-		return httpapi.BadRequest("the configuration file cannot be read")
+	case errors.Is(err, errUnknownPlugin):
+		return fault.New(fault.NotFound, "no plugin %q in the configuration", name)
+	case errors.As(err, &fe):
+		return fault.New(fe.Kind, "%s", fe.Message)
 	case errors.As(err, &cfgErr):
-		return httpapi.BadRequest("%s", cfgErr.Error())
+		return fault.New(fault.Invalid, "%s", cfgErr.Error())
 	case errors.Is(err, sdk.ErrInvalidConfig):
-		return httpapi.BadRequest("plugin %q refused its configuration", name)
+		return fault.New(fault.Invalid, "plugin %q refused its configuration", name)
 	default:
-		return httpapi.Errorf(fasthttp.StatusServiceUnavailable, httpapi.CodeUnavailable,
-			"plugin %q did not start; GET /api/v1/plugins shows why", name)
+		return fault.New(fault.Unavailable, "plugin %q did not start; GET /api/v1/plugins shows why", name)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -15,8 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/berthgw/berth/gateway/audit"
-	"github.com/berthgw/berth/gateway/config"
+	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/store"
 )
 
@@ -68,25 +71,24 @@ func sha(t testing.TB, path string) string {
 }
 
 // declare returns the declaration of a plugin built from pkg.
-func declare(t testing.TB, name, pkg string, cfg map[string]any, env ...string) config.Plugin {
+func declare(t testing.TB, name, pkg string, cfg map[string]any, env ...string) Plugin {
 	bin := build(t, pkg)
-	return config.Plugin{Name: name, Path: bin, SHA256: sha(t, bin), Config: cfg, Env: env}
+	return Plugin{Name: name, Path: bin, SHA256: sha(t, bin), Config: cfg, Env: env}
 }
 
 // testSettings are fast knobs: tests wait by polling, never by sleeping
 // for these, so they only decide how quickly things happen.
-func testSettings(instances ...config.Plugin) config.Plugins {
-	d := func(x time.Duration) config.Duration { return config.Duration(x) }
-	return config.Plugins{
-		StartTimeout: d(60 * time.Second), CallTimeout: d(20 * time.Second), CallWait: d(20 * time.Second),
-		HealthInterval: d(100 * time.Millisecond), HealthTimeout: d(2 * time.Second),
-		RestartBackoffMin: d(10 * time.Millisecond), RestartBackoffMax: d(200 * time.Millisecond),
+func testSettings(plugins ...Plugin) Options {
+	return Options{
+		StartTimeout: 60 * time.Second, CallTimeout: 20 * time.Second, CallWait: 20 * time.Second,
+		HealthInterval: 100 * time.Millisecond, HealthTimeout: 2 * time.Second,
+		RestartBackoffMin: 10 * time.Millisecond, RestartBackoffMax: 200 * time.Millisecond,
 		MaxFailures: 3,
-		Notify: config.PluginNotify{
-			MaxAttempts: 3, RetryMin: d(10 * time.Millisecond), RetryMax: d(50 * time.Millisecond),
-			DeadRetention: d(time.Hour),
+		Notify: NotifyOptions{
+			MaxAttempts: 3, RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond,
+			DeadRetention: time.Hour,
 		},
-		Instances: instances,
+		Plugins: plugins,
 	}
 }
 
@@ -127,13 +129,13 @@ func openDB(t testing.TB) *store.DB {
 
 // newHost builds a host over an in-memory store; it is stopped when the
 // test ends. opts may adjust the options.
-func newHost(t testing.TB, cfg config.Plugins, opts ...func(*Options)) *testHost {
+func newHost(t testing.TB, o Options, opts ...func(*Options)) *testHost {
 	t.Helper()
 	logs := &syncBuffer{}
 	db := openDB(t)
 	al := audit.New(db, audit.Options{})
-	o := Options{DB: db, Config: cfg, Audit: al,
-		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	o.DB, o.Audit = db, al
+	o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	for _, f := range opts {
 		f(&o)
 	}
@@ -199,4 +201,15 @@ func alive(pid int) bool {
 	s := string(data)
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// answer is the HTTP status and error code the API answers err with.
+func answer(err error) (status int, code string) {
+	var ctx fasthttp.RequestCtx
+	httpapi.WriteError(&ctx, err)
+	var body struct {
+		Error string `json:"error"`
+	}
+	_ = json.Unmarshal(ctx.Response.Body(), &body)
+	return ctx.Response.StatusCode(), body.Error
 }

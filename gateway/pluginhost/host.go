@@ -9,8 +9,10 @@
 // an event sink) and a durable notification queue.
 //
 // Calls to a plugin that is restarting wait up to plugins.call_wait, then
-// fail with an error matching ErrUnavailable; HTTPError maps that to 503,
-// so billing and other gating calls fail closed.
+// fail as unavailable. Every error the host's clients return carries a
+// fault kind (fault.Unavailable for that one, so billing and other gating
+// calls fail closed with a 503); callers test kinds with fault.Is, never
+// the host's own errors.
 package pluginhost
 
 import (
@@ -27,19 +29,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/berthgw/berth/gateway/audit"
-	"github.com/berthgw/berth/gateway/config"
-	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/store"
 	"github.com/berthgw/berth/sdk"
 	"github.com/berthgw/berth/sdk/pluginclient"
 )
 
 // PermAdmin lets a principal list plugins and reload their configuration.
+// The gateway registers it with identity where it wires the host.
 const PermAdmin = "plugins:admin"
-
-func init() {
-	identity.RegisterPermission(PermAdmin, "see plugins and their state, and reload their configuration")
-}
 
 // AuditCategory groups the host's audit events.
 const AuditCategory = "plugins"
@@ -68,33 +65,98 @@ const (
 	StateStopped State = "stopped"
 )
 
-// Options are what a Host is built from.
+// Options are what a Host is built from. The gateway fills them from the
+// plugins section of its configuration, which supplies the defaults.
 type Options struct {
 	// DB keeps the plugins' key-value stores and the notification queue.
 	DB *store.DB
-	// Config is the plugins section of the gateway's configuration.
-	Config config.Plugins
+	// Plugins are the plugins to run, in order.
+	Plugins []Plugin
+	// StartTimeout bounds one start of a plugin: process start, handshake,
+	// GetInfo, config validation and Configure.
+	StartTimeout time.Duration
+	// CallTimeout is the deadline of a plugin call whose context has none.
+	CallTimeout time.Duration
+	// CallWait is how long a call waits for a plugin that is (re)starting
+	// before it fails as unavailable.
+	CallWait time.Duration
+	// HealthInterval is how often each plugin's Health is called.
+	HealthInterval time.Duration
+	// HealthTimeout bounds one health check; a plugin that does not answer
+	// twice in a row is restarted.
+	HealthTimeout time.Duration
+	// RestartBackoffMin and RestartBackoffMax bound the jittered
+	// exponential delay between restarts.
+	RestartBackoffMin time.Duration
+	RestartBackoffMax time.Duration
+	// MaxFailures is how many restarts in a row may fail before the
+	// plugin is marked degraded (the circuit opens).
+	MaxFailures int
+	// Notify configures the durable notification queue.
+	Notify NotifyOptions
 	// Logger receives the host's logs and the plugins' own, re-logged with
 	// the plugin's name; nil discards them.
 	Logger *slog.Logger
 	// Audit records reloads and state changes; nil records nothing.
 	Audit *audit.Log
-	// Reload returns the plugins section as configured now, for POST
-	// /api/v1/plugins/{name}/reload; nil re-applies Config.
-	Reload func() (config.Plugins, error)
+	// Reload returns the plugins as declared now, for POST
+	// /api/v1/plugins/{name}/reload; nil re-applies Plugins. An error that
+	// carries a fault kind (a configuration that does not load) is
+	// answered with its message.
+	Reload func() ([]Plugin, error)
 	// LookupEnv resolves the names in a plugin's env allowlist; nil means
 	// os.LookupEnv.
 	LookupEnv func(string) (string, bool)
 }
 
+// NotifyOptions configure the durable queue of notifications.
+type NotifyOptions struct {
+	// MaxAttempts is how many times a notification is tried before it is
+	// marked dead.
+	MaxAttempts int
+	// RetryMin and RetryMax bound the jittered exponential delay between
+	// attempts.
+	RetryMin time.Duration
+	RetryMax time.Duration
+	// DeadRetention is how long dead notifications are kept for
+	// inspection.
+	DeadRetention time.Duration
+}
+
+// Plugin declares one plugin process.
+type Plugin struct {
+	// Name is the plugin's name in Berth: in logs, metrics, the API and
+	// the rest of the configuration.
+	Name string
+	// Path is the plugin executable.
+	Path string
+	// SHA256 is the hex SHA-256 of the executable, checked before every
+	// start.
+	SHA256 string
+	// Args are the executable's command-line arguments.
+	Args []string
+	// Env is the plugin's whole environment: "NAME" copies the variable
+	// from the gateway's environment (when set), "NAME=value" sets it.
+	Env []string
+	// Required plugins must be running for the gateway to start and to be
+	// ready.
+	Required bool
+	// Capabilities the plugin must offer; a plugin that lacks one is
+	// refused.
+	Capabilities []string
+	// Config is the plugin's configuration object, sent to it as JSON. It
+	// may hold secrets: it is never logged.
+	Config map[string]any
+}
+
 // Host runs and supervises the configured plugins. It is safe for
 // concurrent use.
 type Host struct {
-	cfg       config.Plugins
+	opts      Options
 	db        *store.DB
 	log       *slog.Logger
 	audit     *audit.Log
-	reload    func() (config.Plugins, error)
+	reload    func() ([]Plugin, error)
 	lookupEnv func(string) (string, bool)
 	metrics   *metrics
 	bus       *eventBus
@@ -114,8 +176,13 @@ func New(opts Options) (*Host, error) {
 	if opts.DB == nil {
 		return nil, errors.New("pluginhost: Options.DB is required")
 	}
+	if opts.HealthInterval <= 0 {
+		// The gateway's configuration always sets it; zero would stop
+		// every plugin's supervisor at its first start.
+		return nil, errors.New("pluginhost: Options.HealthInterval must be positive")
+	}
 	h := &Host{
-		cfg: opts.Config, db: opts.DB, log: opts.Logger, audit: opts.Audit,
+		opts: opts, db: opts.DB, log: opts.Logger, audit: opts.Audit,
 		reload: opts.Reload, lookupEnv: opts.LookupEnv,
 		metrics: newMetrics(), bus: newEventBus(),
 		queueWake: make(chan struct{}, 1),
@@ -128,10 +195,10 @@ func New(opts Options) (*Host, error) {
 		h.lookupEnv = os.LookupEnv
 	}
 	if h.reload == nil {
-		cfg := opts.Config
-		h.reload = func() (config.Plugins, error) { return cfg, nil }
+		plugins := opts.Plugins
+		h.reload = func() ([]Plugin, error) { return plugins, nil }
 	}
-	for _, spec := range opts.Config.Instances {
+	for _, spec := range opts.Plugins {
 		h.instances = append(h.instances, newInstance(h, spec))
 	}
 	return h, nil
@@ -260,11 +327,11 @@ func (h *Host) List() []Status {
 	return out
 }
 
-// Get returns one plugin's status, or an error matching ErrUnknownPlugin.
+// Get returns one plugin's status, or a fault.NotFound error.
 func (h *Host) Get(name string) (Status, error) {
 	in, err := h.instance(name)
 	if err != nil {
-		return Status{}, err
+		return Status{}, classify(err)
 	}
 	return in.status(), nil
 }
@@ -277,7 +344,7 @@ func (h *Host) instance(name string) (*instance, error) {
 			return in, nil
 		}
 	}
-	return nil, fmt.Errorf("plugin %q: %w", name, ErrUnknownPlugin)
+	return nil, fmt.Errorf("plugin %q: %w", name, errUnknownPlugin)
 }
 
 // ReadyChecks returns one readiness check per required plugin, keyed by
@@ -325,16 +392,17 @@ func (h *Host) Reload(ctx context.Context, name string) (Status, error) {
 	stopped := h.stopped
 	h.mu.RUnlock()
 	if stopped {
-		return Status{}, &UnavailableError{Plugin: name, State: StateStopped}
+		return Status{}, &unavailableError{Plugin: name, State: StateStopped}
 	}
-	cfg, err := h.reload()
+	plugins, err := h.reload()
 	if err != nil {
 		return Status{}, fmt.Errorf("reload plugin %q: %w", name, err)
 	}
-	spec, ok := cfg.Plugin(name)
-	if !ok {
-		return Status{}, fmt.Errorf("plugin %q is not in the configuration: %w", name, ErrUnknownPlugin)
+	i := slices.IndexFunc(plugins, func(p Plugin) bool { return p.Name == name })
+	if i < 0 {
+		return Status{}, fmt.Errorf("plugin %q is not in the configuration: %w", name, errUnknownPlugin)
 	}
+	spec := plugins[i]
 	in, err := h.instance(name)
 	if err != nil {
 		in = newInstance(h, spec)
@@ -349,7 +417,7 @@ func (h *Host) Reload(ctx context.Context, name string) (Status, error) {
 // env builds a plugin's whole environment from its allowlist: "NAME"
 // copies the gateway's variable when set, "NAME=value" sets one. The
 // plugin's log level follows the gateway's unless the allowlist sets it.
-func (h *Host) env(spec config.Plugin) []string {
+func (h *Host) env(spec Plugin) []string {
 	var env []string
 	level := false
 	for _, e := range spec.Env {
@@ -412,7 +480,7 @@ func (h *Host) Notifiers() []NamedNotifier {
 // Provisioner returns the provisioner client of the plugin called name.
 // Its calls go through the supervisor; WatchOperation streams too, but a
 // stream does not survive a plugin restart: watch again after an error
-// matching ErrUnavailable.
+// of kind fault.Unavailable.
 func (h *Host) Provisioner(name string) (pluginclient.Provisioner, error) {
 	in, err := h.capable(name, sdk.CapabilityProvisioner)
 	if err != nil {
@@ -422,8 +490,8 @@ func (h *Host) Provisioner(name string) (pluginclient.Provisioner, error) {
 }
 
 // Billing returns the billing client of the plugin called name. Calls to
-// a plugin that is not running fail with ErrUnavailable: billing fails
-// closed (HTTPError makes that a 503).
+// a plugin that is not running fail as fault.Unavailable: billing fails
+// closed.
 func (h *Host) Billing(name string) (pluginclient.Billing, error) {
 	in, err := h.capable(name, sdk.CapabilityBilling)
 	if err != nil {
@@ -441,13 +509,16 @@ func (h *Host) DNS(name string) (pluginclient.DNSProvider, error) {
 	return dnsClient{in}, nil
 }
 
+// capable returns the plugin called name if it offers c; the error is a
+// fault.NotFound for an unknown plugin and a fault.Invalid for one without
+// the capability.
 func (h *Host) capable(name string, c sdk.Capability) (*instance, error) {
 	in, err := h.instance(name)
 	if err != nil {
-		return nil, err
+		return nil, classify(err)
 	}
 	if !in.offers(c) {
-		return nil, fmt.Errorf("plugin %q: %s: %w", name, c, ErrNoCapability)
+		return nil, missing(name, c)
 	}
 	return in, nil
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/berthgw/berth/gateway/audit"
-	"github.com/berthgw/berth/gateway/config"
+	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/sdk"
 )
 
@@ -47,7 +47,7 @@ func TestRefused(t *testing.T) {
 	bad.SHA256 = strings.Repeat("0", 64)
 	tests := []struct {
 		name string
-		spec config.Plugin
+		spec Plugin
 		want []string // parts of the last error
 		not  string   // must not appear in it
 		kind error
@@ -65,12 +65,12 @@ func TestRefused(t *testing.T) {
 			[]string{"colour"}, "blue", sdk.ErrInvalidConfig},
 		{"config refused by the plugin's ValidateConfig", declare(t, "p", testplugin, map[string]any{"label": "forbidden"}),
 			[]string{"refused by the plugin"}, "", sdk.ErrInvalidConfig},
-		{"missing capability", func() config.Plugin {
+		{"missing capability", func() Plugin {
 			s := declare(t, "p", testplugin, nil)
 			s.Capabilities = []string{"dns"}
 			return s
-		}(), []string{"declared with the dns capability"}, "", ErrNoCapability},
-		{"missing executable", func() config.Plugin {
+		}(), []string{"declared with the dns capability"}, "", errNoCapability},
+		{"missing executable", func() Plugin {
 			s := declare(t, "p", testplugin, nil)
 			s.Path = filepath.Join(t.TempDir(), "gone")
 			return s
@@ -99,8 +99,8 @@ func TestRefused(t *testing.T) {
 			}
 			n, _ := th.Notifier("p")
 			if n != nil {
-				if _, err := n.ListChannels(ctxT(t)); !errors.Is(err, ErrUnavailable) {
-					t.Errorf("call to a failed plugin: %v, want ErrUnavailable", err)
+				if _, err := n.ListChannels(ctxT(t)); !errors.Is(err, errUnavailable) {
+					t.Errorf("call to a failed plugin: %v, want errUnavailable", err)
 				}
 			}
 
@@ -137,7 +137,7 @@ func TestStdoutInInit(t *testing.T) {
 }
 
 // TestKillMidCall: the plugin is killed with SIGKILL while a call is in
-// it. That call fails cleanly with ErrUnavailable, the plugin is
+// it. That call fails cleanly with errUnavailable, the plugin is
 // restarted, and the next call succeeds.
 func TestKillMidCall(t *testing.T) {
 	th := newHost(t, testSettings(declare(t, "tp", testplugin, map[string]any{"label": "a"})))
@@ -162,8 +162,8 @@ func TestKillMidCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := <-done
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("call during the kill = %v, want ErrUnavailable", err)
+	if !errors.Is(err, errUnavailable) {
+		t.Fatalf("call during the kill = %v, want errUnavailable", err)
 	}
 	waitFor(t, "the restart", func() bool {
 		st := th.status(t, "tp")
@@ -252,11 +252,11 @@ func TestCircuitBreaker(t *testing.T) {
 		t.Error("ready while degraded")
 	}
 	_, err = b.GetEntitlement(ctxT(t), "u1")
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("billing while degraded = %v, want ErrUnavailable", err)
+	if !errors.Is(err, errUnavailable) {
+		t.Fatalf("billing while degraded = %v, want errUnavailable", err)
 	}
-	if he := HTTPError(err); he.Status != fasthttp.StatusServiceUnavailable || he.Code != "unavailable" {
-		t.Errorf("HTTPError = %+v, want 503 unavailable", he)
+	if status, code := answer(err); status != fasthttp.StatusServiceUnavailable || code != "unavailable" {
+		t.Errorf("answered %d %s, want 503 unavailable", status, code)
 	}
 	id, err := th.Notify(ctxT(t), "tp", sdk.Message{Channel: "ok", Subject: "queued while down"})
 	if err != nil {
@@ -272,7 +272,7 @@ func TestCircuitBreaker(t *testing.T) {
 		pending, err := th.Notifications("", 10)
 		return err == nil && len(pending) == 0
 	})
-	v, err := NewKV(th.db, "tp").Get(ctxT(t), "last")
+	v, err := newKV(th.db, "tp").Get(ctxT(t), "last")
 	if err != nil || string(v) != "queued while down" {
 		t.Errorf("KV last = %q, %v (notification %s)", v, err, id)
 	}
@@ -305,7 +305,7 @@ func TestNotifyQueue(t *testing.T) {
 	if _, err := th.Notify(ctxT(t), "", sdk.Message{}); !errors.Is(err, sdk.ErrInvalidArgument) {
 		t.Errorf("notify without a channel = %v", err)
 	}
-	if _, err := th.Notify(ctxT(t), "ghost", sdk.Message{Channel: "ok"}); !errors.Is(err, ErrUnknownPlugin) {
+	if _, err := th.Notify(ctxT(t), "ghost", sdk.Message{Channel: "ok"}); !errors.Is(err, errUnknownPlugin) {
 		t.Errorf("notify to an unknown plugin = %v", err)
 	}
 	waitFor(t, "the queue to settle", func() bool {
@@ -346,14 +346,14 @@ func TestReload(t *testing.T) {
 	current := testSettings(spec)
 	var mu sync.Mutex
 	th := newHost(t, current, func(o *Options) {
-		o.Reload = func() (config.Plugins, error) {
+		o.Reload = func() ([]Plugin, error) {
 			mu.Lock()
 			defer mu.Unlock()
-			return current, nil
+			return current.Plugins, nil
 		}
 	})
 	th.start(t)
-	set := func(f func(*config.Plugin)) {
+	set := func(f func(*Plugin)) {
 		mu.Lock()
 		defer mu.Unlock()
 		s := spec
@@ -371,7 +371,7 @@ func TestReload(t *testing.T) {
 	}
 	first := pid(t, th, "tp")
 
-	set(func(s *config.Plugin) { s.Config = map[string]any{"label": "two"} })
+	set(func(s *Plugin) { s.Config = map[string]any{"label": "two"} })
 	if code, body := reloadHTTP(th, "tp"); code != 200 || !strings.Contains(body, `"state":"running"`) {
 		t.Fatalf("reload: %d %s", code, body)
 	}
@@ -379,7 +379,7 @@ func TestReload(t *testing.T) {
 		t.Errorf("in-place reload: label %q, pid %d (was %d)", got, pid(t, th, "tp"), first)
 	}
 
-	set(func(s *config.Plugin) { s.Config = map[string]any{"port": 0} })
+	set(func(s *Plugin) { s.Config = map[string]any{"port": 0} })
 	code, body := reloadHTTP(th, "tp")
 	if code != 400 || !strings.Contains(body, "field /port") {
 		t.Fatalf("invalid reload: %d %s", code, body)
@@ -388,7 +388,7 @@ func TestReload(t *testing.T) {
 		t.Errorf("after a refused reload: label %q, %+v", got, th.status(t, "tp"))
 	}
 
-	set(func(s *config.Plugin) { s.Args = []string{"-x"}; s.Config = map[string]any{"label": "three"} })
+	set(func(s *Plugin) { s.Args = []string{"-x"}; s.Config = map[string]any{"label": "three"} })
 	if code, body := reloadHTTP(th, "tp"); code != 200 {
 		t.Fatalf("restarting reload: %d %s", code, body)
 	}
@@ -425,7 +425,7 @@ func reloadHTTP(th *testHost, name string) (int, string) {
 	var ctx fasthttp.RequestCtx
 	ctx.Request.Header.SetMethod("POST")
 	ctx.SetUserValue("name", name)
-	th.HandleReload(&ctx)
+	httpapi.Serve(nil, th.HandleReload)(&ctx)
 	return ctx.Response.StatusCode(), string(ctx.Response.Body())
 }
 
@@ -438,7 +438,7 @@ func TestHandleList(t *testing.T) {
 	th.start(t)
 	var ctx fasthttp.RequestCtx
 	ctx.Request.SetRequestURI("/api/v1/plugins?page_size=10")
-	th.HandleList(&ctx)
+	httpapi.Serve(nil, th.HandleList)(&ctx)
 	body := string(ctx.Response.Body())
 	if ctx.Response.StatusCode() != 200 {
 		t.Fatalf("%d %s", ctx.Response.StatusCode(), body)
@@ -461,7 +461,7 @@ func TestStopLeavesNoProcess(t *testing.T) {
 	}
 	waitFor(t, "both processes gone", func() bool { return !alive(pa) && !alive(pb) })
 	n, _ := th.Notifier("a")
-	if _, err := n.ListChannels(ctxT(t)); !errors.Is(err, ErrUnavailable) {
+	if _, err := n.ListChannels(ctxT(t)); !errors.Is(err, errUnavailable) {
 		t.Errorf("call after Stop = %v", err)
 	}
 	if st := th.status(t, "a"); st.State != StateStopped {

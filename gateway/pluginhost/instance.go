@@ -18,7 +18,6 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/berthgw/berth/gateway/audit"
-	"github.com/berthgw/berth/gateway/config"
 	"github.com/berthgw/berth/sdk"
 	"github.com/berthgw/berth/sdk/host"
 	"github.com/berthgw/berth/sdk/pluginclient"
@@ -96,7 +95,7 @@ type instance struct {
 	calls sync.WaitGroup
 
 	mu       sync.Mutex
-	spec     config.Plugin
+	spec     Plugin
 	state    State
 	since    time.Time
 	cur      *proc
@@ -113,12 +112,12 @@ type instance struct {
 	changed chan struct{}
 }
 
-func newInstance(h *Host, spec config.Plugin) *instance {
+func newInstance(h *Host, spec Plugin) *instance {
 	log := h.log.With("plugin", spec.Name)
 	in := &instance{
 		h: h, name: spec.Name, log: log,
 		hlog: newHCLog(log, hclogLevel(log)),
-		kv:   NewKV(h.db, spec.Name),
+		kv:   newKV(h.db, spec.Name),
 		sink: &sink{plugin: spec.Name, bus: h.bus, log: log},
 		spec: spec, state: StateStarting, since: time.Now(),
 		changed: make(chan struct{}),
@@ -272,7 +271,7 @@ func (in *instance) drain() {
 }
 
 func (in *instance) backoff(fails int) time.Duration {
-	lo, hi := in.h.cfg.RestartBackoffMin.D(), in.h.cfg.RestartBackoffMax.D()
+	lo, hi := in.h.opts.RestartBackoffMin, in.h.opts.RestartBackoffMax
 	return jittered(lo, hi, fails)
 }
 
@@ -322,7 +321,7 @@ func (in *instance) supervise(s *supervisor, first chan<- error) {
 			fails := in.fails
 			in.mu.Unlock()
 			next := StateRestarting
-			if fails >= in.h.cfg.MaxFailures {
+			if fails >= in.h.opts.MaxFailures {
 				next = StateDegraded
 			}
 			in.setState(next, err)
@@ -350,7 +349,7 @@ func (in *instance) supervise(s *supervisor, first chan<- error) {
 		in.mu.Unlock()
 		in.h.metrics.restarts.WithLabelValues(in.name).Inc()
 		next := StateRestarting
-		if fails >= in.h.cfg.MaxFailures {
+		if fails >= in.h.opts.MaxFailures {
 			next = StateDegraded
 		}
 		in.setState(next, reason)
@@ -365,7 +364,7 @@ func permanent(err error) bool {
 	return errors.Is(err, plugin.ErrChecksumsDoNotMatch) ||
 		errors.Is(err, sdk.ErrIncompatibleProtocol) ||
 		errors.Is(err, sdk.ErrInvalidConfig) ||
-		errors.Is(err, ErrNoCapability) ||
+		errors.Is(err, errNoCapability) ||
 		errors.Is(err, errExecutable)
 }
 
@@ -427,11 +426,11 @@ func (in *instance) start(s *supervisor) (*proc, error) {
 	in.mu.Lock()
 	spec := in.spec
 	in.mu.Unlock()
-	cfg := in.h.cfg
+	cfg := in.h.opts
 	if err := checkExecutable(spec.Path); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, cfg.StartTimeout.D())
+	ctx, cancel := context.WithTimeout(s.ctx, cfg.StartTimeout)
 	defer cancel()
 	p, err := pluginclient.Start(ctx, pluginclient.Config{
 		Name:         in.name,
@@ -441,8 +440,8 @@ func (in *instance) start(s *supervisor) (*proc, error) {
 		SHA256:       spec.SHA256,
 		Host:         host.Services{KV: in.kv, Events: in.sink},
 		Logger:       in.hlog,
-		StartTimeout: cfg.StartTimeout.D(),
-		CallTimeout:  cfg.CallTimeout.D(),
+		StartTimeout: cfg.StartTimeout,
+		CallTimeout:  cfg.CallTimeout,
 	})
 	if err != nil {
 		return nil, err
@@ -457,7 +456,7 @@ func (in *instance) start(s *supervisor) (*proc, error) {
 
 // prepare checks a started plugin against its declaration and configures
 // it.
-func (in *instance) prepare(ctx context.Context, p *pluginclient.Plugin, spec config.Plugin) (*proc, error) {
+func (in *instance) prepare(ctx context.Context, p *pluginclient.Plugin, spec Plugin) (*proc, error) {
 	info := p.Info()
 	in.mu.Lock()
 	in.info, in.proto = info, p.ProtocolVersion()
@@ -471,7 +470,7 @@ func (in *instance) prepare(ctx context.Context, p *pluginclient.Plugin, spec co
 	}
 	if err := p.Base().Configure(ctx, raw); err != nil {
 		if errors.Is(err, sdk.ErrInvalidConfig) {
-			return nil, &ConfigError{Plugin: in.name, Problems: []string{err.Error()}}
+			return nil, &configError{Plugin: in.name, Problems: []string{err.Error()}}
 		}
 		return nil, fmt.Errorf("plugin %q: %w", in.name, err)
 	}
@@ -509,11 +508,11 @@ func (in *instance) prepare(ctx context.Context, p *pluginclient.Plugin, spec co
 // validate checks the declared capabilities and the config object: first
 // against the plugin's JSON Schema here, then with the plugin's own
 // ValidateConfig (rules a schema cannot say).
-func (in *instance) validate(ctx context.Context, p *pluginclient.Plugin, spec config.Plugin) error {
+func (in *instance) validate(ctx context.Context, p *pluginclient.Plugin, spec Plugin) error {
 	info := p.Info()
 	for _, c := range spec.Capabilities {
 		if !info.Has(sdk.Capability(c)) {
-			return fmt.Errorf("plugin %q is declared with the %s capability but offers only %v: %w", in.name, c, info.Capabilities, ErrNoCapability)
+			return fmt.Errorf("plugin %q is declared with the %s capability but offers only %v: %w", in.name, c, info.Capabilities, errNoCapability)
 		}
 	}
 	raw, err := configJSON(spec.Config)
@@ -525,7 +524,7 @@ func (in *instance) validate(ctx context.Context, p *pluginclient.Plugin, spec c
 	}
 	if err := p.Base().ValidateConfig(ctx, raw); err != nil {
 		if errors.Is(err, sdk.ErrInvalidConfig) {
-			return &ConfigError{Plugin: in.name, Problems: []string{err.Error()}}
+			return &configError{Plugin: in.name, Problems: []string{err.Error()}}
 		}
 		return fmt.Errorf("plugin %q: %w", in.name, err)
 	}
@@ -544,7 +543,7 @@ func (in *instance) install(pr *proc) {
 // watch returns when the plugin's process exits, it fails health checks
 // healthMisses times in a row, or the supervisor is stopped (nil).
 func (in *instance) watch(s *supervisor, pr *proc) error {
-	health := time.NewTicker(in.h.cfg.HealthInterval.D())
+	health := time.NewTicker(in.h.opts.HealthInterval)
 	defer health.Stop()
 	exit := time.NewTicker(exitPoll)
 	defer exit.Stop()
@@ -562,7 +561,7 @@ func (in *instance) watch(s *supervisor, pr *proc) error {
 				return errExited
 			}
 		case <-health.C:
-			ctx, cancel := context.WithTimeout(s.ctx, in.h.cfg.HealthTimeout.D())
+			ctx, cancel := context.WithTimeout(s.ctx, in.h.opts.HealthTimeout)
 			hs, err := pr.p.Base().Health(ctx)
 			cancel()
 			if pr.p.Exited() {
@@ -599,7 +598,7 @@ func (in *instance) acquire(ctx context.Context) (*proc, error) {
 	for {
 		if in.draining {
 			in.mu.Unlock()
-			return nil, &UnavailableError{Plugin: in.name, State: StateStopped}
+			return nil, &unavailableError{Plugin: in.name, State: StateStopped}
 		}
 		switch in.state {
 		case StateRunning:
@@ -613,7 +612,7 @@ func (in *instance) acquire(ctx context.Context) (*proc, error) {
 		default:
 			st, last := in.state, in.lastErr
 			in.mu.Unlock()
-			e := &UnavailableError{Plugin: in.name, State: st}
+			e := &unavailableError{Plugin: in.name, State: st}
 			if last != "" {
 				e.Cause = errors.New(last)
 			}
@@ -622,16 +621,16 @@ func (in *instance) acquire(ctx context.Context) (*proc, error) {
 		changed, st := in.changed, in.state
 		in.mu.Unlock()
 		if timeout == nil {
-			t := time.NewTimer(in.h.cfg.CallWait.D())
+			t := time.NewTimer(in.h.opts.CallWait)
 			defer t.Stop()
 			timeout = t.C
 		}
 		select {
 		case <-changed:
 		case <-timeout:
-			return nil, &UnavailableError{Plugin: in.name, State: st, Cause: errors.New("did not become ready within plugins.call_wait")}
+			return nil, &unavailableError{Plugin: in.name, State: st, Cause: errors.New("did not become ready within plugins.call_wait")}
 		case <-ctx.Done():
-			return nil, &UnavailableError{Plugin: in.name, State: st, Cause: ctx.Err()}
+			return nil, &unavailableError{Plugin: in.name, State: st, Cause: ctx.Err()}
 		}
 		in.mu.Lock()
 	}
@@ -639,7 +638,7 @@ func (in *instance) acquire(ctx context.Context) (*proc, error) {
 
 // call runs fn against the plugin's current process, counting and timing
 // it. A call that fails because the process died becomes an
-// *UnavailableError and makes the supervisor look at once.
+// *unavailableError and makes the supervisor look at once.
 func (in *instance) call(ctx context.Context, method string, fn func(*proc) error) error {
 	start := time.Now()
 	pr, err := in.acquire(ctx)
@@ -648,12 +647,12 @@ func (in *instance) call(ctx context.Context, method string, fn func(*proc) erro
 		in.calls.Done()
 		if err != nil && errors.Is(err, sdk.ErrRetryable) && (pr.p.Exited() || pr.p.Ping() != nil) {
 			in.kickSupervisor()
-			err = &UnavailableError{Plugin: in.name, State: StateRestarting, Cause: fmt.Errorf("the plugin process went away during %s: %w", method, err)}
+			err = &unavailableError{Plugin: in.name, State: StateRestarting, Cause: fmt.Errorf("the plugin process went away during %s: %w", method, err)}
 		}
 	}
 	result := "ok"
 	switch {
-	case errors.Is(err, ErrUnavailable):
+	case errors.Is(err, errUnavailable):
 		result = "unavailable"
 	case err != nil:
 		result = "error"
@@ -665,13 +664,13 @@ func (in *instance) call(ctx context.Context, method string, fn func(*proc) erro
 
 // sameLaunch reports whether two declarations start the same process the
 // same way, so that a reload can reconfigure in place.
-func sameLaunch(a, b config.Plugin) bool {
+func sameLaunch(a, b Plugin) bool {
 	return a.Path == b.Path && a.SHA256 == b.SHA256 && slices.Equal(a.Args, b.Args) &&
 		slices.Equal(a.Env, b.Env) && slices.Equal(a.Capabilities, b.Capabilities)
 }
 
 // reload applies a new declaration; see Host.Reload.
-func (in *instance) reload(ctx context.Context, spec config.Plugin) error {
+func (in *instance) reload(ctx context.Context, spec Plugin) error {
 	in.reloadMu.Lock()
 	defer in.reloadMu.Unlock()
 	in.mu.Lock()
@@ -691,8 +690,11 @@ func (in *instance) reload(ctx context.Context, spec config.Plugin) error {
 		if err := pr.p.Base().Configure(ctx, raw); err != nil {
 			return fmt.Errorf("plugin %q: %w", in.name, err)
 		}
+		// The new configuration is in place: an error from before it
+		// (a refused reload, say) no longer describes the plugin.
 		in.mu.Lock()
 		in.spec = spec
+		in.lastErr = ""
 		in.mu.Unlock()
 		return nil
 	}
@@ -701,6 +703,9 @@ func (in *instance) reload(ctx context.Context, spec config.Plugin) error {
 	in.spec = spec
 	in.fails = 0
 	in.info = sdk.Info{}
+	// The plugin starts afresh: its last error is whatever this start
+	// reports, not what an earlier run did.
+	in.lastErr = ""
 	in.mu.Unlock()
 	select {
 	case err := <-in.startSupervisor():

@@ -33,8 +33,8 @@ type KV struct {
 
 var _ host.KVBackend = (*KV)(nil)
 
-// NewKV returns the key-value store of the plugin called name.
-func NewKV(db *store.DB, name string) *KV { return &KV{db: db, plugin: name, now: time.Now} }
+// newKV returns the key-value store of the plugin called name.
+func newKV(db *store.DB, name string) *KV { return &KV{db: db, plugin: name, now: time.Now} }
 
 func (k *KV) id(key string) string { return k.plugin + "/" + key }
 

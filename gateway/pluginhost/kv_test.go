@@ -66,7 +66,7 @@ func TestKV(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	a, b := NewKV(db, "a"), NewKV(db, "b")
+	a, b := newKV(db, "a"), newKV(db, "b")
 	a.now = func() time.Time { return clock() }
 	ctx := ctxT(t)
 	for i := range 25 {
@@ -143,7 +143,7 @@ func TestKVThroughPlugin(t *testing.T) {
 	if _, err := n.Send(ctxT(t), sdk.Message{Channel: "ok", Subject: "hello kv"}); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := NewKV(th.db, "tp").Get(ctxT(t), "last"); err != nil || string(v) != "hello kv" {
+	if v, err := newKV(th.db, "tp").Get(ctxT(t), "last"); err != nil || string(v) != "hello kv" {
 		t.Errorf("KV = %q, %v", v, err)
 	}
 	if len(th.RecentEvents()) != 1 || th.RecentEvents()[0].Plugin != "tp" {

@@ -138,7 +138,7 @@ func (h *Host) deliverDue(ctx context.Context) time.Time {
 	})
 	if err != nil {
 		h.log.Error("read notification queue", "err", err)
-		return time.Now().Add(h.cfg.Notify.RetryMin.D())
+		return time.Now().Add(h.opts.Notify.RetryMin)
 	}
 	if len(due) == queueBatch {
 		// More may be due: come back at once.
@@ -159,7 +159,7 @@ func (h *Host) deliverDue(ctx context.Context) time.Time {
 // attempt's time when the notification stays pending.
 func (h *Host) deliver(ctx context.Context, n *Notification) time.Time {
 	n.Attempts++
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.CallTimeout.D())
+	ctx, cancel := context.WithTimeout(ctx, h.opts.CallTimeout)
 	defer cancel()
 	err := h.send(ctx, n)
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
@@ -176,22 +176,22 @@ func (h *Host) deliver(ctx context.Context, n *Notification) time.Time {
 		if errors.Is(err, store.ErrNotFound) {
 			err = nil
 		}
-	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrUnknownPlugin), errors.Is(err, ErrNoCapability), errors.Is(err, errNoRoute):
+	case errors.Is(err, errUnavailable), errors.Is(err, errUnknownPlugin), errors.Is(err, errNoCapability), errors.Is(err, errNoRoute):
 		n.Attempts--
 		n.Waits++
-		next = time.Now().Add(jittered(h.cfg.Notify.RetryMin.D(), h.cfg.Notify.RetryMax.D(), n.Waits))
+		next = time.Now().Add(jittered(h.opts.Notify.RetryMin, h.opts.Notify.RetryMax, n.Waits))
 		n.NextAttempt, n.LastError = next.UTC(), err.Error()
 		log.Debug("notifier unavailable; notification waits", "err", err, "next_attempt", n.NextAttempt)
 		err = h.db.Update(func(tx *store.Tx) error { return notifications.Put(tx, n.ID, n) })
-	case undeliverable(err) || n.Attempts >= h.cfg.Notify.MaxAttempts:
+	case undeliverable(err) || n.Attempts >= h.opts.Notify.MaxAttempts:
 		h.metrics.notifications.WithLabelValues("dead").Inc()
 		n.State, n.LastError = NotificationDead, err.Error()
-		n.ExpiresAt = time.Now().Add(h.cfg.Notify.DeadRetention.D())
+		n.ExpiresAt = time.Now().Add(h.opts.Notify.DeadRetention)
 		log.Warn("notification dead", "err", err)
 		err = h.db.Update(func(tx *store.Tx) error { return notifications.Put(tx, n.ID, n) })
 	default:
 		h.metrics.notifications.WithLabelValues("retried").Inc()
-		next = time.Now().Add(jittered(h.cfg.Notify.RetryMin.D(), h.cfg.Notify.RetryMax.D(), n.Attempts))
+		next = time.Now().Add(jittered(h.opts.Notify.RetryMin, h.opts.Notify.RetryMax, n.Attempts))
 		n.NextAttempt, n.LastError = next.UTC(), err.Error()
 		log.Info("notification not delivered; will retry", "err", err, "next_attempt", n.NextAttempt)
 		err = h.db.Update(func(tx *store.Tx) error { return notifications.Put(tx, n.ID, n) })

@@ -15,22 +15,22 @@ import (
 	"github.com/berthgw/berth/sdk"
 )
 
-// ConfigError is a plugin configuration refused by the plugin's JSON
+// configError is a plugin configuration refused by the plugin's JSON
 // Schema (checked by the host) or by the plugin's own ValidateConfig. It
 // matches sdk.ErrInvalidConfig. Its text names fields and rules, never the
 // configured values, which may be secrets.
-type ConfigError struct {
+type configError struct {
 	Plugin string
 	// Problems are "<field>: <rule>" lines.
 	Problems []string
 }
 
-func (e *ConfigError) Error() string {
+func (e *configError) Error() string {
 	return fmt.Sprintf("plugin %q: invalid config: %s", e.Plugin, strings.Join(e.Problems, "; "))
 }
 
 // Is makes errors.Is(err, sdk.ErrInvalidConfig) hold.
-func (e *ConfigError) Is(target error) bool { return target == sdk.ErrInvalidConfig }
+func (e *configError) Is(target error) bool { return target == sdk.ErrInvalidConfig }
 
 var printer = message.NewPrinter(language.English)
 
@@ -65,7 +65,7 @@ func validateSchema(name string, schema, config []byte) error {
 	}
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(config))
 	if err != nil {
-		return &ConfigError{Plugin: name, Problems: []string{"config is not valid JSON"}}
+		return &configError{Plugin: name, Problems: []string{"config is not valid JSON"}}
 	}
 	err = sch.Validate(inst)
 	var ve *jsonschema.ValidationError
@@ -73,7 +73,7 @@ func validateSchema(name string, schema, config []byte) error {
 		var problems []string
 		leaves(ve, &problems)
 		slices.Sort(problems)
-		return &ConfigError{Plugin: name, Problems: slices.Compact(problems)}
+		return &configError{Plugin: name, Problems: slices.Compact(problems)}
 	}
 	if err != nil {
 		return fmt.Errorf("plugin %q: validate config: %w", name, err)

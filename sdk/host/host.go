@@ -148,11 +148,7 @@ func (k *kvServer) List(ctx context.Context, req *pb.KVListRequest) (*pb.KVListR
 	if err != nil {
 		return nil, err
 	}
-	resp := &pb.KVListResponse{More: more, Entries: make([]*pb.KVEntry, len(entries))}
-	for i, e := range entries {
-		resp.Entries[i] = &pb.KVEntry{Key: e.Key, Value: e.Value}
-	}
-	return resp, nil
+	return &pb.KVListResponse{More: more, Entries: convert.KVEntriesPB(entries)}, nil
 }
 
 type eventsServer struct {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"time"
 
 	"github.com/berthgw/berth/sdk"
 	"github.com/berthgw/berth/sdk/host"
@@ -118,18 +117,14 @@ func (b *baseClient) Health(ctx context.Context) (sdk.Health, error) {
 	if err != nil {
 		return sdk.Health{}, fmt.Errorf("Health: %w", err)
 	}
-	status := map[pb.HealthResponse_Status]sdk.HealthStatus{
-		pb.HealthResponse_STATUS_SERVING:     sdk.HealthServing,
-		pb.HealthResponse_STATUS_DEGRADED:    sdk.HealthDegraded,
-		pb.HealthResponse_STATUS_NOT_SERVING: sdk.HealthNotServing,
-	}[resp.GetStatus()]
-	return sdk.Health{Status: status, Message: resp.GetMessage()}, nil
+	return convert.Health(resp), nil
 }
 
 type provisionerClient struct{ c pb.ProvisionerClient }
 
 func (p *provisionerClient) CreateCluster(ctx context.Context, req sdk.CreateClusterRequest) (sdk.Operation, error) {
-	op, err := p.c.CreateCluster(ctx, &pb.CreateClusterRequest{IdempotencyKey: keyOr(req.IdempotencyKey), Spec: convert.SpecPB(req.Spec)})
+	req.IdempotencyKey = keyOr(req.IdempotencyKey)
+	op, err := p.c.CreateCluster(ctx, convert.CreateClusterRequestPB(req))
 	if err != nil {
 		return sdk.Operation{}, fmt.Errorf("CreateCluster %q: %w", req.Spec.Name, err)
 	}
@@ -137,7 +132,8 @@ func (p *provisionerClient) CreateCluster(ctx context.Context, req sdk.CreateClu
 }
 
 func (p *provisionerClient) UpdateCluster(ctx context.Context, req sdk.UpdateClusterRequest) (sdk.Operation, error) {
-	op, err := p.c.UpdateCluster(ctx, &pb.UpdateClusterRequest{IdempotencyKey: keyOr(req.IdempotencyKey), Spec: convert.SpecPB(req.Spec)})
+	req.IdempotencyKey = keyOr(req.IdempotencyKey)
+	op, err := p.c.UpdateCluster(ctx, convert.UpdateClusterRequestPB(req))
 	if err != nil {
 		return sdk.Operation{}, fmt.Errorf("UpdateCluster %q: %w", req.Spec.Name, err)
 	}
@@ -157,15 +153,12 @@ func (p *provisionerClient) ListClusters(ctx context.Context) ([]sdk.Cluster, er
 	if err != nil {
 		return nil, fmt.Errorf("ListClusters: %w", err)
 	}
-	out := make([]sdk.Cluster, len(resp.GetClusters()))
-	for i, c := range resp.GetClusters() {
-		out[i] = convert.Cluster(c)
-	}
-	return out, nil
+	return convert.Clusters(resp), nil
 }
 
 func (p *provisionerClient) DeleteCluster(ctx context.Context, req sdk.DeleteClusterRequest) (sdk.Operation, error) {
-	op, err := p.c.DeleteCluster(ctx, &pb.DeleteClusterRequest{IdempotencyKey: keyOr(req.IdempotencyKey), Name: req.Name})
+	req.IdempotencyKey = keyOr(req.IdempotencyKey)
+	op, err := p.c.DeleteCluster(ctx, convert.DeleteClusterRequestPB(req))
 	if err != nil {
 		return sdk.Operation{}, fmt.Errorf("DeleteCluster %q: %w", req.Name, err)
 	}
@@ -209,17 +202,16 @@ func (p *provisionerClient) GetConnection(ctx context.Context, name string) (sdk
 	if err != nil {
 		return sdk.Connection{}, fmt.Errorf("GetConnection %q: %w", name, err)
 	}
-	return sdk.Connection{APIEndpoint: c.GetApiEndpoint(), CAPEM: c.GetCaPem(), Kubeconfig: c.GetKubeconfig()}, nil
+	return convert.Connection(c), nil
 }
 
 func (p *provisionerClient) GetJoinMaterial(ctx context.Context, req sdk.JoinMaterialRequest) (sdk.JoinMaterial, error) {
-	m, err := p.c.GetJoinMaterial(ctx, &pb.GetJoinMaterialRequest{
-		IdempotencyKey: keyOr(req.IdempotencyKey), ClusterName: req.ClusterName, TtlSeconds: int64(req.TTL / time.Second),
-	})
+	req.IdempotencyKey = keyOr(req.IdempotencyKey)
+	m, err := p.c.GetJoinMaterial(ctx, convert.JoinMaterialRequestPB(req))
 	if err != nil {
 		return sdk.JoinMaterial{}, fmt.Errorf("GetJoinMaterial %q: %w", req.ClusterName, err)
 	}
-	return sdk.JoinMaterial{APIEndpoint: m.GetApiEndpoint(), CACertHash: m.GetCaCertHash(), BootstrapToken: m.GetBootstrapToken(), ExpiresAt: convert.Time(m.GetExpiresAt())}, nil
+	return convert.JoinMaterial(m), nil
 }
 
 type billingClient struct{ c pb.BillingClient }
@@ -229,38 +221,30 @@ func (b *billingClient) ListPlans(ctx context.Context) ([]sdk.Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ListPlans: %w", err)
 	}
-	out := make([]sdk.Plan, len(resp.GetPlans()))
-	for i, p := range resp.GetPlans() {
-		out[i] = convert.Plan(p)
-	}
-	return out, nil
+	return convert.Plans(resp), nil
 }
 
 func (b *billingClient) CreateCheckout(ctx context.Context, req sdk.CheckoutRequest) (sdk.Checkout, error) {
-	c, err := b.c.CreateCheckout(ctx, &pb.CreateCheckoutRequest{
-		IdempotencyKey: keyOr(req.IdempotencyKey), UserId: req.UserID, PlanId: req.PlanID, Quantity: int32(req.Quantity),
-		SuccessUrl: req.SuccessURL, CancelUrl: req.CancelURL, Metadata: req.Metadata,
-	})
+	req.IdempotencyKey = keyOr(req.IdempotencyKey)
+	c, err := b.c.CreateCheckout(ctx, convert.CheckoutRequestPB(req))
 	if err != nil {
 		return sdk.Checkout{}, fmt.Errorf("CreateCheckout: %w", err)
 	}
-	return sdk.Checkout{OrderID: c.GetOrderId(), URL: c.GetCheckoutUrl(), ExpiresAt: convert.Time(c.GetExpiresAt())}, nil
+	return convert.Checkout(c), nil
 }
 
 func (b *billingClient) HandleWebhook(ctx context.Context, req sdk.WebhookRequest) ([]sdk.BillingEvent, error) {
-	resp, err := b.c.HandleWebhook(ctx, &pb.HandleWebhookRequest{IdempotencyKey: keyOr(req.IdempotencyKey), Headers: convert.HeadersPB(req.Header), Body: req.Body})
+	req.IdempotencyKey = keyOr(req.IdempotencyKey)
+	resp, err := b.c.HandleWebhook(ctx, convert.WebhookRequestPB(req))
 	if err != nil {
 		return nil, fmt.Errorf("HandleWebhook: %w", err)
 	}
-	out := make([]sdk.BillingEvent, len(resp.GetEvents()))
-	for i, e := range resp.GetEvents() {
-		out[i] = convert.BillingEvent(e)
-	}
-	return out, nil
+	return convert.BillingEvents(resp), nil
 }
 
 func (b *billingClient) Cancel(ctx context.Context, req sdk.CancelRequest) error {
-	if _, err := b.c.Cancel(ctx, &pb.CancelRequest{IdempotencyKey: keyOr(req.IdempotencyKey), OrderId: req.OrderID, AtPeriodEnd: req.AtPeriodEnd}); err != nil {
+	req.IdempotencyKey = keyOr(req.IdempotencyKey)
+	if _, err := b.c.Cancel(ctx, convert.CancelRequestPB(req)); err != nil {
 		return fmt.Errorf("Cancel %q: %w", req.OrderID, err)
 	}
 	return nil
@@ -271,7 +255,7 @@ func (b *billingClient) GetEntitlement(ctx context.Context, userID string) (sdk.
 	if err != nil {
 		return sdk.Entitlement{}, fmt.Errorf("GetEntitlement %q: %w", userID, err)
 	}
-	return sdk.Entitlement{UserID: e.GetUserId(), PlanID: e.GetPlanId(), Active: e.GetActive(), ValidUntil: convert.Time(e.GetValidUntil()), Limits: e.GetLimits()}, nil
+	return convert.Entitlement(e), nil
 }
 
 type notifierClient struct{ c pb.NotifierClient }
@@ -281,22 +265,16 @@ func (n *notifierClient) ListChannels(ctx context.Context) ([]sdk.Channel, error
 	if err != nil {
 		return nil, fmt.Errorf("ListChannels: %w", err)
 	}
-	out := make([]sdk.Channel, len(resp.GetChannels()))
-	for i, c := range resp.GetChannels() {
-		out[i] = sdk.Channel{Type: c.GetType(), Name: c.GetName(), Description: c.GetDescription()}
-	}
-	return out, nil
+	return convert.Channels(resp), nil
 }
 
 func (n *notifierClient) Send(ctx context.Context, msg sdk.Message) (sdk.Delivery, error) {
-	d, err := n.c.Send(ctx, &pb.SendRequest{
-		IdempotencyKey: keyOr(msg.IdempotencyKey), Channel: msg.Channel, Target: msg.Target, TemplateId: msg.TemplateID,
-		Subject: msg.Subject, TextBody: msg.TextBody, HtmlBody: msg.HTMLBody, Metadata: msg.Metadata,
-	})
+	msg.IdempotencyKey = keyOr(msg.IdempotencyKey)
+	d, err := n.c.Send(ctx, convert.MessagePB(msg))
 	if err != nil {
 		return sdk.Delivery{}, fmt.Errorf("Send via %q: %w", msg.Channel, err)
 	}
-	return sdk.Delivery{ProviderMessageID: d.GetProviderMessageId(), AcceptedAt: convert.Time(d.GetAcceptedAt())}, nil
+	return convert.Delivery(d), nil
 }
 
 type dnsClient struct{ c pb.DNSProviderClient }
@@ -306,11 +284,12 @@ func (d *dnsClient) GetRecords(ctx context.Context, zone string) ([]sdk.Record, 
 	if err != nil {
 		return nil, fmt.Errorf("GetRecords %q: %w", zone, err)
 	}
-	return convert.Records(resp.GetRecords()), nil
+	return convert.Records(resp), nil
 }
 
 func (d *dnsClient) changeRequest(req sdk.RecordsChange) *pb.ChangeRecordsRequest {
-	return &pb.ChangeRecordsRequest{IdempotencyKey: keyOr(req.IdempotencyKey), Zone: req.Zone, Records: convert.RecordsPB(req.Records)}
+	req.IdempotencyKey = keyOr(req.IdempotencyKey)
+	return convert.RecordsChangePB(req)
 }
 
 func (d *dnsClient) AppendRecords(ctx context.Context, req sdk.RecordsChange) ([]sdk.Record, error) {
@@ -318,7 +297,7 @@ func (d *dnsClient) AppendRecords(ctx context.Context, req sdk.RecordsChange) ([
 	if err != nil {
 		return nil, fmt.Errorf("AppendRecords %q: %w", req.Zone, err)
 	}
-	return convert.Records(resp.GetRecords()), nil
+	return convert.Records(resp), nil
 }
 
 func (d *dnsClient) SetRecords(ctx context.Context, req sdk.RecordsChange) ([]sdk.Record, error) {
@@ -326,7 +305,7 @@ func (d *dnsClient) SetRecords(ctx context.Context, req sdk.RecordsChange) ([]sd
 	if err != nil {
 		return nil, fmt.Errorf("SetRecords %q: %w", req.Zone, err)
 	}
-	return convert.Records(resp.GetRecords()), nil
+	return convert.Records(resp), nil
 }
 
 func (d *dnsClient) DeleteRecords(ctx context.Context, req sdk.RecordsChange) ([]sdk.Record, error) {
@@ -334,5 +313,5 @@ func (d *dnsClient) DeleteRecords(ctx context.Context, req sdk.RecordsChange) ([
 	if err != nil {
 		return nil, fmt.Errorf("DeleteRecords %q: %w", req.Zone, err)
 	}
-	return convert.Records(resp.GetRecords()), nil
+	return convert.Records(resp), nil
 }

@@ -1,4 +1,4 @@
-package sdk
+package api
 
 import (
 	"context"
@@ -12,7 +12,7 @@ type Billing interface {
 	// CreateCheckout creates an order and a hosted checkout session for it.
 	CreateCheckout(ctx context.Context, req CheckoutRequest) (Checkout, error)
 	// HandleWebhook verifies a provider webhook and translates it into
-	// events. A webhook that fails verification is ErrPermissionDenied; one
+	// events. A webhook that fails verification is sdk.ErrPermissionDenied; one
 	// the plugin does not care about yields no events and no error.
 	HandleWebhook(ctx context.Context, req WebhookRequest) ([]BillingEvent, error)
 	// Cancel cancels an order's subscription.

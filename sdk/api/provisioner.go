@@ -1,4 +1,4 @@
-package sdk
+package api
 
 import (
 	"context"
@@ -14,14 +14,14 @@ import (
 type Provisioner interface {
 	CreateCluster(ctx context.Context, req CreateClusterRequest) (Operation, error)
 	UpdateCluster(ctx context.Context, req UpdateClusterRequest) (Operation, error)
-	// GetCluster returns ErrNotFound for an unknown cluster.
+	// GetCluster returns sdk.ErrNotFound for an unknown cluster.
 	GetCluster(ctx context.Context, name string) (Cluster, error)
 	ListClusters(ctx context.Context) ([]Cluster, error)
 	DeleteCluster(ctx context.Context, req DeleteClusterRequest) (Operation, error)
-	// GetOperation returns ErrNotFound for an unknown operation.
+	// GetOperation returns sdk.ErrNotFound for an unknown operation.
 	GetOperation(ctx context.Context, id string) (Operation, error)
 	// GetConnection returns how to reach a ready cluster, and
-	// ErrFailedPrecondition while the cluster is not ready.
+	// sdk.ErrFailedPrecondition while the cluster is not ready.
 	GetConnection(ctx context.Context, name string) (Connection, error)
 }
 
@@ -35,7 +35,7 @@ type OperationWatcher interface {
 }
 
 // JoinMaterialProvider is implemented by provisioners whose clusters accept
-// new nodes. Without it the host gets ErrUnimplemented.
+// new nodes. Without it the host gets sdk.ErrUnimplemented.
 type JoinMaterialProvider interface {
 	GetJoinMaterial(ctx context.Context, req JoinMaterialRequest) (JoinMaterial, error)
 }

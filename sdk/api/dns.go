@@ -1,4 +1,4 @@
-package sdk
+package api
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 // (github.com/libdns/libdns), so a DNSProvider plugin can also solve ACME
 // DNS-01 challenges for certmagic.
 type DNSProvider interface {
-	// GetRecords returns every record in the zone; ErrNotFound for an
+	// GetRecords returns every record in the zone; sdk.ErrNotFound for an
 	// unknown zone.
 	GetRecords(ctx context.Context, zone string) ([]Record, error)
 	// AppendRecords adds records and returns those added.

@@ -1,4 +1,4 @@
-package sdk
+package api
 
 import (
 	"context"
@@ -8,8 +8,8 @@ import (
 // Notifier sends messages to people and systems.
 type Notifier interface {
 	ListChannels(ctx context.Context) ([]Channel, error)
-	// Send delivers one message. An unknown channel is ErrNotFound; a
-	// provider that is down is ErrRetryable.
+	// Send delivers one message. An unknown channel is sdk.ErrNotFound; a
+	// provider that is down is sdk.ErrRetryable.
 	Send(ctx context.Context, msg Message) (Delivery, error)
 }
 
