@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -200,7 +201,7 @@ func TestKubeconfigNeedsAConfiguredAddress(t *testing.T) {
 			e, _, _ := apiEnv(t, tc.server)
 			carol, admin := e.User(t, "carol", identity.RoleAdmin)
 			e.Must(t, 201, "POST", "/api/v1/clusters", admin, map[string]any{"name": "prod", "server": "https://127.0.0.1:1", "token": "t"})
-			status, body, _ := e.Do(t, "POST", "/api/v1/clusters/prod/kubeconfig", admin, nil)
+			status, body, _ := e.Do(t, "POST", "/api/v1/clusters/prod/kubeconfig", admin, nil, func(r *http.Request) { r.Host = "evil.example" })
 			if status != tc.status || !strings.Contains(string(body), tc.want) || strings.Contains(string(body), "evil.example") {
 				t.Fatalf("%d %s", status, body)
 			}

@@ -130,9 +130,10 @@ func (e *Env) Serve(t testing.TB, routes []authn.Route) {
 
 // Do sends one request with token as its bearer credential (none when
 // ""). A []byte body is sent as it is, labelled JSON; url.Values as a
-// form; any other body is encoded as JSON. It returns the status,
+// form; any other body is encoded as JSON. edits change the request
+// before it is sent. It returns the status,
 // the body and the headers.
-func (e *Env) Do(t testing.TB, method, path, token string, body any) (int, []byte, http.Header) {
+func (e *Env) Do(t testing.TB, method, path, token string, body any, edits ...func(*http.Request)) (int, []byte, http.Header) {
 	t.Helper()
 	var rd io.Reader
 	ct := ""
@@ -158,6 +159,9 @@ func (e *Env) Do(t testing.TB, method, path, token string, body any) (int, []byt
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for _, edit := range edits {
+		edit(req)
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {
