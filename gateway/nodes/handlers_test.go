@@ -107,3 +107,38 @@ func TestNodeHandlers(t *testing.T) {
 		t.Error("node operations not audited")
 	}
 }
+
+// GET …/node-events in-process: the query is checked before the cluster's
+// visibility, and a visible cluster's events come newest first.
+func TestNodeEventsHandler(t *testing.T) {
+	e := apitest.New(t)
+	fc := &fakeCluster{clusters: map[string][]map[string]any{"edge": {node("a", "1", "True")}}}
+	hist := NewHistory(e.DB, fc, HistoryOptions{Now: e.Now})
+	if _, err := hist.ObserveCluster("edge"); err != nil {
+		t.Fatal(err)
+	}
+	h := NewHistoryHandlers(hist, func(_ *fasthttp.RequestCtx, cluster string) bool { return cluster == "edge" })
+	e.Serve(t, []authn.Route{{Method: "GET", Path: "/api/v1/clusters/{name}/node-events", Permission: identity.PermClustersRead, Handler: h.Events}})
+	_, tok := e.User(t, "nora")
+	for _, tc := range []struct {
+		name, query string
+		status      int
+		msg         string
+	}{
+		{"all", "", 200, `"total":2`},
+		{"one kind", "?kind=ready&node=a", 200, `"total":1`},
+		{"unknown kind", "?kind=exploded", 400, "kind must be one of joined, ready, not_ready, offline, deleted"},
+		{"long node name", "?node=" + strings.Repeat("n", 254), 400, "node must be at most 253 characters"},
+		{"bad page size", "?page_size=501", 400, "page_size must be a whole number from 1 to 500"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body, _ := e.Do(t, "GET", "/api/v1/clusters/edge/node-events"+tc.query, tok, nil)
+			if status != tc.status || !strings.Contains(string(body), tc.msg) {
+				t.Fatalf("%d %s, want %d %q", status, body, tc.status, tc.msg)
+			}
+		})
+	}
+	if status, body, _ := e.Do(t, "GET", "/api/v1/clusters/other/node-events", tok, nil); status != 404 || !strings.Contains(string(body), `"error":"not_found"`) {
+		t.Errorf("a cluster the caller may not see: %d %s", status, body)
+	}
+}
