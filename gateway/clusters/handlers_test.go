@@ -40,9 +40,9 @@ func routes(h *Handlers) []authn.Route {
 	}
 }
 
-// apiEnv is the registry's API served in-process, with an admin's token.
-// server is Berth's address for kubeconfigs (Handlers.server).
-func apiEnv(t *testing.T, server func() (string, error)) (*apitest.Env, *Service, string) {
+// apiEnv is the registry's API served in-process, with a fleet admin and
+// their token. server is Berth's address for kubeconfigs (Handlers.server).
+func apiEnv(t *testing.T, server func() (string, error)) (*apitest.Env, *identity.User, string) {
 	t.Helper()
 	e := apitest.New(t)
 	svc, err := NewService(e.DB, e.Box, proxy.NewPool(proxy.PoolOptions{}), e.Audit, e.IDs, e.Log, Options{Now: e.Now})
@@ -54,8 +54,8 @@ func apiEnv(t *testing.T, server func() (string, error)) (*apitest.Env, *Service
 		server = func() (string, error) { return "https://berth.example.com", nil }
 	}
 	e.Serve(t, routes(NewHandlers(svc, e.Authn, e.IDs, server, func() []byte { return nil }, 30*24*time.Hour)))
-	_, admin := e.User(t, "admin", identity.RoleAdmin)
-	return e, svc, admin
+	u, admin := e.User(t, "admin", identity.RoleAdmin)
+	return e, u, admin
 }
 
 // caB64 is a real CA certificate (a test server's will do: the API only
@@ -198,8 +198,7 @@ func TestKubeconfigNeedsAConfiguredAddress(t *testing.T) {
 		{"public_url", func() (string, error) { return "https://berth.example.com", nil }, 200, "server: https://berth.example.com/proxy/clusters/prod\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e, _, _ := apiEnv(t, tc.server)
-			carol, admin := e.User(t, "carol", identity.RoleAdmin)
+			e, carol, admin := apiEnv(t, tc.server)
 			e.Must(t, 201, "POST", "/api/v1/clusters", admin, map[string]any{"name": "prod", "server": "https://127.0.0.1:1", "token": "t"})
 			status, body, _ := e.Do(t, "POST", "/api/v1/clusters/prod/kubeconfig", admin, nil, func(r *http.Request) { r.Host = "evil.example" })
 			if status != tc.status || !strings.Contains(string(body), tc.want) || strings.Contains(string(body), "evil.example") {

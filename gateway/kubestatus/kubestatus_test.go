@@ -98,3 +98,22 @@ func TestFaultOfOtherErrors(t *testing.T) {
 		t.Error("Fault(nil) is not nil")
 	}
 }
+
+// A refused access review, as the registry's permission probe reads it.
+func TestClusterError(t *testing.T) {
+	for _, tc := range []struct {
+		code      int
+		body      string
+		forbidden bool
+		msg       string
+	}{
+		{403, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"no way","reason":"Forbidden","code":403}`, true, "no way"},
+		{403, `not json`, true, ""},
+		{500, `{"kind":"Status","status":"Failure","message":"boom"}`, false, "boom"},
+	} {
+		err := Error("POST", tc.code, []byte(tc.body))
+		if apierrors.IsForbidden(err) != tc.forbidden || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%d %s: %v", tc.code, tc.body, err)
+		}
+	}
+}

@@ -122,10 +122,13 @@ func (e *Env) Serve(t testing.TB, routes []authn.Route) {
 	ln := fasthttputil.NewInmemoryListener()
 	srv := &fasthttp.Server{Handler: r.Handler}
 	go srv.Serve(ln) //nolint:errcheck // ends when the listener closes
-	t.Cleanup(func() { _ = srv.Shutdown() })
-	e.client = &http.Client{Transport: &http.Transport{
-		DialContext: func(context.Context, string, string) (net.Conn, error) { return ln.Dial() },
-	}}
+	tr := &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return ln.Dial() }}
+	e.client = &http.Client{Transport: tr}
+	t.Cleanup(func() {
+		// Idle keep-alive connections first, or Shutdown waits for them.
+		tr.CloseIdleConnections()
+		_ = srv.Shutdown()
+	})
 }
 
 // Do sends one request with token as its bearer credential (none when
