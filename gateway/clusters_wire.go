@@ -11,7 +11,6 @@ import (
 
 	"github.com/berthgw/berth/gateway/authn"
 	"github.com/berthgw/berth/gateway/clusters"
-	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/join"
 	"github.com/berthgw/berth/gateway/nodes"
@@ -128,28 +127,28 @@ func (g *Gateway) clusterRoutes() []authn.Route {
 	const get, post, put, del = fasthttp.MethodGet, fasthttp.MethodPost, fasthttp.MethodPut, fasthttp.MethodDelete
 	read, write := identity.PermClustersRead, identity.PermClustersWrite
 	return append(g.kubeconfigRoutes(), []authn.Route{
-		{Method: get, Path: "/api/v1/clusters", Permission: read, Handler: httpapi.Plain(h.List)},
-		{Method: post, Path: "/api/v1/clusters", Permission: write, Handler: httpapi.Plain(h.Create)},
-		{Method: get, Path: "/api/v1/clusters/{name}", Permission: read, Handler: httpapi.Plain(h.Get)},
-		{Method: put, Path: "/api/v1/clusters/{name}", Permission: write, Handler: httpapi.Plain(h.Update)},
-		{Method: del, Path: "/api/v1/clusters/{name}", Permission: write, Handler: httpapi.Plain(h.Delete)},
-		{Method: post, Path: "/api/v1/clusters/{name}/test", Permission: read, Handler: httpapi.Plain(h.Test)},
-		{Method: get, Path: "/api/v1/clusters/{name}/operations", Permission: read, Handler: httpapi.Plain(g.operationsAPI.ListForCluster)},
-		{Method: get, Path: "/api/v1/operations", Permission: read, Handler: httpapi.Plain(g.operationsAPI.List)},
-		{Method: get, Path: "/api/v1/operations/{id}", Permission: read, Handler: httpapi.Plain(g.operationsAPI.Get)},
-		{Method: post, Path: "/api/v1/operations/{id}/cancel", Permission: write, Handler: httpapi.Plain(g.operationsAPI.Cancel)},
-		{Method: get, Path: "/api/v1/clusters/{name}/members", Permission: write, Handler: httpapi.Plain(h.Members)},
-		{Method: post, Path: "/api/v1/clusters/{name}/members", Permission: write, Handler: httpapi.Plain(h.AddMember)},
-		{Method: put, Path: "/api/v1/clusters/{name}/members/{id}", Permission: write, Handler: httpapi.Plain(h.SetMemberRole)},
-		{Method: del, Path: "/api/v1/clusters/{name}/members/{id}", Permission: write, Handler: httpapi.Plain(h.RemoveMember)},
-		{Method: post, Path: "/api/v1/clusters/{name}/join-tokens", Permission: write, Handler: httpapi.Plain(g.joinAPI.Create)},
-		{Method: get, Path: "/api/v1/clusters/{name}/join-tokens", Permission: write, Handler: httpapi.Plain(g.joinAPI.List)},
-		{Method: del, Path: "/api/v1/join-tokens/{id}", Permission: write, Handler: httpapi.Plain(g.joinAPI.Revoke)},
-		{Method: get, Path: "/join", Permission: authn.Public, AddrScope: join.AddrScope, Handler: httpapi.Plain(g.joinAPI.Script)},
-		{Method: get, Path: "/api/v1/clusters/{name}/nodes", Permission: read, Handler: httpapi.Plain(g.nodesAPI.List)},
-		{Method: get, Path: "/api/v1/clusters/{name}/nodes/{node}", Permission: read, Handler: httpapi.Plain(g.nodesAPI.Get)},
-		{Method: post, Path: "/api/v1/clusters/{name}/nodes/{node}/cordon", Permission: read, Handler: httpapi.Plain(g.nodesAPI.Cordon)},
-		{Method: post, Path: "/api/v1/clusters/{name}/nodes/{node}/uncordon", Permission: read, Handler: httpapi.Plain(g.nodesAPI.Uncordon)},
-		{Method: post, Path: "/api/v1/clusters/{name}/nodes/{node}/drain", Permission: read, Handler: httpapi.Plain(g.nodesAPI.Drain)},
+		{Method: get, Path: "/api/v1/clusters", Permission: read, Handler: h.List},
+		{Method: post, Path: "/api/v1/clusters", Permission: write, Handler: h.Create},
+		{Method: get, Path: "/api/v1/clusters/{name}", Permission: read, Handler: h.Get},
+		{Method: put, Path: "/api/v1/clusters/{name}", Permission: write, Handler: h.Update},
+		{Method: del, Path: "/api/v1/clusters/{name}", Permission: write, Handler: h.Delete},
+		{Method: post, Path: "/api/v1/clusters/{name}/test", Permission: read, Handler: h.Test},
+		{Method: get, Path: "/api/v1/clusters/{name}/operations", Permission: read, Handler: g.operationsAPI.ListForCluster},
+		{Method: get, Path: "/api/v1/operations", Permission: read, Handler: g.operationsAPI.List},
+		{Method: get, Path: "/api/v1/operations/{id}", Permission: read, Handler: g.operationsAPI.Get},
+		{Method: post, Path: "/api/v1/operations/{id}/cancel", Permission: write, Handler: g.operationsAPI.Cancel},
+		{Method: get, Path: "/api/v1/clusters/{name}/members", Permission: write, Handler: h.Members},
+		{Method: post, Path: "/api/v1/clusters/{name}/members", Permission: write, Handler: h.AddMember},
+		{Method: put, Path: "/api/v1/clusters/{name}/members/{id}", Permission: write, Handler: h.SetMemberRole},
+		{Method: del, Path: "/api/v1/clusters/{name}/members/{id}", Permission: write, Handler: h.RemoveMember},
+		{Method: post, Path: "/api/v1/clusters/{name}/join-tokens", Permission: write, Handler: g.joinAPI.Create},
+		{Method: get, Path: "/api/v1/clusters/{name}/join-tokens", Permission: write, Handler: g.joinAPI.List},
+		{Method: del, Path: "/api/v1/join-tokens/{id}", Permission: write, Handler: g.joinAPI.Revoke},
+		{Method: get, Path: "/join", Permission: authn.Public, AddrScope: join.AddrScope, Handler: g.joinAPI.Script},
+		{Method: get, Path: "/api/v1/clusters/{name}/nodes", Permission: read, Handler: g.nodesAPI.List},
+		{Method: get, Path: "/api/v1/clusters/{name}/nodes/{node}", Permission: read, Handler: g.nodesAPI.Get},
+		{Method: post, Path: "/api/v1/clusters/{name}/nodes/{node}/cordon", Permission: read, Handler: g.nodesAPI.Cordon},
+		{Method: post, Path: "/api/v1/clusters/{name}/nodes/{node}/uncordon", Permission: read, Handler: g.nodesAPI.Uncordon},
+		{Method: post, Path: "/api/v1/clusters/{name}/nodes/{node}/drain", Permission: read, Handler: g.nodesAPI.Drain},
 	}...)
 }

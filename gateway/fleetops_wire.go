@@ -8,7 +8,6 @@ import (
 	"github.com/berthgw/berth/gateway/authn"
 	"github.com/berthgw/berth/gateway/breakglass"
 	"github.com/berthgw/berth/gateway/clusters"
-	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/nodes"
 )
@@ -74,7 +73,7 @@ func (g *Gateway) stopFleetOps() {
 // fleetOpsRoutes are their entries in the route table.
 func (g *Gateway) fleetOpsRoutes() []authn.Route {
 	return []authn.Route{
-		{Method: fasthttp.MethodGet, Path: "/api/v1/clusters/{name}/node-events", Permission: identity.PermClustersRead, Handler: httpapi.Plain(g.fleetOps.historyAPI.Events)},
+		{Method: fasthttp.MethodGet, Path: "/api/v1/clusters/{name}/node-events", Permission: identity.PermClustersRead, Handler: g.fleetOps.historyAPI.Events},
 		// POST /api/v1/clusters/{name}/kubeconfig with a password comes
 		// to breakGlass.AdminKubeconfig through kubeconfigRoutes.
 	}

@@ -46,19 +46,18 @@ func kubeconfigServerFor(publicURL, httpsAddr string) (string, error) {
 // check is limited per client address like sign-in. GET answers 405.
 func (g *Gateway) kubeconfigRoutes() []authn.Route {
 	const path = "/api/v1/clusters/{name}/kubeconfig"
-	post := func(ctx *fasthttp.RequestCtx) {
+	post := func(ctx *fasthttp.RequestCtx) error {
 		if len(ctx.Request.Body()) == 0 {
-			g.clusterAPI.Kubeconfig(ctx)
-			return
+			return g.clusterAPI.Kubeconfig(ctx)
 		}
 		if !g.authn.Allow(ctx, ratelimit.ScopeAuth, g.authn.AddrKey(ctx)) {
-			return
+			return nil // Allow has answered 429
 		}
-		g.fleetOps.breakGlass.AdminKubeconfig(ctx)
+		return g.fleetOps.breakGlass.AdminKubeconfig(ctx)
 	}
 	return []authn.Route{
-		{Method: fasthttp.MethodPost, Path: path, Permission: identity.PermClustersRead, Handler: httpapi.Plain(post)},
-		{Method: fasthttp.MethodGet, Path: path, Permission: authn.Public, Handler: httpapi.Plain(g.clusterAPI.KubeconfigGet)},
+		{Method: fasthttp.MethodPost, Path: path, Permission: identity.PermClustersRead, Handler: post},
+		{Method: fasthttp.MethodGet, Path: path, Permission: authn.Public, Handler: g.clusterAPI.KubeconfigGet},
 		{Method: fasthttp.MethodGet, Path: "/ca.crt", Permission: authn.Public, Handler: httpapi.Plain(g.serveCA)},
 	}
 }

@@ -21,11 +21,14 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/gateway/kubestatus"
 )
 
 // TokenTTL is the lifetime of the token in an admin kubeconfig: long
@@ -49,18 +52,18 @@ const (
 	annotationUID   = "berth.dev/user-id"
 )
 
-// Errors handlers map to statuses.
+// Refusals of Issue, testable with errors.Is. A refusal or failure of the
+// cluster is a fault made by kubestatus.Fault, with the cluster's
+// *apierrors.StatusError in its chain.
 var (
 	// ErrNotFound: no such cluster, or the caller may not see it.
-	ErrNotFound = errors.New("cluster not found")
+	ErrNotFound = fault.New(fault.NotFound, "cluster not found")
 	// ErrNotPasswordUser: the caller authenticated with something other
 	// than their password (an API key, access key or client certificate).
-	ErrNotPasswordUser = errors.New("an admin kubeconfig needs a password sign-in: API keys, access keys and client certificates cannot get one")
+	ErrNotPasswordUser = fault.New(fault.Forbidden, "an admin kubeconfig needs a password sign-in: API keys, access keys and client certificates cannot get one")
 	// ErrNotClusterAdmin: the caller's role on the cluster is weaker than
 	// cluster-admin.
-	ErrNotClusterAdmin = errors.New("an admin kubeconfig needs the cluster-admin role on this cluster")
-	// ErrCluster wraps a refusal or failure reported by the cluster.
-	ErrCluster = errors.New("cluster error")
+	ErrNotClusterAdmin = fault.New(fault.Forbidden, "an admin kubeconfig needs the cluster-admin role on this cluster")
 )
 
 // Clusters is what the service needs of the cluster registry.
@@ -155,15 +158,8 @@ func (s *Service) issue(p *identity.Principal, cluster, password string) (*Issue
 		return nil, "not_cluster_admin", ErrNotClusterAdmin
 	}
 	if err := s.passwords.ConfirmPassword(p, password); err != nil {
-		var le *identity.LockedError
-		var ie *identity.Error
-		switch {
-		case errors.As(err, &le):
-			return nil, "locked", err
-		case errors.As(err, &ie) && ie.Kind == identity.KindForbidden:
-			return nil, "bad_password", err
-		}
-		return nil, "invalid", err
+		reason, err := passwordRefused(err)
+		return nil, reason, err
 	}
 	// From here on the cluster of this name must not be let go of (or
 	// replaced) under the calls: the lock holds off its unregistering, and
@@ -201,6 +197,31 @@ func (s *Service) issue(p *identity.Principal, cluster, password string) (*Issue
 		return nil, "error", err
 	}
 	return &Issued{Kubeconfig: kc, ServiceAccount: sa, ExpiresAt: expires}, "", nil
+}
+
+// passwordRefused is the audit reason and the fault for a password that
+// ConfirmPassword refused: a locked account is TooMany with when to come
+// back; a wrong password Forbidden, since the session itself is valid (not
+// 401); another refusal of the password Invalid; a user who is gone
+// Unauthenticated.
+func passwordRefused(err error) (string, error) {
+	var (
+		le *identity.LockedError
+		ie *identity.Error
+	)
+	switch {
+	case errors.As(err, &le):
+		secs := max(1, int((le.RetryAfter+time.Second-1)/time.Second))
+		return "locked", fault.New(fault.TooMany, "too many wrong passwords for this account; try again in %d seconds", secs).
+			Retry(time.Duration(secs) * time.Second)
+	case errors.As(err, &ie) && ie.Kind == identity.KindForbidden:
+		return "bad_password", fault.New(fault.Forbidden, "%s", ie.Message)
+	case errors.As(err, &ie):
+		return "invalid", fault.New(fault.Invalid, "%s", ie.Message)
+	case errors.Is(err, identity.ErrUnauthenticated):
+		return "invalid", fault.New(fault.Unauthenticated, "invalid credentials")
+	}
+	return "invalid", err
 }
 
 // maxNamePart bounds the username part of a ServiceAccount name, so that
@@ -306,26 +327,26 @@ func (s *Service) create(p *identity.Principal, cluster, collection, name string
 		return fmt.Errorf("encode %s: %w", name, err)
 	}
 	code, resp, err := s.clusters.Call(p, cluster, http.MethodPost, collection, "application/json", body)
-	if err != nil {
-		return fmt.Errorf("%w: create %s: %v", ErrCluster, name, err)
+	if err == nil {
+		err = kubestatus.Error(http.MethodPost, code, resp)
 	}
-	switch code {
-	case http.StatusCreated, http.StatusOK:
+	switch {
+	case err == nil:
 		return nil
-	case http.StatusConflict:
-	default:
-		return refusal(code, resp, "create "+collection+"/"+name)
+	case !apierrors.IsAlreadyExists(err) && !apierrors.IsConflict(err):
+		return kubestatus.Fault(err, "create "+collection+"/"+name)
 	}
-	code, resp, err = s.clusters.Call(p, cluster, http.MethodGet, collection+"/"+url.PathEscape(name), "", nil)
+	path := collection + "/" + url.PathEscape(name)
+	code, resp, err = s.clusters.Call(p, cluster, http.MethodGet, path, "", nil)
+	if err == nil {
+		err = kubestatus.Error(http.MethodGet, code, resp)
+	}
 	if err != nil {
-		return fmt.Errorf("%w: read %s: %v", ErrCluster, name, err)
-	}
-	if code != http.StatusOK {
-		return refusal(code, resp, "read "+collection+"/"+name)
+		return kubestatus.Fault(err, "read "+collection+"/"+name)
 	}
 	var o object
 	if err := json.Unmarshal(resp, &o); err != nil || !usable(&o) {
-		return fmt.Errorf("%w: %s/%s exists and is not Berth's break-glass object for this user; remove or rename it", ErrCluster, collection, name)
+		return fault.New(fault.BadGateway, "%s/%s exists and is not Berth's break-glass object for this user; remove or rename it", collection, name)
 	}
 	return nil
 }
@@ -340,11 +361,11 @@ func (s *Service) requestToken(p *identity.Principal, cluster, sa string) (strin
 	body, _ := json.Marshal(req)
 	path := "/api/v1/namespaces/" + Namespace + "/serviceaccounts/" + url.PathEscape(sa) + "/token"
 	code, resp, err := s.clusters.Call(p, cluster, http.MethodPost, path, "application/json", body)
-	if err != nil {
-		return "", time.Time{}, fmt.Errorf("%w: token request: %v", ErrCluster, err)
+	if err == nil {
+		err = kubestatus.Error(http.MethodPost, code, resp)
 	}
-	if code != http.StatusCreated && code != http.StatusOK {
-		return "", time.Time{}, refusal(code, resp, "token request for "+sa)
+	if err != nil {
+		return "", time.Time{}, kubestatus.Fault(err, "token request for "+sa)
 	}
 	var tr struct {
 		Status struct {
@@ -353,7 +374,7 @@ func (s *Service) requestToken(p *identity.Principal, cluster, sa string) (strin
 		} `json:"status"`
 	}
 	if err := json.Unmarshal(resp, &tr); err != nil || tr.Status.Token == "" {
-		return "", time.Time{}, fmt.Errorf("%w: token request for %s: the answer holds no token", ErrCluster, sa)
+		return "", time.Time{}, fault.New(fault.BadGateway, "token request for %s: the answer holds no token", sa)
 	}
 	expires := tr.Status.ExpirationTimestamp.UTC()
 	if expires.IsZero() {
@@ -361,25 +382,6 @@ func (s *Service) requestToken(p *identity.Principal, cluster, sa string) (strin
 	}
 	return tr.Status.Token, expires, nil
 }
-
-// refusal turns a cluster's non-success answer into an ErrCluster with the
-// cluster's own message (a Status never carries a credential).
-func refusal(code int, resp []byte, what string) error {
-	var st struct{ Message string }
-	_ = json.Unmarshal(resp, &st)
-	return &ClusterError{Status: code, Message: fmt.Sprintf("%s answered %d: %s", what, code, st.Message)}
-}
-
-// ClusterError is a cluster's refusal of one of the calls Issue makes.
-type ClusterError struct {
-	Status  int
-	Message string
-}
-
-func (e *ClusterError) Error() string { return ErrCluster.Error() + ": " + e.Message }
-
-// Unwrap makes errors.Is(err, ErrCluster) hold.
-func (e *ClusterError) Unwrap() error { return ErrCluster }
 
 // kubeconfig writes a kubeconfig reaching server directly (not through
 // Berth) as sa with token, headed by comments saying what it is, until when

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -115,7 +116,8 @@ func TestIssueRefusals(t *testing.T) {
 		{"scoped", &identity.Principal{UserID: "usr_1", AuthMethod: identity.MethodPassword, Scopes: []string{"cluster:x"}}, "cluster-admin", "right", ErrNotPasswordUser, "not_password_sign_in"},
 		{"admin role is not enough", person, "admin", "right", ErrNotClusterAdmin, "not_cluster_admin"},
 		{"wrong password", person, "cluster-admin", "wrong", nil, "bad_password"},
-		{"reaches the cluster", person, "cluster-admin", "right", ErrCluster, "cluster_error"},
+		// The fake cluster answers 500: the cluster's refusal, as a StatusError.
+		{"reaches the cluster", person, "cluster-admin", "right", nil, "cluster_error"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,6 +126,9 @@ func TestIssueRefusals(t *testing.T) {
 			_, reason, err := s.issue(tc.p, "prod", tc.password)
 			if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) || reason != tc.reason {
 				t.Fatalf("got %v (%s), want %v (%s)", err, reason, tc.want, tc.reason)
+			}
+			if tc.reason == "cluster_error" && !apierrors.IsInternalError(err) {
+				t.Errorf("the cluster's 500 is not in the error: %v", err)
 			}
 			if tc.reason != "cluster_error" && len(fc.calls) > 0 {
 				t.Errorf("a refusal called the cluster: %q", fc.calls)

@@ -13,8 +13,11 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/gateway/kubestatus"
 )
 
 // A break-glass token lives an hour and cannot be recalled, but the
@@ -261,11 +264,11 @@ func list(ctx context.Context, call CallFunc, path string) ([]object, error) {
 	if errors.Is(err, errLetGo) {
 		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: list %s: %v", ErrCluster, path, err)
+	if err == nil {
+		err = kubestatus.Error(http.MethodGet, code, resp)
 	}
-	if code != http.StatusOK {
-		return nil, refusal(code, resp, "list "+path)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", path, err)
 	}
 	var list struct{ Items []object }
 	if err := json.Unmarshal(resp, &list); err != nil {
@@ -386,14 +389,14 @@ func remove(ctx context.Context, call CallFunc, path, uid string) (gone bool, er
 	if errors.Is(err, errLetGo) {
 		return false, err
 	}
-	if err != nil {
-		return false, fmt.Errorf("%w: delete %s: %v", ErrCluster, path, err)
+	if err == nil {
+		err = kubestatus.Error(http.MethodDelete, code, resp)
 	}
-	switch code {
-	case http.StatusOK, http.StatusAccepted:
+	switch {
+	case err == nil:
 		return false, nil
-	case http.StatusNotFound:
+	case apierrors.IsNotFound(err):
 		return true, nil
 	}
-	return false, refusal(code, resp, "delete "+path)
+	return false, fmt.Errorf("delete %s: %w", path, err)
 }

@@ -1,9 +1,6 @@
 package clusters
 
 import (
-	"errors"
-	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -12,6 +9,7 @@ import (
 
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/authn"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/operations"
@@ -157,7 +155,7 @@ func (q quantityRequest) parse(part string) (Resources, error) {
 		}
 		v, err := resource.ParseQuantity(f.raw)
 		if err != nil || v.Sign() < 0 {
-			return r, fmt.Errorf("provision.%s.%s: %q is not a quantity (e.g. \"2\", \"500m\", \"4Gi\")", part, f.name, f.raw)
+			return r, fault.New(fault.Invalid, "provision.%s.%s: %q is not a quantity (e.g. \"2\", \"500m\", \"4Gi\")", part, f.name, f.raw)
 		}
 		f.set(v)
 	}
@@ -183,11 +181,15 @@ func (req *request) connection() (*Connection, error) {
 	direct := req.Server != "" || req.Token != "" || req.ClientCertificateData != "" || req.ClientKeyData != "" || req.CertificateAuthorityData != ""
 	switch {
 	case req.Kubeconfig != "" && direct:
-		return nil, errors.New("give a kubeconfig or server and credentials, not both")
+		return nil, fault.New(fault.Invalid, "give a kubeconfig or server and credentials, not both")
 	case len(req.Kubeconfig) > maxKubeconfig:
-		return nil, errors.New("kubeconfig is too large")
+		return nil, fault.New(fault.Invalid, "kubeconfig is too large")
 	case req.Kubeconfig != "":
-		return FromKubeconfig([]byte(req.Kubeconfig), req.Context)
+		c, err := FromKubeconfig([]byte(req.Kubeconfig), req.Context)
+		if err != nil {
+			return nil, fault.New(fault.Invalid, "%s", err)
+		}
+		return c, nil
 	case !direct:
 		return nil, nil
 	}
@@ -212,59 +214,31 @@ func name(ctx *fasthttp.RequestCtx) string {
 	return n
 }
 
-// writeErr maps service errors to API errors.
-func writeErr(ctx *fasthttp.RequestCtx, err error) {
-	var exists *MemberExistsError
-	switch {
-	case errors.As(err, &exists):
-		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusConflict, httpapi.CodeConflict, "%s", exists.Error()))
-	case errors.Is(err, ErrMemberNotFound):
-		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusNotFound, httpapi.CodeNotFound, "%s", ErrMemberNotFound.Error()))
-	case errors.Is(err, ErrNotFound):
-		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusNotFound, httpapi.CodeNotFound, "cluster not found"))
-	case errors.Is(err, ErrExists):
-		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusConflict, httpapi.CodeConflict, "%s", ErrExists.Error()))
-	case errors.Is(err, ErrInvalid):
-		httpapi.WriteError(ctx, httpapi.BadRequest("%s", strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": ")))
-	case errors.Is(err, ErrQuota):
-		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusForbidden, httpapi.CodeQuotaExceeded, "%s", err.Error()))
-	case errors.Is(err, ErrNotReady):
-		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusConflict, httpapi.CodeConflict, "%s", err.Error()))
-	case errors.Is(err, operations.ErrBusy):
-		operations.WriteError(ctx, err)
-	default:
-		httpapi.WriteError(ctx, err)
-	}
-}
-
-// visible answers 404 for clusters the caller may not see, so names of
-// other teams' clusters do not leak.
-func (h *Handlers) visible(ctx *fasthttp.RequestCtx) (*Record, string, bool) {
+// visible returns the cluster named in the path and the caller's role on
+// it; a cluster the caller may not see is ErrNotFound, as one that does
+// not exist, so names of other teams' clusters do not leak.
+func (h *Handlers) visible(ctx *fasthttp.RequestCtx) (*Record, string, error) {
 	r, err := h.svc.Get(name(ctx))
 	if err != nil {
-		writeErr(ctx, err)
-		return nil, "", false
+		return nil, "", err
 	}
 	role, ok := h.svc.Access(authn.PrincipalFrom(ctx), r.Name)
 	if !ok {
-		writeErr(ctx, ErrNotFound)
-		return nil, "", false
+		return nil, "", ErrNotFound
 	}
-	return r, role, true
+	return r, role, nil
 }
 
 // List is GET /api/v1/clusters: the clusters the caller may reach.
-func (h *Handlers) List(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) List(ctx *fasthttp.RequestCtx) error {
 	pg, perr := httpapi.ParsePage(ctx)
 	if perr != nil {
-		httpapi.WriteError(ctx, perr)
-		return
+		return perr
 	}
 	p := authn.PrincipalFrom(ctx)
 	items, total, err := h.svc.List(p, pg.Page, pg.PageSize)
 	if err != nil {
-		writeErr(ctx, err)
-		return
+		return err
 	}
 	views := make([]View, 0, len(items))
 	for i := range items {
@@ -272,117 +246,107 @@ func (h *Handlers) List(ctx *fasthttp.RequestCtx) {
 		views = append(views, view(&items[i], role))
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, httpapi.NewList(views, total, pg))
+	return nil
 }
 
 // Get is GET /api/v1/clusters/{name}.
-func (h *Handlers) Get(ctx *fasthttp.RequestCtx) {
-	if r, role, ok := h.visible(ctx); ok {
-		httpapi.WriteJSON(ctx, fasthttp.StatusOK, view(r, role))
+func (h *Handlers) Get(ctx *fasthttp.RequestCtx) error {
+	r, role, err := h.visible(ctx)
+	if err != nil {
+		return err
 	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, view(r, role))
+	return nil
 }
 
 // Create is POST /api/v1/clusters.
-func (h *Handlers) Create(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) Create(ctx *fasthttp.RequestCtx) error {
 	var req request
 	if e := httpapi.DecodeJSON(ctx, &req); e != nil {
-		httpapi.WriteError(ctx, e)
-		return
+		return e
 	}
 	conn, err := req.connection()
 	if err != nil {
-		httpapi.WriteError(ctx, httpapi.BadRequest("%s", err.Error()))
-		return
+		return err
 	}
 	if req.Provision != nil {
 		if conn != nil {
-			httpapi.WriteError(ctx, httpapi.BadRequest("give provision or a kubeconfig (or server and credentials), not both"))
-			return
+			return fault.New(fault.Invalid, "give provision or a kubeconfig (or server and credentials), not both")
 		}
 		shape, err := req.Provision.shape()
 		if err != nil {
-			httpapi.WriteError(ctx, httpapi.BadRequest("%s", err.Error()))
-			return
+			return err
 		}
 		op, err := h.svc.Provision(ctx, authn.PrincipalFrom(ctx), ProvisionSpec{
 			Name: req.Name, DisplayName: req.DisplayName, Description: req.Description, Labels: req.Labels,
 			Provisioner: req.Provision.Provisioner, Shape: shape,
 		}, h.event(ctx))
 		if err != nil {
-			writeErr(ctx, err)
-			return
+			return err
 		}
 		writeOperation(ctx, op)
-		return
+		return nil
 	}
 	r, err := h.svc.Register(ctx, authn.PrincipalFrom(ctx), Spec{Name: req.Name, DisplayName: req.DisplayName, Description: req.Description, Labels: req.Labels, Conn: conn}, h.event(ctx))
 	if err != nil {
-		writeErr(ctx, err)
-		return
+		return err
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusCreated, view(h.probed(r), "cluster-admin"))
+	return nil
 }
 
 // Update is PUT /api/v1/clusters/{name}; credentials change only when the
 // body gives new ones.
-func (h *Handlers) Update(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) Update(ctx *fasthttp.RequestCtx) error {
 	var req request
 	if e := httpapi.DecodeJSON(ctx, &req); e != nil {
-		httpapi.WriteError(ctx, e)
-		return
+		return e
 	}
 	if req.Name != "" && req.Name != name(ctx) {
-		httpapi.WriteError(ctx, httpapi.BadRequest("a cluster cannot be renamed"))
-		return
+		return fault.New(fault.Invalid, "a cluster cannot be renamed")
 	}
 	conn, err := req.connection()
 	if err != nil {
-		httpapi.WriteError(ctx, httpapi.BadRequest("%s", err.Error()))
-		return
+		return err
 	}
 	var shape Shape
 	if req.Provision != nil {
 		if req.Provision.Provisioner != "" {
-			httpapi.WriteError(ctx, httpapi.BadRequest("a cluster's provisioner cannot be changed"))
-			return
+			return fault.New(fault.Invalid, "a cluster's provisioner cannot be changed")
 		}
 		if shape, err = req.Provision.shape(); err != nil {
-			httpapi.WriteError(ctx, httpapi.BadRequest("%s", err.Error()))
-			return
+			return err
 		}
 		if err := shape.validate(); err != nil {
-			writeErr(ctx, err)
-			return
+			return err
 		}
 		// Refuse before changing anything else the body asks for.
 		r, err := h.svc.Get(name(ctx))
 		if err != nil {
-			writeErr(ctx, err)
-			return
+			return err
 		}
 		if r.Provisioner == "" {
-			httpapi.WriteError(ctx, httpapi.BadRequest("cluster %q was registered, not provisioned: Berth cannot change its shape", r.Name))
-			return
+			return fault.New(fault.Invalid, "cluster %q was registered, not provisioned: Berth cannot change its shape", r.Name)
 		}
 	}
 	r, err := h.svc.Update(ctx, Spec{Name: name(ctx), DisplayName: req.DisplayName, Description: req.Description, Labels: req.Labels, Conn: conn}, h.event(ctx))
 	if err != nil {
-		writeErr(ctx, err)
-		return
+		return err
 	}
 	if req.Provision != nil {
 		op, err := h.svc.Reshape(ctx, authn.PrincipalFrom(ctx), r.Name, shape, h.event(ctx))
 		if err != nil {
-			writeErr(ctx, err)
-			return
+			return err
 		}
 		writeOperation(ctx, op)
-		return
+		return nil
 	}
 	if conn != nil {
 		r = h.probed(r)
 	}
 	role, _ := h.svc.Access(authn.PrincipalFrom(ctx), r.Name)
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, view(r, role))
+	return nil
 }
 
 // probed checks a cluster whose connection was just given now, rather
@@ -401,17 +365,17 @@ func (h *Handlers) probed(r *Record) *Record {
 
 // Delete is DELETE /api/v1/clusters/{name}: 204 for a registered
 // cluster, 202 with the delete operation for a provisioned one.
-func (h *Handlers) Delete(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) Delete(ctx *fasthttp.RequestCtx) error {
 	op, err := h.svc.Delete(ctx, authn.PrincipalFrom(ctx), name(ctx), h.event(ctx))
 	if err != nil {
-		writeErr(ctx, err)
-		return
+		return err
 	}
 	if op != nil {
 		writeOperation(ctx, op)
-		return
+		return nil
 	}
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
+	return nil
 }
 
 // writeOperation answers 202 with an operation just started, and where to
@@ -422,85 +386,81 @@ func writeOperation(ctx *fasthttp.RequestCtx, op *operations.Operation) {
 }
 
 // Test is POST /api/v1/clusters/{name}/test.
-func (h *Handlers) Test(ctx *fasthttp.RequestCtx) {
-	if _, _, ok := h.visible(ctx); !ok {
-		return
+func (h *Handlers) Test(ctx *fasthttp.RequestCtx) error {
+	if _, _, err := h.visible(ctx); err != nil {
+		return err
 	}
 	res, err := h.svc.Test(name(ctx))
 	if err != nil {
-		writeErr(ctx, err)
-		return
+		return err
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, res)
+	return nil
 }
 
 // Members is GET /api/v1/clusters/{name}/members.
-func (h *Handlers) Members(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) Members(ctx *fasthttp.RequestCtx) error {
 	ms, err := h.svc.Members(name(ctx))
 	if err != nil {
-		writeErr(ctx, err)
-		return
+		return err
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, httpapi.NewList(ms, len(ms), httpapi.Page{Page: 1, PageSize: max(len(ms), 1)}))
+	return nil
 }
 
 // AddMember is POST /api/v1/clusters/{name}/members {user|group, role}:
 // user is a username or a user id; a subject that is already a member is
 // 409 (change a role with SetMemberRole).
-func (h *Handlers) AddMember(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) AddMember(ctx *fasthttp.RequestCtx) error {
 	var req struct {
 		User  string `json:"user"`
 		Group string `json:"group"`
 		Role  string `json:"role"`
 	}
 	if e := httpapi.DecodeJSON(ctx, &req); e != nil {
-		httpapi.WriteError(ctx, e)
-		return
+		return e
 	}
 	kind, subject := "user", req.User
 	switch {
 	case req.User != "" && req.Group != "":
-		httpapi.WriteError(ctx, httpapi.BadRequest("give a user or a group, not both"))
-		return
+		return fault.New(fault.Invalid, "give a user or a group, not both")
 	case req.Group != "":
 		kind, subject = "group", req.Group
 	case req.User == "":
-		httpapi.WriteError(ctx, httpapi.BadRequest("give a user or a group"))
-		return
+		return fault.New(fault.Invalid, "give a user or a group")
 	}
 	m, err := h.svc.AddMember(ctx, name(ctx), kind, subject, req.Role, h.event(ctx))
 	if err != nil {
-		writeErr(ctx, err)
-		return
+		return err
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusCreated, m)
+	return nil
 }
 
 // SetMemberRole is PUT /api/v1/clusters/{name}/members/{id} {role}: id is
 // the grant's id, as listed and as returned on creation.
-func (h *Handlers) SetMemberRole(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) SetMemberRole(ctx *fasthttp.RequestCtx) error {
 	var req struct {
 		Role string `json:"role"`
 	}
 	if e := httpapi.DecodeJSON(ctx, &req); e != nil {
-		httpapi.WriteError(ctx, e)
-		return
+		return e
 	}
 	id, _ := ctx.UserValue("id").(string)
 	m, err := h.svc.SetMemberRole(ctx, name(ctx), id, req.Role, h.event(ctx))
 	if err != nil {
-		writeErr(ctx, err)
-		return
+		return err
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, m)
+	return nil
 }
 
 // RemoveMember is DELETE /api/v1/clusters/{name}/members/{id}.
-func (h *Handlers) RemoveMember(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) RemoveMember(ctx *fasthttp.RequestCtx) error {
 	id, _ := ctx.UserValue("id").(string)
 	if err := h.svc.RemoveMember(ctx, name(ctx), id, h.event(ctx)); err != nil {
-		writeErr(ctx, err)
-		return
+		return err
 	}
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
+	return nil
 }

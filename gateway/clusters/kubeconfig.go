@@ -9,6 +9,8 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/berthgw/berth/gateway/fault"
 )
 
 // Connection is how the gateway reaches a cluster: the server, the CA that
@@ -113,7 +115,7 @@ func decodeB64(field, s string) ([]byte, error) {
 	}
 	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
 	if err != nil {
-		return nil, fmt.Errorf("%s must be base64 (as in a kubeconfig)", field)
+		return nil, fault.New(fault.Invalid, "%s must be base64 (as in a kubeconfig)", field)
 	}
 	return b, nil
 }

@@ -3,12 +3,11 @@ package clusters
 import (
 	"errors"
 	"strings"
-	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/berthgw/berth/gateway/authn"
-	"github.com/berthgw/berth/gateway/httpapi"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/identity"
 )
 
@@ -19,38 +18,36 @@ import (
 // kubeconfig made before for the same user and cluster: one kubeconfig
 // key each, never a pile of them. Minting is a POST, so that no link or
 // cross-site navigation can make a browser do it.
-func (h *Handlers) Kubeconfig(ctx *fasthttp.RequestCtx) {
-	r, _, ok := h.visible(ctx)
-	if !ok {
-		return
+func (h *Handlers) Kubeconfig(ctx *fasthttp.RequestCtx) error {
+	r, _, err := h.visible(ctx)
+	if err != nil {
+		return err
 	}
 	p := authn.PrincipalFrom(ctx)
 	if p.Scoped() {
 		// A scoped key must not mint keys: that would let it outlive or
 		// widen its own scope.
-		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusForbidden, httpapi.CodeForbidden, "a scoped API key cannot create kubeconfigs"))
-		return
+		return fault.New(fault.Forbidden, "a scoped API key cannot create kubeconfigs")
 	}
 	base, err := h.server()
 	if err != nil {
-		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusConflict, httpapi.CodeConflict, "%s", err.Error()))
-		return
+		// Why Berth does not know its own address, and who can fix it.
+		return fault.New(fault.Conflict, "%s", err)
 	}
 	raw, err := h.replaceKubeconfigKey(ctx, p, r.Name)
 	if err != nil {
-		httpapi.WriteError(ctx, err)
-		return
+		return err
 	}
 	out, err := ClientKubeconfig(r.Name, strings.TrimSuffix(base, "/")+"/proxy/clusters/"+r.Name, h.caPEM(), raw)
 	if err != nil {
-		httpapi.WriteError(ctx, err)
-		return
+		return err
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType("application/yaml")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.Response.Header.Set("Content-Disposition", `attachment; filename="`+r.Name+`.kubeconfig"`)
 	ctx.SetBody(out)
+	return nil
 }
 
 // replaceKubeconfigKey revokes the key of p's previous kubeconfig for
@@ -72,7 +69,7 @@ func (h *Handlers) replaceKubeconfigKey(ctx *fasthttp.RequestCtx, p *identity.Pr
 	}
 	scopes := []string{identity.ClusterScopePrefix + cluster, identity.PermClustersRead}
 	key, raw, err := h.ids.CreateAPIKey(ctx, p, identity.NewAPIKey{
-		Name: "kubeconfig " + cluster, Scopes: scopes, ExpiresAt: time.Now().Add(h.kubeconfigTTL),
+		Name: "kubeconfig " + cluster, Scopes: scopes, ExpiresAt: h.svc.opts.Now().Add(h.kubeconfigTTL),
 	}, h.authn.Meta(ctx))
 	if err != nil {
 		return "", err
@@ -85,8 +82,8 @@ func (h *Handlers) replaceKubeconfigKey(ctx *fasthttp.RequestCtx, p *identity.Pr
 
 // KubeconfigGet is GET /api/v1/clusters/{name}/kubeconfig, which minted a
 // key on every call before: 405, saying to use POST.
-func (h *Handlers) KubeconfigGet(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) KubeconfigGet(ctx *fasthttp.RequestCtx) error {
 	ctx.Response.Header.Set(fasthttp.HeaderAllow, fasthttp.MethodPost)
-	httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusMethodNotAllowed, httpapi.CodeMethodNotAllowed,
-		"a kubeconfig holds a new API key, so it is made by POST, not GET: POST /api/v1/clusters/%s/kubeconfig", name(ctx)))
+	return fault.New(fault.MethodNotAllowed,
+		"a kubeconfig holds a new API key, so it is made by POST, not GET: POST /api/v1/clusters/%s/kubeconfig", name(ctx))
 }

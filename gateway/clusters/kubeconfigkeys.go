@@ -46,7 +46,7 @@ func (s *Service) mintedKubeconfigKey(cluster, userID string) (string, error) {
 func (s *Service) recordKubeconfigKey(cluster, userID, keyID string) error {
 	return s.db.Update(func(tx *store.Tx) error {
 		return kubeconfigKeys.Put(tx, kubeconfigKeyID(cluster, userID), &kubeconfigKey{
-			Cluster: cluster, UserID: userID, KeyID: keyID, CreatedAt: time.Now().UTC(),
+			Cluster: cluster, UserID: userID, KeyID: keyID, CreatedAt: s.opts.Now().UTC(),
 		})
 	})
 }

@@ -31,10 +31,6 @@ const (
 // provisioned: Berth has no credentials for it yet.
 const ConnKubeconfigPending = "kubeconfig_pending"
 
-// ErrQuota is returned when a create or update would exceed the caller's
-// quota.
-var ErrQuota = errors.New("quota exceeded")
-
 // Resources are CPU and memory for one part of a cluster.
 type Resources struct {
 	CPUMillicores int64 `json:"cpu_millicores"`
@@ -56,15 +52,15 @@ func (sh *Shape) total() Resources {
 func (sh *Shape) validate() error {
 	for _, r := range []Resources{sh.ControlPlane, sh.Workers} {
 		if r.CPUMillicores < 0 || r.MemoryBytes < 0 {
-			return fmt.Errorf("%w: cpu and memory must not be negative", ErrInvalid)
+			return fault.New(fault.Invalid, "cpu and memory must not be negative")
 		}
 	}
 	if len(sh.KubernetesVersion) > 64 || len(sh.Options) > 32 {
-		return fmt.Errorf("%w: kubernetes_version (64) or options (32) too long", ErrInvalid)
+		return fault.New(fault.Invalid, "kubernetes_version (64) or options (32) too long")
 	}
 	for k, v := range sh.Options {
 		if k == "" || len(k) > 63 || len(v) > 1024 {
-			return fmt.Errorf("%w: option %q too long or empty", ErrInvalid, k)
+			return fault.New(fault.Invalid, "option %q too long or empty", k)
 		}
 	}
 	return nil
@@ -113,7 +109,7 @@ type ProvisionSpec struct {
 func (s *Service) Provision(ctx context.Context, actor *identity.Principal, ps ProvisionSpec, ev audit.Event) (*operations.Operation, error) {
 	lc := s.opts.Lifecycle
 	if lc.Operations == nil {
-		return nil, fmt.Errorf("%w: provisioning is not enabled on this gateway", ErrInvalid)
+		return nil, fault.New(fault.Invalid, "provisioning is not enabled on this gateway")
 	}
 	meta := Spec{Name: ps.Name, DisplayName: ps.DisplayName, Description: ps.Description, Labels: ps.Labels}
 	if err := validateMeta(&meta, true); err != nil {
@@ -126,10 +122,10 @@ func (s *Service) Provision(ctx context.Context, actor *identity.Principal, ps P
 		ps.Provisioner = lc.DefaultProvisioner
 	}
 	if ps.Provisioner == "" {
-		return nil, fmt.Errorf("%w: name a provisioner (no provisioning.provisioner is configured)", ErrInvalid)
+		return nil, fault.New(fault.Invalid, "name a provisioner (no provisioning.provisioner is configured)")
 	}
 	if _, err := lc.Provisioner(ps.Provisioner); err != nil {
-		return nil, fmt.Errorf("%w: provisioner %q: %v", ErrInvalid, ps.Provisioner, unwrapPlugin(err))
+		return nil, fault.New(fault.Invalid, "provisioner %q: %v", ps.Provisioner, unwrapPlugin(err))
 	}
 	op, err := operations.New(operations.Create, ps.Name, ps.Provisioner, actor.UserID, ps.Shape.spec(ps.Name))
 	if err != nil {
@@ -182,7 +178,7 @@ func (s *Service) Reshape(ctx context.Context, actor *identity.Principal, name s
 			return ErrNotFound
 		}
 		if r.Provisioner == "" || lc.Operations == nil {
-			return fmt.Errorf("%w: cluster %q was registered, not provisioned: Berth cannot change its shape", ErrInvalid, name)
+			return fault.New(fault.Invalid, "cluster %q was registered, not provisioned: Berth cannot change its shape", name)
 		}
 		if err := s.checkQuota(tx, r.CreatedBy, name, shape.total()); err != nil {
 			return err
@@ -277,11 +273,11 @@ func (s *Service) checkQuota(tx *store.Tx, user, except string, want Resources) 
 	}
 	switch {
 	case q.MaxClusters > 0 && count > q.MaxClusters:
-		return fmt.Errorf("%w: at most %d clusters per user", ErrQuota, q.MaxClusters)
+		return fault.New(fault.QuotaExceeded, "quota exceeded: at most %d clusters per user", q.MaxClusters)
 	case q.MaxCPUMillicores > 0 && cpu > q.MaxCPUMillicores:
-		return fmt.Errorf("%w: at most %s CPU per user; this would make %s", ErrQuota, cpuString(q.MaxCPUMillicores), cpuString(cpu))
+		return fault.New(fault.QuotaExceeded, "quota exceeded: at most %s CPU per user; this would make %s", cpuString(q.MaxCPUMillicores), cpuString(cpu))
 	case q.MaxMemoryBytes > 0 && mem > q.MaxMemoryBytes:
-		return fmt.Errorf("%w: at most %s memory per user; this would make %s", ErrQuota, memString(q.MaxMemoryBytes), memString(mem))
+		return fault.New(fault.QuotaExceeded, "quota exceeded: at most %s memory per user; this would make %s", memString(q.MaxMemoryBytes), memString(mem))
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/store"
 )
 
@@ -26,11 +27,14 @@ func (e *MemberExistsError) Error() string {
 		e.Member.Kind, who, e.Member.Cluster, e.Member.Role, e.Member.Cluster, e.Member.ID)
 }
 
+// Unwrap is the refusal a caller sees: a conflict naming the grant.
+func (e *MemberExistsError) Unwrap() error { return fault.New(fault.Conflict, "%s", e.Error()) }
+
 // SetMemberRole changes the role of grant id on cluster. Streams opened
 // under the old role end, since they assert it to the cluster.
 func (s *Service) SetMemberRole(ctx context.Context, cluster, id, role string, ev audit.Event) (*Member, error) {
 	if !slices.Contains(Roles, role) {
-		return nil, fmt.Errorf("%w: role must be one of %s", ErrInvalid, strings.Join(Roles, ", "))
+		return nil, fault.New(fault.Invalid, "role must be one of %s", strings.Join(Roles, ", "))
 	}
 	var out *Member
 	err := s.db.Update(func(tx *store.Tx) error {
@@ -60,4 +64,4 @@ func (s *Service) SetMemberRole(ctx context.Context, cluster, id, role string, e
 }
 
 // ErrMemberNotFound: no such grant on the cluster (or no such cluster).
-var ErrMemberNotFound = errors.New("no such member of the cluster")
+var ErrMemberNotFound = fault.New(fault.NotFound, "no such member of the cluster")

@@ -4,15 +4,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/gateway/kubestatus"
 	"github.com/berthgw/berth/proxy"
 )
 
@@ -116,26 +116,12 @@ func (s *Service) allowed(name string, attrs authorizationv1.ResourceAttributes)
 	if err != nil {
 		return false, err
 	}
-	if code != 200 && code != 201 {
-		return false, clusterError(code, out)
+	if err := kubestatus.Error(http.MethodPost, code, out); err != nil {
+		return false, err
 	}
 	var res authorizationv1.SelfSubjectAccessReview
 	if err := json.Unmarshal(out, &res); err != nil {
 		return false, fmt.Errorf("decode access review: %w", err)
 	}
 	return res.Status.Allowed, nil
-}
-
-// clusterError is the apimachinery StatusError for a cluster's refusal of
-// an access review: its own Status when it sent one.
-func clusterError(code int, body []byte) error {
-	var st metav1.Status
-	if json.Unmarshal(body, &st) == nil && st.Kind == "Status" {
-		if st.Code == 0 {
-			st.Code = int32(code)
-		}
-		return &apierrors.StatusError{ErrStatus: st}
-	}
-	return apierrors.NewGenericServerResponse(code, "POST",
-		schema.GroupResource{Group: "authorization.k8s.io", Resource: "selfsubjectaccessreviews"}, "", "", 0, true)
 }

@@ -2,10 +2,7 @@ package clusters
 
 import (
 	"slices"
-	"strings"
 	"testing"
-
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
 func TestPermissionsMissing(t *testing.T) {
@@ -36,24 +33,6 @@ func TestExtraKeysFollowIdentity(t *testing.T) {
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("omit extras %v: %q, want %q", omit, got, want)
-		}
-	}
-}
-
-func TestClusterError(t *testing.T) {
-	for _, tc := range []struct {
-		code      int
-		body      string
-		forbidden bool
-		msg       string
-	}{
-		{403, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"no way","reason":"Forbidden","code":403}`, true, "no way"},
-		{403, `not json`, true, ""},
-		{500, `{"kind":"Status","status":"Failure","message":"boom"}`, false, "boom"},
-	} {
-		err := clusterError(tc.code, []byte(tc.body))
-		if apierrors.IsForbidden(err) != tc.forbidden || !strings.Contains(err.Error(), tc.msg) {
-			t.Errorf("%d %s: %v", tc.code, tc.body, err)
 		}
 	}
 }

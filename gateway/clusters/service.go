@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/operations"
 	"github.com/berthgw/berth/gateway/secretbox"
@@ -99,14 +100,15 @@ var (
 	)
 )
 
-// Errors handlers map to statuses.
+// Errors of the registry, testable with errors.Is; each is a fault, so a
+// handler returns it as it is. A request the registry refuses as invalid
+// is a fault of kind Invalid with its own message.
 var (
-	ErrNotFound = errors.New("cluster not found")
-	ErrExists   = errors.New("a cluster with that name already exists")
-	ErrInvalid  = errors.New("invalid cluster")
+	ErrNotFound = fault.New(fault.NotFound, "cluster not found")
+	ErrExists   = fault.New(fault.Conflict, "a cluster with that name already exists")
 	// ErrNotReady: the cluster is being provisioned and Berth has no
 	// connection to it yet.
-	ErrNotReady = errors.New("the cluster has no connection yet: it is still being provisioned")
+	ErrNotReady = fault.New(fault.Conflict, "the cluster has no connection yet: it is still being provisioned")
 )
 
 // Options configure the Service.
@@ -123,8 +125,9 @@ type Options struct {
 	// RecheckInterval is how often open streams read their access from
 	// the store again although nothing was written (see recheck.go).
 	RecheckInterval time.Duration
-	// Now is the clock streams are checked against for expiry; it must be
-	// the identity service's. Nil means time.Now.
+	// Now is the registry's clock: for the times it records and for
+	// checking open streams' credentials for expiry, so it must be the
+	// identity service's. Nil means time.Now.
 	Now func() time.Time
 	// ProbeTimeout bounds one probe.
 	ProbeTimeout time.Duration
@@ -305,13 +308,13 @@ func validateSpec(sp *Spec, create bool) error {
 	}
 	if sp.Conn != nil {
 		if err := sp.Conn.validate(); err != nil {
-			return fmt.Errorf("%w: %v", ErrInvalid, err)
+			return fault.New(fault.Invalid, "%s", err)
 		}
 		if _, err := proxy.TLSConfig(proxy.Cluster{CAData: sp.Conn.CAData, ClientCertData: sp.Conn.ClientCertData, ClientKeyData: sp.Conn.ClientKeyData}); err != nil {
-			return fmt.Errorf("%w: %v", ErrInvalid, err)
+			return fault.New(fault.Invalid, "%s", err)
 		}
 	} else if create {
-		return fmt.Errorf("%w: a kubeconfig or server and credentials are required", ErrInvalid)
+		return fault.New(fault.Invalid, "a kubeconfig or server and credentials are required")
 	}
 	return nil
 }
@@ -319,14 +322,14 @@ func validateSpec(sp *Spec, create bool) error {
 // validateMeta checks the name (on create) and the descriptive fields.
 func validateMeta(sp *Spec, create bool) error {
 	if create && !proxy.ValidClusterName(sp.Name) {
-		return fmt.Errorf("%w: name must be a DNS-1123 label: 1-63 lower-case letters, digits or '-', starting and ending with a letter or digit", ErrInvalid)
+		return fault.New(fault.Invalid, "name must be a DNS-1123 label: 1-63 lower-case letters, digits or '-', starting and ending with a letter or digit")
 	}
 	if len(sp.DisplayName) > 128 || len(sp.Description) > 1024 || len(sp.Labels) > 64 {
-		return fmt.Errorf("%w: display_name (128), description (1024) or labels (64) too long", ErrInvalid)
+		return fault.New(fault.Invalid, "display_name (128), description (1024) or labels (64) too long")
 	}
 	for k, v := range sp.Labels {
 		if k == "" || len(k) > 63 || len(v) > 256 {
-			return fmt.Errorf("%w: label %q too long or empty", ErrInvalid, k)
+			return fault.New(fault.Invalid, "label %q too long or empty", k)
 		}
 	}
 	return nil
@@ -338,7 +341,7 @@ func (s *Service) Register(ctx context.Context, actor *identity.Principal, sp Sp
 		return nil, err
 	}
 	plain, _ := json.Marshal(sp.Conn)
-	now := time.Now().UTC()
+	now := s.opts.Now().UTC()
 	r := &Record{
 		Name: sp.Name, DisplayName: sp.DisplayName, Description: sp.Description, Labels: sp.Labels,
 		Server: sp.Conn.Server, AuthType: sp.Conn.AuthType(), Sealed: s.box.Seal(plain, sealContext(sp.Name)),
@@ -389,7 +392,7 @@ func (s *Service) Update(ctx context.Context, sp Spec, ev audit.Event) (*Record,
 			r.Server, r.AuthType, r.Sealed = sp.Conn.Server, sp.Conn.AuthType(), s.box.Seal(plain, sealContext(sp.Name))
 			r.ConnectionStatus, r.LastError = ConnPending, ""
 		}
-		r.UpdatedAt = time.Now().UTC()
+		r.UpdatedAt = s.opts.Now().UTC()
 		out = r
 		return records.Put(tx, r.Name, r)
 	})
@@ -690,9 +693,9 @@ func (s *Service) Identity(p *identity.Principal, role, clientIP, requestID stri
 // SetMemberRole, never as a side effect of granting.
 func (s *Service) AddMember(ctx context.Context, cluster, kind, subject, role string, ev audit.Event) (*Member, error) {
 	if !slices.Contains(Roles, role) {
-		return nil, fmt.Errorf("%w: role must be one of %s", ErrInvalid, strings.Join(Roles, ", "))
+		return nil, fault.New(fault.Invalid, "role must be one of %s", strings.Join(Roles, ", "))
 	}
-	m := &Member{ID: store.NewID("mbr"), Cluster: cluster, Kind: kind, Subject: subject, Role: role, Created: time.Now().UTC()}
+	m := &Member{ID: store.NewID("mbr"), Cluster: cluster, Kind: kind, Subject: subject, Role: role, Created: s.opts.Now().UTC()}
 	switch kind {
 	case "user":
 		u, err := s.lookupUser(subject)
@@ -702,10 +705,10 @@ func (s *Service) AddMember(ctx context.Context, cluster, kind, subject, role st
 		m.Subject, m.Name = u.ID, u.Username
 	case "group":
 		if subject == "" || len(subject) > 128 || strings.ContainsAny(subject, "\x00\x1f") {
-			return nil, fmt.Errorf("%w: group name must be 1-128 characters", ErrInvalid)
+			return nil, fault.New(fault.Invalid, "group name must be 1-128 characters")
 		}
 	default:
-		return nil, fmt.Errorf("%w: give a user or a group", ErrInvalid)
+		return nil, fault.New(fault.Invalid, "give a user or a group")
 	}
 	err := s.db.Update(func(tx *store.Tx) error {
 		if r, err := records.Get(tx, cluster); err != nil {
@@ -743,7 +746,7 @@ func (s *Service) lookupUser(subject string) (*identity.User, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: no user %q", ErrInvalid, subject)
+		return nil, fault.New(fault.Invalid, "no user %q", subject)
 	}
 	return u, nil
 }
@@ -810,9 +813,9 @@ func (s *Service) Test(name string) (*TestResult, error) {
 	if _, err := s.Get(name); err != nil {
 		return nil, err
 	}
-	start := time.Now()
+	start := s.opts.Now()
 	version, perms, err := s.probe(name)
-	res := &TestResult{LatencyMS: time.Since(start).Milliseconds(), KubernetesVersion: version, Reachable: version != "", Permissions: perms}
+	res := &TestResult{LatencyMS: s.opts.Now().Sub(start).Milliseconds(), KubernetesVersion: version, Reachable: version != "", Permissions: perms}
 	if err != nil {
 		res.Error = err.Error()
 	}
@@ -851,7 +854,7 @@ func (s *Service) probe(name string) (string, *Permissions, error) {
 }
 
 func (s *Service) observe(name, version string, perms *Permissions, perr error) {
-	now := time.Now().UTC()
+	now := s.opts.Now().UTC()
 	err := s.db.Update(func(tx *store.Tx) error {
 		r, err := records.Get(tx, name)
 		if err != nil {

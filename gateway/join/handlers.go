@@ -1,7 +1,6 @@
 package join
 
 import (
-	"errors"
 	"strings"
 	"time"
 
@@ -9,7 +8,6 @@ import (
 
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/authn"
-	"github.com/berthgw/berth/gateway/clusters"
 	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/ratelimit"
 )
@@ -48,35 +46,20 @@ func (h *Handlers) view(t *Token) View {
 
 func (h *Handlers) event(ctx *fasthttp.RequestCtx) audit.Event { return h.authn.AuditEvent(ctx) }
 
-func writeErr(ctx *fasthttp.RequestCtx, err error) {
-	switch {
-	case errors.Is(err, ErrNotFound), errors.Is(err, clusters.ErrNotFound):
-		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusNotFound, httpapi.CodeNotFound, "not found"))
-	case errors.Is(err, ErrInvalid):
-		httpapi.WriteError(ctx, httpapi.BadRequest("%s", strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": ")))
-	case errors.Is(err, ErrCluster):
-		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusBadGateway, httpapi.CodeUnavailable, "%s", err.Error()))
-	default:
-		httpapi.WriteError(ctx, err)
-	}
-}
-
 // Create is POST /api/v1/clusters/{name}/join-tokens {ttl_seconds, max_uses?}.
-func (h *Handlers) Create(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) Create(ctx *fasthttp.RequestCtx) error {
 	var req struct {
 		TTLSeconds int `json:"ttl_seconds"`
 		MaxUses    int `json:"max_uses"`
 	}
 	if e := httpapi.DecodeJSON(ctx, &req); e != nil {
-		httpapi.WriteError(ctx, e)
-		return
+		return e
 	}
 	cluster, _ := ctx.UserValue("name").(string)
 	p := authn.PrincipalFrom(ctx)
 	c, err := h.svc.Create(ctx, p, cluster, time.Duration(req.TTLSeconds)*time.Second, req.MaxUses, h.event(ctx))
 	if err != nil {
-		writeErr(ctx, err)
-		return
+		return err
 	}
 	url := strings.TrimSuffix(h.publicURL(ctx), "/") + "/join?token=" + c.Value
 	ctx.Response.Header.Set("Cache-Control", "no-store")
@@ -84,67 +67,64 @@ func (h *Handlers) Create(ctx *fasthttp.RequestCtx) {
 		"id": c.Token.ID, "value": c.Value, "expires_at": c.Token.ExpiresAt,
 		"join_command": "curl -sfL '" + url + "' | sh -",
 	})
+	return nil
 }
 
 // List is GET /api/v1/clusters/{name}/join-tokens.
-func (h *Handlers) List(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) List(ctx *fasthttp.RequestCtx) error {
 	cluster, _ := ctx.UserValue("name").(string)
 	if _, ok := h.svc.clusters.Access(authn.PrincipalFrom(ctx), cluster); !ok {
-		writeErr(ctx, ErrNotFound)
-		return
+		return ErrNotFound
 	}
 	ts, err := h.svc.List(cluster)
 	if err != nil {
-		writeErr(ctx, err)
-		return
+		return err
 	}
 	views := make([]View, 0, len(ts))
 	for i := range ts {
 		views = append(views, h.view(&ts[i]))
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, httpapi.NewList(views, len(views), httpapi.Page{Page: 1, PageSize: max(len(views), 1)}))
+	return nil
 }
 
 // Revoke is DELETE /api/v1/join-tokens/{id}.
-func (h *Handlers) Revoke(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) Revoke(ctx *fasthttp.RequestCtx) error {
 	id, _ := ctx.UserValue("id").(string)
 	if err := h.svc.Revoke(ctx, authn.PrincipalFrom(ctx), id, h.event(ctx)); err != nil {
-		writeErr(ctx, err)
-		return
+		return err
 	}
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
+	return nil
 }
 
 // Script is GET /join?token=…: the node join script, or 404 — the same
 // 404 for a malformed, unknown, expired, revoked or used-up token. The
 // route is rate-limited per client address (join scope) by its table
 // entry; the token is never logged (the access log redacts it).
-func (h *Handlers) Script(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) Script(ctx *fasthttp.RequestCtx) error {
 	value := string(ctx.QueryArgs().Peek("token"))
 	t, _, err := h.svc.Redeem(ctx, value, h.authn.ClientIP(ctx).String())
 	if err != nil {
-		writeErr(ctx, ErrNotFound)
-		return
+		return ErrNotFound
 	}
 	server, ca, err := h.svc.clusters.Endpoint(t.Cluster)
 	if err != nil {
-		writeErr(ctx, ErrNotFound)
-		return
+		return ErrNotFound
 	}
 	hash, err := CAHash(ca)
 	if err != nil {
-		httpapi.WriteError(ctx, err)
-		return
+		return err
 	}
 	script, err := Script(ScriptInput{Cluster: t.Cluster, APIServer: server, CAPEM: ca, CAHash: hash, BootstrapToken: value})
 	if err != nil {
-		httpapi.WriteError(ctx, err)
-		return
+		return err
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType("text/x-shellscript; charset=utf-8")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.SetBody(script)
+	return nil
 }
 
 // AddrScope is the rate-limit scope of /join.

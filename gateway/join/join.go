@@ -20,9 +20,13 @@ import (
 	"slices"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/clusters"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/gateway/kubestatus"
 	"github.com/berthgw/berth/gateway/store"
 )
 
@@ -80,12 +84,10 @@ var tokens = store.NewTable("join_tokens",
 // tokenPattern is kubeadm's bootstrap token format.
 var tokenPattern = regexp.MustCompile(`^([a-z0-9]{6})\.([a-z0-9]{16})$`)
 
-// Errors handlers map to statuses.
-var (
-	ErrNotFound = errors.New("join token not found")
-	ErrInvalid  = errors.New("invalid join token request")
-	ErrCluster  = errors.New("the cluster refused the bootstrap token")
-)
+// ErrNotFound is every refusal of a token a caller names: unknown,
+// malformed, expired, revoked, used up, or on a cluster the caller may not
+// see, alike, so the answer tells nothing about which.
+var ErrNotFound = fault.New(fault.NotFound, "not found")
 
 // Service creates, lists, revokes and redeems join tokens.
 type Service struct {
@@ -142,12 +144,15 @@ type Created struct {
 // node-bootstrapper role, and publishes cluster-info in kube-public.
 func (s *Service) Create(ctx context.Context, p *identity.Principal, cluster string, ttl time.Duration, maxUses int, ev audit.Event) (*Created, error) {
 	if ttl < MinTTL || ttl > MaxTTL {
-		return nil, fmt.Errorf("%w: ttl_seconds must be from %d to %d", ErrInvalid, int(MinTTL.Seconds()), int(MaxTTL.Seconds()))
+		return nil, fault.New(fault.Invalid, "ttl_seconds must be from %d to %d", int(MinTTL.Seconds()), int(MaxTTL.Seconds()))
 	}
 	if maxUses < 0 || maxUses > MaxUses {
-		return nil, fmt.Errorf("%w: max_uses must be from 1 to %d", ErrInvalid, MaxUses)
+		return nil, fault.New(fault.Invalid, "max_uses must be from 1 to %d", MaxUses)
 	}
 	server, ca, err := s.clusters.Endpoint(cluster)
+	if errors.Is(err, clusters.ErrNotFound) {
+		return nil, ErrNotFound
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -212,15 +217,13 @@ func (s *Service) createInCluster(p *identity.Principal, t *Token, secret, serve
 func (s *Service) apply(p *identity.Principal, cluster, path string, obj any, mayExist bool) error {
 	body, _ := json.Marshal(obj)
 	code, resp, err := s.clusters.Call(p, cluster, http.MethodPost, path, "application/json", body)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrCluster, err)
+	if err == nil {
+		err = kubestatus.Error(http.MethodPost, code, resp)
 	}
-	if code == http.StatusCreated || code == http.StatusOK || (mayExist && code == http.StatusConflict) {
+	if mayExist && (apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err)) {
 		return nil
 	}
-	var st struct{ Message string }
-	_ = json.Unmarshal(resp, &st)
-	return fmt.Errorf("%w: %s answered %d: %s", ErrCluster, path, code, st.Message)
+	return kubestatus.Fault(err, "POST "+path)
 }
 
 // clusterInfo is the kubeadm discovery kubeconfig: server and CA only.
@@ -285,9 +288,13 @@ func (s *Service) Revoke(ctx context.Context, p *identity.Principal, id string, 
 		return ErrNotFound
 	}
 	if err == nil {
-		code, _, cerr := s.clusters.Call(p, t.Cluster, http.MethodDelete, "/api/v1/namespaces/kube-system/secrets/bootstrap-token-"+id, "", nil)
-		if cerr != nil || (code != http.StatusOK && code != http.StatusNotFound) {
-			err = fmt.Errorf("%w: delete bootstrap token (status %d): %v", ErrCluster, code, cerr)
+		path := "/api/v1/namespaces/kube-system/secrets/bootstrap-token-" + id
+		code, resp, cerr := s.clusters.Call(p, t.Cluster, http.MethodDelete, path, "", nil)
+		if cerr == nil {
+			cerr = kubestatus.Error(http.MethodDelete, code, resp)
+		}
+		if !apierrors.IsNotFound(cerr) {
+			err = kubestatus.Fault(cerr, "DELETE "+path)
 		}
 	}
 	s.record(ctx, ev, "join_token.revoke", t, err)

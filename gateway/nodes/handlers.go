@@ -1,7 +1,6 @@
 package nodes
 
 import (
-	"errors"
 	"strings"
 	"time"
 
@@ -9,6 +8,7 @@ import (
 
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/authn"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/httpapi"
 )
 
@@ -39,101 +39,75 @@ func params(ctx *fasthttp.RequestCtx) (cluster, node string) {
 	return cluster, node
 }
 
-func writeErr(ctx *fasthttp.RequestCtx, err error) {
-	switch {
-	case errors.Is(err, ErrNotFound):
-		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusNotFound, httpapi.CodeNotFound, "not found"))
-	case errors.Is(err, ErrTimeout):
-		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusGatewayTimeout, httpapi.CodeUnavailable, "%s", err.Error()))
-	case errors.Is(err, ErrCluster):
-		// The cluster's own refusal (403 from its RBAC, 409, …) is the
-		// useful message; report it as a failed upstream call.
-		msg := err.Error()
-		status := fasthttp.StatusBadGateway
-		if strings.Contains(msg, "answered 403") {
-			status = fasthttp.StatusForbidden
-		}
-		httpapi.WriteError(ctx, httpapi.Errorf(status, map[bool]string{true: httpapi.CodeForbidden, false: httpapi.CodeUnavailable}[status == fasthttp.StatusForbidden], "%s", msg))
-	default:
-		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusBadGateway, httpapi.CodeUnavailable, "the cluster could not be reached"))
-	}
-}
-
 // List is GET /api/v1/clusters/{name}/nodes.
-func (h *Handlers) List(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) List(ctx *fasthttp.RequestCtx) error {
 	cluster, _ := params(ctx)
 	if !h.visible(ctx, cluster) {
-		writeErr(ctx, ErrNotFound)
-		return
+		return ErrNotFound
 	}
 	ns, err := h.svc.List(authn.PrincipalFrom(ctx), cluster)
 	if err != nil {
-		writeErr(ctx, err)
-		return
+		return err
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, httpapi.NewList(ns, len(ns), httpapi.Page{Page: 1, PageSize: max(len(ns), 1)}))
+	return nil
 }
 
 // Get is GET /api/v1/clusters/{name}/nodes/{node}.
-func (h *Handlers) Get(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) Get(ctx *fasthttp.RequestCtx) error {
 	cluster, node := params(ctx)
 	if !h.visible(ctx, cluster) {
-		writeErr(ctx, ErrNotFound)
-		return
+		return ErrNotFound
 	}
 	n, err := h.svc.Get(authn.PrincipalFrom(ctx), cluster, node)
 	if err != nil {
-		writeErr(ctx, err)
-		return
+		return err
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, n)
+	return nil
 }
 
 // Cordon is POST …/nodes/{node}/cordon.
-func (h *Handlers) Cordon(ctx *fasthttp.RequestCtx) { h.setUnschedulable(ctx, true) }
+func (h *Handlers) Cordon(ctx *fasthttp.RequestCtx) error { return h.setUnschedulable(ctx, true) }
 
 // Uncordon is POST …/nodes/{node}/uncordon.
-func (h *Handlers) Uncordon(ctx *fasthttp.RequestCtx) { h.setUnschedulable(ctx, false) }
+func (h *Handlers) Uncordon(ctx *fasthttp.RequestCtx) error { return h.setUnschedulable(ctx, false) }
 
-func (h *Handlers) setUnschedulable(ctx *fasthttp.RequestCtx, on bool) {
+func (h *Handlers) setUnschedulable(ctx *fasthttp.RequestCtx, on bool) error {
 	cluster, node := params(ctx)
 	if !h.visible(ctx, cluster) {
-		writeErr(ctx, ErrNotFound)
-		return
+		return ErrNotFound
 	}
 	n, err := h.svc.SetUnschedulable(authn.PrincipalFrom(ctx), cluster, node, on)
 	h.record(ctx, map[bool]string{true: "node.cordon", false: "node.uncordon"}[on], cluster, node, err, nil)
 	if err != nil {
-		writeErr(ctx, err)
-		return
+		return err
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, n)
+	return nil
 }
 
 // Drain is POST …/nodes/{node}/drain {timeout_seconds?}: cordon, then evict
 // every pod a drain should move, honouring PodDisruptionBudgets.
-func (h *Handlers) Drain(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) Drain(ctx *fasthttp.RequestCtx) error {
 	cluster, node := params(ctx)
 	var req struct {
 		TimeoutSeconds int `json:"timeout_seconds"`
 	}
 	if len(ctx.PostBody()) > 0 {
 		if e := httpapi.DecodeJSON(ctx, &req); e != nil {
-			httpapi.WriteError(ctx, e)
-			return
+			return e
 		}
 	}
 	timeout := DefaultDrainTimeout
 	if req.TimeoutSeconds != 0 {
 		timeout = time.Duration(req.TimeoutSeconds) * time.Second
 		if timeout < time.Second || timeout > MaxDrainTimeout {
-			httpapi.WriteError(ctx, httpapi.BadRequest("timeout_seconds must be from 1 to %d", int(MaxDrainTimeout.Seconds())))
-			return
+			return fault.New(fault.Invalid, "timeout_seconds must be from 1 to %d", int(MaxDrainTimeout.Seconds()))
 		}
 	}
 	if !h.visible(ctx, cluster) {
-		writeErr(ctx, ErrNotFound)
-		return
+		return ErrNotFound
 	}
 	res, err := h.svc.Drain(ctx, authn.PrincipalFrom(ctx), cluster, node, timeout)
 	details := map[string]string{}
@@ -142,10 +116,10 @@ func (h *Handlers) Drain(ctx *fasthttp.RequestCtx) {
 	}
 	h.record(ctx, "node.drain", cluster, node, err, details)
 	if err != nil {
-		writeErr(ctx, err)
-		return
+		return err
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, res)
+	return nil
 }
 
 func (h *Handlers) record(ctx *fasthttp.RequestCtx, action, cluster, node string, err error, details map[string]string) {

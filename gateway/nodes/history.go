@@ -12,6 +12,9 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/berthgw/berth/gateway/kubestatus"
 	"github.com/berthgw/berth/gateway/store"
 )
 
@@ -391,14 +394,12 @@ func (h *History) listNodes(cluster string) (map[string]snapshot, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list nodes: %w", err)
 		}
-		if code != http.StatusOK {
-			var st struct{ Message string }
-			_ = json.Unmarshal(data, &st)
+		if err := kubestatus.Error(http.MethodGet, code, data); err != nil {
 			hint := ""
-			if code == http.StatusForbidden {
+			if apierrors.IsForbidden(err) {
 				hint = " (the gateway's identity needs get, list and watch on nodes: deploy/rbac/berth-rbac.yaml)"
 			}
-			return nil, fmt.Errorf("%w: list nodes answered %d: %s%s", ErrCluster, code, st.Message, hint)
+			return nil, fmt.Errorf("list nodes answered %d: %w%s", code, err, hint)
 		}
 		var list struct {
 			Metadata struct {
@@ -407,7 +408,7 @@ func (h *History) listNodes(cluster string) (map[string]snapshot, error) {
 			Items []k8sNodeStatus `json:"items"`
 		}
 		if err := json.Unmarshal(data, &list); err != nil {
-			return nil, fmt.Errorf("%w: decode node list: %v", ErrCluster, err)
+			return nil, fmt.Errorf("decode node list: %w", err)
 		}
 		for i := range list.Items {
 			n := &list.Items[i]

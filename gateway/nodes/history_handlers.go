@@ -6,6 +6,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/httpapi"
 )
 
@@ -28,31 +29,27 @@ const maxNodeName = 253
 
 // Events is GET /api/v1/clusters/{name}/node-events?node=&kind=&page=&page_size=:
 // the cluster's node events, newest first.
-func (h *HistoryHandlers) Events(ctx *fasthttp.RequestCtx) {
+func (h *HistoryHandlers) Events(ctx *fasthttp.RequestCtx) error {
 	cluster, _ := params(ctx)
 	pg, perr := httpapi.ParsePage(ctx)
 	if perr != nil {
-		httpapi.WriteError(ctx, perr)
-		return
+		return perr
 	}
 	args := ctx.QueryArgs()
 	node, kind := string(args.Peek("node")), string(args.Peek("kind"))
 	if len(node) > maxNodeName {
-		httpapi.WriteError(ctx, httpapi.BadRequest("node must be at most %d characters", maxNodeName))
-		return
+		return fault.New(fault.Invalid, "node must be at most %d characters", maxNodeName)
 	}
 	if kind != "" && !slices.Contains(EventKinds, kind) {
-		httpapi.WriteError(ctx, httpapi.BadRequest("kind must be one of %s", strings.Join(EventKinds, ", ")))
-		return
+		return fault.New(fault.Invalid, "kind must be one of %s", strings.Join(EventKinds, ", "))
 	}
 	if !h.visible(ctx, cluster) {
-		writeErr(ctx, ErrNotFound)
-		return
+		return ErrNotFound
 	}
 	items, total, err := h.history.Events(EventQuery{Cluster: cluster, Node: node, Kind: kind, Page: pg.Page, PageSize: pg.PageSize})
 	if err != nil {
-		httpapi.WriteError(ctx, err)
-		return
+		return err
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, httpapi.NewList(items, total, pg))
+	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
 	"github.com/berthgw/berth/gateway/store"
 )
 
@@ -288,7 +290,7 @@ func TestHistoryRefusedList(t *testing.T) {
 	fc := &fakeCluster{clusters: map[string][]map[string]any{"edge": {node("a", "1", "True")}}, status: 403}
 	h := NewHistory(db, fc, HistoryOptions{Now: c.Now})
 	_, err := h.ObserveCluster("edge")
-	if !errors.Is(err, ErrCluster) || !strings.Contains(err.Error(), "berth-rbac.yaml") {
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "berth-rbac.yaml") {
 		t.Errorf("403 from the cluster: %v", err)
 	}
 	if got := kinds(t, h, "edge"); len(got) != 0 {

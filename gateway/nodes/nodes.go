@@ -7,14 +7,17 @@ package nodes
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/gateway/kubestatus"
 )
 
 // Caller makes one API request to a cluster as a principal; the cluster
@@ -23,14 +26,9 @@ type Caller interface {
 	Call(p *identity.Principal, cluster, method, path, contentType string, body []byte) (int, []byte, error)
 }
 
-// Errors handlers map to statuses.
-var (
-	ErrNotFound = errors.New("not found")
-	// ErrCluster wraps a refusal or failure reported by the cluster.
-	ErrCluster = errors.New("cluster error")
-	// ErrTimeout means a drain did not finish in time.
-	ErrTimeout = errors.New("drain timed out")
-)
+// ErrNotFound answers for a cluster the caller may not see, as for one
+// that does not exist.
+var ErrNotFound = fault.New(fault.NotFound, "not found")
 
 // Node is a node as the console shows it.
 type Node struct {
@@ -96,33 +94,28 @@ type Service struct {
 func NewService(c Caller) *Service { return &Service{c: c} }
 
 // call sends one request and decodes a 2xx JSON answer into out (when not
-// nil); a 404 is ErrNotFound, anything else an ErrCluster carrying the
-// cluster's own message.
-func (s *Service) call(p *identity.Principal, cluster, method, path, ct string, body []byte, out any) (int, error) {
+// nil). A refusal is the cluster's own StatusError as a fault
+// (kubestatus.Fault): its 403 is the caller's, with the cluster's message.
+func (s *Service) call(p *identity.Principal, cluster, method, path, ct string, body []byte, out any) error {
 	code, data, err := s.c.Call(p, cluster, method, path, ct, body)
+	if err == nil {
+		err = kubestatus.Error(method, code, data)
+	}
 	if err != nil {
-		return 0, err
-	}
-	if code == http.StatusNotFound {
-		return code, ErrNotFound
-	}
-	if code < 200 || code > 299 {
-		var st struct{ Message string }
-		_ = json.Unmarshal(data, &st)
-		return code, fmt.Errorf("%w: %s %s answered %d: %s", ErrCluster, method, path, code, st.Message)
+		return kubestatus.Fault(err, method+" "+path)
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
-			return code, fmt.Errorf("%w: decode %s: %v", ErrCluster, path, err)
+			return fault.Wrap(fault.BadGateway, err, "%s %s: the cluster's answer is not the JSON expected", method, path)
 		}
 	}
-	return code, nil
+	return nil
 }
 
 // List returns the cluster's nodes.
 func (s *Service) List(p *identity.Principal, cluster string) ([]Node, error) {
 	var list struct{ Items []k8sNode }
-	if _, err := s.call(p, cluster, http.MethodGet, "/api/v1/nodes", "", nil, &list); err != nil {
+	if err := s.call(p, cluster, http.MethodGet, "/api/v1/nodes", "", nil, &list); err != nil {
 		return nil, err
 	}
 	out := make([]Node, 0, len(list.Items))
@@ -135,7 +128,7 @@ func (s *Service) List(p *identity.Principal, cluster string) ([]Node, error) {
 // Get returns one node.
 func (s *Service) Get(p *identity.Principal, cluster, name string) (*Node, error) {
 	var n k8sNode
-	if _, err := s.call(p, cluster, http.MethodGet, "/api/v1/nodes/"+url.PathEscape(name), "", nil, &n); err != nil {
+	if err := s.call(p, cluster, http.MethodGet, "/api/v1/nodes/"+url.PathEscape(name), "", nil, &n); err != nil {
 		return nil, err
 	}
 	v := n.view()
@@ -146,7 +139,7 @@ func (s *Service) Get(p *identity.Principal, cluster, name string) (*Node, error
 func (s *Service) SetUnschedulable(p *identity.Principal, cluster, name string, on bool) (*Node, error) {
 	patch := fmt.Sprintf(`{"spec":{"unschedulable":%t}}`, on)
 	var n k8sNode
-	if _, err := s.call(p, cluster, http.MethodPatch, "/api/v1/nodes/"+url.PathEscape(name), "application/strategic-merge-patch+json", []byte(patch), &n); err != nil {
+	if err := s.call(p, cluster, http.MethodPatch, "/api/v1/nodes/"+url.PathEscape(name), "application/strategic-merge-patch+json", []byte(patch), &n); err != nil {
 		return nil, err
 	}
 	v := n.view()
@@ -186,18 +179,21 @@ func (p *pod) skip() string {
 
 // Drain cordons the node, then evicts its pods through the Eviction API
 // (so PodDisruptionBudgets are honoured: an eviction they refuse with 429
-// is retried) until the node holds only pods a drain leaves, or timeout.
+// is retried) until the node holds only pods a drain leaves, or timeout
+// (a GatewayTimeout fault). The timeout is a timer, not a clock reading:
+// it bounds real waiting.
 func (s *Service) Drain(ctx context.Context, p *identity.Principal, cluster, name string, timeout time.Duration) (*DrainResult, error) {
 	if _, err := s.SetUnschedulable(p, cluster, name, true); err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(timeout)
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
 	res := &DrainResult{Evicted: []string{}, Skipped: []string{}}
 	evicted := map[string]bool{}
 	for {
 		var list struct{ Items []pod }
 		q := url.Values{"fieldSelector": {"spec.nodeName=" + name}}
-		if _, err := s.call(p, cluster, http.MethodGet, "/api/v1/pods?"+q.Encode(), "", nil, &list); err != nil {
+		if err := s.call(p, cluster, http.MethodGet, "/api/v1/pods?"+q.Encode(), "", nil, &list); err != nil {
 			return res, err
 		}
 		remaining := 0
@@ -211,14 +207,14 @@ func (s *Service) Drain(ctx context.Context, p *identity.Principal, cluster, nam
 			remaining++
 			body := fmt.Sprintf(`{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":%q,"namespace":%q}}`, po.Metadata.Name, po.Metadata.Namespace)
 			path := "/api/v1/namespaces/" + url.PathEscape(po.Metadata.Namespace) + "/pods/" + url.PathEscape(po.Metadata.Name) + "/eviction"
-			code, err := s.call(p, cluster, http.MethodPost, path, "application/json", []byte(body), nil)
+			err := s.call(p, cluster, http.MethodPost, path, "application/json", []byte(body), nil)
 			switch {
-			case err == nil || errors.Is(err, ErrNotFound):
+			case err == nil || apierrors.IsNotFound(err):
 				if !evicted[po.key()] {
 					evicted[po.key()] = true
 					res.Evicted = append(res.Evicted, po.key())
 				}
-			case code == http.StatusTooManyRequests:
+			case apierrors.IsTooManyRequests(err):
 				// A PodDisruptionBudget says not now: try again below.
 			default:
 				return res, err
@@ -227,8 +223,10 @@ func (s *Service) Drain(ctx context.Context, p *identity.Principal, cluster, nam
 		if remaining == 0 {
 			return res, nil
 		}
-		if time.Now().After(deadline) {
-			return res, fmt.Errorf("%w: %d pods still on %s after %s", ErrTimeout, remaining, name, timeout)
+		select {
+		case <-deadline.C:
+			return res, fault.New(fault.GatewayTimeout, "drain timed out: %d pods still on %s after %s", remaining, name, timeout)
+		default:
 		}
 		select {
 		case <-ctx.Done():

@@ -1,13 +1,13 @@
 package operations
 
 import (
-	"errors"
 	"slices"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/authn"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/identity"
 )
@@ -35,100 +35,84 @@ func (h *Handlers) visible(p *identity.Principal) func(string) bool {
 	return func(cluster string) bool { return h.access(p, cluster) }
 }
 
-// WriteError maps the package's errors to API errors.
-func WriteError(ctx *fasthttp.RequestCtx, err error) {
-	switch {
-	case errors.Is(err, ErrNotFound):
-		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusNotFound, httpapi.CodeNotFound, "operation not found"))
-	case errors.Is(err, ErrFinished), errors.Is(err, ErrNotCancellable), errors.Is(err, ErrBusy):
-		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusConflict, httpapi.CodeConflict, "%s", err.Error()))
-	default:
-		httpapi.WriteError(ctx, err)
-	}
-}
-
 // List is GET /api/v1/operations?status=&type=&cluster=, newest first.
-func (h *Handlers) List(ctx *fasthttp.RequestCtx) {
-	h.list(ctx, string(ctx.QueryArgs().Peek("cluster")))
+func (h *Handlers) List(ctx *fasthttp.RequestCtx) error {
+	return h.list(ctx, string(ctx.QueryArgs().Peek("cluster")))
 }
 
 // ListForCluster is GET /api/v1/clusters/{name}/operations.
-func (h *Handlers) ListForCluster(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) ListForCluster(ctx *fasthttp.RequestCtx) error {
 	name, _ := ctx.UserValue("name").(string)
 	if v := h.visible(authn.PrincipalFrom(ctx)); v != nil && !v(name) {
-		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusNotFound, httpapi.CodeNotFound, "cluster not found"))
-		return
+		return fault.New(fault.NotFound, "cluster not found")
 	}
-	h.list(ctx, name)
+	return h.list(ctx, name)
 }
 
-func (h *Handlers) list(ctx *fasthttp.RequestCtx, cluster string) {
+func (h *Handlers) list(ctx *fasthttp.RequestCtx, cluster string) error {
 	pg, perr := httpapi.ParsePage(ctx)
 	if perr != nil {
-		httpapi.WriteError(ctx, perr)
-		return
+		return perr
 	}
 	args := ctx.QueryArgs()
 	f := Filter{Status: Status(args.Peek("status")), Type: Type(args.Peek("type")), Cluster: cluster,
 		Visible: h.visible(authn.PrincipalFrom(ctx))}
 	if f.Status != "" && !slices.Contains(Statuses, f.Status) {
-		httpapi.WriteError(ctx, httpapi.BadRequest("status must be one of pending, running, succeeded, failed, cancelled"))
-		return
+		return fault.New(fault.Invalid, "status must be one of pending, running, succeeded, failed, cancelled")
 	}
 	if f.Type != "" && !slices.Contains(Types, f.Type) {
-		httpapi.WriteError(ctx, httpapi.BadRequest("type must be one of create, update, delete"))
-		return
+		return fault.New(fault.Invalid, "type must be one of create, update, delete")
 	}
 	items, total, err := h.svc.List(f, pg.Page, pg.PageSize)
 	if err != nil {
-		WriteError(ctx, err)
-		return
+		return err
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, httpapi.NewList(items, total, pg))
+	return nil
 }
 
 // find returns the operation named in the path if the caller may see it.
-func (h *Handlers) find(ctx *fasthttp.RequestCtx) (*Operation, bool) {
+func (h *Handlers) find(ctx *fasthttp.RequestCtx) (*Operation, error) {
 	id, _ := ctx.UserValue("id").(string)
 	op, err := h.svc.Get(id)
-	if err == nil {
-		if v := h.visible(authn.PrincipalFrom(ctx)); v != nil && !v(op.Cluster) {
-			err = ErrNotFound
-		}
-	}
 	if err != nil {
-		WriteError(ctx, err)
-		return nil, false
+		return nil, err
 	}
-	return op, true
+	if v := h.visible(authn.PrincipalFrom(ctx)); v != nil && !v(op.Cluster) {
+		return nil, ErrNotFound
+	}
+	return op, nil
 }
 
 // Get is GET /api/v1/operations/{id}.
-func (h *Handlers) Get(ctx *fasthttp.RequestCtx) {
-	if op, ok := h.find(ctx); ok {
-		httpapi.WriteJSON(ctx, fasthttp.StatusOK, op)
+func (h *Handlers) Get(ctx *fasthttp.RequestCtx) error {
+	op, err := h.find(ctx)
+	if err != nil {
+		return err
 	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, op)
+	return nil
 }
 
 // Cancel is POST /api/v1/operations/{id}/cancel: 200 with the cancelled
 // operation when it had not started, 202 when its worker will end it, 409
 // when it has finished or can no longer be stopped.
-func (h *Handlers) Cancel(ctx *fasthttp.RequestCtx) {
-	op, ok := h.find(ctx)
-	if !ok {
-		return
+func (h *Handlers) Cancel(ctx *fasthttp.RequestCtx) error {
+	op, err := h.find(ctx)
+	if err != nil {
+		return err
 	}
 	out, err := h.svc.Cancel(op.ID)
 	h.record(ctx, op, err)
 	if err != nil {
-		WriteError(ctx, err)
-		return
+		return err
 	}
 	status := fasthttp.StatusOK
 	if out.Active() {
 		status = fasthttp.StatusAccepted
 	}
 	httpapi.WriteJSON(ctx, status, out)
+	return nil
 }
 
 func (h *Handlers) record(ctx *fasthttp.RequestCtx, op *Operation, err error) {

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/store"
 )
 
@@ -93,16 +94,17 @@ var table = store.NewTable("operations",
 	store.Index[Operation]{Name: "status", Values: func(o *Operation) []string { return []string{string(o.Status)} }},
 )
 
-// Errors of this package, testable with errors.Is.
+// Errors of this package, testable with errors.Is. The refusals a caller
+// of the API can meet are faults, answered as their kind says.
 var (
-	ErrNotFound = errors.New("operation not found")
+	ErrNotFound = fault.New(fault.NotFound, "operation not found")
 	// ErrFinished: the operation has ended and cannot be cancelled.
-	ErrFinished = errors.New("operation has already finished")
+	ErrFinished = fault.New(fault.Conflict, "operation has already finished")
 	// ErrNotCancellable: the provisioner is already changing or deleting
 	// the cluster, and that cannot be stopped half way.
-	ErrNotCancellable = errors.New("operation cannot be cancelled once the provisioner has started it")
+	ErrNotCancellable = fault.New(fault.Conflict, "operation cannot be cancelled once the provisioner has started it")
 	// ErrBusy: the cluster already has an active operation.
-	ErrBusy = errors.New("the cluster has an operation in progress")
+	ErrBusy = fault.New(fault.Conflict, "the cluster has an operation in progress")
 	// ErrRemoteLost is returned by Executor.Follow when the provisioner
 	// no longer knows the operation (its state was lost); the work is
 	// started again under the same idempotency key.
@@ -122,6 +124,9 @@ func (e *BusyError) Error() string {
 
 // Is makes errors.Is(err, ErrBusy) hold.
 func (e *BusyError) Is(target error) bool { return target == ErrBusy }
+
+// Unwrap is the refusal a caller sees: a conflict naming the operation.
+func (e *BusyError) Unwrap() error { return fault.New(fault.Conflict, "%s", e.Error()) }
 
 // New returns a pending operation for Insert.
 func New(typ Type, cluster, provisioner, createdBy string, spec any) (*Operation, error) {
