@@ -25,6 +25,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/identity"
 )
 
@@ -155,12 +156,10 @@ func (s *Service) issue(p *identity.Principal, cluster, password string) (*Issue
 		return nil, "not_cluster_admin", ErrNotClusterAdmin
 	}
 	if err := s.passwords.ConfirmPassword(p, password); err != nil {
-		var le *identity.LockedError
-		var ie *identity.Error
 		switch {
-		case errors.As(err, &le):
+		case fault.Is(err, fault.TooMany):
 			return nil, "locked", err
-		case errors.As(err, &ie) && ie.Kind == identity.KindForbidden:
+		case fault.Is(err, fault.Forbidden):
 			return nil, "bad_password", err
 		}
 		return nil, "invalid", err

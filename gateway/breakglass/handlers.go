@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/berthgw/berth/gateway/authn"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/identity"
 )
@@ -58,8 +59,7 @@ func (h *Handlers) AdminKubeconfig(ctx *fasthttp.RequestCtx) {
 // writeErr maps Issue's errors to API errors.
 func writeErr(ctx *fasthttp.RequestCtx, err error) {
 	var (
-		ie *identity.Error
-		le *identity.LockedError
+		fe *fault.Error
 		ce *ClusterError
 	)
 	switch {
@@ -67,17 +67,17 @@ func writeErr(ctx *fasthttp.RequestCtx, err error) {
 		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusNotFound, httpapi.CodeNotFound, "cluster not found"))
 	case errors.Is(err, ErrNotPasswordUser), errors.Is(err, ErrNotClusterAdmin):
 		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusForbidden, httpapi.CodeForbidden, "%s", err.Error()))
-	case errors.As(err, &le):
-		secs := max(1, int((le.RetryAfter+time.Second-1)/time.Second))
+	case errors.As(err, &fe) && fe.Kind == fault.TooMany:
+		secs := max(1, int((fe.RetryAfter+time.Second-1)/time.Second))
 		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, fmt.Sprint(secs))
 		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusTooManyRequests, httpapi.CodeRateLimited,
 			"too many wrong passwords for this account; try again in %d seconds", secs))
-	case errors.As(err, &ie) && ie.Kind == identity.KindForbidden:
+	case errors.As(err, &fe) && fe.Kind == fault.Forbidden:
 		// The session is valid (not 401); the password it was asked to
 		// confirm is not.
-		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusForbidden, httpapi.CodeForbidden, "%s", ie.Message))
-	case errors.As(err, &ie):
-		httpapi.WriteError(ctx, httpapi.BadRequest("%s", ie.Message))
+		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusForbidden, httpapi.CodeForbidden, "%s", fe.Message))
+	case errors.As(err, &fe) && fe.Kind == fault.Invalid:
+		httpapi.WriteError(ctx, httpapi.BadRequest("%s", fe.Message))
 	case errors.Is(err, identity.ErrUnauthenticated):
 		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusUnauthorized, httpapi.CodeUnauthorized, "invalid credentials"))
 	case errors.As(err, &ce) && ce.Status == http.StatusForbidden:

@@ -1,13 +1,13 @@
 package clusters
 
 import (
-	"errors"
 	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/berthgw/berth/gateway/authn"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/identity"
 )
@@ -65,8 +65,7 @@ func (h *Handlers) replaceKubeconfigKey(ctx *fasthttp.RequestCtx, p *identity.Pr
 		return "", err
 	}
 	if prev != "" {
-		var ie *identity.Error
-		if err := h.ids.RevokeAPIKey(ctx, p, prev, h.authn.Meta(ctx)); err != nil && !(errors.As(err, &ie) && ie.Kind == identity.KindNotFound) {
+		if err := h.ids.RevokeAPIKey(ctx, p, prev, h.authn.Meta(ctx)); err != nil && !fault.Is(err, fault.NotFound) {
 			return "", err
 		}
 	}

@@ -21,7 +21,7 @@ const MaxUsernameLength = 64
 // disabled accounts all fail with ErrInvalidCredentials after the same
 // amount of work (one argon2id verification), so neither the answer nor its
 // timing tells which it was. After repeated failures the name is locked
-// (*LockedError) whether or not it exists, for the same reason. method is
+// (fault.TooMany, with Retry-After) whether or not it exists, for the same reason. method is
 // recorded in login history and audit (password, oauth or session).
 func (s *Service) SignIn(ctx context.Context, username, password, method string, m Meta) (*User, error) {
 	if len(username) == 0 || len(username) > MaxUsernameLength || len(password) == 0 || len(password) > MaxPasswordLength {
@@ -36,7 +36,7 @@ func (s *Service) SignIn(ctx context.Context, username, password, method string,
 	if wait := s.lockedFor(lockKey); wait > 0 {
 		s.record(ctx, nil, m, audit.Event{Action: "login", ResourceType: "session", Result: audit.ResultFailure,
 			Reason: "locked", AuthMethod: method, Details: map[string]string{"username": username}})
-		return nil, &LockedError{RetryAfter: wait}
+		return nil, locked(wait)
 	}
 	var u *User
 	err := s.db.View(func(tx *store.Tx) error {
@@ -479,7 +479,7 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 	}
 	lockKey := s.lockKey(p.Username)
 	if wait := s.lockedFor(lockKey); wait > 0 {
-		return &LockedError{RetryAfter: wait}
+		return locked(wait)
 	}
 	var u *User
 	if err := s.db.View(func(tx *store.Tx) error {

@@ -3,7 +3,13 @@
 // tokens (Ed25519 JWTs) and their sessions, rotating refresh tokens, browser
 // sessions, API keys, KubeCube-style access keys, login history, and the
 // Principal every authenticated request carries. It records every
-// security-relevant act in the audit log. It knows nothing of HTTP.
+// security-relevant act in the audit log.
+//
+// The Service knows nothing of HTTP. Its endpoints live beside it, in the
+// handlers*.go files (Handlers), as every feature package keeps its own;
+// what they need from the edge's authentication, which imports this
+// package, they take through the small Edge interface. Refusals are
+// *fault.Error values, so httpapi writes them without a mapping here.
 package identity
 
 import (
