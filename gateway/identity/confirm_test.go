@@ -21,7 +21,7 @@ func TestConfirmPassword(t *testing.T) {
 	}
 	var u *User
 	var err error
-	db.View(func(tx *store.Tx) error { u, _, err = Users.GetBy(tx, "username", AdminUsername); return err })
+	db.View(func(tx *store.Tx) error { u, _, err = usersTable.GetBy(tx, "username", AdminUsername); return err })
 	p := &Principal{UserID: u.ID, Username: "Admin"} // any case: the lockout key is case-folded
 
 	for _, tc := range []struct {

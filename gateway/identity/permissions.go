@@ -111,8 +111,8 @@ type Role struct {
 	UpdatedAt   time.Time `json:"updated_at,omitzero"`
 }
 
-// Roles is the table of custom roles, keyed by name.
-var Roles = store.NewTable[Role]("roles")
+// rolesTable is the table of custom roles, keyed by name.
+var rolesTable = store.NewTable[Role]("roles")
 
 // resolvePermissions returns the sorted union of the permissions of roles.
 // A role that no longer exists grants nothing.
@@ -123,7 +123,7 @@ func resolvePermissions(tx *store.Tx, roles []string) ([]string, error) {
 			perms = append(perms, p...)
 			continue
 		}
-		role, err := Roles.Get(tx, r)
+		role, err := rolesTable.Get(tx, r)
 		if err != nil {
 			if isNotFound(err) {
 				continue

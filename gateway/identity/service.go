@@ -76,6 +76,7 @@ type Service struct {
 	keysWithdrawn []func()
 	lockout       *ratelimit.Backoff
 	grants        *grantCache
+	hooks         changeHooks
 	now           func() time.Time
 	log           *slog.Logger
 }
@@ -108,7 +109,6 @@ func NewService(opts Options) (*Service, error) {
 	lock := set.Lockout
 	lock.Now = now
 	grants := newGrantCache()
-	opts.DB.OnCommit(grants.invalidate)
 	s := &Service{
 		db:      opts.DB,
 		audit:   opts.Audit,
@@ -121,6 +121,7 @@ func NewService(opts Options) (*Service, error) {
 		now:     now,
 		log:     log,
 	}
+	opts.DB.OnCommit(s.onCommit)
 	return s, nil
 }
 
@@ -195,7 +196,7 @@ func (s *Service) prepare(actor *Principal, m Meta, e *audit.Event) {
 // principalFor builds the principal for user u in tx, refusing accounts that
 // are not active.
 func principalFor(tx *store.Tx, userID, method, credentialID, sessionID string, scopes []string) (*Principal, error) {
-	u, err := Users.Get(tx, userID)
+	u, err := usersTable.Get(tx, userID)
 	if err != nil {
 		if isNotFound(err) {
 			return nil, ErrUnauthenticated

@@ -53,8 +53,8 @@ type User struct {
 	UpdatedAt         time.Time `json:"updated_at"`
 }
 
-// Users is the users table, unique by case-folded username.
-var Users = store.NewTable("users",
+// usersTable is the users table, unique by case-folded username.
+var usersTable = store.NewTable("users",
 	store.Index[User]{Name: "username", Unique: true, Values: func(u *User) []string {
 		return []string{strings.ToLower(u.Username)}
 	}},
@@ -79,14 +79,14 @@ func EnsureAdmin(db *store.DB, password string, out io.Writer) (created bool, er
 	}
 	now := time.Now().UTC()
 	err = db.Update(func(tx *store.Tx) error {
-		if _, _, err := Users.GetBy(tx, "username", AdminUsername); err == nil {
+		if _, _, err := usersTable.GetBy(tx, "username", AdminUsername); err == nil {
 			return nil
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 		created = true
 		id := store.NewID("usr")
-		return Users.Insert(tx, id, &User{
+		return usersTable.Insert(tx, id, &User{
 			ID: id, Username: AdminUsername, Roles: []string{RoleAdmin}, Status: StatusActive,
 			PasswordHash: hash, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now,
 		})
