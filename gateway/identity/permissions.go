@@ -22,7 +22,7 @@ const (
 	// cluster.
 	PermMetricsRead = "metrics:read"
 	// PermAll is held only by the built-in admin role: every permission,
-	// including those later issues register.
+	// including those other packages register (RegisterPermission).
 	PermAll = "*"
 )
 
@@ -55,8 +55,8 @@ var permissions = struct {
 	PermMetricsRead:   "read Prometheus metrics at /metrics",
 }}
 
-// RegisterPermission adds a permission later features define (plugins:admin,
-// say), so roles may grant it. Registering twice keeps the first text.
+// RegisterPermission adds a permission a package outside identity defines
+// (pluginhost's plugins:admin), so roles may grant it. Registering twice keeps the first text.
 func RegisterPermission(name, description string) {
 	permissions.Lock()
 	defer permissions.Unlock()
