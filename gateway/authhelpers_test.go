@@ -231,6 +231,16 @@ func (ag *authGW) login(t *testing.T, username, password string) tokenPair {
 	return tp
 }
 
+type meOut struct {
+	ID          string   `json:"id"`
+	Username    string   `json:"username"`
+	Roles       []string `json:"roles"`
+	Permissions []string `json:"permissions"`
+	AuthMethod  string   `json:"auth_method"`
+	SessionID   string   `json:"session_id"`
+	Scopes      []string `json:"scopes"`
+}
+
 type userOut struct {
 	ID       string   `json:"id"`
 	Username string   `json:"username"`
