@@ -231,6 +231,16 @@ func (ag *authGW) login(t *testing.T, username, password string) tokenPair {
 	return tp
 }
 
+type apiKeyOut struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Prefix     string     `json:"prefix"`
+	Scopes     []string   `json:"scopes"`
+	Key        string     `json:"key"`
+	ExpiresAt  *time.Time `json:"expires_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+}
+
 type meOut struct {
 	ID          string   `json:"id"`
 	Username    string   `json:"username"`
