@@ -239,20 +239,18 @@ func (g *Gateway) routes() (*router.Router, error) {
 // shape, before any middleware runs.
 func (g *Gateway) parseError(ctx *fasthttp.RequestCtx, err error) {
 	httpapi.SetRequestID(ctx, fmt.Sprintf("parse-%d", ctx.ConnID()))
-	var e *httpapi.Error
+	var e *fault.Error
 	var netErr net.Error
 	var small *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		e = httpapi.Errorf(fasthttp.StatusRequestEntityTooLarge, httpapi.CodePayloadTooLarge,
-			"request body is larger than %d bytes", g.cfg.Limits.MaxBodyBytes)
+		e = fault.New(fault.TooLarge, "request body is larger than %d bytes", g.cfg.Limits.MaxBodyBytes)
 	case errors.As(err, &small) || errors.Is(err, fasthttp.ErrSmallReadBuffer):
-		e = httpapi.Errorf(fasthttp.StatusRequestHeaderFieldsTooLarge, httpapi.CodeHeaderTooLarge,
-			"request headers are larger than %d bytes", g.cfg.Limits.MaxHeaderBytes)
+		e = fault.New(fault.HeaderTooLarge, "request headers are larger than %d bytes", g.cfg.Limits.MaxHeaderBytes)
 	case errors.As(err, &netErr) && netErr.Timeout():
-		e = httpapi.Errorf(fasthttp.StatusRequestTimeout, httpapi.CodeInvalidRequest, "request not received in time")
+		e = fault.New(fault.Timeout, "request not received in time")
 	default:
-		e = httpapi.BadRequest("malformed HTTP request")
+		e = fault.New(fault.Invalid, "malformed HTTP request")
 	}
 	httpapi.WriteError(ctx, e)
 	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
