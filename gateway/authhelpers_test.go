@@ -13,7 +13,6 @@ import (
 
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/config"
-	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/store"
 )
 
@@ -232,6 +231,26 @@ func (ag *authGW) login(t *testing.T, username, password string) tokenPair {
 	return tp
 }
 
+type apiKeyOut struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Prefix     string     `json:"prefix"`
+	Scopes     []string   `json:"scopes"`
+	Key        string     `json:"key"`
+	ExpiresAt  *time.Time `json:"expires_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+}
+
+type meOut struct {
+	ID          string   `json:"id"`
+	Username    string   `json:"username"`
+	Roles       []string `json:"roles"`
+	Permissions []string `json:"permissions"`
+	AuthMethod  string   `json:"auth_method"`
+	SessionID   string   `json:"session_id"`
+	Scopes      []string `json:"scopes"`
+}
+
 type userOut struct {
 	ID       string   `json:"id"`
 	Username string   `json:"username"`
@@ -257,17 +276,11 @@ func (ag *authGW) createUser(t *testing.T, admin, username, password string, rol
 func (ag *authGW) state(t *testing.T) string {
 	t.Helper()
 	var b strings.Builder
+	// identity keeps its tables to itself; they are read here by their
+	// stored names, as raw records.
 	err := ag.db.View(func(tx *store.Tx) error {
-		dumps := []func() error{
-			func() error { return dumpTable(tx, identity.Users, &b) },
-			func() error { return dumpTable(tx, identity.Roles, &b) },
-			func() error { return dumpTable(tx, identity.Sessions, &b) },
-			func() error { return dumpTable(tx, identity.RefreshTokens, &b) },
-			func() error { return dumpTable(tx, identity.APIKeys, &b) },
-			func() error { return dumpTable(tx, identity.AccessKeys, &b) },
-		}
-		for _, d := range dumps {
-			if err := d(); err != nil {
+		for _, name := range []string{"users", "roles", "sessions", "refresh_tokens", "api_keys", "access_keys"} {
+			if err := dumpTable(tx, store.NewTable[json.RawMessage](name), &b); err != nil {
 				return err
 			}
 		}

@@ -24,10 +24,10 @@ import (
 	"github.com/berthgw/berth/gateway/clusters"
 	"github.com/berthgw/berth/gateway/config"
 	"github.com/berthgw/berth/gateway/edgetls"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/health"
 	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/identity"
-	"github.com/berthgw/berth/gateway/identityapi"
 	"github.com/berthgw/berth/gateway/join"
 	"github.com/berthgw/berth/gateway/metrics"
 	"github.com/berthgw/berth/gateway/middleware"
@@ -76,7 +76,7 @@ type Gateway struct {
 	identity    *identity.Service
 	authn       *authn.Authenticator
 	limiter     *ratelimit.Limiter
-	identityAPI *identityapi.API
+	identityAPI *identity.Handlers
 	plugins     *pluginhost.Host
 
 	// The cluster registry and the Kubernetes proxy.
@@ -221,15 +221,14 @@ func (g *Gateway) routes() (*router.Router, error) {
 	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = true
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
-		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusNotFound, httpapi.CodeNotFound, "no such path"))
+		httpapi.WriteError(ctx, fault.New(fault.NotFound, "no such path"))
 	}
 	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
-		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusMethodNotAllowed, httpapi.CodeMethodNotAllowed,
-			"method %s is not allowed here", ctx.Method()))
+		httpapi.WriteError(ctx, fault.New(fault.MethodNotAllowed, "method %s is not allowed here", ctx.Method()))
 	}
 	r.GET("/healthz", g.handleHealthz)
 	r.GET("/readyz", g.handleReadyz)
-	r.GET("/.well-known/jwks.json", g.identityAPI.JWKS)
+	r.GET("/.well-known/jwks.json", httpapi.Serve(g.log, g.identityAPI.JWKS))
 	if err := g.authn.Mount(r, g.apiRoutes()); err != nil {
 		return nil, fmt.Errorf("route table: %w", err)
 	}
@@ -240,20 +239,18 @@ func (g *Gateway) routes() (*router.Router, error) {
 // shape, before any middleware runs.
 func (g *Gateway) parseError(ctx *fasthttp.RequestCtx, err error) {
 	httpapi.SetRequestID(ctx, fmt.Sprintf("parse-%d", ctx.ConnID()))
-	var e *httpapi.Error
+	var e *fault.Error
 	var netErr net.Error
 	var small *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		e = httpapi.Errorf(fasthttp.StatusRequestEntityTooLarge, httpapi.CodePayloadTooLarge,
-			"request body is larger than %d bytes", g.cfg.Limits.MaxBodyBytes)
+		e = fault.New(fault.TooLarge, "request body is larger than %d bytes", g.cfg.Limits.MaxBodyBytes)
 	case errors.As(err, &small) || errors.Is(err, fasthttp.ErrSmallReadBuffer):
-		e = httpapi.Errorf(fasthttp.StatusRequestHeaderFieldsTooLarge, httpapi.CodeHeaderTooLarge,
-			"request headers are larger than %d bytes", g.cfg.Limits.MaxHeaderBytes)
+		e = fault.New(fault.HeaderTooLarge, "request headers are larger than %d bytes", g.cfg.Limits.MaxHeaderBytes)
 	case errors.As(err, &netErr) && netErr.Timeout():
-		e = httpapi.Errorf(fasthttp.StatusRequestTimeout, httpapi.CodeInvalidRequest, "request not received in time")
+		e = fault.New(fault.Timeout, "request not received in time")
 	default:
-		e = httpapi.BadRequest("malformed HTTP request")
+		e = fault.New(fault.Invalid, "malformed HTTP request")
 	}
 	httpapi.WriteError(ctx, e)
 	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")

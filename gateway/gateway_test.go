@@ -433,21 +433,15 @@ func TestRestartKeepsState(t *testing.T) {
 	if string(tg2.CertificatePEM()) != cert1 {
 		t.Error("self-signed certificate changed across restart")
 	}
-	err := tg2.db.View(func(tx *store.Tx) error {
-		u, _, err := identity.Users.GetBy(tx, "username", "admin")
-		if err != nil {
-			return err
-		}
-		if identity.VerifyPassword(u.PasswordHash, "first-password-123") != nil {
-			t.Error("admin password changed across restart")
-		}
-		if strings.Contains(u.PasswordHash, "first-password") {
-			t.Error("password stored in plain text")
-		}
-		return nil
-	})
+	u, err := tg2.identity.UserByName("admin")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if identity.VerifyPassword(u.PasswordHash, "first-password-123") != nil {
+		t.Error("admin password changed across restart")
+	}
+	if strings.Contains(u.PasswordHash, "first-password") {
+		t.Error("password stored in plain text")
 	}
 	// A new configured name makes a new certificate that covers it.
 	tg2.stop(t)

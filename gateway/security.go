@@ -8,7 +8,6 @@ import (
 	"github.com/berthgw/berth/gateway/authn"
 	"github.com/berthgw/berth/gateway/config"
 	"github.com/berthgw/berth/gateway/identity"
-	"github.com/berthgw/berth/gateway/identityapi"
 	"github.com/berthgw/berth/gateway/ratelimit"
 )
 
@@ -68,7 +67,7 @@ func (g *Gateway) initSecurity() error {
 	if err != nil {
 		return err
 	}
-	g.identityAPI = identityapi.New(svc, g.authn, g.audit, g.log)
+	g.identityAPI = identity.NewHandlers(svc, g.authn, g.audit)
 	return nil
 }
 

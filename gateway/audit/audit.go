@@ -1,6 +1,9 @@
 // Package audit keeps Berth's append-only record of security-relevant acts:
-// sign-ins, credential changes, user administration and, in later issues,
-// cluster and proxy writes. Events are stored in Badger under time-sortable
+// sign-ins, credential changes and user administration (CategorySecurity,
+// with break-glass kubeconfigs), gateway settings such as cluster
+// registration and signing keys (CategorySettings), and what users do to
+// clusters: writes through the proxy, node operations and join tokens
+// (CategoryCluster). Events are stored in Badger under time-sortable
 // ids, so the newest are read first by walking the table backwards.
 package audit
 
@@ -26,6 +29,9 @@ const (
 	CategorySecurity = "security"
 	// CategorySettings covers changes to gateway settings.
 	CategorySettings = "settings"
+	// CategoryCluster covers acts on a cluster's contents: writes through
+	// the proxy, node operations, join tokens.
+	CategoryCluster = "cluster"
 )
 
 // Results of an audited act.

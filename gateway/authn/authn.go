@@ -19,36 +19,20 @@ import (
 
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/edgetls"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/ratelimit"
 )
 
-// Errors Authenticate returns, testable with errors.Is. The proxy renders
-// them as Kubernetes Status objects; the API as Berth's JSON errors.
-var (
-	// ErrUnauthenticated: no credentials, or credentials that are not
-	// valid (401).
-	ErrUnauthenticated = errors.New("authentication required")
-	// ErrForbidden: valid credentials that may not do this (403).
-	ErrForbidden = errors.New("forbidden")
-)
+// Authenticate's refusals are *fault.Error values: fault.Unauthenticated
+// (no credentials, or credentials that are not valid: 401) or
+// fault.Forbidden (valid credentials that may not do this: 403), with a
+// message safe to show the client. The proxy renders them as Kubernetes
+// Status objects; the API as Berth's JSON errors.
+func unauthenticated(msg string) error { return fault.New(fault.Unauthenticated, "%s", msg) }
 
-// Error is an authentication or authorization refusal with a message safe
-// to show the client. It wraps ErrUnauthenticated or ErrForbidden.
-type Error struct {
-	Kind    error
-	Message string
-}
-
-func (e *Error) Error() string { return e.Message }
-
-// Unwrap lets errors.Is see the kind.
-func (e *Error) Unwrap() error { return e.Kind }
-
-func unauthenticated(msg string) error { return &Error{ErrUnauthenticated, msg} }
-
-func forbidden(msg string) error { return &Error{ErrForbidden, msg} }
+func forbidden(msg string) error { return fault.New(fault.Forbidden, "%s", msg) }
 
 // Options configures an Authenticator.
 type Options struct {
@@ -109,24 +93,19 @@ const DefaultCookieName = "berth_session"
 // CookieName is the browser session cookie's name.
 func (a *Authenticator) CookieName() string { return a.cookieName }
 
-const (
-	principalKey = "berth.authn.principal"
-	clientIPKey  = "berth.authn.client_ip"
-)
+const clientIPKey = "berth.authn.client_ip"
 
 // PrincipalFrom returns the principal a guard or Authenticate stored on the
-// request, or nil.
-func PrincipalFrom(ctx *fasthttp.RequestCtx) *identity.Principal {
-	p, _ := ctx.UserValue(principalKey).(*identity.Principal)
-	return p
-}
+// request, or nil. It is identity.PrincipalFrom, where identity's own
+// handlers read it.
+func PrincipalFrom(ctx *fasthttp.RequestCtx) *identity.Principal { return identity.PrincipalFrom(ctx) }
 
 // Authenticate establishes the request's principal from its Authorization
 // header (an access token or an API key) or, failing that, its session
 // cookie. A cookie-authenticated request with an unsafe method must also
 // pass the CSRF origin check. The principal is remembered on the request
-// and its user id recorded for the access log. Errors wrap
-// ErrUnauthenticated or ErrForbidden.
+// and its user id recorded for the access log. A refusal is a *fault.Error
+// of kind Unauthenticated or Forbidden.
 func (a *Authenticator) Authenticate(ctx *fasthttp.RequestCtx) (*identity.Principal, error) {
 	return a.authenticate(ctx, true)
 }
@@ -200,7 +179,7 @@ func (a *Authenticator) authenticate(ctx *fasthttp.RequestCtx, sessions bool) (*
 		}
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
-	ctx.SetUserValue(principalKey, p)
+	identity.SetPrincipal(ctx, p)
 	httpapi.SetPrincipal(ctx, p.UserID)
 	return p, nil
 }
@@ -320,7 +299,7 @@ func (a *Authenticator) Limiter() *ratelimit.Limiter { return a.limiter }
 func (a *Authenticator) Allow(ctx *fasthttp.RequestCtx, scope, key string) bool {
 	ok, wait := a.limiter.Allow(scope, key)
 	if !ok {
-		a.writeTooMany(ctx, wait)
+		httpapi.WriteError(ctx, tooMany(wait))
 	}
 	return ok
 }
@@ -340,27 +319,20 @@ func (a *Authenticator) AllowPrincipal(scope string, p *identity.Principal) (boo
 	return true, 0
 }
 
-// writeTooMany answers 429 with Retry-After in Berth's JSON error shape.
-func (a *Authenticator) writeTooMany(ctx *fasthttp.RequestCtx, wait time.Duration) {
+// tooMany is the refusal of a rate limit: 429, with Retry-After and the
+// message naming the same whole seconds.
+func tooMany(wait time.Duration) error {
 	secs := ratelimit.RetryAfterSeconds(wait)
-	ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, fmt.Sprint(secs))
-	httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusTooManyRequests, httpapi.CodeRateLimited,
-		"too many requests; retry in %d seconds", secs))
+	return fault.New(fault.TooMany, "too many requests; retry in %d seconds", secs).Retry(time.Duration(secs) * time.Second)
 }
 
-// WriteAuthError answers an error from Authenticate in Berth's JSON error
-// shape: 401 with a WWW-Authenticate challenge, or 403.
-func WriteAuthError(ctx *fasthttp.RequestCtx, err error) {
-	var e *Error
-	switch {
-	case errors.As(err, &e) && errors.Is(err, ErrForbidden):
-		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusForbidden, httpapi.CodeForbidden, "%s", e.Message))
-	case errors.As(err, &e):
+// challenge adds the WWW-Authenticate challenge a 401 from Authenticate
+// carries (RFC 7235), and returns err.
+func challenge(ctx *fasthttp.RequestCtx, err error) error {
+	if fault.Is(err, fault.Unauthenticated) {
 		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="berth"`)
-		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusUnauthorized, httpapi.CodeUnauthorized, "%s", e.Message))
-	default:
-		httpapi.WriteError(ctx, err)
 	}
+	return err
 }
 
 // AuditEvent starts an audit event for the request: who made it (when

@@ -68,23 +68,23 @@ func (a *Authenticator) Guard(rt Route) httpapi.Handler {
 		principalScope = ratelimit.ScopeAPI
 	}
 	return func(ctx *fasthttp.RequestCtx) error {
-		if rt.AddrScope != "" && !a.Allow(ctx, rt.AddrScope, ratelimit.Key(a.ClientIP(ctx))) {
-			return nil
+		if rt.AddrScope != "" {
+			if ok, wait := a.limiter.Allow(rt.AddrScope, ratelimit.Key(a.ClientIP(ctx))); !ok {
+				return tooMany(wait)
+			}
 		}
 		if rt.Permission == Public {
 			return rt.Handler(ctx)
 		}
 		p, err := a.Authenticate(ctx)
 		if err != nil {
-			WriteAuthError(ctx, err)
-			return nil
+			return challenge(ctx, err)
 		}
 		if rt.Permission != SignedIn && !p.Can(rt.Permission) {
 			return fault.New(fault.Forbidden, "this needs the %s permission", rt.Permission)
 		}
 		if ok, wait := a.AllowPrincipal(principalScope, p); !ok {
-			a.writeTooMany(ctx, wait)
-			return nil
+			return tooMany(wait)
 		}
 		return rt.Handler(ctx)
 	}

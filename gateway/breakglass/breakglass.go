@@ -205,20 +205,18 @@ func (s *Service) issue(p *identity.Principal, cluster, password string) (*Issue
 // 401); another refusal of the password Invalid; a user who is gone
 // Unauthenticated.
 func passwordRefused(err error) (string, error) {
-	var (
-		le *identity.LockedError
-		ie *identity.Error
-	)
-	switch {
-	case errors.As(err, &le):
-		secs := max(1, int((le.RetryAfter+time.Second-1)/time.Second))
+	var fe *fault.Error
+	if !errors.As(err, &fe) {
+		return "invalid", err
+	}
+	switch fe.Kind {
+	case fault.TooMany:
+		secs := max(1, int((fe.RetryAfter+time.Second-1)/time.Second))
 		return "locked", fault.New(fault.TooMany, "too many wrong passwords for this account; try again in %d seconds", secs).
 			Retry(time.Duration(secs) * time.Second)
-	case errors.As(err, &ie) && ie.Kind == identity.KindForbidden:
-		return "bad_password", fault.New(fault.Forbidden, "%s", ie.Message)
-	case errors.As(err, &ie):
-		return "invalid", fault.New(fault.Invalid, "%s", ie.Message)
-	case errors.Is(err, identity.ErrUnauthenticated):
+	case fault.Forbidden:
+		return "bad_password", err
+	case fault.Unauthenticated:
 		return "invalid", fault.New(fault.Unauthenticated, "invalid credentials")
 	}
 	return "invalid", err

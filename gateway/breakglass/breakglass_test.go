@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/identity"
 )
 
@@ -94,7 +95,7 @@ type fakePasswords struct{ right string }
 
 func (f fakePasswords) ConfirmPassword(_ *identity.Principal, pw string) error {
 	if pw != f.right {
-		return &identity.Error{Kind: identity.KindForbidden, Message: "the password is wrong"}
+		return fault.New(fault.Forbidden, "the password is wrong")
 	}
 	return nil
 }

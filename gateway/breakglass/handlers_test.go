@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/berthgw/berth/gateway/authn"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/internal/apitest"
 )
@@ -53,7 +54,7 @@ func (answeringClusters) Endpoint(string) (string, []byte, error) { return "http
 func (answeringClusters) ServerName(string) (string, error)       { return "", nil }
 func (answeringClusters) Names() []string                         { return nil }
 
-// scriptedPasswords refuses passwords as identity does, by their text.
+// scriptedPasswords refuses passwords with the faults identity returns.
 type scriptedPasswords struct{}
 
 func (scriptedPasswords) ConfirmPassword(_ *identity.Principal, pw string) error {
@@ -61,11 +62,11 @@ func (scriptedPasswords) ConfirmPassword(_ *identity.Principal, pw string) error
 	case "right":
 		return nil
 	case "locked":
-		return &identity.LockedError{RetryAfter: 1500 * time.Millisecond}
+		return fault.New(fault.TooMany, "too many failed sign-ins").Retry(1500 * time.Millisecond)
 	case "gone":
 		return identity.ErrUnauthenticated
 	}
-	return &identity.Error{Kind: identity.KindForbidden, Message: "the password is wrong"}
+	return fault.New(fault.Forbidden, "the password is wrong")
 }
 
 // POST …/kubeconfig with a password, in-process: each refusal answers

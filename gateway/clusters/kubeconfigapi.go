@@ -1,7 +1,6 @@
 package clusters
 
 import (
-	"errors"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -62,8 +61,7 @@ func (h *Handlers) replaceKubeconfigKey(ctx *fasthttp.RequestCtx, p *identity.Pr
 		return "", err
 	}
 	if prev != "" {
-		var ie *identity.Error
-		if err := h.ids.RevokeAPIKey(ctx, p, prev, h.authn.Meta(ctx)); err != nil && !(errors.As(err, &ie) && ie.Kind == identity.KindNotFound) {
+		if err := h.ids.RevokeAPIKey(ctx, p, prev, h.authn.Meta(ctx)); err != nil && !fault.Is(err, fault.NotFound) {
 			return "", err
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/berthgw/berth/gateway/identity"
-	"github.com/berthgw/berth/gateway/store"
 	"github.com/berthgw/berth/proxy"
 )
 
@@ -105,26 +104,25 @@ func principalKeys(p *identity.Principal) []string {
 	return keys
 }
 
-// onCommit is the store's commit hook. It records writes to the records a
-// principal's access rests on (users, their roles, sessions, API keys) and
-// asks for a pass. It runs after the identity service's hook, which
-// NewService's caller registered first by creating that service first, so
-// a request that reads the new generation finds no stale grant cached.
-// Memberships are recorded by their own writers, after the cache Access
-// reads is refreshed.
-func (s *Service) onCommit(changes []store.Change) {
+// onIdentityChange is the identity service's change hook (OnChange). It
+// records writes to the records a principal's access rests on (users, their
+// roles, sessions, API keys) and asks for a pass. Identity runs it after
+// dropping its own cached grants, so a request that reads the new
+// generation finds no stale grant cached. Memberships are recorded by
+// their own writers, after the cache Access reads is refreshed.
+func (s *Service) onIdentityChange(changes []identity.Change) {
 	var keys []string
 	all, roleMayChange := false, false
 	for _, c := range changes {
-		switch c.Table {
-		case identity.Users.Name():
+		switch c.Kind {
+		case identity.UserChanged:
 			keys = append(keys, "u/"+c.ID)
 			roleMayChange = true
-		case identity.Sessions.Name():
+		case identity.SessionChanged:
 			keys = append(keys, "s/"+c.ID)
-		case identity.APIKeys.Name():
+		case identity.APIKeyChanged:
 			keys = append(keys, "k/"+c.ID)
-		case identity.Roles.Name():
+		case identity.RoleChanged:
 			all, roleMayChange = true, true
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/berthgw/berth/gateway/identity"
-	"github.com/berthgw/berth/gateway/store"
 )
 
 // A stream asks the change log whether anything it rests on was written
@@ -58,23 +57,24 @@ func TestChangeLog(t *testing.T) {
 // OnRoleChange hooks run after writes that may change someone's role on a
 // cluster (users, roles, memberships), not after sign-ins and key use.
 func TestOnRoleChange(t *testing.T) {
+	// Writes to other tables (audit events) never reach the hook:
+	// identity's TestChangesNameOnlyAccessRecords checks that.
 	tests := []struct {
-		table string
+		kind  identity.ChangeKind
 		fires bool
 	}{
-		{identity.Users.Name(), true},
-		{identity.Roles.Name(), true},
-		{identity.Sessions.Name(), false},
-		{identity.APIKeys.Name(), false},
-		{"audit_events", false},
+		{identity.UserChanged, true},
+		{identity.RoleChanged, true},
+		{identity.SessionChanged, false},
+		{identity.APIKeyChanged, false},
 	}
 	for _, tt := range tests {
 		s := &Service{recheck: make(chan struct{}, 1)}
 		fired := 0
 		s.OnRoleChange(func() { fired++ })
-		s.onCommit([]store.Change{{Table: tt.table, ID: "x"}})
+		s.onIdentityChange([]identity.Change{{Kind: tt.kind, ID: "x"}})
 		if (fired == 1) != tt.fires {
-			t.Errorf("a write to %s ran the hook %d times, want firing %v", tt.table, fired, tt.fires)
+			t.Errorf("a write of kind %d ran the hook %d times, want firing %v", tt.kind, fired, tt.fires)
 		}
 	}
 	s := &Service{recheck: make(chan struct{}, 1)}

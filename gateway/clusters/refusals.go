@@ -6,7 +6,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/berthgw/berth/gateway/authn"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/proxy"
 )
 
@@ -31,11 +31,11 @@ func writeNoCluster(ctx *fasthttp.RequestCtx, cluster string) {
 // server", so it goes in a Warning too.
 func writeAuthRefusal(ctx *fasthttp.RequestCtx, cluster string, err error) {
 	msg := "Unauthorized"
-	var ae *authn.Error
-	if errors.As(err, &ae) {
-		msg = ae.Message
+	var fe *fault.Error
+	if errors.As(err, &fe) && fe.Kind != fault.Internal {
+		msg = fe.Message
 	}
-	if errors.Is(err, authn.ErrForbidden) {
+	if fault.Is(err, fault.Forbidden) {
 		proxy.WriteRefusal(ctx, fasthttp.StatusForbidden, msg)
 		return
 	}

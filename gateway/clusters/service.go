@@ -142,7 +142,7 @@ type Service struct {
 	box   *secretbox.Box
 	pool  *proxy.Pool
 	audit *audit.Log
-	ids   *identity.Service
+	ids   Identities
 	log   *slog.Logger
 	opts  Options
 	stop  chan struct{}
@@ -183,8 +183,18 @@ type cachedCluster struct {
 	members []Member
 }
 
-// NewService loads every stored cluster into pool.
-func NewService(db *store.DB, box *secretbox.Box, pool *proxy.Pool, au *audit.Log, ids *identity.Service, log *slog.Logger, opts Options) (*Service, error) {
+// Identities is what the service needs of identity (an *identity.Service):
+// users by id or name, for memberships, and word of every write that may
+// withdraw someone's access, to check open streams again.
+type Identities interface {
+	GetUser(id string) (*identity.User, error)
+	UserByName(name string) (*identity.User, error)
+	OnChange(fn func([]identity.Change))
+}
+
+// NewService loads every stored cluster into pool. ids may be nil where no
+// identity is at hand (tests of registration alone).
+func NewService(db *store.DB, box *secretbox.Box, pool *proxy.Pool, au *audit.Log, ids Identities, log *slog.Logger, opts Options) (*Service, error) {
 	if opts.ImpersonatePrefix == "" {
 		opts.ImpersonatePrefix = "berth:"
 	}
@@ -223,7 +233,9 @@ func NewService(db *store.DB, box *secretbox.Box, pool *proxy.Pool, au *audit.Lo
 			log.Error("cluster not loaded", "cluster", all[i].Name, "err", err)
 		}
 	}
-	db.OnCommit(s.onCommit)
+	if ids != nil {
+		ids.OnChange(s.onIdentityChange)
+	}
 	return s, nil
 }
 
@@ -739,12 +751,7 @@ func (s *Service) lookupUser(subject string) (*identity.User, error) {
 	if u, err := s.ids.GetUser(subject); err == nil {
 		return u, nil
 	}
-	var u *identity.User
-	err := s.db.View(func(tx *store.Tx) error {
-		var err error
-		u, _, err = identity.Users.GetBy(tx, "username", strings.ToLower(subject))
-		return err
-	})
+	u, err := s.ids.UserByName(subject)
 	if err != nil {
 		return nil, fault.New(fault.Invalid, "no user %q", subject)
 	}

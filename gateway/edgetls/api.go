@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -181,24 +182,21 @@ func firstCert(pemData []byte) *x509.Certificate {
 }
 
 // HandleCertificates serves GET /api/v1/tls/certificates (paged).
-func (m *Manager) HandleCertificates(ctx *fasthttp.RequestCtx) {
-	if m == nil {
-		page, _ := httpapi.ParsePage(ctx)
-		httpapi.WriteJSON(ctx, fasthttp.StatusOK, httpapi.NewList([]CertificateInfo(nil), 0, page))
-		return
-	}
+func (m *Manager) HandleCertificates(ctx *fasthttp.RequestCtx) error {
 	page, perr := httpapi.ParsePage(ctx)
+	if m == nil {
+		httpapi.WriteJSON(ctx, fasthttp.StatusOK, httpapi.NewList([]CertificateInfo(nil), 0, page))
+		return nil
+	}
 	if perr != nil {
-		httpapi.WriteError(ctx, perr)
-		return
+		return perr
 	}
 	all, err := m.Certificates(ctx)
 	if err != nil {
-		m.log.Error("list tls certificates", "err", err, "request_id", httpapi.RequestID(ctx))
-		httpapi.WriteError(ctx, err)
-		return
+		return fmt.Errorf("list tls certificates: %w", err)
 	}
 	start := min((page.Page-1)*page.PageSize, len(all))
 	end := min(start+page.PageSize, len(all))
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, httpapi.NewList(all[start:end], len(all), page))
+	return nil
 }

@@ -73,7 +73,7 @@ func (s *Service) CreateUser(ctx context.Context, actor *Principal, in NewUser, 
 			return err
 		}
 		u.Roles = roles
-		if err := Users.Insert(tx, u.ID, u); err != nil {
+		if err := usersTable.Insert(tx, u.ID, u); err != nil {
 			if isDuplicate(err) {
 				return conflict("username %q is taken", in.Username)
 			}
@@ -143,7 +143,7 @@ func checkRoles(tx *store.Tx, in []string) ([]string, error) {
 	out := []string{}
 	for _, r := range in {
 		if !BuiltinRole(r) {
-			if _, err := Roles.Get(tx, r); err != nil {
+			if _, err := rolesTable.Get(tx, r); err != nil {
 				if isNotFound(err) {
 					return nil, invalid("unknown role %q", r)
 				}
@@ -163,7 +163,7 @@ func (s *Service) ListUsers(page, pageSize int) ([]User, int, error) {
 	var total int
 	err := s.db.View(func(tx *store.Tx) error {
 		var err error
-		items, total, err = Users.Page(tx, page, pageSize, false, nil)
+		items, total, err = usersTable.Page(tx, page, pageSize, false, nil)
 		return err
 	})
 	if err != nil {
@@ -177,7 +177,22 @@ func (s *Service) GetUser(id string) (*User, error) {
 	var u *User
 	err := s.db.View(func(tx *store.Tx) error {
 		var err error
-		u, err = Users.Get(tx, id)
+		u, err = usersTable.Get(tx, id)
+		return err
+	})
+	if isNotFound(err) {
+		return nil, notFound("user")
+	}
+	return u, err
+}
+
+// UserByName returns the user named name, compared case-insensitively as
+// sign-in compares it; an unknown name is fault.NotFound.
+func (s *Service) UserByName(name string) (*User, error) {
+	var u *User
+	err := s.db.View(func(tx *store.Tx) error {
+		var err error
+		u, _, err = usersTable.GetBy(tx, "username", strings.ToLower(name))
 		return err
 	})
 	if isNotFound(err) {
@@ -199,7 +214,7 @@ func (s *Service) UpdateUser(ctx context.Context, actor *Principal, id string, c
 	var before User
 	err := s.db.Update(func(tx *store.Tx) error {
 		var err error
-		u, err = Users.Get(tx, id)
+		u, err = usersTable.Get(tx, id)
 		if err != nil {
 			if isNotFound(err) {
 				return notFound("user")
@@ -226,7 +241,7 @@ func (s *Service) UpdateUser(ctx context.Context, actor *Principal, id string, c
 			}
 		}
 		u.UpdatedAt = now
-		if err := Users.Put(tx, id, u); err != nil {
+		if err := usersTable.Put(tx, id, u); err != nil {
 			return err
 		}
 		if u.Status == StatusDisabled && before.Status != StatusDisabled {
@@ -272,7 +287,7 @@ func changedFields(a, b *User) map[string]string {
 // keepAnAdmin fails unless an active admin other than exceptID exists.
 func keepAnAdmin(tx *store.Tx, exceptID string) error {
 	found := false
-	err := Users.Scan(tx, store.ScanOptions{}, func(id string, u *User) (bool, error) {
+	err := usersTable.Scan(tx, store.ScanOptions{}, func(id string, u *User) (bool, error) {
 		if id != exceptID && u.Status == StatusActive && slices.Contains(u.Roles, RoleAdmin) {
 			found = true
 			return false, nil
@@ -294,7 +309,7 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, id string, m
 	now := s.now().UTC()
 	var username string
 	err := s.db.Update(func(tx *store.Tx) error {
-		u, err := Users.Get(tx, id)
+		u, err := usersTable.Get(tx, id)
 		if err != nil {
 			if isNotFound(err) {
 				return notFound("user")
@@ -308,10 +323,10 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, id string, m
 			}
 		}
 		for _, del := range []func() error{
-			func() error { return deleteByUser(tx, APIKeys, id) },
-			func() error { return deleteByUser(tx, AccessKeys, id) },
+			func() error { return deleteByUser(tx, apiKeysTable, id) },
+			func() error { return deleteByUser(tx, accessKeysTable, id) },
 			func() error { return revokeWhere(tx, "user", id, now, "user_deleted") },
-			func() error { return Users.Delete(tx, id) },
+			func() error { return usersTable.Delete(tx, id) },
 		} {
 			if err := del(); err != nil {
 				return err
@@ -352,7 +367,7 @@ func (s *Service) ResetPassword(ctx context.Context, actor *Principal, id, passw
 	}
 	now := s.now().UTC()
 	err = s.db.Update(func(tx *store.Tx) error {
-		u, err := Users.Get(tx, id)
+		u, err := usersTable.Get(tx, id)
 		if err != nil {
 			if isNotFound(err) {
 				return notFound("user")
@@ -360,7 +375,7 @@ func (s *Service) ResetPassword(ctx context.Context, actor *Principal, id, passw
 			return err
 		}
 		u.PasswordHash, u.PasswordChangedAt, u.UpdatedAt = hash, now, now
-		if err := Users.Put(tx, id, u); err != nil {
+		if err := usersTable.Put(tx, id, u); err != nil {
 			return err
 		}
 		return revokeWhere(tx, "user", id, now, "password_reset")
@@ -388,7 +403,7 @@ func (s *Service) ListRoles() ([]Role, error) {
 		{Name: RoleUser, Description: "reach clusters", Permissions: builtinRoles[RoleUser], Builtin: true},
 	}
 	err := s.db.View(func(tx *store.Tx) error {
-		return Roles.Scan(tx, store.ScanOptions{}, func(_ string, r *Role) (bool, error) {
+		return rolesTable.Scan(tx, store.ScanOptions{}, func(_ string, r *Role) (bool, error) {
 			out = append(out, *r)
 			return true, nil
 		})
@@ -441,7 +456,7 @@ func (s *Service) PutRole(ctx context.Context, actor *Principal, r Role, create 
 	now := s.now().UTC()
 	out := &Role{Name: r.Name, Description: r.Description, Permissions: perms, UpdatedAt: now}
 	err := s.db.Update(func(tx *store.Tx) error {
-		old, err := Roles.Get(tx, r.Name)
+		old, err := rolesTable.Get(tx, r.Name)
 		switch {
 		case err == nil && create:
 			return conflict("role %q exists", r.Name)
@@ -454,7 +469,7 @@ func (s *Service) PutRole(ctx context.Context, actor *Principal, r Role, create 
 		default:
 			out.CreatedAt = now
 		}
-		return Roles.Put(tx, r.Name, out)
+		return rolesTable.Put(tx, r.Name, out)
 	})
 	if err != nil {
 		return nil, err
@@ -474,14 +489,14 @@ func (s *Service) DeleteRole(ctx context.Context, actor *Principal, name string,
 		return forbidden("built-in roles cannot be deleted")
 	}
 	err := s.db.Update(func(tx *store.Tx) error {
-		if _, err := Roles.Get(tx, name); err != nil {
+		if _, err := rolesTable.Get(tx, name); err != nil {
 			if isNotFound(err) {
 				return notFound("role")
 			}
 			return err
 		}
 		holder := ""
-		err := Users.Scan(tx, store.ScanOptions{}, func(_ string, u *User) (bool, error) {
+		err := usersTable.Scan(tx, store.ScanOptions{}, func(_ string, u *User) (bool, error) {
 			if slices.Contains(u.Roles, name) {
 				holder = u.Username
 				return false, nil
@@ -494,7 +509,7 @@ func (s *Service) DeleteRole(ctx context.Context, actor *Principal, name string,
 		if holder != "" {
 			return conflict("role %q is held by %s; remove it from every user first", name, holder)
 		}
-		return Roles.Delete(tx, name)
+		return rolesTable.Delete(tx, name)
 	})
 	if err != nil {
 		return err

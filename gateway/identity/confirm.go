@@ -5,7 +5,7 @@ package identity
 // issuing a break-glass admin kubeconfig. As in ChangePassword, a wrong
 // password counts towards the account's sign-in lockout, so a stolen session
 // cannot be used to guess it, and while the account is locked nothing is
-// checked (*LockedError). A wrong password is a KindForbidden *Error: the
+// checked (fault.TooMany). A wrong password is fault.Forbidden: the
 // session itself is valid. The caller audits the act it guards; nothing is
 // recorded here, so one attempt is one audit event.
 func (s *Service) ConfirmPassword(p *Principal, password string) error {
@@ -17,7 +17,7 @@ func (s *Service) ConfirmPassword(p *Principal, password string) error {
 	}
 	lockKey := s.lockKey(p.Username)
 	if wait := s.lockedFor(lockKey); wait > 0 {
-		return &LockedError{RetryAfter: wait}
+		return locked(wait)
 	}
 	u, err := s.GetUser(p.UserID)
 	if err != nil {

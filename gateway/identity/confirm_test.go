@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/store"
 )
 
@@ -20,15 +21,14 @@ func TestConfirmPassword(t *testing.T) {
 	}
 	var u *User
 	var err error
-	db.View(func(tx *store.Tx) error { u, _, err = Users.GetBy(tx, "username", AdminUsername); return err })
+	db.View(func(tx *store.Tx) error { u, _, err = usersTable.GetBy(tx, "username", AdminUsername); return err })
 	p := &Principal{UserID: u.ID, Username: "Admin"} // any case: the lockout key is case-folded
 
-	var ie *Error
 	for _, tc := range []struct {
 		password string
-		kind     Kind
-	}{{"", KindInvalid}, {strings.Repeat("x", MaxPasswordLength+1), KindInvalid}, {"wrong-password-1", KindForbidden}} {
-		if err := s.ConfirmPassword(p, tc.password); !errors.As(err, &ie) || ie.Kind != tc.kind {
+		kind     fault.Kind
+	}{{"", fault.Invalid}, {strings.Repeat("x", MaxPasswordLength+1), fault.Invalid}, {"wrong-password-1", fault.Forbidden}} {
+		if err := s.ConfirmPassword(p, tc.password); !fault.Is(err, tc.kind) {
 			t.Errorf("password of %d bytes: %v, want kind %d", len(tc.password), err, tc.kind)
 		}
 	}
@@ -47,11 +47,10 @@ func TestConfirmPassword(t *testing.T) {
 	for range 3 {
 		s.ConfirmPassword(p, "wrong-password-1")
 	}
-	var le *LockedError
-	if err := s.ConfirmPassword(p, pw); !errors.As(err, &le) {
+	if err := s.ConfirmPassword(p, pw); !fault.Is(err, fault.TooMany) {
 		t.Errorf("after 3 wrong passwords: %v, want locked", err)
 	}
-	if _, err := s.SignIn(context.Background(), "admin", pw, MethodPassword, Meta{}); !errors.As(err, &le) {
+	if _, err := s.SignIn(context.Background(), "admin", pw, MethodPassword, Meta{}); !fault.Is(err, fault.TooMany) {
 		t.Errorf("sign-in after 3 wrong confirmations: %v, want locked", err)
 	}
 	now = now.Add(2 * time.Hour)

@@ -95,13 +95,13 @@ func (c *grantCache) invalidate(changes []store.Change) {
 	all := false
 	for _, ch := range changes {
 		switch ch.Table {
-		case Users.Name():
+		case usersTable.Name():
 			users = append(users, ch.ID)
-		case Sessions.Name():
+		case sessionsTable.Name():
 			sessions = append(sessions, ch.ID)
-		case APIKeys.Name():
+		case apiKeysTable.Name():
 			keys = append(keys, ch.ID)
-		case Roles.Name():
+		case rolesTable.Name():
 			// A role's permissions reach every user holding it.
 			all = true
 		}

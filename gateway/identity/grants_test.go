@@ -212,7 +212,7 @@ func TestGrantCacheDropsRacingFill(t *testing.T) {
 	c := newGrantCache()
 	now := time.Now()
 	epoch := c.begin()
-	c.invalidate([]store.Change{{Table: Users.Name(), ID: "usr_x"}})
+	c.invalidate([]store.Change{{Table: usersTable.Name(), ID: "usr_x"}})
 	c.put("s/ses_1", epoch, &grant{p: Principal{UserID: "usr_a"}})
 	if _, ok := c.get("s/ses_1", now); ok {
 		t.Fatal("a grant read before an invalidation was cached")

@@ -74,7 +74,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, actor *Principal, in NewAPIK
 	k := &APIKey{ID: store.NewID("key"), UserID: owner, Name: name, Prefix: secret[:apiKeyPrefix],
 		Digest: s.keys.digest("api_key", secret), Scopes: scopes, CreatedAt: now, ExpiresAt: in.ExpiresAt.UTC()}
 	err = s.db.Update(func(tx *store.Tx) error {
-		u, err := Users.Get(tx, owner)
+		u, err := usersTable.Get(tx, owner)
 		if err != nil {
 			if isNotFound(err) {
 				return notFound("user")
@@ -95,7 +95,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, actor *Principal, in NewAPIK
 		if err := s.checkAPIKeyCap(tx, owner, now); err != nil {
 			return err
 		}
-		return APIKeys.Insert(tx, k.ID, k)
+		return apiKeysTable.Insert(tx, k.ID, k)
 	})
 	if err != nil {
 		return nil, "", err
@@ -114,13 +114,13 @@ func (s *Service) checkAPIKeyCap(tx *store.Tx, owner string, now time.Time) erro
 	if s.set.MaxAPIKeys <= 0 {
 		return nil
 	}
-	ids, err := APIKeys.IDsBy(tx, "user", owner)
+	ids, err := apiKeysTable.IDsBy(tx, "user", owner)
 	if err != nil {
 		return fmt.Errorf("count api keys: %w", err)
 	}
 	live := 0
 	for _, id := range ids {
-		k, err := APIKeys.Get(tx, id)
+		k, err := apiKeysTable.Get(tx, id)
 		if err != nil {
 			if isNotFound(err) {
 				continue // expired and gone
@@ -175,7 +175,7 @@ func (s *Service) VerifyAPIKey(ctx context.Context, raw string, m Meta) (*Princi
 	if !ok {
 		epoch := s.grants.begin()
 		err := s.db.View(func(tx *store.Tx) error {
-			k, _, err := APIKeys.GetBy(tx, "digest", digest)
+			k, _, err := apiKeysTable.GetBy(tx, "digest", digest)
 			if err != nil {
 				if isNotFound(err) {
 					return ErrUnauthenticated
@@ -208,12 +208,12 @@ func (s *Service) VerifyAPIKey(ctx context.Context, raw string, m Meta) (*Princi
 
 func (s *Service) touchAPIKey(ctx context.Context, p *Principal, id string, now time.Time, m Meta) {
 	err := s.db.Update(func(tx *store.Tx) error {
-		k, err := APIKeys.Get(tx, id)
+		k, err := apiKeysTable.Get(tx, id)
 		if err != nil {
 			return err
 		}
 		k.LastUsedAt = now.UTC()
-		return APIKeys.Put(tx, id, k)
+		return apiKeysTable.Put(tx, id, k)
 	})
 	if err != nil {
 		if !isNotFound(err) {
@@ -229,14 +229,14 @@ func (s *Service) ListAPIKeys(actor *Principal, userID string) ([]APIKey, error)
 	if err := ownerCheck(actor, userID, "user"); err != nil {
 		return nil, err
 	}
-	return listByUser(s.db, APIKeys, userID)
+	return listByUser(s.db, apiKeysTable, userID)
 }
 
 // RevokeAPIKey deletes a key; its next use fails.
 func (s *Service) RevokeAPIKey(ctx context.Context, actor *Principal, id string, m Meta) error {
 	var owner string
 	err := s.db.Update(func(tx *store.Tx) error {
-		k, err := APIKeys.Get(tx, id)
+		k, err := apiKeysTable.Get(tx, id)
 		if err != nil {
 			if isNotFound(err) {
 				return notFound("API key")
@@ -247,7 +247,7 @@ func (s *Service) RevokeAPIKey(ctx context.Context, actor *Principal, id string,
 			return err
 		}
 		owner = k.UserID
-		return APIKeys.Delete(tx, id)
+		return apiKeysTable.Delete(tx, id)
 	})
 	if err != nil {
 		return err
@@ -275,14 +275,14 @@ func (s *Service) CreateAccessKey(ctx context.Context, actor *Principal, m Meta)
 	k := &AccessKey{ID: store.NewID("ak"), UserID: actor.UserID, AccessKey: access,
 		SecretDigest: s.keys.digest("access_secret", secret), CreatedAt: s.now().UTC()}
 	err = s.db.Update(func(tx *store.Tx) error {
-		ids, err := AccessKeys.IDsBy(tx, "user", actor.UserID)
+		ids, err := accessKeysTable.IDsBy(tx, "user", actor.UserID)
 		if err != nil {
 			return err
 		}
 		if len(ids) >= s.set.MaxAccessKeys {
 			return conflict("you already hold %d access keys, the most allowed; delete one first", s.set.MaxAccessKeys)
 		}
-		return AccessKeys.Insert(tx, k.ID, k)
+		return accessKeysTable.Insert(tx, k.ID, k)
 	})
 	if err != nil {
 		return nil, "", err
@@ -297,7 +297,7 @@ func (s *Service) ListAccessKeys(actor *Principal, userID string) ([]AccessKey, 
 	if err := ownerCheck(actor, userID, "user"); err != nil {
 		return nil, err
 	}
-	return listByUser(s.db, AccessKeys, userID)
+	return listByUser(s.db, accessKeysTable, userID)
 }
 
 // DeleteAccessKey removes an access key and ends the tokens it issued.
@@ -305,7 +305,7 @@ func (s *Service) DeleteAccessKey(ctx context.Context, actor *Principal, id stri
 	now := s.now().UTC()
 	var owner string
 	err := s.db.Update(func(tx *store.Tx) error {
-		k, err := AccessKeys.Get(tx, id)
+		k, err := accessKeysTable.Get(tx, id)
 		if err != nil {
 			if isNotFound(err) {
 				return notFound("access key")
@@ -316,7 +316,7 @@ func (s *Service) DeleteAccessKey(ctx context.Context, actor *Principal, id stri
 			return err
 		}
 		owner = k.UserID
-		if err := AccessKeys.Delete(tx, id); err != nil {
+		if err := accessKeysTable.Delete(tx, id); err != nil {
 			return err
 		}
 		return revokeWhere(tx, "credential", id, now, "access_key_deleted")
@@ -331,12 +331,12 @@ func (s *Service) DeleteAccessKey(ctx context.Context, actor *Principal, id stri
 
 // revokeWhere revokes the live sessions an index maps value to.
 func revokeWhere(tx *store.Tx, index, value string, now time.Time, reason string) error {
-	ids, err := Sessions.IDsBy(tx, index, value)
+	ids, err := sessionsTable.IDsBy(tx, index, value)
 	if err != nil {
 		return err
 	}
 	for _, sid := range ids {
-		sess, err := Sessions.Get(tx, sid)
+		sess, err := sessionsTable.Get(tx, sid)
 		if err != nil {
 			if isNotFound(err) {
 				continue
@@ -345,7 +345,7 @@ func revokeWhere(tx *store.Tx, index, value string, now time.Time, reason string
 		}
 		if sess.RevokedAt.IsZero() {
 			sess.RevokedAt, sess.RevokeReason = now, reason
-			if err := Sessions.Put(tx, sid, sess); err != nil {
+			if err := sessionsTable.Put(tx, sid, sess); err != nil {
 				return err
 			}
 		}
@@ -358,7 +358,7 @@ func (s *Service) ListSessions(actor *Principal, userID string) ([]Session, erro
 	if err := ownerCheck(actor, userID, "user"); err != nil {
 		return nil, err
 	}
-	all, err := listByUser(s.db, Sessions, userID)
+	all, err := listByUser(s.db, sessionsTable, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -376,7 +376,7 @@ func (s *Service) ListSessions(actor *Principal, userID string) ([]Session, erro
 func (s *Service) RevokeSession(ctx context.Context, actor *Principal, id string, m Meta) error {
 	now := s.now().UTC()
 	err := s.db.Update(func(tx *store.Tx) error {
-		sess, err := Sessions.Get(tx, id)
+		sess, err := sessionsTable.Get(tx, id)
 		if err != nil {
 			if isNotFound(err) {
 				return notFound("session")
@@ -390,7 +390,7 @@ func (s *Service) RevokeSession(ctx context.Context, actor *Principal, id string
 			return notFound("session")
 		}
 		sess.RevokedAt, sess.RevokeReason = now, "revoked"
-		return Sessions.Put(tx, id, sess)
+		return sessionsTable.Put(tx, id, sess)
 	})
 	if err != nil {
 		return err
@@ -408,7 +408,7 @@ func (s *Service) LoginHistoryPage(actor *Principal, userID string, page, pageSi
 	var out []LoginRecord
 	total := 0
 	err := s.db.View(func(tx *store.Tx) error {
-		ids, err := LoginHistory.IDsBy(tx, "user", userID)
+		ids, err := loginHistoryTable.IDsBy(tx, "user", userID)
 		if err != nil {
 			return err
 		}
@@ -416,7 +416,7 @@ func (s *Service) LoginHistoryPage(actor *Principal, userID string, page, pageSi
 		total = len(ids)
 		start := (page - 1) * pageSize
 		for i := start; i < len(ids) && i < start+pageSize; i++ {
-			r, err := LoginHistory.Get(tx, ids[i])
+			r, err := loginHistoryTable.Get(tx, ids[i])
 			if err != nil {
 				if isNotFound(err) {
 					continue

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/ratelimit"
 	"github.com/berthgw/berth/gateway/secretbox"
 	"github.com/berthgw/berth/gateway/store"
@@ -53,8 +54,7 @@ func TestLockoutSurvivesRestart(t *testing.T) {
 		return err
 	}
 	locked := func(err error) bool {
-		var le *LockedError
-		return errors.As(err, &le)
+		return fault.Is(err, fault.TooMany)
 	}
 	saved := func() int {
 		n := 0
@@ -174,8 +174,7 @@ func TestLockoutSurvivesEviction(t *testing.T) {
 	if _, ok := s.lockout.State(s.lockKey("ann")); ok {
 		t.Fatal("the flood did not evict ann from memory; the test proves nothing")
 	}
-	var le *LockedError
-	if err := signIn("ann", pw); !errors.As(err, &le) {
+	if err := signIn("ann", pw); !fault.Is(err, fault.TooMany) {
 		t.Fatalf("ann after her lock was evicted from memory: %v, want locked", err)
 	}
 

@@ -22,7 +22,7 @@ const (
 	// cluster.
 	PermMetricsRead = "metrics:read"
 	// PermAll is held only by the built-in admin role: every permission,
-	// including those later issues register.
+	// including those other packages register (RegisterPermission).
 	PermAll = "*"
 )
 
@@ -55,8 +55,8 @@ var permissions = struct {
 	PermMetricsRead:   "read Prometheus metrics at /metrics",
 }}
 
-// RegisterPermission adds a permission later features define (plugins:admin,
-// say), so roles may grant it. Registering twice keeps the first text.
+// RegisterPermission adds a permission a package outside identity defines
+// (pluginhost's plugins:admin), so roles may grant it. Registering twice keeps the first text.
 func RegisterPermission(name, description string) {
 	permissions.Lock()
 	defer permissions.Unlock()
@@ -111,8 +111,8 @@ type Role struct {
 	UpdatedAt   time.Time `json:"updated_at,omitzero"`
 }
 
-// Roles is the table of custom roles, keyed by name.
-var Roles = store.NewTable[Role]("roles")
+// rolesTable is the table of custom roles, keyed by name.
+var rolesTable = store.NewTable[Role]("roles")
 
 // resolvePermissions returns the sorted union of the permissions of roles.
 // A role that no longer exists grants nothing.
@@ -123,7 +123,7 @@ func resolvePermissions(tx *store.Tx, roles []string) ([]string, error) {
 			perms = append(perms, p...)
 			continue
 		}
-		role, err := Roles.Get(tx, r)
+		role, err := rolesTable.Get(tx, r)
 		if err != nil {
 			if isNotFound(err) {
 				continue

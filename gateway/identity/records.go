@@ -35,9 +35,9 @@ func (s *Session) Active(now time.Time) bool {
 	return s.RevokedAt.IsZero() && now.Before(s.ExpiresAt)
 }
 
-// Sessions is the sessions table. A session stays stored until it expires,
+// sessionsTable is the sessions table. A session stays stored until it expires,
 // revoked or not, so its tokens are refused with a clear reason.
-var Sessions = store.NewTable("sessions",
+var sessionsTable = store.NewTable("sessions",
 	store.Index[Session]{Name: "user", Values: func(s *Session) []string { return []string{s.UserID} }},
 	store.Index[Session]{Name: "credential", Values: func(s *Session) []string { return []string{s.CredentialID} }},
 	store.Index[Session]{Name: "cookie", Unique: true, Values: func(s *Session) []string { return []string{s.CookieDigest} }},
@@ -55,8 +55,8 @@ type RefreshToken struct {
 	UsedAt    time.Time `json:"used_at,omitzero"`
 }
 
-// RefreshTokens is the refresh-token table.
-var RefreshTokens = store.NewTable("refresh_tokens",
+// refreshTokensTable is the refresh-token table.
+var refreshTokensTable = store.NewTable("refresh_tokens",
 	store.Index[RefreshToken]{Name: "digest", Unique: true, Values: func(r *RefreshToken) []string { return []string{r.Digest} }},
 	store.Index[RefreshToken]{Name: "session", Values: func(r *RefreshToken) []string { return []string{r.SessionID} }},
 ).WithExpiry(func(r *RefreshToken) time.Time { return r.ExpiresAt })
@@ -75,8 +75,8 @@ type APIKey struct {
 	LastUsedAt time.Time `json:"last_used_at,omitzero"`
 }
 
-// APIKeys is the API-key table. Revoking a key deletes it.
-var APIKeys = store.NewTable("api_keys",
+// apiKeysTable is the API-key table. Revoking a key deletes it.
+var apiKeysTable = store.NewTable("api_keys",
 	store.Index[APIKey]{Name: "digest", Unique: true, Values: func(k *APIKey) []string { return []string{k.Digest} }},
 	store.Index[APIKey]{Name: "user", Values: func(k *APIKey) []string { return []string{k.UserID} }},
 ).WithExpiry(func(k *APIKey) time.Time { return k.ExpiresAt })
@@ -92,8 +92,8 @@ type AccessKey struct {
 	LastUsedAt   time.Time `json:"last_used_at,omitzero"`
 }
 
-// AccessKeys is the access-key table.
-var AccessKeys = store.NewTable("access_keys",
+// accessKeysTable is the access-key table.
+var accessKeysTable = store.NewTable("access_keys",
 	store.Index[AccessKey]{Name: "access_key", Unique: true, Values: func(k *AccessKey) []string { return []string{k.AccessKey} }},
 	store.Index[AccessKey]{Name: "user", Values: func(k *AccessKey) []string { return []string{k.UserID} }},
 )
@@ -114,7 +114,7 @@ type LoginRecord struct {
 	ExpiresAt time.Time `json:"-"`
 }
 
-// LoginHistory is the login-history table.
-var LoginHistory = store.NewTable("login_history",
+// loginHistoryTable is the login-history table.
+var loginHistoryTable = store.NewTable("login_history",
 	store.Index[LoginRecord]{Name: "user", Values: func(r *LoginRecord) []string { return []string{r.UserID} }},
 ).WithExpiry(func(r *LoginRecord) time.Time { return r.ExpiresAt })

@@ -3,12 +3,12 @@ package identity
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/ratelimit"
 	"github.com/berthgw/berth/gateway/secretbox"
 	"github.com/berthgw/berth/gateway/store"
@@ -76,6 +76,7 @@ type Service struct {
 	keysWithdrawn []func()
 	lockout       *ratelimit.Backoff
 	grants        *grantCache
+	hooks         changeHooks
 	now           func() time.Time
 	log           *slog.Logger
 }
@@ -108,7 +109,6 @@ func NewService(opts Options) (*Service, error) {
 	lock := set.Lockout
 	lock.Now = now
 	grants := newGrantCache()
-	opts.DB.OnCommit(grants.invalidate)
 	s := &Service{
 		db:      opts.DB,
 		audit:   opts.Audit,
@@ -121,6 +121,7 @@ func NewService(opts Options) (*Service, error) {
 		now:     now,
 		log:     log,
 	}
+	opts.DB.OnCommit(s.onCommit)
 	return s, nil
 }
 
@@ -133,58 +134,36 @@ type Meta struct {
 	UserAgent string
 }
 
-// Errors a handler maps to HTTP statuses.
+// Refusals a caller tells apart with errors.Is. Each is a *fault.Error, so
+// it also carries the kind and the message the API answers with.
 var (
 	// ErrInvalidCredentials: wrong username or password, unknown user,
 	// or a disabled account — deliberately one answer for all.
-	ErrInvalidCredentials = errors.New("invalid username or password")
+	ErrInvalidCredentials = fault.New(fault.Unauthenticated, "invalid username or password")
 	// ErrUnauthenticated: a token or key that is missing, malformed,
 	// expired, revoked, or belongs to a disabled account.
-	ErrUnauthenticated = errors.New("invalid or expired credentials")
+	ErrUnauthenticated = fault.New(fault.Unauthenticated, "invalid credentials")
 	// ErrInvalidGrant: a refresh token that is unknown, expired, revoked,
 	// issued to another client, or already used.
-	ErrInvalidGrant = errors.New("invalid or expired refresh token")
+	ErrInvalidGrant = fault.New(fault.Unauthenticated, "invalid, expired or already used refresh token")
 )
 
-// LockedError means the account is locked after repeated failed sign-ins.
-type LockedError struct{ RetryAfter time.Duration }
-
-func (e *LockedError) Error() string {
-	return fmt.Sprintf("too many failed sign-ins; try again in %s", e.RetryAfter.Round(time.Second))
+// locked refuses a sign-in or password check while the account is locked
+// after repeated failures: fault.TooMany, with the wait rounded up to whole
+// seconds (at least one) in both the message and Retry-After.
+func locked(wait time.Duration) error {
+	secs := max(1, int((wait+time.Second-1)/time.Second))
+	return fault.New(fault.TooMany, "too many failed sign-ins for this account; try again in %d seconds", secs).
+		Retry(time.Duration(secs) * time.Second)
 }
 
-// Kind classifies an *Error.
-type Kind int
+func invalid(format string, args ...any) error { return fault.New(fault.Invalid, format, args...) }
 
-// Kinds of *Error.
-const (
-	KindInvalid   Kind = iota + 1 // the request is malformed: 400
-	KindForbidden                 // the caller may not do this: 403
-	KindNotFound                  // no such thing (or not the caller's): 404
-	KindConflict                  // clashes with the current state: 409
-)
+func forbidden(format string, args ...any) error { return fault.New(fault.Forbidden, format, args...) }
 
-// Error is a refusal with a message safe to show the caller.
-type Error struct {
-	Kind    Kind
-	Message string
-}
+func notFound(what string) error { return fault.New(fault.NotFound, "%s not found", what) }
 
-func (e *Error) Error() string { return e.Message }
-
-func invalid(format string, args ...any) error {
-	return &Error{KindInvalid, fmt.Sprintf(format, args...)}
-}
-
-func forbidden(format string, args ...any) error {
-	return &Error{KindForbidden, fmt.Sprintf(format, args...)}
-}
-
-func notFound(what string) error { return &Error{KindNotFound, what + " not found"} }
-
-func conflict(format string, args ...any) error {
-	return &Error{KindConflict, fmt.Sprintf(format, args...)}
-}
+func conflict(format string, args ...any) error { return fault.New(fault.Conflict, format, args...) }
 
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
 
@@ -217,7 +196,7 @@ func (s *Service) prepare(actor *Principal, m Meta, e *audit.Event) {
 // principalFor builds the principal for user u in tx, refusing accounts that
 // are not active.
 func principalFor(tx *store.Tx, userID, method, credentialID, sessionID string, scopes []string) (*Principal, error) {
-	u, err := Users.Get(tx, userID)
+	u, err := usersTable.Get(tx, userID)
 	if err != nil {
 		if isNotFound(err) {
 			return nil, ErrUnauthenticated

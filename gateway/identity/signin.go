@@ -21,7 +21,7 @@ const MaxUsernameLength = 64
 // disabled accounts all fail with ErrInvalidCredentials after the same
 // amount of work (one argon2id verification), so neither the answer nor its
 // timing tells which it was. After repeated failures the name is locked
-// (*LockedError) whether or not it exists, for the same reason. method is
+// (fault.TooMany, with Retry-After) whether or not it exists, for the same reason. method is
 // recorded in login history and audit (password, oauth or session).
 func (s *Service) SignIn(ctx context.Context, username, password, method string, m Meta) (*User, error) {
 	if len(username) == 0 || len(username) > MaxUsernameLength || len(password) == 0 || len(password) > MaxPasswordLength {
@@ -36,12 +36,12 @@ func (s *Service) SignIn(ctx context.Context, username, password, method string,
 	if wait := s.lockedFor(lockKey); wait > 0 {
 		s.record(ctx, nil, m, audit.Event{Action: "login", ResourceType: "session", Result: audit.ResultFailure,
 			Reason: "locked", AuthMethod: method, Details: map[string]string{"username": username}})
-		return nil, &LockedError{RetryAfter: wait}
+		return nil, locked(wait)
 	}
 	var u *User
 	err := s.db.View(func(tx *store.Tx) error {
 		var err error
-		u, _, err = Users.GetBy(tx, "username", strings.ToLower(username))
+		u, _, err = usersTable.GetBy(tx, "username", strings.ToLower(username))
 		return err
 	})
 	if err != nil && !isNotFound(err) {
@@ -97,7 +97,7 @@ func (s *Service) recordLogin(ctx context.Context, userID, lockKey, method, resu
 			if s.set.LoginHistoryRetention > 0 {
 				rec.ExpiresAt = now.Add(s.set.LoginHistoryRetention)
 			}
-			if err := LoginHistory.Insert(tx, rec.ID, rec); err != nil {
+			if err := loginHistoryTable.Insert(tx, rec.ID, rec); err != nil {
 				return err
 			}
 		}
@@ -149,10 +149,10 @@ func (s *Service) IssueTokens(ctx context.Context, u *User, method, clientID str
 		return nil, err
 	}
 	err = s.db.Update(func(tx *store.Tx) error {
-		if err := Sessions.Insert(tx, sess.ID, sess); err != nil {
+		if err := sessionsTable.Insert(tx, sess.ID, sess); err != nil {
 			return err
 		}
-		return RefreshTokens.Insert(tx, rt.ID, rt)
+		return refreshTokensTable.Insert(tx, rt.ID, rt)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start session: %w", err)
@@ -176,7 +176,7 @@ func (s *Service) StartBrowserSession(ctx context.Context, u *User, m Meta) (str
 		ClientIP: m.ClientIP, UserAgent: clip(m.UserAgent, 256),
 		CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(s.set.SessionTTL),
 	}
-	if err := s.db.Update(func(tx *store.Tx) error { return Sessions.Insert(tx, sess.ID, sess) }); err != nil {
+	if err := s.db.Update(func(tx *store.Tx) error { return sessionsTable.Insert(tx, sess.ID, sess) }); err != nil {
 		return "", time.Time{}, fmt.Errorf("start browser session: %w", err)
 	}
 	s.record(ctx, nil, m, audit.Event{Action: "login", ResourceType: "session", ResourceID: sess.ID,
@@ -208,7 +208,7 @@ func (s *Service) Refresh(ctx context.Context, raw, clientID string, m Meta) (*T
 	)
 	err = s.db.Update(func(tx *store.Tx) error {
 		reused, reason, sess, user = false, "", nil, nil
-		rt, _, err := RefreshTokens.GetBy(tx, "digest", digest)
+		rt, _, err := refreshTokensTable.GetBy(tx, "digest", digest)
 		if err != nil {
 			if isNotFound(err) {
 				reason = "unknown"
@@ -216,7 +216,7 @@ func (s *Service) Refresh(ctx context.Context, raw, clientID string, m Meta) (*T
 			}
 			return err
 		}
-		sess, err = Sessions.Get(tx, rt.SessionID)
+		sess, err = sessionsTable.Get(tx, rt.SessionID)
 		if err != nil {
 			if isNotFound(err) {
 				reason, sess = "session_gone", nil
@@ -232,30 +232,30 @@ func (s *Service) Refresh(ctx context.Context, raw, clientID string, m Meta) (*T
 			reused, reason = true, "reused"
 			if sess.RevokedAt.IsZero() {
 				sess.RevokedAt, sess.RevokeReason = now, "refresh_token_reuse"
-				return Sessions.Put(tx, sess.ID, sess)
+				return sessionsTable.Put(tx, sess.ID, sess)
 			}
 			return nil
 		case !sess.Active(now) || !now.Before(rt.ExpiresAt):
 			reason = "expired_or_revoked"
 			return nil
 		}
-		user, err = Users.Get(tx, sess.UserID)
+		user, err = usersTable.Get(tx, sess.UserID)
 		if err != nil || user.Status != StatusActive {
 			reason, user = "user_inactive", nil
 			return nil
 		}
 		sess.LastUsedAt, sess.ExpiresAt = now, now.Add(s.set.RefreshTokenTTL)
-		if err := Sessions.Put(tx, sess.ID, sess); err != nil {
+		if err := sessionsTable.Put(tx, sess.ID, sess); err != nil {
 			return err
 		}
 		// The used link lives as long as the family, so its reuse is still
 		// recognised.
 		rt.UsedAt, rt.ExpiresAt = now, sess.ExpiresAt
-		if err := RefreshTokens.Put(tx, rt.ID, rt); err != nil {
+		if err := refreshTokensTable.Put(tx, rt.ID, rt); err != nil {
 			return err
 		}
 		nextID := store.NewID("rft")
-		return RefreshTokens.Insert(tx, nextID, &RefreshToken{ID: nextID, SessionID: sess.ID,
+		return refreshTokensTable.Insert(tx, nextID, &RefreshToken{ID: nextID, SessionID: sess.ID,
 			Digest: s.keys.digest("refresh", next), CreatedAt: now, ExpiresAt: sess.ExpiresAt})
 	})
 	if err != nil {
@@ -302,7 +302,7 @@ func (s *Service) VerifyAccessToken(raw string) (*Principal, error) {
 	epoch := s.grants.begin()
 	var g *grant
 	err = s.db.View(func(tx *store.Tx) error {
-		sess, err := Sessions.Get(tx, claims.SessionID)
+		sess, err := sessionsTable.Get(tx, claims.SessionID)
 		if err != nil {
 			if isNotFound(err) {
 				return ErrUnauthenticated
@@ -347,7 +347,7 @@ func (s *Service) VerifySessionCookie(raw string) (*Principal, error) {
 	epoch := s.grants.begin()
 	var g *grant
 	err := s.db.View(func(tx *store.Tx) error {
-		sess, _, err := Sessions.GetBy(tx, "cookie", digest)
+		sess, _, err := sessionsTable.GetBy(tx, "cookie", digest)
 		if err != nil {
 			if isNotFound(err) {
 				return ErrUnauthenticated
@@ -390,7 +390,7 @@ func (s *Service) Reverify(p *Principal) (*Principal, error) {
 		switch {
 		case p.SessionID != "":
 			var sess *Session
-			if sess, err = Sessions.Get(tx, p.SessionID); err != nil {
+			if sess, err = sessionsTable.Get(tx, p.SessionID); err != nil {
 				break
 			}
 			if !sess.Active(now) || sess.UserID != p.UserID {
@@ -401,7 +401,7 @@ func (s *Service) Reverify(p *Principal) (*Principal, error) {
 			}
 		case p.AuthMethod == MethodAPIKey:
 			var k *APIKey
-			if k, err = APIKeys.Get(tx, p.CredentialID); err != nil {
+			if k, err = apiKeysTable.Get(tx, p.CredentialID); err != nil {
 				break
 			}
 			if k.UserID != p.UserID || (!k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt)) {
@@ -442,12 +442,12 @@ func (s *Service) Logout(ctx context.Context, p *Principal, m Meta) error {
 func (s *Service) revokeSessions(match func(*Session) bool, userID, reason string) error {
 	now := s.now().UTC()
 	return s.db.Update(func(tx *store.Tx) error {
-		ids, err := Sessions.IDsBy(tx, "user", userID)
+		ids, err := sessionsTable.IDsBy(tx, "user", userID)
 		if err != nil {
 			return err
 		}
 		for _, id := range ids {
-			sess, err := Sessions.Get(tx, id)
+			sess, err := sessionsTable.Get(tx, id)
 			if err != nil {
 				if isNotFound(err) {
 					continue
@@ -458,7 +458,7 @@ func (s *Service) revokeSessions(match func(*Session) bool, userID, reason strin
 				continue
 			}
 			sess.RevokedAt, sess.RevokeReason = now, reason
-			if err := Sessions.Put(tx, id, sess); err != nil {
+			if err := sessionsTable.Put(tx, id, sess); err != nil {
 				return err
 			}
 		}
@@ -479,12 +479,12 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 	}
 	lockKey := s.lockKey(p.Username)
 	if wait := s.lockedFor(lockKey); wait > 0 {
-		return &LockedError{RetryAfter: wait}
+		return locked(wait)
 	}
 	var u *User
 	if err := s.db.View(func(tx *store.Tx) error {
 		var err error
-		u, err = Users.Get(tx, p.UserID)
+		u, err = usersTable.Get(tx, p.UserID)
 		return err
 	}); err != nil {
 		return ErrUnauthenticated
@@ -502,12 +502,12 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 	}
 	now := s.now().UTC()
 	err = s.db.Update(func(tx *store.Tx) error {
-		u, err := Users.Get(tx, p.UserID)
+		u, err := usersTable.Get(tx, p.UserID)
 		if err != nil {
 			return err
 		}
 		u.PasswordHash, u.PasswordChangedAt, u.UpdatedAt = hash, now, now
-		return Users.Put(tx, u.ID, u)
+		return usersTable.Put(tx, u.ID, u)
 	})
 	if err != nil {
 		return fmt.Errorf("change password: %w", err)
@@ -549,7 +549,7 @@ func (s *Service) ExchangeAccessKey(ctx context.Context, accessKey, secretKey st
 		ak, user, sess = nil, nil, nil
 		var stored string
 		if len(accessKey) == accessKeyLen && isHex(accessKey) {
-			k, _, err := AccessKeys.GetBy(tx, "access_key", accessKey)
+			k, _, err := accessKeysTable.GetBy(tx, "access_key", accessKey)
 			if err != nil && !isNotFound(err) {
 				return err
 			}
@@ -566,19 +566,19 @@ func (s *Service) ExchangeAccessKey(ctx context.Context, accessKey, secretKey st
 			ak = nil
 			return nil
 		}
-		u, err := Users.Get(tx, ak.UserID)
+		u, err := usersTable.Get(tx, ak.UserID)
 		if err != nil || u.Status != StatusActive {
 			return nil
 		}
 		user = u
 		ak.LastUsedAt = now
-		if err := AccessKeys.Put(tx, ak.ID, ak); err != nil {
+		if err := accessKeysTable.Put(tx, ak.ID, ak); err != nil {
 			return err
 		}
 		sess = &Session{ID: store.NewID("ses"), UserID: u.ID, Method: MethodAccessKey, CredentialID: ak.ID,
 			ClientIP: m.ClientIP, UserAgent: clip(m.UserAgent, 256),
 			CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(s.set.AccessKeyTokenTTL)}
-		return Sessions.Insert(tx, sess.ID, sess)
+		return sessionsTable.Insert(tx, sess.ID, sess)
 	})
 	if err != nil {
 		return "", 0, fmt.Errorf("exchange access key: %w", err)
@@ -621,7 +621,7 @@ func (s *Service) VerifyClientCertificate(commonName string, organizations []str
 	}
 	var p *Principal
 	err := s.db.View(func(tx *store.Tx) error {
-		u, _, err := Users.GetBy(tx, "username", strings.ToLower(commonName))
+		u, _, err := usersTable.GetBy(tx, "username", strings.ToLower(commonName))
 		if err != nil {
 			if isNotFound(err) {
 				return ErrUnauthenticated

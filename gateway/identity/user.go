@@ -3,7 +3,13 @@
 // tokens (Ed25519 JWTs) and their sessions, rotating refresh tokens, browser
 // sessions, API keys, KubeCube-style access keys, login history, and the
 // Principal every authenticated request carries. It records every
-// security-relevant act in the audit log. It knows nothing of HTTP.
+// security-relevant act in the audit log.
+//
+// The Service knows nothing of HTTP. Its endpoints live beside it, in the
+// handlers*.go files (Handlers), as every feature package keeps its own;
+// what they need from the edge's authentication, which imports this
+// package, they take through the small Edge interface. Refusals are
+// *fault.Error values, so httpapi writes them without a mapping here.
 package identity
 
 import (
@@ -47,8 +53,8 @@ type User struct {
 	UpdatedAt         time.Time `json:"updated_at"`
 }
 
-// Users is the users table, unique by case-folded username.
-var Users = store.NewTable("users",
+// usersTable is the users table, unique by case-folded username.
+var usersTable = store.NewTable("users",
 	store.Index[User]{Name: "username", Unique: true, Values: func(u *User) []string {
 		return []string{strings.ToLower(u.Username)}
 	}},
@@ -73,14 +79,14 @@ func EnsureAdmin(db *store.DB, password string, out io.Writer) (created bool, er
 	}
 	now := time.Now().UTC()
 	err = db.Update(func(tx *store.Tx) error {
-		if _, _, err := Users.GetBy(tx, "username", AdminUsername); err == nil {
+		if _, _, err := usersTable.GetBy(tx, "username", AdminUsername); err == nil {
 			return nil
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 		created = true
 		id := store.NewID("usr")
-		return Users.Insert(tx, id, &User{
+		return usersTable.Insert(tx, id, &User{
 			ID: id, Username: AdminUsername, Roles: []string{RoleAdmin}, Status: StatusActive,
 			PasswordHash: hash, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now,
 		})

@@ -1,4 +1,4 @@
-package identityapi
+package identity
 
 import (
 	"bytes"
@@ -10,18 +10,17 @@ import (
 
 // ListSigningKeys handles GET /api/v1/signing-keys: the keys that sign and
 // verify access tokens, never their secrets.
-func (a *API) ListSigningKeys(ctx *fasthttp.RequestCtx) {
-	keys, err := a.svc.SigningKeys()
+func (h *Handlers) ListSigningKeys(ctx *fasthttp.RequestCtx) error {
+	keys, err := h.svc.SigningKeys()
 	if err != nil {
-		a.fail(ctx, err)
-		return
+		return err
 	}
 	list, perr := pageOf(ctx, keys)
 	if perr != nil {
-		httpapi.WriteError(ctx, perr)
-		return
+		return perr
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, list)
+	return nil
 }
 
 type rotateInput struct {
@@ -32,28 +31,28 @@ type rotateInput struct {
 
 // RotateSigningKey handles POST /api/v1/signing-keys/rotate. The body is
 // optional: no body is {"retire_previous": false}.
-func (a *API) RotateSigningKey(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) RotateSigningKey(ctx *fasthttp.RequestCtx) error {
 	var req rotateInput
 	if len(bytes.TrimSpace(ctx.PostBody())) > 0 {
 		if err := httpapi.DecodeJSON(ctx, &req); err != nil {
-			httpapi.WriteError(ctx, err)
-			return
+			return err
 		}
 	}
-	key, err := a.svc.RotateSigningKey(ctx, principal(ctx), a.auth.Meta(ctx), req.RetirePrevious)
+	key, err := h.svc.RotateSigningKey(ctx, caller(ctx), h.edge.Meta(ctx), req.RetirePrevious)
 	if err != nil {
-		a.fail(ctx, err)
-		return
+		return err
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusCreated, key)
+	return nil
 }
 
 // JWKS handles GET /.well-known/jwks.json: the public keys that verify
 // Berth's access tokens, for services that check them without calling
 // Berth. A verifier meeting an unknown kid should fetch the set again: a
 // new key signs from the moment it is made.
-func (a *API) JWKS(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) JWKS(ctx *fasthttp.RequestCtx) error {
 	ctx.SetContentType("application/jwk-set+json")
 	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "public, max-age=60")
-	ctx.SetBody(a.svc.JWKS())
+	ctx.SetBody(h.svc.JWKS())
+	return nil
 }

@@ -1,4 +1,4 @@
-package gateway
+package identity_test
 
 import (
 	"testing"

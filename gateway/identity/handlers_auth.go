@@ -1,13 +1,12 @@
-package identityapi
+package identity
 
 import (
 	"time"
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/berthgw/berth/gateway/authn"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/httpapi"
-	"github.com/berthgw/berth/gateway/identity"
 )
 
 type loginRequest struct {
@@ -25,73 +24,67 @@ type tokenResponse struct {
 	ExpiresIn    int    `json:"expires_in"`
 }
 
-func newTokenResponse(t *identity.Tokens) tokenResponse {
+func newTokenResponse(t *Tokens) tokenResponse {
 	return tokenResponse{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, TokenType: "Bearer", ExpiresIn: int(t.ExpiresIn / time.Second)}
 }
 
 // Login handles POST /api/v1/auth/login: a username and password for an
 // access and refresh token, or, with "cookie": true, a browser session
 // cookie (HttpOnly, Secure, SameSite=Lax).
-func (a *API) Login(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) Login(ctx *fasthttp.RequestCtx) error {
 	var req loginRequest
 	if err := httpapi.DecodeJSON(ctx, &req); err != nil {
-		httpapi.WriteError(ctx, err)
-		return
+		return err
 	}
 	if req.Username == "" || req.Password == "" {
-		httpapi.WriteError(ctx, httpapi.BadRequest("username and password are required"))
-		return
+		return fault.New(fault.Invalid, "username and password are required")
 	}
-	if err := firstErr(tooLong("username", req.Username, identity.MaxUsernameLength),
-		tooLong("password", req.Password, identity.MaxPasswordLength)); err != nil {
-		httpapi.WriteError(ctx, err)
-		return
+	if err := firstErr(tooLong("username", req.Username, MaxUsernameLength),
+		tooLong("password", req.Password, MaxPasswordLength)); err != nil {
+		return err
 	}
 	if req.Cookie {
 		// Login CSRF: a foreign page must not sign a browser into the
 		// attacker's account.
-		if err := a.auth.CheckOrigin(ctx, false); err != nil {
-			authn.WriteAuthError(ctx, err)
-			return
+		if err := h.edge.CheckOrigin(ctx, false); err != nil {
+			return err
 		}
 	}
-	method := identity.MethodPassword
+	method := MethodPassword
 	if req.Cookie {
-		method = identity.MethodSession
+		method = MethodSession
 	}
-	m := a.auth.Meta(ctx)
-	u, err := a.svc.SignIn(ctx, req.Username, req.Password, method, m)
+	m := h.edge.Meta(ctx)
+	u, err := h.svc.SignIn(ctx, req.Username, req.Password, method, m)
 	if err != nil {
-		a.fail(ctx, err)
-		return
+		return err
 	}
 	noStore(ctx)
 	if req.Cookie {
-		value, expires, err := a.svc.StartBrowserSession(ctx, u, m)
+		value, expires, err := h.svc.StartBrowserSession(ctx, u, m)
 		if err != nil {
-			a.fail(ctx, err)
-			return
+			return err
 		}
-		a.setSessionCookie(ctx, value, expires)
+		h.setSessionCookie(ctx, value, expires)
 		httpapi.WriteJSON(ctx, fasthttp.StatusOK, map[string]any{
 			"user":       newUserView(u),
 			"expires_at": expires,
-			"expires_in": int(a.svc.Settings().SessionTTL / time.Second),
+			"expires_in": int(h.svc.Settings().SessionTTL / time.Second),
 		})
-		return
+		return nil
 	}
-	t, err := a.svc.IssueTokens(ctx, u, method, "", m)
+	t, err := h.svc.IssueTokens(ctx, u, method, "", m)
 	if err != nil {
-		a.fail(ctx, err)
-		return
+		return err
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, newTokenResponse(t))
+	return nil
 }
 
-func (a *API) setSessionCookie(ctx *fasthttp.RequestCtx, value string, expires time.Time) {
+func (h *Handlers) setSessionCookie(ctx *fasthttp.RequestCtx, value string, expires time.Time) {
 	c := fasthttp.AcquireCookie()
 	defer fasthttp.ReleaseCookie(c)
-	c.SetKey(a.auth.CookieName())
+	c.SetKey(h.edge.CookieName())
 	c.SetValue(value)
 	c.SetPath("/")
 	c.SetHTTPOnly(true)
@@ -112,41 +105,37 @@ type refreshRequest struct {
 // Refresh handles POST /api/v1/auth/refresh: a refresh token for a new
 // pair. The presented token is used up; presenting it again revokes the
 // whole session.
-func (a *API) Refresh(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) Refresh(ctx *fasthttp.RequestCtx) error {
 	var req refreshRequest
 	if err := httpapi.DecodeJSON(ctx, &req); err != nil {
-		httpapi.WriteError(ctx, err)
-		return
+		return err
 	}
 	if req.RefreshToken == "" {
-		httpapi.WriteError(ctx, httpapi.BadRequest("refresh_token is required"))
-		return
+		return fault.New(fault.Invalid, "refresh_token is required")
 	}
 	if err := tooLong("refresh_token", req.RefreshToken, 256); err != nil {
-		httpapi.WriteError(ctx, err)
-		return
+		return err
 	}
-	t, err := a.svc.Refresh(ctx, req.RefreshToken, "", a.auth.Meta(ctx))
+	t, err := h.svc.Refresh(ctx, req.RefreshToken, "", h.edge.Meta(ctx))
 	if err != nil {
-		a.fail(ctx, err)
-		return
+		return err
 	}
 	noStore(ctx)
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, newTokenResponse(t))
+	return nil
 }
 
 // Logout handles POST /api/v1/auth/logout: the caller's session ends now,
 // with every token of it; a session cookie is cleared.
-func (a *API) Logout(ctx *fasthttp.RequestCtx) {
-	p := principal(ctx)
-	if err := a.svc.Logout(ctx, p, a.auth.Meta(ctx)); err != nil {
-		a.fail(ctx, err)
-		return
+func (h *Handlers) Logout(ctx *fasthttp.RequestCtx) error {
+	p := caller(ctx)
+	if err := h.svc.Logout(ctx, p, h.edge.Meta(ctx)); err != nil {
+		return err
 	}
-	if p.AuthMethod == identity.MethodSession {
-		a.setSessionCookie(ctx, "", time.Time{})
+	if p.AuthMethod == MethodSession {
+		h.setSessionCookie(ctx, "", time.Time{})
 	}
-	noContent(ctx)
+	return noContent(ctx)
 }
 
 // meView is the caller as GET /api/v1/auth/me shows them.
@@ -160,17 +149,17 @@ type meView struct {
 }
 
 // Me handles GET /api/v1/auth/me.
-func (a *API) Me(ctx *fasthttp.RequestCtx) {
-	p := principal(ctx)
-	u, err := a.svc.GetUser(p.UserID)
+func (h *Handlers) Me(ctx *fasthttp.RequestCtx) error {
+	p := caller(ctx)
+	u, err := h.svc.GetUser(p.UserID)
 	if err != nil {
-		a.fail(ctx, err)
-		return
+		return err
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, meView{
 		userView: newUserView(u), Permissions: nonNil(p.Permissions), AuthMethod: p.AuthMethod,
 		CredentialID: p.CredentialID, SessionID: p.SessionID, Scopes: p.Scopes,
 	})
+	return nil
 }
 
 type passwordChange struct {
@@ -180,40 +169,36 @@ type passwordChange struct {
 
 // ChangePassword handles PUT /api/v1/auth/me/password. It needs the
 // current password and ends the user's other sessions.
-func (a *API) ChangePassword(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) ChangePassword(ctx *fasthttp.RequestCtx) error {
 	var req passwordChange
 	if err := httpapi.DecodeJSON(ctx, &req); err != nil {
-		httpapi.WriteError(ctx, err)
-		return
+		return err
 	}
 	if req.CurrentPassword == "" || req.NewPassword == "" {
-		httpapi.WriteError(ctx, httpapi.BadRequest("current_password and new_password are required"))
-		return
+		return fault.New(fault.Invalid, "current_password and new_password are required")
 	}
-	if err := a.svc.ChangePassword(ctx, principal(ctx), req.CurrentPassword, req.NewPassword, a.auth.Meta(ctx)); err != nil {
-		a.fail(ctx, err)
-		return
+	if err := h.svc.ChangePassword(ctx, caller(ctx), req.CurrentPassword, req.NewPassword, h.edge.Meta(ctx)); err != nil {
+		return err
 	}
-	noContent(ctx)
+	return noContent(ctx)
 }
 
 // MyLoginHistory handles GET /api/v1/auth/me/login-history.
-func (a *API) MyLoginHistory(ctx *fasthttp.RequestCtx) {
-	a.loginHistory(ctx, principal(ctx).UserID)
+func (h *Handlers) MyLoginHistory(ctx *fasthttp.RequestCtx) error {
+	return h.loginHistory(ctx, caller(ctx).UserID)
 }
 
-func (a *API) loginHistory(ctx *fasthttp.RequestCtx, userID string) {
+func (h *Handlers) loginHistory(ctx *fasthttp.RequestCtx, userID string) error {
 	page, perr := httpapi.ParsePage(ctx)
 	if perr != nil {
-		httpapi.WriteError(ctx, perr)
-		return
+		return perr
 	}
-	items, total, err := a.svc.LoginHistoryPage(principal(ctx), userID, page.Page, page.PageSize)
+	items, total, err := h.svc.LoginHistoryPage(caller(ctx), userID, page.Page, page.PageSize)
 	if err != nil {
-		a.fail(ctx, err)
-		return
+		return err
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, httpapi.NewList(items, total, page))
+	return nil
 }
 
 type exchangeRequest struct {
@@ -223,56 +208,37 @@ type exchangeRequest struct {
 
 // Token handles POST /api/v1/auth/token: an access-key pair for an access
 // token.
-func (a *API) Token(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) Token(ctx *fasthttp.RequestCtx) error {
 	var req exchangeRequest
 	if err := httpapi.DecodeJSON(ctx, &req); err != nil {
-		httpapi.WriteError(ctx, err)
-		return
+		return err
 	}
-	a.exchange(ctx, req.AccessKey, req.SecretKey, false)
+	return h.exchange(ctx, req.AccessKey, req.SecretKey, false)
 }
 
 // CubeToken handles KubeCube's GET /api/v1/cube/key/token?accessKey=&secretKey=.
 // The access log redacts both parameters.
-func (a *API) CubeToken(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) CubeToken(ctx *fasthttp.RequestCtx) error {
 	args := ctx.QueryArgs()
-	a.exchange(ctx, string(args.Peek("accessKey")), string(args.Peek("secretKey")), true)
+	return h.exchange(ctx, string(args.Peek("accessKey")), string(args.Peek("secretKey")), true)
 }
 
-func (a *API) exchange(ctx *fasthttp.RequestCtx, accessKey, secretKey string, cube bool) {
+func (h *Handlers) exchange(ctx *fasthttp.RequestCtx, accessKey, secretKey string, cube bool) error {
 	if accessKey == "" || secretKey == "" {
-		httpapi.WriteError(ctx, httpapi.BadRequest("access key and secret key are required"))
-		return
+		return fault.New(fault.Invalid, "access key and secret key are required")
 	}
 	if err := firstErr(tooLong("access key", accessKey, 64), tooLong("secret key", secretKey, 64)); err != nil {
-		httpapi.WriteError(ctx, err)
-		return
+		return err
 	}
-	token, ttl, err := a.svc.ExchangeAccessKey(ctx, accessKey, secretKey, a.auth.Meta(ctx))
+	token, ttl, err := h.svc.ExchangeAccessKey(ctx, accessKey, secretKey, h.edge.Meta(ctx))
 	if err != nil {
-		a.fail(ctx, err)
-		return
+		return err
 	}
 	noStore(ctx)
 	if cube {
 		httpapi.WriteJSON(ctx, fasthttp.StatusOK, map[string]string{"token": token})
-		return
+		return nil
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"token": token, "token_type": "Bearer", "expires_in": int(ttl / time.Second)})
-}
-
-func firstErr(errs ...*httpapi.Error) *httpapi.Error {
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
-	}
 	return nil
-}
-
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
 }

@@ -1,12 +1,12 @@
-package identityapi
+package identity
 
 import (
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/httpapi"
-	"github.com/berthgw/berth/gateway/identity"
 )
 
 // ownerParam returns ?user_id= (a users:admin looking at someone else's
@@ -16,7 +16,7 @@ func ownerParam(ctx *fasthttp.RequestCtx) string {
 	if id := string(ctx.QueryArgs().Peek("user_id")); id != "" {
 		return id
 	}
-	return principal(ctx).UserID
+	return caller(ctx).UserID
 }
 
 // pageOf cuts one page from a full slice.
@@ -42,7 +42,7 @@ type apiKeyView struct {
 	LastUsedAt *time.Time `json:"last_used_at"`
 }
 
-func newAPIKeyView(k *identity.APIKey) apiKeyView {
+func newAPIKeyView(k *APIKey) apiKeyView {
 	return apiKeyView{ID: k.ID, UserID: k.UserID, Name: k.Name, Prefix: k.Prefix, Scopes: nonNil(k.Scopes),
 		CreatedAt: k.CreatedAt, ExpiresAt: timePtr(k.ExpiresAt), LastUsedAt: timePtr(k.LastUsedAt)}
 }
@@ -64,34 +64,32 @@ type createAPIKey struct {
 
 // CreateAPIKey handles POST /api/v1/auth/api-keys. The key is in this
 // response and nowhere else, ever.
-func (a *API) CreateAPIKey(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) CreateAPIKey(ctx *fasthttp.RequestCtx) error {
 	var req createAPIKey
 	if err := httpapi.DecodeJSON(ctx, &req); err != nil {
-		httpapi.WriteError(ctx, err)
-		return
+		return err
 	}
-	in := identity.NewAPIKey{UserID: req.UserID, Name: req.Name, Scopes: req.Scopes}
+	in := NewAPIKey{UserID: req.UserID, Name: req.Name, Scopes: req.Scopes}
 	if req.ExpiresAt != nil {
 		in.ExpiresAt = *req.ExpiresAt
 	}
-	k, secret, err := a.svc.CreateAPIKey(ctx, principal(ctx), in, a.auth.Meta(ctx))
+	k, secret, err := h.svc.CreateAPIKey(ctx, caller(ctx), in, h.edge.Meta(ctx))
 	if err != nil {
-		a.fail(ctx, err)
-		return
+		return err
 	}
 	noStore(ctx)
 	httpapi.WriteJSON(ctx, fasthttp.StatusCreated, struct {
 		apiKeyView
 		Key string `json:"key"`
 	}{newAPIKeyView(k), secret})
+	return nil
 }
 
 // ListAPIKeys handles GET /api/v1/auth/api-keys[?user_id=].
-func (a *API) ListAPIKeys(ctx *fasthttp.RequestCtx) {
-	keys, err := a.svc.ListAPIKeys(principal(ctx), ownerParam(ctx))
+func (h *Handlers) ListAPIKeys(ctx *fasthttp.RequestCtx) error {
+	keys, err := h.svc.ListAPIKeys(caller(ctx), ownerParam(ctx))
 	if err != nil {
-		a.fail(ctx, err)
-		return
+		return err
 	}
 	views := make([]apiKeyView, len(keys))
 	for i := range keys {
@@ -99,19 +97,18 @@ func (a *API) ListAPIKeys(ctx *fasthttp.RequestCtx) {
 	}
 	list, perr := pageOf(ctx, views)
 	if perr != nil {
-		httpapi.WriteError(ctx, perr)
-		return
+		return perr
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, list)
+	return nil
 }
 
 // RevokeAPIKey handles DELETE /api/v1/auth/api-keys/{id}.
-func (a *API) RevokeAPIKey(ctx *fasthttp.RequestCtx) {
-	if err := a.svc.RevokeAPIKey(ctx, principal(ctx), pathParam(ctx, "id"), a.auth.Meta(ctx)); err != nil {
-		a.fail(ctx, err)
-		return
+func (h *Handlers) RevokeAPIKey(ctx *fasthttp.RequestCtx) error {
+	if err := h.svc.RevokeAPIKey(ctx, caller(ctx), pathParam(ctx, "id"), h.edge.Meta(ctx)); err != nil {
+		return err
 	}
-	noContent(ctx)
+	return noContent(ctx)
 }
 
 type accessKeyView struct {
@@ -122,35 +119,33 @@ type accessKeyView struct {
 	LastUsedAt *time.Time `json:"last_used_at"`
 }
 
-func newAccessKeyView(k *identity.AccessKey) accessKeyView {
+func newAccessKeyView(k *AccessKey) accessKeyView {
 	return accessKeyView{ID: k.ID, UserID: k.UserID, AccessKey: k.AccessKey, CreatedAt: k.CreatedAt, LastUsedAt: timePtr(k.LastUsedAt)}
 }
 
 // CreateAccessKey handles POST /api/v1/auth/access-keys. The secret key is
 // in this response and nowhere else.
-func (a *API) CreateAccessKey(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) CreateAccessKey(ctx *fasthttp.RequestCtx) error {
 	if len(ctx.PostBody()) > 0 && string(ctx.PostBody()) != "{}" {
-		httpapi.WriteError(ctx, httpapi.BadRequest("this request takes no body"))
-		return
+		return fault.New(fault.Invalid, "this request takes no body")
 	}
-	k, secret, err := a.svc.CreateAccessKey(ctx, principal(ctx), a.auth.Meta(ctx))
+	k, secret, err := h.svc.CreateAccessKey(ctx, caller(ctx), h.edge.Meta(ctx))
 	if err != nil {
-		a.fail(ctx, err)
-		return
+		return err
 	}
 	noStore(ctx)
 	httpapi.WriteJSON(ctx, fasthttp.StatusCreated, struct {
 		accessKeyView
 		SecretKey string `json:"secret_key"`
 	}{newAccessKeyView(k), secret})
+	return nil
 }
 
 // ListAccessKeys handles GET /api/v1/auth/access-keys[?user_id=].
-func (a *API) ListAccessKeys(ctx *fasthttp.RequestCtx) {
-	keys, err := a.svc.ListAccessKeys(principal(ctx), ownerParam(ctx))
+func (h *Handlers) ListAccessKeys(ctx *fasthttp.RequestCtx) error {
+	keys, err := h.svc.ListAccessKeys(caller(ctx), ownerParam(ctx))
 	if err != nil {
-		a.fail(ctx, err)
-		return
+		return err
 	}
 	views := make([]accessKeyView, len(keys))
 	for i := range keys {
@@ -158,20 +153,19 @@ func (a *API) ListAccessKeys(ctx *fasthttp.RequestCtx) {
 	}
 	list, perr := pageOf(ctx, views)
 	if perr != nil {
-		httpapi.WriteError(ctx, perr)
-		return
+		return perr
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, list)
+	return nil
 }
 
 // DeleteAccessKey handles DELETE /api/v1/auth/access-keys/{id}; the tokens
 // the key issued stop working.
-func (a *API) DeleteAccessKey(ctx *fasthttp.RequestCtx) {
-	if err := a.svc.DeleteAccessKey(ctx, principal(ctx), pathParam(ctx, "id"), a.auth.Meta(ctx)); err != nil {
-		a.fail(ctx, err)
-		return
+func (h *Handlers) DeleteAccessKey(ctx *fasthttp.RequestCtx) error {
+	if err := h.svc.DeleteAccessKey(ctx, caller(ctx), pathParam(ctx, "id"), h.edge.Meta(ctx)); err != nil {
+		return err
 	}
-	noContent(ctx)
+	return noContent(ctx)
 }
 
 type sessionView struct {
@@ -188,12 +182,11 @@ type sessionView struct {
 }
 
 // ListSessions handles GET /api/v1/auth/sessions[?user_id=]: live sessions.
-func (a *API) ListSessions(ctx *fasthttp.RequestCtx) {
-	p := principal(ctx)
-	sessions, err := a.svc.ListSessions(p, ownerParam(ctx))
+func (h *Handlers) ListSessions(ctx *fasthttp.RequestCtx) error {
+	p := caller(ctx)
+	sessions, err := h.svc.ListSessions(p, ownerParam(ctx))
 	if err != nil {
-		a.fail(ctx, err)
-		return
+		return err
 	}
 	views := make([]sessionView, len(sessions))
 	for i, s := range sessions {
@@ -203,17 +196,16 @@ func (a *API) ListSessions(ctx *fasthttp.RequestCtx) {
 	}
 	list, perr := pageOf(ctx, views)
 	if perr != nil {
-		httpapi.WriteError(ctx, perr)
-		return
+		return perr
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, list)
+	return nil
 }
 
 // RevokeSession handles DELETE /api/v1/auth/sessions/{id}.
-func (a *API) RevokeSession(ctx *fasthttp.RequestCtx) {
-	if err := a.svc.RevokeSession(ctx, principal(ctx), pathParam(ctx, "id"), a.auth.Meta(ctx)); err != nil {
-		a.fail(ctx, err)
-		return
+func (h *Handlers) RevokeSession(ctx *fasthttp.RequestCtx) error {
+	if err := h.svc.RevokeSession(ctx, caller(ctx), pathParam(ctx, "id"), h.edge.Meta(ctx)); err != nil {
+		return err
 	}
-	noContent(ctx)
+	return noContent(ctx)
 }

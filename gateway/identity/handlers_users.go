@@ -1,12 +1,12 @@
-package identityapi
+package identity
 
 import (
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/httpapi"
-	"github.com/berthgw/berth/gateway/identity"
 )
 
 // userView is a user as the API shows them: never the password hash.
@@ -23,7 +23,7 @@ type userView struct {
 	UpdatedAt         time.Time `json:"updated_at"`
 }
 
-func newUserView(u *identity.User) userView {
+func newUserView(u *User) userView {
 	return userView{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, Email: u.Email,
 		Roles: nonNil(u.Roles), Groups: nonNil(u.Groups), Status: u.Status,
 		PasswordChangedAt: u.PasswordChangedAt, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
@@ -39,48 +39,46 @@ type createUser struct {
 }
 
 // CreateUser handles POST /api/v1/users.
-func (a *API) CreateUser(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) CreateUser(ctx *fasthttp.RequestCtx) error {
 	var req createUser
 	if err := httpapi.DecodeJSON(ctx, &req); err != nil {
-		httpapi.WriteError(ctx, err)
-		return
+		return err
 	}
-	u, err := a.svc.CreateUser(ctx, principal(ctx), identity.NewUser(req), a.auth.Meta(ctx))
+	u, err := h.svc.CreateUser(ctx, caller(ctx), NewUser(req), h.edge.Meta(ctx))
 	if err != nil {
-		a.fail(ctx, err)
-		return
+		return err
 	}
 	ctx.Response.Header.Set(fasthttp.HeaderLocation, "/api/v1/users/"+u.ID)
 	httpapi.WriteJSON(ctx, fasthttp.StatusCreated, newUserView(u))
+	return nil
 }
 
 // ListUsers handles GET /api/v1/users?page=&page_size=.
-func (a *API) ListUsers(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) ListUsers(ctx *fasthttp.RequestCtx) error {
 	p, perr := httpapi.ParsePage(ctx)
 	if perr != nil {
-		httpapi.WriteError(ctx, perr)
-		return
+		return perr
 	}
-	users, total, err := a.svc.ListUsers(p.Page, p.PageSize)
+	users, total, err := h.svc.ListUsers(p.Page, p.PageSize)
 	if err != nil {
-		a.fail(ctx, err)
-		return
+		return err
 	}
 	views := make([]userView, len(users))
 	for i := range users {
 		views[i] = newUserView(&users[i])
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, httpapi.NewList(views, total, p))
+	return nil
 }
 
 // GetUser handles GET /api/v1/users/{id}.
-func (a *API) GetUser(ctx *fasthttp.RequestCtx) {
-	u, err := a.svc.GetUser(pathParam(ctx, "id"))
+func (h *Handlers) GetUser(ctx *fasthttp.RequestCtx) error {
+	u, err := h.svc.GetUser(pathParam(ctx, "id"))
 	if err != nil {
-		a.fail(ctx, err)
-		return
+		return err
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, newUserView(u))
+	return nil
 }
 
 type updateUser struct {
@@ -94,27 +92,25 @@ type updateUser struct {
 // UpdateUser handles PUT /api/v1/users/{id}: fields left out keep their
 // value. Setting status to disabled ends every session and key use of the
 // user at once.
-func (a *API) UpdateUser(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) UpdateUser(ctx *fasthttp.RequestCtx) error {
 	var req updateUser
 	if err := httpapi.DecodeJSON(ctx, &req); err != nil {
-		httpapi.WriteError(ctx, err)
-		return
+		return err
 	}
-	u, err := a.svc.UpdateUser(ctx, principal(ctx), pathParam(ctx, "id"), identity.UserChanges(req), a.auth.Meta(ctx))
+	u, err := h.svc.UpdateUser(ctx, caller(ctx), pathParam(ctx, "id"), UserChanges(req), h.edge.Meta(ctx))
 	if err != nil {
-		a.fail(ctx, err)
-		return
+		return err
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, newUserView(u))
+	return nil
 }
 
 // DeleteUser handles DELETE /api/v1/users/{id}.
-func (a *API) DeleteUser(ctx *fasthttp.RequestCtx) {
-	if err := a.svc.DeleteUser(ctx, principal(ctx), pathParam(ctx, "id"), a.auth.Meta(ctx)); err != nil {
-		a.fail(ctx, err)
-		return
+func (h *Handlers) DeleteUser(ctx *fasthttp.RequestCtx) error {
+	if err := h.svc.DeleteUser(ctx, caller(ctx), pathParam(ctx, "id"), h.edge.Meta(ctx)); err != nil {
+		return err
 	}
-	noContent(ctx)
+	return noContent(ctx)
 }
 
 type resetPassword struct {
@@ -123,51 +119,47 @@ type resetPassword struct {
 
 // ResetPassword handles POST /api/v1/users/{id}/password: an admin sets a
 // new password; the user's sessions end.
-func (a *API) ResetPassword(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) ResetPassword(ctx *fasthttp.RequestCtx) error {
 	var req resetPassword
 	if err := httpapi.DecodeJSON(ctx, &req); err != nil {
-		httpapi.WriteError(ctx, err)
-		return
+		return err
 	}
-	if err := a.svc.ResetPassword(ctx, principal(ctx), pathParam(ctx, "id"), req.Password, a.auth.Meta(ctx)); err != nil {
-		a.fail(ctx, err)
-		return
+	if err := h.svc.ResetPassword(ctx, caller(ctx), pathParam(ctx, "id"), req.Password, h.edge.Meta(ctx)); err != nil {
+		return err
 	}
-	noContent(ctx)
+	return noContent(ctx)
 }
 
 // UserLoginHistory handles GET /api/v1/users/{id}/login-history.
-func (a *API) UserLoginHistory(ctx *fasthttp.RequestCtx) {
-	if _, err := a.svc.GetUser(pathParam(ctx, "id")); err != nil {
-		a.fail(ctx, err)
-		return
+func (h *Handlers) UserLoginHistory(ctx *fasthttp.RequestCtx) error {
+	if _, err := h.svc.GetUser(pathParam(ctx, "id")); err != nil {
+		return err
 	}
-	a.loginHistory(ctx, pathParam(ctx, "id"))
+	return h.loginHistory(ctx, pathParam(ctx, "id"))
 }
 
 // ListRoles handles GET /api/v1/roles.
-func (a *API) ListRoles(ctx *fasthttp.RequestCtx) {
-	roles, err := a.svc.ListRoles()
+func (h *Handlers) ListRoles(ctx *fasthttp.RequestCtx) error {
+	roles, err := h.svc.ListRoles()
 	if err != nil {
-		a.fail(ctx, err)
-		return
+		return err
 	}
 	list, perr := pageOf(ctx, roles)
 	if perr != nil {
-		httpapi.WriteError(ctx, perr)
-		return
+		return perr
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, list)
+	return nil
 }
 
 // GetRole handles GET /api/v1/roles/{name}.
-func (a *API) GetRole(ctx *fasthttp.RequestCtx) {
-	r, err := a.svc.GetRole(pathParam(ctx, "name"))
+func (h *Handlers) GetRole(ctx *fasthttp.RequestCtx) error {
+	r, err := h.svc.GetRole(pathParam(ctx, "name"))
 	if err != nil {
-		a.fail(ctx, err)
-		return
+		return err
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, r)
+	return nil
 }
 
 type roleInput struct {
@@ -177,51 +169,48 @@ type roleInput struct {
 }
 
 // CreateRole handles POST /api/v1/roles.
-func (a *API) CreateRole(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) CreateRole(ctx *fasthttp.RequestCtx) error {
 	var req roleInput
 	if err := httpapi.DecodeJSON(ctx, &req); err != nil {
-		httpapi.WriteError(ctx, err)
-		return
+		return err
 	}
-	r, err := a.svc.PutRole(ctx, principal(ctx), identity.Role{Name: req.Name, Description: req.Description, Permissions: req.Permissions}, true, a.auth.Meta(ctx))
+	r, err := h.svc.PutRole(ctx, caller(ctx), Role{Name: req.Name, Description: req.Description, Permissions: req.Permissions}, true, h.edge.Meta(ctx))
 	if err != nil {
-		a.fail(ctx, err)
-		return
+		return err
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusCreated, r)
+	return nil
 }
 
 // UpdateRole handles PUT /api/v1/roles/{name}.
-func (a *API) UpdateRole(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) UpdateRole(ctx *fasthttp.RequestCtx) error {
 	var req roleInput
 	if err := httpapi.DecodeJSON(ctx, &req); err != nil {
-		httpapi.WriteError(ctx, err)
-		return
+		return err
 	}
 	name := pathParam(ctx, "name")
 	if req.Name != "" && req.Name != name {
-		httpapi.WriteError(ctx, httpapi.BadRequest("a role cannot be renamed"))
-		return
+		return fault.New(fault.Invalid, "a role cannot be renamed")
 	}
-	r, err := a.svc.PutRole(ctx, principal(ctx), identity.Role{Name: name, Description: req.Description, Permissions: req.Permissions}, false, a.auth.Meta(ctx))
+	r, err := h.svc.PutRole(ctx, caller(ctx), Role{Name: name, Description: req.Description, Permissions: req.Permissions}, false, h.edge.Meta(ctx))
 	if err != nil {
-		a.fail(ctx, err)
-		return
+		return err
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, r)
+	return nil
 }
 
 // DeleteRole handles DELETE /api/v1/roles/{name}.
-func (a *API) DeleteRole(ctx *fasthttp.RequestCtx) {
-	if err := a.svc.DeleteRole(ctx, principal(ctx), pathParam(ctx, "name"), a.auth.Meta(ctx)); err != nil {
-		a.fail(ctx, err)
-		return
+func (h *Handlers) DeleteRole(ctx *fasthttp.RequestCtx) error {
+	if err := h.svc.DeleteRole(ctx, caller(ctx), pathParam(ctx, "name"), h.edge.Meta(ctx)); err != nil {
+		return err
 	}
-	noContent(ctx)
+	return noContent(ctx)
 }
 
 // ListPermissions handles GET /api/v1/permissions.
-func (a *API) ListPermissions(ctx *fasthttp.RequestCtx) {
-	perms := identity.Permissions()
+func (h *Handlers) ListPermissions(ctx *fasthttp.RequestCtx) error {
+	perms := Permissions()
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, httpapi.NewList(perms, len(perms), httpapi.Page{Page: 1, PageSize: len(perms)}))
+	return nil
 }

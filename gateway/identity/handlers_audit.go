@@ -1,4 +1,4 @@
-package identityapi
+package identity
 
 import (
 	"strconv"
@@ -7,6 +7,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/httpapi"
 )
 
@@ -19,47 +20,45 @@ type auditPage struct {
 
 // Audit handles GET /api/v1/audit (audit:read): every event, filtered by
 // category, resource_type, action, actor and since.
-func (a *API) Audit(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) Audit(ctx *fasthttp.RequestCtx) error {
 	q, err := parseAuditQuery(ctx, true)
 	if err != nil {
-		httpapi.WriteError(ctx, err)
-		return
+		return err
 	}
-	a.auditQuery(ctx, q)
+	return h.auditQuery(ctx, q)
 }
 
 // Activities handles GET /api/v1/activities: the caller's own events.
-func (a *API) Activities(ctx *fasthttp.RequestCtx) {
+func (h *Handlers) Activities(ctx *fasthttp.RequestCtx) error {
 	q, err := parseAuditQuery(ctx, false)
 	if err != nil {
-		httpapi.WriteError(ctx, err)
-		return
+		return err
 	}
-	q.ActorID = principal(ctx).UserID
-	a.auditQuery(ctx, q)
+	q.ActorID = caller(ctx).UserID
+	return h.auditQuery(ctx, q)
 }
 
-func (a *API) auditQuery(ctx *fasthttp.RequestCtx, q audit.Query) {
-	events, next, err := a.audit.Find(q)
+func (h *Handlers) auditQuery(ctx *fasthttp.RequestCtx, q audit.Query) error {
+	events, next, err := h.audit.Find(q)
 	if err != nil {
-		a.fail(ctx, err)
-		return
+		return err
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, auditPage{Items: nonNil(events), NextCursor: next})
+	return nil
 }
 
 // parseAuditQuery reads the filters, refusing unknown parameters so a
 // misspelt filter does not silently return everything.
-func parseAuditQuery(ctx *fasthttp.RequestCtx, admin bool) (audit.Query, *httpapi.Error) {
+func parseAuditQuery(ctx *fasthttp.RequestCtx, admin bool) (audit.Query, error) {
 	q := audit.Query{Limit: audit.DefaultLimit}
-	var bad *httpapi.Error
+	var bad error
 	ctx.QueryArgs().VisitAll(func(k, v []byte) {
 		if bad != nil {
 			return
 		}
 		val := string(v)
 		if len(val) > 128 {
-			bad = httpapi.BadRequest("%s is too long", k)
+			bad = fault.New(fault.Invalid, "%s is too long", k)
 			return
 		}
 		switch string(k) {
@@ -71,28 +70,28 @@ func parseAuditQuery(ctx *fasthttp.RequestCtx, admin bool) (audit.Query, *httpap
 			q.Action = val
 		case "actor":
 			if !admin {
-				bad = httpapi.BadRequest("actor is fixed to the caller here")
+				bad = fault.New(fault.Invalid, "actor is fixed to the caller here")
 				return
 			}
 			q.ActorID = val
 		case "since":
 			t, err := time.Parse(time.RFC3339, val)
 			if err != nil {
-				bad = httpapi.BadRequest("since must be an RFC 3339 time")
+				bad = fault.New(fault.Invalid, "since must be an RFC 3339 time")
 				return
 			}
 			q.Since = t
 		case "limit":
 			n, err := strconv.Atoi(val)
 			if err != nil || n < 1 || n > audit.MaxLimit {
-				bad = httpapi.BadRequest("limit must be a whole number from 1 to %d", audit.MaxLimit)
+				bad = fault.New(fault.Invalid, "limit must be a whole number from 1 to %d", audit.MaxLimit)
 				return
 			}
 			q.Limit = n
 		case "cursor":
 			q.Cursor = val
 		default:
-			bad = httpapi.BadRequest("unknown parameter %q", k)
+			bad = fault.New(fault.Invalid, "unknown parameter %q", k)
 		}
 	})
 	return q, bad
