@@ -8,7 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/berthgw/berth/gateway/authn"
-	"github.com/berthgw/berth/gateway/httpapi"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/ratelimit"
 )
@@ -58,7 +58,7 @@ func (g *Gateway) kubeconfigRoutes() []authn.Route {
 	return []authn.Route{
 		{Method: fasthttp.MethodPost, Path: path, Permission: identity.PermClustersRead, Handler: post},
 		{Method: fasthttp.MethodGet, Path: path, Permission: authn.Public, Handler: g.clusterAPI.KubeconfigGet},
-		{Method: fasthttp.MethodGet, Path: "/ca.crt", Permission: authn.Public, Handler: httpapi.Plain(g.serveCA)},
+		{Method: fasthttp.MethodGet, Path: "/ca.crt", Permission: authn.Public, Handler: g.serveCA},
 	}
 }
 
@@ -67,15 +67,14 @@ func (g *Gateway) kubeconfigRoutes() []authn.Route {
 // for scripts (curl -k once, then verify everything else with it). With a
 // certificate from a public CA or from files there is nothing to add, and
 // the answer is 404 saying so.
-func (g *Gateway) serveCA(ctx *fasthttp.RequestCtx) {
+func (g *Gateway) serveCA(ctx *fasthttp.RequestCtx) error {
 	pem := g.CertificatePEM()
 	if len(pem) == 0 {
-		httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusNotFound, httpapi.CodeNotFound,
-			"Berth's HTTPS certificate is not self-signed: clients verify it with the CAs they already trust"))
-		return
+		return fault.New(fault.NotFound, "Berth's HTTPS certificate is not self-signed: clients verify it with the CAs they already trust")
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType("application/x-pem-file")
 	ctx.Response.Header.Set("Content-Disposition", `attachment; filename="berth-ca.crt"`)
 	ctx.SetBody(pem)
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/berthgw/berth/gateway/clusters"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/middleware"
 	"github.com/berthgw/berth/proxy"
@@ -29,7 +30,7 @@ func refuseUnknownMethods(next fasthttp.RequestHandler) fasthttp.RequestHandler 
 			ctx.SetUserValue(router.MatchedRoutePathParam, clusters.RoutePattern)
 			proxy.WriteStatus(ctx, fasthttp.StatusMethodNotAllowed, msg+middleware.AllowedMethods)
 		} else {
-			httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusMethodNotAllowed, httpapi.CodeMethodNotAllowed, "%s", msg+middleware.AllowedMethods))
+			httpapi.WriteError(ctx, fault.New(fault.MethodNotAllowed, "%s", msg+middleware.AllowedMethods))
 		}
 		ctx.Response.Header.Set(fasthttp.HeaderAllow, middleware.AllowedMethods)
 	}

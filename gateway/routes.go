@@ -4,7 +4,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/berthgw/berth/gateway/authn"
-	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/pluginhost"
 	"github.com/berthgw/berth/gateway/ratelimit"
@@ -61,7 +60,7 @@ func (g *Gateway) apiRoutes() []authn.Route {
 		{Method: get, Path: "/api/v1/audit", Permission: identity.PermAuditRead, Handler: h.Audit},
 		// Prometheus scrapes with an API key whose user holds metrics:read
 		// (docs/operating.md): the metrics name every cluster.
-		{Method: get, Path: "/metrics", Permission: identity.PermMetricsRead, Handler: httpapi.Plain(g.metrics.Handler())},
+		{Method: get, Path: "/metrics", Permission: identity.PermMetricsRead, Handler: g.metrics.Handler()},
 		{Method: get, Path: "/api/v1/plugins", Permission: pluginhost.PermAdmin, Handler: g.plugins.HandleList},
 		{Method: post, Path: "/api/v1/plugins/{name}/reload", Permission: pluginhost.PermAdmin, Handler: g.plugins.HandleReload},
 		{Method: get, Path: "/api/v1/tls/certificates", Permission: identity.PermSettingsAdmin, Handler: g.edge.HandleCertificates},

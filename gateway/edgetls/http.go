@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/berthgw/berth/gateway/config"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/httpapi"
 )
 
@@ -85,7 +86,7 @@ func (m *Manager) redirect(ctx *fasthttp.RequestCtx) {
 	}
 	host = strings.Trim(host, "[]")
 	if !validRedirectHost(host) {
-		httpapi.WriteError(ctx, httpapi.BadRequest("this listener redirects to HTTPS and needs a valid Host header"))
+		httpapi.WriteError(ctx, fault.New(fault.Invalid, "this listener redirects to HTTPS and needs a valid Host header"))
 		return
 	}
 	if strings.Contains(host, ":") {

@@ -30,9 +30,8 @@ func Serve(log *slog.Logger, h Handler) fasthttp.RequestHandler {
 		}
 		var fe *fault.Error
 		isFault := errors.As(err, &fe)
-		var legacy *Error
 		switch {
-		case !isFault && !errors.As(err, &legacy):
+		case !isFault:
 			log.Error("request failed", "request_id", RequestID(ctx), "method", string(ctx.Method()), "route", string(ctx.Path()), "err", err)
 		case isFault && (fe.Kind == fault.Internal || fe.Cause != nil):
 			log.Warn("request refused", "request_id", RequestID(ctx), "method", string(ctx.Method()), "route", string(ctx.Path()), "kind", fe.Kind.String(), "err", err)
@@ -78,10 +77,7 @@ func StatusOf(k fault.Kind) (status int, code string) {
 // kind's status and its Message (plus Retry-After when set); any other
 // error becomes a generic 500, so internal text never reaches a client.
 func WriteError(ctx *fasthttp.RequestCtx, err error) {
-	var (
-		fe     *fault.Error
-		legacy *Error
-	)
+	var fe *fault.Error
 	status, code, msg := fasthttp.StatusInternalServerError, CodeInternal, "internal error"
 	switch {
 	case errors.As(err, &fe):
@@ -93,18 +89,6 @@ func WriteError(ctx *fasthttp.RequestCtx, err error) {
 			secs := int64((fe.RetryAfter + time.Second - 1) / time.Second)
 			ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, strconv.FormatInt(secs, 10))
 		}
-	case errors.As(err, &legacy):
-		status, code, msg = legacy.Status, legacy.Code, legacy.Message
 	}
 	WriteJSON(ctx, status, errorBody{Code: status, Error: code, Message: msg, RequestID: RequestID(ctx)})
-}
-
-// Plain adapts a handler that still writes its own errors to Handler.
-// Transitional: the error-vocabulary work converts every handler to
-// return errors, and then Plain goes.
-func Plain(h fasthttp.RequestHandler) Handler {
-	return func(ctx *fasthttp.RequestCtx) error {
-		h(ctx)
-		return nil
-	}
 }

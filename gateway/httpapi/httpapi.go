@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/berthgw/berth/gateway/fault"
 )
 
 // Error codes used in the "error" field of error responses.
@@ -34,27 +36,6 @@ const (
 	// CodeQuotaExceeded: the request would pass the caller's quota.
 	CodeQuotaExceeded = "quota_exceeded"
 )
-
-// Error is an API error: an HTTP status, a stable machine code and a
-// message meant for people. It never carries internal detail; log that
-// separately.
-type Error struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
-
-// Errorf builds an *Error with a formatted message.
-func Errorf(status int, code, format string, args ...any) *Error {
-	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
-// BadRequest is the common 400 invalid_request.
-func BadRequest(format string, args ...any) *Error {
-	return Errorf(fasthttp.StatusBadRequest, CodeInvalidRequest, format, args...)
-}
 
 // errorBody is the wire shape docs/architecture.md ("Errors") and docs/api.md fix.
 type errorBody struct {
@@ -78,24 +59,24 @@ func WriteJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 
 // DecodeJSON reads the request body into v strictly: the content type must
 // be JSON, unknown fields and trailing data are refused, and an empty body
-// is an error. The returned *Error is ready for WriteError.
-func DecodeJSON(ctx *fasthttp.RequestCtx, v any) *Error {
+// is an error. The error is a *fault.Error (Invalid or UnsupportedMediaType).
+func DecodeJSON(ctx *fasthttp.RequestCtx, v any) error {
 	ct := string(ctx.Request.Header.ContentType())
 	mt, _, err := mime.ParseMediaType(ct)
 	if ct == "" || err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-		return Errorf(fasthttp.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "Content-Type must be application/json")
+		return fault.New(fault.UnsupportedMediaType, "Content-Type must be application/json")
 	}
 	body := ctx.PostBody()
 	if len(bytes.TrimSpace(body)) == 0 {
-		return BadRequest("request body is empty")
+		return fault.New(fault.Invalid, "request body is empty")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return BadRequest("invalid JSON body: %s", describeJSONError(err))
+		return fault.New(fault.Invalid, "invalid JSON body: %s", describeJSONError(err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return BadRequest("invalid JSON body: unexpected data after the JSON value")
+		return fault.New(fault.Invalid, "invalid JSON body: unexpected data after the JSON value")
 	}
 	return nil
 }
@@ -136,7 +117,7 @@ const (
 
 // ParsePage reads ?page=&page_size=, refusing non-numbers, zero, negatives
 // and sizes over MaxPageSize rather than silently clamping them.
-func ParsePage(ctx *fasthttp.RequestCtx) (Page, *Error) {
+func ParsePage(ctx *fasthttp.RequestCtx) (Page, error) {
 	p := Page{Page: 1, PageSize: DefaultPageSize}
 	args := ctx.QueryArgs()
 	for _, f := range []struct {
@@ -150,7 +131,7 @@ func ParsePage(ctx *fasthttp.RequestCtx) (Page, *Error) {
 		}
 		n, err := strconv.Atoi(string(raw))
 		if err != nil || n < 1 || n > f.max {
-			return p, BadRequest("%s must be a whole number from 1 to %d", f.name, f.max)
+			return p, fault.New(fault.Invalid, "%s must be a whole number from 1 to %d", f.name, f.max)
 		}
 		*f.dst = n
 	}

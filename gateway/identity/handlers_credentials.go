@@ -20,7 +20,7 @@ func ownerParam(ctx *fasthttp.RequestCtx) string {
 }
 
 // pageOf cuts one page from a full slice.
-func pageOf[T any](ctx *fasthttp.RequestCtx, all []T) (httpapi.List[T], *httpapi.Error) {
+func pageOf[T any](ctx *fasthttp.RequestCtx, all []T) (httpapi.List[T], error) {
 	p, err := httpapi.ParsePage(ctx)
 	if err != nil {
 		return httpapi.List[T]{}, err

@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/middleware"
 )
 
@@ -68,8 +69,12 @@ func (r *Registry) Middleware() middleware.Middleware {
 }
 
 // Handler serves the Prometheus text format.
-func (r *Registry) Handler() fasthttp.RequestHandler {
-	return fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{}))
+func (r *Registry) Handler() httpapi.Handler {
+	h := fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{}))
+	return func(ctx *fasthttp.RequestCtx) error {
+		h(ctx)
+		return nil
+	}
 }
 
 // StoreSizes reports the store's on-disk sizes at scrape time.

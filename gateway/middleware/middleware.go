@@ -17,6 +17,7 @@ import (
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
 
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/httpapi"
 )
 
@@ -77,8 +78,7 @@ func BufferBodyFrom(max int, open func(*fasthttp.RequestCtx) io.Reader) Middlewa
 			}
 			tooLarge := func() {
 				ctx.SetConnectionClose()
-				httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusRequestEntityTooLarge, httpapi.CodePayloadTooLarge,
-					"request body is larger than %d bytes", max))
+				httpapi.WriteError(ctx, fault.New(fault.TooLarge, "request body is larger than %d bytes", max))
 			}
 			if ctx.Request.Header.ContentLength() > max {
 				tooLarge()
@@ -88,11 +88,11 @@ func BufferBodyFrom(max int, open func(*fasthttp.RequestCtx) io.Reader) Middlewa
 			var timeout interface{ Timeout() bool }
 			switch {
 			case errors.As(err, &timeout) && timeout.Timeout():
-				httpapi.WriteError(ctx, httpapi.Errorf(fasthttp.StatusRequestTimeout, httpapi.CodeInvalidRequest, "the request body arrived too slowly"))
+				httpapi.WriteError(ctx, fault.New(fault.Timeout, "the request body arrived too slowly"))
 				ctx.SetConnectionClose()
 				return
 			case err != nil:
-				httpapi.WriteError(ctx, httpapi.BadRequest("the request body could not be read"))
+				httpapi.WriteError(ctx, fault.New(fault.Invalid, "the request body could not be read"))
 				ctx.SetConnectionClose()
 				return
 			}
