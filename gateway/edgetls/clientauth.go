@@ -6,19 +6,17 @@ import (
 	"fmt"
 	"os"
 	"slices"
-
-	"github.com/berthgw/berth/gateway/config"
 )
 
 // loadClientCAs reads the PEM bundle of CAs that sign client certificates.
 func loadClientCAs(path string) (*x509.CertPool, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &config.Error{Key: "tls.client_auth.ca_file", Problem: fmt.Sprintf("read %s: %v", path, unwrapPath(err))}
+		return nil, &OptionError{Option: OptionClientCAFile, Problem: fmt.Sprintf("read %s: %v", path, unwrapPath(err))}
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(data) {
-		return nil, &config.Error{Key: "tls.client_auth.ca_file", Problem: fmt.Sprintf("%s holds no PEM certificate", path)}
+		return nil, &OptionError{Option: OptionClientCAFile, Problem: fmt.Sprintf("%s holds no PEM certificate", path)}
 	}
 	return pool, nil
 }
