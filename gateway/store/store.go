@@ -199,17 +199,6 @@ func (db *DB) Ready() error {
 // Sizes returns the bytes Badger uses for its LSM tree and value log.
 func (db *DB) Sizes() (lsm, vlog int64) { return db.bdb.Size() }
 
-// SchemaVersion returns the number of migrations applied.
-func (db *DB) SchemaVersion() (int, error) {
-	var v int
-	err := db.View(func(tx *Tx) error {
-		var err error
-		v, err = tx.schemaVersion()
-		return err
-	})
-	return v, err
-}
-
 // Update runs fn in a read-write transaction and commits it. On a write
 // conflict with a concurrent transaction fn runs again (up to a bound), so
 // fn must be free of side effects outside tx.
