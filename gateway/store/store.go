@@ -93,9 +93,14 @@ func (db *DB) OnCommit(fn func([]Change)) {
 	db.commitHooks = append(db.commitHooks, fn)
 }
 
+// Defaults of unset Options.MemTableSize and BlockCacheSize: small, for
+// a control plane's data.
 const (
-	defaultMemTable   = 8 << 20
-	defaultBlockCache = 16 << 20
+	DefaultMemTableSize   = 8 << 20
+	DefaultBlockCacheSize = 16 << 20
+)
+
+const (
 	// maxTxnRetries bounds retries of a conflicting transaction; with the
 	// jittered backoff below that is over a second of contention, far
 	// beyond what a control plane's writes see, but a burst of writers on
@@ -125,11 +130,11 @@ func Open(opts Options) (*DB, error) {
 	}
 	mem := opts.MemTableSize
 	if mem == 0 {
-		mem = defaultMemTable
+		mem = DefaultMemTableSize
 	}
 	cache := opts.BlockCacheSize
 	if cache == 0 {
-		cache = defaultBlockCache
+		cache = DefaultBlockCacheSize
 	}
 	// A control plane holds megabytes, not terabytes: Badger's defaults
 	// (64 MiB memtables ×5, 256 MiB cache, 1 GiB vlog files) would make an
