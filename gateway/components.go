@@ -16,6 +16,9 @@ import (
 // by New and closed after the last of them stops.
 func (g *Gateway) addComponents() {
 	c := &g.components
+	c.Add("store gc", lifecycle.NewLoop(func(ctx context.Context) {
+		g.db.RunGCEvery(ctx, g.cfg.Store.GCInterval.D())
+	}))
 	// Plugins first: the DNS provider answers ACME challenges, operations
 	// call provisioners, and both stop before the plugins do.
 	c.Add("plugins", lifecycle.Hooks{OnStart: g.startPlugins, OnStop: g.stopPlugins})

@@ -126,7 +126,6 @@ func New(opts Options) (*Gateway, error) {
 		SyncWrites:     cfg.Store.SyncWrites,
 		MemTableSize:   cfg.Store.MemTableSize,
 		BlockCacheSize: cfg.Store.BlockCacheSize,
-		GCInterval:     cfg.Store.GCInterval.D(),
 		Logger:         log,
 		Clock:          clock,
 	})

@@ -45,9 +45,6 @@ type Options struct {
 	// small control-plane defaults below.
 	MemTableSize   int64
 	BlockCacheSize int64
-	// GCInterval is how often the value log is garbage-collected; zero
-	// disables the background loop.
-	GCInterval time.Duration
 	// Logger receives Badger's warnings and errors.
 	Logger *slog.Logger
 	// Migrations run in order on open; the schema version is the number of
@@ -63,13 +60,12 @@ type Migration func(tx *Tx) error
 
 // DB is the opened store. It is safe for concurrent use.
 type DB struct {
-	bdb    *badger.DB
-	log    *slog.Logger
-	clock  func() time.Time
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	mu     sync.RWMutex
-	closed bool
+	bdb      *badger.DB
+	log      *slog.Logger
+	clock    func() time.Time
+	inMemory bool
+	mu       sync.RWMutex
+	closed   bool
 
 	// commitHooks run after each committed write transaction (guarded by mu).
 	commitHooks []func([]Change)
@@ -162,14 +158,10 @@ func Open(opts Options) (*DB, error) {
 	if clock == nil {
 		clock = time.Now
 	}
-	db := &DB{bdb: bdb, log: logger, clock: clock, stop: make(chan struct{})}
+	db := &DB{bdb: bdb, log: logger, clock: clock, inMemory: opts.InMemory}
 	if err := db.migrate(opts.Migrations); err != nil {
 		_ = bdb.Close()
 		return nil, err
-	}
-	if opts.GCInterval > 0 && !opts.InMemory {
-		db.wg.Add(1)
-		go db.gcLoop(opts.GCInterval)
 	}
 	return db, nil
 }
@@ -183,8 +175,6 @@ func (db *DB) Close() error {
 	}
 	db.closed = true
 	db.mu.Unlock()
-	close(db.stop)
-	db.wg.Wait()
 	if err := db.bdb.Close(); err != nil {
 		return fmt.Errorf("close badger: %w", err)
 	}
@@ -289,13 +279,18 @@ func (db *DB) Restore(r io.Reader) error {
 	return nil
 }
 
-func (db *DB) gcLoop(every time.Duration) {
-	defer db.wg.Done()
+// RunGCEvery garbage-collects the value log every interval until ctx ends
+// (Berth runs it as a component, stopped before Close). It returns at once
+// for an in-memory store or an interval of zero.
+func (db *DB) RunGCEvery(ctx context.Context, every time.Duration) {
+	if every <= 0 || db.inMemory {
+		return
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
-		case <-db.stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 			db.RunGC()
