@@ -50,8 +50,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Stdout receives the one-time generated admin password; nil discards it.
 	Stdout io.Writer
-	// Clock is the time identity, rate limits and audit run on; nil means
-	// time.Now. Tests move it instead of sleeping.
+	// Clock is the time every part of Berth decides by (the store's TTLs,
+	// identity, rate limits, audit, clusters, certificates); nil means
+	// time.Now. Tests move it instead of sleeping. Latencies are measured
+	// on the monotonic clock regardless.
 	Clock func() time.Time
 }
 
