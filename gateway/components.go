@@ -19,8 +19,9 @@ func (g *Gateway) addComponents() {
 	c.Add("store gc", lifecycle.NewLoop(func(ctx context.Context) {
 		g.db.RunGCEvery(ctx, g.cfg.Store.GCInterval.D())
 	}))
-	// Plugins first: the DNS provider answers ACME challenges, operations
-	// call provisioners, and both stop before the plugins do.
+	// Plugins before what calls them: the DNS provider answers ACME
+	// challenges, operations call provisioners, and both stop before the
+	// plugins do.
 	c.Add("plugins", lifecycle.Hooks{OnStart: g.startPlugins, OnStop: g.stopPlugins})
 	// Certificates need the bound addresses before any handshake or
 	// challenge can reach them; renewals run until Stop.

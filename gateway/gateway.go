@@ -305,7 +305,8 @@ func (g *Gateway) Listen() error {
 	return nil
 }
 
-// closeListeners closes what Listen bound, for when Serve never runs.
+// closeListeners closes what Listen bound. Stopping the servers closes the
+// listeners they served; this releases those no server ever took.
 func (g *Gateway) closeListeners() {
 	for _, ln := range []net.Listener{g.httpLn, g.httpsLn} {
 		if ln != nil {
