@@ -22,7 +22,7 @@ func loadClientCAs(path string) (*x509.CertPool, error) {
 }
 
 // ClientIdentity returns the machine identity of a connection whose client
-// presented a certificate that verified against tls.client_auth.ca_file:
+// presented a certificate that verified against Options.ClientCAFile:
 // the subject's common name as the user and its organizations as groups,
 // the mapping Kubernetes uses, so kubectl's client certificates mean the
 // same at Berth as at a cluster. ok is false when there is no verified
