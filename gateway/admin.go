@@ -26,7 +26,10 @@ const maxSocketPath = 104
 // AdminSocketPath returns the admin socket's path for a data directory.
 func AdminSocketPath(dataDir string) string { return filepath.Join(dataDir, AdminSocketName) }
 
+// adminSocket is the admin socket: Listen binds it, and as a component it
+// serves from Start to Stop.
 type adminSocket struct {
+	ln  net.Listener
 	srv *http.Server
 }
 
@@ -57,12 +60,32 @@ func listenAdmin(dataDir string, db *store.DB, log *slog.Logger) (*adminSocket, 
 		log.Info("online backup written")
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	return &adminSocket{srv: srv}, nil
+	return &adminSocket{ln: ln, srv: srv}, nil
 }
 
-func (a *adminSocket) Close() {
+// Start serves the socket; a nil socket (disabled) does nothing.
+func (a *adminSocket) Start(context.Context) error {
+	if a != nil {
+		go func() { _ = a.srv.Serve(a.ln) }()
+	}
+	return nil
+}
+
+// Stop lets a backup in progress finish for a few seconds, on its own
+// clock: the shutdown timeout may be spent draining HTTP connections.
+func (a *adminSocket) Stop(context.Context) error {
+	if a == nil {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = a.srv.Shutdown(ctx)
+	return nil
+}
+
+// closeListener closes the socket when it was never served.
+func (a *adminSocket) closeListener() {
+	if a != nil {
+		_ = a.ln.Close()
+	}
 }

@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"fmt"
 	"net"
 	"strings"
@@ -15,7 +13,6 @@ import (
 	"github.com/berthgw/berth/gateway/join"
 	"github.com/berthgw/berth/gateway/nodes"
 	"github.com/berthgw/berth/gateway/operations"
-	"github.com/berthgw/berth/gateway/secretbox"
 	"github.com/berthgw/berth/proxy"
 	"github.com/berthgw/berth/proxy/listquery"
 )
@@ -86,19 +83,14 @@ func (g *Gateway) initClusters() error {
 	g.proxyRoute = clusters.NewProxyRoute(svc, g.authn, px, g.audit)
 	g.clusterAPI = clusters.NewHandlers(svc, g.authn, g.identity, g.kubeconfigServer, g.CertificatePEM, pc.KubeconfigTTL.D())
 
-	// Join-token digests are keyed by a key derived from the secret key,
-	// so a copy of the store alone cannot test guesses offline.
-	secret, err := secretbox.LoadKey(g.cfg.SecretKey, g.cfg.DataDir)
-	if err != nil {
-		return fmt.Errorf("join tokens: %w", err)
-	}
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte("berth join-token digests"))
 	g.nodesAPI = nodes.NewHandlers(nodes.NewService(svc), g.authn, g.audit, func(ctx *fasthttp.RequestCtx, cluster string) bool {
 		_, ok := svc.Access(authn.PrincipalFrom(ctx), cluster)
 		return ok
 	})
-	g.joinAPI = join.NewHandlers(join.NewService(g.db, svc, g.audit, mac.Sum(nil), g.clock), g.authn, g.publicURL)
+	// Join-token digests are keyed by a key derived from the secret key,
+	// so a copy of the store alone cannot test guesses offline.
+	joinKey := g.box.Derive("berth join-token digests")
+	g.joinAPI = join.NewHandlers(join.NewService(g.db, svc, g.audit, joinKey, g.clock), g.authn, g.publicURL)
 	return nil
 }
 

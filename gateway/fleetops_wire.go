@@ -18,11 +18,9 @@ type fleetOps struct {
 	history    *nodes.History
 	historyAPI *nodes.HistoryHandlers
 	breakGlass *breakglass.Handlers
-	// sweeper revokes break-glass access that is no longer held; stop
-	// ends it and done closes when it has.
-	sweeper     *breakglass.Service
-	stopSweeper context.CancelFunc
-	sweeperDone chan struct{}
+	// sweeper revokes break-glass access that is no longer held; it runs
+	// as a component (components.go), as does history's observer.
+	sweeper *breakglass.Service
 }
 
 // initFleetOps builds them; it runs after initClusters.
@@ -46,28 +44,6 @@ func (g *Gateway) initFleetOps() {
 	})
 	g.fleetOps.breakGlass = breakglass.NewHandlers(bg, g.authn)
 	g.fleetOps.sweeper = bg
-}
-
-// startFleetOps starts the node observer and the break-glass sweeper;
-// Serve calls it.
-func (g *Gateway) startFleetOps() {
-	g.fleetOps.history.Start()
-	ctx, cancel := context.WithCancel(context.Background())
-	g.fleetOps.stopSweeper, g.fleetOps.sweeperDone = cancel, make(chan struct{})
-	go func() {
-		defer close(g.fleetOps.sweeperDone)
-		g.fleetOps.sweeper.Run(ctx, breakglass.SweepInterval)
-	}()
-}
-
-// stopFleetOps stops them before the store closes.
-func (g *Gateway) stopFleetOps() {
-	g.fleetOps.history.Stop()
-	if g.fleetOps.stopSweeper != nil {
-		g.fleetOps.stopSweeper()
-		<-g.fleetOps.sweeperDone
-		g.fleetOps.stopSweeper = nil
-	}
 }
 
 // fleetOpsRoutes are their entries in the route table.

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +28,7 @@ import (
 	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/join"
+	"github.com/berthgw/berth/gateway/lifecycle"
 	"github.com/berthgw/berth/gateway/metrics"
 	"github.com/berthgw/berth/gateway/middleware"
 	"github.com/berthgw/berth/gateway/nodes"
@@ -50,8 +50,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Stdout receives the one-time generated admin password; nil discards it.
 	Stdout io.Writer
-	// Clock is the time identity, rate limits and audit run on; nil means
-	// time.Now. Tests move it instead of sleeping.
+	// Clock is the time every part of Berth decides by (identity, rate
+	// limits, audit, clusters, certificates; not yet the store's TTLs);
+	// nil means time.Now. Tests move it instead of sleeping. Latencies are
+	// measured on the monotonic clock regardless.
 	Clock func() time.Time
 }
 
@@ -89,10 +91,11 @@ type Gateway struct {
 	joinAPI       *join.Handlers
 	nodesAPI      *nodes.Handlers
 	fleetOps      fleetOps // node history, break-glass kubeconfigs (fleetops_wire.go)
-	// stopHousekeeping ends the background loops (audit purge, key
-	// rotation) that housekeeping counts.
-	stopHousekeeping context.CancelFunc
-	housekeeping     sync.WaitGroup
+
+	// components are what Serve starts, in order, and stops in reverse
+	// (components.go); serveErrs carries a listener's failure.
+	components lifecycle.Sequence
+	serveErrs  chan error
 
 	httpLn, httpsLn net.Listener
 	admin           *adminSocket
@@ -110,11 +113,13 @@ func New(opts Options) (*Gateway, error) {
 	if stdout == nil {
 		stdout = io.Discard
 	}
-	key, err := secretbox.LoadKey(cfg.SecretKey, cfg.DataDir)
-	if err != nil {
-		return nil, fmt.Errorf("secret key: %w", err)
+	clock := opts.Clock
+	if clock == nil {
+		clock = time.Now
 	}
-	box, err := secretbox.New(key)
+	// The one place the secret key is read: everything keyed by it (sealed
+	// values, join-token digests) gets it from box.
+	box, err := secretbox.Load(cfg.SecretKey, cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
@@ -123,22 +128,23 @@ func New(opts Options) (*Gateway, error) {
 		SyncWrites:     cfg.Store.SyncWrites,
 		MemTableSize:   cfg.Store.MemTableSize,
 		BlockCacheSize: cfg.Store.BlockCacheSize,
-		GCInterval:     cfg.Store.GCInterval.D(),
 		Logger:         log,
+		// Not the injected clock, yet: a record with a TTL (an API key)
+		// reads as absent once expired, and identity says "expired" rather
+		// than "unknown" only while the record is there. Tests that move
+		// the clock rely on the store keeping real time; the store can take
+		// the clock once identity keeps expired keys long enough to say so.
 	})
 	if err != nil {
 		return nil, err
 	}
-	clock := opts.Clock
-	if clock == nil {
-		clock = time.Now
-	}
 	g := &Gateway{
 		cfg: cfg, log: log, db: db, box: box,
-		metrics: metrics.New(),
-		ready:   health.NewChecker(),
-		started: time.Now(),
-		clock:   clock,
+		metrics:   metrics.New(),
+		ready:     health.NewChecker(),
+		started:   clock(),
+		clock:     clock,
+		serveErrs: make(chan error, 2),
 	}
 	if err := g.init(stdout); err != nil {
 		g.edge.Stop()
@@ -152,12 +158,8 @@ func (g *Gateway) init(stdout io.Writer) error {
 	if _, err := identity.EnsureAdmin(g.db, g.cfg.AdminPassword, stdout); err != nil {
 		return err
 	}
-	if g.cfg.HTTPS.Addr != "" {
-		edge, err := edgetls.New(edgetls.Options{TLS: g.cfg.TLS, DB: g.db, Box: g.box, Logger: g.log, PublicURL: g.cfg.PublicURL})
-		if err != nil {
-			return err
-		}
-		g.edge, g.tls = edge, edge.TLSConfig()
+	if err := g.initTLS(); err != nil {
+		return err
 	}
 	g.ready.Add("store", g.db.Ready)
 	g.metrics.Register(metrics.StoreSizes(g.db.Sizes))
@@ -210,7 +212,8 @@ func (g *Gateway) init(stdout io.Writer) error {
 		CloseOnShutdown:              true,
 		Logger:                       fasthttpLogger{g.log},
 	}
-	return g.startPlugins()
+	g.addComponents()
+	return nil
 }
 
 func (g *Gateway) routes() (*router.Router, error) {
@@ -261,7 +264,7 @@ func (g *Gateway) handleHealthz(ctx *fasthttp.RequestCtx) {
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, map[string]any{
 		"status":         "ok",
 		"version":        Version,
-		"uptime_seconds": int64(time.Since(g.started).Seconds()),
+		"uptime_seconds": int64(g.clock().Sub(g.started).Seconds()),
 	})
 }
 
@@ -303,12 +306,15 @@ func (g *Gateway) Listen() error {
 	return nil
 }
 
+// closeListeners closes what Listen bound. Stopping the servers closes the
+// listeners they served; this releases those no server ever took.
 func (g *Gateway) closeListeners() {
 	for _, ln := range []net.Listener{g.httpLn, g.httpsLn} {
 		if ln != nil {
 			_ = ln.Close()
 		}
 	}
+	g.admin.closeListener()
 }
 
 // HTTPAddr is the bound plain-HTTP address, or "" when disabled.
@@ -321,11 +327,6 @@ func (g *Gateway) HTTPSAddr() string { return addrOf(g.httpsLn) }
 // self-signed.
 func (g *Gateway) CertificatePEM() []byte { return g.edge.CertificatePEM() }
 
-// TLS returns the HTTPS certificate manager (nil without HTTPS), for
-// authn's client-certificate identity and the clusters feature's on-demand
-// host policy.
-func (g *Gateway) TLS() *edgetls.Manager { return g.edge }
-
 func addrOf(ln net.Listener) string {
 	if ln == nil {
 		return ""
@@ -333,59 +334,35 @@ func addrOf(ln net.Listener) string {
 	return ln.Addr().String()
 }
 
-// Serve serves until ctx is cancelled, then shuts down gracefully: it stops
-// accepting, reports not ready, lets in-flight requests finish within
-// limits.shutdown_timeout, and closes the store. It returns nil after a
+// Serve starts the components (components.go) in order and serves until
+// ctx is cancelled or a listener fails, then shuts down gracefully: it
+// reports not ready, stops the components in reverse (the HTTP server
+// first, letting in-flight requests finish within
+// limits.shutdown_timeout), and closes the store. It returns nil after a
 // clean shutdown.
 func (g *Gateway) Serve(ctx context.Context) error {
-	// Before serving: certmagic must know the bound addresses before any
-	// handshake or challenge can reach it.
-	if err := g.edge.Start(g.HTTPAddr(), g.HTTPSAddr()); err != nil {
+	if err := g.components.Start(ctx); err != nil {
 		return errors.Join(err, g.shutdown())
 	}
-	errc := make(chan error, 2)
-	for _, ln := range []net.Listener{g.httpLn, g.httpsLn} {
-		if ln != nil {
-			go func() { errc <- g.server.Serve(ln) }()
-		}
-	}
 	g.log.Info("berth serving", "version", Version, "http", g.HTTPAddr(), "https", g.HTTPSAddr())
-	g.clusters.Start()
-	g.startFleetOps()
-	g.operations.Start(g.clusters.Executor())
-	g.startHousekeeping()
-
 	var serveErr error
 	select {
 	case <-ctx.Done():
-	case serveErr = <-errc:
+	case serveErr = <-g.serveErrs:
 		serveErr = fmt.Errorf("serve: %w", serveErr)
 	}
 	return errors.Join(serveErr, g.shutdown())
 }
 
+// shutdown stops what is running, in reverse order, then closes the store.
 func (g *Gateway) shutdown() error {
 	g.stopping.Store(true)
 	g.log.Info("shutting down", "timeout", g.cfg.Limits.ShutdownTimeout.D().String())
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Limits.ShutdownTimeout.D())
 	defer cancel()
-	var errs []error
-	if err := g.server.ShutdownWithContext(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("drain connections: %w", err))
-	}
-	// Operations pause before their plugins stop, to resume at the next
-	// start.
-	g.operations.Stop()
-	if err := g.stopPlugins(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	if g.admin != nil {
-		g.admin.Close()
-	}
-	g.endHousekeeping()
-	g.stopFleetOps()
-	g.clusters.Stop()
-	g.edge.Stop()
+	errs := []error{g.components.Stop(ctx)}
+	// A listener Serve never served is still open.
+	g.closeListeners()
 	if err := g.db.Close(); err != nil {
 		errs = append(errs, err)
 	}
@@ -396,11 +373,7 @@ func (g *Gateway) shutdown() error {
 // Close releases everything when Serve was never called.
 func (g *Gateway) Close() error {
 	g.closeListeners()
-	if g.admin != nil {
-		g.admin.Close()
-	}
 	g.edge.Stop()
-	_ = g.stopPlugins(context.Background())
 	return g.db.Close()
 }
 

@@ -394,7 +394,7 @@ func TestClusterLifecycleE2E(t *testing.T) {
 	if final, _ := ag.waitOp(t, admin, second.ID); final.Status != operations.Succeeded {
 		t.Fatalf("create across a plugin kill: %+v", final)
 	}
-	if restarts := ag.Plugins().List()[0].Restarts; restarts < 1 {
+	if restarts := ag.plugins.List()[0].Restarts; restarts < 1 {
 		t.Errorf("plugin restarts %d after a kill", restarts)
 	}
 	if out, err := ag.kubectlVia(t, le.bins.Kubectl, admin, "second", "get", "ns", "kube-system", "-o", "name"); err != nil || !strings.Contains(out, "namespace/kube-system") {

@@ -82,10 +82,9 @@ func reloadConfigError(err error) error {
 }
 
 // startPlugins starts every configured plugin; it fails only when a
-// required one does not start. It runs last in New, so that nothing after
-// it can fail and leave plugin processes behind.
-func (g *Gateway) startPlugins() error {
-	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Plugins.StartTimeout.D()+g.cfg.Limits.ShutdownTimeout.D())
+// required one does not start.
+func (g *Gateway) startPlugins(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.Plugins.StartTimeout.D()+g.cfg.Limits.ShutdownTimeout.D())
 	defer cancel()
 	if err := g.plugins.Start(ctx); err != nil {
 		return fmt.Errorf("plugins: %w", err)
@@ -96,15 +95,8 @@ func (g *Gateway) startPlugins() error {
 // stopPlugins drains plugin calls until ctx ends, then stops every plugin
 // process.
 func (g *Gateway) stopPlugins(ctx context.Context) error {
-	if g.plugins == nil {
-		return nil
-	}
 	if err := g.plugins.Stop(ctx); err != nil {
 		return fmt.Errorf("plugins: %w", err)
 	}
 	return nil
 }
-
-// Plugins returns the plugin host, for the features that call plugins
-// (notifications, billing, provisioning, DNS).
-func (g *Gateway) Plugins() *pluginhost.Host { return g.plugins }

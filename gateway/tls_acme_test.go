@@ -337,7 +337,7 @@ func TestACMEDNS01ThroughProvider(t *testing.T) {
 	cfg.TLS.ACME.Challenges = []string{"dns-01"}
 	cfg.TLS.ACME.DNSProvider = "test-dns"
 	rec := &countingRecords{Records: pebbletest.Records{D: s.pebble.DNS}}
-	tg := start(t, cfg, func(g *Gateway) { g.TLS().SetDNSProvider(rec) })
+	tg := start(t, cfg, func(g *Gateway) { g.edge.SetDNSProvider(rec) })
 	roots := s.pebble.Roots(t)
 	waitForCert(t, tg.HTTPSAddr(), name, roots, "", 120*time.Second)
 	if rec.appended.Load() == 0 || strings.Contains(s.pebble.Output(), "validate w/ HTTP") {

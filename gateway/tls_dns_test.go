@@ -38,7 +38,7 @@ func TestDNS01RecordsThroughPlugin(t *testing.T) {
 	}}
 	tg := start(t, cfg, nil)
 
-	dns := pluginDNS{plugins: tg.Plugins(), name: "zonefile"}
+	dns := pluginDNS{plugins: tg.plugins, name: "zonefile"}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	const zone, name, value = "berth.test.", "_acme-challenge.edge", "token-digest-value"
@@ -60,7 +60,7 @@ func TestDNS01RecordsThroughPlugin(t *testing.T) {
 		t.Fatalf("TXT record left after delete:\n%s", file)
 	}
 	// An unknown plugin is a clear error, not a panic.
-	if err := (pluginDNS{plugins: tg.Plugins(), name: "nope"}).AppendTXT(ctx, zone, name, value, time.Minute); err == nil || !strings.Contains(err.Error(), "nope") {
+	if err := (pluginDNS{plugins: tg.plugins, name: "nope"}).AppendTXT(ctx, zone, name, value, time.Minute); err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("unknown plugin: %v", err)
 	}
 }

@@ -164,15 +164,22 @@ type PoolOptions struct {
 	Streams StreamLimits
 }
 
+// Defaults of unset PoolOptions.
+const (
+	DefaultMaxConnsPerCluster = 1024
+	DefaultDialTimeout        = 10 * time.Second
+	DefaultIdleTimeout        = 90 * time.Second
+)
+
 func (o PoolOptions) withDefaults() PoolOptions {
 	if o.MaxConnsPerCluster <= 0 {
-		o.MaxConnsPerCluster = 1024
+		o.MaxConnsPerCluster = DefaultMaxConnsPerCluster
 	}
 	if o.DialTimeout <= 0 {
-		o.DialTimeout = 10 * time.Second
+		o.DialTimeout = DefaultDialTimeout
 	}
 	if o.IdleTimeout <= 0 {
-		o.IdleTimeout = 90 * time.Second
+		o.IdleTimeout = DefaultIdleTimeout
 	}
 	o.Streams = o.Streams.withDefaults()
 	return o

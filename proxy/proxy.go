@@ -89,34 +89,47 @@ type Proxy struct {
 	log    *slog.Logger
 }
 
+// Defaults of unset Options; Berth's configs/berth.yaml states the same
+// values (a test in package gateway checks).
+const (
+	DefaultRequestTimeout     = 60 * time.Second
+	DefaultStreamWriteTimeout = 60 * time.Second
+	DefaultMaxConcurrentLists = 4
+	DefaultListChunkSize      = 500
+	DefaultMaxListBytes       = 256 << 20
+	DefaultMaxListItems       = 100_000
+	DefaultListMemoryBudget   = 256 << 20
+	DefaultListTimeBudget     = 30 * time.Second
+)
+
 // New makes a Proxy, filling unset options with defaults.
 func New(opts Options) *Proxy {
 	if opts.RequestTimeout <= 0 {
-		opts.RequestTimeout = 60 * time.Second
+		opts.RequestTimeout = DefaultRequestTimeout
 	}
 	if opts.StreamWriteTimeout <= 0 {
-		opts.StreamWriteTimeout = 60 * time.Second
+		opts.StreamWriteTimeout = DefaultStreamWriteTimeout
 	}
 	if opts.MaxPageSize <= 0 {
 		opts.MaxPageSize = listquery.DefaultMaxPageSize
 	}
 	if opts.MaxConcurrentLists <= 0 {
-		opts.MaxConcurrentLists = 4
+		opts.MaxConcurrentLists = DefaultMaxConcurrentLists
 	}
 	if opts.ListChunkSize <= 0 {
-		opts.ListChunkSize = 500
+		opts.ListChunkSize = DefaultListChunkSize
 	}
 	if opts.ListLimits.MaxBytes <= 0 {
-		opts.ListLimits.MaxBytes = 256 << 20
+		opts.ListLimits.MaxBytes = DefaultMaxListBytes
 	}
 	if opts.ListLimits.MaxItems <= 0 {
-		opts.ListLimits.MaxItems = 100_000
+		opts.ListLimits.MaxItems = DefaultMaxListItems
 	}
 	if opts.ListMemoryBudget <= 0 {
-		opts.ListMemoryBudget = 256 << 20
+		opts.ListMemoryBudget = DefaultListMemoryBudget
 	}
 	if opts.ListTimeBudget <= 0 {
-		opts.ListTimeBudget = 30 * time.Second
+		opts.ListTimeBudget = DefaultListTimeBudget
 	}
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}

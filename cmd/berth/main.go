@@ -20,9 +20,9 @@ import (
 
 	"github.com/berthgw/berth/gateway"
 	"github.com/berthgw/berth/gateway/config"
-	"github.com/berthgw/berth/gateway/logbuffer"
 	"github.com/berthgw/berth/gateway/secretbox"
 	"github.com/berthgw/berth/gateway/store"
+	"github.com/berthgw/berth/internal/logbuffer"
 )
 
 // exitConfig is the exit status for a configuration error, distinct from a

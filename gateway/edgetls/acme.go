@@ -15,8 +15,6 @@ import (
 	"github.com/caddyserver/certmagic"
 	"github.com/libdns/libdns"
 	"golang.org/x/time/rate"
-
-	"github.com/berthgw/berth/gateway/config"
 )
 
 // certmagic events Berth listens to; the rest are not even built (see
@@ -35,17 +33,17 @@ func (m *Manager) initACME() error {
 	if a.CARoot != "" {
 		data, err := os.ReadFile(a.CARoot)
 		if err != nil {
-			return &config.Error{Key: "tls.acme.ca_root", Problem: fmt.Sprintf("read %s: %v", a.CARoot, unwrapPath(err))}
+			return &OptionError{Option: OptionCARoot, Problem: fmt.Sprintf("read %s: %v", a.CARoot, unwrapPath(err))}
 		}
 		roots = x509.NewCertPool()
 		if !roots.AppendCertsFromPEM(data) {
-			return &config.Error{Key: "tls.acme.ca_root", Problem: fmt.Sprintf("%s holds no PEM certificate", a.CARoot)}
+			return &OptionError{Option: OptionCARoot, Problem: fmt.Sprintf("%s holds no PEM certificate", a.CARoot)}
 		}
 	}
 	m.challenges = slices.Clone(a.Challenges)
-	if m.mode == config.TLSModeOnDemand {
+	if m.mode == ModeOnDemand {
 		o := m.cfg.OnDemand
-		m.limiter = rate.NewLimiter(rate.Every(o.Per.D()/time.Duration(o.Issuances)), o.Issuances)
+		m.limiter = rate.NewLimiter(rate.Every(o.Per/time.Duration(o.Issuances)), o.Issuances)
 	}
 	zl := newZapLogger(m.log)
 	m.storage = NewStorage(m.db, m.box)
@@ -60,7 +58,7 @@ func (m *Manager) initACME() error {
 			}
 			return nil, errors.New("tls: certificate manager not ready")
 		},
-		RenewCheckInterval: a.RenewCheckInterval.D(),
+		RenewCheckInterval: a.RenewCheckInterval,
 		Logger:             zl,
 	})
 	tmpl := certmagic.Config{
@@ -72,7 +70,7 @@ func (m *Manager) initACME() error {
 			return ev == evObtaining || ev == evObtained || ev == evFailed
 		},
 	}
-	if m.mode == config.TLSModeOnDemand {
+	if m.mode == ModeOnDemand {
 		tmpl.OnDemand = &certmagic.OnDemandConfig{DecisionFunc: m.decide}
 	}
 	magic := certmagic.New(m.cache, tmpl)
@@ -83,8 +81,8 @@ func (m *Manager) initACME() error {
 		// Validated at load: without agreement Berth does not start, and
 		// certmagic must never prompt on a terminal a server has not got.
 		TrustedRoots:            roots,
-		DisableHTTPChallenge:    !slices.Contains(a.Challenges, config.ChallengeHTTP01),
-		DisableTLSALPNChallenge: !slices.Contains(a.Challenges, config.ChallengeTLSALPN01),
+		DisableHTTPChallenge:    !slices.Contains(a.Challenges, ChallengeHTTP01),
+		DisableTLSALPNChallenge: !slices.Contains(a.Challenges, ChallengeTLSALPN01),
 		Profile:                 a.Profile,
 		Logger:                  zl,
 	})
@@ -107,13 +105,13 @@ func (m *Manager) startACME(ctx context.Context, httpAddr, httpsAddr string) err
 		m.issuer.ListenHost = host
 		m.issuer.AltTLSALPNPort, _ = strconv.Atoi(port)
 	}
-	if host, port, err := net.SplitHostPort(httpAddr); err == nil && slices.Contains(m.challenges, config.ChallengeHTTP01) {
+	if host, port, err := net.SplitHostPort(httpAddr); err == nil && slices.Contains(m.challenges, ChallengeHTTP01) {
 		m.issuer.ListenHost = host
 		m.issuer.AltHTTPPort, _ = strconv.Atoi(port)
 	}
-	if slices.Contains(m.challenges, config.ChallengeDNS01) {
+	if slices.Contains(m.challenges, ChallengeDNS01) {
 		if m.dns == nil {
-			return &config.Error{Key: "tls.acme.dns_provider", Problem: fmt.Sprintf("dns-01 needs the DNS plugin %q, which is not loaded", a.DNSProvider)}
+			return &OptionError{Option: OptionDNSProvider, Problem: fmt.Sprintf("dns-01 needs the DNS plugin %q, which is not loaded", a.DNSProvider)}
 		}
 		m.issuer.DNS01Solver = &certmagic.DNS01Solver{DNSManager: certmagic.DNSManager{
 			DNSProvider: libdnsProvider{m.dns},
@@ -121,7 +119,7 @@ func (m *Manager) startACME(ctx context.Context, httpAddr, httpsAddr string) err
 			Logger:      m.magic.Logger,
 		}}
 	}
-	if m.mode != config.TLSModeACME {
+	if m.mode != ModeACME {
 		return nil
 	}
 	var names []string
@@ -140,12 +138,10 @@ func (m *Manager) startACME(ctx context.Context, httpAddr, httpsAddr string) err
 }
 
 // decide is on_demand's gate, asked before a certificate is loaded or
-// obtained for a name at handshake: only names Berth serves qualify.
-func (m *Manager) decide(ctx context.Context, name string) error {
+// obtained for a name at handshake: only names Berth serves (tls.names)
+// qualify.
+func (m *Manager) decide(_ context.Context, name string) error {
 	if m.configuredName(name) {
-		return nil
-	}
-	if p := m.hostPolicy.Load(); p != nil && (*p)(ctx, name) {
 		return nil
 	}
 	return fmt.Errorf("%s is not a host this gateway serves", name)
@@ -160,7 +156,7 @@ func (m *Manager) onEvent(_ context.Context, event string, data map[string]any) 
 	switch event {
 	case evObtaining:
 		if m.limiter != nil && !renewal && !m.limiter.Allow() {
-			err := fmt.Errorf("on-demand issuance limit reached (%d per %s)", m.cfg.OnDemand.Issuances, m.cfg.OnDemand.Per.D())
+			err := fmt.Errorf("on-demand issuance limit reached (%d per %s)", m.cfg.OnDemand.Issuances, m.cfg.OnDemand.Per)
 			m.log.Warn("refused on-demand certificate", "name", id, "err", err)
 			m.setStatus(id, func(s *nameStatus) { s.LastError, s.LastErrorAt = err.Error(), m.now().UTC() })
 			// No retry: the handshake that asked fails now, a later one

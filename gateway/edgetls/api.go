@@ -12,7 +12,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/berthgw/berth/gateway/config"
 	"github.com/berthgw/berth/gateway/httpapi"
 )
 
@@ -51,9 +50,9 @@ func (m *Manager) Certificates(ctx context.Context) ([]CertificateInfo, error) {
 	now := m.now()
 	var out []CertificateInfo
 	switch m.mode {
-	case config.TLSModeFiles:
+	case ModeFiles:
 		out = append(out, m.describe(m.filePair.Load().cert.Leaf, "files", now, m.getStatus(filesStatusKey)))
-	case config.TLSModeACME, config.TLSModeOnDemand:
+	case ModeACME, ModeOnDemand:
 		have := map[string]bool{}
 		keys, err := m.storage.List(ctx, "certificates", true)
 		if err != nil && !isNotExist(err) {
@@ -111,7 +110,7 @@ func (m *Manager) Certificates(ctx context.Context) ([]CertificateInfo, error) {
 		slices.Sort(names)
 		for _, n := range names {
 			status := "pending"
-			if m.mode == config.TLSModeOnDemand {
+			if m.mode == ModeOnDemand {
 				status = "not_issued"
 			}
 			info := CertificateInfo{Names: []string{n}, Source: "acme", Status: status, Managed: true}

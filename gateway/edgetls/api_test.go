@@ -6,7 +6,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/berthgw/berth/gateway/config"
 	"github.com/berthgw/berth/gateway/httpapi"
 )
 
@@ -26,7 +25,7 @@ func TestHandleCertificatesWithoutManager(t *testing.T) {
 // A manager's list is paged, and a bad page is refused with 400.
 func TestHandleCertificatesPaging(t *testing.T) {
 	db, box := testDB(t)
-	m, err := New(Options{DB: db, Box: box, TLS: config.TLS{Mode: config.TLSModeSelfSigned}})
+	m, err := New(Options{DB: db, Box: box, Mode: ModeSelfSigned})
 	if err != nil {
 		t.Fatal(err)
 	}

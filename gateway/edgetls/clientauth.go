@@ -6,25 +6,23 @@ import (
 	"fmt"
 	"os"
 	"slices"
-
-	"github.com/berthgw/berth/gateway/config"
 )
 
 // loadClientCAs reads the PEM bundle of CAs that sign client certificates.
 func loadClientCAs(path string) (*x509.CertPool, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &config.Error{Key: "tls.client_auth.ca_file", Problem: fmt.Sprintf("read %s: %v", path, unwrapPath(err))}
+		return nil, &OptionError{Option: OptionClientCAFile, Problem: fmt.Sprintf("read %s: %v", path, unwrapPath(err))}
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(data) {
-		return nil, &config.Error{Key: "tls.client_auth.ca_file", Problem: fmt.Sprintf("%s holds no PEM certificate", path)}
+		return nil, &OptionError{Option: OptionClientCAFile, Problem: fmt.Sprintf("%s holds no PEM certificate", path)}
 	}
 	return pool, nil
 }
 
 // ClientIdentity returns the machine identity of a connection whose client
-// presented a certificate that verified against tls.client_auth.ca_file:
+// presented a certificate that verified against Options.ClientCAFile:
 // the subject's common name as the user and its organizations as groups,
 // the mapping Kubernetes uses, so kubectl's client certificates mean the
 // same at Berth as at a cluster. ok is false when there is no verified

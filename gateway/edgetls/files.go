@@ -9,8 +9,6 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	"github.com/berthgw/berth/gateway/config"
 )
 
 // filePair is the certificate and key of mode files as last read.
@@ -20,16 +18,16 @@ type filePair struct {
 }
 
 // loadFilePair reads and checks the configured certificate and key. Every
-// error is a *config.Error naming the key at fault, in one line, and never
+// error is an *OptionError naming the option at fault, in one line, and never
 // quotes key material.
-func loadFilePair(f config.TLSFiles, now time.Time) (*filePair, error) {
+func loadFilePair(f Files, now time.Time) (*filePair, error) {
 	certPEM, err := os.ReadFile(f.CertFile)
 	if err != nil {
-		return nil, &config.Error{Key: "tls.files.cert_file", Problem: fmt.Sprintf("read %s: %v", f.CertFile, unwrapPath(err))}
+		return nil, &OptionError{Option: OptionCertFile, Problem: fmt.Sprintf("read %s: %v", f.CertFile, unwrapPath(err))}
 	}
 	keyPEM, err := os.ReadFile(f.KeyFile)
 	if err != nil {
-		return nil, &config.Error{Key: "tls.files.key_file", Problem: fmt.Sprintf("read %s: %v", f.KeyFile, unwrapPath(err))}
+		return nil, &OptionError{Option: OptionKeyFile, Problem: fmt.Sprintf("read %s: %v", f.KeyFile, unwrapPath(err))}
 	}
 	cert, err := checkPair(certPEM, keyPEM, f, now)
 	if err != nil {
@@ -40,20 +38,20 @@ func loadFilePair(f config.TLSFiles, now time.Time) (*filePair, error) {
 
 // checkPair parses a PEM certificate chain and key and refuses a key that
 // does not match, or a leaf that is expired or not yet valid.
-func checkPair(certPEM, keyPEM []byte, f config.TLSFiles, now time.Time) (*tls.Certificate, error) {
+func checkPair(certPEM, keyPEM []byte, f Files, now time.Time) (*tls.Certificate, error) {
 	certErr := func(format string, args ...any) error {
-		return &config.Error{Key: "tls.files.cert_file", Problem: f.CertFile + ": " + fmt.Sprintf(format, args...)}
+		return &OptionError{Option: OptionCertFile, Problem: f.CertFile + ": " + fmt.Sprintf(format, args...)}
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		msg := err.Error()
 		switch {
 		case strings.Contains(msg, "does not match"):
-			return nil, &config.Error{Key: "tls.files.key_file", Problem: fmt.Sprintf("%s does not match the certificate in %s", f.KeyFile, f.CertFile)}
+			return nil, &OptionError{Option: OptionKeyFile, Problem: fmt.Sprintf("%s does not match the certificate in %s", f.KeyFile, f.CertFile)}
 		case strings.Contains(msg, "certificate input"):
 			return nil, certErr("no usable PEM certificate")
 		case strings.Contains(msg, "key"):
-			return nil, &config.Error{Key: "tls.files.key_file", Problem: fmt.Sprintf("%s: no usable PEM private key", f.KeyFile)}
+			return nil, &OptionError{Option: OptionKeyFile, Problem: fmt.Sprintf("%s: no usable PEM private key", f.KeyFile)}
 		default:
 			return nil, certErr("no usable PEM certificate (%s)", strings.TrimPrefix(msg, "tls: "))
 		}
@@ -86,7 +84,7 @@ func unwrapPath(err error) error {
 // certificate kept until the files are whole again.
 func (m *Manager) watchFiles(ctx context.Context) {
 	defer m.wg.Done()
-	t := time.NewTicker(m.cfg.Files.ReloadInterval.D())
+	t := time.NewTicker(m.cfg.Files.ReloadInterval)
 	defer t.Stop()
 	var lastBad []byte
 	for {

@@ -10,7 +10,6 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
-	"github.com/berthgw/berth/gateway/config"
 	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/httpapi"
 )
@@ -33,7 +32,7 @@ func (m *Manager) Middleware() func(fasthttp.RequestHandler) fasthttp.RequestHan
 		return func(next fasthttp.RequestHandler) fasthttp.RequestHandler { return next }
 	}
 	var challenge fasthttp.RequestHandler
-	if m.issuer != nil && slices.Contains(m.challenges, config.ChallengeHTTP01) {
+	if m.issuer != nil && slices.Contains(m.challenges, ChallengeHTTP01) {
 		// certmagic's handler is net/http; the adaptor bridges it. When it
 		// declines (not a challenge it knows), the fallback marks the
 		// request so the fasthttp chain carries on.

@@ -18,33 +18,15 @@ import (
 	"github.com/caddyserver/certmagic"
 	"golang.org/x/time/rate"
 
-	"github.com/berthgw/berth/gateway/config"
 	"github.com/berthgw/berth/gateway/secretbox"
 	"github.com/berthgw/berth/gateway/store"
 )
-
-// Options are what a Manager is built from.
-type Options struct {
-	// TLS is the tls section of the configuration.
-	TLS config.TLS
-	DB  *store.DB
-	Box *secretbox.Box
-	// Logger receives certificate events; nil discards them.
-	Logger *slog.Logger
-	// Now is the clock for validity checks; nil means time.Now.
-	Now func() time.Time
-	// PublicURL is Berth's address as clients reach it (public_url). When
-	// it is an https URL, the HTTP-to-HTTPS redirect sends clients to its
-	// port rather than the bound one, which port forwarding or a load
-	// balancer may hide.
-	PublicURL string
-}
 
 // Manager provides the HTTPS listener's certificates in every mode, answers
 // ACME challenges, and reports what it serves. Build it with New, call
 // Start once the listeners are bound, and Stop before closing the store.
 type Manager struct {
-	cfg  config.TLS
+	cfg  Options
 	db   *store.DB
 	box  *secretbox.Box
 	log  *slog.Logger
@@ -65,7 +47,6 @@ type Manager struct {
 	magic      *certmagic.Config
 	issuer     *certmagic.ACMEIssuer
 	limiter    *rate.Limiter
-	hostPolicy atomic.Pointer[HostPolicy]
 	dns        DNSRecords
 	challenges []string
 
@@ -83,11 +64,6 @@ type Manager struct {
 	stopOnce  sync.Once
 }
 
-// HostPolicy reports whether on_demand may obtain a certificate for a host
-// name beyond tls.names; the clusters feature sets one that knows workload
-// hostnames bound to clusters.
-type HostPolicy func(ctx context.Context, name string) bool
-
 // nameStatus is what the certificates API reports beyond the certificate.
 type nameStatus struct {
 	LastRenewedAt time.Time `json:"last_renewed_at,omitzero"`
@@ -104,11 +80,11 @@ const filesStatusKey = "files"
 
 // New prepares the certificates of the configured mode. Errors in what the
 // operator configured (unreadable, expired or mismatched files, a bad CA
-// bundle) are *config.Error values naming the key.
+// bundle) are *OptionError values naming the option.
 func New(opts Options) (*Manager, error) {
 	m := &Manager{
-		cfg: opts.TLS, db: opts.DB, box: opts.Box, log: opts.Logger, now: opts.Now,
-		mode: opts.TLS.Mode, status: map[string]*nameStatus{}, httpsPort: publicHTTPSPort(opts.PublicURL),
+		cfg: opts, db: opts.DB, box: opts.Box, log: opts.Logger, now: opts.Now,
+		mode: opts.Mode, status: map[string]*nameStatus{}, httpsPort: publicHTTPSPort(opts.PublicURL),
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
@@ -122,7 +98,7 @@ func New(opts Options) (*Manager, error) {
 	// In the ACME modes the self-signed certificate only stands in for
 	// names no CA certifies, so the ACME names stay out of it.
 	selfNames := m.cfg.Names
-	if m.mode == config.TLSModeACME || m.mode == config.TLSModeOnDemand {
+	if m.mode == ModeACME || m.mode == ModeOnDemand {
 		selfNames = slices.DeleteFunc(slices.Clone(selfNames), func(n string) bool { return net.ParseIP(n) == nil })
 	}
 	cert, certPEM, err := SelfSigned(m.db, m.box, selfNames, m.now())
@@ -130,14 +106,14 @@ func New(opts Options) (*Manager, error) {
 		return nil, err
 	}
 	m.selfSigned, m.selfPEM = &cert, certPEM
-	if m.cfg.ClientAuth.CAFile != "" {
-		if m.clientCAs, err = loadClientCAs(m.cfg.ClientAuth.CAFile); err != nil {
+	if m.cfg.ClientCAFile != "" {
+		if m.clientCAs, err = loadClientCAs(m.cfg.ClientCAFile); err != nil {
 			return nil, err
 		}
 	}
 	switch m.mode {
-	case config.TLSModeSelfSigned:
-	case config.TLSModeFiles:
+	case ModeSelfSigned:
+	case ModeFiles:
 		fp, err := loadFilePair(m.cfg.Files, m.now())
 		if err != nil {
 			return nil, err
@@ -145,12 +121,12 @@ func New(opts Options) (*Manager, error) {
 		m.filePair.Store(fp)
 		m.log.Info("tls certificate loaded from files", "serial", fp.cert.Leaf.SerialNumber.Text(16),
 			"not_after", fp.cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
-	case config.TLSModeACME, config.TLSModeOnDemand:
+	case ModeACME, ModeOnDemand:
 		if err := m.initACME(); err != nil {
 			return nil, err
 		}
 	default:
-		return nil, &config.Error{Key: "tls.mode", Problem: fmt.Sprintf("unsupported mode %q", m.mode)}
+		return nil, &OptionError{Option: OptionMode, Problem: fmt.Sprintf("unsupported mode %q", m.mode)}
 	}
 	return m, nil
 }
@@ -162,7 +138,7 @@ func New(opts Options) (*Manager, error) {
 func (m *Manager) TLSConfig() *tls.Config {
 	c := baseConfig()
 	c.GetCertificate = m.getCertificate
-	if m.magic != nil && slices.Contains(m.challenges, config.ChallengeTLSALPN01) {
+	if m.magic != nil && slices.Contains(m.challenges, ChallengeTLSALPN01) {
 		c.NextProtos = append(c.NextProtos, "acme-tls/1")
 	}
 	if m.clientCAs != nil {
@@ -179,25 +155,18 @@ func (m *Manager) CertificatePEM() []byte {
 	if m == nil {
 		return nil
 	}
-	if m.mode == config.TLSModeSelfSigned {
+	if m.mode == ModeSelfSigned {
 		return m.selfPEM
 	}
 	return nil
 }
 
-// SelfSignedPEM is the self-signed certificate, served in every mode to
-// clients that reach Berth without a host name.
-func (m *Manager) SelfSignedPEM() []byte { return m.selfPEM }
-
-// SetHostPolicy lets on_demand issue for names beyond tls.names.
-func (m *Manager) SetHostPolicy(p HostPolicy) { m.hostPolicy.Store(&p) }
-
 // getCertificate picks the certificate for one handshake.
 func (m *Manager) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	switch m.mode {
-	case config.TLSModeSelfSigned:
+	case ModeSelfSigned:
 		return m.selfSigned, nil
-	case config.TLSModeFiles:
+	case ModeFiles:
 		return m.filePair.Load().cert, nil
 	}
 	// TLS-ALPN-01 validation: certmagic answers with the challenge
@@ -209,11 +178,11 @@ func (m *Manager) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 	if name == "" || net.ParseIP(name) != nil || slices.Contains(DefaultNames, name) {
 		return m.selfSigned, nil
 	}
-	if m.mode == config.TLSModeACME && !m.configuredName(name) {
+	if m.mode == ModeACME && !m.configuredName(name) {
 		return m.selfSigned, nil
 	}
 	cert, err := m.magic.GetCertificate(hello)
-	if err != nil && m.mode == config.TLSModeACME {
+	if err != nil && m.mode == ModeACME {
 		// A configured name whose certificate is not obtained yet: keep
 		// Berth reachable (kubectl with the self-signed CA, health checks)
 		// while certmagic keeps trying; the API reports the error.
@@ -257,10 +226,10 @@ func (m *Manager) Start(httpAddr, httpsAddr string) error {
 		m.httpsPort = port
 	}
 	switch m.mode {
-	case config.TLSModeFiles:
+	case ModeFiles:
 		m.wg.Add(1)
 		go m.watchFiles(ctx)
-	case config.TLSModeACME, config.TLSModeOnDemand:
+	case ModeACME, ModeOnDemand:
 		if err := m.startACME(ctx, httpAddr, httpsAddr); err != nil {
 			return err
 		}

@@ -18,8 +18,6 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-
-	"github.com/berthgw/berth/gateway/config"
 )
 
 type testCA struct {
@@ -92,21 +90,20 @@ func TestFilesStartupErrors(t *testing.T) {
 		cert, key  []byte
 		key1, want string
 	}{
-		{"expired", expired, expiredKey, "tls.files.cert_file", "expired on"},
-		{"not yet valid", future, futureKey, "tls.files.cert_file", "not valid before"},
-		{"key mismatch", good, otherKey, "tls.files.key_file", "does not match"},
-		{"no certificate", []byte("hello"), goodKey, "tls.files.cert_file", "no usable PEM certificate"},
-		{"no key", good, []byte("hello"), "tls.files.key_file", "no usable PEM private key"},
+		{"expired", expired, expiredKey, OptionCertFile, "expired on"},
+		{"not yet valid", future, futureKey, OptionCertFile, "not valid before"},
+		{"key mismatch", good, otherKey, OptionKeyFile, "does not match"},
+		{"no certificate", []byte("hello"), goodKey, OptionCertFile, "no usable PEM certificate"},
+		{"no key", good, []byte("hello"), OptionKeyFile, "no usable PEM private key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := config.TLS{Mode: config.TLSModeFiles, Files: config.TLSFiles{
-				CertFile: writeTemp(t, "cert.pem", tt.cert), KeyFile: writeTemp(t, "key.pem", tt.key), ReloadInterval: config.Duration(time.Second),
-			}}
-			_, err := New(Options{TLS: cfg, DB: db, Box: box})
-			var ce *config.Error
-			if !errors.As(err, &ce) || ce.Key != tt.key1 || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("error %v: want a config.Error on %s saying %q", err, tt.key1, tt.want)
+			_, err := New(Options{Mode: ModeFiles, Files: Files{
+				CertFile: writeTemp(t, "cert.pem", tt.cert), KeyFile: writeTemp(t, "key.pem", tt.key), ReloadInterval: time.Second,
+			}, DB: db, Box: box})
+			var oe *OptionError
+			if !errors.As(err, &oe) || oe.Option != tt.key1 || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v: want an OptionError on %s saying %q", err, tt.key1, tt.want)
 			}
 			if strings.Contains(err.Error(), "PRIVATE KEY") || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("error quotes key material or spans lines: %q", err)
@@ -122,7 +119,7 @@ func TestCertificateStatusSurvivesRestart(t *testing.T) {
 	db, box := testDB(t)
 	start := func() *Manager {
 		t.Helper()
-		m, err := New(Options{DB: db, Box: box, TLS: config.TLS{Mode: config.TLSModeSelfSigned}})
+		m, err := New(Options{DB: db, Box: box, Mode: ModeSelfSigned})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,9 +149,9 @@ func TestClientIdentity(t *testing.T) {
 	db, box := testDB(t)
 	clientCA, otherCA := newCA(t, "machines CA"), newCA(t, "someone else")
 	now := time.Now()
-	m, err := New(Options{DB: db, Box: box, TLS: config.TLS{
-		Mode: config.TLSModeSelfSigned, ClientAuth: config.TLSClientAuth{CAFile: writeTemp(t, "ca.pem", clientCA.pem)},
-	}})
+	m, err := New(Options{DB: db, Box: box,
+		Mode: ModeSelfSigned, ClientCAFile: writeTemp(t, "ca.pem", clientCA.pem),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +234,7 @@ func TestClientIdentity(t *testing.T) {
 }
 
 func TestRedirectMiddleware(t *testing.T) {
-	m := &Manager{cfg: config.TLS{RedirectHTTP: true}, httpsPort: "8443"}
+	m := &Manager{cfg: Options{RedirectHTTP: true}, httpsPort: "8443"}
 	next := func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(299) }
 	h := m.Middleware()(next)
 	run := func(method, uri, host string) *fasthttp.RequestCtx {
@@ -282,7 +279,7 @@ func TestRedirectUsesThePublicPort(t *testing.T) {
 		{"http://berth.example.com:8080", "8443", "https://edge.example:8443/a"}, // not https: says nothing of the HTTPS port
 	}
 	for _, tt := range tests {
-		m := &Manager{cfg: config.TLS{RedirectHTTP: true}, httpsPort: publicHTTPSPort(tt.publicURL)}
+		m := &Manager{cfg: Options{RedirectHTTP: true}, httpsPort: publicHTTPSPort(tt.publicURL)}
 		if err := m.Start("", "127.0.0.1:"+tt.bound); err != nil {
 			t.Fatal(err)
 		}

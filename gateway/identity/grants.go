@@ -5,8 +5,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/berthgw/berth/gateway/lru"
 	"github.com/berthgw/berth/gateway/store"
+	"github.com/berthgw/berth/internal/lru"
 )
 
 // maxGrants bounds the grant cache: one entry per session, browser cookie

@@ -10,8 +10,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/berthgw/berth/gateway/lru"
 	"github.com/berthgw/berth/gateway/store"
+	"github.com/berthgw/berth/internal/lru"
 )
 
 // accessAlg is the one algorithm access tokens are signed and accepted

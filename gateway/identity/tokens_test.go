@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berthgw/berth/gateway/lru"
+	"github.com/berthgw/berth/internal/lru"
 )
 
 func testIssuer(t testing.TB, now func() time.Time) *tokenIssuer {

@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/berthgw/berth/gateway/lru"
+	"github.com/berthgw/berth/internal/lru"
 )
 
 // Backoff counts failures per key (an account name) and locks the key

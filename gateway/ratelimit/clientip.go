@@ -59,9 +59,6 @@ func (t *Trusted) Contains(a netip.Addr) bool {
 	return false
 }
 
-// Empty reports whether no network is trusted.
-func (t *Trusted) Empty() bool { return t == nil || len(t.prefixes) == 0 }
-
 // ClientIP returns the address of the client that made the request: the
 // socket peer, unless the peer is a trusted proxy, in which case the
 // forwarding headers say who is behind it.

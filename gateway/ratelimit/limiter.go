@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/berthgw/berth/gateway/lru"
+	"github.com/berthgw/berth/internal/lru"
 )
 
 // Limit is the shape of one token bucket: Rate tokens are added per second

@@ -3,9 +3,12 @@
 package secretbox
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -29,7 +32,20 @@ const version byte = 1
 var ErrOpen = errors.New("secretbox: cannot decrypt (wrong key or tampered data)")
 
 // Box seals and opens values. It is safe for concurrent use.
-type Box struct{ aead cipher.AEAD }
+type Box struct {
+	aead cipher.AEAD
+	key  []byte // kept for Derive
+}
+
+// Load returns the Box for Berth's secret key (see LoadKey): the one
+// place the key is read.
+func Load(configured, dataDir string) (*Box, error) {
+	key, err := LoadKey(configured, dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("secret key: %w", err)
+	}
+	return New(key)
+}
 
 // New makes a Box from a 32-byte key.
 func New(key []byte) (*Box, error) {
@@ -44,7 +60,17 @@ func New(key []byte) (*Box, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secretbox: %w", err)
 	}
-	return &Box{aead: aead}, nil
+	return &Box{aead: aead, key: bytes.Clone(key)}, nil
+}
+
+// Derive returns a 32-byte key for one purpose, HMAC-SHA256 of the purpose
+// label under the secret key: keys for different purposes are independent,
+// and none reveals the secret key. The same label always gives the same
+// key, so what was keyed with it (join-token digests) survives a restart.
+func (b *Box) Derive(purpose string) []byte {
+	mac := hmac.New(sha256.New, b.key)
+	mac.Write([]byte(purpose))
+	return mac.Sum(nil)
 }
 
 // Seal encrypts plaintext. context (for example "cluster/prod") is

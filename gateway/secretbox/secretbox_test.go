@@ -2,6 +2,8 @@ package secretbox
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"os"
@@ -68,5 +70,28 @@ func TestLoadKey(t *testing.T) {
 		if _, err := LoadKey(bad, dir); err == nil {
 			t.Errorf("bad key %q accepted", bad)
 		}
+	}
+}
+
+// Derive keeps the derivation join-token digests were made with before it
+// existed (HMAC-SHA256 of the label under the secret key), so tokens
+// issued by an older Berth still verify; labels give independent keys.
+func TestDerive(t *testing.T) {
+	key := bytes.Repeat([]byte{9}, KeySize)
+	box, err := New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("berth join-token digests"))
+	if got := box.Derive("berth join-token digests"); !bytes.Equal(got, mac.Sum(nil)) {
+		t.Fatalf("Derive = %x, want %x", got, mac.Sum(nil))
+	}
+	if bytes.Equal(box.Derive("a"), box.Derive("b")) {
+		t.Fatal("two purposes share a key")
+	}
+	other, _ := New(bytes.Repeat([]byte{8}, KeySize))
+	if bytes.Equal(box.Derive("a"), other.Derive("a")) {
+		t.Fatal("two secret keys derive the same key")
 	}
 }

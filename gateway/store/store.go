@@ -45,9 +45,6 @@ type Options struct {
 	// small control-plane defaults below.
 	MemTableSize   int64
 	BlockCacheSize int64
-	// GCInterval is how often the value log is garbage-collected; zero
-	// disables the background loop.
-	GCInterval time.Duration
 	// Logger receives Badger's warnings and errors.
 	Logger *slog.Logger
 	// Migrations run in order on open; the schema version is the number of
@@ -63,13 +60,12 @@ type Migration func(tx *Tx) error
 
 // DB is the opened store. It is safe for concurrent use.
 type DB struct {
-	bdb    *badger.DB
-	log    *slog.Logger
-	clock  func() time.Time
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	mu     sync.RWMutex
-	closed bool
+	bdb      *badger.DB
+	log      *slog.Logger
+	clock    func() time.Time
+	inMemory bool
+	mu       sync.RWMutex
+	closed   bool
 
 	// commitHooks run after each committed write transaction (guarded by mu).
 	commitHooks []func([]Change)
@@ -93,9 +89,14 @@ func (db *DB) OnCommit(fn func([]Change)) {
 	db.commitHooks = append(db.commitHooks, fn)
 }
 
+// Defaults of unset Options.MemTableSize and BlockCacheSize: small, for
+// a control plane's data.
 const (
-	defaultMemTable   = 8 << 20
-	defaultBlockCache = 16 << 20
+	DefaultMemTableSize   = 8 << 20
+	DefaultBlockCacheSize = 16 << 20
+)
+
+const (
 	// maxTxnRetries bounds retries of a conflicting transaction; with the
 	// jittered backoff below that is over a second of contention, far
 	// beyond what a control plane's writes see, but a burst of writers on
@@ -125,11 +126,11 @@ func Open(opts Options) (*DB, error) {
 	}
 	mem := opts.MemTableSize
 	if mem == 0 {
-		mem = defaultMemTable
+		mem = DefaultMemTableSize
 	}
 	cache := opts.BlockCacheSize
 	if cache == 0 {
-		cache = defaultBlockCache
+		cache = DefaultBlockCacheSize
 	}
 	// A control plane holds megabytes, not terabytes: Badger's defaults
 	// (64 MiB memtables ×5, 256 MiB cache, 1 GiB vlog files) would make an
@@ -157,14 +158,10 @@ func Open(opts Options) (*DB, error) {
 	if clock == nil {
 		clock = time.Now
 	}
-	db := &DB{bdb: bdb, log: logger, clock: clock, stop: make(chan struct{})}
+	db := &DB{bdb: bdb, log: logger, clock: clock, inMemory: opts.InMemory}
 	if err := db.migrate(opts.Migrations); err != nil {
 		_ = bdb.Close()
 		return nil, err
-	}
-	if opts.GCInterval > 0 && !opts.InMemory {
-		db.wg.Add(1)
-		go db.gcLoop(opts.GCInterval)
 	}
 	return db, nil
 }
@@ -178,8 +175,6 @@ func (db *DB) Close() error {
 	}
 	db.closed = true
 	db.mu.Unlock()
-	close(db.stop)
-	db.wg.Wait()
 	if err := db.bdb.Close(); err != nil {
 		return fmt.Errorf("close badger: %w", err)
 	}
@@ -198,17 +193,6 @@ func (db *DB) Ready() error {
 
 // Sizes returns the bytes Badger uses for its LSM tree and value log.
 func (db *DB) Sizes() (lsm, vlog int64) { return db.bdb.Size() }
-
-// SchemaVersion returns the number of migrations applied.
-func (db *DB) SchemaVersion() (int, error) {
-	var v int
-	err := db.View(func(tx *Tx) error {
-		var err error
-		v, err = tx.schemaVersion()
-		return err
-	})
-	return v, err
-}
 
 // Update runs fn in a read-write transaction and commits it. On a write
 // conflict with a concurrent transaction fn runs again (up to a bound), so
@@ -295,13 +279,18 @@ func (db *DB) Restore(r io.Reader) error {
 	return nil
 }
 
-func (db *DB) gcLoop(every time.Duration) {
-	defer db.wg.Done()
+// RunGCEvery garbage-collects the value log every interval until ctx ends
+// (Berth runs it as a component, stopped before Close). It returns at once
+// for an in-memory store or an interval of zero.
+func (db *DB) RunGCEvery(ctx context.Context, every time.Duration) {
+	if every <= 0 || db.inMemory {
+		return
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
-		case <-db.stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 			db.RunGC()

@@ -268,7 +268,7 @@ func TestMigrations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, _ := db.SchemaVersion()
+	v, _ := schemaVersion(db)
 	db.Close()
 	if fmt.Sprint(ran) != "[1 2]" || v != 2 {
 		t.Fatalf("ran %v version %d; want [1 2] and 2", ran, v)
@@ -372,4 +372,15 @@ func TestOnCommitReportsCommittedWrites(t *testing.T) {
 			}
 		})
 	}
+}
+
+// schemaVersion returns the number of migrations applied.
+func schemaVersion(db *DB) (int, error) {
+	var v int
+	err := db.View(func(tx *Tx) error {
+		var err error
+		v, err = tx.schemaVersion()
+		return err
+	})
+	return v, err
 }

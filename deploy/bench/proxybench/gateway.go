@@ -22,7 +22,7 @@ import (
 
 	"github.com/berthgw/berth/gateway"
 	"github.com/berthgw/berth/gateway/config"
-	"github.com/berthgw/berth/gateway/logbuffer"
+	"github.com/berthgw/berth/internal/logbuffer"
 )
 
 // gatewayReady is what the "gateway" command reports once listening.

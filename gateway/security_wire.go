@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"time"
 
 	"github.com/berthgw/berth/gateway/audit"
@@ -100,34 +99,3 @@ func newLimiter(cfg *config.Config, clock func() time.Time) (*ratelimit.Limiter,
 		Overrides: byScope,
 	}), nil
 }
-
-// startHousekeeping runs the audit retention purge and the signing-key
-// rotation in the background.
-func (g *Gateway) startHousekeeping() {
-	ctx, cancel := context.WithCancel(context.Background())
-	g.stopHousekeeping = cancel
-	for _, run := range []func(context.Context){
-		func(ctx context.Context) { g.audit.Run(ctx, g.cfg.Audit.PurgeInterval.D()) },
-		g.identity.RunSigningKeys,
-	} {
-		g.housekeeping.Add(1)
-		go func() {
-			defer g.housekeeping.Done()
-			run(ctx)
-		}()
-	}
-}
-
-// endHousekeeping stops the background loops and waits for them, so the
-// store is not closed under them.
-func (g *Gateway) endHousekeeping() {
-	if g.stopHousekeeping != nil {
-		g.stopHousekeeping()
-		g.housekeeping.Wait()
-		g.stopHousekeeping = nil
-	}
-}
-
-// Authenticator returns the request authenticator, for routes outside the
-// API table (the Kubernetes proxy, /join).
-func (g *Gateway) Authenticator() *authn.Authenticator { return g.authn }
