@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -435,19 +436,25 @@ func (p *Pool) Version(name string, timeout time.Duration) (string, error) {
 }
 
 // shortNetError keeps the kind of a network failure (refused, timeout,
-// certificate) without the addresses fasthttp puts in its messages.
+// certificate) without the addresses fasthttp puts in its messages. It
+// decides on the errors' types, never their text.
 func shortNetError(err error) string {
-	var certErr *tls.CertificateVerificationError
+	var (
+		certErr   *tls.CertificateVerificationError
+		dnsErr    *net.DNSError
+		recordErr tls.RecordHeaderError
+		alert     tls.AlertError
+	)
 	switch {
-	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout):
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout), errors.Is(err, os.ErrDeadlineExceeded):
 		return "timed out"
 	case errors.As(err, &certErr):
 		return "server certificate not trusted"
-	case strings.Contains(err.Error(), "connection refused"):
+	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused"
-	case strings.Contains(err.Error(), "no such host"):
+	case errors.As(err, &dnsErr):
 		return "host not found"
-	case strings.Contains(err.Error(), "certificate"), strings.Contains(err.Error(), "tls"):
+	case errors.As(err, &recordErr), errors.As(err, &alert):
 		return "TLS handshake failed"
 	default:
 		return "connection failed"
