@@ -69,6 +69,8 @@ type DB struct {
 
 	// commitHooks run after each committed write transaction (guarded by mu).
 	commitHooks []func([]Change)
+	// unlock releases the data directory's lock after Badger closes.
+	unlock func()
 }
 
 // Change names a record that a committed transaction put or deleted.
@@ -107,13 +109,14 @@ const (
 
 // Open opens (creating if needed) the store. A directory held by another
 // live process fails at once with ErrLocked; a lock file left by a crashed
-// process is no obstacle because Badger's lock is an flock the kernel drops.
+// process is no obstacle because the lock is an flock the kernel drops.
 func Open(opts Options) (*DB, error) {
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	bo := badger.DefaultOptions(opts.Dir)
+	unlock := func() {}
 	if opts.InMemory {
 		bo = badger.DefaultOptions("").WithInMemory(true)
 	} else {
@@ -123,6 +126,14 @@ func Open(opts Options) (*DB, error) {
 		if err := os.Chmod(opts.Dir, 0o700); err != nil {
 			return nil, fmt.Errorf("restrict data dir: %w", err)
 		}
+		release, err := lockDir(opts.Dir)
+		if errors.Is(err, ErrLocked) {
+			return nil, fmt.Errorf("open %s: %w (stop the other berth serve first)", opts.Dir, ErrLocked)
+		}
+		if err != nil {
+			return nil, err
+		}
+		unlock = release
 	}
 	mem := opts.MemTableSize
 	if mem == 0 {
@@ -149,16 +160,14 @@ func Open(opts Options) (*DB, error) {
 
 	bdb, err := badger.Open(bo)
 	if err != nil {
-		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
-			return nil, fmt.Errorf("open %s: %w (stop the other berth serve first)", opts.Dir, ErrLocked)
-		}
+		unlock()
 		return nil, fmt.Errorf("open badger at %s: %w", opts.Dir, err)
 	}
 	clock := opts.Clock
 	if clock == nil {
 		clock = time.Now
 	}
-	db := &DB{bdb: bdb, log: logger, clock: clock, inMemory: opts.InMemory}
+	db := &DB{bdb: bdb, log: logger, clock: clock, inMemory: opts.InMemory, unlock: unlock}
 	if err := db.migrate(opts.Migrations); err != nil {
 		_ = bdb.Close()
 		return nil, err
@@ -175,6 +184,7 @@ func (db *DB) Close() error {
 	}
 	db.closed = true
 	db.mu.Unlock()
+	defer db.unlock()
 	if err := db.bdb.Close(); err != nil {
 		return fmt.Errorf("close badger: %w", err)
 	}
