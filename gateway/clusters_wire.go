@@ -53,6 +53,7 @@ func (g *Gateway) initClusters() error {
 		RetryMax:    prov.RetryMax.D(),
 		Retention:   prov.Retention.D(),
 		Logger:      g.log.With("component", "operations"),
+		Clock:       g.clock,
 	})
 	svc, err := clusters.NewService(g.db, g.box, pool, g.audit, g.identity, g.log, clusters.Options{
 		ImpersonatePrefix: pc.ImpersonatePrefix,

@@ -23,6 +23,7 @@ func (g *Gateway) addComponents() {
 	// challenges, operations call provisioners, and both stop before the
 	// plugins do.
 	c.Add("plugins", lifecycle.Hooks{OnStart: g.startPlugins, OnStop: g.stopPlugins})
+	c.Add("notification outbox", lifecycle.NewLoop(g.plugins.RunOutbox))
 	// Certificates need the bound addresses before any handshake or
 	// challenge can reach them; renewals run until Stop.
 	c.Add("tls certificates", lifecycle.Hooks{

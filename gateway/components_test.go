@@ -30,6 +30,7 @@ func TestComponentOrder(t *testing.T) {
 		{"cluster probes", "node history"},
 		{"cluster probes", "operations"},
 		{"cluster probes", "break-glass sweep"},
+		{"plugins", "notification outbox"},
 	} {
 		if at(before[0]) > at(before[1]) {
 			t.Errorf("%s starts after %s: %q", before[0], before[1], names)

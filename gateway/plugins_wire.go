@@ -19,7 +19,7 @@ func (g *Gateway) initPlugins() error {
 	// is registered, here rather than in an init() of pluginhost.
 	identity.RegisterPermission(pluginhost.PermAdmin, "see plugins and their state, and reload their configuration")
 	opts := pluginOptions(g.cfg.Plugins)
-	opts.DB, opts.Logger, opts.Audit = g.db, g.log, g.audit
+	opts.DB, opts.Logger, opts.Audit, opts.Clock = g.db, g.log, g.audit, g.clock
 	opts.Reload = func() ([]pluginhost.Plugin, error) {
 		c, err := g.cfg.Reload()
 		if err != nil {

@@ -77,8 +77,8 @@ func EnsureAdmin(db *store.DB, password string, out io.Writer) (created bool, er
 	if err != nil {
 		return false, err
 	}
-	now := time.Now().UTC()
 	err = db.Update(func(tx *store.Tx) error {
+		now := tx.Now().UTC()
 		if _, _, err := usersTable.GetBy(tx, "username", AdminUsername); err == nil {
 			return nil
 		} else if !errors.Is(err, store.ErrNotFound) {

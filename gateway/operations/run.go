@@ -21,7 +21,7 @@ var errSkip = errors.New("operation is not active")
 func (s *Service) run(id string, signal context.Context) {
 	resumed := false
 	op, err := s.update(id, func(op *Operation) error {
-		now := time.Now().UTC()
+		now := s.now().UTC()
 		switch op.Status {
 		case Pending:
 			deadline := now.Add(s.opts.Timeout)
@@ -48,11 +48,13 @@ func (s *Service) run(id string, signal context.Context) {
 	if resumed {
 		log.Info("resuming operation")
 	}
-	if op.Deadline != nil && !time.Now().Before(*op.Deadline) {
+	if op.Deadline != nil && !s.now().Before(*op.Deadline) {
 		s.finish(op.ID, Failed, fmt.Sprintf("deadline passed (operation_timeout %s) while the gateway was down", s.opts.Timeout))
 		return
 	}
-	ctx, cancel := context.WithDeadline(s.ctx, *op.Deadline)
+	// The deadline is on the injected clock; the context counts the time
+	// left on the real one.
+	ctx, cancel := context.WithTimeout(s.ctx, op.Deadline.Sub(s.now()))
 	defer cancel()
 	w := &worker{s: s, ctx: ctx, signal: signal, log: log}
 	status, msg := w.drive(op)

@@ -78,6 +78,9 @@ type Options struct {
 	// Retention is how long finished operations are kept.
 	Retention time.Duration
 	Logger    *slog.Logger
+	// Clock stamps operations (started, deadline, retention); nil means
+	// time.Now.
+	Clock func() time.Time
 }
 
 // Service stores operations and runs them.
@@ -214,7 +217,7 @@ func (s *Service) dispatch() {
 
 // sweep deletes finished operations older than the retention.
 func (s *Service) sweep() {
-	cutoff := time.Now().Add(-s.opts.Retention)
+	cutoff := s.now().Add(-s.opts.Retention)
 	var old []string
 	_ = s.db.View(func(tx *store.Tx) error {
 		return table.Scan(tx, store.ScanOptions{}, func(id string, op *Operation) (bool, error) {
@@ -353,4 +356,12 @@ func (s *Service) backoff(n int) time.Duration {
 	d = min(d, s.opts.RetryMax)
 	// ±20 % so operations failing together do not retry together.
 	return d - d/5 + time.Duration(jitter(int64(d/5*2+1)))
+}
+
+// now reads the injected clock.
+func (s *Service) now() time.Time {
+	if s.opts.Clock != nil {
+		return s.opts.Clock()
+	}
+	return time.Now()
 }

@@ -161,6 +161,13 @@ func (th *testHost) start(t testing.TB) {
 	if err := th.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// The outbox is its own component in the gateway; run it as the
+	// gateway does, after the plugins, and end it before they stop
+	// (cleanups run last-registered first).
+	octx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); th.RunOutbox(octx) }()
+	t.Cleanup(func() { stop(); <-done })
 }
 
 // waitFor polls cond until it holds, failing the test after a generous

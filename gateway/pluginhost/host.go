@@ -107,6 +107,8 @@ type Options struct {
 	// LookupEnv resolves the names in a plugin's env allowlist; nil means
 	// os.LookupEnv.
 	LookupEnv func(string) (string, bool)
+	// Clock stamps notifications and plugin states; nil means time.Now.
+	Clock func() time.Time
 }
 
 // NotifyOptions configure the durable queue of notifications.
@@ -167,8 +169,6 @@ type Host struct {
 	stopped   bool
 
 	queueWake chan struct{}
-	queueStop context.CancelFunc
-	queueDone chan struct{}
 }
 
 // New builds a host for the configured plugins; nothing runs until Start.
@@ -247,9 +247,6 @@ func (h *Host) Start(ctx context.Context) error {
 		_ = h.Stop(context.Background())
 		return errors.Join(errs...)
 	}
-	qctx, cancel := context.WithCancel(context.Background())
-	h.queueStop, h.queueDone = cancel, make(chan struct{})
-	go h.runQueue(qctx)
 	return nil
 }
 
@@ -266,10 +263,6 @@ func (h *Host) Stop(ctx context.Context) error {
 	insts := slices.Clone(h.instances)
 	h.mu.Unlock()
 
-	if h.queueStop != nil {
-		h.queueStop()
-		<-h.queueDone
-	}
 	for _, in := range insts {
 		in.drain()
 	}

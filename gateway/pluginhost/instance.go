@@ -119,7 +119,7 @@ func newInstance(h *Host, spec Plugin) *instance {
 		hlog: newHCLog(log, hclogLevel(log)),
 		kv:   newKV(h.db, spec.Name),
 		sink: &sink{plugin: spec.Name, bus: h.bus, log: log},
-		spec: spec, state: StateStarting, since: time.Now(),
+		spec: spec, state: StateStarting, since: h.now(),
 		changed: make(chan struct{}),
 	}
 	h.metrics.setState(spec.Name, StateStarting)
@@ -186,7 +186,7 @@ func (in *instance) setState(s State, err error) {
 		in.lastErr = msg
 	}
 	if from != s {
-		in.since = time.Now()
+		in.since = in.h.now()
 	}
 	close(in.changed)
 	in.changed = make(chan struct{})

@@ -65,7 +65,7 @@ func (h *Host) Notify(ctx context.Context, plugin string, msg sdk.Message) (stri
 			return "", err
 		}
 	}
-	now := time.Now().UTC()
+	now := h.now().UTC()
 	n := &Notification{ID: store.NewID("ntf"), Plugin: plugin, Message: msg, State: NotificationPending, NextAttempt: now, CreatedAt: now}
 	n.Message.IdempotencyKey = n.ID
 	if err := h.db.Update(func(tx *store.Tx) error { return notifications.Insert(tx, n.ID, n) }); err != nil {
@@ -93,15 +93,16 @@ func (h *Host) Notifications(state string, limit int) ([]Notification, error) {
 	return out, err
 }
 
-// runQueue delivers due notifications until ctx ends, sleeping until the
-// next one is due or Notify wakes it.
-func (h *Host) runQueue(ctx context.Context) {
-	defer close(h.queueDone)
+// RunOutbox delivers due notifications until ctx ends, sleeping until the
+// next one is due or Notify wakes it. It is the notification outbox, a
+// component of its own that the gateway starts after the plugins and stops
+// before them, so that across replicas exactly one can run.
+func (h *Host) RunOutbox(ctx context.Context) {
 	for {
 		next := h.deliverDue(ctx)
 		wait := time.Minute
 		if !next.IsZero() {
-			wait = max(time.Until(next), 0)
+			wait = max(next.Sub(h.now()), 0)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -120,7 +121,7 @@ func (h *Host) runQueue(ctx context.Context) {
 func (h *Host) deliverDue(ctx context.Context) time.Time {
 	var due []Notification
 	var next time.Time
-	now := time.Now()
+	now := h.now()
 	err := h.db.View(func(tx *store.Tx) error {
 		return notifications.Scan(tx, store.ScanOptions{}, func(_ string, n *Notification) (bool, error) {
 			if n.State != NotificationPending {
@@ -138,7 +139,7 @@ func (h *Host) deliverDue(ctx context.Context) time.Time {
 	})
 	if err != nil {
 		h.log.Error("read notification queue", "err", err)
-		return time.Now().Add(h.opts.Notify.RetryMin)
+		return h.now().Add(h.opts.Notify.RetryMin)
 	}
 	if len(due) == queueBatch {
 		// More may be due: come back at once.
@@ -179,19 +180,19 @@ func (h *Host) deliver(ctx context.Context, n *Notification) time.Time {
 	case errors.Is(err, errUnavailable), errors.Is(err, errUnknownPlugin), errors.Is(err, errNoCapability), errors.Is(err, errNoRoute):
 		n.Attempts--
 		n.Waits++
-		next = time.Now().Add(jittered(h.opts.Notify.RetryMin, h.opts.Notify.RetryMax, n.Waits))
+		next = h.now().Add(jittered(h.opts.Notify.RetryMin, h.opts.Notify.RetryMax, n.Waits))
 		n.NextAttempt, n.LastError = next.UTC(), err.Error()
 		log.Debug("notifier unavailable; notification waits", "err", err, "next_attempt", n.NextAttempt)
 		err = h.db.Update(func(tx *store.Tx) error { return notifications.Put(tx, n.ID, n) })
 	case undeliverable(err) || n.Attempts >= h.opts.Notify.MaxAttempts:
 		h.metrics.notifications.WithLabelValues("dead").Inc()
 		n.State, n.LastError = NotificationDead, err.Error()
-		n.ExpiresAt = time.Now().Add(h.opts.Notify.DeadRetention)
+		n.ExpiresAt = h.now().Add(h.opts.Notify.DeadRetention)
 		log.Warn("notification dead", "err", err)
 		err = h.db.Update(func(tx *store.Tx) error { return notifications.Put(tx, n.ID, n) })
 	default:
 		h.metrics.notifications.WithLabelValues("retried").Inc()
-		next = time.Now().Add(jittered(h.opts.Notify.RetryMin, h.opts.Notify.RetryMax, n.Attempts))
+		next = h.now().Add(jittered(h.opts.Notify.RetryMin, h.opts.Notify.RetryMax, n.Attempts))
 		n.NextAttempt, n.LastError = next.UTC(), err.Error()
 		log.Info("notification not delivered; will retry", "err", err, "next_attempt", n.NextAttempt)
 		err = h.db.Update(func(tx *store.Tx) error { return notifications.Put(tx, n.ID, n) })
@@ -239,4 +240,12 @@ func (h *Host) routeChannel(channel string) string {
 		}
 	}
 	return ""
+}
+
+// now reads the host's clock.
+func (h *Host) now() time.Time {
+	if h.opts.Clock != nil {
+		return h.opts.Clock()
+	}
+	return time.Now()
 }
