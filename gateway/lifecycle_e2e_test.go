@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -20,6 +19,7 @@ import (
 	"github.com/berthgw/berth/deploy/e2e/kubeenv"
 	"github.com/berthgw/berth/gateway/config"
 	"github.com/berthgw/berth/gateway/operations"
+	"github.com/berthgw/berth/sdk/controlplane"
 )
 
 // The cluster lifecycle end to end: real provisioner-local plugin
@@ -127,32 +127,9 @@ func (le *lifecycleEnv) start(t *testing.T) *authGW {
 // killControlPlanes SIGKILLs every process a provisioner-local pid file
 // names: the safety net of a failed test.
 func killControlPlanes(t *testing.T, pluginDir string) {
-	files, _ := filepath.Glob(filepath.Join(pluginDir, "clusters", "*", "run", "*.pid"))
-	for _, f := range files {
-		if pid := readPIDFile(f); pid > 0 && alive(pid) {
-			t.Logf("killing leftover process %d (%s)", pid, f)
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
-		}
+	for _, pid := range controlplane.KillGroups(filepath.Join(pluginDir, "clusters", "*", "run", "*.pid")) {
+		t.Logf("killed leftover process group %d", pid)
 	}
-}
-
-func readPIDFile(path string) int {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
-	return pid
-}
-
-// alive reports whether pid is a running, non-zombie process.
-func alive(pid int) bool {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(stat, ')')
-	return i > 0 && i+2 < len(stat) && stat[i+2] != 'Z' && stat[i+2] != 'X'
 }
 
 // pluginPID finds the running process of the plugin binary.
@@ -162,7 +139,7 @@ func pluginPID(t *testing.T, bin string) int {
 	for _, d := range dirs {
 		if exe, err := os.Readlink(d + "/exe"); err == nil && exe == bin {
 			pid, _ := strconv.Atoi(filepath.Base(d))
-			if alive(pid) {
+			if controlplane.Alive(pid) {
 				return pid
 			}
 		}
@@ -471,7 +448,7 @@ func TestClusterLifecycleE2E(t *testing.T) {
 	pids, _ := filepath.Glob(filepath.Join(le.pluginDir, "clusters", "made", "run", "*.pid"))
 	var running []int
 	for _, f := range pids {
-		if pid := readPIDFile(f); pid > 0 && alive(pid) {
+		if pid := controlplane.ReadPIDFile(f); pid > 0 && controlplane.Alive(pid) {
 			running = append(running, pid)
 		}
 	}
@@ -486,7 +463,7 @@ func TestClusterLifecycleE2E(t *testing.T) {
 		t.Fatalf("delete: %+v", final)
 	}
 	for _, pid := range running {
-		if alive(pid) {
+		if controlplane.Alive(pid) {
 			t.Errorf("process %d of made still running after delete", pid)
 		}
 	}

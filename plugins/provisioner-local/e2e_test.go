@@ -185,7 +185,7 @@ func TestClusterLifecycle(t *testing.T) {
 		t.Errorf("the join token authenticates as %q %v, %v", user, groups, err)
 	}
 
-	t.Logf("FIGURE: memory of a fresh control plane: etcd %s, kube-apiserver %s", rss(readPID(etcdPIDFile)), rss(readPID(apiPIDFile)))
+	t.Logf("FIGURE: memory of a fresh control plane: etcd %s, kube-apiserver %s", rss(controlplane.ReadPIDFile(etcdPIDFile)), rss(controlplane.ReadPIDFile(apiPIDFile)))
 
 	// Something in etcd, to see it survive restarts.
 	cm := map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "survivor"}, "data": map[string]string{"k": "v"}}
@@ -194,7 +194,7 @@ func TestClusterLifecycle(t *testing.T) {
 	}
 
 	// --- kill -9 the plugin: the control plane keeps running and is re-adopted ---
-	etcdPID, apiPID := readPID(etcdPIDFile), readPID(apiPIDFile)
+	etcdPID, apiPID := controlplane.ReadPIDFile(etcdPIDFile), controlplane.ReadPIDFile(apiPIDFile)
 	ri, ok := plugin1.ReattachInfo()
 	if !ok || ri.Pid <= 0 {
 		t.Fatalf("no pid for the plugin process: %+v", ri)
@@ -209,8 +209,8 @@ func TestClusterLifecycle(t *testing.T) {
 		return fmt.Errorf("pid %d still running", ri.Pid)
 	})
 	plugin1.Kill()
-	if !processAlive(etcdPID) || !processAlive(apiPID) {
-		t.Fatalf("the control plane died with the plugin (etcd %d alive %v, apiserver %d alive %v)", etcdPID, processAlive(etcdPID), apiPID, processAlive(apiPID))
+	if !controlplane.Alive(etcdPID) || !controlplane.Alive(apiPID) {
+		t.Fatalf("the control plane died with the plugin (etcd %d alive %v, apiserver %d alive %v)", etcdPID, controlplane.Alive(etcdPID), apiPID, controlplane.Alive(apiPID))
 	}
 
 	plugin2 := plugintest.StartProcess(t, bin)
@@ -234,8 +234,8 @@ func TestClusterLifecycle(t *testing.T) {
 		}
 		return nil
 	})
-	if readPID(etcdPIDFile) != etcdPID || readPID(apiPIDFile) != apiPID {
-		t.Errorf("pids changed across the plugin restart: etcd %d→%d, apiserver %d→%d", etcdPID, readPID(etcdPIDFile), apiPID, readPID(apiPIDFile))
+	if controlplane.ReadPIDFile(etcdPIDFile) != etcdPID || controlplane.ReadPIDFile(apiPIDFile) != apiPID {
+		t.Errorf("pids changed across the plugin restart: etcd %d→%d, apiserver %d→%d", etcdPID, controlplane.ReadPIDFile(etcdPIDFile), apiPID, controlplane.ReadPIDFile(apiPIDFile))
 	}
 	conn2, err := prov2.GetConnection(ctx, "demo")
 	if err != nil || conn2.APIEndpoint != conn.APIEndpoint {
@@ -250,7 +250,7 @@ func TestClusterLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Minute, "the API server restarted and ready", func() error {
-		if p := readPID(apiPIDFile); p == apiPID || !processAlive(p) {
+		if p := controlplane.ReadPIDFile(apiPIDFile); p == apiPID || !controlplane.Alive(p) {
 			return fmt.Errorf("pid file says %d", p)
 		}
 		return admin.get("/readyz", nil)
@@ -261,11 +261,11 @@ func TestClusterLifecycle(t *testing.T) {
 
 	// --- stop_on_exit: the plugin stops the control plane when the host shuts it down ---
 	plugin2.Configure(t, []byte(strings.TrimSuffix(string(cfg), "}")+`, "stop_on_exit": true}`))
-	etcdPID, apiPID = readPID(etcdPIDFile), readPID(apiPIDFile)
+	etcdPID, apiPID = controlplane.ReadPIDFile(etcdPIDFile), controlplane.ReadPIDFile(apiPIDFile)
 	plugin2.Kill()
 	eventually(t, time.Minute, "the control plane stopped with the plugin", func() error {
-		if processAlive(etcdPID) || processAlive(apiPID) {
-			return fmt.Errorf("etcd %d alive %v, apiserver %d alive %v", etcdPID, processAlive(etcdPID), apiPID, processAlive(apiPID))
+		if controlplane.Alive(etcdPID) || controlplane.Alive(apiPID) {
+			return fmt.Errorf("etcd %d alive %v, apiserver %d alive %v", etcdPID, controlplane.Alive(etcdPID), apiPID, controlplane.Alive(apiPID))
 		}
 		return nil
 	})
@@ -278,7 +278,7 @@ func TestClusterLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Minute, "the cluster restarted from its data", func() error {
-		if p := readPID(apiPIDFile); p == apiPID || !processAlive(p) {
+		if p := controlplane.ReadPIDFile(apiPIDFile); p == apiPID || !controlplane.Alive(p) {
 			return fmt.Errorf("pid file says %d", p)
 		}
 		return admin.get(cms+"/survivor", nil)
@@ -291,7 +291,7 @@ func TestClusterLifecycle(t *testing.T) {
 	}
 
 	// --- delete: processes gone, data gone, cluster gone ---
-	etcdPID, apiPID = readPID(etcdPIDFile), readPID(apiPIDFile)
+	etcdPID, apiPID = controlplane.ReadPIDFile(etcdPIDFile), controlplane.ReadPIDFile(apiPIDFile)
 	del, err := prov3.DeleteCluster(ctx, sdk.DeleteClusterRequest{IdempotencyKey: "delete-1", Name: "demo"})
 	if err != nil {
 		t.Fatal(err)
@@ -299,8 +299,8 @@ func TestClusterLifecycle(t *testing.T) {
 	if done := waitOp(t, prov3, del.ID); done.State != sdk.OperationSucceeded {
 		t.Fatalf("delete ended %s: %s", done.State, done.Error)
 	}
-	if processAlive(etcdPID) || processAlive(apiPID) {
-		t.Errorf("processes left after delete: etcd %d %v, apiserver %d %v", etcdPID, processAlive(etcdPID), apiPID, processAlive(apiPID))
+	if controlplane.Alive(etcdPID) || controlplane.Alive(apiPID) {
+		t.Errorf("processes left after delete: etcd %d %v, apiserver %d %v", etcdPID, controlplane.Alive(etcdPID), apiPID, controlplane.Alive(apiPID))
 	}
 	if _, err := os.Stat(clusterDir); !os.IsNotExist(err) {
 		t.Errorf("cluster directory after delete: %v", err)

@@ -14,13 +14,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/berthgw/berth/sdk"
+	"github.com/berthgw/berth/sdk/controlplane"
 	"github.com/berthgw/berth/sdk/pluginclient"
 )
 
@@ -51,35 +49,11 @@ func testConfig(t *testing.T, extra string) (cfg []byte, dataDir string) {
 }
 
 // killClusters SIGKILLs every process a pid file under dataDir names: the
-// safety net of a failed test, which may not have deleted its clusters.
+// safety net of a failed test.
 func killClusters(t *testing.T, dataDir string) {
-	files, _ := filepath.Glob(filepath.Join(dataDir, "clusters", "*", "run", "*.pid"))
-	for _, f := range files {
-		pid := readPID(f)
-		if pid > 0 && processAlive(pid) {
-			t.Logf("killing leftover process %d (%s)", pid, f)
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
-		}
+	for _, pid := range controlplane.KillGroups(filepath.Join(dataDir, "clusters", "*", "run", "*.pid")) {
+		t.Logf("killed leftover process group %d", pid)
 	}
-}
-
-func readPID(path string) int {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
-	return pid
-}
-
-// processAlive reports whether pid is a running, non-zombie process.
-func processAlive(pid int) bool {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(stat, ')')
-	return i > 0 && i+2 < len(stat) && stat[i+2] != 'Z' && stat[i+2] != 'X'
 }
 
 // eventually polls cond every 250 ms until it returns nil or limit

@@ -19,3 +19,10 @@ func signalGroup(pid int, sig syscall.Signal) error {
 
 // ProcessHasArg is always false here: it reads /proc, which is Linux's.
 func ProcessHasArg(pid int, arg string) bool { return false }
+
+// KillGroups does nothing here: it reads /proc to tell a live process
+// from a reused pid, which only Linux has.
+func KillGroups(string) []int { return nil }
+
+// Alive is always false here: it reads /proc, which is Linux's.
+func Alive(int) bool { return false }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -169,4 +170,15 @@ func TailFile(path string, n int) string {
 		return fmt.Sprintf("(cannot read %s: %v)", path, err)
 	}
 	return lastLines(string(data), n)
+}
+
+// ReadPIDFile returns the pid a pid file holds, or 0 when it cannot be
+// read or holds no number.
+func ReadPIDFile(path string) int {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	return pid
 }

@@ -5,8 +5,10 @@ package controlplane
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -64,5 +66,41 @@ func TestProcessHasArg(t *testing.T) {
 	}
 	if ProcessHasArg(0, os.Args[0]) || ProcessHasArg(-1, os.Args[0]) {
 		t.Error("matched an invalid pid")
+	}
+}
+
+// KillGroups kills the group of each live process a pid file names, and
+// only those: a stale pid file (its process gone) is passed over.
+func TestKillGroups(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("Alive reads /proc: Linux only")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command("sleep", "600")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	pid := cmd.Process.Pid
+	write := func(name string, pid int) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("live.pid", pid)
+	write("stale.pid", 1<<22+1) // above pid_max's default: no such process
+	if got := ReadPIDFile(filepath.Join(dir, "live.pid")); got != pid {
+		t.Fatalf("ReadPIDFile = %d, want %d", got, pid)
+	}
+	if !Alive(pid) {
+		t.Fatal("a running sleep is not alive")
+	}
+	if got := KillGroups(filepath.Join(dir, "*.pid")); len(got) != 1 || got[0] != pid {
+		t.Fatalf("KillGroups = %v, want [%d]", got, pid)
+	}
+	_ = cmd.Wait()
+	if Alive(pid) {
+		t.Error("still alive after KillGroups")
 	}
 }
