@@ -26,30 +26,13 @@ import (
 	"github.com/berthgw/berth/gateway/config"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/store"
+	"github.com/berthgw/berth/internal/syncbuf"
 )
-
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 type testGateway struct {
 	*Gateway
-	logs   *syncBuffer
-	stdout *syncBuffer
+	logs   *syncbuf.Buffer
+	stdout *syncbuf.Buffer
 	cancel context.CancelFunc
 	done   chan error
 	http   string // base URL
@@ -84,7 +67,7 @@ func start(t *testing.T, cfg *config.Config, setup func(*Gateway)) *testGateway 
 // startWith is start with an injected clock (nil: time.Now).
 func startWith(t *testing.T, cfg *config.Config, clock func() time.Time, setup func(*Gateway)) *testGateway {
 	t.Helper()
-	tg := &testGateway{logs: &syncBuffer{}, stdout: &syncBuffer{}, done: make(chan error, 1)}
+	tg := &testGateway{logs: &syncbuf.Buffer{}, stdout: &syncbuf.Buffer{}, done: make(chan error, 1)}
 	g, err := New(Options{Config: cfg, Clock: clock, Stdout: tg.stdout,
 		Logger: slog.New(slog.NewJSONHandler(tg.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {

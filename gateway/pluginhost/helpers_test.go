@@ -1,7 +1,6 @@
 package pluginhost
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -21,6 +20,7 @@ import (
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/store"
+	"github.com/berthgw/berth/internal/syncbuf"
 )
 
 // binDir holds the plugins the tests build, once per test binary.
@@ -92,29 +92,11 @@ func testSettings(plugins ...Plugin) Options {
 	}
 }
 
-// syncBuffer collects logs from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type testHost struct {
 	*Host
 	db    *store.DB
 	audit *audit.Log
-	logs  *syncBuffer
+	logs  *syncbuf.Buffer
 }
 
 func openDB(t testing.TB) *store.DB {
@@ -131,7 +113,7 @@ func openDB(t testing.TB) *store.DB {
 // test ends. opts may adjust the options.
 func newHost(t testing.TB, o Options, opts ...func(*Options)) *testHost {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	db := openDB(t)
 	al := audit.New(db, audit.Options{})
 	o.DB, o.Audit = db, al

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berthgw/berth/internal/syncbuf"
 )
 
 // children returns the pids whose parent is ppid.
@@ -85,7 +87,7 @@ plugins:
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ package pebbletest
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -36,6 +35,7 @@ import (
 	"time"
 
 	"github.com/berthgw/berth/internal/freeport"
+	"github.com/berthgw/berth/internal/syncbuf"
 )
 
 // Version is the pinned pebble; testdata/pebble/go.mod requires it.
@@ -112,7 +112,7 @@ type Server struct {
 
 	mgmt   string
 	client *http.Client
-	out    *lockedBuffer
+	out    *syncbuf.Buffer
 }
 
 // Start runs pebble until the test ends.
@@ -128,7 +128,7 @@ func Start(t testing.TB, opts Options) *Server {
 		}
 		return p
 	}
-	s := &Server{TLSRootFile: write("pebble-root.pem", caPEM), DNS: StartDNS(t), out: &lockedBuffer{}}
+	s := &Server{TLSRootFile: write("pebble-root.pem", caPEM), DNS: StartDNS(t), out: &syncbuf.Buffer{}}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
 	s.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
@@ -280,21 +280,4 @@ func makeServingCert(t testing.TB) (caPEM, certPEM, keyPEM []byte) {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
 		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
