@@ -174,7 +174,7 @@ func TestAccessKeysAndExchange(t *testing.T) {
 	}
 	ag.secret(ct["token"])
 	ag.must(t, 200, "GET", "/api/v1/auth/me", nil, bearer(ct["token"]))
-	if !strings.Contains(ag.logs.String(), "secretKey=REDACTED") || strings.Contains(ag.logs.String(), keys[1].AccessKey) {
+	if !strings.Contains(ag.Logs(), "secretKey=REDACTED") || strings.Contains(ag.Logs(), keys[1].AccessKey) {
 		t.Error("cube token query not redacted in the access log")
 	}
 

@@ -1,36 +1,24 @@
 package identity_test
 
 import (
-	"bytes"
-	"context"
-	"crypto/rand"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
-	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/authn"
 	"github.com/berthgw/berth/gateway/config"
 	"github.com/berthgw/berth/gateway/identity"
-	"github.com/berthgw/berth/gateway/middleware"
+	"github.com/berthgw/berth/gateway/internal/apitest"
 	"github.com/berthgw/berth/gateway/ratelimit"
-	"github.com/berthgw/berth/gateway/secretbox"
-	"github.com/berthgw/berth/gateway/store"
 )
 
-// The handler tests run identity's endpoints in process: an in-memory
-// store, the identity service and its handlers behind the real
+// The handler tests run identity's endpoints on apitest's harness: an
+// in-memory store, the identity service and its handlers behind the real
 // authn guard, served by fasthttp on an in-memory listener. The settings
 // come from the configuration's defaults, as the gateway reads them; the
 // routes are identity's lines of the gateway's route table
@@ -58,34 +46,10 @@ const adminPassword = "admin-Password-0001"
 
 // authGW is identity's endpoints, running. Every secret a test handles is
 // registered with secret(); when the test ends the logs, the audit log and
-// a full dump of the store are searched for each of them.
+// a full dump of the store are searched for each of them (apitest).
 type authGW struct {
-	clock  *fakeClock
-	db     *store.DB
-	audit  *audit.Log
-	logs   *syncBuffer
-	client *http.Client
-	http   string // base URL
-
-	mu      sync.Mutex
-	secrets []string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	*apitest.Env
+	clock *fakeClock
 }
 
 // startAuth serves identity's endpoints with the configuration's defaults
@@ -109,29 +73,15 @@ func startAuth(t *testing.T, env map[string]string) *authGW {
 		t.Fatal(err)
 	}
 	clock := &fakeClock{t: time.Now().UTC()}
-	ag := &authGW{clock: clock, logs: &syncBuffer{}}
-	log := slog.New(slog.NewTextHandler(ag.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-
-	ag.db, err = store.Open(store.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := make([]byte, 32)
-	rand.Read(key)
-	box, err := secretbox.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ag.audit = audit.New(ag.db, audit.Options{Retention: cfg.Audit.Retention(), MaxEvents: cfg.Audit.MaxEvents, Now: clock.Now, Logger: log})
-	if _, err := identity.EnsureAdmin(ag.db, cfg.AdminPassword, io.Discard); err != nil {
-		t.Fatal(err)
-	}
 	var clients []identity.OAuthClient
 	for _, c := range cfg.Auth.OAuth.ResolvedClients() {
 		clients = append(clients, identity.OAuthClient{ID: c.ID, SecretSHA256: c.SecretSHA256})
 	}
-	svc, err := identity.NewService(identity.Options{
-		DB: ag.db, Box: box, Audit: ag.audit, Now: clock.Now, Logger: log,
+	limit := func(l config.RateLimit) ratelimit.Limit { return ratelimit.PerPeriod(l.Requests, l.Per.D(), l.Burst) }
+	e := apitest.NewWith(t, apitest.Options{
+		Now:           clock.Now,
+		AdminPassword: cfg.AdminPassword,
+		Audit:         audit.Options{Retention: cfg.Audit.Retention(), MaxEvents: cfg.Audit.MaxEvents},
 		Settings: identity.Settings{
 			Issuer: cfg.Auth.Issuer, Audience: cfg.Auth.Audience,
 			AccessTokenTTL: cfg.Auth.AccessTokenTTL.D(), RefreshTokenTTL: cfg.Auth.RefreshTokenTTL.D(),
@@ -146,44 +96,14 @@ func startAuth(t *testing.T, env map[string]string) *authGW {
 			OAuthClients:          clients,
 			SigningKeyRotation:    cfg.Auth.SigningKeyRotation.D(),
 		},
+		Limits: ratelimit.Options{MaxKeys: cfg.RateLimits.MaxKeys, Scopes: map[string]ratelimit.Limit{
+			ratelimit.ScopeAuth: limit(cfg.RateLimits.Auth), ratelimit.ScopeAPI: limit(cfg.RateLimits.API),
+			ratelimit.ScopeAPIUser: limit(cfg.RateLimits.APIUser),
+		}},
+		Authn: authn.Options{Trusted: &ratelimit.Trusted{}, CookieName: cfg.Auth.Session.CookieName, AllowedOrigins: cfg.Auth.CORS.AllowedOrigins},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	limit := func(l config.RateLimit) ratelimit.Limit { return ratelimit.PerPeriod(l.Requests, l.Per.D(), l.Burst) }
-	limiter := ratelimit.New(ratelimit.Options{MaxKeys: cfg.RateLimits.MaxKeys, Now: clock.Now, Scopes: map[string]ratelimit.Limit{
-		ratelimit.ScopeAuth: limit(cfg.RateLimits.Auth), ratelimit.ScopeAPI: limit(cfg.RateLimits.API),
-		ratelimit.ScopeAPIUser: limit(cfg.RateLimits.APIUser),
-	}})
-	auth, err := authn.New(authn.Options{Service: svc, Limiter: limiter, Trusted: &ratelimit.Trusted{},
-		CookieName: cfg.Auth.Session.CookieName, AllowedOrigins: cfg.Auth.CORS.AllowedOrigins, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := router.New()
-	if err := auth.Mount(r, routes(identity.NewHandlers(svc, auth, ag.audit))); err != nil {
-		t.Fatal(err)
-	}
-
-	// The request id and the access log, as the gateway adds them: the
-	// secret scan covers the access log too.
-	handler := middleware.Chain(r.Handler, middleware.RequestID(),
-		middleware.AccessLog(log, func(ctx *fasthttp.RequestCtx) string { return auth.ClientIP(ctx).String() }))
-	ln := fasthttputil.NewInmemoryListener()
-	srv := &fasthttp.Server{Handler: handler}
-	go srv.Serve(ln)
-	peer := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
-	ag.client = &http.Client{Transport: &http.Transport{
-		DialContext: func(context.Context, string, string) (net.Conn, error) { return ln.DialWithLocalAddr(peer) },
-	}}
-	ag.http = "http://berth.test"
-	ag.secret(adminPassword)
-	t.Cleanup(func() {
-		ag.checkNoSecrets(t)
-		srv.Shutdown()
-		ag.db.Close()
-	})
-	return ag
+	e.Serve(t, routes(identity.NewHandlers(e.IDs, e.Authn, e.Audit)))
+	return &authGW{Env: e, clock: clock}
 }
 
 // routes are identity's lines of the gateway's route table.
@@ -233,42 +153,18 @@ func routes(h *identity.Handlers) []authn.Route {
 	}
 }
 
+// secret registers secrets for the scan; values shorter than 8 bytes are
+// too likely to occur by chance.
 func (ag *authGW) secret(s ...string) {
-	ag.mu.Lock()
-	defer ag.mu.Unlock()
 	for _, v := range s {
 		if len(v) >= 8 {
-			ag.secrets = append(ag.secrets, v)
-		}
-	}
-}
-
-// checkNoSecrets searches logs, audit events, login history and a full
-// backup of the store for every registered secret.
-func (ag *authGW) checkNoSecrets(t *testing.T) {
-	var dump bytes.Buffer
-	if err := ag.db.Backup(&dump); err != nil {
-		t.Errorf("backup for the secret scan: %v", err)
-	}
-	events, _, err := ag.audit.Find(audit.Query{Limit: audit.MaxLimit})
-	if err != nil {
-		t.Errorf("read audit: %v", err)
-	}
-	auditJSON, _ := json.Marshal(events)
-	logs := ag.logs.String()
-	ag.mu.Lock()
-	defer ag.mu.Unlock()
-	for _, s := range ag.secrets {
-		for where, text := range map[string]string{"logs": logs, "audit": string(auditJSON), "store": dump.String()} {
-			if strings.Contains(text, s) {
-				t.Errorf("secret %.12q… found in %s", s, where)
-			}
+			ag.Secret(v)
 		}
 	}
 }
 
 // opt changes a request before it is sent.
-type opt func(*http.Request)
+type opt = func(*http.Request)
 
 func bearer(tok string) opt {
 	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
@@ -278,54 +174,19 @@ func header(k, v string) opt { return func(r *http.Request) { r.Header.Set(k, v)
 
 // raw is a request body sent as is with a JSON content type (override it
 // with header).
-type raw string
+type raw = []byte
 
 // call sends a request. body is nil, raw, url.Values (form-encoded) or any
 // value to encode as JSON.
 func (ag *authGW) call(t *testing.T, method, path string, body any, opts ...opt) (int, []byte, http.Header) {
 	t.Helper()
-	var rd io.Reader
-	ct := ""
-	switch b := body.(type) {
-	case nil:
-	case raw:
-		rd, ct = strings.NewReader(string(b)), "application/json"
-	case url.Values:
-		rd, ct = strings.NewReader(b.Encode()), "application/x-www-form-urlencoded"
-	default:
-		data, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd, ct = bytes.NewReader(data), "application/json"
-	}
-	req, err := http.NewRequest(method, ag.http+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ct != "" {
-		req.Header.Set("Content-Type", ct)
-	}
-	for _, o := range opts {
-		o(req)
-	}
-	resp, err := ag.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, data, resp.Header
+	return ag.Do(t, method, path, "", body, opts...)
 }
 
 // must is call that fails the test unless the status is want.
 func (ag *authGW) must(t *testing.T, want int, method, path string, body any, opts ...opt) []byte {
 	t.Helper()
-	status, data, _ := ag.call(t, method, path, body, opts...)
-	if status != want {
-		t.Fatalf("%s %s: status %d, want %d: %s", method, path, status, want, data)
-	}
-	return data
+	return ag.Must(t, want, method, path, "", body, opts...)
 }
 
 func decode[T any](t *testing.T, data []byte) T {
@@ -390,49 +251,23 @@ func (ag *authGW) createUser(t *testing.T, admin, username, password string, rol
 }
 
 // state is every identity record in the store, for "changed nothing"
-// checks, read by the tables' stored names. Audit and login history are
-// left out: refusals are meant to be recorded there.
+// checks.
 func (ag *authGW) state(t *testing.T) string {
 	t.Helper()
-	var b strings.Builder
-	err := ag.db.View(func(tx *store.Tx) error {
-		for _, name := range []string{"users", "roles", "sessions", "refresh_tokens", "api_keys", "access_keys"} {
-			tbl := store.NewTable[json.RawMessage](name)
-			err := tbl.Scan(tx, store.ScanOptions{}, func(id string, v *json.RawMessage) (bool, error) {
-				data, _ := json.Marshal(v)
-				b.WriteString(name + "/" + id + " " + string(data) + "\n")
-				return true, nil
-			})
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
+	return apitest.IdentityState(t, ag.DB)
 }
 
 // auditEvents returns the audit events matching q (newest first).
 func (ag *authGW) auditEvents(t *testing.T, q audit.Query) []audit.Event {
 	t.Helper()
-	if q.Limit == 0 {
-		q.Limit = audit.MaxLimit
-	}
-	evs, _, err := ag.audit.Find(q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return evs
+	return ag.Events(t, q)
 }
 
 // hasEvent reports whether an event with this resource type, action and
 // result exists.
 func (ag *authGW) hasEvent(t *testing.T, resourceType, action, result string) bool {
 	t.Helper()
-	for _, e := range ag.auditEvents(t, audit.Query{ResourceType: resourceType, Action: action}) {
+	for _, e := range ag.Events(t, audit.Query{ResourceType: resourceType, Action: action}) {
 		if e.Result == result {
 			return true
 		}
