@@ -7,17 +7,10 @@ import (
 	"time"
 
 	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/internal/apitest"
 )
 
-type meOut struct {
-	ID          string   `json:"id"`
-	Username    string   `json:"username"`
-	Roles       []string `json:"roles"`
-	Permissions []string `json:"permissions"`
-	AuthMethod  string   `json:"auth_method"`
-	SessionID   string   `json:"session_id"`
-	Scopes      []string `json:"scopes"`
-}
+type meOut = apitest.Me
 
 func TestLoginRefreshRotationAndLogout(t *testing.T) {
 	ag := startAuth(t, nil)

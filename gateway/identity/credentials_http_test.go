@@ -11,17 +11,10 @@ import (
 	"time"
 
 	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/internal/apitest"
 )
 
-type apiKeyOut struct {
-	ID         string     `json:"id"`
-	Name       string     `json:"name"`
-	Prefix     string     `json:"prefix"`
-	Scopes     []string   `json:"scopes"`
-	Key        string     `json:"key"`
-	ExpiresAt  *time.Time `json:"expires_at"`
-	LastUsedAt *time.Time `json:"last_used_at"`
-}
+type apiKeyOut = apitest.APIKey
 
 func TestAPIKeys(t *testing.T) {
 	ag := startAuth(t, nil)

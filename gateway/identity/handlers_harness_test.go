@@ -3,9 +3,7 @@ package identity_test
 import (
 	"encoding/json"
 	"net/http"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -24,24 +22,6 @@ import (
 // routes are identity's lines of the gateway's route table
 // (gateway/routes.go), whose own tests check the table itself.
 
-// fakeClock drives identity, rate limits and audit; nothing here sleeps.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 const adminPassword = "admin-Password-0001"
 
 // authGW is identity's endpoints, running. Every secret a test handles is
@@ -49,7 +29,7 @@ const adminPassword = "admin-Password-0001"
 // a full dump of the store are searched for each of them (apitest).
 type authGW struct {
 	*apitest.Env
-	clock *fakeClock
+	clock *apitest.Clock
 }
 
 // startAuth serves identity's endpoints with the configuration's defaults
@@ -72,7 +52,7 @@ func startAuth(t *testing.T, env map[string]string) *authGW {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{t: time.Now().UTC()}
+	clock := apitest.StoppedClock()
 	var clients []identity.OAuthClient
 	for _, c := range cfg.Auth.OAuth.ResolvedClients() {
 		clients = append(clients, identity.OAuthClient{ID: c.ID, SecretSHA256: c.SecretSHA256})
@@ -191,11 +171,7 @@ func (ag *authGW) must(t *testing.T, want int, method, path string, body any, op
 
 func decode[T any](t *testing.T, data []byte) T {
 	t.Helper()
-	var v T
-	if err := json.Unmarshal(data, &v); err != nil {
-		t.Fatalf("decode %T from %s: %v", v, data, err)
-	}
-	return v
+	return apitest.Decode[T](t, data)
 }
 
 type apiError struct {
@@ -214,29 +190,16 @@ func decodeError(t *testing.T, body []byte) apiError {
 	return e
 }
 
-type tokenPair struct {
-	AccessToken  string `json:"access_token"`
-	RefreshToken string `json:"refresh_token"`
-	TokenType    string `json:"token_type"`
-	ExpiresIn    int    `json:"expires_in"`
-}
+type (
+	tokenPair = apitest.TokenPair
+	userOut   = apitest.UserOut
+)
 
 func (ag *authGW) login(t *testing.T, username, password string) tokenPair {
 	t.Helper()
-	tp := decode[tokenPair](t, ag.must(t, 200, "POST", "/api/v1/auth/login", map[string]any{"username": username, "password": password}))
-	if tp.AccessToken == "" || tp.RefreshToken == "" || tp.TokenType != "Bearer" {
-		t.Fatalf("login answer: %+v", tp)
-	}
+	tp := apitest.DecodeLogin(t, ag.must(t, 200, "POST", "/api/v1/auth/login", map[string]any{"username": username, "password": password}))
 	ag.secret(tp.AccessToken, tp.RefreshToken)
 	return tp
-}
-
-type userOut struct {
-	ID       string   `json:"id"`
-	Username string   `json:"username"`
-	Roles    []string `json:"roles"`
-	Groups   []string `json:"groups"`
-	Status   string   `json:"status"`
 }
 
 // createUser makes a user through the API with the admin token.

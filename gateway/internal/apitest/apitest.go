@@ -283,10 +283,17 @@ func (e *Env) Logs() string { return e.logs.String() }
 // when q.Limit is 0).
 func (e *Env) Events(t testing.TB, q audit.Query) []audit.Event {
 	t.Helper()
+	return FindEvents(t, e.Audit, q)
+}
+
+// FindEvents returns the events of log matching q (newest first; every
+// one when q.Limit is 0).
+func FindEvents(t testing.TB, log *audit.Log, q audit.Query) []audit.Event {
+	t.Helper()
 	if q.Limit == 0 {
 		q.Limit = audit.MaxLimit
 	}
-	events, _, err := e.Audit.Find(q)
+	events, _, err := log.Find(q)
 	if err != nil {
 		t.Fatal(err)
 	}
