@@ -7,6 +7,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/berthgw/berth/gateway"
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/authn"
 	"github.com/berthgw/berth/gateway/config"
@@ -19,8 +20,8 @@ import (
 // in-memory store, the identity service and its handlers behind the real
 // authn guard, served by fasthttp on an in-memory listener. The settings
 // come from the configuration's defaults, as the gateway reads them; the
-// routes are identity's lines of the gateway's route table
-// (gateway/routes.go), whose own tests check the table itself.
+// routes are identity's block of the gateway's route table
+// (gateway.IdentityRoutes), whose own tests check the table itself.
 
 const adminPassword = "admin-Password-0001"
 
@@ -86,51 +87,12 @@ func startAuth(t *testing.T, env map[string]string) *authGW {
 	return &authGW{Env: e, clock: clock}
 }
 
-// routes are identity's lines of the gateway's route table.
+// routes are identity's block of the gateway's route table
+// (gateway.IdentityRoutes), and the JWKS document, which the gateway
+// mounts outside the table because it needs no guard.
 func routes(h *identity.Handlers) []authn.Route {
-	const (
-		get, post, put, del = fasthttp.MethodGet, fasthttp.MethodPost, fasthttp.MethodPut, fasthttp.MethodDelete
-		public, signedIn    = authn.Public, authn.SignedIn
-		auth                = ratelimit.ScopeAuth
-		users, settings     = identity.PermUsersAdmin, identity.PermSettingsAdmin
-	)
-	return []authn.Route{
-		{Method: post, Path: "/api/v1/auth/login", Permission: public, AddrScope: auth, Handler: h.Login},
-		{Method: post, Path: "/api/v1/auth/refresh", Permission: public, AddrScope: auth, Handler: h.Refresh},
-		{Method: post, Path: "/api/v1/auth/token", Permission: public, AddrScope: auth, Handler: h.Token},
-		{Method: get, Path: "/api/v1/cube/key/token", Permission: public, AddrScope: auth, Handler: h.CubeToken},
-		{Method: post, Path: "/oauth/token", Permission: public, AddrScope: auth, Handler: h.OAuthToken},
-		{Method: post, Path: "/api/v1/auth/logout", Permission: signedIn, Handler: h.Logout},
-		{Method: get, Path: "/api/v1/auth/me", Permission: signedIn, Handler: h.Me},
-		{Method: put, Path: "/api/v1/auth/me/password", Permission: signedIn, AddrScope: auth, Handler: h.ChangePassword},
-		{Method: get, Path: "/api/v1/auth/me/login-history", Permission: signedIn, Handler: h.MyLoginHistory},
-		{Method: get, Path: "/api/v1/auth/sessions", Permission: signedIn, Handler: h.ListSessions},
-		{Method: del, Path: "/api/v1/auth/sessions/{id}", Permission: signedIn, Handler: h.RevokeSession},
-		{Method: post, Path: "/api/v1/auth/api-keys", Permission: signedIn, Handler: h.CreateAPIKey},
-		{Method: get, Path: "/api/v1/auth/api-keys", Permission: signedIn, Handler: h.ListAPIKeys},
-		{Method: del, Path: "/api/v1/auth/api-keys/{id}", Permission: signedIn, Handler: h.RevokeAPIKey},
-		{Method: post, Path: "/api/v1/auth/access-keys", Permission: signedIn, Handler: h.CreateAccessKey},
-		{Method: get, Path: "/api/v1/auth/access-keys", Permission: signedIn, Handler: h.ListAccessKeys},
-		{Method: del, Path: "/api/v1/auth/access-keys/{id}", Permission: signedIn, Handler: h.DeleteAccessKey},
-		{Method: get, Path: "/api/v1/activities", Permission: signedIn, Handler: h.Activities},
-		{Method: get, Path: "/api/v1/users", Permission: users, Handler: h.ListUsers},
-		{Method: post, Path: "/api/v1/users", Permission: users, Handler: h.CreateUser},
-		{Method: get, Path: "/api/v1/users/{id}", Permission: users, Handler: h.GetUser},
-		{Method: put, Path: "/api/v1/users/{id}", Permission: users, Handler: h.UpdateUser},
-		{Method: del, Path: "/api/v1/users/{id}", Permission: users, Handler: h.DeleteUser},
-		{Method: post, Path: "/api/v1/users/{id}/password", Permission: users, Handler: h.ResetPassword},
-		{Method: get, Path: "/api/v1/users/{id}/login-history", Permission: users, Handler: h.UserLoginHistory},
-		{Method: get, Path: "/api/v1/roles", Permission: users, Handler: h.ListRoles},
-		{Method: post, Path: "/api/v1/roles", Permission: users, Handler: h.CreateRole},
-		{Method: get, Path: "/api/v1/roles/{name}", Permission: users, Handler: h.GetRole},
-		{Method: put, Path: "/api/v1/roles/{name}", Permission: users, Handler: h.UpdateRole},
-		{Method: del, Path: "/api/v1/roles/{name}", Permission: users, Handler: h.DeleteRole},
-		{Method: get, Path: "/api/v1/permissions", Permission: users, Handler: h.ListPermissions},
-		{Method: get, Path: "/api/v1/audit", Permission: identity.PermAuditRead, Handler: h.Audit},
-		{Method: get, Path: "/api/v1/signing-keys", Permission: settings, Handler: h.ListSigningKeys},
-		{Method: post, Path: "/api/v1/signing-keys/rotate", Permission: settings, Handler: h.RotateSigningKey},
-		{Method: get, Path: "/.well-known/jwks.json", Permission: public, Handler: h.JWKS},
-	}
+	return append(gateway.IdentityRoutes(h),
+		authn.Route{Method: fasthttp.MethodGet, Path: "/.well-known/jwks.json", Permission: authn.Public, Handler: h.JWKS})
 }
 
 // secret registers secrets for the scan; values shorter than 8 bytes are
