@@ -1,7 +1,6 @@
 package identity_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"testing"
 
@@ -136,66 +135,10 @@ func decode[T any](t *testing.T, data []byte) T {
 	return apitest.Decode[T](t, data)
 }
 
-type apiError struct {
-	Code      int    `json:"code"`
-	Error     string `json:"error"`
-	Message   string `json:"message"`
-	RequestID string `json:"request_id"`
-}
+var decodeError = apitest.DecodeError
 
-func decodeError(t *testing.T, body []byte) apiError {
-	t.Helper()
-	var e apiError
-	if err := json.Unmarshal(body, &e); err != nil {
-		t.Fatalf("error body is not JSON: %q", body)
-	}
-	return e
-}
-
+// The API's answers, as apitest decodes them.
 type (
 	tokenPair = apitest.TokenPair
 	userOut   = apitest.UserOut
 )
-
-func (ag *authGW) login(t *testing.T, username, password string) tokenPair {
-	t.Helper()
-	tp := apitest.DecodeLogin(t, ag.must(t, 200, "POST", "/api/v1/auth/login", map[string]any{"username": username, "password": password}))
-	ag.secret(tp.AccessToken, tp.RefreshToken)
-	return tp
-}
-
-// createUser makes a user through the API with the admin token.
-func (ag *authGW) createUser(t *testing.T, admin, username, password string, roles ...string) userOut {
-	t.Helper()
-	ag.secret(password)
-	body := map[string]any{"username": username, "password": password}
-	if len(roles) > 0 {
-		body["roles"] = roles
-	}
-	return decode[userOut](t, ag.must(t, 201, "POST", "/api/v1/users", body, bearer(admin)))
-}
-
-// state is every identity record in the store, for "changed nothing"
-// checks.
-func (ag *authGW) state(t *testing.T) string {
-	t.Helper()
-	return apitest.IdentityState(t, ag.DB)
-}
-
-// auditEvents returns the audit events matching q (newest first).
-func (ag *authGW) auditEvents(t *testing.T, q audit.Query) []audit.Event {
-	t.Helper()
-	return ag.Events(t, q)
-}
-
-// hasEvent reports whether an event with this resource type, action and
-// result exists.
-func (ag *authGW) hasEvent(t *testing.T, resourceType, action, result string) bool {
-	t.Helper()
-	for _, e := range ag.Events(t, audit.Query{ResourceType: resourceType, Action: action}) {
-		if e.Result == result {
-			return true
-		}
-	}
-	return false
-}

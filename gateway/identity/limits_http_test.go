@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/internal/apitest"
 )
 
 func TestAPIRateLimitPerPrincipal(t *testing.T) {
@@ -13,10 +14,10 @@ func TestAPIRateLimitPerPrincipal(t *testing.T) {
 		"BERTH_RATE_LIMITS_API_PER":      "1m",
 		"BERTH_RATE_LIMITS_API_BURST":    "3",
 	})
-	admin := ag.login(t, "admin", adminPassword).AccessToken
+	admin := ag.Login(t, "admin", adminPassword).AccessToken
 	// Creating ivy uses one of the admin's three requests a minute.
-	ag.createUser(t, admin, "ivy", "ivy-password-123")
-	ivy := ag.login(t, "ivy", "ivy-password-123").AccessToken
+	ag.CreateUser(t, admin, "ivy", "ivy-password-123")
+	ivy := ag.Login(t, "ivy", "ivy-password-123").AccessToken
 	ag.must(t, 200, "GET", "/api/v1/auth/me", nil, bearer(admin))
 	ag.must(t, 200, "GET", "/api/v1/auth/me", nil, bearer(admin))
 	status, body, hdr := ag.call(t, "GET", "/api/v1/auth/me", nil, bearer(admin))
@@ -46,7 +47,7 @@ func TestAccountLockout(t *testing.T) {
 		"BERTH_AUTH_LOCKOUT_MAX_DURATION": "4m",
 	})
 	ag.secret("wrong-password-9")
-	fail := func(user string) (int, apiError) {
+	fail := func(user string) (int, apitest.APIError) {
 		status, body, _ := ag.call(t, "POST", "/api/v1/auth/login", map[string]any{"username": user, "password": "wrong-password-9"})
 		return status, decodeError(t, body)
 	}
@@ -67,18 +68,18 @@ func TestAccountLockout(t *testing.T) {
 	}
 	// Case does not dodge the lock.
 	ag.must(t, 429, "POST", "/api/v1/auth/login", map[string]any{"username": "ADMIN", "password": adminPassword})
-	if !ag.hasEvent(t, "session", "login", audit.ResultFailure) {
+	if !ag.HasEventOn(t, "session", "login", audit.ResultFailure) {
 		t.Error("lockout refusals not audited")
 	}
 	// After the lock the right password works and clears the count.
 	ag.clock.Advance(61 * time.Second)
-	ag.login(t, "admin", adminPassword)
+	ag.Login(t, "admin", adminPassword)
 	for i := 0; i < 2; i++ {
 		if status, _ := fail("admin"); status != 401 {
 			t.Fatal("count not reset by the successful sign-in")
 		}
 	}
-	ag.login(t, "admin", adminPassword)
+	ag.Login(t, "admin", adminPassword)
 	// The next failure after a lock locks again for twice as long.
 	if status, _ := fail("ghost"); status != 401 {
 		t.Fatalf("first failure after the lock: %d", status)

@@ -17,8 +17,8 @@ func TestAPIRateLimitPerUserAcrossKeys(t *testing.T) {
 		"BERTH_RATE_LIMITS_API_USER_PER":      "1m",
 		"BERTH_RATE_LIMITS_API_USER_BURST":    "4",
 	})
-	admin := ag.login(t, "admin", adminPassword).AccessToken
-	ivy := ag.createUser(t, admin, "ivy", "ivy-password-123")
+	admin := ag.Login(t, "admin", adminPassword).AccessToken
+	ivy := ag.CreateUser(t, admin, "ivy", "ivy-password-123")
 	newKey := func(name string) string {
 		k := decode[apiKeyOut](t, ag.must(t, 201, "POST", "/api/v1/auth/api-keys", map[string]any{"name": name, "user_id": ivy.ID}, bearer(admin))).Key
 		ag.secret(k)
@@ -39,7 +39,7 @@ func TestAPIRateLimitPerUserAcrossKeys(t *testing.T) {
 		t.Fatalf("second key past the user's limit: %d %s Retry-After=%q", status, body, hdr.Get("Retry-After"))
 	}
 	// Ivy's own sign-in shares the bucket too.
-	tok := ag.login(t, "ivy", "ivy-password-123").AccessToken
+	tok := ag.Login(t, "ivy", "ivy-password-123").AccessToken
 	ag.must(t, 429, "GET", "/api/v1/auth/me", nil, bearer(tok))
 	// Another user is not touched.
 	ag.must(t, 200, "GET", "/api/v1/auth/me", nil, bearer(admin))

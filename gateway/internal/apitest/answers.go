@@ -100,3 +100,22 @@ type UserOut struct {
 	Groups   []string `json:"groups"`
 	Status   string   `json:"status"`
 }
+
+// APIError is the body of every error answer of the API.
+type APIError struct {
+	Code      int    `json:"code"`
+	Error     string `json:"error"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id"`
+}
+
+// DecodeError decodes an error answer, failing the test if it is not
+// JSON.
+func DecodeError(t testing.TB, body []byte) APIError {
+	t.Helper()
+	var e APIError
+	if err := json.Unmarshal(body, &e); err != nil {
+		t.Fatalf("error body is not JSON: %q", body)
+	}
+	return e
+}

@@ -329,12 +329,46 @@ func IdentityState(t testing.TB, db *store.DB) string {
 // result.
 func (e *Env) HasEvent(t testing.TB, action, result string) bool {
 	t.Helper()
-	for _, ev := range e.Events(t, audit.Query{Action: action}) {
+	return e.HasEventOn(t, "", action, result)
+}
+
+// HasEventOn reports whether the audit log holds an event of action with
+// result on a resource of resourceType (any type when "").
+func (e *Env) HasEventOn(t testing.TB, resourceType, action, result string) bool {
+	t.Helper()
+	for _, ev := range e.Events(t, audit.Query{ResourceType: resourceType, Action: action}) {
 		if ev.Result == result {
 			return true
 		}
 	}
 	return false
+}
+
+// State is every identity record in the store (IdentityState).
+func (e *Env) State(t testing.TB) string {
+	t.Helper()
+	return IdentityState(t, e.DB)
+}
+
+// Login signs in through the API with a password and registers the tokens
+// as secrets.
+func (e *Env) Login(t testing.TB, username, password string) TokenPair {
+	t.Helper()
+	tp := DecodeLogin(t, e.Must(t, 200, "POST", "/api/v1/auth/login", "", map[string]any{"username": username, "password": password}))
+	e.Secret(tp.AccessToken, tp.RefreshToken)
+	return tp
+}
+
+// CreateUser makes a user through the API with the admin's token and
+// registers the password as a secret.
+func (e *Env) CreateUser(t testing.TB, admin, username, password string, roles ...string) UserOut {
+	t.Helper()
+	e.Secret(password)
+	body := map[string]any{"username": username, "password": password}
+	if len(roles) > 0 {
+		body["roles"] = roles
+	}
+	return Decode[UserOut](t, e.Must(t, 201, "POST", "/api/v1/users", admin, body))
 }
 
 // syncBuffer is a log sink safe for the server's goroutines.
