@@ -44,7 +44,7 @@ type Env struct {
 	// Now is the clock of every service here: the real one.
 	Now func() time.Time
 
-	logs    syncBuffer
+	logs    SyncBuffer
 	client  *http.Client
 	mu      sync.Mutex
 	secrets []string
@@ -371,19 +371,19 @@ func (e *Env) CreateUser(t testing.TB, admin, username, password string, roles .
 	return Decode[UserOut](t, e.Must(t, 201, "POST", "/api/v1/users", admin, body))
 }
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
+// SyncBuffer is a log sink safe for a server's goroutines.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
