@@ -1,51 +1,21 @@
 package gateway
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/config"
-	"github.com/berthgw/berth/gateway/store"
+	"github.com/berthgw/berth/gateway/internal/apitest"
 )
 
-// fakeClock drives identity, rate limits and audit in tests; nothing here
-// sleeps. It starts at the real time so Badger's own TTLs agree with it.
-// A stopped clock moves only by Advance; a running one (runningClock) also
-// moves with real time, for tests where the gateway's timers must fire at
-// the times its clock names.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-	// started is when a running clock read t; zero for a stopped clock.
-	started time.Time
-}
+// The clocks are apitest's: stopped, or running with real time for tests
+// where the gateway's timers must fire at the times its clock names.
+type fakeClock = apitest.Clock
 
-func stoppedClock() *fakeClock { return &fakeClock{t: time.Now().UTC()} }
-
-func runningClock() *fakeClock { return &fakeClock{t: time.Now().UTC(), started: time.Now()} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.started.IsZero() {
-		return c.t
-	}
-	return c.t.Add(time.Since(c.started))
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+var stoppedClock, runningClock = apitest.StoppedClock, apitest.RunningClock
 
 const adminPassword = "admin-Password-0001"
 
@@ -124,25 +94,9 @@ func (ag *authGW) checkNoSecrets(t *testing.T) {
 	if ag.cancel == nil {
 		return // stopped early by the test; it checked itself
 	}
-	var dump bytes.Buffer
-	if err := ag.db.Backup(&dump); err != nil {
-		t.Errorf("backup for the secret scan: %v", err)
-	}
-	events, _, err := ag.audit.Find(audit.Query{Limit: audit.MaxLimit})
-	if err != nil {
-		t.Errorf("read audit: %v", err)
-	}
-	auditJSON, _ := json.Marshal(events)
-	logs := ag.logs.String()
 	ag.mu.Lock()
 	defer ag.mu.Unlock()
-	for _, s := range ag.secrets {
-		for where, text := range map[string]string{"logs": logs, "audit": string(auditJSON), "store": dump.String()} {
-			if strings.Contains(text, s) {
-				t.Errorf("secret %.12q… found in %s", s, where)
-			}
-		}
-	}
+	apitest.CheckNoSecrets(t, ag.db, ag.audit, ag.logs.String(), ag.secrets)
 }
 
 // opt changes a request before it is sent.
@@ -160,34 +114,13 @@ func cookie(name, v string) opt {
 
 // raw is a request body sent as is with a JSON content type (override it
 // with header).
-type raw string
+type raw = []byte
 
 // call sends a request. body is nil, raw, url.Values (form-encoded) or any
-// value to encode as JSON.
+// value to encode as JSON (apitest.NewRequest).
 func (ag *authGW) call(t *testing.T, method, path string, body any, opts ...opt) (int, []byte, http.Header) {
 	t.Helper()
-	var rd io.Reader
-	ct := ""
-	switch b := body.(type) {
-	case nil:
-	case raw:
-		rd, ct = strings.NewReader(string(b)), "application/json"
-	case url.Values:
-		rd, ct = strings.NewReader(b.Encode()), "application/x-www-form-urlencoded"
-	default:
-		data, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd, ct = bytes.NewReader(data), "application/json"
-	}
-	req, err := http.NewRequest(method, ag.http+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ct != "" {
-		req.Header.Set("Content-Type", ct)
-	}
+	req := apitest.NewRequest(t, method, ag.http+path, body)
 	for _, o := range opts {
 		o(req)
 	}
@@ -207,56 +140,22 @@ func (ag *authGW) must(t *testing.T, want int, method, path string, body any, op
 
 func decode[T any](t *testing.T, data []byte) T {
 	t.Helper()
-	var v T
-	if err := json.Unmarshal(data, &v); err != nil {
-		t.Fatalf("decode %T from %s: %v", v, data, err)
-	}
-	return v
+	return apitest.Decode[T](t, data)
 }
 
-type tokenPair struct {
-	AccessToken  string `json:"access_token"`
-	RefreshToken string `json:"refresh_token"`
-	TokenType    string `json:"token_type"`
-	ExpiresIn    int    `json:"expires_in"`
-}
+// The API's answers, as apitest decodes them.
+type (
+	tokenPair = apitest.TokenPair
+	apiKeyOut = apitest.APIKey
+	meOut     = apitest.Me
+	userOut   = apitest.UserOut
+)
 
 func (ag *authGW) login(t *testing.T, username, password string) tokenPair {
 	t.Helper()
-	tp := decode[tokenPair](t, ag.must(t, 200, "POST", "/api/v1/auth/login", map[string]any{"username": username, "password": password}))
-	if tp.AccessToken == "" || tp.RefreshToken == "" || tp.TokenType != "Bearer" {
-		t.Fatalf("login answer: %+v", tp)
-	}
+	tp := apitest.DecodeLogin(t, ag.must(t, 200, "POST", "/api/v1/auth/login", map[string]any{"username": username, "password": password}))
 	ag.secret(tp.AccessToken, tp.RefreshToken)
 	return tp
-}
-
-type apiKeyOut struct {
-	ID         string     `json:"id"`
-	Name       string     `json:"name"`
-	Prefix     string     `json:"prefix"`
-	Scopes     []string   `json:"scopes"`
-	Key        string     `json:"key"`
-	ExpiresAt  *time.Time `json:"expires_at"`
-	LastUsedAt *time.Time `json:"last_used_at"`
-}
-
-type meOut struct {
-	ID          string   `json:"id"`
-	Username    string   `json:"username"`
-	Roles       []string `json:"roles"`
-	Permissions []string `json:"permissions"`
-	AuthMethod  string   `json:"auth_method"`
-	SessionID   string   `json:"session_id"`
-	Scopes      []string `json:"scopes"`
-}
-
-type userOut struct {
-	ID       string   `json:"id"`
-	Username string   `json:"username"`
-	Roles    []string `json:"roles"`
-	Groups   []string `json:"groups"`
-	Status   string   `json:"status"`
 }
 
 // createUser makes a user through the API with the admin token.
@@ -271,46 +170,16 @@ func (ag *authGW) createUser(t *testing.T, admin, username, password string, rol
 }
 
 // state is every identity record in the store, for "changed nothing"
-// checks. Audit and login history are left out: refusals are meant to be
-// recorded there.
+// checks (apitest.IdentityState).
 func (ag *authGW) state(t *testing.T) string {
 	t.Helper()
-	var b strings.Builder
-	// identity keeps its tables to itself; they are read here by their
-	// stored names, as raw records.
-	err := ag.db.View(func(tx *store.Tx) error {
-		for _, name := range []string{"users", "roles", "sessions", "refresh_tokens", "api_keys", "access_keys"} {
-			if err := dumpTable(tx, store.NewTable[json.RawMessage](name), &b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
-}
-
-func dumpTable[T any](tx *store.Tx, tbl *store.Table[T], b *strings.Builder) error {
-	return tbl.Scan(tx, store.ScanOptions{}, func(id string, v *T) (bool, error) {
-		data, _ := json.Marshal(v)
-		b.WriteString(tbl.Name() + "/" + id + " " + string(data) + "\n")
-		return true, nil
-	})
+	return apitest.IdentityState(t, ag.db)
 }
 
 // auditEvents returns the audit events matching q (newest first).
 func (ag *authGW) auditEvents(t *testing.T, q audit.Query) []audit.Event {
 	t.Helper()
-	if q.Limit == 0 {
-		q.Limit = audit.MaxLimit
-	}
-	evs, _, err := ag.audit.Find(q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return evs
+	return apitest.FindEvents(t, ag.audit, q)
 }
 
 // hasEvent reports whether an event with this resource type, action and

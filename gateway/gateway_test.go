@@ -25,6 +25,7 @@ import (
 
 	"github.com/berthgw/berth/gateway/config"
 	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/gateway/internal/apitest"
 	"github.com/berthgw/berth/gateway/store"
 	"github.com/berthgw/berth/internal/syncbuf"
 )
@@ -120,21 +121,7 @@ func (tg *testGateway) get(t *testing.T, url string) (*http.Response, []byte) {
 	return tg.do(t, req)
 }
 
-type apiError struct {
-	Code      int    `json:"code"`
-	Error     string `json:"error"`
-	Message   string `json:"message"`
-	RequestID string `json:"request_id"`
-}
-
-func decodeError(t *testing.T, body []byte) apiError {
-	t.Helper()
-	var e apiError
-	if err := json.Unmarshal(body, &e); err != nil {
-		t.Fatalf("error body is not JSON: %q", body)
-	}
-	return e
-}
+var decodeError = apitest.DecodeError
 
 func TestHealthzOnBothListeners(t *testing.T) {
 	tg := start(t, testConfig(t, t.TempDir()), nil)

@@ -14,13 +14,26 @@ import (
 // permission is unknown, and the route-table test checks that every
 // /api/v1 route registered on the router comes from here.
 func (g *Gateway) apiRoutes() []authn.Route {
-	h := g.identityAPI
+	return append(append(IdentityRoutes(g.identityAPI), []authn.Route{
+		// Prometheus scrapes with an API key whose user holds metrics:read
+		// (docs/operating.md): the metrics name every cluster.
+		{Method: fasthttp.MethodGet, Path: "/metrics", Permission: identity.PermMetricsRead, Handler: g.metrics.Handler()},
+		{Method: fasthttp.MethodGet, Path: "/api/v1/plugins", Permission: pluginhost.PermAdmin, Handler: g.plugins.HandleList},
+		{Method: fasthttp.MethodPost, Path: "/api/v1/plugins/{name}/reload", Permission: pluginhost.PermAdmin, Handler: g.plugins.HandleReload},
+		{Method: fasthttp.MethodGet, Path: "/api/v1/tls/certificates", Permission: identity.PermSettingsAdmin, Handler: g.edge.HandleCertificates},
+	}...), append(g.clusterRoutes(), g.fleetOpsRoutes()...)...)
+}
+
+// IdentityRoutes is identity's block of the table: sign-in, the caller's
+// own account, users, roles, audit and signing keys. It is exported for
+// identity's handler tests, which serve exactly these lines.
+func IdentityRoutes(h *identity.Handlers) []authn.Route {
 	const (
 		get, post, put, del = fasthttp.MethodGet, fasthttp.MethodPost, fasthttp.MethodPut, fasthttp.MethodDelete
 		public, signedIn    = authn.Public, authn.SignedIn
 		auth                = ratelimit.ScopeAuth
 	)
-	return append([]authn.Route{
+	return []authn.Route{
 		// Sign-in and token endpoints: public, limited per client address.
 		{Method: post, Path: "/api/v1/auth/login", Permission: public, AddrScope: auth, Handler: h.Login},
 		{Method: post, Path: "/api/v1/auth/refresh", Permission: public, AddrScope: auth, Handler: h.Refresh},
@@ -58,13 +71,7 @@ func (g *Gateway) apiRoutes() []authn.Route {
 		{Method: del, Path: "/api/v1/roles/{name}", Permission: identity.PermUsersAdmin, Handler: h.DeleteRole},
 		{Method: get, Path: "/api/v1/permissions", Permission: identity.PermUsersAdmin, Handler: h.ListPermissions},
 		{Method: get, Path: "/api/v1/audit", Permission: identity.PermAuditRead, Handler: h.Audit},
-		// Prometheus scrapes with an API key whose user holds metrics:read
-		// (docs/operating.md): the metrics name every cluster.
-		{Method: get, Path: "/metrics", Permission: identity.PermMetricsRead, Handler: g.metrics.Handler()},
-		{Method: get, Path: "/api/v1/plugins", Permission: pluginhost.PermAdmin, Handler: g.plugins.HandleList},
-		{Method: post, Path: "/api/v1/plugins/{name}/reload", Permission: pluginhost.PermAdmin, Handler: g.plugins.HandleReload},
-		{Method: get, Path: "/api/v1/tls/certificates", Permission: identity.PermSettingsAdmin, Handler: g.edge.HandleCertificates},
 		{Method: get, Path: "/api/v1/signing-keys", Permission: identity.PermSettingsAdmin, Handler: h.ListSigningKeys},
 		{Method: post, Path: "/api/v1/signing-keys/rotate", Permission: identity.PermSettingsAdmin, Handler: h.RotateSigningKey},
-	}, append(g.clusterRoutes(), g.fleetOpsRoutes()...)...)
+	}
 }

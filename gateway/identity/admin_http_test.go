@@ -10,8 +10,8 @@ import (
 
 func TestUserAdministration(t *testing.T) {
 	ag := startAuth(t, nil)
-	admin := ag.login(t, "admin", adminPassword).AccessToken
-	u := ag.createUser(t, admin, "judy", "judy-password-12")
+	admin := ag.Login(t, "admin", adminPassword).AccessToken
+	u := ag.CreateUser(t, admin, "judy", "judy-password-12")
 	if u.Status != "active" || strings.Join(u.Roles, ",") != "user" {
 		t.Fatalf("created: %+v", u)
 	}
@@ -34,7 +34,7 @@ func TestUserAdministration(t *testing.T) {
 		t.Errorf("update: %+v", up)
 	}
 
-	before := ag.state(t)
+	before := ag.State(t)
 	badCreates := []struct {
 		name   string
 		body   any
@@ -75,29 +75,29 @@ func TestUserAdministration(t *testing.T) {
 	ag.must(t, 404, "DELETE", "/api/v1/users/usr_nope", nil, bearer(admin))
 	ag.must(t, 400, "GET", "/api/v1/users?page_size=501", nil, bearer(admin))
 	ag.must(t, 400, "GET", "/api/v1/users?page=0", nil, bearer(admin))
-	if ag.state(t) != before {
+	if ag.State(t) != before {
 		t.Fatal("refused user changes changed state")
 	}
 
 	// The last active admin can be neither demoted, disabled nor deleted.
 	ag.must(t, 200, "PUT", "/api/v1/users/"+u.ID, map[string]any{"roles": []string{"user"}}, bearer(admin))
 	me := decode[meOut](t, ag.must(t, 200, "GET", "/api/v1/auth/me", nil, bearer(admin)))
-	before = ag.state(t)
+	before = ag.State(t)
 	ag.must(t, 409, "PUT", "/api/v1/users/"+me.ID, map[string]any{"status": "disabled"}, bearer(admin))
 	ag.must(t, 409, "PUT", "/api/v1/users/"+me.ID, map[string]any{"roles": []string{"user"}}, bearer(admin))
 	ag.must(t, 409, "DELETE", "/api/v1/users/"+me.ID, nil, bearer(admin))
-	if ag.state(t) != before {
+	if ag.State(t) != before {
 		t.Fatal("refused last-admin changes changed state")
 	}
 
 	// An admin password reset ends the user's sessions.
-	jt := ag.login(t, "judy", "judy-password-12")
+	jt := ag.Login(t, "judy", "judy-password-12")
 	ag.secret("judy-password-99")
 	ag.must(t, 400, "POST", "/api/v1/users/"+u.ID+"/password", map[string]any{"password": "short"}, bearer(admin))
 	ag.must(t, 204, "POST", "/api/v1/users/"+u.ID+"/password", map[string]any{"password": "judy-password-99"}, bearer(admin))
 	ag.must(t, 401, "GET", "/api/v1/auth/me", nil, bearer(jt.AccessToken))
 	ag.must(t, 401, "POST", "/api/v1/auth/login", map[string]any{"username": "judy", "password": "judy-password-12"})
-	jt2 := ag.login(t, "judy", "judy-password-99")
+	jt2 := ag.Login(t, "judy", "judy-password-99")
 
 	// Login history: the admin sees judy's; judy sees her own.
 	hist := decode[struct {
@@ -123,7 +123,7 @@ func TestUserAdministration(t *testing.T) {
 	ag.must(t, 401, "GET", "/api/v1/auth/me", nil, bearer(jt2.AccessToken))
 	ag.must(t, 401, "POST", "/api/v1/auth/login", map[string]any{"username": "judy", "password": "judy-password-99"})
 	for _, action := range []string{"create", "update", "password_reset", "delete"} {
-		if !ag.hasEvent(t, "user", action, audit.ResultSuccess) {
+		if !ag.HasEventOn(t, "user", action, audit.ResultSuccess) {
 			t.Errorf("user %s not audited", action)
 		}
 	}
@@ -131,8 +131,8 @@ func TestUserAdministration(t *testing.T) {
 
 func TestCustomRoles(t *testing.T) {
 	ag := startAuth(t, nil)
-	admin := ag.login(t, "admin", adminPassword).AccessToken
-	before := ag.state(t)
+	admin := ag.Login(t, "admin", adminPassword).AccessToken
+	before := ag.State(t)
 	for name, body := range map[string]any{
 		"unknown permission": map[string]any{"name": "auditor", "permissions": []string{"audit:write"}},
 		"wildcard":           map[string]any{"name": "auditor", "permissions": []string{"*"}},
@@ -147,7 +147,7 @@ func TestCustomRoles(t *testing.T) {
 	ag.must(t, 403, "POST", "/api/v1/roles", map[string]any{"name": "admin", "permissions": []string{"audit:read"}}, bearer(admin))
 	ag.must(t, 403, "PUT", "/api/v1/roles/user", map[string]any{"permissions": []string{"audit:read"}}, bearer(admin))
 	ag.must(t, 403, "DELETE", "/api/v1/roles/admin", nil, bearer(admin))
-	if ag.state(t) != before {
+	if ag.State(t) != before {
 		t.Fatal("refused role changes changed state")
 	}
 	ag.must(t, 201, "POST", "/api/v1/roles", map[string]any{"name": "auditor", "description": "reads audit", "permissions": []string{"audit:read"}}, bearer(admin))
@@ -158,8 +158,8 @@ func TestCustomRoles(t *testing.T) {
 	ag.must(t, 404, "GET", "/api/v1/roles/nope", nil, bearer(admin))
 	ag.must(t, 400, "PUT", "/api/v1/roles/auditor", map[string]any{"name": "renamed", "permissions": []string{"audit:read"}}, bearer(admin))
 	ag.must(t, 404, "PUT", "/api/v1/roles/nope", map[string]any{"permissions": []string{"audit:read"}}, bearer(admin))
-	u := ag.createUser(t, admin, "leo", "leo-password-123", "auditor")
-	lt := ag.login(t, "leo", "leo-password-123").AccessToken
+	u := ag.CreateUser(t, admin, "leo", "leo-password-123", "auditor")
+	lt := ag.Login(t, "leo", "leo-password-123").AccessToken
 	ag.must(t, 200, "GET", "/api/v1/audit", nil, bearer(lt))
 	ag.must(t, 403, "GET", "/api/v1/users", nil, bearer(lt))
 	me := decode[meOut](t, ag.must(t, 200, "GET", "/api/v1/auth/me", nil, bearer(lt)))
@@ -183,9 +183,9 @@ func TestCustomRoles(t *testing.T) {
 
 func TestAuditEndpoint(t *testing.T) {
 	ag := startAuth(t, nil)
-	admin := ag.login(t, "admin", adminPassword).AccessToken
-	ag.createUser(t, admin, "mia", "mia-password-123")
-	mia := ag.login(t, "mia", "mia-password-123").AccessToken
+	admin := ag.Login(t, "admin", adminPassword).AccessToken
+	ag.CreateUser(t, admin, "mia", "mia-password-123")
+	mia := ag.Login(t, "mia", "mia-password-123").AccessToken
 	for i := 0; i < 3; i++ {
 		ag.call(t, "POST", "/api/v1/auth/login", map[string]any{"username": "mia", "password": "wrong-password-7"})
 	}

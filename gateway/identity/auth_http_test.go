@@ -7,21 +7,14 @@ import (
 	"time"
 
 	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/internal/apitest"
 )
 
-type meOut struct {
-	ID          string   `json:"id"`
-	Username    string   `json:"username"`
-	Roles       []string `json:"roles"`
-	Permissions []string `json:"permissions"`
-	AuthMethod  string   `json:"auth_method"`
-	SessionID   string   `json:"session_id"`
-	Scopes      []string `json:"scopes"`
-}
+type meOut = apitest.Me
 
 func TestLoginRefreshRotationAndLogout(t *testing.T) {
 	ag := startAuth(t, nil)
-	tp := ag.login(t, "admin", adminPassword)
+	tp := ag.Login(t, "admin", adminPassword)
 	if tp.ExpiresIn != 900 {
 		t.Errorf("expires_in = %d, want 900 (15 min)", tp.ExpiresIn)
 	}
@@ -45,24 +38,24 @@ func TestLoginRefreshRotationAndLogout(t *testing.T) {
 
 	// Reusing the spent refresh token revokes the whole family: the thief's
 	// copy and the rightful holder's newer tokens alike.
-	before := ag.state(t)
+	before := ag.State(t)
 	_ = before
 	ag.must(t, 401, "POST", "/api/v1/auth/refresh", map[string]any{"refresh_token": tp.RefreshToken})
 	ag.must(t, 401, "POST", "/api/v1/auth/refresh", map[string]any{"refresh_token": tp2.RefreshToken})
 	ag.must(t, 401, "GET", "/api/v1/auth/me", nil, bearer(tp2.AccessToken))
 	ag.must(t, 401, "GET", "/api/v1/auth/me", nil, bearer(tp.AccessToken))
-	if !ag.hasEvent(t, "session", "revoke", audit.ResultFailure) {
+	if !ag.HasEventOn(t, "session", "revoke", audit.ResultFailure) {
 		t.Error("refresh-token reuse not audited")
 	}
 
 	// Logout ends the session now, not at expiry.
-	tp3 := ag.login(t, "admin", adminPassword)
+	tp3 := ag.Login(t, "admin", adminPassword)
 	ag.must(t, 204, "POST", "/api/v1/auth/logout", nil, bearer(tp3.AccessToken))
 	ag.must(t, 401, "GET", "/api/v1/auth/me", nil, bearer(tp3.AccessToken))
 	ag.must(t, 401, "POST", "/api/v1/auth/refresh", map[string]any{"refresh_token": tp3.RefreshToken})
 
 	// Expiry: the access token dies after 15 minutes; a refresh still works.
-	tp4 := ag.login(t, "admin", adminPassword)
+	tp4 := ag.Login(t, "admin", adminPassword)
 	ag.clock.Advance(16 * time.Minute)
 	ag.must(t, 401, "GET", "/api/v1/auth/me", nil, bearer(tp4.AccessToken))
 	tp5 := decode[tokenPair](t, ag.must(t, 200, "POST", "/api/v1/auth/refresh", map[string]any{"refresh_token": tp4.RefreshToken}))
@@ -70,11 +63,11 @@ func TestLoginRefreshRotationAndLogout(t *testing.T) {
 	ag.must(t, 200, "GET", "/api/v1/auth/me", nil, bearer(tp5.AccessToken))
 
 	for _, ev := range [][2]string{{"login", audit.ResultSuccess}, {"logout", audit.ResultSuccess}, {"refresh", audit.ResultSuccess}} {
-		if !ag.hasEvent(t, "session", ev[0], ev[1]) {
+		if !ag.HasEventOn(t, "session", ev[0], ev[1]) {
 			t.Errorf("no %s/%s audit event", ev[0], ev[1])
 		}
 	}
-	evs := ag.auditEvents(t, audit.Query{Action: "login"})
+	evs := ag.Events(t, audit.Query{Action: "login"})
 	if evs[0].ClientIP != "127.0.0.1" || evs[0].AuthMethod != "password" || evs[0].ActorName != "admin" || evs[0].RequestID == "" {
 		t.Errorf("login event lacks context: %+v", evs[0])
 	}
@@ -85,17 +78,17 @@ func TestLoginRefreshRotationAndLogout(t *testing.T) {
 
 func TestWrongPasswordAndUnknownUserAnswerAlike(t *testing.T) {
 	ag := startAuth(t, nil)
-	before := ag.state(t)
+	before := ag.State(t)
 	s1, b1, _ := ag.call(t, "POST", "/api/v1/auth/login", map[string]any{"username": "admin", "password": "wrong-password-123"})
 	s2, b2, _ := ag.call(t, "POST", "/api/v1/auth/login", map[string]any{"username": "nobody", "password": "wrong-password-123"})
 	e1, e2 := decodeError(t, b1), decodeError(t, b2)
 	if s1 != 401 || s2 != 401 || e1.Message != e2.Message || e1.Error != e2.Error {
 		t.Errorf("answers differ: %d %+v / %d %+v", s1, e1, s2, e2)
 	}
-	if ag.state(t) != before {
+	if ag.State(t) != before {
 		t.Error("failed logins changed state")
 	}
-	if !ag.hasEvent(t, "session", "login", audit.ResultFailure) {
+	if !ag.HasEventOn(t, "session", "login", audit.ResultFailure) {
 		t.Error("failed login not audited")
 	}
 	ag.secret("wrong-password-123")
@@ -104,7 +97,7 @@ func TestWrongPasswordAndUnknownUserAnswerAlike(t *testing.T) {
 // Bad JSON, missing fields, oversize fields: 4xx, nothing changed.
 func TestLoginBadInput(t *testing.T) {
 	ag := startAuth(t, nil)
-	before := ag.state(t)
+	before := ag.State(t)
 	tests := []struct {
 		name   string
 		body   any
@@ -142,16 +135,16 @@ func TestLoginBadInput(t *testing.T) {
 			}
 		})
 	}
-	if ag.state(t) != before {
+	if ag.State(t) != before {
 		t.Error("bad input changed state")
 	}
 }
 
 func TestDisabledUserStopsAtOnce(t *testing.T) {
 	ag := startAuth(t, nil)
-	admin := ag.login(t, "admin", adminPassword).AccessToken
-	bob := ag.createUser(t, admin, "bob", "bob-password-123")
-	tok := ag.login(t, "bob", "bob-password-123")
+	admin := ag.Login(t, "admin", adminPassword).AccessToken
+	bob := ag.CreateUser(t, admin, "bob", "bob-password-123")
+	tok := ag.Login(t, "bob", "bob-password-123")
 	key := decode[struct {
 		Key string `json:"key"`
 	}](t, ag.must(t, 201, "POST", "/api/v1/auth/api-keys", map[string]any{"name": "ci"}, bearer(tok.AccessToken))).Key
@@ -163,7 +156,7 @@ func TestDisabledUserStopsAtOnce(t *testing.T) {
 	ag.must(t, 401, "GET", "/api/v1/auth/me", nil, bearer(key))
 	ag.must(t, 401, "POST", "/api/v1/auth/refresh", map[string]any{"refresh_token": tok.RefreshToken})
 	ag.must(t, 401, "POST", "/api/v1/auth/login", map[string]any{"username": "bob", "password": "bob-password-123"})
-	if !ag.hasEvent(t, "user", "disable", audit.ResultSuccess) {
+	if !ag.HasEventOn(t, "user", "disable", audit.ResultSuccess) {
 		t.Error("disable not audited")
 	}
 	// Enabled again, the API key works; the sessions stay ended.
@@ -174,17 +167,17 @@ func TestDisabledUserStopsAtOnce(t *testing.T) {
 
 func TestChangePasswordEndsOtherSessions(t *testing.T) {
 	ag := startAuth(t, nil)
-	admin := ag.login(t, "admin", adminPassword).AccessToken
-	ag.createUser(t, admin, "carol", "carol-password-1")
-	here := ag.login(t, "carol", "carol-password-1")
-	there := ag.login(t, "carol", "carol-password-1")
+	admin := ag.Login(t, "admin", adminPassword).AccessToken
+	ag.CreateUser(t, admin, "carol", "carol-password-1")
+	here := ag.Login(t, "carol", "carol-password-1")
+	there := ag.Login(t, "carol", "carol-password-1")
 
-	before := ag.state(t)
+	before := ag.State(t)
 	ag.must(t, 403, "PUT", "/api/v1/auth/me/password", map[string]any{"current_password": "not-her-password", "new_password": "carol-password-2"}, bearer(here.AccessToken))
 	ag.must(t, 400, "PUT", "/api/v1/auth/me/password", map[string]any{"current_password": "carol-password-1", "new_password": "short"}, bearer(here.AccessToken))
 	ag.must(t, 400, "PUT", "/api/v1/auth/me/password", map[string]any{"current_password": "carol-password-1"}, bearer(here.AccessToken))
 	ag.must(t, 401, "PUT", "/api/v1/auth/me/password", map[string]any{"current_password": "carol-password-1", "new_password": "carol-password-2"})
-	if ag.state(t) != before {
+	if ag.State(t) != before {
 		t.Fatal("refused password changes changed state")
 	}
 	ag.secret("carol-password-2", "not-her-password")
@@ -193,8 +186,8 @@ func TestChangePasswordEndsOtherSessions(t *testing.T) {
 	ag.must(t, 401, "GET", "/api/v1/auth/me", nil, bearer(there.AccessToken))
 	ag.must(t, 401, "POST", "/api/v1/auth/refresh", map[string]any{"refresh_token": there.RefreshToken})
 	ag.must(t, 401, "POST", "/api/v1/auth/login", map[string]any{"username": "carol", "password": "carol-password-1"})
-	ag.login(t, "carol", "carol-password-2")
-	if !ag.hasEvent(t, "user", "password_change", audit.ResultSuccess) || !ag.hasEvent(t, "user", "password_change", audit.ResultFailure) {
+	ag.Login(t, "carol", "carol-password-2")
+	if !ag.HasEventOn(t, "user", "password_change", audit.ResultSuccess) || !ag.HasEventOn(t, "user", "password_change", audit.ResultFailure) {
 		t.Error("password changes not audited")
 	}
 }
@@ -210,12 +203,12 @@ type sessionsOut struct {
 
 func TestSessionsAreOwnUnlessAdmin(t *testing.T) {
 	ag := startAuth(t, nil)
-	admin := ag.login(t, "admin", adminPassword).AccessToken
-	dave := ag.createUser(t, admin, "dave", "dave-password-12")
-	ag.createUser(t, admin, "erin", "erin-password-12")
-	d1 := ag.login(t, "dave", "dave-password-12")
-	ag.login(t, "dave", "dave-password-12")
-	erin := ag.login(t, "erin", "erin-password-12")
+	admin := ag.Login(t, "admin", adminPassword).AccessToken
+	dave := ag.CreateUser(t, admin, "dave", "dave-password-12")
+	ag.CreateUser(t, admin, "erin", "erin-password-12")
+	d1 := ag.Login(t, "dave", "dave-password-12")
+	ag.Login(t, "dave", "dave-password-12")
+	erin := ag.Login(t, "erin", "erin-password-12")
 
 	mine := decode[sessionsOut](t, ag.must(t, 200, "GET", "/api/v1/auth/sessions", nil, bearer(d1.AccessToken)))
 	if mine.Total != 2 || !(mine.Items[0].Current || mine.Items[1].Current) {

@@ -11,23 +11,16 @@ import (
 	"time"
 
 	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/internal/apitest"
 )
 
-type apiKeyOut struct {
-	ID         string     `json:"id"`
-	Name       string     `json:"name"`
-	Prefix     string     `json:"prefix"`
-	Scopes     []string   `json:"scopes"`
-	Key        string     `json:"key"`
-	ExpiresAt  *time.Time `json:"expires_at"`
-	LastUsedAt *time.Time `json:"last_used_at"`
-}
+type apiKeyOut = apitest.APIKey
 
 func TestAPIKeys(t *testing.T) {
 	ag := startAuth(t, nil)
-	admin := ag.login(t, "admin", adminPassword).AccessToken
-	frank := ag.createUser(t, admin, "frank", "frank-password-1")
-	ft := ag.login(t, "frank", "frank-password-1").AccessToken
+	admin := ag.Login(t, "admin", adminPassword).AccessToken
+	frank := ag.CreateUser(t, admin, "frank", "frank-password-1")
+	ft := ag.Login(t, "frank", "frank-password-1").AccessToken
 
 	k := decode[apiKeyOut](t, ag.must(t, 201, "POST", "/api/v1/auth/api-keys", map[string]any{"name": "laptop"}, bearer(ft)))
 	ag.secret(k.Key)
@@ -50,13 +43,13 @@ func TestAPIKeys(t *testing.T) {
 	if keys.Total != 1 || keys.Items[0].LastUsedAt == nil || keys.Items[0].Key != "" {
 		t.Errorf("list: %+v", keys)
 	}
-	if !ag.hasEvent(t, "api_key", "use", audit.ResultSuccess) || !ag.hasEvent(t, "api_key", "create", audit.ResultSuccess) {
+	if !ag.HasEventOn(t, "api_key", "use", audit.ResultSuccess) || !ag.HasEventOn(t, "api_key", "create", audit.ResultSuccess) {
 		t.Error("api key create/use not audited")
 	}
 
 	// Another user can neither see nor revoke it.
-	ag.createUser(t, admin, "gina", "gina-password-1")
-	gt := ag.login(t, "gina", "gina-password-1").AccessToken
+	ag.CreateUser(t, admin, "gina", "gina-password-1")
+	gt := ag.Login(t, "gina", "gina-password-1").AccessToken
 	ag.must(t, 404, "GET", "/api/v1/auth/api-keys?user_id="+frank.ID, nil, bearer(gt))
 	ag.must(t, 404, "DELETE", "/api/v1/auth/api-keys/"+k.ID, nil, bearer(gt))
 	ag.must(t, 200, "GET", "/api/v1/auth/me", nil, bearer(k.Key))
@@ -67,7 +60,7 @@ func TestAPIKeys(t *testing.T) {
 	}
 
 	// Bad creation requests change nothing.
-	before := ag.state(t)
+	before := ag.State(t)
 	for name, body := range map[string]any{
 		"no name":         map[string]any{},
 		"long name":       map[string]any{"name": strings.Repeat("n", 65)},
@@ -86,7 +79,7 @@ func TestAPIKeys(t *testing.T) {
 			t.Errorf("%s: status %d: %s", name, status, body)
 		}
 	}
-	if ag.state(t) != before {
+	if ag.State(t) != before {
 		t.Fatal("refused key creations changed state")
 	}
 
@@ -105,13 +98,13 @@ func TestAPIKeys(t *testing.T) {
 
 	// Revoked: refused at once, and the refusal changes nothing.
 	ag.must(t, 204, "DELETE", "/api/v1/auth/api-keys/"+k.ID, nil, bearer(ft))
-	before = ag.state(t)
+	before = ag.State(t)
 	ag.must(t, 401, "GET", "/api/v1/auth/me", nil, bearer(k.Key))
 	ag.must(t, 404, "DELETE", "/api/v1/auth/api-keys/"+k.ID, nil, bearer(ft))
-	if ag.state(t) != before {
+	if ag.State(t) != before {
 		t.Error("using a revoked key changed state")
 	}
-	if !ag.hasEvent(t, "api_key", "revoke", audit.ResultSuccess) {
+	if !ag.HasEventOn(t, "api_key", "revoke", audit.ResultSuccess) {
 		t.Error("revoke not audited")
 	}
 
@@ -132,7 +125,7 @@ type accessKeyOut struct {
 
 func TestAccessKeysAndExchange(t *testing.T) {
 	ag := startAuth(t, nil)
-	admin := ag.login(t, "admin", adminPassword).AccessToken
+	admin := ag.Login(t, "admin", adminPassword).AccessToken
 	var keys []accessKeyOut
 	for i := 0; i < 5; i++ {
 		k := decode[accessKeyOut](t, ag.must(t, 201, "POST", "/api/v1/auth/access-keys", nil, bearer(admin)))
@@ -142,9 +135,9 @@ func TestAccessKeysAndExchange(t *testing.T) {
 		}
 		keys = append(keys, k)
 	}
-	before := ag.state(t)
+	before := ag.State(t)
 	ag.must(t, 409, "POST", "/api/v1/auth/access-keys", nil, bearer(admin))
-	if ag.state(t) != before {
+	if ag.State(t) != before {
 		t.Fatal("the refused sixth key changed state")
 	}
 	list := ag.must(t, 200, "GET", "/api/v1/auth/access-keys", nil, bearer(admin))
@@ -174,12 +167,12 @@ func TestAccessKeysAndExchange(t *testing.T) {
 	}
 	ag.secret(ct["token"])
 	ag.must(t, 200, "GET", "/api/v1/auth/me", nil, bearer(ct["token"]))
-	if !strings.Contains(ag.logs.String(), "secretKey=REDACTED") || strings.Contains(ag.logs.String(), keys[1].AccessKey) {
+	if !strings.Contains(ag.Logs(), "secretKey=REDACTED") || strings.Contains(ag.Logs(), keys[1].AccessKey) {
 		t.Error("cube token query not redacted in the access log")
 	}
 
 	// Wrong secrets, unknown keys, garbage: 401 / 400, nothing changed.
-	before = ag.state(t)
+	before = ag.State(t)
 	for name, body := range map[string]any{
 		"wrong secret": map[string]any{"access_key": keys[0].AccessKey, "secret_key": keys[1].SecretKey},
 		"unknown key":  map[string]any{"access_key": strings.Repeat("a", 32), "secret_key": keys[0].SecretKey},
@@ -201,10 +194,10 @@ func TestAccessKeysAndExchange(t *testing.T) {
 	}
 	ag.must(t, 400, "GET", "/api/v1/cube/key/token?accessKey="+keys[0].AccessKey, nil)
 	ag.must(t, 401, "GET", "/api/v1/cube/key/token?accessKey="+keys[0].AccessKey+"&secretKey="+strings.Repeat("0", 32), nil)
-	if ag.state(t) != before {
+	if ag.State(t) != before {
 		t.Error("failed exchanges changed state")
 	}
-	if !ag.hasEvent(t, "access_key", "use", audit.ResultFailure) || !ag.hasEvent(t, "access_key", "use", audit.ResultSuccess) {
+	if !ag.HasEventOn(t, "access_key", "use", audit.ResultFailure) || !ag.HasEventOn(t, "access_key", "use", audit.ResultSuccess) {
 		t.Error("exchanges not audited")
 	}
 
@@ -259,7 +252,7 @@ func TestOAuthTokenEndpoint(t *testing.T) {
 	ag.secret(tp2.AccessToken, tp2.RefreshToken)
 	ag.must(t, 200, "GET", "/api/v1/auth/me", nil, bearer(tp2.AccessToken))
 
-	before := ag.state(t)
+	before := ag.State(t)
 	tests := []struct {
 		name   string
 		body   any
@@ -297,7 +290,7 @@ func TestOAuthTokenEndpoint(t *testing.T) {
 			}
 		})
 	}
-	if ag.state(t) != before {
+	if ag.State(t) != before {
 		t.Error("refused OAuth requests changed state")
 	}
 	// The family survives another client's attempt; refreshing with the
@@ -327,9 +320,9 @@ func TestOAuthWithoutClients(t *testing.T) {
 
 func TestAccessKeysPerUserAreSeparate(t *testing.T) {
 	ag := startAuth(t, map[string]string{"BERTH_AUTH_MAX_ACCESS_KEYS": "1", "BERTH_AUTH_ACCESS_KEY_TOKEN_TTL": "10m"})
-	admin := ag.login(t, "admin", adminPassword).AccessToken
-	ag.createUser(t, admin, "hank", "hank-password-1")
-	ht := ag.login(t, "hank", "hank-password-1").AccessToken
+	admin := ag.Login(t, "admin", adminPassword).AccessToken
+	ag.CreateUser(t, admin, "hank", "hank-password-1")
+	ht := ag.Login(t, "hank", "hank-password-1").AccessToken
 	a := decode[accessKeyOut](t, ag.must(t, 201, "POST", "/api/v1/auth/access-keys", nil, bearer(admin)))
 	h := decode[accessKeyOut](t, ag.must(t, 201, "POST", "/api/v1/auth/access-keys", nil, bearer(ht)))
 	ag.secret(a.SecretKey, h.SecretKey)

@@ -10,9 +10,9 @@ import (
 // user's keys are their own.
 func TestAPIKeyCapPerUser(t *testing.T) {
 	ag := startAuth(t, map[string]string{"BERTH_AUTH_MAX_API_KEYS": "2"})
-	admin := ag.login(t, "admin", adminPassword).AccessToken
-	kimUser := ag.createUser(t, admin, "kim", "kim-password-01")
-	kim := ag.login(t, "kim", "kim-password-01").AccessToken
+	admin := ag.Login(t, "admin", adminPassword).AccessToken
+	kimUser := ag.CreateUser(t, admin, "kim", "kim-password-01")
+	kim := ag.Login(t, "kim", "kim-password-01").AccessToken
 
 	create := func(tok string, want int, body map[string]any) apiKeyOut {
 		t.Helper()
@@ -23,12 +23,12 @@ func TestAPIKeyCapPerUser(t *testing.T) {
 	create(kim, 201, map[string]any{"name": "short", "expires_at": ag.clock.Now().Add(time.Hour)})
 	second := create(kim, 201, map[string]any{"name": "ci"})
 
-	before := ag.state(t)
+	before := ag.State(t)
 	status, body, _ := ag.call(t, "POST", "/api/v1/auth/api-keys", map[string]any{"name": "third"}, bearer(kim))
 	if e := decodeError(t, body); status != 409 || e.Error != "conflict" {
 		t.Fatalf("third key: %d %s, want 409 conflict", status, body)
 	}
-	if ag.state(t) != before {
+	if ag.State(t) != before {
 		t.Error("the refused key changed state")
 	}
 	// The admin creating one for kim meets the same cap.
@@ -38,8 +38,8 @@ func TestAPIKeyCapPerUser(t *testing.T) {
 
 	// Once the short-lived key has expired, it no longer counts.
 	ag.clock.Advance(2 * time.Hour)
-	kim = ag.login(t, "kim", "kim-password-01").AccessToken
-	admin = ag.login(t, "admin", adminPassword).AccessToken
+	kim = ag.Login(t, "kim", "kim-password-01").AccessToken
+	admin = ag.Login(t, "admin", adminPassword).AccessToken
 	create(kim, 201, map[string]any{"name": "after-expiry"})
 	ag.must(t, 409, "POST", "/api/v1/auth/api-keys", map[string]any{"name": "over"}, bearer(kim))
 	// Revoking one makes room again.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/internal/apitest"
 )
 
 func TestAPIRateLimitPerPrincipal(t *testing.T) {
@@ -13,10 +14,10 @@ func TestAPIRateLimitPerPrincipal(t *testing.T) {
 		"BERTH_RATE_LIMITS_API_PER":      "1m",
 		"BERTH_RATE_LIMITS_API_BURST":    "3",
 	})
-	admin := ag.login(t, "admin", adminPassword).AccessToken
+	admin := ag.Login(t, "admin", adminPassword).AccessToken
 	// Creating ivy uses one of the admin's three requests a minute.
-	ag.createUser(t, admin, "ivy", "ivy-password-123")
-	ivy := ag.login(t, "ivy", "ivy-password-123").AccessToken
+	ag.CreateUser(t, admin, "ivy", "ivy-password-123")
+	ivy := ag.Login(t, "ivy", "ivy-password-123").AccessToken
 	ag.must(t, 200, "GET", "/api/v1/auth/me", nil, bearer(admin))
 	ag.must(t, 200, "GET", "/api/v1/auth/me", nil, bearer(admin))
 	status, body, hdr := ag.call(t, "GET", "/api/v1/auth/me", nil, bearer(admin))
@@ -46,7 +47,7 @@ func TestAccountLockout(t *testing.T) {
 		"BERTH_AUTH_LOCKOUT_MAX_DURATION": "4m",
 	})
 	ag.secret("wrong-password-9")
-	fail := func(user string) (int, apiError) {
+	fail := func(user string) (int, apitest.APIError) {
 		status, body, _ := ag.call(t, "POST", "/api/v1/auth/login", map[string]any{"username": user, "password": "wrong-password-9"})
 		return status, decodeError(t, body)
 	}
@@ -67,18 +68,18 @@ func TestAccountLockout(t *testing.T) {
 	}
 	// Case does not dodge the lock.
 	ag.must(t, 429, "POST", "/api/v1/auth/login", map[string]any{"username": "ADMIN", "password": adminPassword})
-	if !ag.hasEvent(t, "session", "login", audit.ResultFailure) {
+	if !ag.HasEventOn(t, "session", "login", audit.ResultFailure) {
 		t.Error("lockout refusals not audited")
 	}
 	// After the lock the right password works and clears the count.
 	ag.clock.Advance(61 * time.Second)
-	ag.login(t, "admin", adminPassword)
+	ag.Login(t, "admin", adminPassword)
 	for i := 0; i < 2; i++ {
 		if status, _ := fail("admin"); status != 401 {
 			t.Fatal("count not reset by the successful sign-in")
 		}
 	}
-	ag.login(t, "admin", adminPassword)
+	ag.Login(t, "admin", adminPassword)
 	// The next failure after a lock locks again for twice as long.
 	if status, _ := fail("ghost"); status != 401 {
 		t.Fatalf("first failure after the lock: %d", status)
@@ -87,4 +88,48 @@ func TestAccountLockout(t *testing.T) {
 	if h.Get("Retry-After") != "120" {
 		t.Errorf("second lock Retry-After=%q, want 120", h.Get("Retry-After"))
 	}
+}
+
+// Rate limits apply per user as well as per key: every API key has its
+// own bucket, and all of a user's credentials also share the user's, so
+// minting keys does not multiply a user's allowance.
+func TestAPIRateLimitPerUserAcrossKeys(t *testing.T) {
+	ag := startAuth(t, map[string]string{
+		"BERTH_RATE_LIMITS_API_REQUESTS":      "3",
+		"BERTH_RATE_LIMITS_API_PER":           "1m",
+		"BERTH_RATE_LIMITS_API_BURST":         "3",
+		"BERTH_RATE_LIMITS_API_USER_REQUESTS": "4",
+		"BERTH_RATE_LIMITS_API_USER_PER":      "1m",
+		"BERTH_RATE_LIMITS_API_USER_BURST":    "4",
+	})
+	admin := ag.Login(t, "admin", adminPassword).AccessToken
+	ivy := ag.CreateUser(t, admin, "ivy", "ivy-password-123")
+	newKey := func(name string) string {
+		k := decode[apiKeyOut](t, ag.must(t, 201, "POST", "/api/v1/auth/api-keys", map[string]any{"name": name, "user_id": ivy.ID}, bearer(admin))).Key
+		ag.secret(k)
+		return k
+	}
+	k1, k2 := newKey("one"), newKey("two")
+	ag.clock.Advance(time.Minute) // the admin's three requests are forgotten
+
+	for i := 0; i < 3; i++ {
+		ag.must(t, 200, "GET", "/api/v1/auth/me", nil, bearer(k1))
+	}
+	// k1's own bucket is empty.
+	ag.must(t, 429, "GET", "/api/v1/auth/me", nil, bearer(k1))
+	// k2 has two of its own left, but ivy has only one.
+	ag.must(t, 200, "GET", "/api/v1/auth/me", nil, bearer(k2))
+	status, body, hdr := ag.call(t, "GET", "/api/v1/auth/me", nil, bearer(k2))
+	if e := decodeError(t, body); status != 429 || e.Error != "rate_limited" || hdr.Get("Retry-After") != "15" {
+		t.Fatalf("second key past the user's limit: %d %s Retry-After=%q", status, body, hdr.Get("Retry-After"))
+	}
+	// Ivy's own sign-in shares the bucket too.
+	tok := ag.Login(t, "ivy", "ivy-password-123").AccessToken
+	ag.must(t, 429, "GET", "/api/v1/auth/me", nil, bearer(tok))
+	// Another user is not touched.
+	ag.must(t, 200, "GET", "/api/v1/auth/me", nil, bearer(admin))
+	// A quarter minute later the user has one more.
+	ag.clock.Advance(15 * time.Second)
+	ag.must(t, 200, "GET", "/api/v1/auth/me", nil, bearer(k2))
+	ag.must(t, 429, "GET", "/api/v1/auth/me", nil, bearer(tok))
 }

@@ -9,9 +9,9 @@ import (
 // own checks, the service, or the route guard.
 func TestRefusalAnswers(t *testing.T) {
 	ag := startAuth(t, nil)
-	admin := ag.login(t, "admin", adminPassword).AccessToken
-	ag.createUser(t, admin, "noor", "noor-password-01")
-	noor := ag.login(t, "noor", "noor-password-01").AccessToken
+	admin := ag.Login(t, "admin", adminPassword).AccessToken
+	ag.CreateUser(t, admin, "noor", "noor-password-01")
+	noor := ag.Login(t, "noor", "noor-password-01").AccessToken
 	ag.secret("wrong-password-1")
 
 	tests := []struct {

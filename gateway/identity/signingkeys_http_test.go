@@ -49,10 +49,10 @@ func verifyWithJWKS(t *testing.T, ag *authGW, tok string) error {
 // changes nothing.
 func TestSigningKeyRotationAPI(t *testing.T) {
 	ag := startAuth(t, nil)
-	adminPair := ag.login(t, "admin", adminPassword)
+	adminPair := ag.Login(t, "admin", adminPassword)
 	admin := adminPair.AccessToken
-	ag.createUser(t, admin, "uma", "uma-password-123")
-	user := ag.login(t, "uma", "uma-password-123").AccessToken
+	ag.CreateUser(t, admin, "uma", "uma-password-123")
+	user := ag.Login(t, "uma", "uma-password-123").AccessToken
 
 	if err := verifyWithJWKS(t, ag, admin); err != nil {
 		t.Fatalf("JWKS does not verify a fresh token: %v", err)
@@ -88,7 +88,7 @@ func TestSigningKeyRotationAPI(t *testing.T) {
 		t.Fatalf("after rotation: %+v", got)
 	}
 	ag.must(t, 200, "GET", "/api/v1/auth/me", nil, bearer(user))
-	fresh := ag.login(t, "uma", "uma-password-123").AccessToken
+	fresh := ag.Login(t, "uma", "uma-password-123").AccessToken
 	for _, tok := range []string{admin, fresh} {
 		if err := verifyWithJWKS(t, ag, tok); err != nil {
 			t.Errorf("JWKS after rotation: %v", err)
@@ -110,7 +110,7 @@ func TestSigningKeyRotationAPI(t *testing.T) {
 	}
 
 	rotations := 0
-	for _, e := range ag.auditEvents(t, audit.Query{ResourceType: "signing_key", Action: "rotate"}) {
+	for _, e := range ag.Events(t, audit.Query{ResourceType: "signing_key", Action: "rotate"}) {
 		if e.Result == "success" && e.ActorName == "admin" {
 			rotations++
 		}

@@ -13,7 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
+	neturl "net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -26,9 +26,11 @@ import (
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/authn"
 	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/gateway/middleware"
 	"github.com/berthgw/berth/gateway/ratelimit"
 	"github.com/berthgw/berth/gateway/secretbox"
 	"github.com/berthgw/berth/gateway/store"
+	"github.com/berthgw/berth/internal/syncbuf"
 )
 
 // Env is what handlers under test stand on. Its fields are for building
@@ -43,15 +45,40 @@ type Env struct {
 	// Now is the clock of every service here: the real one.
 	Now func() time.Time
 
-	logs    syncBuffer
+	logs    syncbuf.Buffer
 	client  *http.Client
 	mu      sync.Mutex
 	secrets []string
 }
 
+// Options change what NewWith builds; each zero field keeps New's choice.
+type Options struct {
+	// Now is the clock of every service; the real one when nil.
+	Now func() time.Time
+	// Settings are identity's; New's short TTLs when zero.
+	Settings identity.Settings
+	// Audit configures the audit log; its Now and Logger are filled in.
+	Audit audit.Options
+	// Limits configures the rate limiter; every scope is unlimited when
+	// Limits.Scopes is nil. Its Now is filled in.
+	Limits ratelimit.Options
+	// Authn configures the authenticator; its Service, Limiter and Logger
+	// are filled in.
+	Authn authn.Options
+	// AdminPassword, when set, creates the admin as the gateway's first
+	// start does (identity.EnsureAdmin) and registers it as a secret.
+	AdminPassword string
+}
+
 // New makes an Env whose store closes when the test ends, after the scan
 // for registered secrets (Secret).
 func New(t testing.TB) *Env {
+	t.Helper()
+	return NewWith(t, Options{})
+}
+
+// NewWith is New with options.
+func NewWith(t testing.TB, o Options) *Env {
 	t.Helper()
 	db, err := store.Open(store.Options{InMemory: true})
 	if err != nil {
@@ -61,27 +88,41 @@ func New(t testing.TB) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Env{DB: db, Box: box, Now: time.Now}
+	e := &Env{DB: db, Box: box, Now: o.Now}
+	if e.Now == nil {
+		e.Now = time.Now
+	}
 	e.Log = slog.New(slog.NewTextHandler(&e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.Audit = audit.New(db, audit.Options{Logger: e.Log})
-	e.IDs, err = identity.NewService(identity.Options{
-		DB: db, Box: box, Audit: e.Audit, Logger: e.Log,
-		Settings: identity.Settings{
+	o.Audit.Now, o.Audit.Logger = o.Now, e.Log
+	e.Audit = audit.New(db, o.Audit)
+	if o.AdminPassword != "" {
+		if _, err := identity.EnsureAdmin(db, o.AdminPassword, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		e.Secret(o.AdminPassword)
+	}
+	if o.Settings.Issuer == "" {
+		o.Settings = identity.Settings{
 			Issuer: "berth", Audience: "berth",
 			AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: time.Hour, SessionTTL: time.Hour, AccessKeyTokenTTL: time.Hour,
 			MinPasswordLength: 12,
-		},
-	})
+		}
+	}
+	e.IDs, err = identity.NewService(identity.Options{DB: db, Box: box, Audit: e.Audit, Now: o.Now, Logger: e.Log, Settings: o.Settings})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// No limits: the tests of limits are the gateway's.
-	unlimited := ratelimit.Limit{}
-	limiter := ratelimit.New(ratelimit.Options{Scopes: map[string]ratelimit.Limit{
-		ratelimit.ScopeAuth: unlimited, ratelimit.ScopeJoin: unlimited, ratelimit.ScopeAPI: unlimited,
-		ratelimit.ScopeProxy: unlimited, ratelimit.ScopeAPIUser: unlimited, ratelimit.ScopeProxyUser: unlimited,
-	}})
-	e.Authn, err = authn.New(authn.Options{Service: e.IDs, Limiter: limiter, Logger: e.Log})
+	if o.Limits.Scopes == nil {
+		// No limits unless asked for.
+		unlimited := ratelimit.Limit{}
+		o.Limits.Scopes = map[string]ratelimit.Limit{
+			ratelimit.ScopeAuth: unlimited, ratelimit.ScopeJoin: unlimited, ratelimit.ScopeAPI: unlimited,
+			ratelimit.ScopeProxy: unlimited, ratelimit.ScopeAPIUser: unlimited, ratelimit.ScopeProxyUser: unlimited,
+		}
+	}
+	o.Limits.Now = o.Now
+	o.Authn.Service, o.Authn.Limiter, o.Authn.Logger = e.IDs, ratelimit.New(o.Limits), e.Log
+	e.Authn, err = authn.New(o.Authn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,17 +153,22 @@ func (e *Env) User(t testing.TB, username string, roles ...string) (*identity.Us
 }
 
 // Serve mounts routes as the gateway does (authn.Mount: guard, then the
-// handler through httpapi.Serve) and serves them until the test ends.
+// handler through httpapi.Serve; the request id and the access log around
+// them, so the secret scan covers the access log) and serves them until
+// the test ends. Requests come from 127.0.0.1.
 func (e *Env) Serve(t testing.TB, routes []authn.Route) {
 	t.Helper()
 	r := router.New()
 	if err := e.Authn.Mount(r, routes); err != nil {
 		t.Fatal(err)
 	}
+	handler := middleware.Chain(r.Handler, middleware.RequestID(),
+		middleware.AccessLog(e.Log, func(ctx *fasthttp.RequestCtx) string { return e.Authn.ClientIP(ctx).String() }))
 	ln := fasthttputil.NewInmemoryListener()
-	srv := &fasthttp.Server{Handler: r.Handler}
+	srv := &fasthttp.Server{Handler: handler}
 	go srv.Serve(ln) //nolint:errcheck // ends when the listener closes
-	tr := &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return ln.Dial() }}
+	peer := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+	tr := &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return ln.DialWithLocalAddr(peer) }}
 	e.client = &http.Client{Transport: tr}
 	t.Cleanup(func() {
 		// Idle keep-alive connections first, or Shutdown waits for them.
@@ -132,34 +178,11 @@ func (e *Env) Serve(t testing.TB, routes []authn.Route) {
 }
 
 // Do sends one request with token as its bearer credential (none when
-// ""). A []byte body is sent as it is, labelled JSON; url.Values as a
-// form; any other body is encoded as JSON. edits change the request
-// before it is sent. It returns the status,
-// the body and the headers.
+// ""), its body as NewRequest encodes it. edits change the request before
+// it is sent. It returns the status, the body and the headers.
 func (e *Env) Do(t testing.TB, method, path, token string, body any, edits ...func(*http.Request)) (int, []byte, http.Header) {
 	t.Helper()
-	var rd io.Reader
-	ct := ""
-	switch b := body.(type) {
-	case nil:
-	case []byte:
-		rd, ct = bytes.NewReader(b), "application/json"
-	case url.Values:
-		rd, ct = strings.NewReader(b.Encode()), "application/x-www-form-urlencoded"
-	default:
-		data, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd, ct = bytes.NewReader(data), "application/json"
-	}
-	req, err := http.NewRequest(method, "http://berth.test"+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ct != "" {
-		req.Header.Set("Content-Type", ct)
-	}
+	req := NewRequest(t, method, "http://berth.test"+path, body)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -178,10 +201,40 @@ func (e *Env) Do(t testing.TB, method, path, token string, body any, edits ...fu
 	return resp.StatusCode, out, resp.Header
 }
 
-// Must is Do that fails the test unless the status is want.
-func (e *Env) Must(t testing.TB, want int, method, path, token string, body any) []byte {
+// NewRequest makes a request to url. A []byte body is sent as it is,
+// labelled JSON; url.Values as a form; any other non-nil body is encoded
+// as JSON.
+func NewRequest(t testing.TB, method, url string, body any) *http.Request {
 	t.Helper()
-	status, out, _ := e.Do(t, method, path, token, body)
+	var rd io.Reader
+	ct := ""
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd, ct = bytes.NewReader(b), "application/json"
+	case neturl.Values:
+		rd, ct = strings.NewReader(b.Encode()), "application/x-www-form-urlencoded"
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd, ct = bytes.NewReader(data), "application/json"
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	return req
+}
+
+// Must is Do that fails the test unless the status is want.
+func (e *Env) Must(t testing.TB, want int, method, path, token string, body any, edits ...func(*http.Request)) []byte {
+	t.Helper()
+	status, out, _ := e.Do(t, method, path, token, body, edits...)
 	if status != want {
 		t.Fatalf("%s %s: %d %s, want %d", method, path, status, out, want)
 	}
@@ -197,19 +250,25 @@ func (e *Env) Secret(s ...string) {
 }
 
 func (e *Env) checkNoSecrets(t testing.TB) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	CheckNoSecrets(t, e.DB, e.Audit, e.logs.String(), e.secrets)
+}
+
+// CheckNoSecrets fails the test if any of secrets is in logs, in an event
+// of the audit log or anywhere in a full backup of the store.
+func CheckNoSecrets(t testing.TB, db *store.DB, log *audit.Log, logs string, secrets []string) {
+	t.Helper()
 	var dump bytes.Buffer
-	if err := e.DB.Backup(&dump); err != nil {
+	if err := db.Backup(&dump); err != nil {
 		t.Errorf("backup for the secret scan: %v", err)
 	}
-	events, _, err := e.Audit.Find(audit.Query{Limit: audit.MaxLimit})
+	events, _, err := log.Find(audit.Query{Limit: audit.MaxLimit})
 	if err != nil {
 		t.Errorf("read audit: %v", err)
 	}
 	auditJSON, _ := json.Marshal(events)
-	logs := e.logs.String()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, s := range e.secrets {
+	for _, s := range secrets {
 		for where, text := range map[string]string{"logs": logs, "audit": string(auditJSON), "store": dump.String()} {
 			if strings.Contains(text, s) {
 				t.Errorf("secret %.12q… found in %s", s, where)
@@ -218,36 +277,97 @@ func (e *Env) checkNoSecrets(t testing.TB) {
 	}
 }
 
+// Logs is everything the services have logged so far.
+func (e *Env) Logs() string { return e.logs.String() }
+
+// Events returns the audit events matching q (newest first; every one
+// when q.Limit is 0).
+func (e *Env) Events(t testing.TB, q audit.Query) []audit.Event {
+	t.Helper()
+	return FindEvents(t, e.Audit, q)
+}
+
+// FindEvents returns the events of log matching q (newest first; every
+// one when q.Limit is 0).
+func FindEvents(t testing.TB, log *audit.Log, q audit.Query) []audit.Event {
+	t.Helper()
+	if q.Limit == 0 {
+		q.Limit = audit.MaxLimit
+	}
+	events, _, err := log.Find(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events
+}
+
+// IdentityState is every identity record in db, for "changed nothing"
+// checks. Audit and login history are left out: refusals are meant to be
+// recorded there. identity keeps its tables to itself; they are read here
+// by their stored names, as raw records.
+func IdentityState(t testing.TB, db *store.DB) string {
+	t.Helper()
+	var b strings.Builder
+	err := db.View(func(tx *store.Tx) error {
+		for _, name := range []string{"users", "roles", "sessions", "refresh_tokens", "api_keys", "access_keys"} {
+			err := store.NewTable[json.RawMessage](name).Scan(tx, store.ScanOptions{}, func(id string, v *json.RawMessage) (bool, error) {
+				b.WriteString(name + "/" + id + " " + string(*v) + "\n")
+				return true, nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
 // HasEvent reports whether the audit log holds an event of action with
 // result.
 func (e *Env) HasEvent(t testing.TB, action, result string) bool {
 	t.Helper()
-	events, _, err := e.Audit.Find(audit.Query{Limit: audit.MaxLimit})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ev := range events {
-		if ev.Action == action && ev.Result == result {
+	return e.HasEventOn(t, "", action, result)
+}
+
+// HasEventOn reports whether the audit log holds an event of action with
+// result on a resource of resourceType (any type when "").
+func (e *Env) HasEventOn(t testing.TB, resourceType, action, result string) bool {
+	t.Helper()
+	for _, ev := range e.Events(t, audit.Query{ResourceType: resourceType, Action: action}) {
+		if ev.Result == result {
 			return true
 		}
 	}
 	return false
 }
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// State is every identity record in the store (IdentityState).
+func (e *Env) State(t testing.TB) string {
+	t.Helper()
+	return IdentityState(t, e.DB)
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
+// Login signs in through the API with a password and registers the tokens
+// as secrets.
+func (e *Env) Login(t testing.TB, username, password string) TokenPair {
+	t.Helper()
+	tp := DecodeLogin(t, e.Must(t, 200, "POST", "/api/v1/auth/login", "", map[string]any{"username": username, "password": password}))
+	e.Secret(tp.AccessToken, tp.RefreshToken)
+	return tp
 }
 
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// CreateUser makes a user through the API with the admin's token and
+// registers the password as a secret.
+func (e *Env) CreateUser(t testing.TB, admin, username, password string, roles ...string) UserOut {
+	t.Helper()
+	e.Secret(password)
+	body := map[string]any{"username": username, "password": password}
+	if len(roles) > 0 {
+		body["roles"] = roles
+	}
+	return Decode[UserOut](t, e.Must(t, 201, "POST", "/api/v1/users", admin, body))
 }
