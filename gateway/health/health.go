@@ -1,5 +1,5 @@
 // Package health answers readiness: the gateway is ready only when every
-// registered dependency (the store, later required plugins) says so.
+// registered dependency (the store, each required plugin) says so.
 package health
 
 import (
