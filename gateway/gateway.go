@@ -129,11 +129,9 @@ func New(opts Options) (*Gateway, error) {
 		MemTableSize:   cfg.Store.MemTableSize,
 		BlockCacheSize: cfg.Store.BlockCacheSize,
 		Logger:         log,
-		// Not the injected clock, yet: a record with a TTL (an API key)
-		// reads as absent once expired, and identity says "expired" rather
-		// than "unknown" only while the record is there. Tests that move
-		// the clock rely on the store keeping real time; the store can take
-		// the clock once identity keeps expired keys long enough to say so.
+		// Records with a TTL expire on the same clock identity, clusters
+		// and the rest decide by.
+		Clock: clock,
 	})
 	if err != nil {
 		return nil, err

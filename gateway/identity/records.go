@@ -75,11 +75,23 @@ type APIKey struct {
 	LastUsedAt time.Time `json:"last_used_at,omitzero"`
 }
 
-// apiKeysTable is the API-key table. Revoking a key deletes it.
+// ExpiredKeyMemory is how long an API key is kept after it expires, so
+// that its use is answered "your credential has expired" rather than
+// "invalid credentials", and its owner still sees it listed. Authentication
+// and the key cap check ExpiresAt themselves; only the record lingers.
+const ExpiredKeyMemory = 7 * 24 * time.Hour
+
+// apiKeysTable is the API-key table. Revoking a key deletes it; an expired
+// key is forgotten ExpiredKeyMemory after it expires.
 var apiKeysTable = store.NewTable("api_keys",
 	store.Index[APIKey]{Name: "digest", Unique: true, Values: func(k *APIKey) []string { return []string{k.Digest} }},
 	store.Index[APIKey]{Name: "user", Values: func(k *APIKey) []string { return []string{k.UserID} }},
-).WithExpiry(func(k *APIKey) time.Time { return k.ExpiresAt })
+).WithExpiry(func(k *APIKey) time.Time {
+	if k.ExpiresAt.IsZero() {
+		return time.Time{}
+	}
+	return k.ExpiresAt.Add(ExpiredKeyMemory)
+})
 
 // AccessKey is a KubeCube-style key pair: the access key is an identifier,
 // the secret key is stored only as a digest.

@@ -27,6 +27,8 @@ func TestRefusalsArePrecise(t *testing.T) {
 		}, ErrRevoked},
 		{"token past its life", "token", func(e *grantEnv) { *e.now = e.now.Add(61 * time.Minute) }, ErrExpired},
 		{"API key past expires_at", "api_key", func(e *grantEnv) { *e.now = e.now.Add(5 * time.Hour) }, ErrExpired},
+		{"API key still remembered as expired", "api_key", func(e *grantEnv) { *e.now = e.now.Add(4*time.Hour + ExpiredKeyMemory - time.Minute) }, ErrExpired},
+		{"API key forgotten after ExpiredKeyMemory", "api_key", func(e *grantEnv) { *e.now = e.now.Add(4*time.Hour + ExpiredKeyMemory + time.Minute) }, ErrUnauthenticated},
 		{"API key revoked (deleted)", "api_key", func(e *grantEnv) {
 			if err := e.s.RevokeAPIKey(context.Background(), grantAdmin, e.apiKeyID, Meta{}); err != nil {
 				t.Fatal(err)

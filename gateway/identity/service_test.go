@@ -15,7 +15,9 @@ import (
 // failures for a minute unless set says otherwise.
 func newTestService(t *testing.T, now *time.Time, set Settings) (*Service, *store.DB) {
 	t.Helper()
-	db, err := store.Open(store.Options{InMemory: true})
+	// The store runs on the test's clock too, as in the gateway: records
+	// with a TTL expire when the test says so.
+	db, err := store.Open(store.Options{InMemory: true, Clock: func() time.Time { return *now }})
 	if err != nil {
 		t.Fatal(err)
 	}
