@@ -50,8 +50,8 @@ func (g *Gateway) kubeconfigRoutes() []authn.Route {
 		if len(ctx.Request.Body()) == 0 {
 			return g.clusterAPI.Kubeconfig(ctx)
 		}
-		if !g.authn.Allow(ctx, ratelimit.ScopeAuth, g.authn.AddrKey(ctx)) {
-			return nil // Allow has answered 429
+		if err := g.authn.Limit(ratelimit.ScopeAuth, g.authn.AddrKey(ctx)); err != nil {
+			return err
 		}
 		return g.fleetOps.breakGlass.AdminKubeconfig(ctx)
 	}

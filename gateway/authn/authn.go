@@ -294,14 +294,13 @@ func (a *Authenticator) Meta(ctx *fasthttp.RequestCtx) identity.Meta {
 // Limiter returns the rate limiter, for the proxy and /join.
 func (a *Authenticator) Limiter() *ratelimit.Limiter { return a.limiter }
 
-// Allow applies scope's limit to key and, when it refuses, answers 429 with
-// Retry-After. It reports whether the request may go on.
-func (a *Authenticator) Allow(ctx *fasthttp.RequestCtx, scope, key string) bool {
-	ok, wait := a.limiter.Allow(scope, key)
-	if !ok {
-		httpapi.WriteError(ctx, tooMany(wait))
+// Limit applies scope's limit to key: nil when the request may go on,
+// else the 429 refusal (fault.TooMany with Retry-After) to return.
+func (a *Authenticator) Limit(scope, key string) error {
+	if ok, wait := a.limiter.Allow(scope, key); !ok {
+		return tooMany(wait)
 	}
-	return ok
+	return nil
 }
 
 // AllowPrincipal applies scope's limit to the principal's credential (its
