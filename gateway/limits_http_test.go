@@ -144,3 +144,20 @@ func TestProxyRateLimitPerUserAcrossKeys(t *testing.T) {
 		t.Errorf("429 body: %s", body)
 	}
 }
+
+// The break-glass kubeconfig's password check draws from the sign-in
+// budget of the client's address, so guessing passwords there meets the
+// same 429; asking for a kubeconfig through Berth (no password) does not.
+func TestBreakGlassPasswordIsRateLimited(t *testing.T) {
+	ag := startAuth(t, authLimits)
+	admin := ag.login(t, "admin", adminPassword).AccessToken // 1 of 5
+	guess := map[string]any{"password": "not-the-password"}
+	for range 4 {
+		ag.must(t, 404, "POST", "/api/v1/clusters/nope/kubeconfig", guess, bearer(admin))
+	}
+	status, body, hdr := ag.call(t, "POST", "/api/v1/clusters/nope/kubeconfig", guess, bearer(admin))
+	if e := decodeError(t, body); status != 429 || e.Error != "rate_limited" || hdr.Get("Retry-After") == "" {
+		t.Errorf("sixth password check: %d %s Retry-After=%q", status, body, hdr.Get("Retry-After"))
+	}
+	ag.must(t, 404, "POST", "/api/v1/clusters/nope/kubeconfig", nil, bearer(admin))
+}
