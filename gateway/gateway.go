@@ -51,8 +51,8 @@ type Options struct {
 	// Stdout receives the one-time generated admin password; nil discards it.
 	Stdout io.Writer
 	// Clock is the time every part of Berth decides by (identity, rate
-	// limits, audit, clusters, certificates; not yet the store's TTLs);
-	// nil means time.Now. Tests move it instead of sleeping. Latencies are
+	// limits, audit, clusters, operations, plugins, certificates, the
+	// store's TTLs); nil means time.Now. Tests move it instead of sleeping. Latencies are
 	// measured on the monotonic clock regardless.
 	Clock func() time.Time
 }

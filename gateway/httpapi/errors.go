@@ -33,7 +33,7 @@ func Serve(log *slog.Logger, h Handler) fasthttp.RequestHandler {
 		switch {
 		case !isFault:
 			log.Error("request failed", "request_id", RequestID(ctx), "method", string(ctx.Method()), "route", string(ctx.Path()), "err", err)
-		case isFault && (fe.Kind == fault.Internal || fe.Cause != nil):
+		case fe.Kind == fault.Internal || fe.Cause != nil:
 			log.Warn("request refused", "request_id", RequestID(ctx), "method", string(ctx.Method()), "route", string(ctx.Path()), "kind", fe.Kind.String(), "err", err)
 		}
 		WriteError(ctx, err)

@@ -169,7 +169,7 @@ func Open(opts Options) (*DB, error) {
 	}
 	db := &DB{bdb: bdb, log: logger, clock: clock, inMemory: opts.InMemory, unlock: unlock}
 	if err := db.migrate(opts.Migrations); err != nil {
-		_ = bdb.Close()
+		_ = db.Close() // closes Badger and releases the directory's lock
 		return nil, err
 	}
 	return db, nil

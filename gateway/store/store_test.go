@@ -277,6 +277,12 @@ func TestMigrations(t *testing.T) {
 	if _, err := Open(Options{Dir: dir, Migrations: []Migration{m(1)}}); err == nil || !strings.Contains(err.Error(), "newer") {
 		t.Fatalf("older binary opened newer data: %v", err)
 	}
+	// The refused open let go of the directory: the right binary opens it.
+	db, err = Open(Options{Dir: dir, Migrations: []Migration{m(1), m(2)}})
+	if err != nil {
+		t.Fatalf("open after a refused open: %v", err)
+	}
+	db.Close()
 }
 
 func TestBackupRestoreRoundTrip(t *testing.T) {
