@@ -55,7 +55,7 @@ func startE2EWith(t *testing.T, extraEnv map[string]string) *e2eCluster {
 // startE2EOn is startE2EWith on clock.
 func startE2EOn(t *testing.T, extraEnv map[string]string, clock *fakeClock) *e2eCluster {
 	t.Helper()
-	env := kubeenv.ForTest(t, kubeenv.Options{})
+	env := kube.ForTest(t)
 	ctx := context.Background()
 	// Berth's identity in the cluster is the unprivileged user, bound to
 	// nothing but the documented impersonator role: proof that role is

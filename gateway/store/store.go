@@ -1,22 +1,20 @@
-// Package store keeps Berth's control-plane state in an embedded Badger
-// database: typed tables of JSON records with unique and plain secondary
-// indexes, TTL records, conflict-retried transactions, schema migrations,
-// value-log GC and online backup.
+// Package store keeps Berth's control-plane state, in an embedded Badger
+// database or in etcd shared by replicas: typed tables of JSON records with
+// unique and plain secondary indexes, TTL records, serializable
+// conflict-retried transactions, commit hooks, schema migrations and
+// online backup in a format both backends restore.
 package store
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"os"
-	"strings"
 	"sync"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // Errors a caller can test with errors.Is.
@@ -33,25 +31,36 @@ var (
 	ErrClosed = errors.New("store is closed")
 )
 
+// Backends of Options.Backend.
+const (
+	BackendBadger = "badger"
+	BackendEtcd   = "etcd"
+)
+
 // Options says where and how to open the store.
 type Options struct {
-	// Dir is the data directory. Ignored when InMemory is set.
+	// Backend is BackendBadger (the default when empty) or BackendEtcd.
+	Backend string
+	// Dir is Badger's data directory. Ignored when InMemory is set.
 	Dir string
-	// InMemory keeps everything in memory, for unit tests.
+	// InMemory keeps everything in memory, for unit tests (Badger only).
 	InMemory bool
-	// SyncWrites fsyncs before a write is acknowledged.
+	// SyncWrites fsyncs before a write is acknowledged (Badger; etcd
+	// always does).
 	SyncWrites bool
 	// MemTableSize and BlockCacheSize size Badger's memory; zero picks the
 	// small control-plane defaults below.
 	MemTableSize   int64
 	BlockCacheSize int64
-	// Logger receives Badger's warnings and errors.
+	// Etcd says how to reach etcd when Backend is BackendEtcd.
+	Etcd EtcdOptions
+	// Logger receives the engine's warnings and errors.
 	Logger *slog.Logger
 	// Migrations run in order on open; the schema version is the number of
 	// migrations applied.
 	Migrations []Migration
 	// Clock returns the current time; nil means time.Now. Tests move it to
-	// prove expiry is checked in code, not only by Badger.
+	// prove expiry is checked in code, not only by the engine.
 	Clock func() time.Time
 }
 
@@ -60,17 +69,14 @@ type Migration func(tx *Tx) error
 
 // DB is the opened store. It is safe for concurrent use.
 type DB struct {
-	bdb      *badger.DB
-	log      *slog.Logger
-	clock    func() time.Time
-	inMemory bool
-	mu       sync.RWMutex
-	closed   bool
+	eng    engine
+	log    *slog.Logger
+	clock  func() time.Time
+	mu     sync.RWMutex
+	closed bool
 
 	// commitHooks run after each committed write transaction (guarded by mu).
 	commitHooks []func([]Change)
-	// unlock releases the data directory's lock after Badger closes.
-	unlock func()
 }
 
 // Change names a record that a committed transaction put or deleted.
@@ -91,13 +97,6 @@ func (db *DB) OnCommit(fn func([]Change)) {
 	db.commitHooks = append(db.commitHooks, fn)
 }
 
-// Defaults of unset Options.MemTableSize and BlockCacheSize: small, for
-// a control plane's data.
-const (
-	DefaultMemTableSize   = 8 << 20
-	DefaultBlockCacheSize = 16 << 20
-)
-
 const (
 	// maxTxnRetries bounds retries of a conflicting transaction; with the
 	// jittered backoff below that is over a second of contention, far
@@ -107,75 +106,42 @@ const (
 	schemaKey     = "meta/schema_version"
 )
 
-// Open opens (creating if needed) the store. A directory held by another
-// live process fails at once with ErrLocked; a lock file left by a crashed
-// process is no obstacle because the lock is an flock the kernel drops.
+// Open opens (creating if needed) the store. A Badger directory held by
+// another live process fails at once with ErrLocked; a lock file left by a
+// crashed process is no obstacle because the lock is an flock the kernel
+// drops. On etcd, any number of processes share the store.
 func Open(opts Options) (*DB, error) {
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	bo := badger.DefaultOptions(opts.Dir)
-	unlock := func() {}
-	if opts.InMemory {
-		bo = badger.DefaultOptions("").WithInMemory(true)
-	} else {
-		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
-			return nil, fmt.Errorf("create data dir: %w", err)
-		}
-		if err := os.Chmod(opts.Dir, 0o700); err != nil {
-			return nil, fmt.Errorf("restrict data dir: %w", err)
-		}
-		release, err := lockDir(opts.Dir)
-		if errors.Is(err, ErrLocked) {
-			return nil, fmt.Errorf("open %s: %w (stop the other berth serve first)", opts.Dir, ErrLocked)
-		}
-		if err != nil {
-			return nil, err
-		}
-		unlock = release
-	}
-	mem := opts.MemTableSize
-	if mem == 0 {
-		mem = DefaultMemTableSize
-	}
-	cache := opts.BlockCacheSize
-	if cache == 0 {
-		cache = DefaultBlockCacheSize
-	}
-	// A control plane holds megabytes, not terabytes: Badger's defaults
-	// (64 MiB memtables ×5, 256 MiB cache, 1 GiB vlog files) would make an
-	// edge box pay hundreds of MiB for a few thousand records.
-	bo = bo.
-		WithSyncWrites(opts.SyncWrites).
-		WithMemTableSize(mem).
-		WithNumMemtables(2).
-		WithNumLevelZeroTables(2).
-		WithNumLevelZeroTablesStall(8).
-		WithBlockCacheSize(cache).
-		WithIndexCacheSize(8 << 20).
-		WithValueLogFileSize(64 << 20).
-		WithNumCompactors(2).
-		WithLogger(badgerLogger{logger})
-
-	bdb, err := badger.Open(bo)
-	if err != nil {
-		unlock()
-		return nil, fmt.Errorf("open badger at %s: %w", opts.Dir, err)
-	}
 	clock := opts.Clock
 	if clock == nil {
 		clock = time.Now
 	}
-	db := &DB{bdb: bdb, log: logger, clock: clock, inMemory: opts.InMemory, unlock: unlock}
+	var eng engine
+	var err error
+	switch opts.Backend {
+	case "", BackendBadger:
+		eng, err = openBadger(opts, logger)
+	case BackendEtcd:
+		eng, err = openEtcd(opts.Etcd, clock, logger)
+	default:
+		err = fmt.Errorf("store: unknown backend %q (want %s or %s)", opts.Backend, BackendBadger, BackendEtcd)
+	}
+	if err != nil {
+		return nil, err
+	}
+	db := &DB{eng: eng, log: logger, clock: clock}
 	if err := db.migrate(opts.Migrations); err != nil {
-		_ = db.Close() // closes Badger and releases the directory's lock
+		_ = db.Close() // closes the engine and releases the directory's lock
 		return nil, err
 	}
 	return db, nil
 }
 
-// Close stops background work and closes Badger, flushing memtables.
+// Close closes the engine: Badger flushes its memtables; an etcd client
+// disconnects.
 func (db *DB) Close() error {
 	db.mu.Lock()
 	if db.closed {
@@ -184,41 +150,57 @@ func (db *DB) Close() error {
 	}
 	db.closed = true
 	db.mu.Unlock()
-	defer db.unlock()
-	if err := db.bdb.Close(); err != nil {
-		return fmt.Errorf("close badger: %w", err)
-	}
-	return nil
+	return db.eng.close()
 }
 
-// Ready reports whether the store is open and answering reads.
+// readyTimeout bounds Ready's question to a remote engine.
+const readyTimeout = 2 * time.Second
+
+// Ready reports whether the store is open and answering reads; on etcd it
+// asks the cluster, so a replica cut off from etcd is not ready.
 func (db *DB) Ready() error {
+	if err := db.open(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	return db.eng.ready(ctx)
+}
+
+func (db *DB) open() error {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	if db.closed || db.bdb.IsClosed() {
+	if db.closed {
 		return ErrClosed
 	}
 	return nil
 }
 
-// Sizes returns the bytes Badger uses for its LSM tree and value log.
-func (db *DB) Sizes() (lsm, vlog int64) { return db.bdb.Size() }
+// Sizes returns the bytes Badger uses for its LSM tree and value log; zero
+// on etcd, whose size its own metrics report.
+func (db *DB) Sizes() (lsm, vlog int64) {
+	if b, ok := db.eng.(*badgerEngine); ok {
+		return b.bdb.Size()
+	}
+	return 0, 0
+}
 
-// Update runs fn in a read-write transaction and commits it. On a write
-// conflict with a concurrent transaction fn runs again (up to a bound), so
-// fn must be free of side effects outside tx.
+// Update runs fn in a read-write transaction and commits it. The
+// transaction is serializable: it commits only if nothing it read has
+// changed since, else fn runs again (up to a bound), so fn must be free of
+// side effects outside tx.
 func (db *DB) Update(fn func(tx *Tx) error) error {
-	if err := db.Ready(); err != nil {
+	if err := db.open(); err != nil {
 		return err
 	}
 	var err error
 	for attempt := 0; attempt < maxTxnRetries; attempt++ {
 		var tx *Tx
-		err = db.bdb.Update(func(txn *badger.Txn) error {
-			tx = &Tx{txn: txn, now: db.clock()}
+		err = db.eng.update(func(kv kvTxn) error {
+			tx = &Tx{kv: kv, now: db.clock(), writable: true}
 			return fn(tx)
 		})
-		if !errors.Is(err, badger.ErrConflict) {
+		if !errors.Is(err, errConflict) {
 			if err == nil && len(tx.changes) > 0 {
 				db.mu.RLock()
 				hooks := db.commitHooks
@@ -241,59 +223,76 @@ func conflictBackoff(attempt int) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d)))
 }
 
-// View runs fn in a read-only transaction.
+// View runs fn in a read-only transaction: every read sees the same
+// moment.
 func (db *DB) View(fn func(tx *Tx) error) error {
-	if err := db.Ready(); err != nil {
+	if err := db.open(); err != nil {
 		return err
 	}
-	return db.bdb.View(func(txn *badger.Txn) error { return fn(&Tx{txn: txn, now: db.clock()}) })
+	return db.eng.view(func(kv kvTxn) error { return fn(&Tx{kv: kv, now: db.clock()}) })
 }
 
 // Backup writes a full, consistent snapshot of the store to w while it
-// keeps serving.
+// keeps serving, in a format either backend restores (see backup.go).
 func (db *DB) Backup(w io.Writer) error {
-	if err := db.Ready(); err != nil {
+	if err := db.open(); err != nil {
 		return err
 	}
-	if _, err := db.bdb.Backup(w, 0); err != nil {
+	if err := dump(db.eng, w); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	return nil
 }
 
-// Restore loads a snapshot made by Backup. It refuses a store that already
-// holds records other than its schema version, so a restore can never mix
-// two histories.
+// Restore loads a snapshot made by Backup, on either backend; a Badger
+// store also takes a backup made by Berth before the portable format. It
+// refuses a store that already holds records other than its schema
+// version, so a restore can never mix two histories, and it loads nothing
+// from a damaged file.
 func (db *DB) Restore(r io.Reader) error {
 	empty := true
 	err := db.View(func(tx *Tx) error {
-		it := tx.txn.NewIterator(badger.IteratorOptions{PrefetchValues: false})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			if string(it.Item().Key()) != schemaKey {
-				empty = false
-				return nil
-			}
-		}
-		return nil
+		return tx.kv.scan("", scanOrder{}, func(e entry) (bool, error) {
+			empty = e.key == schemaKey
+			return empty, nil
+		})
 	})
 	if err != nil {
 		return err
 	}
 	if !empty {
-		return errors.New("restore: the target data directory is not empty")
+		return errors.New("restore: the target store is not empty")
 	}
-	if err := db.bdb.Load(r, 64); err != nil {
+	br := bufio.NewReader(r)
+	if legacy, err := isLegacyBackup(br); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	} else if legacy {
+		b, ok := db.eng.(*badgerEngine)
+		if !ok {
+			return errors.New("restore: this backup was made by an older Berth in Badger's own format; restore it into a Badger store, then back that up again to move it to etcd")
+		}
+		if err := b.bdb.Load(br, 64); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		return nil
+	}
+	entries, err := readBackup(br)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if err := db.eng.load(entries); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	return nil
 }
 
-// RunGCEvery garbage-collects the value log every interval until ctx ends
-// (Berth runs it as a component, stopped before Close). It returns at once
-// for an in-memory store or an interval of zero.
+// RunGCEvery garbage-collects Badger's value log every interval until ctx
+// ends (Berth runs it as a component, stopped before Close). It returns at
+// once for etcd (which compacts itself), an in-memory store or an interval
+// of zero.
 func (db *DB) RunGCEvery(ctx context.Context, every time.Duration) {
-	if every <= 0 || db.inMemory {
+	b, ok := db.eng.(*badgerEngine)
+	if every <= 0 || !ok || b.inMemory {
 		return
 	}
 	t := time.NewTicker(every)
@@ -303,19 +302,7 @@ func (db *DB) RunGCEvery(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			db.RunGC()
-		}
-	}
-}
-
-// RunGC reclaims value-log space until Badger finds nothing worth rewriting.
-func (db *DB) RunGC() {
-	for i := 0; i < 16; i++ {
-		if err := db.bdb.RunValueLogGC(0.5); err != nil {
-			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
-				db.log.Warn("value log gc", "err", err)
-			}
-			return
+			b.runGC()
 		}
 	}
 }
@@ -329,23 +316,30 @@ func (db *DB) migrate(migrations []Migration) error {
 		if have > len(migrations) {
 			return fmt.Errorf("store schema version %d is newer than this berth knows (%d): refusing to run an older binary on newer data", have, len(migrations))
 		}
+		if have == len(migrations) {
+			// Nothing to write: replicas opening an up-to-date etcd store
+			// at once must not contend on the schema key.
+			return nil
+		}
 		for i := have; i < len(migrations); i++ {
 			if err := migrations[i](tx); err != nil {
 				return fmt.Errorf("migration %d: %w", i+1, err)
 			}
 		}
-		return tx.txn.Set([]byte(schemaKey), []byte(fmt.Sprint(len(migrations))))
+		return tx.kv.set(entry{key: schemaKey, value: []byte(fmt.Sprint(len(migrations)))})
 	})
 }
 
 // Tx is one transaction. It is valid only inside the function given to
 // Update or View.
 type Tx struct {
-	txn *badger.Txn
-	now time.Time
+	kv       kvTxn
+	now      time.Time
+	writable bool
 	// changes lists the records this transaction put or deleted, for the
-	// commit hooks.
+	// commit hooks; written, the tables whose generation key it moved.
 	changes []Change
+	written []string
 }
 
 // Now is the time the transaction started; TTL checks use it so one
@@ -353,34 +347,16 @@ type Tx struct {
 func (tx *Tx) Now() time.Time { return tx.now }
 
 func (tx *Tx) schemaVersion() (int, error) {
-	item, err := tx.txn.Get([]byte(schemaKey))
-	if errors.Is(err, badger.ErrKeyNotFound) {
+	e, err := tx.kv.get(schemaKey)
+	if errors.Is(err, errKeyNotFound) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("read schema version: %w", err)
 	}
 	var v int
-	err = item.Value(func(b []byte) error {
-		_, err := fmt.Sscan(string(b), &v)
-		return err
-	})
-	return v, err
-}
-
-// badgerLogger sends Badger's chatter to slog: its Infof lines (compaction
-// and replay progress) become debug so an operator's log stays readable.
-type badgerLogger struct{ l *slog.Logger }
-
-func (b badgerLogger) Errorf(f string, a ...any) {
-	b.l.Error(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
-}
-func (b badgerLogger) Warningf(f string, a ...any) {
-	b.l.Warn(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
-}
-func (b badgerLogger) Infof(f string, a ...any) {
-	b.l.Log(context.Background(), slog.LevelDebug, strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
-}
-func (b badgerLogger) Debugf(f string, a ...any) {
-	b.l.Log(context.Background(), slog.LevelDebug-4, strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+	if _, err := fmt.Sscan(string(e.value), &v); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
 }

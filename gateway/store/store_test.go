@@ -31,9 +31,8 @@ func accounts() *Table[account] {
 	).WithExpiry(func(a *account) time.Time { return a.Expires })
 }
 
-func openMem(t *testing.T, opts Options) *DB {
+func openStore(t *testing.T, opts Options) *DB {
 	t.Helper()
-	opts.InMemory = true
 	db, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -42,8 +41,10 @@ func openMem(t *testing.T, opts Options) *DB {
 	return db
 }
 
-func TestUniqueIndex(t *testing.T) {
-	db := openMem(t, Options{})
+func TestUniqueIndex(t *testing.T) { eachBackend(t, testUniqueIndex) }
+
+func testUniqueIndex(t *testing.T, fresh func(*testing.T) Options) {
+	db := openStore(t, fresh(t))
 	tab := accounts()
 	must(t, db.Update(func(tx *Tx) error {
 		return tab.Insert(tx, "a1", &account{Name: "Alice", Email: "a@x", Groups: []string{"dev", "ops"}})
@@ -103,10 +104,14 @@ func TestUniqueIndex(t *testing.T) {
 	}
 }
 
-func TestTTLCheckedInCode(t *testing.T) {
+func TestTTLCheckedInCode(t *testing.T) { eachBackend(t, testTTLCheckedInCode) }
+
+func testTTLCheckedInCode(t *testing.T, fresh func(*testing.T) Options) {
 	now := time.Now()
 	var offset atomic.Int64
-	db := openMem(t, Options{Clock: func() time.Time { return now.Add(time.Duration(offset.Load())) }})
+	opts := fresh(t)
+	opts.Clock = func() time.Time { return now.Add(time.Duration(offset.Load())) }
+	db := openStore(t, opts)
 	tab := accounts()
 	must(t, db.Update(func(tx *Tx) error {
 		return tab.Insert(tx, "t1", &account{Name: "temp", Email: "t@x", Expires: now.Add(time.Hour)})
@@ -115,8 +120,8 @@ func TestTTLCheckedInCode(t *testing.T) {
 		_, err := tab.Get(tx, "t1")
 		return err
 	}))
-	// Badger still holds the key (its own clock has not moved), so only
-	// the store's check can hide it.
+	// The engine still holds the key (Badger's clock and etcd's lease have
+	// not moved), so only the store's check can hide it.
 	offset.Store(int64(2 * time.Hour))
 	must(t, db.View(func(tx *Tx) error {
 		if _, err := tab.Get(tx, "t1"); !errors.Is(err, ErrNotFound) {
@@ -136,8 +141,10 @@ func TestTTLCheckedInCode(t *testing.T) {
 	must(t, db.Update(func(tx *Tx) error { return tab.Insert(tx, "t2", &account{Name: "temp", Email: "t@x"}) }))
 }
 
-func TestScanPageAndIDs(t *testing.T) {
-	db := openMem(t, Options{})
+func TestScanPageAndIDs(t *testing.T) { eachBackend(t, testScanPageAndIDs) }
+
+func testScanPageAndIDs(t *testing.T, fresh func(*testing.T) Options) {
+	db := openStore(t, fresh(t))
 	tab := accounts()
 	var ids []string
 	for i := 0; i < 25; i++ {
@@ -180,8 +187,10 @@ func TestScanPageAndIDs(t *testing.T) {
 	}
 }
 
-func TestConflictRetry(t *testing.T) {
-	db := openMem(t, Options{})
+func TestConflictRetry(t *testing.T) { eachBackend(t, testConflictRetry) }
+
+func testConflictRetry(t *testing.T, fresh func(*testing.T) Options) {
+	db := openStore(t, fresh(t))
 	tab := accounts()
 	must(t, db.Update(func(tx *Tx) error { return tab.Insert(tx, "c", &account{Name: "c", Email: "c@x"}) }))
 	var wg sync.WaitGroup
@@ -249,8 +258,15 @@ func TestRestartKeepsDataAndLocks(t *testing.T) {
 	}))
 }
 
-func TestMigrations(t *testing.T) {
-	dir := t.TempDir()
+func TestMigrations(t *testing.T) { eachBackend(t, testMigrations) }
+
+func testMigrations(t *testing.T, fresh func(*testing.T) Options) {
+	place := fresh(t)
+	at := func(migrations ...Migration) Options {
+		o := place
+		o.Migrations = migrations
+		return o
+	}
 	tab := accounts()
 	var ran []int
 	m := func(n int) Migration {
@@ -259,12 +275,12 @@ func TestMigrations(t *testing.T) {
 			return tab.Put(tx, fmt.Sprint("m", n), &account{Name: fmt.Sprint("m", n), Email: fmt.Sprint(n)})
 		}
 	}
-	db, err := Open(Options{Dir: dir, Migrations: []Migration{m(1)}})
+	db, err := Open(at(m(1)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
-	db, err = Open(Options{Dir: dir, Migrations: []Migration{m(1), m(2)}})
+	db, err = Open(at(m(1), m(2)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,37 +290,46 @@ func TestMigrations(t *testing.T) {
 		t.Fatalf("ran %v version %d; want [1 2] and 2", ran, v)
 	}
 	// An older binary (fewer migrations) must refuse newer data.
-	if _, err := Open(Options{Dir: dir, Migrations: []Migration{m(1)}}); err == nil || !strings.Contains(err.Error(), "newer") {
+	if _, err := Open(at(m(1))); err == nil || !strings.Contains(err.Error(), "newer") {
 		t.Fatalf("older binary opened newer data: %v", err)
 	}
 	// The refused open let go of the directory: the right binary opens it.
-	db, err = Open(Options{Dir: dir, Migrations: []Migration{m(1), m(2)}})
+	db, err = Open(at(m(1), m(2)))
 	if err != nil {
 		t.Fatalf("open after a refused open: %v", err)
 	}
 	db.Close()
 }
 
+// A backup restores into either backend, whichever wrote it.
 func TestBackupRestoreRoundTrip(t *testing.T) {
-	tab := accounts()
-	src, err := Open(Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
+	bs := backends(t)
+	for _, from := range bs {
+		for _, to := range bs {
+			t.Run(from.name+"-to-"+to.name, func(t *testing.T) {
+				testBackupRestore(t, from.fresh, to.fresh)
+			})
+		}
 	}
-	defer src.Close()
+}
+
+func testBackupRestore(t *testing.T, from, to func(*testing.T) Options) {
+	tab := accounts()
+	src := openStore(t, from(t))
+	later := time.Now().Add(time.Hour)
 	for i := 0; i < 50; i++ {
 		must(t, src.Update(func(tx *Tx) error {
-			return tab.Insert(tx, fmt.Sprint("r", i), &account{Name: fmt.Sprint("u", i), Email: fmt.Sprint(i), Groups: []string{"g"}})
+			a := &account{Name: fmt.Sprint("u", i), Email: fmt.Sprint(i), Groups: []string{"g"}}
+			if i%10 == 0 {
+				a.Expires = later
+			}
+			return tab.Insert(tx, fmt.Sprint("r", i), a)
 		}))
 	}
 	var buf bytes.Buffer
 	must(t, src.Backup(&buf))
 
-	dst, err := Open(Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
+	dst := openStore(t, to(t))
 	must(t, dst.Restore(bytes.NewReader(buf.Bytes())))
 	must(t, dst.View(func(tx *Tx) error {
 		_, total, err := tab.Page(tx, 1, 1, false, nil)
@@ -319,11 +344,22 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 		if len(ids) != 50 {
 			t.Errorf("plain index after restore: %d", len(ids))
 		}
+		// Expiry travels with the record, to the second.
+		e, err3 := tx.kv.get(tab.recordKey("r20"))
+		if err3 != nil || e.expiresAt != uint64(later.Unix()) {
+			t.Errorf("expiry after restore: %d %v, want %d", e.expiresAt, err3, later.Unix())
+		}
 		return err
 	}))
+	// A backup of the restored store is the same file.
+	var again bytes.Buffer
+	must(t, dst.Backup(&again))
+	if !bytes.Equal(again.Bytes(), buf.Bytes()) {
+		t.Errorf("a backup of the restored store differs from the original backup (%d vs %d bytes)", again.Len(), buf.Len())
+	}
 	// Restoring over data is refused and changes nothing.
-	if err := dst.Restore(bytes.NewReader(buf.Bytes())); err == nil {
-		t.Fatal("restore into a non-empty store succeeded")
+	if err := dst.Restore(bytes.NewReader(buf.Bytes())); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("restore into a non-empty store: %v", err)
 	}
 }
 
@@ -335,7 +371,11 @@ func must(t *testing.T, err error) {
 }
 
 func TestOnCommitReportsCommittedWrites(t *testing.T) {
-	db := openMem(t, Options{})
+	eachBackend(t, testOnCommitReportsCommittedWrites)
+}
+
+func testOnCommitReportsCommittedWrites(t *testing.T, fresh func(*testing.T) Options) {
+	db := openStore(t, fresh(t))
 	tab := accounts()
 	var got [][]Change
 	db.OnCommit(func(c []Change) { got = append(got, slices.Clone(c)) })

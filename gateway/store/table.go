@@ -1,15 +1,12 @@
 package store
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // Key layout, versioned so a later migration can rewrite a whole family:
@@ -17,11 +14,43 @@ import (
 //	v1/t/<table>/<id>                         → JSON record
 //	v1/u/<table>/<index>/<value>              → id          (unique index)
 //	v1/x/<table>/<index>/<value>\x00<id>      → ""          (plain index)
+//	v1/g/<table>                              → ""          (generation)
+//
+// The generation key is written by every transaction that writes the
+// table and read by every read-write transaction that scans it, so the
+// engine's conflict check (a read key changed since) also catches records
+// created, changed or deleted in a scanned range: phantoms, which
+// comparing only the keys a scan returned would miss.
 const (
-	recordPrefix = "v1/t/"
-	uniquePrefix = "v1/u/"
-	plainPrefix  = "v1/x/"
+	recordPrefix     = "v1/t/"
+	uniquePrefix     = "v1/u/"
+	plainPrefix      = "v1/x/"
+	generationPrefix = "v1/g/"
 )
+
+func generationKey(table string) string { return generationPrefix + table }
+
+// readTable makes a read-write transaction depend on the whole of table,
+// before it scans it.
+func (tx *Tx) readTable(table string) error {
+	if !tx.writable {
+		return nil // a read-only transaction sees one snapshot and commits nothing
+	}
+	if _, err := tx.kv.get(generationKey(table)); err != nil && !errors.Is(err, errKeyNotFound) {
+		return fmt.Errorf("read %s: %w", table, err)
+	}
+	return nil
+}
+
+// wroteTable marks table as changed by this transaction.
+func (tx *Tx) wroteTable(table string, id string) error {
+	tx.changes = append(tx.changes, Change{Table: table, ID: id})
+	if slices.Contains(tx.written, table) {
+		return nil
+	}
+	tx.written = append(tx.written, table)
+	return tx.kv.set(entry{key: generationKey(table)})
+}
 
 // Index declares a secondary index on a table. Values returns the index
 // values of a record; empty strings are not indexed.
@@ -53,8 +82,9 @@ func NewTable[T any](name string, indexes ...Index[T]) *Table[T] {
 
 // WithExpiry makes records expire at the time fn returns (zero: never).
 // Expired records and their index entries read as absent, both through
-// Badger's TTL and a check here, because Badger may still return expired
-// keys it has not compacted away after a restart.
+// the engine's TTL (Badger's, etcd's leases) and a check here on the
+// store's clock, because an engine may still return expired keys it has
+// not removed yet.
 func (t *Table[T]) WithExpiry(fn func(*T) time.Time) *Table[T] {
 	t.expiry = fn
 	return t
@@ -63,37 +93,42 @@ func (t *Table[T]) WithExpiry(fn func(*T) time.Time) *Table[T] {
 // Name returns the table's name.
 func (t *Table[T]) Name() string { return t.name }
 
-func (t *Table[T]) recordKey(id string) []byte { return []byte(recordPrefix + t.name + "/" + id) }
+func (t *Table[T]) recordPrefix() string { return recordPrefix + t.name + "/" }
 
-func (t *Table[T]) uniqueKey(index, value string) []byte {
-	return []byte(uniquePrefix + t.name + "/" + index + "/" + value)
+func (t *Table[T]) recordKey(id string) string { return t.recordPrefix() + id }
+
+func (t *Table[T]) uniqueKey(index, value string) string {
+	return uniquePrefix + t.name + "/" + index + "/" + value
 }
 
-func (t *Table[T]) plainKey(index, value, id string) []byte {
-	return []byte(plainPrefix + t.name + "/" + index + "/" + value + "\x00" + id)
+func (t *Table[T]) plainKey(index, value, id string) string {
+	return t.plainScanPrefix(index, value) + id
 }
 
-func (t *Table[T]) plainScanPrefix(index, value string) []byte {
-	return []byte(plainPrefix + t.name + "/" + index + "/" + value + "\x00")
+func (t *Table[T]) plainScanPrefix(index, value string) string {
+	return plainPrefix + t.name + "/" + index + "/" + value + "\x00"
 }
 
-// live reports whether item has not expired at the transaction's time.
-func live(tx *Tx, item *badger.Item) bool {
-	exp := item.ExpiresAt()
-	return exp == 0 || uint64(tx.now.Unix()) < exp
+// getLive returns the live entry at key, or errKeyNotFound.
+func getLive(tx *Tx, key string) (entry, error) {
+	e, err := tx.kv.get(key)
+	if err == nil && !e.live(tx.now.Unix()) {
+		return entry{}, errKeyNotFound
+	}
+	return e, err
 }
 
 // Get returns the record with id, or ErrNotFound.
 func (t *Table[T]) Get(tx *Tx, id string) (*T, error) {
-	item, err := tx.txn.Get(t.recordKey(id))
-	if errors.Is(err, badger.ErrKeyNotFound) || (err == nil && !live(tx, item)) {
+	e, err := getLive(tx, t.recordKey(id))
+	if errors.Is(err, errKeyNotFound) {
 		return nil, fmt.Errorf("%s %s: %w", t.name, id, ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get %s %s: %w", t.name, id, err)
 	}
 	v := new(T)
-	if err := item.Value(func(b []byte) error { return json.Unmarshal(b, v) }); err != nil {
+	if err := json.Unmarshal(e.value, v); err != nil {
 		return nil, fmt.Errorf("decode %s %s: %w", t.name, id, err)
 	}
 	return v, nil
@@ -101,31 +136,33 @@ func (t *Table[T]) Get(tx *Tx, id string) (*T, error) {
 
 // GetBy returns the record a unique index maps value to, or ErrNotFound.
 func (t *Table[T]) GetBy(tx *Tx, index, value string) (*T, string, error) {
-	item, err := tx.txn.Get(t.uniqueKey(index, value))
-	if errors.Is(err, badger.ErrKeyNotFound) || (err == nil && !live(tx, item)) {
+	e, err := getLive(tx, t.uniqueKey(index, value))
+	if errors.Is(err, errKeyNotFound) {
 		return nil, "", fmt.Errorf("%s by %s: %w", t.name, index, ErrNotFound)
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("get %s by %s: %w", t.name, index, err)
 	}
-	id, err := item.ValueCopy(nil)
-	if err != nil {
-		return nil, "", fmt.Errorf("read %s index %s: %w", t.name, index, err)
-	}
-	v, err := t.Get(tx, string(id))
-	return v, string(id), err
+	id := string(e.value)
+	v, err := t.Get(tx, id)
+	return v, id, err
 }
 
 // IDsBy returns the ids a plain index maps value to, in id order.
 func (t *Table[T]) IDsBy(tx *Tx, index, value string) ([]string, error) {
 	prefix := t.plainScanPrefix(index, value)
-	it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-	defer it.Close()
+	if err := tx.readTable(t.name); err != nil {
+		return nil, err
+	}
 	var ids []string
-	for it.Rewind(); it.Valid(); it.Next() {
-		if live(tx, it.Item()) {
-			ids = append(ids, string(it.Item().Key()[len(prefix):]))
+	err := tx.kv.scan(prefix, scanOrder{}, func(e entry) (bool, error) {
+		if e.live(tx.now.Unix()) {
+			ids = append(ids, e.key[len(prefix):])
 		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s by %s: %w", t.name, index, err)
 	}
 	return ids, nil
 }
@@ -158,18 +195,14 @@ func (t *Table[T]) Put(tx *Tx, id string, v *T) error {
 			continue
 		}
 		for _, val := range indexValues(ix, v) {
-			item, err := tx.txn.Get(t.uniqueKey(ix.Name, val))
-			if errors.Is(err, badger.ErrKeyNotFound) || (err == nil && !live(tx, item)) {
+			owner, err := getLive(tx, t.uniqueKey(ix.Name, val))
+			if errors.Is(err, errKeyNotFound) {
 				continue
 			}
 			if err != nil {
 				return fmt.Errorf("check %s.%s: %w", t.name, ix.Name, err)
 			}
-			owner, err := item.ValueCopy(nil)
-			if err != nil {
-				return fmt.Errorf("check %s.%s: %w", t.name, ix.Name, err)
-			}
-			if string(owner) != id {
+			if string(owner.value) != id {
 				return fmt.Errorf("%s %s %q: %w", t.name, ix.Name, val, ErrDuplicate)
 			}
 		}
@@ -189,15 +222,15 @@ func (t *Table[T]) Put(tx *Tx, id string, v *T) error {
 			expiresAt = uint64(at.Unix())
 		}
 	}
-	set := func(k, val []byte) error {
-		e := badger.NewEntry(k, val)
-		e.ExpiresAt = expiresAt
-		return tx.txn.SetEntry(e)
+	set := func(k string, val []byte) error {
+		return tx.kv.set(entry{key: k, value: val, expiresAt: expiresAt})
 	}
 	if err := set(t.recordKey(id), data); err != nil {
 		return fmt.Errorf("put %s %s: %w", t.name, id, err)
 	}
-	tx.changes = append(tx.changes, Change{Table: t.name, ID: id})
+	if err := tx.wroteTable(t.name, id); err != nil {
+		return err
+	}
 	for _, ix := range t.indexes {
 		for _, val := range indexValues(ix, v) {
 			key := t.plainKey(ix.Name, val, id)
@@ -222,11 +255,10 @@ func (t *Table[T]) Delete(tx *Tx, id string) error {
 	if err := t.deleteIndexes(tx, id, old); err != nil {
 		return err
 	}
-	if err := tx.txn.Delete(t.recordKey(id)); err != nil {
+	if err := tx.kv.delete(t.recordKey(id)); err != nil {
 		return fmt.Errorf("delete %s %s: %w", t.name, id, err)
 	}
-	tx.changes = append(tx.changes, Change{Table: t.name, ID: id})
-	return nil
+	return tx.wroteTable(t.name, id)
 }
 
 func (t *Table[T]) deleteIndexes(tx *Tx, id string, old *T) error {
@@ -236,7 +268,7 @@ func (t *Table[T]) deleteIndexes(tx *Tx, id string, old *T) error {
 			if ix.Unique {
 				key = t.uniqueKey(ix.Name, val)
 			}
-			if err := tx.txn.Delete(key); err != nil {
+			if err := tx.kv.delete(key); err != nil {
 				return fmt.Errorf("unindex %s.%s: %w", t.name, ix.Name, err)
 			}
 		}
@@ -267,37 +299,25 @@ type ScanOptions struct {
 // Scan calls fn for each live record in id order until fn returns false or
 // an error.
 func (t *Table[T]) Scan(tx *Tx, opts ScanOptions, fn func(id string, v *T) (bool, error)) error {
-	prefix := []byte(recordPrefix + t.name + "/")
-	it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: opts.Reverse, PrefetchValues: true, PrefetchSize: 64})
-	defer it.Close()
-	switch {
-	case opts.After != "":
-		it.Seek(append(bytes.Clone(prefix), opts.After...))
-		if it.Valid() && string(it.Item().Key()[len(prefix):]) == opts.After {
-			it.Next()
-		}
-	case opts.Reverse:
-		// Seek to the largest key under the prefix.
-		it.Seek(append(bytes.Clone(prefix), 0xff))
-	default:
-		it.Rewind()
+	prefix := t.recordPrefix()
+	if err := tx.readTable(t.name); err != nil {
+		return err
 	}
-	for ; it.Valid(); it.Next() {
-		item := it.Item()
-		if !live(tx, item) {
-			continue
+	order := scanOrder{reverse: opts.Reverse}
+	if opts.After != "" {
+		order.after = prefix + opts.After
+	}
+	return tx.kv.scan(prefix, order, func(e entry) (bool, error) {
+		if !e.live(tx.now.Unix()) {
+			return true, nil
 		}
-		id := string(item.Key()[len(prefix):])
+		id := e.key[len(prefix):]
 		v := new(T)
-		if err := item.Value(func(b []byte) error { return json.Unmarshal(b, v) }); err != nil {
-			return fmt.Errorf("decode %s %s: %w", t.name, id, err)
+		if err := json.Unmarshal(e.value, v); err != nil {
+			return false, fmt.Errorf("decode %s %s: %w", t.name, id, err)
 		}
-		more, err := fn(id, v)
-		if err != nil || !more {
-			return err
-		}
-	}
-	return nil
+		return fn(id, v)
+	})
 }
 
 // Page returns one page (1-based) of the records keep accepts, in id order,

@@ -2,7 +2,7 @@ package controlplane
 
 import "strconv"
 
-// Etcd describes a single-member etcd.
+// Etcd describes one etcd member: alone, or of a new cluster.
 type Etcd struct {
 	// Name is the member's name.
 	Name string
@@ -16,12 +16,19 @@ type Etcd struct {
 	// TrustedCAFile. A single member still opens its peer port, which
 	// should not be plain text when the client port is not.
 	CertFile, KeyFile, TrustedCAFile string
+	// InitialCluster is etcd's --initial-cluster (name=peerURL,…) for a
+	// member of a new multi-member cluster; empty: this member alone.
+	InitialCluster string
 	// Extra is appended to the command line.
 	Extra []string
 }
 
 // Args returns etcd's command line.
 func (e Etcd) Args() []string {
+	cluster := e.InitialCluster
+	if cluster == "" {
+		cluster = e.Name + "=" + e.PeerURL
+	}
 	args := []string{
 		"--name=" + e.Name,
 		e.DataDirArg(),
@@ -29,7 +36,7 @@ func (e Etcd) Args() []string {
 		"--advertise-client-urls=" + e.ClientURL,
 		"--listen-peer-urls=" + e.PeerURL,
 		"--initial-advertise-peer-urls=" + e.PeerURL,
-		"--initial-cluster=" + e.Name + "=" + e.PeerURL,
+		"--initial-cluster=" + cluster,
 		"--initial-cluster-state=new",
 	}
 	if e.CertFile != "" {

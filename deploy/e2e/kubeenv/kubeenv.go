@@ -118,6 +118,7 @@ type Env struct {
 	apiserverArgs   []string
 	stopOnce        sync.Once
 	stopErr         error
+	baseline        *baseline // set by Mark
 }
 
 // Start launches etcd and kube-apiserver as child processes, each in its own

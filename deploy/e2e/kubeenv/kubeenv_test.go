@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -304,6 +305,46 @@ func TestControlPlane(t *testing.T) {
 				t.Fatalf("bootstrap token never authenticated: %v", err)
 			}
 			time.Sleep(500 * time.Millisecond)
+		}
+	})
+
+	t.Run("reset", func(t *testing.T) {
+		if err := env.Mark(ctx); err != nil {
+			t.Fatal(err)
+		}
+		kubectl := func(args ...string) string {
+			t.Helper()
+			out, err := env.Kubectl(ctx, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return strings.TrimSpace(string(out))
+		}
+		// One of each change Reset undoes: a created namespace with an
+		// object in it, a changed object, a deleted one.
+		for round := range 2 {
+			kubectl("create", "namespace", "scratch")
+			kubectl("-n", "scratch", "create", "configmap", "left-over", "--from-literal=round="+strconv.Itoa(round))
+			kubectl("label", "namespace", "default", "touched=yes")
+			kubectl("delete", "clusterrole", "view")
+
+			if err := env.Reset(ctx); err != nil {
+				t.Fatalf("Reset (round %d): %v", round, err)
+			}
+			// The apiserver serves the reset objects: its watch cache
+			// followed the writes in etcd.
+			if out, err := env.Kubectl(ctx, "get", "namespace", "scratch", "-o", "name"); err == nil || !strings.Contains(err.Error(), "NotFound") {
+				t.Errorf("round %d: namespace scratch after Reset: %q, %v; want NotFound", round, out, err)
+			}
+			if out, err := env.Kubectl(ctx, "get", "configmaps", "-A", "-o", "name"); err != nil || strings.Contains(string(out), "left-over") {
+				t.Errorf("round %d: configmaps after Reset: %q, %v", round, out, err)
+			}
+			if labels := kubectl("get", "namespace", "default", "-o", "jsonpath={.metadata.labels}"); strings.Contains(labels, "touched") {
+				t.Errorf("round %d: default's labels after Reset: %s", round, labels)
+			}
+			if got := kubectl("get", "clusterrole", "view", "-o", "name"); got != "clusterrole.rbac.authorization.k8s.io/view" {
+				t.Errorf("round %d: clusterrole view after Reset: %q", round, got)
+			}
 		}
 	})
 
