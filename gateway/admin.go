@@ -39,6 +39,10 @@ func listenAdmin(dataDir string, db *store.DB, log *slog.Logger) (*adminSocket, 
 		log.Warn("data dir path too long for the admin socket; online backup disabled", "path_len", len(path))
 		return nil, nil
 	}
+	// On etcd nothing else creates the data directory.
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
 	removeStale(path)
 	ln, err := net.Listen("unix", path)
 	if err != nil {

@@ -123,16 +123,13 @@ func New(opts Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := store.Open(store.Options{
-		Dir:            cfg.DataDir,
-		SyncWrites:     cfg.Store.SyncWrites,
-		MemTableSize:   cfg.Store.MemTableSize,
-		BlockCacheSize: cfg.Store.BlockCacheSize,
-		Logger:         log,
-		// Records with a TTL expire on the same clock identity, clusters
-		// and the rest decide by.
-		Clock: clock,
-	})
+	// Records with a TTL expire on the same clock identity, clusters and
+	// the rest decide by.
+	storeOpts, err := StoreOptions(cfg, log, clock)
+	if err != nil {
+		return nil, err
+	}
+	db, err := store.Open(storeOpts)
 	if err != nil {
 		return nil, err
 	}

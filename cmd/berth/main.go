@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -153,7 +154,7 @@ func backupCmd() *cobra.Command {
 			if out == "" {
 				return errors.New("--out is required")
 			}
-			return backup(cfg.DataDir, out, cmd.OutOrStdout())
+			return backup(cfg, out, cmd.OutOrStdout())
 		},
 	}
 	addConfigFlag(cmd)
@@ -162,8 +163,9 @@ func backupCmd() *cobra.Command {
 }
 
 // backup streams from the running server's admin socket when there is one,
-// else opens the store itself.
-func backup(dataDir, out string, stdout io.Writer) (err error) {
+// else opens the store itself. An etcd store is always read directly: it
+// takes no lock, and a read at one revision is a consistent snapshot.
+func backup(cfg *config.Config, out string, stdout io.Writer) (err error) {
 	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
@@ -177,14 +179,21 @@ func backup(dataDir, out string, stdout io.Writer) (err error) {
 		}
 	}()
 	via := "the running server"
-	if body, ok := dialBackup(dataDir); ok {
+	if body, ok := dialBackup(cfg); ok {
 		defer body.Close()
 		if _, err := io.Copy(f, body); err != nil {
 			return fmt.Errorf("backup from running server: %w", err)
 		}
 	} else {
 		via = "the data directory"
-		db, err := store.Open(store.Options{Dir: dataDir})
+		if cfg.Store.Backend == config.BackendEtcd {
+			via = "etcd"
+		}
+		opts, err := gateway.StoreOptions(cfg, nil, nil)
+		if err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
+		db, err := store.Open(opts)
 		if err != nil {
 			return fmt.Errorf("backup: %w", err)
 		}
@@ -196,13 +205,29 @@ func backup(dataDir, out string, stdout io.Writer) (err error) {
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	fmt.Fprintf(stdout, "backup of %s written to %s (from %s)\n", dataDir, out, via)
+	fmt.Fprintf(stdout, "backup of %s written to %s (from %s)\n", storeName(cfg), out, via)
 	return nil
 }
 
-// dialBackup asks a running server for a backup over its admin socket.
-func dialBackup(dataDir string) (io.ReadCloser, bool) {
-	sock := gateway.AdminSocketPath(dataDir)
+// storeName says which store cfg opens, for messages.
+func storeName(cfg *config.Config) string {
+	if cfg.Store.Backend == config.BackendEtcd {
+		return "etcd " + strings.Join(cfg.Store.Etcd.Endpoints, ",") + " under " + cfg.Store.Etcd.Prefix
+	}
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return cfg.DataDir
+	}
+	return abs
+}
+
+// dialBackup asks a running server for a backup over its admin socket;
+// never on etcd, which any process may read.
+func dialBackup(cfg *config.Config) (io.ReadCloser, bool) {
+	if cfg.Store.Backend == config.BackendEtcd {
+		return nil, false
+	}
+	sock := gateway.AdminSocketPath(cfg.DataDir)
 	if _, err := os.Stat(sock); err != nil {
 		return nil, false
 	}
@@ -242,12 +267,17 @@ func restoreCmd() *cobra.Command {
 				return fmt.Errorf("restore: %w", err)
 			}
 			defer f.Close()
-			if body, ok := dialBackup(cfg.DataDir); ok {
+			if body, ok := dialBackup(cfg); ok {
 				body.Close()
 				return errors.New("restore: berth serve is running on this data directory; stop it first")
 			}
 			syscall.Umask(0o077)
-			db, err := store.Open(store.Options{Dir: cfg.DataDir, SyncWrites: true})
+			opts, err := gateway.StoreOptions(cfg, nil, nil)
+			if err != nil {
+				return fmt.Errorf("restore: %w", err)
+			}
+			opts.SyncWrites = true
+			db, err := store.Open(opts)
 			if err != nil {
 				return fmt.Errorf("restore: %w", err)
 			}
@@ -258,8 +288,7 @@ func restoreCmd() *cobra.Command {
 			if err := db.Close(); err != nil {
 				return err
 			}
-			abs, _ := filepath.Abs(cfg.DataDir)
-			fmt.Fprintf(cmd.OutOrStdout(), "restored %s into %s\n", in, abs)
+			fmt.Fprintf(cmd.OutOrStdout(), "restored %s into %s\n", in, storeName(cfg))
 			// A backup holds encrypted values but not the key that opens them
 			// (keeping the two apart is the point of encrypting).
 			if _, err := os.Stat(filepath.Join(cfg.DataDir, secretbox.KeyFile)); cfg.SecretKey == "" && err != nil {

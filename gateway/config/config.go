@@ -141,12 +141,39 @@ type Log struct {
 	FlushInterval Duration `yaml:"flush_interval"`
 }
 
-// Store tunes the embedded Badger database.
+// Store says where Berth keeps its state: the embedded Badger database, or
+// etcd shared by replicas.
 type Store struct {
-	SyncWrites     bool     `yaml:"sync_writes"`
-	GCInterval     Duration `yaml:"gc_interval"`
-	MemTableSize   int64    `yaml:"memtable_size"`
-	BlockCacheSize int64    `yaml:"block_cache_size"`
+	Backend        string    `yaml:"backend"`
+	SyncWrites     bool      `yaml:"sync_writes"`
+	GCInterval     Duration  `yaml:"gc_interval"`
+	MemTableSize   int64     `yaml:"memtable_size"`
+	BlockCacheSize int64     `yaml:"block_cache_size"`
+	Etcd           StoreEtcd `yaml:"etcd"`
+}
+
+// Store backends.
+const (
+	BackendBadger = "badger"
+	BackendEtcd   = "etcd"
+)
+
+// StoreEtcd says how to reach etcd when store.backend is etcd.
+type StoreEtcd struct {
+	Endpoints      []string     `yaml:"endpoints"`
+	Prefix         string       `yaml:"prefix"`
+	DialTimeout    Duration     `yaml:"dial_timeout"`
+	RequestTimeout Duration     `yaml:"request_timeout"`
+	MaxTxnOps      int          `yaml:"max_txn_ops"`
+	TLS            StoreEtcdTLS `yaml:"tls"`
+}
+
+// StoreEtcdTLS are the PEM files of TLS to etcd: the CA that signed the
+// members' certificates, and the client certificate and key.
+type StoreEtcdTLS struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // Duration is a time.Duration written as Go duration text ("30s", "10m").
@@ -249,6 +276,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Log.FlushInterval > Duration(10*time.Second) {
 		return &Error{"log.flush_interval", "must be at most 10s, or 0s to write every line at once"}
+	}
+	if err := c.validateStore(); err != nil {
+		return err
 	}
 	if c.Store.GCInterval < Duration(time.Minute) {
 		return &Error{"store.gc_interval", "must be at least 1m"}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/berthgw/berth/deploy/e2e/etcdenv"
+)
+
+// Moving a single-node edge to a replicated one: back up the Badger data
+// directory, restore into etcd, run two replicas on it (a token signed by
+// one is good on the other), and come back the same way.
+func TestMoveEdgeBetweenBadgerAndEtcd(t *testing.T) {
+	const password = "admin-password-0123"
+	root := t.TempDir()
+	data := filepath.Join(root, "edge")
+	edge := append(baseEnv(data), "BERTH_ADMIN_PASSWORD="+password)
+	s := startServer(t, edge)
+	healthy(t, s.http)
+	s.stop(t, syscall.SIGTERM)
+	bak := filepath.Join(root, "edge.bak")
+	if out, stderr, code := run(t, edge, "backup", "--out", bak); code != 0 || !strings.Contains(out, "data directory") {
+		t.Fatalf("backup: %d %q %q", code, out, stderr)
+	}
+
+	c := etcdenv.ForTest(t, 1)
+	key, err := os.ReadFile(filepath.Join(data, "secret.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica := func(name string) []string {
+		return append(baseEnv(filepath.Join(root, name)),
+			"BERTH_STORE_BACKEND=etcd",
+			"BERTH_STORE_ETCD_ENDPOINTS="+strings.Join(c.Endpoints(), ","),
+			"BERTH_SECRET_KEY="+strings.TrimSpace(string(key)))
+	}
+	// Without the shared key an etcd replica refuses to start.
+	noKey := replica("nokey")[:len(replica("nokey"))-1]
+	if _, stderr, code := run(t, noKey, "config", "check"); code == 0 || !strings.Contains(stderr, "secret_key") {
+		t.Errorf("etcd without secret_key: %d %q", code, stderr)
+	}
+	out, stderr, code := run(t, replica("r1"), "restore", "--in", bak)
+	if code != 0 || !strings.Contains(out, "into etcd") {
+		t.Fatalf("restore into etcd: %d %q %q", code, out, stderr)
+	}
+	if _, stderr, code := run(t, replica("r1"), "restore", "--in", bak); code == 0 || !strings.Contains(stderr, "not empty") {
+		t.Errorf("second restore into etcd: %d %q", code, stderr)
+	}
+
+	r1, r2 := startServer(t, replica("r1")), startServer(t, replica("r2"))
+	for _, r := range []*server{r1, r2} {
+		if strings.Contains(r.Stdout(), "password") {
+			t.Errorf("a replica on the restored store created a new admin: %q", r.Stdout())
+		}
+		ready(t, r.http)
+	}
+	token := login(t, r1.http, "admin", password)
+	if status := me(t, r2.http, token); status != 200 {
+		t.Errorf("a token from replica 1 on replica 2: %d", status)
+	}
+
+	// And back: a backup of etcd (taken while the replicas run) restores
+	// into a new Badger directory.
+	back := filepath.Join(root, "etcd.bak")
+	if out, stderr, code := run(t, replica("r1"), "backup", "--out", back); code != 0 || !strings.Contains(out, "from etcd") {
+		t.Fatalf("backup of etcd: %d %q %q", code, out, stderr)
+	}
+	r1.stop(t, syscall.SIGTERM)
+	r2.stop(t, syscall.SIGTERM)
+	home := filepath.Join(root, "home")
+	again := append(baseEnv(home), "BERTH_SECRET_KEY="+strings.TrimSpace(string(key)))
+	if out, stderr, code := run(t, again, "restore", "--in", back); code != 0 {
+		t.Fatalf("restore into badger: %d %q %q", code, out, stderr)
+	}
+	s = startServer(t, again)
+	if status := me(t, s.http, login(t, s.http, "admin", password)); status != 200 {
+		t.Errorf("signed in on the edge restored from etcd: %d", status)
+	}
+	s.stop(t, syscall.SIGTERM)
+}
+
+func ready(t *testing.T, base string) {
+	t.Helper()
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s/readyz: %d", base, resp.StatusCode)
+	}
+}
+
+func login(t *testing.T, base, user, password string) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"username": user, "password": password})
+	resp, err := http.Post(base+"/api/v1/auth/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 || out.AccessToken == "" {
+		t.Fatalf("login at %s: %d %v", base, resp.StatusCode, err)
+	}
+	return out.AccessToken
+}
+
+func me(t *testing.T, base, token string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/api/v1/auth/me", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
