@@ -19,6 +19,14 @@ func (g *Gateway) addComponents() {
 	c.Add("store gc", lifecycle.NewLoop(func(ctx context.Context) {
 		g.db.RunGCEvery(ctx, g.cfg.Store.GCInterval.D())
 	}))
+	// On etcd, other replicas' writes reach this one's caches (grants,
+	// and whatever OnChange feeds, such as open streams) through the
+	// store's commit hooks.
+	c.Add("store changes", lifecycle.NewLoop(func(ctx context.Context) {
+		if err := g.db.FollowChanges(ctx); err != nil {
+			g.log.Error("following the store's changes", "err", err)
+		}
+	}))
 	// Plugins before what calls them: the DNS provider answers ACME
 	// challenges, operations call provisioners, and both stop before the
 	// plugins do.

@@ -41,6 +41,11 @@ func TestDefaultConfigMatchesConstructors(t *testing.T) {
 		{"limits.body_read_window", l.BodyReadWindow.D(), time.Duration(proxy.DefaultBodyWindow)},
 		{"store.memtable_size", cfg.Store.MemTableSize, int64(store.DefaultMemTableSize)},
 		{"store.block_cache_size", cfg.Store.BlockCacheSize, int64(store.DefaultBlockCacheSize)},
+		{"store.backend", cfg.Store.Backend, store.BackendBadger},
+		{"store.etcd.prefix", cfg.Store.Etcd.Prefix, store.DefaultEtcdPrefix},
+		{"store.etcd.dial_timeout", cfg.Store.Etcd.DialTimeout.D(), store.DefaultEtcdDialTimeout},
+		{"store.etcd.request_timeout", cfg.Store.Etcd.RequestTimeout.D(), store.DefaultEtcdRequestTimeout},
+		{"store.etcd.max_txn_ops", cfg.Store.Etcd.MaxTxnOps, store.DefaultEtcdMaxTxnOps},
 		{"rate_limits.max_keys", cfg.RateLimits.MaxKeys, ratelimit.DefaultMaxKeys},
 	}
 	for _, tt := range tests {

@@ -65,6 +65,27 @@ func TestMoveEdgeBetweenBadgerAndEtcd(t *testing.T) {
 	if status := me(t, r2.http, token); status != 200 {
 		t.Errorf("a token from replica 1 on replica 2: %d", status)
 	}
+	// Revoked through one replica, refused through the other, whose cache
+	// had just accepted it: the revocation reaches it through etcd's watch.
+	var apiKey struct{ ID, Key string }
+	if status := call(t, "POST", r1.http+"/api/v1/auth/api-keys", token, `{"name":"ci"}`, &apiKey); status != 201 {
+		t.Fatalf("create API key: %d", status)
+	}
+	if status := me(t, r2.http, apiKey.Key); status != 200 {
+		t.Fatalf("API key on replica 2: %d", status)
+	}
+	if status := call(t, "DELETE", r1.http+"/api/v1/auth/api-keys/"+apiKey.ID, token, "", nil); status != 204 {
+		t.Fatalf("revoke API key: %d", status)
+	}
+	refusedSoon(t, "the revoked API key", func() int { return me(t, r2.http, apiKey.Key) })
+	second := login(t, r2.http, "admin", password)
+	if status := me(t, r1.http, second); status != 200 {
+		t.Fatalf("a token from replica 2 on replica 1: %d", status)
+	}
+	if status := call(t, "POST", r2.http+"/api/v1/auth/logout", second, "", nil); status != 204 && status != 200 {
+		t.Fatalf("sign out: %d", status)
+	}
+	refusedSoon(t, "the signed-out session", func() int { return me(t, r1.http, second) })
 
 	// And back: a backup of etcd (taken while the replicas run) restores
 	// into a new Badger directory.
@@ -84,6 +105,42 @@ func TestMoveEdgeBetweenBadgerAndEtcd(t *testing.T) {
 		t.Errorf("signed in on the edge restored from etcd: %d", status)
 	}
 	s.stop(t, syscall.SIGTERM)
+}
+
+// refusedSoon waits, bounded, for status to become 401: the other
+// replica learns of a revocation a moment after it commits.
+func refusedSoon(t *testing.T, what string, status func() int) {
+	t.Helper()
+	last := 0
+	for range 100 {
+		if last = status(); last == 401 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s still answered %d on the other replica after 10 s", what, last)
+}
+
+// call sends a JSON request with a bearer token and decodes the answer
+// into out when it is not nil.
+func call(t *testing.T, method, url, token, body string, out any) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			t.Fatalf("%s %s: %v", method, url, err)
+		}
+	}
+	return resp.StatusCode
 }
 
 func ready(t *testing.T, base string) {

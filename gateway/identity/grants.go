@@ -101,8 +101,9 @@ func (c *grantCache) invalidate(changes []store.Change) {
 			sessions = append(sessions, ch.ID)
 		case apiKeysTable.Name():
 			keys = append(keys, ch.ID)
-		case rolesTable.Name():
-			// A role's permissions reach every user holding it.
+		case rolesTable.Name(), store.AllChanged.Table:
+			// A role's permissions reach every user holding it; a replica
+			// that lost track of writes cannot tell what changed.
 			all = true
 		}
 	}

@@ -538,3 +538,46 @@ func rangeEnd(prefix string) string {
 	}
 	return clientv3.GetPrefixRangeEnd(prefix)
 }
+
+// follow calls fn with the records every writer (this process included)
+// puts or deletes, read from etcd's watch, until ctx ends. It starts at
+// the current revision. When the watch cannot resume where it stopped
+// (etcd compacted the revisions it missed), fn gets AllChanged.
+func (e *etcdEngine) follow(ctx context.Context, fn func([]Change)) error {
+	ctx = clientv3.WithRequireLeader(ctx)
+	resp, err := e.cli.Get(ctx, e.prefix+schemaKey, clientv3.WithCountOnly())
+	if err != nil {
+		return fmt.Errorf("store: starting to follow etcd: %w", err)
+	}
+	next := resp.Header.Revision + 1
+	for ctx.Err() == nil {
+		for wr := range e.cli.Watch(ctx, e.prefix+recordPrefix, clientv3.WithPrefix(), clientv3.WithRev(next), clientv3.WithKeysOnly()) {
+			if wr.CompactRevision != 0 {
+				e.log.Warn("store: the etcd watch missed compacted revisions; treating every record as changed", "from", next, "compacted", wr.CompactRevision)
+				fn([]Change{AllChanged})
+				next = wr.CompactRevision
+				break
+			}
+			if err := wr.Err(); err != nil {
+				e.log.Warn("store: etcd watch ended; resuming", "err", err)
+				break
+			}
+			changes := make([]Change, 0, len(wr.Events))
+			for _, ev := range wr.Events {
+				rest := string(ev.Kv.Key[len(e.prefix)+len(recordPrefix):])
+				if table, id, ok := strings.Cut(rest, "/"); ok {
+					changes = append(changes, Change{Table: table, ID: id})
+				}
+			}
+			if len(changes) > 0 {
+				fn(changes)
+			}
+			next = wr.Header.Revision + 1
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second): // a lost leader or a closed watch: try again
+		}
+	}
+	return nil
+}

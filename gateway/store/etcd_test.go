@@ -290,3 +290,44 @@ func etcdClient(t *testing.T, endpoints []string) *clientv3.Client {
 	t.Cleanup(func() { cli.Close() })
 	return cli
 }
+
+// Two processes on one etcd store: a write through one runs the other's
+// commit hooks, through FollowChanges, with the record it wrote.
+func TestFollowChangesAcrossReplicas(t *testing.T) {
+	opts := etcdOptions(t)
+	one, two := openStore(t, opts), openStore(t, opts)
+	seen := make(chan Change, 16)
+	two.OnCommit(func(cs []Change) {
+		for _, c := range cs {
+			seen <- c
+		}
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- two.FollowChanges(ctx) }()
+	tab := accounts()
+	// The watch starts at FollowChanges' first revision: write until the
+	// first change arrives, then once more with a record of its own.
+	deadline := time.After(30 * time.Second)
+	for first := true; first; {
+		must(t, one.Update(func(tx *Tx) error { return tab.Put(tx, "warm", &account{Name: "warm", Email: "w"}) }))
+		select {
+		case c := <-seen:
+			first = c != Change{Table: "accounts", ID: "warm"}
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("no change arrived")
+		}
+	}
+	must(t, one.Update(func(tx *Tx) error { return tab.Delete(tx, "warm") }))
+	for c := range seen {
+		if c == (Change{Table: "accounts", ID: "warm"}) {
+			break
+		}
+		t.Fatalf("unexpected change %+v", c)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -85,6 +85,11 @@ type Change struct {
 	ID    string
 }
 
+// AllChanged, in the changes a hook receives, means any record may have
+// changed: a replica lost track of another's writes (see FollowChanges),
+// and caches should drop everything.
+var AllChanged = Change{Table: "*"}
+
 // OnCommit registers fn to run after every committed transaction that put
 // or deleted records, with those records, before Update returns to its
 // caller. Caches of stored records use it to drop what a write made stale,
@@ -174,6 +179,27 @@ func (db *DB) open() error {
 		return ErrClosed
 	}
 	return nil
+}
+
+// FollowChanges runs the commit hooks for writes made through other DBs
+// on the same store — other replicas on etcd — until ctx ends, so their
+// caches drop what another replica's write made stale. A write through
+// this DB runs the hooks at once, as always, and again when the watch
+// brings it back, which invalidating caches shrugs off. On Badger, whose
+// only writer is this DB, it returns at once.
+func (db *DB) FollowChanges(ctx context.Context) error {
+	e, ok := db.eng.(*etcdEngine)
+	if !ok {
+		return nil
+	}
+	return e.follow(ctx, func(changes []Change) {
+		db.mu.RLock()
+		hooks := db.commitHooks
+		db.mu.RUnlock()
+		for _, hook := range hooks {
+			hook(changes)
+		}
+	})
 }
 
 // Sizes returns the bytes Badger uses for its LSM tree and value log; zero
