@@ -15,6 +15,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/berthgw/berth/gateway/fault"
 )
 
 // EtcdOptions say how to reach the etcd cluster the store lives in.
@@ -157,6 +159,16 @@ func translate(err error) error {
 	return err
 }
 
+// unavailable marks an error of a call to etcd: the store is out of reach
+// (no quorum, no connection, a timeout), and the request that needed it
+// gets 503 and may try again.
+func unavailable(err error) error {
+	if errors.Is(err, rpctypes.ErrCompacted) || errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return err // handled by the transaction's retry
+	}
+	return fault.Wrap(fault.Unavailable, err, "the store is unavailable").Retry(time.Second)
+}
+
 func (e *etcdEngine) newTxn() *etcdTxn {
 	return &etcdTxn{eng: e, reads: map[string]int64{}, writes: map[string]pendingWrite{}}
 }
@@ -177,7 +189,7 @@ func (e *etcdEngine) load(entries []entry) error {
 		_, err := e.cli.Txn(ctx).Then(ops...).Commit()
 		cancel()
 		if err != nil {
-			return fmt.Errorf("writing keys %d to %d: %w", start, start+len(batch), err)
+			return fmt.Errorf("writing keys %d to %d: %w", start, start+len(batch), unavailable(err))
 		}
 	}
 	return nil
@@ -215,7 +227,7 @@ func (e *etcdEngine) leaseFor(expiresAt int64) (clientv3.LeaseID, error) {
 	defer cancel()
 	resp, err := e.cli.Grant(ctx, ttl)
 	if err != nil {
-		return 0, fmt.Errorf("granting an etcd lease: %w", err)
+		return 0, fmt.Errorf("granting an etcd lease: %w", unavailable(err))
 	}
 	e.leases[bucket] = grantedLease{id: resp.ID, end: now.Add(time.Duration(resp.TTL) * time.Second)}
 	for b, l := range e.leases {
@@ -312,7 +324,7 @@ func (t *etcdTxn) rangeAt(key, end string, limit int64, descend bool) (*clientv3
 	defer cancel()
 	resp, err := t.eng.cli.Get(ctx, t.eng.prefix+key, opts...)
 	if err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
 	if t.rev == 0 {
 		t.rev = resp.Header.Revision
@@ -464,7 +476,7 @@ func (t *etcdTxn) commit() error {
 	case errors.Is(err, rpctypes.ErrRequestTooLarge):
 		return fmt.Errorf("store: the transaction is larger than etcd's --max-request-bytes: %w", err)
 	case err != nil:
-		return fmt.Errorf("etcd commit: %w", err)
+		return fmt.Errorf("etcd commit: %w", unavailable(err))
 	case !resp.Succeeded:
 		return errConflict
 	}

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/berthgw/berth/deploy/e2e/etcdenv"
+	"github.com/berthgw/berth/gateway/fault"
 )
 
 // plain is a table without indexes: one key per record, so tests can
@@ -226,8 +227,9 @@ func TestEtcdLostIsNotReady(t *testing.T) {
 	if err := db.Ready(); err == nil {
 		t.Fatal("ready with etcd killed")
 	}
-	if err := db.Update(func(tx *Tx) error { return plain().Put(tx, "x", &account{}) }); err == nil {
-		t.Fatal("a write succeeded with etcd killed")
+	err := db.Update(func(tx *Tx) error { return plain().Put(tx, "x", &account{}) })
+	if !fault.Is(err, fault.Unavailable) {
+		t.Fatalf("a write with etcd killed: %v, want an Unavailable fault (503)", err)
 	}
 	must(t, c.Restart(t.Context(), 0))
 	must(t, db.Ready())
