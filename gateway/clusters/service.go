@@ -170,12 +170,18 @@ type Service struct {
 	cancel  context.CancelFunc
 
 	// cache holds every cluster record and its members. Every proxied
-	// request needs both, and decoding them from Badger each time was a
-	// quarter of the gateway's CPU per request (docs/benchmarks.md). All
-	// writes go through this Service in this process (Badger's directory
-	// lock sees to that), which refreshes the entry after each.
+	// request needs both, and decoding them from the store each time was a
+	// quarter of the gateway's CPU per request (docs/benchmarks.md). This
+	// service refreshes an entry after each of its writes; writes by other
+	// replicas reach it through the store's commit hook (follow.go).
 	mu    sync.RWMutex
 	cache map[string]*cachedCluster
+
+	// syncMu guards pending, what followChanges has yet to sync; syncNow
+	// wakes it.
+	syncMu  sync.Mutex
+	pending pendingSync
+	syncNow chan struct{}
 }
 
 type cachedCluster struct {
@@ -211,7 +217,8 @@ func NewService(db *store.DB, box *secretbox.Box, pool *proxy.Pool, au *audit.Lo
 		opts.ProbeTimeout = 5 * time.Second
 	}
 	s := &Service{db: db, box: box, pool: pool, audit: au, ids: ids, log: log, opts: opts, stop: make(chan struct{}),
-		recheck: make(chan struct{}, 1), expiries: expirySchedule{rearm: make(chan struct{}, 1)}, cache: map[string]*cachedCluster{}}
+		recheck: make(chan struct{}, 1), expiries: expirySchedule{rearm: make(chan struct{}, 1)}, cache: map[string]*cachedCluster{},
+		pending: pendingSync{names: map[string]bool{}}, syncNow: make(chan struct{}, 1)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	var all []Record
 	err := db.View(func(tx *store.Tx) error {
@@ -236,6 +243,12 @@ func NewService(db *store.DB, box *secretbox.Box, pool *proxy.Pool, au *audit.Lo
 	if ids != nil {
 		ids.OnChange(s.onIdentityChange)
 	}
+	db.OnCommit(s.onStoreChange)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.followChanges()
+	}()
 	return s, nil
 }
 
