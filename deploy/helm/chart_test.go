@@ -622,7 +622,7 @@ func TestDryRunServer(t *testing.T) {
 		var out []byte
 		for attempt := 0; ; attempt++ {
 			out, err = env.Kubectl(ctx, "apply", "--dry-run=server", "--validate=strict", "-n", namespace, "-f", path)
-			if err == nil || attempt == 10 || !strings.Contains(err.Error(), "ServiceMonitor") {
+			if err == nil || attempt == 10 || !strings.Contains(err.Error(), "no matches for kind") {
 				break
 			}
 			time.Sleep(time.Second)
@@ -640,5 +640,39 @@ func TestDryRunServer(t *testing.T) {
 			t.Errorf("%s mode: kubectl applied %d objects, the chart rendered %d:\n%s", tc.name, len(lines), len(tc.r.Objects), out)
 		}
 		t.Logf("%s mode: %d objects accepted by kube-apiserver %s (dry run): %v", tc.name, len(lines), kubeenv.Version, tc.r.kinds())
+	}
+}
+
+// TestNotes renders NOTES.txt (helm template leaves it out) through a
+// client-side install dry run, which needs no cluster.
+func TestNotes(t *testing.T) {
+	for _, tc := range []struct {
+		args          []string
+		want, notWant []string
+	}{
+		{nil, []string{"rollout status statefulset/" + fullname, "WARNING: config.public_url is empty", "secret.key on the volume"}, nil},
+		{[]string{"-f", etcdValues()}, []string{"3 replicas (Deployment) on etcd https://etcd-0.etcd.db.svc:2379", "rollout status deployment/" + fullname, "https://berth.example.com/", "Secret berth-secrets",
+			// The dry run knows no cluster, hence no ServiceMonitor kind.
+			"this cluster has no\nmonitoring.coreos.com/v1 ServiceMonitor"},
+			[]string{"public_url is empty", "secret.key"}},
+	} {
+		out, err := runHelm(t, append([]string{"install", release, ChartDir(), "--namespace", namespace, "--dry-run=client"}, tc.args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, notes, ok := strings.Cut(out, "NOTES:\n")
+		if !ok {
+			t.Fatalf("no NOTES in:\n%s", out)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(notes, w) {
+				t.Errorf("%v: NOTES lack %q:\n%s", tc.args, w, notes)
+			}
+		}
+		for _, w := range tc.notWant {
+			if strings.Contains(notes, w) {
+				t.Errorf("%v: NOTES contain %q:\n%s", tc.args, w, notes)
+			}
+		}
 	}
 }
