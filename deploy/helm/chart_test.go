@@ -547,6 +547,11 @@ func TestSecretsStayOutOfConfigMap(t *testing.T) {
 		t.Error("the password should appear only base64-encoded, in the Secret")
 	}
 	sts := decode[appsv1.StatefulSet](t, r.find(t, "StatefulSet", fullname))
+	for k := range sts.Spec.Template.Annotations {
+		if strings.Contains(k, "secret") {
+			t.Errorf("pod annotation %s: a hash over the Secret can be brute-forced for a weak password", k)
+		}
+	}
 	sk := envVar(sts.Spec.Template.Spec.Containers[0], "BERTH_SECRET_KEY")
 	if sk == nil || sk.ValueFrom == nil || sk.ValueFrom.SecretKeyRef == nil || sk.ValueFrom.SecretKeyRef.Name != fullname {
 		t.Errorf("BERTH_SECRET_KEY %+v, want a reference to the chart's Secret", sk)
@@ -591,6 +596,8 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 // the API server's validation and admission, and no field is unknown.
 func TestDryRunServer(t *testing.T) {
 	badger := mustTemplate(t)
+	// With the Secret the chart makes from values.
+	withSecret := mustTemplate(t, "--set", "secrets.secretKey="+testSecretKey, "--set", "secrets.adminPassword="+testPassword)
 	etcd := mustTemplate(t, etcdArgs()...)
 	env := kubeenv.ForTest(t, kubeenv.Options{})
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
@@ -613,8 +620,8 @@ func TestDryRunServer(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		r    rendering
-	}{{"badger", badger}, {"etcd", etcd}} {
-		path := filepath.Join(t.TempDir(), tc.name+".yaml")
+	}{{"badger", badger}, {"badger+secret", withSecret}, {"etcd", etcd}} {
+		path := filepath.Join(t.TempDir(), "rendering.yaml")
 		if err := os.WriteFile(path, []byte(tc.r.YAML), 0o600); err != nil {
 			t.Fatal(err)
 		}

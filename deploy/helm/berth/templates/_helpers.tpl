@@ -104,9 +104,11 @@ metadata:
     {{- toYaml . | nindent 4 }}
     {{- end }}
   annotations:
-    # A changed configuration or chart-made Secret rolls the pods.
+    # A changed configuration rolls the pods. No such checksum of the
+    # Secret: a hash of a rendering holding a weak admin password could be
+    # brute-forced by anyone who may read the workload, and both secrets
+    # matter only at start (a new secret key cannot read the old data).
     checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}
-    checksum/secret: {{ include (print $.Template.BasePath "/secret.yaml") . | sha256sum }}
     {{- with .Values.podAnnotations }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -114,6 +116,8 @@ spec:
   serviceAccountName: {{ include "berth.serviceAccountName" . }}
   # Berth never calls the Kubernetes API of the cluster it runs in.
   automountServiceAccountToken: false
+  # Service links would put variables such as BERTH_PORT into the
+  # environment, where BERTH_* names are Berth's configuration.
   enableServiceLinks: false
   terminationGracePeriodSeconds: {{ .Values.terminationGracePeriodSeconds }}
   {{- with .Values.priorityClassName }}
@@ -248,14 +252,12 @@ spec:
       configMap:
         name: {{ include "berth.fullname" . }}
     - name: tmp
-      emptyDir:
-        sizeLimit: 64Mi
+      emptyDir: {}
     {{- if $etcd }}
     # With etcd the data directory holds only the admin socket and the lock
     # file: nothing that must outlive the pod.
     - name: data
-      emptyDir:
-        sizeLimit: 64Mi
+      emptyDir: {}
     {{- if .Values.store.etcd.tls.existingSecret }}
     - name: etcd-tls
       secret:
