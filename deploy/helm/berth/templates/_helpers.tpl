@@ -300,7 +300,7 @@ spec:
   {{- with .Values.topologySpreadConstraints }}
   topologySpreadConstraints:
     {{- range . }}
-    - {{- toYaml (merge (dict) . (dict "labelSelector" (dict "matchLabels" (include "berth.selectorLabels" $ | fromYaml)))) | nindent 6 }}
+    - {{ toYaml (merge (dict) . (dict "labelSelector" (dict "matchLabels" (include "berth.selectorLabels" $ | fromYaml)))) | indent 6 | trim }}
     {{- end }}
   {{- end }}
   {{- with .Values.nodeSelector }}
