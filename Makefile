@@ -10,7 +10,7 @@ LDFLAGS := -X github.com/berthgw/berth/gateway.Version=$(VERSION)
 # its own module so plugin authors do not inherit the gateway's dependencies.
 MODULES := . sdk plugins/provisioner-local
 
-.PHONY: all build run test fmt-check vet unit e2e-tools pebble bench bench-proxy fuzz proto clean
+.PHONY: all build run test fmt-check vet unit e2e-tools pebble helm bench bench-proxy fuzz proto clean
 
 all: build
 
@@ -23,7 +23,7 @@ run: build
 # The end-to-end tests (a real etcd + kube-apiserver, the pinned kubectl,
 # real plugin processes, pebble) run inside `unit` with BERTH_E2E=1, which
 # makes a missing tool a failure instead of a skip.
-test: fmt-check vet e2e-tools unit
+test: fmt-check vet e2e-tools helm unit
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*')); \
@@ -50,6 +50,20 @@ PEBBLE_BIN     := $(or $(BERTH_CACHE_DIR),$(HOME)/.cache/berth)/pebble/$(PEBBLE_
 pebble:
 	@test -x "$(PEBBLE_BIN)" || (cd $(PEBBLE_MOD) && GOWORK=off $(GO) build -trimpath -o "$(PEBBLE_BIN)" github.com/letsencrypt/pebble/v2/cmd/pebble)
 	@echo "$(PEBBLE_BIN)"
+
+# Builds the pinned Helm (for the chart test, deploy/helm) from its own
+# module into ${BERTH_CACHE_DIR:-$HOME/.cache/berth}/helm/<version>/helm.
+# `make test` builds it before the tests, so its minutes on a cold cache do
+# not count against a test timeout; the chart test would otherwise build it
+# on first use. The version stamp is the one deploy/helm/helmbin.go checks,
+# so the test reuses this binary.
+HELM_MOD     := deploy/helm/tool
+HELM_VERSION := $(shell awk '$$1 == "require" && $$2 == "helm.sh/helm/v4" { print $$3 }' $(HELM_MOD)/go.mod)
+HELM_BIN     := $(or $(BERTH_CACHE_DIR),$(HOME)/.cache/berth)/helm/$(HELM_VERSION)/helm
+helm:
+	@test -x "$(HELM_BIN)" || (cd $(HELM_MOD) && GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=0 $(GO) build -trimpath \
+	  -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$(HELM_VERSION)" -o "$(HELM_BIN)" helm.sh/helm/v4/cmd/helm)
+	@echo "$(HELM_BIN)"
 
 # Quick in-process Go benchmarks. `make bench-proxy` is the slower,
 # out-of-process comparison of the proxy with nginx and httputil.
