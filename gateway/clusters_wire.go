@@ -76,6 +76,7 @@ func (g *Gateway) initClusters() error {
 		return fmt.Errorf("clusters: %w", err)
 	}
 	g.clusters = svc
+	g.operations.Use(svc.Executor())
 	g.identity.OnSigningKeysWithdrawn(svc.RecheckStreams)
 	g.operationsAPI = operations.NewHandlers(g.operations, g.authn, g.audit, func(p *identity.Principal, cluster string) bool {
 		_, ok := svc.Access(p, cluster)

@@ -3,25 +3,27 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 
 	"github.com/berthgw/berth/gateway/breakglass"
 	"github.com/berthgw/berth/gateway/lifecycle"
+	"github.com/berthgw/berth/gateway/store"
 )
 
 // addComponents lists, in start order, everything that runs between Serve
 // and shutdown; each may use those before it, and shutdown stops them in
-// reverse. Background loops are components of their own, so that a later
-// change can run exactly one of each across replicas. The store is opened
-// by New and closed after the last of them stops.
+// reverse. The store is opened by New and closed after the last of them
+// stops. Work that must happen once across replicas (probes, sweeps,
+// operations, the outbox) is in duties, run by the replica that leads.
 func (g *Gateway) addComponents() {
 	c := &g.components
 	c.Add("store gc", lifecycle.NewLoop(func(ctx context.Context) {
 		g.db.RunGCEvery(ctx, g.cfg.Store.GCInterval.D())
 	}))
 	// On etcd, other replicas' writes reach this one's caches (grants,
-	// and whatever OnChange feeds, such as open streams) through the
-	// store's commit hooks.
+	// signing keys, clusters, and whatever OnChange feeds, such as open
+	// streams) through the store's commit hooks.
 	c.Add("store changes", lifecycle.NewLoop(func(ctx context.Context) {
 		if err := g.db.FollowChanges(ctx); err != nil {
 			g.log.Error("following the store's changes", "err", err)
@@ -31,34 +33,20 @@ func (g *Gateway) addComponents() {
 	// challenges, operations call provisioners, and both stop before the
 	// plugins do.
 	c.Add("plugins", lifecycle.Hooks{OnStart: g.startPlugins, OnStop: g.stopPlugins})
-	c.Add("notification outbox", lifecycle.NewLoop(g.plugins.RunOutbox))
 	// Certificates need the bound addresses before any handshake or
-	// challenge can reach them; renewals run until Stop.
+	// challenge can reach them; renewals run until Stop (on every replica:
+	// certmagic's locks in the shared store keep them from ordering one
+	// certificate twice).
 	c.Add("tls certificates", lifecycle.Hooks{
 		OnStart: func(context.Context) error { return tlsConfigError(g.edge.Start(g.HTTPAddr(), g.HTTPSAddr())) },
 		OnStop:  func(context.Context) error { g.edge.Stop(); return nil },
 	})
-	c.Add("cluster probes", lifecycle.Hooks{
+	// Open streams are this process's: every replica checks its own.
+	c.Add("stream checks", lifecycle.Hooks{
 		OnStart: func(context.Context) error { g.clusters.Start(); return nil },
 		OnStop:  func(context.Context) error { g.clusters.Stop(); return nil },
 	})
-	c.Add("node history", lifecycle.Hooks{
-		OnStart: func(context.Context) error { g.fleetOps.history.Start(); return nil },
-		OnStop:  func(context.Context) error { g.fleetOps.history.Stop(); return nil },
-	})
-	c.Add("break-glass sweep", lifecycle.NewLoop(func(ctx context.Context) {
-		g.fleetOps.sweeper.Run(ctx, breakglass.SweepInterval)
-	}))
-	// Operations pause before their plugins stop, to resume at the next
-	// start.
-	c.Add("operations", lifecycle.Hooks{
-		OnStart: func(context.Context) error { g.operations.Start(g.clusters.Executor()); return nil },
-		OnStop:  func(context.Context) error { g.operations.Stop(); return nil },
-	})
-	c.Add("audit purge", lifecycle.NewLoop(func(ctx context.Context) {
-		g.audit.Run(ctx, g.cfg.Audit.PurgeInterval.D())
-	}))
-	c.Add("signing-key rotation", lifecycle.NewLoop(g.identity.RunSigningKeys))
+	c.Add("leader duties", &leaderDuties{db: g.db, duties: g.duties(), log: g.log})
 	// Listen binds the admin socket after New; look it up at start.
 	c.Add("admin socket", lifecycle.Hooks{
 		OnStart: func(ctx context.Context) error { return g.admin.Start(ctx) },
@@ -67,6 +55,64 @@ func (g *Gateway) addComponents() {
 	// Last to start, first to stop: requests are served only when all the
 	// rest runs, and in-flight ones finish before any of it stops.
 	c.Add("http server", lifecycle.Hooks{OnStart: g.startServer, OnStop: g.stopServer})
+}
+
+// duties is the work that must happen once across replicas, in start
+// order. Each may start again after it stopped: a replica that loses the
+// lead stops its duties, and starts them when it leads again.
+func (g *Gateway) duties() *lifecycle.Sequence {
+	d := &lifecycle.Sequence{}
+	d.Add("notification outbox", lifecycle.NewLoop(g.plugins.RunOutbox))
+	d.Add("cluster probes", lifecycle.NewLoop(g.clusters.RunProbes))
+	d.Add("node history", lifecycle.NewLoop(g.fleetOps.history.Run))
+	d.Add("break-glass sweep", lifecycle.NewLoop(func(ctx context.Context) {
+		g.fleetOps.sweeper.Run(ctx, breakglass.SweepInterval)
+	}))
+	// Operations pause when they stop, to resume at the next start, here
+	// or on the replica that leads next.
+	d.Add("operations", lifecycle.Hooks{
+		OnStart: func(context.Context) error { g.operations.Start(); return nil },
+		OnStop:  func(context.Context) error { g.operations.Stop(); return nil },
+	})
+	d.Add("audit purge", lifecycle.NewLoop(func(ctx context.Context) {
+		g.audit.Run(ctx, g.cfg.Audit.PurgeInterval.D())
+	}))
+	d.Add("signing-key rotation", lifecycle.NewLoop(g.identity.RunSigningKeys))
+	return d
+}
+
+// leaderDuties runs the duties: at once on Badger, whose store no other
+// process shares; on etcd, while this replica leads (store.Lead).
+type leaderDuties struct {
+	db     *store.DB
+	duties *lifecycle.Sequence
+	log    *slog.Logger
+	loop   *lifecycle.Loop
+}
+
+func (l *leaderDuties) Start(ctx context.Context) error {
+	if !l.db.Replicated() {
+		return l.duties.Start(ctx)
+	}
+	l.loop = lifecycle.NewLoop(func(ctx context.Context) {
+		l.db.Lead(ctx, "duties", func(ctx context.Context) {
+			if err := l.duties.Start(ctx); err != nil {
+				l.log.Error("starting the leader's duties", "err", err)
+			}
+			<-ctx.Done()
+			if err := l.duties.Stop(context.WithoutCancel(ctx)); err != nil {
+				l.log.Error("stopping the leader's duties", "err", err)
+			}
+		})
+	})
+	return l.loop.Start(ctx)
+}
+
+func (l *leaderDuties) Stop(ctx context.Context) error {
+	if l.loop == nil {
+		return l.duties.Stop(ctx)
+	}
+	return l.loop.Stop(ctx)
 }
 
 // startServer serves the listeners Listen bound; a listener's failure

@@ -17,7 +17,8 @@ func TestComponentOrder(t *testing.T) {
 	}
 	defer g.Close()
 	names := g.components.Names()
-	at := func(name string) int {
+	duties := g.duties().Names()
+	at := func(names []string, name string) int {
 		i := slices.Index(names, name)
 		if i < 0 {
 			t.Fatalf("no component %q in %q", name, names)
@@ -25,21 +26,32 @@ func TestComponentOrder(t *testing.T) {
 		return i
 	}
 	for _, before := range [][2]string{
+		{"store changes", "plugins"},
 		{"plugins", "tls certificates"},
-		{"plugins", "operations"},
+		{"plugins", "leader duties"}, // operations and the outbox call plugins
+		{"stream checks", "leader duties"},
+		{"leader duties", "http server"},
+	} {
+		if at(names, before[0]) > at(names, before[1]) {
+			t.Errorf("%s starts after %s: %q", before[0], before[1], names)
+		}
+	}
+	for _, before := range [][2]string{
 		{"cluster probes", "node history"},
 		{"cluster probes", "operations"},
 		{"cluster probes", "break-glass sweep"},
-		{"plugins", "notification outbox"},
 	} {
-		if at(before[0]) > at(before[1]) {
-			t.Errorf("%s starts after %s: %q", before[0], before[1], names)
+		if at(duties, before[0]) > at(duties, before[1]) {
+			t.Errorf("%s starts after %s: %q", before[0], before[1], duties)
 		}
 	}
 	if names[len(names)-1] != "http server" {
 		t.Errorf("the HTTP server is not the last to start: %q", names)
 	}
-	for _, loop := range []string{"store gc", "audit purge", "signing-key rotation", "admin socket"} {
-		at(loop)
+	for _, c := range []string{"store gc", "admin socket"} {
+		at(names, c)
+	}
+	for _, d := range []string{"notification outbox", "audit purge", "signing-key rotation"} {
+		at(duties, d)
 	}
 }

@@ -87,6 +87,18 @@ func TestMoveEdgeBetweenBadgerAndEtcd(t *testing.T) {
 	}
 	refusedSoon(t, "the signed-out session", func() int { return me(t, r1.http, second) })
 
+	// The signing key withdrawn after a leak through one replica: the
+	// other refuses the tokens it signed and signs with the new key, which
+	// the first accepts.
+	third := login(t, r2.http, "admin", password)
+	if status := call(t, "POST", r1.http+"/api/v1/signing-keys/rotate", login(t, r1.http, "admin", password), `{"retire_previous":true}`, nil); status != 201 {
+		t.Fatalf("rotate the signing key: %d", status)
+	}
+	refusedSoon(t, "a token of the withdrawn key", func() int { return me(t, r2.http, third) })
+	if status := me(t, r1.http, login(t, r2.http, "admin", password)); status != 200 {
+		t.Errorf("a token signed by replica 2 after the rotation, on replica 1: %d", status)
+	}
+
 	// And back: a backup of etcd (taken while the replicas run) restores
 	// into a new Badger directory.
 	back := filepath.Join(root, "etcd.bak")

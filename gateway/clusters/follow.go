@@ -7,11 +7,10 @@ import (
 )
 
 // Replicas on etcd write clusters and memberships too. The store runs this
-// service's commit hook for every such write — this replica's at once,
-// another's when etcd's watch brings it (store.FollowChanges) — and
-// followChanges brings the cache, the connection pool and the open
-// streams in step. For this replica's own writes it finds them already in
-// step (the writer refreshed them), so the only cost is a read.
+// service's foreign-commit hook for every such write another replica makes
+// (store.FollowChanges, from etcd's watch), and followChanges brings the
+// cache, the connection pool and the open streams in step. This replica's
+// own writes refresh them where they are made.
 
 // pendingSync is the clusters written since the last sync pass.
 type pendingSync struct {
@@ -19,8 +18,8 @@ type pendingSync struct {
 	all   bool // memberships changed (their ids do not name the cluster), or anything
 }
 
-// onStoreChange is the service's store commit hook: it notes what to sync
-// and wakes the follower. It must not block the writer.
+// onStoreChange is the service's foreign-commit hook: it notes what to
+// sync and wakes the follower. It must not block the store's follower.
 func (s *Service) onStoreChange(changes []store.Change) {
 	noted := false
 	s.syncMu.Lock()

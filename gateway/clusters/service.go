@@ -243,7 +243,7 @@ func NewService(db *store.DB, box *secretbox.Box, pool *proxy.Pool, au *audit.Lo
 	if ids != nil {
 		ids.OnChange(s.onIdentityChange)
 	}
-	db.OnCommit(s.onStoreChange)
+	db.OnForeignCommit(s.onStoreChange)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -252,30 +252,34 @@ func NewService(db *store.DB, box *secretbox.Box, pool *proxy.Pool, au *audit.Lo
 	return s, nil
 }
 
-// Start runs the background probe and the stream checks until Stop.
+// Start runs the stream checks until Stop. They run on every replica:
+// the streams are this process's.
 func (s *Service) Start() {
-	s.wg.Add(2)
+	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		s.recheckStreams()
 	}()
-	go func() {
-		defer s.wg.Done()
-		t := time.NewTicker(s.opts.ProbeInterval)
-		defer t.Stop()
-		s.ProbeAll()
-		for {
-			select {
-			case <-s.stop:
-				return
-			case <-t.C:
-				s.ProbeAll()
-			}
-		}
-	}()
 }
 
-// Stop ends the probe, the stream checks and the unregister hooks.
+// RunProbes probes every cluster now and then every ProbeInterval until
+// ctx ends. Probes store what they saw, so on replicas one probing (the
+// one that leads, see gateway/components.go) serves all.
+func (s *Service) RunProbes(ctx context.Context) {
+	t := time.NewTicker(s.opts.ProbeInterval)
+	defer t.Stop()
+	for {
+		s.ProbeAll()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Stop ends the stream checks, the change follower and the unregister
+// hooks.
 func (s *Service) Stop() {
 	s.hooksMu.Lock()
 	s.stopped = true

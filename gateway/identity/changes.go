@@ -59,6 +59,18 @@ func (s *Service) onCommit(changes []store.Change) {
 	}
 }
 
+// onForeignCommit is the service's hook for writes by other replicas:
+// their signing keys become this replica's.
+func (s *Service) onForeignCommit(changes []store.Change) {
+	for _, c := range changes {
+		if c.Table == signingKeyTable.Name() || c == store.AllChanged {
+			// Reloading writes (it prunes): not on the follower's goroutine.
+			go s.followSigningKeys()
+			return
+		}
+	}
+}
+
 // identityChanges picks the writes to identity's records out of a commit.
 func identityChanges(changes []store.Change) []Change {
 	var out []Change

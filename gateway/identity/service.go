@@ -122,6 +122,7 @@ func NewService(opts Options) (*Service, error) {
 		log:     log,
 	}
 	opts.DB.OnCommit(s.onCommit)
+	opts.DB.OnForeignCommit(s.onForeignCommit)
 	return s, nil
 }
 

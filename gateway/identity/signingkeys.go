@@ -430,3 +430,56 @@ func (s *Service) JWKS() []byte {
 	}
 	return b
 }
+
+// followSigningKeys loads the signing keys again after another replica
+// wrote them (a rotation, scheduled or asked for there): this replica then
+// signs with the new key and verifies with the same keys as the rest.
+// Keys that vanished before their verification window ended were
+// withdrawn after a leak: their tokens are refused here too, and the
+// OnSigningKeysWithdrawn functions run.
+func (s *Service) followSigningKeys() {
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	old := s.tokens.keys.Load()
+	var recs []*signingKeyRecord
+	err := s.db.View(func(tx *store.Tx) error {
+		var err error
+		recs, err = scanSigningKeys(tx)
+		return err
+	})
+	if err != nil {
+		s.log.Error("reload signing keys written elsewhere", "err", err)
+		return
+	}
+	present := map[string]bool{}
+	for _, r := range recs {
+		present[r.ID] = true
+	}
+	if err := s.reloadSigningKeys(); err != nil {
+		s.log.Error("reload signing keys written elsewhere", "err", err)
+		return
+	}
+	now := s.now()
+	withdrawn := map[string]bool{}
+	for id := range old.verify {
+		// A retired key may also have gone because its window passed
+		// (pruned): only one that vanished before the earliest window
+		// ended, or the signer, was withdrawn.
+		if !present[id] && (id == old.signerID || old.nextPrune.IsZero() || now.Before(old.nextPrune)) {
+			withdrawn[id] = true
+		}
+	}
+	if len(withdrawn) == 0 {
+		return
+	}
+	ks := *s.tokens.keys.Load()
+	ks.withdrawn = maps.Clone(old.withdrawn)
+	if ks.withdrawn == nil {
+		ks.withdrawn = map[string]bool{}
+	}
+	maps.Copy(ks.withdrawn, withdrawn)
+	s.tokens.setKeys(&ks)
+	for _, fn := range s.keysWithdrawn {
+		fn()
+	}
+}

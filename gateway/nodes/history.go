@@ -1,6 +1,7 @@
 package nodes
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -119,13 +120,9 @@ type History struct {
 	// ObserveCluster never diff against the same old state twice.
 	mu      sync.Mutex
 	lastErr map[string]string // per cluster, to log a failure once, not every interval
-
-	stop     chan struct{}
-	stopOnce sync.Once
-	wg       sync.WaitGroup
 }
 
-// NewHistory makes the observer; Start runs it.
+// NewHistory makes the observer; Run runs it.
 func NewHistory(db *store.DB, src SystemReader, opts HistoryOptions) *History {
 	if opts.Interval <= 0 {
 		opts.Interval = 30 * time.Second
@@ -140,45 +137,34 @@ func NewHistory(db *store.DB, src SystemReader, opts HistoryOptions) *History {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &History{db: db, src: src, opts: opts, log: log, lastErr: map[string]string{}, stop: make(chan struct{})}
+	return &History{db: db, src: src, opts: opts, log: log, lastErr: map[string]string{}}
 }
 
-// Start observes every cluster now and then every interval until Stop.
-func (h *History) Start() {
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		t := time.NewTicker(h.opts.Interval)
-		defer t.Stop()
-		for {
-			h.ObserveAll()
-			select {
-			case <-h.stop:
-				return
-			case <-t.C:
-			}
+// Run observes every cluster now and then every interval until ctx ends.
+// On replicas it runs on the one that leads (see gateway/components.go).
+func (h *History) Run(ctx context.Context) {
+	t := time.NewTicker(h.opts.Interval)
+	defer t.Stop()
+	for {
+		h.ObserveAll(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
-	}()
-}
-
-// Stop ends the observer and waits for a running observation.
-func (h *History) Stop() {
-	h.stopOnce.Do(func() { close(h.stop) })
-	h.wg.Wait()
+	}
 }
 
 // ObserveAll observes every registered cluster, then forgets the state and
 // history of clusters that are no longer registered. A cluster that cannot
 // be read is logged (once per distinct failure) and tried again next time.
-func (h *History) ObserveAll() {
+func (h *History) ObserveAll(ctx context.Context) {
 	names := h.src.Names()
 	for _, n := range names {
-		select {
-		case <-h.stop:
+		if ctx.Err() != nil {
 			// Shutting down: do not keep the gateway waiting on the
 			// remaining clusters (each may take a request timeout).
 			return
-		default:
 		}
 		_, _ = h.ObserveCluster(n) // failures are logged by noteResult
 	}

@@ -1,6 +1,7 @@
 package nodes
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -261,7 +262,7 @@ func TestHistoryObserveAll(t *testing.T) {
 	h := NewHistory(db, fc, HistoryOptions{Now: c.Now})
 	fc.set("one", node("a", "1", "True"))
 	fc.set("two", node("b", "2", "True"))
-	h.ObserveAll()
+	h.ObserveAll(context.Background())
 	if len(kinds(t, h, "one")) != 2 || len(kinds(t, h, "two")) != 2 {
 		t.Fatalf("observe all: %q %q", kinds(t, h, "one"), kinds(t, h, "two"))
 	}
@@ -270,12 +271,12 @@ func TestHistoryObserveAll(t *testing.T) {
 	fc.mu.Lock()
 	delete(fc.clusters, "two")
 	fc.mu.Unlock()
-	h.ObserveAll()
+	h.ObserveAll(context.Background())
 	if got := kinds(t, h, "two"); len(got) != 0 {
 		t.Errorf("history of a removed cluster: %q", got)
 	}
 	fc.set("two", node("b", "2", "True"))
-	h.ObserveAll()
+	h.ObserveAll(context.Background())
 	if got := kinds(t, h, "two"); !slices.Equal(got, []string{"b/joined", "b/ready"}) {
 		t.Errorf("re-registered cluster: %q", got)
 	}
@@ -306,20 +307,23 @@ func TestHistoryRefusedList(t *testing.T) {
 	}
 }
 
-// Once stopped, an observation in progress leaves the remaining clusters
-// alone, so shutdown does not wait on them; Start and Stop pair up.
-func TestHistoryStop(t *testing.T) {
+// Run returns when its context ends, and an observation whose context
+// ended leaves the remaining clusters alone, so shutdown (or a replica
+// losing the lead) does not wait on them.
+func TestHistoryStopsWithItsContext(t *testing.T) {
 	c := &clock{t: time.Now().UTC()}
 	db := openStore(t, c)
 	fc := &fakeCluster{clusters: map[string][]map[string]any{"edge": {node("a", "1", "True")}}}
 	h := NewHistory(db, fc, HistoryOptions{Now: c.Now})
-	h.Start()
-	h.Stop()
-	h.Stop() // twice is fine
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.Run(ctx); close(done) }()
+	cancel()
+	<-done
 	fc.mu.Lock()
 	before := len(fc.requests)
 	fc.mu.Unlock()
-	h.ObserveAll()
+	h.ObserveAll(ctx)
 	if len(fc.requests) != before {
 		t.Errorf("a stopped observer listed nodes: %q", fc.requests[before:])
 	}

@@ -112,17 +112,58 @@ func NewService(db *store.DB, opts Options) *Service {
 		opts.Logger = slog.Default()
 	}
 	ctx, halt := context.WithCancel(context.Background())
-	return &Service{
+	s := &Service{
 		db: db, opts: opts, log: opts.Logger,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}),
 		ctx: ctx, halt: halt, running: map[string]context.CancelFunc{},
 	}
+	if db != nil {
+		db.OnCommit(s.onStoreChange)
+	}
+	return s
 }
 
-// Start runs the workers with exec: operations left pending or running by
-// an earlier process are picked up first.
-func (s *Service) Start(exec Executor) {
-	s.exec = exec
+// onStoreChange is the store's commit hook. An operation written by
+// another replica (a new one, a cancel asked there) reaches the replica
+// running operations here, through store.FollowChanges: a new one is
+// dispatched now rather than at the next idle poll, and a running one
+// whose cancel was asked elsewhere is told.
+func (s *Service) onStoreChange(changes []store.Change) {
+	kick := false
+	for _, c := range changes {
+		if c.Table != table.Name() && c != store.AllChanged {
+			continue
+		}
+		kick = true
+		s.mu.Lock()
+		signal := s.running[c.ID]
+		s.mu.Unlock()
+		if signal != nil {
+			// The hook must not wait on the store: read it elsewhere.
+			go func() {
+				if op, err := s.Get(c.ID); err == nil && op.CancelRequested {
+					signal()
+				}
+			}()
+		}
+	}
+	if kick {
+		s.Kick()
+	}
+}
+
+// Use sets the Executor that operations run with and settle through. Call
+// it before Start, on every replica: cancelling a pending operation settles
+// it on the replica asked.
+func (s *Service) Use(exec Executor) { s.exec = exec }
+
+// Start runs the dispatcher and workers: operations left pending or
+// running by an earlier process (or another replica, gone) are picked up
+// first. On replicas one runs them, the one that leads; after Stop it may
+// Start again when it leads again.
+func (s *Service) Start() {
+	s.stop = make(chan struct{})
+	s.ctx, s.halt = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.loop()
 }

@@ -103,7 +103,8 @@ func testService(t *testing.T, db *store.DB, x Executor, tune func(*Options)) *S
 		tune(&opts)
 	}
 	s := NewService(db, opts)
-	s.Start(x)
+	s.Use(x)
+	s.Start()
 	t.Cleanup(s.Stop)
 	return s
 }
@@ -398,7 +399,8 @@ func TestResumeAfterRestart(t *testing.T) {
 		}
 	}
 	first := NewService(db, Options{Workers: 1, Timeout: time.Minute, MaxAttempts: 3, RetryMin: time.Millisecond, RetryMax: time.Millisecond, Retention: time.Hour})
-	first.Start(x)
+	first.Use(x)
+	first.Start()
 	op := insert(t, db, Create, "a")
 	first.Kick()
 	waitStored(t, first, op.ID, func(op *Operation) bool { return op.ProvisionerOperation != "" })

@@ -73,9 +73,15 @@ func dump(eng engine, w io.Writer) error {
 		return err
 	}
 	err = eng.view(func(txn kvTxn) error {
-		return txn.scan("", scanOrder{}, func(e entry) (bool, error) {
-			return true, bw.write(e)
-		})
+		for _, prefix := range storePrefixes {
+			err := txn.scan(prefix, scanOrder{}, func(e entry) (bool, error) {
+				return true, bw.write(e)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return err

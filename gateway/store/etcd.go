@@ -73,6 +73,33 @@ type etcdEngine struct {
 
 	leaseMu sync.Mutex
 	leases  map[int64]grantedLease // by expiry bucket (Unix seconds)
+
+	// ownMu guards own, the revisions of this engine's recent commits,
+	// which follow leaves out: their hooks ran when they committed.
+	ownMu sync.Mutex
+	own   map[int64]bool
+	order []int64
+}
+
+// maxOwnRevisions bounds the commits remembered as this engine's; the
+// watch delivers a commit within moments, long before this many more.
+const maxOwnRevisions = 4096
+
+func (e *etcdEngine) noteOwn(rev int64) {
+	e.ownMu.Lock()
+	defer e.ownMu.Unlock()
+	e.own[rev] = true
+	e.order = append(e.order, rev)
+	if len(e.order) > maxOwnRevisions {
+		delete(e.own, e.order[0])
+		e.order = e.order[1:]
+	}
+}
+
+func (e *etcdEngine) isOwn(rev int64) bool {
+	e.ownMu.Lock()
+	defer e.ownMu.Unlock()
+	return e.own[rev]
 }
 
 type grantedLease struct {
@@ -113,7 +140,7 @@ func openEtcd(opts EtcdOptions, clock func() time.Time, logger *slog.Logger) (*e
 	if err != nil {
 		return nil, fmt.Errorf("store: connecting to etcd %s: %w", strings.Join(opts.Endpoints, ","), err)
 	}
-	e := &etcdEngine{cli: cli, prefix: prefix, reqTimeout: req, maxOps: maxOps, clock: clock, log: logger, leases: map[int64]grantedLease{}}
+	e := &etcdEngine{cli: cli, prefix: prefix, reqTimeout: req, maxOps: maxOps, clock: clock, log: logger, leases: map[int64]grantedLease{}, own: map[int64]bool{}}
 	ctx, cancel := context.WithTimeout(context.Background(), dial+req)
 	defer cancel()
 	if err := e.ready(ctx); err != nil {
@@ -480,6 +507,7 @@ func (t *etcdTxn) commit() error {
 	case !resp.Succeeded:
 		return errConflict
 	}
+	t.eng.noteOwn(resp.Header.Revision)
 	return nil
 }
 
@@ -551,8 +579,8 @@ func rangeEnd(prefix string) string {
 	return clientv3.GetPrefixRangeEnd(prefix)
 }
 
-// follow calls fn with the records every writer (this process included)
-// puts or deletes, read from etcd's watch, until ctx ends. It starts at
+// follow calls fn with the records other writers put or delete, read from
+// etcd's watch, until ctx ends; this engine's own commits are left out. It starts at
 // the current revision. When the watch cannot resume where it stopped
 // (etcd compacted the revisions it missed), fn gets AllChanged.
 func (e *etcdEngine) follow(ctx context.Context, fn func([]Change)) error {
@@ -576,6 +604,9 @@ func (e *etcdEngine) follow(ctx context.Context, fn func([]Change)) error {
 			}
 			changes := make([]Change, 0, len(wr.Events))
 			for _, ev := range wr.Events {
+				if e.isOwn(ev.Kv.ModRevision) {
+					continue
+				}
 				rest := string(ev.Kv.Key[len(e.prefix)+len(recordPrefix):])
 				if table, id, ok := strings.Cut(rest, "/"); ok {
 					changes = append(changes, Change{Table: table, ID: id})

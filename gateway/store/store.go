@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 )
@@ -75,14 +76,29 @@ type DB struct {
 	mu     sync.RWMutex
 	closed bool
 
-	// commitHooks run after each committed write transaction (guarded by mu).
-	commitHooks []func([]Change)
+	// commitHooks run after each committed write transaction, and
+	// foreignHooks after those of other replicas only (guarded by mu).
+	commitHooks  []func([]Change)
+	foreignHooks []func([]Change)
 }
 
 // Change names a record that a committed transaction put or deleted.
 type Change struct {
 	Table string
 	ID    string
+}
+
+// OnForeignCommit registers fn to run after each transaction another
+// process committed to the same store (another replica on etcd), with the
+// records it wrote, after the OnCommit functions; FollowChanges runs them.
+// It is for what this process must redo when another writes, beyond
+// dropping stale cache entries (reloading signing keys, reconnecting a
+// cluster). fn runs on the follower's goroutine and must not write to the
+// store.
+func (db *DB) OnForeignCommit(fn func([]Change)) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.foreignHooks = append(db.foreignHooks, fn)
 }
 
 // AllChanged, in the changes a hook receives, means any record may have
@@ -181,12 +197,12 @@ func (db *DB) open() error {
 	return nil
 }
 
-// FollowChanges runs the commit hooks for writes made through other DBs
-// on the same store — other replicas on etcd — until ctx ends, so their
-// caches drop what another replica's write made stale. A write through
-// this DB runs the hooks at once, as always, and again when the watch
-// brings it back, which invalidating caches shrugs off. On Badger, whose
-// only writer is this DB, it returns at once.
+// FollowChanges runs the commit hooks, then the foreign-commit hooks, for
+// writes made through other DBs on the same store — other replicas on
+// etcd — until ctx ends, so this replica's caches drop what another's
+// write made stale. Writes through this DB are left out: their hooks ran
+// when they committed. On Badger, whose only writer is this DB, it returns
+// at once.
 func (db *DB) FollowChanges(ctx context.Context) error {
 	e, ok := db.eng.(*etcdEngine)
 	if !ok {
@@ -194,7 +210,7 @@ func (db *DB) FollowChanges(ctx context.Context) error {
 	}
 	return e.follow(ctx, func(changes []Change) {
 		db.mu.RLock()
-		hooks := db.commitHooks
+		hooks := append(slices.Clone(db.commitHooks), db.foreignHooks...)
 		db.mu.RUnlock()
 		for _, hook := range hooks {
 			hook(changes)
@@ -278,10 +294,16 @@ func (db *DB) Backup(w io.Writer) error {
 func (db *DB) Restore(r io.Reader) error {
 	empty := true
 	err := db.View(func(tx *Tx) error {
-		return tx.kv.scan("", scanOrder{}, func(e entry) (bool, error) {
-			empty = e.key == schemaKey
-			return empty, nil
-		})
+		for _, prefix := range storePrefixes {
+			err := tx.kv.scan(prefix, scanOrder{}, func(e entry) (bool, error) {
+				empty = e.key == schemaKey
+				return empty, nil
+			})
+			if err != nil || !empty {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return err
