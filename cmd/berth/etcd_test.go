@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -39,10 +40,13 @@ func TestMoveEdgeBetweenBadgerAndEtcd(t *testing.T) {
 		return append(baseEnv(filepath.Join(root, name)),
 			"BERTH_STORE_BACKEND=etcd",
 			"BERTH_STORE_ETCD_ENDPOINTS="+strings.Join(c.Endpoints(), ","),
-			"BERTH_SECRET_KEY="+strings.TrimSpace(string(key)))
+			"BERTH_SECRET_KEY="+strings.TrimSpace(string(key)),
+			// The per-address sign-in rate limit (per replica by design)
+			// would answer before the lockout this test counts.
+			"BERTH_RATE_LIMITS_AUTH_REQUESTS=0")
 	}
 	// Without the shared key an etcd replica refuses to start.
-	noKey := replica("nokey")[:len(replica("nokey"))-1]
+	noKey := slices.DeleteFunc(replica("nokey"), func(v string) bool { return strings.HasPrefix(v, "BERTH_SECRET_KEY=") })
 	if _, stderr, code := run(t, noKey, "config", "check"); code == 0 || !strings.Contains(stderr, "secret_key") {
 		t.Errorf("etcd without secret_key: %d %q", code, stderr)
 	}
@@ -86,6 +90,20 @@ func TestMoveEdgeBetweenBadgerAndEtcd(t *testing.T) {
 		t.Fatalf("sign out: %d", status)
 	}
 	refusedSoon(t, "the signed-out session", func() int { return me(t, r1.http, second) })
+
+	// The sign-in lockout counts across replicas: five wrong passwords
+	// for one name, spread over both, lock it on both.
+	for i := range 5 {
+		r := []*server{r1, r2}[i%2]
+		if status := signIn(t, r.http, "mallory", "not-the-password-1"); status != 401 {
+			t.Fatalf("wrong password %d on replica %d: %d, want 401", i+1, i%2+1, status)
+		}
+	}
+	for i, r := range []*server{r1, r2} {
+		if status := signIn(t, r.http, "mallory", "not-the-password-1"); status != 429 {
+			t.Errorf("a sixth attempt on replica %d: %d, want 429 (locked)", i+1, status)
+		}
+	}
 
 	// The signing key withdrawn after a leak through one replica: the
 	// other refuses the tokens it signed and signs with the new key, which
@@ -182,6 +200,18 @@ func login(t *testing.T, base, user, password string) string {
 		t.Fatalf("login at %s: %d %v", base, resp.StatusCode, err)
 	}
 	return out.AccessToken
+}
+
+// signIn tries a password and returns the status.
+func signIn(t *testing.T, base, user, password string) int {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"username": user, "password": password})
+	resp, err := http.Post(base+"/api/v1/auth/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func me(t *testing.T, base, token string) int {

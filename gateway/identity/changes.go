@@ -60,14 +60,22 @@ func (s *Service) onCommit(changes []store.Change) {
 }
 
 // onForeignCommit is the service's hook for writes by other replicas:
-// their signing keys become this replica's.
+// their signing keys become this replica's, and a name's sign-in failures
+// counted there are read from the store at the next attempt here, so the
+// lockout holds across replicas.
 func (s *Service) onForeignCommit(changes []store.Change) {
+	keys := false
 	for _, c := range changes {
-		if c.Table == signingKeyTable.Name() || c == store.AllChanged {
-			// Reloading writes (it prunes): not on the follower's goroutine.
-			go s.followSigningKeys()
-			return
+		switch {
+		case c.Table == signinFailures.Name():
+			s.lockout.Reset(c.ID) // memory forgets; lockedFor asks the store
+		case c.Table == signingKeyTable.Name(), c == store.AllChanged:
+			keys = true
 		}
+	}
+	if keys {
+		// Reloading writes (it prunes): not on the follower's goroutine.
+		go s.followSigningKeys()
 	}
 }
 
