@@ -117,6 +117,20 @@ func TestMoveEdgeBetweenBadgerAndEtcd(t *testing.T) {
 		t.Errorf("a token signed by replica 2 after the rotation, on replica 1: %d", status)
 	}
 
+	// etcd lost: the replicas are not ready, and within GrantStaleness
+	// (5 s) a request that needs what only etcd can confirm is 503, not
+	// answered from a cache that may have missed a revocation. Back when
+	// etcd is.
+	fresh := login(t, r1.http, "admin", password)
+	c.Kill(0)
+	until(t, "not ready without etcd", func() bool { return status(t, r1.http+"/readyz") == 503 })
+	until(t, "503 without etcd", func() bool { return me(t, r1.http, fresh) == 503 })
+	if err := c.Restart(t.Context(), 0); err != nil {
+		t.Fatal(err)
+	}
+	until(t, "ready again", func() bool { return status(t, r1.http+"/readyz") == 200 && status(t, r2.http+"/readyz") == 200 })
+	until(t, "the token good again", func() bool { return me(t, r1.http, fresh) == 200 })
+
 	// And back: a backup of etcd (taken while the replicas run) restores
 	// into a new Badger directory.
 	back := filepath.Join(root, "etcd.bak")
@@ -149,6 +163,30 @@ func refusedSoon(t *testing.T, what string, status func() int) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("%s still answered %d on the other replica after 10 s", what, last)
+}
+
+// until polls cond, bounded (30 s).
+func until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for range 300 {
+		if cond() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("never %s", what)
+}
+
+// status is the status of a GET of url.
+func status(t *testing.T, url string) int {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // call sends a JSON request with a bearer token and decodes the answer

@@ -58,6 +58,22 @@ const (
 	grantAPIKey  = "k/" // + key digest
 )
 
+// GrantStaleness bounds how long a replica on etcd that stopped hearing
+// from etcd keeps answering from its cached grants: past it, it asks the
+// store, which answers 503 while etcd is out of reach. Another replica's
+// revocation may have been missed meanwhile; this is how long.
+const GrantStaleness = 5 * time.Second
+
+// cachedGrant returns the grant cached under key if it is still in force
+// at now and the cache can be trusted: on replicas, only while this one
+// hears from etcd (see GrantStaleness).
+func (s *Service) cachedGrant(key string, now time.Time) (*grant, bool) {
+	if !s.db.Fresh(GrantStaleness) {
+		return nil, false
+	}
+	return s.grants.get(key, now)
+}
+
 // get returns the grant cached under key if it is still in force at now.
 func (c *grantCache) get(key string, now time.Time) (*grant, bool) {
 	c.mu.Lock()

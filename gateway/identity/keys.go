@@ -171,7 +171,7 @@ func (s *Service) VerifyAPIKey(ctx context.Context, raw string, m Meta) (*Princi
 	digest := s.keys.digest("api_key", raw)
 	now := s.now()
 	key := grantAPIKey + digest
-	g, ok := s.grants.get(key, now)
+	g, ok := s.cachedGrant(key, now)
 	if !ok {
 		epoch := s.grants.begin()
 		err := s.db.View(func(tx *store.Tx) error {

@@ -294,7 +294,7 @@ func (s *Service) VerifyAccessToken(raw string) (*Principal, error) {
 		return nil, ErrUnauthenticated
 	}
 	key := grantSession + claims.SessionID
-	if g, ok := s.grants.get(key, s.now()); ok && g.p.UserID == claims.Subject {
+	if g, ok := s.cachedGrant(key, s.now()); ok && g.p.UserID == claims.Subject {
 		p := g.principal(claims.ID)
 		p.TokenKeyID = keyID
 		return p, nil
@@ -341,7 +341,7 @@ func (s *Service) VerifySessionCookie(raw string) (*Principal, error) {
 	}
 	digest := s.keys.digest("session", raw)
 	key := grantCookie + digest
-	if g, ok := s.grants.get(key, s.now()); ok {
+	if g, ok := s.cachedGrant(key, s.now()); ok {
 		return g.principal(g.p.CredentialID), nil
 	}
 	epoch := s.grants.begin()

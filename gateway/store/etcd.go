@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -73,6 +74,10 @@ type etcdEngine struct {
 
 	leaseMu sync.Mutex
 	leases  map[int64]grantedLease // by expiry bucket (Unix seconds)
+
+	// lastHeard is when (Unix nanoseconds) a quorum read last succeeded
+	// while follow ran; zero before.
+	lastHeard atomic.Int64
 
 	// ownMu guards own, the revisions of this engine's recent commits,
 	// which follow leaves out: their hooks ran when they committed.
@@ -579,6 +584,30 @@ func rangeEnd(prefix string) string {
 	return clientv3.GetPrefixRangeEnd(prefix)
 }
 
+// heartbeatEvery is how often follow checks it still reaches a quorum;
+// Fresh's callers allow a few of these.
+const heartbeatEvery = time.Second
+
+// heartbeat records, every heartbeatEvery until ctx ends, that a quorum
+// answered. The watch resumes from the last revision it delivered, so
+// while quorum reads succeed no write is missed, only delayed.
+func (e *etcdEngine) heartbeat(ctx context.Context) {
+	t := time.NewTicker(heartbeatEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		hctx, cancel := context.WithTimeout(ctx, heartbeatEvery)
+		if err := e.ready(hctx); err == nil {
+			e.lastHeard.Store(time.Now().UnixNano())
+		}
+		cancel()
+	}
+}
+
 // follow calls fn with the records other writers put or delete, read from
 // etcd's watch, until ctx ends; this engine's own commits are left out. It starts at
 // the current revision. When the watch cannot resume where it stopped
@@ -590,6 +619,8 @@ func (e *etcdEngine) follow(ctx context.Context, fn func([]Change)) error {
 		return fmt.Errorf("store: starting to follow etcd: %w", err)
 	}
 	next := resp.Header.Revision + 1
+	e.lastHeard.Store(time.Now().UnixNano())
+	go e.heartbeat(ctx)
 	for ctx.Err() == nil {
 		for wr := range e.cli.Watch(ctx, e.prefix+recordPrefix, clientv3.WithPrefix(), clientv3.WithRev(next), clientv3.WithKeysOnly()) {
 			if wr.CompactRevision != 0 {

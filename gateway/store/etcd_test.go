@@ -333,3 +333,31 @@ func TestFollowChangesAcrossReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A DB following etcd is fresh while a quorum answers, and stops being so
+// once etcd is gone: its caches must not be trusted past the bound.
+func TestFreshOnlyWhileHearingFromEtcd(t *testing.T) {
+	c := etcdenv.ForTest(t, 1)
+	db := openStore(t, Options{Backend: BackendEtcd, Etcd: EtcdOptions{Endpoints: c.Endpoints(), RequestTimeout: time.Second}})
+	if db.Fresh(time.Hour) {
+		t.Fatal("fresh before following etcd")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go db.FollowChanges(ctx)
+	until := func(want bool) {
+		t.Helper()
+		for range 300 {
+			if db.Fresh(2*time.Second) == want {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("Fresh never became %v", want)
+	}
+	until(true)
+	c.Kill(0)
+	until(false)
+	must(t, c.Restart(t.Context(), 0))
+	until(true)
+}

@@ -218,6 +218,19 @@ func (db *DB) FollowChanges(ctx context.Context) error {
 	})
 }
 
+// Fresh reports whether this DB has heard from etcd within maxAge, while
+// FollowChanges runs: if it has not, writes by other replicas (a revoked
+// key, a disabled user) may not have reached its caches, which should then
+// not be trusted. Always true on Badger, whose only writer is this DB.
+func (db *DB) Fresh(maxAge time.Duration) bool {
+	e, ok := db.eng.(*etcdEngine)
+	if !ok {
+		return true
+	}
+	heard := e.lastHeard.Load()
+	return heard != 0 && time.Since(time.Unix(0, heard)) <= maxAge
+}
+
 // Sizes returns the bytes Badger uses for its LSM tree and value log; zero
 // on etcd, whose size its own metrics report.
 func (db *DB) Sizes() (lsm, vlog int64) {
