@@ -27,6 +27,7 @@ func (g *Gateway) initClusters() error {
 		MaxConnsPerCluster: pc.MaxConnsPerCluster,
 		Streams:            proxy.StreamLimits{PerCluster: pc.MaxStreamsPerCluster, PerPrincipal: pc.MaxStreamsPerUser},
 	})
+	g.pool = pool
 	px := proxy.New(proxy.Options{
 		Pool:               pool,
 		RequestTimeout:     pc.RequestTimeout.D(),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/berthgw/berth/gateway/breakglass"
 	"github.com/berthgw/berth/gateway/lifecycle"
@@ -129,8 +130,25 @@ func (g *Gateway) startServer(context.Context) error {
 // stopServer stops accepting and lets in-flight requests finish until
 // ctx ends.
 func (g *Gateway) stopServer(ctx context.Context) error {
-	if err := g.server.ShutdownWithContext(ctx); err != nil {
-		return fmt.Errorf("drain connections: %w", err)
+	done := make(chan error, 1)
+	go func() { done <- g.server.ShutdownWithContext(ctx) }()
+	// Watches, followed logs and exec sessions never finish by
+	// themselves: end them, and any that start while the listeners close,
+	// so the drain waits only for ordinary requests and their clients
+	// watch again elsewhere at once.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if n := g.pool.EndStreams(); n > 0 {
+			g.log.Info("ended streams for shutdown", "streams", n)
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				return fmt.Errorf("drain connections: %w", err)
+			}
+			return nil
+		case <-tick.C:
+		}
 	}
-	return nil
 }

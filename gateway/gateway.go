@@ -37,6 +37,7 @@ import (
 	"github.com/berthgw/berth/gateway/ratelimit"
 	"github.com/berthgw/berth/gateway/secretbox"
 	"github.com/berthgw/berth/gateway/store"
+	"github.com/berthgw/berth/proxy"
 )
 
 // Version is Berth's version, set at build time with
@@ -83,6 +84,7 @@ type Gateway struct {
 
 	// The cluster registry and the Kubernetes proxy.
 	clusters   *clusters.Service
+	pool       *proxy.Pool // the connections to clusters; shutdown ends its streams
 	clusterAPI *clusters.Handlers
 	// operations runs cluster lifecycle work (clusters_wire.go).
 	operations    *operations.Service

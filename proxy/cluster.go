@@ -271,6 +271,34 @@ func (p *Pool) Recheck() int {
 	return ended
 }
 
+// EndStreams ends every long-lived stream on every cluster, as for a
+// shutdown: a client watching (kubectl, an informer) sees its watch end
+// and watches again, through another replica, instead of being cut when
+// the drain times out. Returns how many it ended.
+func (p *Pool) EndStreams() int {
+	p.mu.RLock()
+	ups := make([]*upstream, 0, len(p.m))
+	for _, u := range p.m {
+		ups = append(ups, u)
+	}
+	p.mu.RUnlock()
+	ended := 0
+	for _, u := range ups {
+		u.liveMu.Lock()
+		streams := make([]*liveStream, 0, len(u.live))
+		for s := range u.live {
+			streams = append(streams, s)
+		}
+		clear(u.live)
+		u.liveMu.Unlock()
+		for _, s := range streams {
+			s.stop()
+			ended++
+		}
+	}
+	return ended
+}
+
 // Has reports whether the pool knows the cluster.
 func (p *Pool) Has(name string) bool { return p.get(name) != nil }
 

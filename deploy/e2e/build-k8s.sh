@@ -70,6 +70,8 @@ command -v shellcheck >/dev/null 2>&1 || missing_pkgs+=(shellcheck)
 # chromium and puts its tenant server in a network namespace (iproute2).
 [[ -x /usr/bin/chromium ]] || missing_pkgs+=(chromium)
 command -v ip >/dev/null 2>&1 || missing_pkgs+=(iproute2)
+# The replicas test (deploy/e2e/replicas) balances three Berths with nginx.
+[[ -x /usr/sbin/nginx ]] || missing_pkgs+=(nginx-light)
 if ((${#missing_pkgs[@]} > 0)); then
 	apt_install "${missing_pkgs[@]}"
 fi
