@@ -449,6 +449,6 @@ func (s *Storage) Unlock(ctx context.Context, name string) error {
 }
 
 // String names the storage in certmagic's logs.
-func (s *Storage) String() string { return "berth-badger" }
+func (s *Storage) String() string { return "berth-store" }
 
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
