@@ -42,6 +42,7 @@ func eachBackend(t *testing.T, test func(t *testing.T, fresh func(*testing.T) Op
 var shared struct {
 	once     sync.Once
 	cluster  *etcdenv.Cluster
+	dir      string
 	err      error
 	prefixes atomic.Int64
 }
@@ -58,6 +59,7 @@ func etcdOptions(t *testing.T) Options {
 			shared.err = err
 			return
 		}
+		shared.dir = dir
 		shared.cluster, shared.err = etcdenv.Start(t.Context(), bins.Etcd, dir, 1)
 	})
 	if shared.err != nil {
@@ -74,6 +76,9 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "stopping etcd:", err)
 			code = 1
 		}
+	}
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
 	}
 	os.Exit(code)
 }

@@ -74,6 +74,7 @@ type fleet struct {
 type replica struct {
 	name      string
 	env       []string
+	args      []string // after "serve"
 	http      string // http://127.0.0.1:<port>
 	mu        sync.Mutex
 	cmd       *exec.Cmd
@@ -83,6 +84,13 @@ type replica struct {
 }
 
 func startFleet(t *testing.T) *fleet {
+	t.Helper()
+	return startFleetWith(t, nil)
+}
+
+// startFleetWith is startFleet with a configuration file for each replica:
+// config(i) is the YAML of replica i (0-based), or "" for none.
+func startFleetWith(t *testing.T, config func(i int) string) *fleet {
 	t.Helper()
 	kubeenv.MustBinaries(t)
 	nginx := "/usr/sbin/nginx"
@@ -120,6 +128,15 @@ func startFleet(t *testing.T) *fleet {
 			"BERTH_RATE_LIMITS_PROXY_REQUESTS=0",
 			// Open watches hold a stopping replica for at most this long.
 			"BERTH_LIMITS_SHUTDOWN_TIMEOUT=2s",
+		}
+		if config != nil {
+			if yaml := config(i); yaml != "" {
+				path := filepath.Join(f.dir, r.name+".yaml")
+				if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				r.args = []string{"--config", path}
+			}
 		}
 		f.replicas = append(f.replicas, r)
 	}
@@ -246,7 +263,7 @@ http {
 // start runs the replica and waits until it serves and is ready.
 func (r *replica) start(t *testing.T) {
 	t.Helper()
-	cmd := exec.Command(berthBin, "serve")
+	cmd := exec.Command(berthBin, append([]string{"serve"}, r.args...)...)
 	cmd.Env = r.env
 	logs := &bytes.Buffer{}
 	var mu sync.Mutex
@@ -295,6 +312,13 @@ func (r *replica) start(t *testing.T) {
 		}
 	})
 	until(t, r.name+" ready", func() bool { return statusOf(r.http+"/readyz") == 200 })
+}
+
+// pid is the running process's id.
+func (r *replica) pid() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cmd.Process.Pid
 }
 
 // kill9 ends the replica as a crash would.
