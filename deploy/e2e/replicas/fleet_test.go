@@ -75,7 +75,7 @@ type replica struct {
 	name      string
 	env       []string
 	args      []string // after "serve"
-	http      string // http://127.0.0.1:<port>
+	http      string   // http://127.0.0.1:<port>
 	mu        sync.Mutex
 	cmd       *exec.Cmd
 	exited    chan error
