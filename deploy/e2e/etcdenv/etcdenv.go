@@ -8,8 +8,11 @@ package etcdenv
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -34,6 +37,16 @@ type Cluster struct {
 	members []*member
 	dir     string
 	binary  string
+	// TLS is set when the cluster serves TLS and asks clients for a
+	// certificate (StartTLS).
+	TLS *ClientTLS
+	ca  []byte // PEM of the CA, for the health checks
+}
+
+// ClientTLS are the files a client of a TLS cluster needs: the CA that
+// signed the members' certificates, and a client certificate and key.
+type ClientTLS struct {
+	CAFile, CertFile, KeyFile string
 }
 
 type member struct {
@@ -45,6 +58,17 @@ type member struct {
 // Start launches a new cluster of n members under dir and returns once
 // every member reports healthy. On error nothing is left running.
 func Start(ctx context.Context, binary, dir string, n int) (*Cluster, error) {
+	return start(ctx, binary, dir, n, false)
+}
+
+// StartTLS is Start with TLS on every listener: the members and clients
+// must present certificates signed by the cluster's own CA (see
+// Cluster.TLS).
+func StartTLS(ctx context.Context, binary, dir string, n int) (*Cluster, error) {
+	return start(ctx, binary, dir, n, true)
+}
+
+func start(ctx context.Context, binary, dir string, n int, withTLS bool) (*Cluster, error) {
 	if n < 1 {
 		return nil, errors.New("etcdenv: a cluster needs a member")
 	}
@@ -53,6 +77,14 @@ func Start(ctx context.Context, binary, dir string, n int) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{dir: dir, binary: binary}
+	scheme := "http"
+	var pki string
+	if withTLS {
+		scheme, pki = "https", filepath.Join(dir, "pki")
+		if err := c.writePKI(pki); err != nil {
+			return nil, err
+		}
+	}
 	var initial []string
 	for i := range n {
 		name := "m" + strconv.Itoa(i)
@@ -60,8 +92,8 @@ func Start(ctx context.Context, binary, dir string, n int) (*Cluster, error) {
 			flags: controlplane.Etcd{
 				Name:      name,
 				DataDir:   filepath.Join(dir, name),
-				ClientURL: "http://127.0.0.1:" + strconv.Itoa(ports[2*i]),
-				PeerURL:   "http://127.0.0.1:" + strconv.Itoa(ports[2*i+1]),
+				ClientURL: scheme + "://127.0.0.1:" + strconv.Itoa(ports[2*i]),
+				PeerURL:   scheme + "://127.0.0.1:" + strconv.Itoa(ports[2*i+1]),
 				Extra: []string{
 					// Short elections, so a test that kills the leader does
 					// not wait seconds for the next one.
@@ -71,6 +103,10 @@ func Start(ctx context.Context, binary, dir string, n int) (*Cluster, error) {
 			},
 			log: filepath.Join(dir, name+".log"),
 		})
+		if withTLS {
+			m := c.members[i]
+			m.flags.CertFile, m.flags.KeyFile, m.flags.TrustedCAFile = filepath.Join(pki, "member.crt"), filepath.Join(pki, "member.key"), c.TLS.CAFile
+		}
 		initial = append(initial, name+"="+c.members[i].flags.PeerURL)
 	}
 	for _, m := range c.members {
@@ -104,9 +140,42 @@ func (c *Cluster) run(m *member) error {
 	return nil
 }
 
+// writePKI makes the cluster's CA, one serving and peer certificate for
+// every member (they all listen on 127.0.0.1) and a client certificate.
+func (c *Cluster) writePKI(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("etcdenv: %w", err)
+	}
+	c.TLS = &ClientTLS{CAFile: filepath.Join(dir, "ca.crt"), CertFile: filepath.Join(dir, "client.crt"), KeyFile: filepath.Join(dir, "client.key")}
+	ca, err := controlplane.NewCA("berth-etcdenv-ca", 24*time.Hour, c.TLS.CAFile, filepath.Join(dir, "ca.key"))
+	if err != nil {
+		return fmt.Errorf("etcdenv: %w", err)
+	}
+	c.ca = ca.CertPEM
+	for _, l := range []controlplane.Leaf{
+		{CommonName: "etcd-member", Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+			IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"}, Lifetime: 24 * time.Hour,
+			CertFile: filepath.Join(dir, "member.crt"), KeyFile: filepath.Join(dir, "member.key")},
+		{CommonName: "berth", Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, Lifetime: 24 * time.Hour,
+			CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile},
+	} {
+		if err := ca.Issue(l); err != nil {
+			return fmt.Errorf("etcdenv: %w", err)
+		}
+	}
+	return nil
+}
+
 func (c *Cluster) waitHealthy(ctx context.Context, i int) error {
 	m := c.members[i]
 	client := &http.Client{Timeout: 5 * time.Second}
+	if c.TLS != nil {
+		cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
+		if err != nil {
+			return fmt.Errorf("etcdenv: %w", err)
+		}
+		client = controlplane.HTTPClient(c.ca, cert)
+	}
 	err := controlplane.Poll(ctx, func(ctx context.Context) error {
 		if err := m.proc.Exited(); err != nil {
 			return controlplane.Permanent(err)
@@ -166,7 +235,17 @@ func (c *Cluster) Leader(ctx context.Context) (int, error) {
 
 // client is a client of the whole cluster.
 func (c *Cluster) client() (*clientv3.Client, error) {
-	return clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cfg := clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
+	if c.TLS != nil {
+		cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("etcdenv: %w", err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(c.ca)
+		cfg.TLS = &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return clientv3.New(cfg)
 }
 
 // Logs returns the last n lines of each member's log.
@@ -197,10 +276,21 @@ func (c *Cluster) Stop() error {
 // members' logs if t failed.
 func ForTest(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return forTest(t, n, false)
+}
+
+// TLSForTest is ForTest with TLS (see StartTLS).
+func TLSForTest(t testing.TB, n int) *Cluster {
+	t.Helper()
+	return forTest(t, n, true)
+}
+
+func forTest(t testing.TB, n int, withTLS bool) *Cluster {
+	t.Helper()
 	bins := kubeenv.MustBinaries(t)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	c, err := Start(ctx, bins.Etcd, t.TempDir(), n)
+	c, err := start(ctx, bins.Etcd, t.TempDir(), n, withTLS)
 	if err != nil {
 		t.Fatalf("starting etcd: %v", err)
 	}
