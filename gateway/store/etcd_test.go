@@ -361,3 +361,21 @@ func TestFreshOnlyWhileHearingFromEtcd(t *testing.T) {
 	must(t, c.Restart(t.Context(), 0))
 	until(true)
 }
+
+// A write larger than etcd's --max-request-bytes (1.5 MiB by default)
+// fails with an error that names the setting, and writes nothing.
+func TestEtcdRequestTooLarge(t *testing.T) {
+	db := openStore(t, etcdOptions(t))
+	tab := plain()
+	big := strings.Repeat("x", 1600<<10)
+	err := db.Update(func(tx *Tx) error { return tab.Put(tx, "big", &account{Name: big}) })
+	if err == nil || !strings.Contains(err.Error(), "max-request-bytes") {
+		t.Fatalf("a 1.6 MiB record: %v, want an error naming max-request-bytes", err)
+	}
+	must(t, db.View(func(tx *Tx) error {
+		if _, err := tab.Get(tx, "big"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("the refused record was written: %v", err)
+		}
+		return nil
+	}))
+}
