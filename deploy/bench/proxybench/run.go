@@ -101,7 +101,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&o.vegeta, "vegeta", "vegeta", "vegeta binary")
 	fs.BoolVar(&o.etcd, "etcd", false, "also measure a second Berth with its store on etcd (berth-etcd), and count etcd's requests per proxied request")
 	fs.IntVar(&o.etcdMembers, "etcd-members", 1, "members of the etcd started for berth-etcd")
-	fs.StringVar(&o.targets, "targets", "", "comma-separated small-GET targets to measure (default: all), e.g. direct,berth,berth-etcd")
+	fs.StringVar(&o.targets, "targets", "", "comma-separated small-GET targets to measure, in this order after direct (default: all), e.g. berth,berth-etcd")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -400,10 +400,17 @@ func smallCases(ctx context.Context, o options, tl tools, nginx, work, self stri
 	}
 
 	if o.targets != "" {
-		// direct stays: every ratio is to it.
-		keep := append(strings.Split(o.targets, ","), "direct")
+		// Measured in the order given, after direct (every ratio is to
+		// it): swapping two targets between invocations shows whether
+		// their place in the round matters.
 		for i := range cases {
-			cases[i].targets = slices.DeleteFunc(cases[i].targets, func(t target) bool { return !slices.Contains(keep, t.Name) })
+			var picked []target
+			for _, name := range append([]string{"direct"}, strings.Split(o.targets, ",")...) {
+				if j := slices.IndexFunc(cases[i].targets, func(t target) bool { return t.Name == name }); j >= 0 && !slices.ContainsFunc(picked, func(t target) bool { return t.Name == name }) {
+					picked = append(picked, cases[i].targets[j])
+				}
+			}
+			cases[i].targets = picked
 		}
 	}
 	for _, c := range cases {
