@@ -243,8 +243,13 @@ func run(ctx context.Context, args []string) error {
 		}
 	}
 	if o.profile {
-		if err := profileBerth(ctx, o, tl, b, backendAddr); err != nil {
+		if err := profileBerth(ctx, o, tl, b, "berth"); err != nil {
 			return err
+		}
+		if be != nil {
+			if err := profileBerth(ctx, o, tl, be, "berth-etcd"); err != nil {
+				return err
+			}
 		}
 	}
 	if kube != nil && !o.skipWatch {
@@ -472,10 +477,11 @@ func waitPort(c *child, port int, timeout time.Duration) error {
 	return fmt.Errorf("%s: nothing listens on port %d after %s", c.name, port, timeout)
 }
 
-// profileBerth takes a CPU profile of the gateway while wrk drives the
-// small GET through it, and writes the profile and its top functions.
-func profileBerth(ctx context.Context, o options, tl tools, b *berth, backendAddr string) error {
-	t := target{Name: "berth", URL: "https://" + b.addrs.HTTPS + "/proxy/clusters/static/api/v1/namespaces/default", Header: "Bearer " + b.token}
+// profileBerth takes a CPU profile of the gateway b while wrk drives the
+// small GET through it, and writes the profile and its top functions to
+// files named after name.
+func profileBerth(ctx context.Context, o options, tl tools, b *berth, name string) error {
+	t := target{Name: name, URL: "https://" + b.addrs.HTTPS + "/proxy/clusters/static/api/v1/namespaces/default", Header: "Bearer " + b.token}
 	errc := make(chan error, 1)
 	go func() {
 		_, err := runWrk(ctx, tl, t, o.threads, o.conns, 14*time.Second)
@@ -489,22 +495,22 @@ func profileBerth(ctx context.Context, o options, tl tools, b *berth, backendAdd
 	if err != nil {
 		return err
 	}
-	file := filepath.Join(o.out, "berth-cpu.pprof")
+	file := filepath.Join(o.out, name+"-cpu.pprof")
 	if err := os.WriteFile(file, []byte(prof), 0o644); err != nil {
 		return fmt.Errorf("writing the profile: %w", err)
 	}
 	for _, mode := range []string{"-top", "-cum"} {
 		args := []string{"tool", "pprof", "-top", "-nodecount=45"}
-		name := "berth-cpu-top.txt"
+		top := name + "-cpu-top.txt"
 		if mode == "-cum" {
 			args = append(args, "-cum")
-			name = "berth-cpu-cum.txt"
+			top = name + "-cpu-cum.txt"
 		}
 		out, err := exec.CommandContext(ctx, "go", append(args, file)...).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("go tool pprof: %w\n%s", err, out)
 		}
-		if err := os.WriteFile(filepath.Join(o.out, name), out, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(o.out, top), out, 0o644); err != nil {
 			return err
 		}
 	}
