@@ -49,8 +49,8 @@ var shared struct {
 
 // etcdOptions returns the Options of a new, empty store on the shared etcd,
 // starting it on first use (skipping, or failing under BERTH_E2E=1, when
-// etcd is missing).
-func etcdOptions(t *testing.T) Options {
+// etcd is missing). It takes a testing.TB so benchmarks share the etcd too.
+func etcdOptions(t testing.TB) Options {
 	t.Helper()
 	bins := kubeenv.MustBinaries(t)
 	shared.once.Do(func() {

@@ -120,10 +120,10 @@ func (db *DB) OnCommit(fn func([]Change)) {
 
 const (
 	// maxTxnRetries bounds retries of a conflicting transaction; with the
-	// jittered backoff below that is over a second of contention, far
+	// jittered backoff below that is about a second of contention, far
 	// beyond what a control plane's writes see, but a burst of writers on
 	// one record (a counter, a session) must not fail.
-	maxTxnRetries = 64
+	maxTxnRetries = 256
 	schemaKey     = "meta/schema_version"
 )
 
@@ -271,10 +271,14 @@ func (db *DB) Update(fn func(tx *Tx) error) error {
 	return fmt.Errorf("transaction kept conflicting after %d attempts: %w", maxTxnRetries, err)
 }
 
-// conflictBackoff is the wait before retry attempt+1: exponential from
-// 1 ms to 32 ms, jittered so colliding writers spread out.
+// conflictBackoff is the wait before retry attempt+1: 1, 2, then 4 ms,
+// jittered by half either way so colliding writers spread out. It stops
+// growing early on purpose: with a longer ceiling (it was 32 ms) a writer
+// that lost a few times slept while fresh writers, retrying after 1 ms,
+// kept winning, and on one hot record it could lose 64 times in a row
+// (docs/benchmarks.md, "Store operations").
 func conflictBackoff(attempt int) time.Duration {
-	d := time.Millisecond << min(attempt, 5)
+	d := time.Millisecond << min(attempt, 2)
 	return d/2 + time.Duration(rand.Int64N(int64(d)))
 }
 

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +24,9 @@ type target struct {
 	// PGID is the process group whose CPU is charged to the target (the
 	// proxy's, or the backend's for direct); 0 for none.
 	PGID int
+	// Etcd, when set, are the client URLs of the etcd the target keeps its
+	// store in: each run reads etcd's request counters before and after.
+	Etcd []string
 }
 
 // tools are the load generators' paths.
@@ -34,6 +40,12 @@ type throughput struct {
 	ProxyCPU  time.Duration // CPU of the target's process group per request
 	LoadStart float64
 	LoadEnd   float64
+	// Requests is how many requests wrk completed; Seconds how long the
+	// run took, measured around wrk.
+	Requests int
+	Seconds  float64
+	// EtcdDelta is what etcd served during the run (target.Etcd only).
+	EtcdDelta etcdCounts
 }
 
 var (
@@ -53,29 +65,46 @@ func runWrk(ctx context.Context, tl tools, t target, threads, conns int, d time.
 	}
 	args = append(args, t.URL)
 	res := throughput{LoadStart: loadAvg()}
+	var etcd0 etcdCounts
+	if len(t.Etcd) > 0 {
+		var err error
+		if etcd0, err = readEtcdCounts(ctx, t.Etcd); err != nil {
+			return res, err
+		}
+	}
+	started := time.Now()
 	cpu0 := groupCPU(t.PGID)
 	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, tl.Wrk, args...).CombinedOutput()
 	cpu1 := groupCPU(t.PGID)
+	res.Seconds = time.Since(started).Seconds()
 	res.LoadEnd = loadAvg()
 	if err != nil {
 		return res, fmt.Errorf("wrk %s: %w\n%s", t.Name, err, out)
+	}
+	if len(t.Etcd) > 0 {
+		etcd1, err := readEtcdCounts(ctx, t.Etcd)
+		if err != nil {
+			return res, err
+		}
+		res.EtcdDelta = etcd1.minus(etcd0)
 	}
 	m := wrkRPS.FindSubmatch(out)
 	if m == nil {
 		return res, fmt.Errorf("wrk %s: no Requests/sec in\n%s", t.Name, out)
 	}
 	if n := wrkNon2xx.FindSubmatch(out); n != nil {
-		return res, fmt.Errorf("wrk %s: %s non-2xx answers\n%s", t.Name, n[1], out)
+		return res, fmt.Errorf("wrk %s: %s non-2xx answers, such as %s\n%s", t.Name, n[1], sampleAnswer(ctx, t), out)
 	}
 	if n := wrkSockErr.FindSubmatch(out); n != nil {
 		return res, fmt.Errorf("wrk %s: socket errors\n%s", t.Name, out)
 	}
 	res.RPS, _ = strconv.ParseFloat(string(m[1]), 64)
-	if n := wrkTotal.FindSubmatch(out); n != nil && t.PGID != 0 {
-		if total, _ := strconv.Atoi(string(n[1])); total > 0 {
-			res.ProxyCPU = (cpu1 - cpu0) / time.Duration(total)
+	if n := wrkTotal.FindSubmatch(out); n != nil {
+		res.Requests, _ = strconv.Atoi(string(n[1]))
+		if res.Requests > 0 && t.PGID != 0 {
+			res.ProxyCPU = (cpu1 - cpu0) / time.Duration(res.Requests)
 		}
 	}
 	return res, nil
@@ -142,4 +171,24 @@ func runVegeta(ctx context.Context, tl tools, dir string, t target, rate, conns 
 		return res, fmt.Errorf("vegeta %s: success %.4f, codes %v, errors %v", t.Name, rep.Success, rep.StatusCodes, rep.Errors)
 	}
 	return res, nil
+}
+
+// sampleAnswer makes one request to t and returns its status and the start
+// of its body, to say why wrk saw errors.
+func sampleAnswer(ctx context.Context, t target) string {
+	req, err := http.NewRequestWithContext(ctx, "GET", t.URL, nil)
+	if err != nil {
+		return err.Error()
+	}
+	if t.Header != "" {
+		req.Header.Set("Authorization", t.Header)
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+	return fmt.Sprintf("%s: %s", resp.Status, body)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 )
@@ -68,6 +69,9 @@ func markdown(r *results, o options) string {
 		}
 		lo, hi := spread(loads)
 		fmt.Fprintf(&b, "Load average during these runs: %.1f–%.1f.\n\n", lo, hi)
+		if x, ok := s["berth-etcd"]; ok {
+			etcdPerRequest(&b, r, x)
+		}
 	}
 	if len(r.Small) > 0 {
 		b.WriteString("¹ For direct, the backend's own CPU per request.\n\n")
@@ -115,7 +119,7 @@ func markdown(r *results, o options) string {
 }
 
 // targetOrder is the order of the rows of the small-GET tables.
-var targetOrder = []string{"direct", "berth", "proxy-only", "fasthttp", "nginx", "httputil"}
+var targetOrder = []string{"direct", "berth", "berth-etcd", "proxy-only", "fasthttp", "nginx", "httputil"}
 
 // perRound divides a's runs by b's, round by round.
 func perRound(a, b []float64) []float64 {
@@ -126,4 +130,44 @@ func perRound(a, b []float64) []float64 {
 		}
 	}
 	return out
+}
+
+// etcdPerRequest writes what etcd served during berth-etcd's wrk runs, per
+// proxied request, next to what the same Berth asks of etcd in as many
+// seconds while idle (its heartbeat and lease keep-alives): the proof that
+// the proxy path does not touch the store per request, or that it does.
+func etcdPerRequest(b *strings.Builder, r *results, x *smallResult) {
+	total, requests, seconds := etcdCounts{}, 0, 0.0
+	for i, c := range x.Etcd {
+		for k, v := range c {
+			total[k] += v
+		}
+		requests += x.Requests[i]
+		seconds += x.Seconds[i]
+	}
+	keys := make([]string, 0, len(total)+len(r.EtcdIdle))
+	for k := range total {
+		keys = append(keys, k)
+	}
+	for k := range r.EtcdIdle {
+		if _, ok := total[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	fmt.Fprintf(b, "What etcd served during berth-etcd's wrk runs: %d proxied requests in %.1f s; idle, the same Berth over %.1f s with no requests.\n\n",
+		requests, seconds, r.EtcdIdleSeconds)
+	b.WriteString("| etcd counter | during the runs | per proxied request | idle, per second | idle rate × the runs' seconds |\n|---|---:|---:|---:|---:|\n")
+	for _, k := range keys {
+		idleRate := 0.0
+		if r.EtcdIdleSeconds > 0 {
+			idleRate = r.EtcdIdle[k] / r.EtcdIdleSeconds
+		}
+		perReq := 0.0
+		if requests > 0 {
+			perReq = total[k] / float64(requests)
+		}
+		fmt.Fprintf(b, "| %s | %.0f | %.6f | %.2f | %.0f |\n", k, total[k], perReq, idleRate, idleRate*seconds)
+	}
+	b.WriteString("\n")
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -10,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -32,6 +35,12 @@ type options struct {
 	profile         bool
 	httputilIdle    int
 	wrkPath, vegeta string
+	// etcd adds a second Berth keeping its store on etcd (etcdMembers
+	// members, started for it); targets, when set, limits the small-GET
+	// targets measured.
+	etcd        bool
+	etcdMembers int
+	targets     string
 }
 
 // results is everything measured, written to results.json.
@@ -47,6 +56,10 @@ type results struct {
 	Small map[string]map[string]*smallResult `json:"small,omitempty"`
 	Lists []*listResult                      `json:"lists,omitempty"`
 	Watch *watchResult                       `json:"watch,omitempty"`
+	// EtcdIdle is what the Berth on etcd asked of etcd during
+	// EtcdIdleSeconds with no requests (with -etcd).
+	EtcdIdle        etcdCounts `json:"etcd_idle,omitempty"`
+	EtcdIdleSeconds float64    `json:"etcd_idle_seconds,omitempty"`
 }
 
 type smallResult struct {
@@ -57,6 +70,11 @@ type smallResult struct {
 	Max      []time.Duration `json:"max"`
 	Achieved []float64       `json:"achieved_rate"`
 	Loads    []float64       `json:"load_averages"`
+	// Requests and Seconds of each wrk run, and for a target on etcd what
+	// etcd served during it.
+	Requests []int        `json:"requests"`
+	Seconds  []float64    `json:"seconds"`
+	Etcd     []etcdCounts `json:"etcd,omitempty"`
 }
 
 func run(ctx context.Context, args []string) error {
@@ -81,11 +99,14 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.httputilIdle, "httputil-idle", 256, "idle upstream connections per host of the httputil proxy")
 	fs.StringVar(&o.wrkPath, "wrk", "wrk", "wrk binary")
 	fs.StringVar(&o.vegeta, "vegeta", "vegeta", "vegeta binary")
+	fs.BoolVar(&o.etcd, "etcd", false, "also measure a second Berth with its store on etcd (berth-etcd), and count etcd's requests per proxied request")
+	fs.IntVar(&o.etcdMembers, "etcd-members", 1, "members of the etcd started for berth-etcd")
+	fs.StringVar(&o.targets, "targets", "", "comma-separated small-GET targets to measure, in this order after direct (default: all), e.g. berth,berth-etcd")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if o.runs < 1 || o.runs > 20 || o.watches < 1 || o.watches > 5000 || o.listRuns < 1 || o.listRuns > 50 {
-		return errors.New("runs must be 1-20, watches 1-5000, list-runs 1-50")
+	if o.runs < 1 || o.runs > 20 || o.watches < 1 || o.watches > 5000 || o.listRuns < 1 || o.listRuns > 50 || o.etcdMembers < 1 || o.etcdMembers > 5 {
+		return errors.New("runs must be 1-20, watches 1-5000, list-runs 1-50, etcd-members 1-5")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Hour)
 	defer cancel()
@@ -162,22 +183,73 @@ func run(ctx context.Context, args []string) error {
 	}
 
 	logf("starting Berth")
-	b, err := startBerth(work)
+	b, err := startBerth(work, "berth", nil)
 	if err != nil {
 		return err
 	}
 	if err := b.setUp(ctx, clusters); err != nil {
 		return err
 	}
+	var be *berth
+	var etcdEndpoints []string
+	if o.etcd {
+		c, err := startStoreEtcd(ctx, work, o.etcdMembers)
+		if err != nil {
+			return err
+		}
+		defer c.Stop()
+		etcdEndpoints = c.Endpoints()
+		logf("starting a second Berth on etcd (%s)", strings.Join(etcdEndpoints, ","))
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return err
+		}
+		be, err = startBerth(work, "berth-etcd", []string{
+			"BERTH_STORE_BACKEND=etcd",
+			"BERTH_STORE_ETCD_ENDPOINTS=" + strings.Join(etcdEndpoints, ","),
+			// Required on etcd: every replica must seal with the same key.
+			"BERTH_SECRET_KEY=" + hex.EncodeToString(key),
+		})
+		if err != nil {
+			return err
+		}
+		if err := be.setUp(ctx, clusters); err != nil {
+			return err
+		}
+		// What Berth asks of etcd when nobody calls it: the baseline the
+		// per-request counts are read against.
+		logf("counting what berth-etcd asks of etcd while idle for %s", o.duration)
+		before, err := readEtcdCounts(ctx, etcdEndpoints)
+		if err != nil {
+			return err
+		}
+		started := time.Now()
+		select {
+		case <-time.After(o.duration):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		after, err := readEtcdCounts(ctx, etcdEndpoints)
+		if err != nil {
+			return err
+		}
+		res.EtcdIdle, res.EtcdIdleSeconds = after.minus(before), time.Since(started).Seconds()
+		logf("berth-etcd idle for %.1f s: %s", res.EtcdIdleSeconds, res.EtcdIdle)
+	}
 
 	if !o.skipSmall {
-		if err := smallCases(ctx, o, tl, nginx, work, self, res, b, backend, backendAddr, certFile, kube); err != nil {
+		if err := smallCases(ctx, o, tl, nginx, work, self, res, b, be, etcdEndpoints, backend, backendAddr, certFile, kube); err != nil {
 			return err
 		}
 	}
 	if o.profile {
-		if err := profileBerth(ctx, o, tl, b, backendAddr); err != nil {
+		if err := profileBerth(ctx, o, tl, b, "berth"); err != nil {
 			return err
+		}
+		if be != nil {
+			if err := profileBerth(ctx, o, tl, be, "berth-etcd"); err != nil {
+				return err
+			}
 		}
 	}
 	if kube != nil && !o.skipWatch {
@@ -216,7 +288,11 @@ func logf(format string, args ...any) {
 // smallCases starts nginx and the httputil proxy in front of each backend
 // and measures the small GET through every target, round-robin so that a
 // noisy moment on the shared machine hits all targets alike.
-func smallCases(ctx context.Context, o options, tl tools, nginx, work, self string, res *results, b *berth, backend *child, backendAddr, certFile string, kube *kubeEnv) error {
+//
+// be, when not nil, is a second Berth with its store on etcd (reached at
+// etcdEndpoints): the target "berth-etcd", whose runs also count what etcd
+// served meanwhile.
+func smallCases(ctx context.Context, o options, tl tools, nginx, work, self string, res *results, b, be *berth, etcdEndpoints []string, backend *child, backendAddr, certFile string, kube *kubeEnv) error {
 	type backendCase struct {
 		name     string
 		rate     int
@@ -240,6 +316,10 @@ func smallCases(ctx context.Context, o options, tl tools, nginx, work, self stri
 		// impersonation.
 		c.targets = append(c.targets, target{Name: "berth", URL: "https://" + b.addrs.HTTPS + "/proxy/clusters/" + c.name + smallPath,
 			Header: "Bearer " + b.token, PGID: b.proc.pid()})
+		if be != nil {
+			c.targets = append(c.targets, target{Name: "berth-etcd", URL: "https://" + be.addrs.HTTPS + "/proxy/clusters/" + c.name + smallPath,
+				Header: "Bearer " + be.token, PGID: be.proc.pid(), Etcd: etcdEndpoints})
+		}
 		// nginx and httputil pass the client's own credential through.
 		dir := filepath.Join(work, "nginx-"+c.name)
 		if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
@@ -324,6 +404,20 @@ func smallCases(ctx context.Context, o options, tl tools, nginx, work, self stri
 		c.targets = append(c.targets, target{Name: "proxy-only", URL: "https://" + string(addr) + "/proxy/clusters/" + c.name + smallPath, PGID: bp.pid()})
 	}
 
+	if o.targets != "" {
+		// Measured in the order given, after direct (every ratio is to
+		// it): swapping two targets between invocations shows whether
+		// their place in the round matters.
+		for i := range cases {
+			var picked []target
+			for _, name := range append([]string{"direct"}, strings.Split(o.targets, ",")...) {
+				if j := slices.IndexFunc(cases[i].targets, func(t target) bool { return t.Name == name }); j >= 0 && !slices.ContainsFunc(picked, func(t target) bool { return t.Name == name }) {
+					picked = append(picked, cases[i].targets[j])
+				}
+			}
+			cases[i].targets = picked
+		}
+	}
 	for _, c := range cases {
 		out := map[string]*smallResult{}
 		res.Small[c.name] = out
@@ -343,7 +437,12 @@ func smallCases(ctx context.Context, o options, tl tools, nginx, work, self stri
 				}
 				s := out[t.Name]
 				s.RPS, s.CPUPerOp, s.Loads = append(s.RPS, tp.RPS), append(s.CPUPerOp, tp.ProxyCPU), append(s.Loads, tp.LoadStart, tp.LoadEnd)
+				s.Requests, s.Seconds = append(s.Requests, tp.Requests), append(s.Seconds, tp.Seconds)
 				logf("%s %s run %d: %.0f req/s, %.1f µs CPU/req (load %.1f → %.1f)", c.name, t.Name, r+1, tp.RPS, us(tp.ProxyCPU), tp.LoadStart, tp.LoadEnd)
+				if len(t.Etcd) > 0 {
+					s.Etcd = append(s.Etcd, tp.EtcdDelta)
+					logf("%s %s run %d: etcd served %s for %d requests in %.1f s", c.name, t.Name, r+1, tp.EtcdDelta, tp.Requests, tp.Seconds)
+				}
 			}
 		}
 		for r := range o.runs {
@@ -378,10 +477,11 @@ func waitPort(c *child, port int, timeout time.Duration) error {
 	return fmt.Errorf("%s: nothing listens on port %d after %s", c.name, port, timeout)
 }
 
-// profileBerth takes a CPU profile of the gateway while wrk drives the
-// small GET through it, and writes the profile and its top functions.
-func profileBerth(ctx context.Context, o options, tl tools, b *berth, backendAddr string) error {
-	t := target{Name: "berth", URL: "https://" + b.addrs.HTTPS + "/proxy/clusters/static/api/v1/namespaces/default", Header: "Bearer " + b.token}
+// profileBerth takes a CPU profile of the gateway b while wrk drives the
+// small GET through it, and writes the profile and its top functions to
+// files named after name.
+func profileBerth(ctx context.Context, o options, tl tools, b *berth, name string) error {
+	t := target{Name: name, URL: "https://" + b.addrs.HTTPS + "/proxy/clusters/static/api/v1/namespaces/default", Header: "Bearer " + b.token}
 	errc := make(chan error, 1)
 	go func() {
 		_, err := runWrk(ctx, tl, t, o.threads, o.conns, 14*time.Second)
@@ -395,22 +495,22 @@ func profileBerth(ctx context.Context, o options, tl tools, b *berth, backendAdd
 	if err != nil {
 		return err
 	}
-	file := filepath.Join(o.out, "berth-cpu.pprof")
+	file := filepath.Join(o.out, name+"-cpu.pprof")
 	if err := os.WriteFile(file, []byte(prof), 0o644); err != nil {
 		return fmt.Errorf("writing the profile: %w", err)
 	}
 	for _, mode := range []string{"-top", "-cum"} {
 		args := []string{"tool", "pprof", "-top", "-nodecount=45"}
-		name := "berth-cpu-top.txt"
+		top := name + "-cpu-top.txt"
 		if mode == "-cum" {
 			args = append(args, "-cum")
-			name = "berth-cpu-cum.txt"
+			top = name + "-cpu-cum.txt"
 		}
 		out, err := exec.CommandContext(ctx, "go", append(args, file)...).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("go tool pprof: %w\n%s", err, out)
 		}
-		if err := os.WriteFile(filepath.Join(o.out, name), out, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(o.out, top), out, 0o644); err != nil {
 			return err
 		}
 	}
