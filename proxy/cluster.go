@@ -133,8 +133,15 @@ func (u *upstream) withdraw(s *liveStream) bool {
 // retire ends the upstream's long-lived streams and closes its idle
 // connections. Ordinary requests already running finish undisturbed.
 func (u *upstream) retire() {
+	u.endStreams(true)
+	u.closeIdle()
+}
+
+// endStreams ends every long-lived stream on the upstream and returns how
+// many; with retire, none may start on it afterwards.
+func (u *upstream) endStreams(retire bool) int {
 	u.liveMu.Lock()
-	u.retired = true
+	u.retired = u.retired || retire
 	streams := make([]*liveStream, 0, len(u.live))
 	for s := range u.live {
 		streams = append(streams, s)
@@ -144,7 +151,7 @@ func (u *upstream) retire() {
 	for _, s := range streams {
 		s.stop()
 	}
-	u.closeIdle()
+	return len(streams)
 }
 
 // closeIdle closes the idle connections of both pools.
@@ -254,14 +261,8 @@ func (d *Detached) Close() { d.u.closeIdle() }
 // ended. Streams opened without StillAllowed are left alone. The checks
 // run outside the pool's locks, so they may read a store.
 func (p *Pool) Recheck() int {
-	p.mu.RLock()
-	ups := make([]*upstream, 0, len(p.m))
-	for _, u := range p.m {
-		ups = append(ups, u)
-	}
-	p.mu.RUnlock()
 	ended := 0
-	for _, u := range ups {
+	for _, u := range p.upstreams() {
 		for _, s := range u.streams() {
 			if s.allowed != nil && !s.allowed() && u.withdraw(s) {
 				ended++
@@ -276,27 +277,22 @@ func (p *Pool) Recheck() int {
 // and watches again, through another replica, instead of being cut when
 // the drain times out. Returns how many it ended.
 func (p *Pool) EndStreams() int {
+	ended := 0
+	for _, u := range p.upstreams() {
+		ended += u.endStreams(false)
+	}
+	return ended
+}
+
+// upstreams returns the pool's clusters, for a pass outside its lock.
+func (p *Pool) upstreams() []*upstream {
 	p.mu.RLock()
+	defer p.mu.RUnlock()
 	ups := make([]*upstream, 0, len(p.m))
 	for _, u := range p.m {
 		ups = append(ups, u)
 	}
-	p.mu.RUnlock()
-	ended := 0
-	for _, u := range ups {
-		u.liveMu.Lock()
-		streams := make([]*liveStream, 0, len(u.live))
-		for s := range u.live {
-			streams = append(streams, s)
-		}
-		clear(u.live)
-		u.liveMu.Unlock()
-		for _, s := range streams {
-			s.stop()
-			ended++
-		}
-	}
-	return ended
+	return ups
 }
 
 // Has reports whether the pool knows the cluster.

@@ -884,3 +884,26 @@ func TestRequestBodyStreams(t *testing.T) {
 		t.Errorf("chunked 5 MiB: %d", resp.StatusCode)
 	}
 }
+
+// EndStreams, for a shutdown, ends every open stream whoever holds it and
+// leaves the cluster usable: a new watch opens afterwards.
+func TestEndStreamsForShutdown(t *testing.T) {
+	b := newBackend(t)
+	f := newFront(t, b, Options{})
+	watch, _, exec := openStreams(t, f, b)
+	if n := f.proxy.Pool().EndStreams(); n != 2 {
+		t.Fatalf("EndStreams ended %d streams, want 2", n)
+	}
+	waitEnded(t, b, watch, exec, "the shutdown")
+	if n := f.proxy.Pool().EndStreams(); n != 0 {
+		t.Errorf("a second EndStreams ended %d", n)
+	}
+	if !f.proxy.Pool().Has("dev") {
+		t.Fatal("EndStreams removed the cluster")
+	}
+	watch2, _, _ := openStreams(t, f, b)
+	b.watchEvents <- "after-shutdown-pass"
+	if line, err := watch2.ReadString('\n'); err != nil || !strings.Contains(line, "after-shutdown-pass") {
+		t.Fatalf("a watch opened after EndStreams: %q %v", line, err)
+	}
+}
