@@ -3,8 +3,11 @@ package store
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // craftedBackup is a well-formed portable backup (valid checksum and
@@ -49,4 +52,45 @@ func TestRedteamRestoreRefusesKeysOutsideTheStore(t *testing.T) {
 	led := false
 	db.Lead(ctx, "duties", func(context.Context) { led = true })
 	t.Errorf("restore accepted a key outside the store's prefixes (%q); afterwards this replica led the election: %v", leadersPrefix+"duties/0", led)
+}
+
+// RED TEAM: follow resumes a broken watch at wr.Header.Revision+1. etcd
+// sends a watcher that is catching up (a watch resumed from an older
+// revision, or a slow "victim" watcher) its backlog in batches of at most
+// 1000 revisions, and EVERY batch carries Header.Revision = the store's
+// current revision, not the last revision in the batch
+// (mvcc/watchable_store.go syncWatchers: WatchResponse{Events: eb.evs,
+// Revision: curRev} with w.minRev = eb.moreRev). If the watch then ends
+// (WithRequireLeader on a leader change, an error) before the rest
+// arrives, follow restarts past the undelivered writes and their hooks
+// never run on this replica: a revoked API key, a signed-out session or a
+// removed membership stays in its caches. Fix: next = the last event's
+// ModRevision+1 (Header.Revision+1 only for an event-less response,
+// i.e. a progress notification).
+func TestRedteamWatchBatchHeaderRevisionSkipsBacklog(t *testing.T) {
+	opts := etcdOptions(t)
+	db := openStore(t, opts)
+	e := db.eng.(*etcdEngine)
+	ctx := context.Background()
+	start := int64(0)
+	for i := range 1500 {
+		resp, err := e.cli.Put(ctx, e.prefix+recordPrefix+"x/"+fmt.Sprint(i), "12345678")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if start == 0 {
+			start = resp.Header.Revision
+		}
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wr := <-e.cli.Watch(wctx, e.prefix+recordPrefix, clientv3.WithPrefix(), clientv3.WithRev(start), clientv3.WithKeysOnly())
+	if wr.Err() != nil || len(wr.Events) == 0 {
+		t.Fatalf("watch: %v, %d events", wr.Err(), len(wr.Events))
+	}
+	last := wr.Events[len(wr.Events)-1].Kv.ModRevision
+	if wr.Header.Revision > last {
+		t.Errorf("the first catch-up response delivered revisions %d..%d but its header says %d: follow, ending here, would resume at %d and skip %d writes",
+			start, last, wr.Header.Revision, wr.Header.Revision+1, wr.Header.Revision-last)
+	}
 }
