@@ -94,3 +94,81 @@ func TestRedteamWatchBatchHeaderRevisionSkipsBacklog(t *testing.T) {
 			start, last, wr.Header.Revision, wr.Header.Revision+1, wr.Header.Revision-last)
 	}
 }
+
+type rtRecord struct {
+	N int `json:"n"`
+}
+
+// RED TEAM: a read-write transaction that scans a table (readTable reads
+// its generation key) conflicts with EVERY write to that table by any
+// replica. Another replica writing the table steadily (here: 4 writers, as
+// a flood of anonymous failed sign-ins writes audit events and sign-in
+// failures) makes such a transaction lose every attempt; past 16 losses it
+// takes this process's exclusive turn (which does nothing against writers
+// in other processes), so it also stalls every other writer of THIS
+// process while it keeps losing. Measured: does the scanning Update
+// commit, how long it takes, and the worst latency of an unrelated write
+// on the same process meanwhile.
+func TestRedteamHotTableStarvesScanningWriterAcrossReplicas(t *testing.T) {
+	opts := etcdOptions(t)
+	a, b := openStore(t, opts), openStore(t, opts)
+	hot := NewTable[rtRecord]("rt_hot")
+	other := NewTable[rtRecord]("rt_other")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	for w := range rtWriters {
+		go func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				_ = b.Update(func(tx *Tx) error { return hot.Put(tx, fmt.Sprintf("w%d-%d", w, i%50), &rtRecord{N: i}) })
+			}
+			done <- struct{}{}
+		}()
+	}
+	// An unrelated writer on replica a, measuring its worst latency.
+	var worst time.Duration
+	stopOther := make(chan struct{})
+	otherDone := make(chan struct{})
+	go func() {
+		defer close(otherDone)
+		for i := 0; ; i++ {
+			select {
+			case <-stopOther:
+				return
+			default:
+			}
+			t0 := time.Now()
+			_ = a.Update(func(tx *Tx) error { return other.Put(tx, "x", &rtRecord{N: i}) })
+			worst = max(worst, time.Since(t0))
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	attempts := 0
+	t0 := time.Now()
+	err := a.Update(func(tx *Tx) error {
+		attempts++
+		n := 0
+		if err := hot.Scan(tx, ScanOptions{}, func(string, *rtRecord) (bool, error) { n++; return true, nil }); err != nil {
+			return err
+		}
+		return other.Put(tx, "count", &rtRecord{N: n})
+	})
+	took := time.Since(t0)
+	close(stopOther)
+	<-otherDone
+	cancel()
+	for range rtWriters {
+		<-done
+	}
+	t.Logf("scanning Update: err=%v after %d attempts in %v; worst unrelated write on the same replica meanwhile: %v", err, attempts, took, worst)
+	if err != nil {
+		t.Errorf("a transaction scanning a table another replica writes steadily never committed: %v", err)
+	}
+	if worst > time.Second {
+		t.Errorf("an unrelated write on the same replica waited %v behind the starving transaction's exclusive turns", worst)
+	}
+}
+
+// rtWriters is how many writers the other replica runs.
+var rtWriters = 16
