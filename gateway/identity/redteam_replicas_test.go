@@ -104,3 +104,31 @@ func TestRedteamLockoutConcurrentOneReplica(t *testing.T) {
 
 // redteamAttempts is how many attempts each replica's attacker makes.
 var redteamAttempts = 12
+
+// RED TEAM: disabling a user revokes its sessions in the same transaction
+// (revokeWhere). On etcd a transaction carries at most max_txn_ops (128)
+// writes, and each revoked session is 2-3 (record + index keys). So a user
+// holding ~62 live sessions — an attacker with a stolen password signs in
+// that many times — can no longer be DISABLED (nor deleted, nor have its
+// password reset: same revokeWhere) on etcd: the admin's request fails and
+// every session stays live. Fix: revoke in batches below max_txn_ops
+// (after the status change commits), or make the user's status alone end
+// its sessions (the grant check already reads the user).
+func TestRedteamDisableUserWithManySessionsOnEtcd(t *testing.T) {
+	c := etcdenv.ForTest(t, 1)
+	s := redteamReplica(t, c.Endpoints(), "/rt-sess/", make([]byte, 32))
+	admin := &Principal{UserID: "usr_admin", Username: "admin", Permissions: []string{PermAll}}
+	u, err := s.CreateUser(context.Background(), admin, NewUser{Username: "mallory", Password: "correct horse battery"}, Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		if _, err := s.IssueTokens(context.Background(), u, "password", "", Meta{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	disabled := StatusDisabled
+	if _, err := s.UpdateUser(context.Background(), admin, u.ID, UserChanges{Status: &disabled}, Meta{}); err != nil {
+		t.Errorf("an admin cannot disable a user holding 100 sessions on etcd: %v", err)
+	}
+}
