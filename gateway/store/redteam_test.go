@@ -172,3 +172,25 @@ func TestRedteamHotTableStarvesScanningWriterAcrossReplicas(t *testing.T) {
 
 // rtWriters is how many writers the other replica runs.
 var rtWriters = 16
+
+// RED TEAM: load writes a restore in transactions of max_txn_ops (128)
+// puts whatever their size, so 128 records of 20 KB (certificates, plugin
+// KV values, large audit events) make one 2.5 MB request, over etcd's
+// default --max-request-bytes (1.5 MiB): the restore fails part-way,
+// leaving the batches before it written, and a second attempt is refused
+// ("the target store is not empty"). Fix: batch by bytes as well as by
+// count (under max-request-bytes, e.g. 1 MiB), and make a failed restore
+// say how to clean up (or delete what it wrote).
+func TestRedteamRestoreBatchesBySizeOnEtcd(t *testing.T) {
+	db := openStore(t, etcdOptions(t))
+	es := []entry{{key: "meta/schema_version", value: []byte("0")}}
+	for i := range 300 {
+		es = append(es, entry{key: fmt.Sprintf("v1/t/blobs/%04d", i), value: bytes.Repeat([]byte{'x'}, 20<<10)})
+	}
+	if err := db.Restore(bytes.NewReader(craftedBackup(t, es...))); err != nil {
+		t.Errorf("restore of 300 records of 20 KB on etcd: %v", err)
+		if err := db.Restore(bytes.NewReader(craftedBackup(t, es...))); err != nil {
+			t.Logf("and again: %v", err)
+		}
+	}
+}
