@@ -8,6 +8,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berthgw/berth/deploy/e2e/etcdenv"
 )
 
 // craftedBackup is a well-formed portable backup (valid checksum and
@@ -194,3 +196,29 @@ func TestRedteamRestoreBatchesBySizeOnEtcd(t *testing.T) {
 		}
 	}
 }
+
+// RED TEAM: FollowChanges gives up for good when its first read fails (it
+// returns "starting to follow etcd"), and berth serve runs it once
+// (components.go: a lifecycle.Loop that logs the error and ends). A replica
+// that starts while etcd has no leader (an etcd rolling restart, a member
+// restart during a Berth rollout) therefore never follows other replicas'
+// writes: its clusters cache and connection pool (clusters.Access, used
+// by the proxy WITHOUT a Fresh check) keep removed memberships, signing-key
+// withdrawals and cancels never arrive, open streams are never rechecked
+// for foreign revocations. Fix: follow retries its start like its watch
+// (and Fresh stays false until it has).
+func TestRedteamFollowChangesGivesUpAtStart(t *testing.T) {
+	c := etcdenvForTest(t, 3)
+	db := openStore(t, Options{Backend: BackendEtcd, Etcd: EtcdOptions{Endpoints: c.Endpoints(), RequestTimeout: time.Second}})
+	c.Kill(1)
+	c.Kill(2)
+	time.Sleep(3 * time.Second) // member 0 loses its leader
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err := db.FollowChanges(ctx)
+	if ctx.Err() == nil {
+		t.Errorf("FollowChanges returned while its context was live (it is not called again): %v", err)
+	}
+}
+
+func etcdenvForTest(t *testing.T, n int) *etcdenv.Cluster { return etcdenv.ForTest(t, n) }
