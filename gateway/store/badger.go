@@ -107,6 +107,15 @@ func (b *badgerEngine) load(entries []entry) error {
 	return wb.Flush()
 }
 
+func (b *badgerEngine) clear() error {
+	for _, p := range storePrefixes {
+		if err := b.bdb.DropPrefix([]byte(p)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (b *badgerEngine) ready(context.Context) error {
 	if b.bdb.IsClosed() {
 		return ErrClosed

@@ -20,6 +20,9 @@ type engine interface {
 	// load writes entries into an empty store, outside the transaction
 	// rules (restore).
 	load(entries []entry) error
+	// clear deletes every store key (storePrefixes), after a load failed
+	// part-way.
+	clear() error
 	// ready reports whether the engine can serve reads now; for a remote
 	// engine it asks the server.
 	ready(ctx context.Context) error

@@ -205,12 +205,21 @@ func (e *etcdEngine) newTxn() *etcdTxn {
 	return &etcdTxn{eng: e, reads: map[string]int64{}, writes: map[string]pendingWrite{}}
 }
 
-// load writes entries in batches of at most maxOps puts.
+// loadBatchBytes bounds the keys and values of one restore request, well
+// under etcd's default --max-request-bytes (1.5 MiB).
+const loadBatchBytes = 1 << 20
+
+// load writes entries in batches of at most maxOps puts and about
+// loadBatchBytes.
 func (e *etcdEngine) load(entries []entry) error {
-	for start := 0; start < len(entries); start += e.maxOps {
-		batch := entries[start:min(start+e.maxOps, len(entries))]
-		ops := make([]clientv3.Op, 0, len(batch))
-		for _, en := range batch {
+	for start := 0; start < len(entries); {
+		end, size := start, 0
+		for end < len(entries) && end-start < e.maxOps && (end == start || size+len(entries[end].key)+len(entries[end].value) <= loadBatchBytes) {
+			size += len(entries[end].key) + len(entries[end].value)
+			end++
+		}
+		ops := make([]clientv3.Op, 0, end-start)
+		for _, en := range entries[start:end] {
 			op, err := e.putOp(en)
 			if err != nil {
 				return err
@@ -221,7 +230,20 @@ func (e *etcdEngine) load(entries []entry) error {
 		_, err := e.cli.Txn(ctx).Then(ops...).Commit()
 		cancel()
 		if err != nil {
-			return fmt.Errorf("writing keys %d to %d: %w", start, start+len(batch), unavailable(err))
+			return fmt.Errorf("writing keys %d to %d: %w", start, end, unavailable(err))
+		}
+		start = end
+	}
+	return nil
+}
+
+func (e *etcdEngine) clear() error {
+	for _, p := range storePrefixes {
+		ctx, cancel := e.ctx()
+		_, err := e.cli.Delete(ctx, e.prefix+p, clientv3.WithPrefix())
+		cancel()
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -584,6 +606,18 @@ func rangeEnd(prefix string) string {
 	return clientv3.GetPrefixRangeEnd(prefix)
 }
 
+// nextRevision is where a watch resumes after wr: just past its last
+// event. Not past its header's revision: a watch catching up gets its
+// backlog in batches that each carry etcd's current revision, and resuming
+// there would skip the rest of the backlog. A response without events (a
+// progress notice) moves to its header's revision.
+func nextRevision(wr clientv3.WatchResponse, next int64) int64 {
+	if n := len(wr.Events); n > 0 {
+		return wr.Events[n-1].Kv.ModRevision + 1
+	}
+	return max(next, wr.Header.Revision+1)
+}
+
 // heartbeatEvery is how often follow checks it still reaches a quorum;
 // Fresh's callers allow a few of these.
 const heartbeatEvery = time.Second
@@ -614,11 +648,22 @@ func (e *etcdEngine) heartbeat(ctx context.Context) {
 // (etcd compacted the revisions it missed), fn gets AllChanged.
 func (e *etcdEngine) follow(ctx context.Context, fn func([]Change)) error {
 	ctx = clientv3.WithRequireLeader(ctx)
-	resp, err := e.cli.Get(ctx, e.prefix+schemaKey, clientv3.WithCountOnly())
-	if err != nil {
-		return fmt.Errorf("store: starting to follow etcd: %w", err)
+	// Where to start: the current revision, once etcd answers. Until
+	// then (no leader, no connection) this replica is not Fresh.
+	var next int64
+	for next == 0 {
+		resp, err := e.cli.Get(ctx, e.prefix+schemaKey, clientv3.WithCountOnly())
+		if err == nil {
+			next = resp.Header.Revision + 1
+			break
+		}
+		e.log.Warn("store: cannot start following etcd yet; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
 	}
-	next := resp.Header.Revision + 1
 	e.lastHeard.Store(time.Now().UnixNano())
 	go e.heartbeat(ctx)
 	for ctx.Err() == nil {
@@ -646,7 +691,7 @@ func (e *etcdEngine) follow(ctx context.Context, fn func([]Change)) error {
 			if len(changes) > 0 {
 				fn(changes)
 			}
-			next = wr.Header.Revision + 1
+			next = nextRevision(wr, next)
 		}
 		select {
 		case <-ctx.Done():

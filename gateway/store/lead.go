@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -21,6 +22,16 @@ const leadersPrefix = "leaders/"
 // storePrefixes hold the store's data, in key order, as opposed to the
 // engine's own bookkeeping (elections), which backups leave out.
 var storePrefixes = []string{"meta/", "v1/"}
+
+// isStoreKey reports whether key is the store's data (see storePrefixes).
+func isStoreKey(key string) bool {
+	for _, p := range storePrefixes {
+		if strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return false
+}
 
 // Replicated reports whether other processes may share this store (etcd),
 // so work that must run once needs Lead.

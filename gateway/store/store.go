@@ -81,6 +81,11 @@ type DB struct {
 	commitHooks  []func([]Change)
 	foreignHooks []func([]Change)
 
+	// readyMu guards the last answer of Ready, readyErr from readyAt.
+	readyMu  sync.Mutex
+	readyAt  time.Time
+	readyErr error
+
 	// turns lets a transaction that kept losing run alone: every attempt
 	// holds it shared, and one that lost exclusiveAfter times takes it
 	// exclusively, so the other writers of this process wait for it.
@@ -187,18 +192,31 @@ func (db *DB) Close() error {
 	return db.eng.close()
 }
 
-// readyTimeout bounds Ready's question to a remote engine.
-const readyTimeout = 2 * time.Second
+// readyTimeout bounds Ready's question to a remote engine; readyFor is
+// how long its answer stands.
+const (
+	readyTimeout = 2 * time.Second
+	readyFor     = time.Second
+)
 
 // Ready reports whether the store is open and answering reads; on etcd it
-// asks the cluster, so a replica cut off from etcd is not ready.
+// asks the cluster, so a replica cut off from etcd is not ready. /readyz
+// calls it for anyone who asks, so the answer is kept for readyFor and
+// one question at a time goes to etcd: a flood of probes is not a flood
+// of quorum reads.
 func (db *DB) Ready() error {
 	if err := db.open(); err != nil {
 		return err
 	}
+	db.readyMu.Lock()
+	defer db.readyMu.Unlock()
+	if !db.readyAt.IsZero() && time.Since(db.readyAt) < readyFor {
+		return db.readyErr
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
-	return db.eng.ready(ctx)
+	db.readyErr, db.readyAt = db.eng.ready(ctx), time.Now()
+	return db.readyErr
 }
 
 func (db *DB) open() error {
@@ -365,8 +383,18 @@ func (db *DB) Restore(r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
+	for _, e := range entries {
+		// A backup holds the store's keys only; anything else (an
+		// election, say) would outlive its purpose forever.
+		if !isStoreKey(e.key) {
+			return fmt.Errorf("restore: the backup holds a key that is not the store's (%.40q); nothing was loaded", e.key)
+		}
+	}
 	if err := db.eng.load(entries); err != nil {
-		return fmt.Errorf("restore: %w", err)
+		if cerr := db.eng.clear(); cerr != nil {
+			return fmt.Errorf("restore: %w; removing what was loaded also failed (%v): remove it by hand before trying again", err, cerr)
+		}
+		return fmt.Errorf("restore: %w (what was loaded was removed; the store is empty again)", err)
 	}
 	return nil
 }
