@@ -263,7 +263,8 @@ func (q *Query) matches(e *Event) bool {
 		(q.ActorID == "" || e.ActorID == q.ActorID)
 }
 
-// purgeBatch bounds one purge transaction well under Badger's limits.
+// purgeBatch bounds one purge transaction well under Badger's limits; on
+// etcd a transaction's writes are bounded lower (store.RecordsPerTxn).
 const purgeBatch = 1000
 
 // Purge deletes events older than the retention period, then the oldest
@@ -314,9 +315,10 @@ func (l *Log) count() (int, error) {
 
 // purgeOldest deletes events from the oldest while drop says so; drop is
 // also told how many this call removed before the event. Deletes go in
-// batches of purgeBatch, each its own transaction.
+// batches (purgeBatch, or fewer on etcd), each its own transaction.
 func (l *Log) purgeOldest(drop func(e *Event, removed int) bool) (int, error) {
 	total := 0
+	batch := min(purgeBatch, l.db.RecordsPerTxn(1))
 	for {
 		var ids []string
 		err := l.db.View(func(tx *store.Tx) error {
@@ -325,7 +327,7 @@ func (l *Log) purgeOldest(drop func(e *Event, removed int) bool) (int, error) {
 					return false, nil
 				}
 				ids = append(ids, id)
-				return len(ids) < purgeBatch, nil
+				return len(ids) < batch, nil
 			})
 		})
 		if err != nil {
@@ -346,7 +348,7 @@ func (l *Log) purgeOldest(drop func(e *Event, removed int) bool) (int, error) {
 			return total, fmt.Errorf("purge audit events: %w", err)
 		}
 		total += len(ids)
-		if len(ids) < purgeBatch {
+		if len(ids) < batch {
 			return total, nil
 		}
 	}

@@ -212,6 +212,7 @@ func (s *Service) UpdateUser(ctx context.Context, actor *Principal, id string, c
 	now := s.now().UTC()
 	var u *User
 	var before User
+	var moreSessions bool
 	err := s.db.Update(func(tx *store.Tx) error {
 		var err error
 		u, err = usersTable.Get(tx, id)
@@ -245,12 +246,22 @@ func (s *Service) UpdateUser(ctx context.Context, actor *Principal, id string, c
 			return err
 		}
 		if u.Status == StatusDisabled && before.Status != StatusDisabled {
-			return revokeWhere(tx, "user", id, now, "user_disabled")
+			// A disabled user's sessions are refused by the user's status
+			// already; those that do not fit this transaction are revoked
+			// right after it.
+			more, err := revokeWhere(tx, "user", id, now, "user_disabled", s.db.RecordsPerTxn(sessionWrites))
+			moreSessions = more
+			return err
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	if moreSessions {
+		if err := s.finishRevoking("user", id, "user_disabled"); err != nil {
+			return nil, err
+		}
 	}
 	action := "update"
 	switch {
@@ -306,7 +317,6 @@ func keepAnAdmin(tx *store.Tx, exceptID string) error {
 // DeleteUser removes a user with their API keys and access keys, and ends
 // their sessions.
 func (s *Service) DeleteUser(ctx context.Context, actor *Principal, id string, m Meta) error {
-	now := s.now().UTC()
 	var username string
 	err := s.db.Update(func(tx *store.Tx) error {
 		u, err := usersTable.Get(tx, id)
@@ -322,34 +332,42 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, id string, m
 				return err
 			}
 		}
-		for _, del := range []func() error{
-			func() error { return deleteByUser(tx, apiKeysTable, id) },
-			func() error { return deleteByUser(tx, accessKeysTable, id) },
-			func() error { return revokeWhere(tx, "user", id, now, "user_deleted") },
-			func() error { return usersTable.Delete(tx, id) },
-		} {
-			if err := del(); err != nil {
-				return err
-			}
-		}
-		return nil
+		// The user goes first; their keys and sessions, which no longer
+		// authenticate anyone, go in batches after it (etcd bounds a
+		// transaction's writes).
+		return usersTable.Delete(tx, id)
 	})
 	if err != nil {
 		return err
 	}
 	s.record(ctx, actor, m, audit.Event{Action: "delete", ResourceType: "user", ResourceID: id,
 		Details: map[string]string{"username": username}})
-	return nil
+	return errors.Join(
+		deleteByUser(s.db, apiKeysTable, id),
+		deleteByUser(s.db, accessKeysTable, id),
+		s.finishRevoking("user", id, "user_deleted"))
 }
 
-func deleteByUser[T any](tx *store.Tx, t *store.Table[T], userID string) error {
-	ids, err := t.IDsBy(tx, "user", userID)
-	if err != nil {
-		return err
-	}
-	for _, id := range ids {
-		if err := t.Delete(tx, id); err != nil && !isNotFound(err) {
-			return err
+// deleteByUser deletes a deleted user's records of table t, batch after
+// batch.
+func deleteByUser[T any](db *store.DB, t *store.Table[T], userID string) error {
+	for more := true; more; {
+		err := db.Update(func(tx *store.Tx) error {
+			ids, err := t.IDsBy(tx, "user", userID)
+			if err != nil {
+				return err
+			}
+			limit := db.RecordsPerTxn(4)
+			more = len(ids) > limit
+			for _, id := range ids[:min(limit, len(ids))] {
+				if err := t.Delete(tx, id); err != nil && !isNotFound(err) {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("delete the %s of a deleted user: %w", t.Name(), err)
 		}
 	}
 	return nil
@@ -366,6 +384,7 @@ func (s *Service) ResetPassword(ctx context.Context, actor *Principal, id, passw
 		return err
 	}
 	now := s.now().UTC()
+	var moreSessions bool
 	err = s.db.Update(func(tx *store.Tx) error {
 		u, err := usersTable.Get(tx, id)
 		if err != nil {
@@ -378,10 +397,16 @@ func (s *Service) ResetPassword(ctx context.Context, actor *Principal, id, passw
 		if err := usersTable.Put(tx, id, u); err != nil {
 			return err
 		}
-		return revokeWhere(tx, "user", id, now, "password_reset")
+		moreSessions, err = revokeWhere(tx, "user", id, now, "password_reset", s.db.RecordsPerTxn(sessionWrites))
+		return err
 	})
 	if err != nil {
 		return err
+	}
+	if moreSessions {
+		if err := s.finishRevoking("user", id, "password_reset"); err != nil {
+			return err
+		}
 	}
 	s.resetFailures(s.lockKey(s.usernameOf(id)))
 	s.record(ctx, actor, m, audit.Event{Action: "password_reset", ResourceType: "user", ResourceID: id})

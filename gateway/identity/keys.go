@@ -304,6 +304,7 @@ func (s *Service) ListAccessKeys(actor *Principal, userID string) ([]AccessKey, 
 func (s *Service) DeleteAccessKey(ctx context.Context, actor *Principal, id string, m Meta) error {
 	now := s.now().UTC()
 	var owner string
+	var more bool
 	err := s.db.Update(func(tx *store.Tx) error {
 		k, err := accessKeysTable.Get(tx, id)
 		if err != nil {
@@ -319,10 +320,16 @@ func (s *Service) DeleteAccessKey(ctx context.Context, actor *Principal, id stri
 		if err := accessKeysTable.Delete(tx, id); err != nil {
 			return err
 		}
-		return revokeWhere(tx, "credential", id, now, "access_key_deleted")
+		more, err = revokeWhere(tx, "credential", id, now, "access_key_deleted", s.db.RecordsPerTxn(sessionWrites))
+		return err
 	})
 	if err != nil {
 		return err
+	}
+	if more {
+		if err := s.finishRevoking("credential", id, "access_key_deleted"); err != nil {
+			return err
+		}
 	}
 	s.record(ctx, actor, m, audit.Event{Action: "revoke", ResourceType: "access_key", ResourceID: id,
 		Details: map[string]string{"owner_id": owner}})
@@ -330,24 +337,51 @@ func (s *Service) DeleteAccessKey(ctx context.Context, actor *Principal, id stri
 }
 
 // revokeWhere revokes the live sessions an index maps value to.
-func revokeWhere(tx *store.Tx, index, value string, now time.Time, reason string) error {
+func revokeWhere(tx *store.Tx, index, value string, now time.Time, reason string, limit int) (more bool, err error) {
 	ids, err := sessionsTable.IDsBy(tx, index, value)
 	if err != nil {
-		return err
+		return false, err
 	}
+	revoked := 0
 	for _, sid := range ids {
 		sess, err := sessionsTable.Get(tx, sid)
 		if err != nil {
 			if isNotFound(err) {
 				continue
 			}
-			return err
+			return false, err
 		}
-		if sess.RevokedAt.IsZero() {
-			sess.RevokedAt, sess.RevokeReason = now, reason
-			if err := sessionsTable.Put(tx, sid, sess); err != nil {
-				return err
-			}
+		if !sess.RevokedAt.IsZero() {
+			continue
+		}
+		if revoked == limit {
+			return true, nil
+		}
+		sess.RevokedAt, sess.RevokeReason = now, reason
+		if err := sessionsTable.Put(tx, sid, sess); err != nil {
+			return false, err
+		}
+		revoked++
+	}
+	return false, nil
+}
+
+// sessionWrites is what revoking one session writes: the record and its
+// three index entries.
+const sessionWrites = 4
+
+// finishRevoking revokes, batch after batch, the sessions a transaction
+// could not fit (see revokeWhere): its change (a user disabled, a
+// password reset) has committed, and the rest follow at once.
+func (s *Service) finishRevoking(index, value, reason string) error {
+	for more := true; more; {
+		err := s.db.Update(func(tx *store.Tx) error {
+			var err error
+			more, err = revokeWhere(tx, index, value, tx.Now(), reason, s.db.RecordsPerTxn(sessionWrites))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("revoke the remaining sessions: %w", err)
 		}
 	}
 	return nil

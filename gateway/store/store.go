@@ -262,6 +262,19 @@ func (db *DB) Fresh(maxAge time.Duration) bool {
 	return heard != 0 && time.Since(time.Unix(0, heard)) <= maxAge
 }
 
+// RecordsPerTxn is how many records of writesEach writes (the record, its
+// index entries) one transaction may write on this store, with room left
+// for a few writes besides. Badger has no practical bound; etcd allows
+// store.etcd.max_txn_ops writes a transaction. Work whose size grows with
+// what users do (their sessions, the audit log) goes in batches of this.
+func (db *DB) RecordsPerTxn(writesEach int) int {
+	e, ok := db.eng.(*etcdEngine)
+	if !ok {
+		return 1000
+	}
+	return max(1, (e.maxOps-16)/max(1, writesEach))
+}
+
 // Sizes returns the bytes Badger uses for its LSM tree and value log; zero
 // on etcd, whose size its own metrics report.
 func (db *DB) Sizes() (lsm, vlog int64) {
