@@ -60,22 +60,15 @@ func (s *Service) onCommit(changes []store.Change) {
 }
 
 // onForeignCommit is the service's hook for writes by other replicas:
-// their signing keys become this replica's, and a name's sign-in failures
-// counted there are read from the store at the next attempt here, so the
-// lockout holds across replicas.
+// their signing keys become this replica's. (The sign-in lockout needs no
+// hook: it is counted in the shared store, see beginAttempt.)
 func (s *Service) onForeignCommit(changes []store.Change) {
-	keys := false
 	for _, c := range changes {
-		switch {
-		case c.Table == signinFailures.Name():
-			s.lockout.Reset(c.ID) // memory forgets; lockedFor asks the store
-		case c.Table == signingKeyTable.Name(), c == store.AllChanged:
-			keys = true
+		if c.Table == signingKeyTable.Name() || c == store.AllChanged {
+			// Reloading writes (it prunes): not on the follower's goroutine.
+			go s.followSigningKeys()
+			return
 		}
-	}
-	if keys {
-		// Reloading writes (it prunes): not on the follower's goroutine.
-		go s.followSigningKeys()
 	}
 }
 

@@ -16,7 +16,9 @@ func (s *Service) ConfirmPassword(p *Principal, password string) error {
 		return invalid("password must be 1 to %d characters", MaxPasswordLength)
 	}
 	lockKey := s.lockKey(p.Username)
-	if wait := s.lockedFor(lockKey); wait > 0 {
+	if wait, _, err := s.beginAttempt(lockKey); err != nil {
+		return err
+	} else if wait > 0 {
 		return locked(wait)
 	}
 	u, err := s.GetUser(p.UserID)
@@ -26,7 +28,6 @@ func (s *Service) ConfirmPassword(p *Principal, password string) error {
 		return ErrUnauthenticated
 	}
 	if VerifyPassword(u.PasswordHash, password) != nil {
-		s.countFailure(lockKey)
 		return forbidden("the password is wrong")
 	}
 	s.resetFailures(lockKey)

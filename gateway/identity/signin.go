@@ -33,13 +33,17 @@ func (s *Service) SignIn(ctx context.Context, username, password, method string,
 		return nil, ErrInvalidCredentials
 	}
 	lockKey := s.lockKey(username)
-	if wait := s.lockedFor(lockKey); wait > 0 {
+	wait, lock, err := s.beginAttempt(lockKey)
+	if err != nil {
+		return nil, err
+	}
+	if wait > 0 {
 		s.record(ctx, nil, m, audit.Event{Action: "login", ResourceType: "session", Result: audit.ResultFailure,
 			Reason: "locked", AuthMethod: method, Details: map[string]string{"username": username}})
 		return nil, locked(wait)
 	}
 	var u *User
-	err := s.db.View(func(tx *store.Tx) error {
+	err = s.db.View(func(tx *store.Tx) error {
 		var err error
 		u, _, err = usersTable.GetBy(tx, "username", strings.ToLower(username))
 		return err
@@ -58,7 +62,7 @@ func (s *Service) SignIn(ctx context.Context, username, password, method string,
 		reason = "disabled"
 	}
 	if reason != "" {
-		lock := s.lockout.Fail(lockKey)
+		// Counted already, by beginAttempt.
 		e := audit.Event{Action: "login", ResourceType: "session", Result: audit.ResultFailure, Reason: reason,
 			AuthMethod: method, Details: map[string]string{}}
 		userID := ""
@@ -73,14 +77,14 @@ func (s *Service) SignIn(ctx context.Context, username, password, method string,
 		s.recordLogin(ctx, userID, lockKey, method, audit.ResultFailure, reason, m, &e)
 		return nil, ErrInvalidCredentials
 	}
-	s.lockout.Reset(lockKey)
 	s.recordLogin(ctx, u.ID, lockKey, method, audit.ResultSuccess, "", m, nil)
 	return u, nil
 }
 
 // recordLogin writes the login-history record of an existing account, the
-// lockout state of lockKey (saved on a failure, cleared on a success) and,
-// for a failure, the audit event, in one transaction. A failure for an
+// lockout state of lockKey (cleared on a success; a failure was counted
+// before the check) and, for a failure, the audit event, in one
+// transaction. A failure for an
 // unknown name writes the same but the history record, still in one
 // transaction: both paths cost one synced write, so the time a refusal
 // takes does not tell whether the name exists. (A success is audited when
@@ -101,14 +105,10 @@ func (s *Service) recordLogin(ctx context.Context, userID, lockKey, method, resu
 				return err
 			}
 		}
-		var err error
 		if result == audit.ResultSuccess {
-			err = clearFailures(tx, lockKey)
-		} else {
-			err = s.saveFailures(tx, lockKey)
-		}
-		if err != nil {
-			return err
+			if err := clearFailures(tx, lockKey); err != nil {
+				return err
+			}
 		}
 		if e != nil && s.audit != nil {
 			return s.audit.AppendTx(ctx, tx, e)
@@ -478,7 +478,9 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 		return invalid("current_password is too long")
 	}
 	lockKey := s.lockKey(p.Username)
-	if wait := s.lockedFor(lockKey); wait > 0 {
+	if wait, _, err := s.beginAttempt(lockKey); err != nil {
+		return err
+	} else if wait > 0 {
 		return locked(wait)
 	}
 	var u *User
@@ -490,7 +492,6 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 		return ErrUnauthenticated
 	}
 	if VerifyPassword(u.PasswordHash, current) != nil {
-		s.countFailure(lockKey)
 		s.record(ctx, p, m, audit.Event{Action: "password_change", ResourceType: "user", ResourceID: p.UserID,
 			Result: audit.ResultFailure, Reason: "bad_password"})
 		return forbidden("current password is wrong")

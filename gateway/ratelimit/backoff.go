@@ -101,22 +101,46 @@ func (b *Backoff) Fail(key string) time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	f, ok := b.keys.Get(key)
-	if !ok || now.Sub(f.last) > b.max && !now.Before(f.lockedUntil) {
+	if !ok {
 		f = &failures{}
 		b.keys.Put(key, f)
 	}
-	f.count++
-	f.last = now
-	if f.count < b.threshold {
-		return 0
+	st, lock := b.Next(State{Failures: f.count, Last: f.last, LockedUntil: f.lockedUntil}, now)
+	f.count, f.last, f.lockedUntil = st.Failures, st.Last, st.LockedUntil
+	return lock
+}
+
+// Next returns the record after one more failure at now and the lock it
+// brings (0 while under the threshold), without touching any key: for a
+// caller that keeps the record elsewhere, such as a store shared by
+// replicas, and counts in its own transaction.
+func (b *Backoff) Next(st State, now time.Time) (State, time.Duration) {
+	if b.threshold <= 0 {
+		return st, 0
+	}
+	if now.Sub(st.Last) > b.max && !now.Before(st.LockedUntil) {
+		st = State{}
+	}
+	st.Failures++
+	st.Last = now
+	if st.Failures < b.threshold {
+		return st, 0
 	}
 	lock := b.base
-	for i := b.threshold; i < f.count && lock < b.max; i++ {
+	for i := b.threshold; i < st.Failures && lock < b.max; i++ {
 		lock *= 2
 	}
 	lock = min(lock, b.max)
-	f.lockedUntil = now.Add(lock)
-	return lock
+	st.LockedUntil = now.Add(lock)
+	return st, lock
+}
+
+// LockedAt returns how long st stays locked at now.
+func (b *Backoff) LockedAt(st State, now time.Time) time.Duration {
+	if b.threshold <= 0 || !now.Before(st.LockedUntil) {
+		return 0
+	}
+	return st.LockedUntil.Sub(now)
 }
 
 // State returns key's failure record, or false when it has none.
