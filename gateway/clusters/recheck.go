@@ -306,9 +306,22 @@ func (s *Service) streamAccess(reauth func() (*identity.Principal, error), p *id
 			refuse("credential no longer valid")
 			refusedCode = 401
 			return false
+		case err != nil && expired:
+			// The store cannot say whether a refresh moved the expiry:
+			// the expiry known here stands.
+			refuse("credential expired (its renewal could not be checked: " + err.Error() + ")")
+			refusedCode = 401
+			return false
+		case err != nil && s.db != nil && !s.db.Fresh(identity.GrantStaleness):
+			// Cut off from the other replicas' writes for longer than a
+			// cached grant is trusted: a revocation made elsewhere may be
+			// missed, so fail closed, as new requests do.
+			refuse("access cannot be confirmed: the store is out of reach")
+			refusedCode = 503
+			return false
 		case err != nil:
-			// A store error says nothing about access: keep the stream
-			// and decide at the next pass.
+			// A passing store error says nothing about access: keep the
+			// stream and decide at the next pass.
 			s.log.Warn("stream access not rechecked", "user", p.Username, "cluster", cluster, "err", err)
 			s.expiries.note(expires)
 			return true
