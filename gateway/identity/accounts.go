@@ -245,14 +245,11 @@ func (s *Service) UpdateUser(ctx context.Context, actor *Principal, id string, c
 		if err := usersTable.Put(tx, id, u); err != nil {
 			return err
 		}
-		if u.Status == StatusDisabled && before.Status != StatusDisabled {
-			// A disabled user's sessions are refused by the user's status
-			// already; those that do not fit this transaction are revoked
-			// right after it.
-			more, err := revokeWhere(tx, "user", id, now, "user_disabled", s.db.RecordsPerTxn(sessionWrites))
-			moreSessions = more
-			return err
-		}
+		// A disabled user's sessions are refused by the status alone;
+		// they are revoked right after it commits, outside this
+		// transaction, so that writes to the user's sessions (the user
+		// signing in again and again) cannot hold the disabling back.
+		moreSessions = u.Status == StatusDisabled && before.Status != StatusDisabled
 		return nil
 	})
 	if err != nil {

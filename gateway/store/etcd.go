@@ -586,7 +586,7 @@ func tableOf(key string) string {
 	if table, ok := strings.CutPrefix(key, generationPrefix); ok {
 		return table
 	}
-	for _, p := range []string{recordPrefix, uniquePrefix, plainPrefix} {
+	for _, p := range []string{recordPrefix, uniquePrefix, plainPrefix, valueGenerationPrefix} {
 		if rest, ok := strings.CutPrefix(key, p); ok {
 			if table, _, ok := strings.Cut(rest, "/"); ok {
 				return table

@@ -15,41 +15,59 @@ import (
 //	v1/u/<table>/<index>/<value>              → id          (unique index)
 //	v1/x/<table>/<index>/<value>\x00<id>      → ""          (plain index)
 //	v1/g/<table>                              → ""          (generation)
+//	v1/v/<table>/<index>/<value>              → ""          (generation of a plain index value)
 //
 // The generation key is written by every transaction that writes the
 // table and read by every read-write transaction that scans it, so the
 // engine's conflict check (a read key changed since) also catches records
 // created, changed or deleted in a scanned range: phantoms, which
-// comparing only the keys a scan returned would miss.
+// comparing only the keys a scan returned would miss. A scan of one plain
+// index value (IDsBy) reads that value's generation key instead, written
+// by every transaction that adds or removes the value, so it conflicts
+// only with writes to the records it could see: a user's sessions, not
+// everyone's.
 const (
-	recordPrefix     = "v1/t/"
-	uniquePrefix     = "v1/u/"
-	plainPrefix      = "v1/x/"
-	generationPrefix = "v1/g/"
+	recordPrefix          = "v1/t/"
+	uniquePrefix          = "v1/u/"
+	plainPrefix           = "v1/x/"
+	generationPrefix      = "v1/g/"
+	valueGenerationPrefix = "v1/v/"
 )
 
 func generationKey(table string) string { return generationPrefix + table }
 
-// readTable makes a read-write transaction depend on the whole of table,
-// before it scans it.
-func (tx *Tx) readTable(table string) error {
+func valueGenerationKey(table, index, value string) string {
+	return valueGenerationPrefix + table + "/" + index + "/" + value
+}
+
+// dependOn makes a read-write transaction depend on a generation key,
+// before it scans what the key stands for.
+func (tx *Tx) dependOn(key string) error {
 	if !tx.writable {
 		return nil // a read-only transaction sees one snapshot and commits nothing
 	}
-	if _, err := tx.kv.get(generationKey(table)); err != nil && !errors.Is(err, errKeyNotFound) {
-		return fmt.Errorf("read %s: %w", table, err)
+	if _, err := tx.kv.get(key); err != nil && !errors.Is(err, errKeyNotFound) {
+		return fmt.Errorf("read %s: %w", key, err)
 	}
 	return nil
+}
+
+// readTable makes a read-write transaction depend on the whole of table.
+func (tx *Tx) readTable(table string) error { return tx.dependOn(generationKey(table)) }
+
+// bump writes a generation key, once per transaction.
+func (tx *Tx) bump(key string) error {
+	if slices.Contains(tx.written, key) {
+		return nil
+	}
+	tx.written = append(tx.written, key)
+	return tx.kv.set(entry{key: key})
 }
 
 // wroteTable marks table as changed by this transaction.
 func (tx *Tx) wroteTable(table string, id string) error {
 	tx.changes = append(tx.changes, Change{Table: table, ID: id})
-	if slices.Contains(tx.written, table) {
-		return nil
-	}
-	tx.written = append(tx.written, table)
-	return tx.kv.set(entry{key: generationKey(table)})
+	return tx.bump(generationKey(table))
 }
 
 // Index declares a secondary index on a table. Values returns the index
@@ -151,7 +169,7 @@ func (t *Table[T]) GetBy(tx *Tx, index, value string) (*T, string, error) {
 // IDsBy returns the ids a plain index maps value to, in id order.
 func (t *Table[T]) IDsBy(tx *Tx, index, value string) ([]string, error) {
 	prefix := t.plainScanPrefix(index, value)
-	if err := tx.readTable(t.name); err != nil {
+	if err := tx.dependOn(valueGenerationKey(t.name, index, value)); err != nil {
 		return nil, err
 	}
 	var ids []string
@@ -237,6 +255,8 @@ func (t *Table[T]) Put(tx *Tx, id string, v *T) error {
 			value := []byte(nil)
 			if ix.Unique {
 				key, value = t.uniqueKey(ix.Name, val), []byte(id)
+			} else if err := tx.bump(valueGenerationKey(t.name, ix.Name, val)); err != nil {
+				return err
 			}
 			if err := set(key, value); err != nil {
 				return fmt.Errorf("index %s.%s: %w", t.name, ix.Name, err)
@@ -267,6 +287,8 @@ func (t *Table[T]) deleteIndexes(tx *Tx, id string, old *T) error {
 			key := t.plainKey(ix.Name, val, id)
 			if ix.Unique {
 				key = t.uniqueKey(ix.Name, val)
+			} else if err := tx.bump(valueGenerationKey(t.name, ix.Name, val)); err != nil {
+				return err
 			}
 			if err := tx.kv.delete(key); err != nil {
 				return fmt.Errorf("unindex %s.%s: %w", t.name, ix.Name, err)
