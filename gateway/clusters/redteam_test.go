@@ -9,7 +9,7 @@ import (
 	"github.com/berthgw/berth/gateway/identity"
 )
 
-// RED TEAM: on a replica cut off from etcd, new requests fail after
+// Found by a red-team pass (fixed; the test guards it): on a replica cut off from etcd, new requests fail after
 // identity.GrantStaleness (5 s), but an open stream (exec, port-forward,
 // watch) is kept whenever its re-check meets a store error, with no bound:
 // not even a credential that has EXPIRED ends it. Nor does a revocation or
@@ -20,7 +20,7 @@ import (
 // lasts. Proposed: fail closed after a bound — end the stream when the
 // credential's own expiry has passed, and when the store has been
 // unreachable (store.DB.Fresh false) for longer than GrantStaleness.
-func TestRedteamStreamOutlivesExpiredCredentialWhileStoreDown(t *testing.T) {
+func TestStreamEndsOnExpiryWhileStoreDown(t *testing.T) {
 	viewer := []Member{{Cluster: "c1", Kind: "user", Subject: "usr_ann", Role: "view"}}
 	s := &Service{opts: Options{ImpersonatePrefix: "berth:", Now: time.Now}, log: slog.New(slog.DiscardHandler),
 		cache: map[string]*cachedCluster{"c1": {members: viewer}}}

@@ -39,6 +39,15 @@ func (c *Config) validateStore() error {
 	if e.MaxTxnOps < 32 {
 		return &Error{"store.etcd.max_txn_ops", "must be at least 32, and at most etcd's --max-txn-ops (128 unless raised)"}
 	}
+	if e.TLS.CAFile != "" || e.TLS.CertFile != "" {
+		for _, ep := range e.Endpoints {
+			if strings.HasPrefix(ep, "http://") {
+				// The client would talk plain HTTP to it and the
+				// certificates would protect nothing.
+				return &Error{"store.etcd.endpoints", fmt.Sprintf("%q is plain http although store.etcd.tls is set; use https://", ep)}
+			}
+		}
+	}
 	if (e.TLS.CertFile == "") != (e.TLS.KeyFile == "") {
 		return &Error{"store.etcd.tls", "cert_file and key_file go together"}
 	}

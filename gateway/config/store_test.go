@@ -29,6 +29,7 @@ func TestStoreBackend(t *testing.T) {
 		{"request timeout too short", map[string]string{"BERTH_STORE_BACKEND": "etcd", "BERTH_STORE_ETCD_ENDPOINTS": "http://e:2379", "BERTH_STORE_ETCD_REQUEST_TIMEOUT": "1ms", key: hexKey}, "store.etcd.request_timeout"},
 		{"too few txn ops", map[string]string{"BERTH_STORE_BACKEND": "etcd", "BERTH_STORE_ETCD_ENDPOINTS": "http://e:2379", "BERTH_STORE_ETCD_MAX_TXN_OPS": "8", key: hexKey}, "store.etcd.max_txn_ops"},
 		{"cert without key", map[string]string{"BERTH_STORE_BACKEND": "etcd", "BERTH_STORE_ETCD_ENDPOINTS": "https://e:2379", "BERTH_STORE_ETCD_TLS_CERT_FILE": missing, key: hexKey}, "store.etcd.tls"},
+		{"TLS to a plain-http endpoint", map[string]string{"BERTH_STORE_BACKEND": "etcd", "BERTH_STORE_ETCD_ENDPOINTS": "http://e:2379", "BERTH_STORE_ETCD_TLS_CA_FILE": missing, key: hexKey}, "store.etcd.endpoints"},
 		{"missing CA file", map[string]string{"BERTH_STORE_BACKEND": "etcd", "BERTH_STORE_ETCD_ENDPOINTS": "https://e:2379", "BERTH_STORE_ETCD_TLS_CA_FILE": missing, key: hexKey}, "store.etcd.tls.ca_file"},
 	}
 	for _, tt := range tests {

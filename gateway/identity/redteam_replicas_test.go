@@ -40,14 +40,14 @@ func redteamReplica(t *testing.T, endpoints []string, prefix string, key []byte)
 	return s
 }
 
-// RED TEAM: the lockout (threshold 3) should give an attacker at most 3
+// Found by a red-team pass (fixed; the test guards it): the lockout (threshold 3) should give an attacker at most 3
 // password checks of one name per lock window, however the attempts are
 // spread. Two replicas, one attacker goroutine per replica, each sending its
 // next attempt as soon as the previous one is answered (no concurrency
 // within a replica, so the single-process check-then-count window plays no
 // part): every checked guess the store's last-writer-wins state and the
 // foreign-commit Reset lose is a guess beyond the threshold.
-func TestRedteamLockoutAcrossReplicasLastWriterWins(t *testing.T) {
+func TestLockoutHoldsAcrossReplicas(t *testing.T) {
 	c := etcdenv.ForTest(t, 1)
 	key := make([]byte, 32)
 	a := redteamReplica(t, c.Endpoints(), "/rt-lock/", key)
@@ -80,7 +80,7 @@ func TestRedteamLockoutAcrossReplicasLastWriterWins(t *testing.T) {
 // attempts. lockedFor is checked before the (slow) argon2 verification and
 // the failure counted after it, so concurrent attempts all pass the check.
 // With replicas the attacker multiplies this by the replica count.
-func TestRedteamLockoutConcurrentOneReplica(t *testing.T) {
+func TestLockoutHoldsUnderConcurrentGuesses(t *testing.T) {
 	c := etcdenv.ForTest(t, 1)
 	key := make([]byte, 32)
 	a := redteamReplica(t, c.Endpoints(), "/rt-lock1/", key)
@@ -105,7 +105,7 @@ func TestRedteamLockoutConcurrentOneReplica(t *testing.T) {
 // redteamAttempts is how many attempts each replica's attacker makes.
 var redteamAttempts = 12
 
-// RED TEAM: disabling a user revokes its sessions in the same transaction
+// Found by a red-team pass (fixed; the test guards it): disabling a user revokes its sessions in the same transaction
 // (revokeWhere). On etcd a transaction carries at most max_txn_ops (128)
 // writes, and each revoked session is 2-3 (record + index keys). So a user
 // holding ~62 live sessions — an attacker with a stolen password signs in
@@ -114,7 +114,7 @@ var redteamAttempts = 12
 // every session stays live. Fix: revoke in batches below max_txn_ops
 // (after the status change commits), or make the user's status alone end
 // its sessions (the grant check already reads the user).
-func TestRedteamDisableUserWithManySessionsOnEtcd(t *testing.T) {
+func TestDisableUserWithManySessionsOnEtcd(t *testing.T) {
 	c := etcdenv.ForTest(t, 1)
 	s := redteamReplica(t, c.Endpoints(), "/rt-sess/", make([]byte, 32))
 	admin := &Principal{UserID: "usr_admin", Username: "admin", Permissions: []string{PermAll}}

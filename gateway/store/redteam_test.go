@@ -32,7 +32,7 @@ func craftedBackup(t *testing.T, entries ...entry) []byte {
 	return buf.Bytes()
 }
 
-// RED TEAM: Restore loads any key the file names, not only the store's
+// Found by a red-team pass (fixed; the test guards it): Restore loads any key the file names, not only the store's
 // own (storePrefixes: meta/, v1/). A backup carrying an election key
 // (leaders/<name>/<anything>, no lease, so it never expires) makes that
 // key the oldest candidate forever: no replica ever leads, so the outbox,
@@ -40,7 +40,7 @@ func craftedBackup(t *testing.T, entries ...entry) []byte {
 // run again, silently. Backups leave elections out, so no genuine file
 // has such keys: Restore should refuse any key outside storePrefixes (and
 // a dump should never have written one).
-func TestRedteamRestoreRefusesKeysOutsideTheStore(t *testing.T) {
+func TestRestoreRefusesKeysOutsideTheStore(t *testing.T) {
 	db := openStore(t, etcdOptions(t))
 	file := craftedBackup(t,
 		entry{key: "meta/schema_version", value: []byte("0")},
@@ -56,7 +56,7 @@ func TestRedteamRestoreRefusesKeysOutsideTheStore(t *testing.T) {
 	t.Errorf("restore accepted a key outside the store's prefixes (%q); afterwards this replica led the election: %v", leadersPrefix+"duties/0", led)
 }
 
-// RED TEAM: follow resumes a broken watch at wr.Header.Revision+1. etcd
+// Found by a red-team pass (fixed; the test guards it): follow resumes a broken watch at wr.Header.Revision+1. etcd
 // sends a watcher that is catching up (a watch resumed from an older
 // revision, or a slow "victim" watcher) its backlog in batches of at most
 // 1000 revisions, and EVERY batch carries Header.Revision = the store's
@@ -69,7 +69,7 @@ func TestRedteamRestoreRefusesKeysOutsideTheStore(t *testing.T) {
 // removed membership stays in its caches. Fix: next = the last event's
 // ModRevision+1 (Header.Revision+1 only for an event-less response,
 // i.e. a progress notification).
-func TestRedteamWatchBatchHeaderRevisionSkipsBacklog(t *testing.T) {
+func TestWatchResumesAfterItsLastEvent(t *testing.T) {
 	opts := etcdOptions(t)
 	db := openStore(t, opts)
 	e := db.eng.(*etcdEngine)
@@ -153,7 +153,7 @@ func TestIndexScanNotStarvedByOtherWritersOfItsTable(t *testing.T) {
 // rtWriters is how many writers the other replica runs.
 var rtWriters = 16
 
-// RED TEAM: load writes a restore in transactions of max_txn_ops (128)
+// Found by a red-team pass (fixed; the test guards it): load writes a restore in transactions of max_txn_ops (128)
 // puts whatever their size, so 128 records of 20 KB (certificates, plugin
 // KV values, large audit events) make one 2.5 MB request, over etcd's
 // default --max-request-bytes (1.5 MiB): the restore fails part-way,
@@ -161,7 +161,7 @@ var rtWriters = 16
 // ("the target store is not empty"). Fix: batch by bytes as well as by
 // count (under max-request-bytes, e.g. 1 MiB), and make a failed restore
 // say how to clean up (or delete what it wrote).
-func TestRedteamRestoreBatchesBySizeOnEtcd(t *testing.T) {
+func TestRestoreBatchesBySizeOnEtcd(t *testing.T) {
 	db := openStore(t, etcdOptions(t))
 	es := []entry{{key: "meta/schema_version", value: []byte("0")}}
 	for i := range 300 {
@@ -175,7 +175,7 @@ func TestRedteamRestoreBatchesBySizeOnEtcd(t *testing.T) {
 	}
 }
 
-// RED TEAM: FollowChanges gives up for good when its first read fails (it
+// Found by a red-team pass (fixed; the test guards it): FollowChanges gives up for good when its first read fails (it
 // returns "starting to follow etcd"), and berth serve runs it once
 // (components.go: a lifecycle.Loop that logs the error and ends). A replica
 // that starts while etcd has no leader (an etcd rolling restart, a member
@@ -185,7 +185,7 @@ func TestRedteamRestoreBatchesBySizeOnEtcd(t *testing.T) {
 // withdrawals and cancels never arrive, open streams are never rechecked
 // for foreign revocations. Fix: follow retries its start like its watch
 // (and Fresh stays false until it has).
-func TestRedteamFollowChangesGivesUpAtStart(t *testing.T) {
+func TestFollowChangesWaitsForEtcdAtStart(t *testing.T) {
 	c := etcdenvForTest(t, 3)
 	db := openStore(t, Options{Backend: BackendEtcd, Etcd: EtcdOptions{Endpoints: c.Endpoints(), RequestTimeout: time.Second}})
 	c.Kill(1)
