@@ -75,8 +75,8 @@ type etcdEngine struct {
 	leaseMu sync.Mutex
 	leases  map[int64]grantedLease // by expiry bucket (Unix seconds)
 
-	// lastHeard is when (Unix nanoseconds) a quorum read last succeeded
-	// while follow ran; zero before.
+	// lastHeard is when (Unix nanoseconds) follow last knew its watch
+	// was caught up (its start, a progress notice); zero before.
 	lastHeard atomic.Int64
 
 	// ownMu guards own, the revisions of this engine's recent commits,
@@ -618,13 +618,15 @@ func nextRevision(wr clientv3.WatchResponse, next int64) int64 {
 	return max(next, wr.Header.Revision+1)
 }
 
-// heartbeatEvery is how often follow checks it still reaches a quorum;
-// Fresh's callers allow a few of these.
+// heartbeatEvery is how often follow asks the watch to show it is caught
+// up; Fresh's callers allow a few of these.
 const heartbeatEvery = time.Second
 
-// heartbeat records, every heartbeatEvery until ctx ends, that a quorum
-// answered. The watch resumes from the last revision it delivered, so
-// while quorum reads succeed no write is missed, only delayed.
+// heartbeat asks etcd, every heartbeatEvery until ctx ends, for a progress
+// notice on the watch stream of ctx (which must be the watch's own). etcd
+// sends one only to a watch that has delivered everything up to the
+// notice's revision, so a notice received says more than "etcd answers":
+// this replica has heard every write until then.
 func (e *etcdEngine) heartbeat(ctx context.Context) {
 	t := time.NewTicker(heartbeatEvery)
 	defer t.Stop()
@@ -634,11 +636,7 @@ func (e *etcdEngine) heartbeat(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		hctx, cancel := context.WithTimeout(ctx, heartbeatEvery)
-		if err := e.ready(hctx); err == nil {
-			e.lastHeard.Store(time.Now().UnixNano())
-		}
-		cancel()
+		_ = e.cli.RequestProgress(ctx) // no answer is the signal
 	}
 }
 
@@ -677,6 +675,9 @@ func (e *etcdEngine) follow(ctx context.Context, fn func([]Change)) error {
 			if err := wr.Err(); err != nil {
 				e.log.Warn("store: etcd watch ended; resuming", "err", err)
 				break
+			}
+			if wr.IsProgressNotify() {
+				e.lastHeard.Store(time.Now().UnixNano())
 			}
 			changes := make([]Change, 0, len(wr.Events))
 			for _, ev := range wr.Events {

@@ -249,10 +249,11 @@ func (db *DB) FollowChanges(ctx context.Context) error {
 	})
 }
 
-// Fresh reports whether this DB has heard from etcd within maxAge, while
-// FollowChanges runs: if it has not, writes by other replicas (a revoked
-// key, a disabled user) may not have reached its caches, which should then
-// not be trusted. Always true on Badger, whose only writer is this DB.
+// Fresh reports whether this DB's change watch (FollowChanges) was known
+// to be caught up with etcd within maxAge: if it was not, writes by other
+// replicas (a revoked key, a disabled user) may not have reached its
+// caches, which should then not be trusted. Always true on Badger, whose
+// only writer is this DB.
 func (db *DB) Fresh(maxAge time.Duration) bool {
 	e, ok := db.eng.(*etcdEngine)
 	if !ok {
