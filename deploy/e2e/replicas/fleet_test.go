@@ -30,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -81,6 +82,7 @@ type replica struct {
 	exited    chan error
 	logs      *bytes.Buffer
 	startedAt int
+	proxied   atomic.Int32 // proxied requests this start has logged
 }
 
 func startFleet(t *testing.T) *fleet {
@@ -274,6 +276,7 @@ func (r *replica) start(t *testing.T) {
 	}
 	serving := make(chan struct{})
 	exited := make(chan error, 1)
+	r.proxied.Store(0)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -283,9 +286,15 @@ func (r *replica) start(t *testing.T) {
 			logs.Write(sc.Bytes())
 			logs.WriteByte('\n')
 			mu.Unlock()
-			var line struct{ Msg string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "berth serving" {
+			var line struct{ Msg, Route string }
+			if json.Unmarshal(sc.Bytes(), &line) != nil {
+				continue
+			}
+			switch {
+			case line.Msg == "berth serving":
 				once.Do(func() { close(serving) })
+			case line.Msg == "request" && strings.HasPrefix(line.Route, "/proxy/"):
+				r.proxied.Add(1)
 			}
 		}
 		exited <- cmd.Wait()

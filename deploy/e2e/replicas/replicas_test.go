@@ -266,11 +266,16 @@ func TestRollingRestartUnderKubectl(t *testing.T) {
 			}
 		}
 	}()
+	// One replica at a time, as a rollout does: the next stops only once
+	// the balancer sends the restarted one traffic again (nginx keeps a
+	// replica it saw refuse connections out of rotation for fail_timeout;
+	// stopping the next sooner would leave no replica in rotation).
 	for _, r := range f.replicas {
 		before := lists.Load()
 		r.stop(t)
 		r.start(t)
 		until(t, "lists while "+r.name+" restarted", func() bool { return lists.Load() >= before+3 })
+		until(t, "the balancer sends "+r.name+" traffic again", func() bool { return r.proxied.Load() > 0 })
 	}
 	cancel()
 	<-listDone
