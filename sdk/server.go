@@ -451,6 +451,20 @@ func (x *notifierServer) Send(ctx context.Context, req *pb.SendRequest) (*pb.Del
 	})
 }
 
+func (x *notifierServer) CheckChannel(ctx context.Context, req *pb.CheckChannelRequest) (*pb.CheckChannelResponse, error) {
+	if err := required("channel", req.GetChannel()); err != nil {
+		return nil, err
+	}
+	c, ok := x.n.(ChannelChecker)
+	if !ok {
+		return nil, fmt.Errorf("CheckChannel: %w", ErrUnimplemented)
+	}
+	if err := c.CheckChannel(ctx, convert.ChannelCheck(req)); err != nil {
+		return nil, err
+	}
+	return &pb.CheckChannelResponse{}, nil
+}
+
 type dnsServer struct {
 	pb.UnimplementedDNSProviderServer
 	s *server

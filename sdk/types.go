@@ -51,10 +51,13 @@ type (
 
 // The notifier capability.
 type (
-	Notifier = api.Notifier
-	Channel  = api.Channel
-	Message  = api.Message
-	Delivery = api.Delivery
+	Notifier       = api.Notifier
+	ChannelChecker = api.ChannelChecker
+	Channel        = api.Channel
+	ChannelSetting = api.ChannelSetting
+	ChannelCheck   = api.ChannelCheck
+	Message        = api.Message
+	Delivery       = api.Delivery
 )
 
 // The DNS capability.

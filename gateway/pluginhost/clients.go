@@ -57,6 +57,11 @@ func (c notifierClient) Send(ctx context.Context, msg sdk.Message) (sdk.Delivery
 	return lease(c.in, ctx, "Send", notifierCap, func(n pluginclient.Notifier) (sdk.Delivery, error) { return n.Send(ctx, msg) })
 }
 
+func (c notifierClient) CheckChannel(ctx context.Context, check sdk.ChannelCheck) error {
+	_, err := lease(c.in, ctx, "CheckChannel", notifierCap, func(n pluginclient.Notifier) (struct{}, error) { return struct{}{}, n.CheckChannel(ctx, check) })
+	return err
+}
+
 // billingClient is a pluginclient.Billing whose calls go through the
 // supervisor; a plugin that is not running fails them as unavailable.
 type billingClient struct{ in *instance }

@@ -13,6 +13,15 @@ type Notifier interface {
 	Send(ctx context.Context, msg Message) (Delivery, error)
 }
 
+// ChannelChecker is implemented by a Notifier whose channels take
+// settings. The gateway calls CheckChannel before it saves an operator's
+// channel (and a user's personal target), so that bad settings are refused
+// with a 400 and nothing is stored; a refusal is ErrInvalidArgument with a
+// message that names the setting.
+type ChannelChecker interface {
+	CheckChannel(ctx context.Context, check ChannelCheck) error
+}
+
 // Channel is a way the notifier can reach someone.
 type Channel struct {
 	// Type is "email", "slack", "telegram", "webhook", "file", ...
@@ -20,6 +29,28 @@ type Channel struct {
 	// Name identifies the channel within the plugin.
 	Name        string
 	Description string
+	// Settings are what an operator configures for a channel of this
+	// type; each message carries their saved values (Message.Settings).
+	Settings []ChannelSetting
+}
+
+// ChannelSetting describes one setting of a channel type.
+type ChannelSetting struct {
+	Name        string
+	Description string
+	Required    bool
+	// Secret settings are write-only: the gateway seals them at rest and
+	// shows only that they are configured.
+	Secret bool
+}
+
+// ChannelCheck is what CheckChannel validates.
+type ChannelCheck struct {
+	// Channel is a Channel.Name from ListChannels.
+	Channel  string
+	Settings map[string]string
+	// Target, when set, is a recipient to check as well.
+	Target string
 }
 
 // Message is one notification.
@@ -34,6 +65,10 @@ type Message struct {
 	TextBody   string
 	HTMLBody   string
 	Metadata   map[string]string
+	// Settings are the channel's settings as the operator saved them,
+	// secrets included: the gateway sends them with every message, so the
+	// plugin keeps no per-channel state. Never log them.
+	Settings map[string]string
 }
 
 // Delivery is the provider's receipt for a message.

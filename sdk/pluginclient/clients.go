@@ -49,6 +49,8 @@ type Billing interface {
 // Notifier is a notifier plugin as the host sees it.
 type Notifier interface {
 	sdk.Notifier
+	// CheckChannel is sdk.ErrUnimplemented when the plugin has no checker.
+	sdk.ChannelChecker
 }
 
 // DNSProvider is a DNS plugin as the host sees it.
@@ -275,6 +277,13 @@ func (n *notifierClient) Send(ctx context.Context, msg sdk.Message) (sdk.Deliver
 		return sdk.Delivery{}, fmt.Errorf("Send via %q: %w", msg.Channel, err)
 	}
 	return convert.Delivery(d), nil
+}
+
+func (n *notifierClient) CheckChannel(ctx context.Context, check sdk.ChannelCheck) error {
+	if _, err := n.c.CheckChannel(ctx, convert.ChannelCheckPB(check)); err != nil {
+		return fmt.Errorf("CheckChannel %q: %w", check.Channel, err)
+	}
+	return nil
 }
 
 type dnsClient struct{ c pb.DNSProviderClient }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -102,8 +103,25 @@ func RunBaseConformance(t *testing.T, f Factory, c sdk.Capability) {
 }
 
 // RunNotifierConformance checks the Notifier contract, sending test
-// messages to target on the plugin's first channel.
+// messages to target on the plugin's first channel, with no settings.
 func RunNotifierConformance(t *testing.T, f Factory, target string) {
+	RunNotifierChannelConformance(t, f, NotifierChannel{Target: target})
+}
+
+// NotifierChannel is where the notifier conformance suite sends.
+type NotifierChannel struct {
+	// Name is a channel from ListChannels; empty picks the first.
+	Name string
+	// Settings are the channel's settings, as an operator would save them.
+	Settings map[string]string
+	// Target is the recipient the test messages go to.
+	Target string
+}
+
+// RunNotifierChannelConformance checks the Notifier contract on one
+// channel with its settings. A notifier that implements sdk.ChannelChecker
+// must accept ch and refuse it with each required setting left out.
+func RunNotifierChannelConformance(t *testing.T, f Factory, ch NotifierChannel) {
 	RunBaseConformance(t, f, sdk.CapabilityNotifier)
 	setup := func(t *testing.T) (pluginclient.Notifier, sdk.Channel) {
 		n, err := f(t).Notifier()
@@ -117,7 +135,19 @@ func RunNotifierConformance(t *testing.T, f Factory, target string) {
 		if len(chans) == 0 {
 			t.Fatal("ListChannels returned no channel")
 		}
-		return n, chans[0]
+		if ch.Name == "" {
+			return n, chans[0]
+		}
+		for _, c := range chans {
+			if c.Name == ch.Name {
+				return n, c
+			}
+		}
+		t.Fatalf("ListChannels has no channel %q", ch.Name)
+		return nil, sdk.Channel{}
+	}
+	message := func(c sdk.Channel, key, subject string) sdk.Message {
+		return sdk.Message{IdempotencyKey: key, Channel: c.Name, Target: ch.Target, Subject: subject, TextBody: "hello", Settings: ch.Settings}
 	}
 	t.Run("ListChannels", func(t *testing.T) {
 		n, _ := setup(t)
@@ -126,11 +156,40 @@ func RunNotifierConformance(t *testing.T, f Factory, target string) {
 			if c.Name == "" || c.Type == "" {
 				t.Errorf("channel %+v lacks a name or type", c)
 			}
+			for _, st := range c.Settings {
+				if st.Name == "" {
+					t.Errorf("channel %q has a setting without a name", c.Name)
+				}
+			}
 		}
 	})
+	t.Run("CheckChannel", func(t *testing.T) {
+		n, c := setup(t)
+		err := n.CheckChannel(callCtx(t), sdk.ChannelCheck{Channel: c.Name, Settings: ch.Settings, Target: ch.Target})
+		if errors.Is(err, sdk.ErrUnimplemented) {
+			if len(c.Settings) > 0 {
+				t.Fatalf("channel %q has settings but the plugin does not check them", c.Name)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("CheckChannel refused the suite's own settings: %v", err)
+		}
+		for _, st := range c.Settings {
+			if !st.Required {
+				continue
+			}
+			without := maps.Clone(ch.Settings)
+			delete(without, st.Name)
+			err := n.CheckChannel(callCtx(t), sdk.ChannelCheck{Channel: c.Name, Settings: without, Target: ch.Target})
+			wantKind(t, "CheckChannel without required setting "+st.Name, err, sdk.ErrInvalidArgument)
+		}
+		err = n.CheckChannel(callCtx(t), sdk.ChannelCheck{Channel: "no-such-channel-from-conformance", Settings: ch.Settings})
+		wantKind(t, "CheckChannel of an unknown channel", err, sdk.ErrNotFound)
+	})
 	t.Run("SendIsIdempotent", func(t *testing.T) {
-		n, ch := setup(t)
-		msg := sdk.Message{IdempotencyKey: "conformance-1", Channel: ch.Name, Target: target, Subject: "Conformance", TextBody: "hello"}
+		n, c := setup(t)
+		msg := message(c, "conformance-1", "Conformance")
 		first, err := n.Send(callCtx(t), msg)
 		if err != nil {
 			t.Fatal(err)
@@ -155,8 +214,8 @@ func RunNotifierConformance(t *testing.T, f Factory, target string) {
 		}
 	})
 	t.Run("KeyReuseWithOtherMessageRefused", func(t *testing.T) {
-		n, ch := setup(t)
-		msg := sdk.Message{IdempotencyKey: "conformance-reuse", Channel: ch.Name, Target: target, Subject: "one"}
+		n, c := setup(t)
+		msg := message(c, "conformance-reuse", "one")
 		if _, err := n.Send(callCtx(t), msg); err != nil {
 			t.Fatal(err)
 		}
@@ -166,7 +225,7 @@ func RunNotifierConformance(t *testing.T, f Factory, target string) {
 	})
 	t.Run("UnknownChannelNotFound", func(t *testing.T) {
 		n, _ := setup(t)
-		_, err := n.Send(callCtx(t), sdk.Message{Channel: "no-such-channel-from-conformance", Target: target, Subject: "x"})
+		_, err := n.Send(callCtx(t), sdk.Message{Channel: "no-such-channel-from-conformance", Target: ch.Target, Subject: "x", Settings: ch.Settings})
 		wantKind(t, "Send to an unknown channel", err, sdk.ErrNotFound)
 	})
 }

@@ -420,12 +420,30 @@ func Entitlement(e *pb.Entitlement) api.Entitlement {
 
 // ChannelPB converts a notifier's channel.
 func ChannelPB(c api.Channel) *pb.Channel {
-	return &pb.Channel{Type: c.Type, Name: c.Name, Description: c.Description}
+	out := &pb.Channel{Type: c.Type, Name: c.Name, Description: c.Description}
+	for _, st := range c.Settings {
+		out.Settings = append(out.Settings, &pb.ChannelSetting{Name: st.Name, Description: st.Description, Required: st.Required, Secret: st.Secret})
+	}
+	return out
 }
 
 // Channel converts a notifier's channel.
 func Channel(c *pb.Channel) api.Channel {
-	return api.Channel{Type: c.GetType(), Name: c.GetName(), Description: c.GetDescription()}
+	out := api.Channel{Type: c.GetType(), Name: c.GetName(), Description: c.GetDescription()}
+	for _, st := range c.GetSettings() {
+		out.Settings = append(out.Settings, api.ChannelSetting{Name: st.GetName(), Description: st.GetDescription(), Required: st.GetRequired(), Secret: st.GetSecret()})
+	}
+	return out
+}
+
+// ChannelCheckPB converts a channel check.
+func ChannelCheckPB(c api.ChannelCheck) *pb.CheckChannelRequest {
+	return &pb.CheckChannelRequest{Channel: c.Channel, Settings: c.Settings, Target: c.Target}
+}
+
+// ChannelCheck converts a channel check.
+func ChannelCheck(r *pb.CheckChannelRequest) api.ChannelCheck {
+	return api.ChannelCheck{Channel: r.GetChannel(), Settings: r.GetSettings(), Target: r.GetTarget()}
 }
 
 // ChannelsPB converts a notifier's channels.
@@ -440,7 +458,7 @@ func Channels(r *pb.ListChannelsResponse) []api.Channel { return list(r.GetChann
 func MessagePB(m api.Message) *pb.SendRequest {
 	return &pb.SendRequest{
 		IdempotencyKey: m.IdempotencyKey, Channel: m.Channel, Target: m.Target, TemplateId: m.TemplateID,
-		Subject: m.Subject, TextBody: m.TextBody, HtmlBody: m.HTMLBody, Metadata: m.Metadata,
+		Subject: m.Subject, TextBody: m.TextBody, HtmlBody: m.HTMLBody, Metadata: m.Metadata, Settings: m.Settings,
 	}
 }
 
@@ -448,7 +466,7 @@ func MessagePB(m api.Message) *pb.SendRequest {
 func Message(r *pb.SendRequest) api.Message {
 	return api.Message{
 		IdempotencyKey: r.GetIdempotencyKey(), Channel: r.GetChannel(), Target: r.GetTarget(), TemplateID: r.GetTemplateId(),
-		Subject: r.GetSubject(), TextBody: r.GetTextBody(), HTMLBody: r.GetHtmlBody(), Metadata: r.GetMetadata(),
+		Subject: r.GetSubject(), TextBody: r.GetTextBody(), HTMLBody: r.GetHtmlBody(), Metadata: r.GetMetadata(), Settings: r.GetSettings(),
 	}
 }
 

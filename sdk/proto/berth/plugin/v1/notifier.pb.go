@@ -29,8 +29,10 @@ type Channel struct {
 	// Type is "email", "slack", "telegram", "webhook", "file", ...
 	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
 	// Name identifies the channel within the plugin.
-	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Description   string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	Name        string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	// Settings are what an operator configures for a channel of this type.
+	Settings      []*ChannelSetting `protobuf:"bytes,4,rep,name=settings,proto3" json:"settings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -86,6 +88,182 @@ func (x *Channel) GetDescription() string {
 	return ""
 }
 
+func (x *Channel) GetSettings() []*ChannelSetting {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+// ChannelSetting describes one setting of a channel type.
+type ChannelSetting struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	Required    bool                   `protobuf:"varint,3,opt,name=required,proto3" json:"required,omitempty"`
+	// Secret settings are write-only: the gateway seals them at rest and
+	// never shows them again.
+	Secret        bool `protobuf:"varint,4,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChannelSetting) Reset() {
+	*x = ChannelSetting{}
+	mi := &file_berth_plugin_v1_notifier_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChannelSetting) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChannelSetting) ProtoMessage() {}
+
+func (x *ChannelSetting) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_plugin_v1_notifier_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChannelSetting.ProtoReflect.Descriptor instead.
+func (*ChannelSetting) Descriptor() ([]byte, []int) {
+	return file_berth_plugin_v1_notifier_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ChannelSetting) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ChannelSetting) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *ChannelSetting) GetRequired() bool {
+	if x != nil {
+		return x.Required
+	}
+	return false
+}
+
+func (x *ChannelSetting) GetSecret() bool {
+	if x != nil {
+		return x.Secret
+	}
+	return false
+}
+
+type CheckChannelRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Channel is a Channel.name from ListChannels.
+	Channel  string            `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	Settings map[string]string `protobuf:"bytes,2,rep,name=settings,proto3" json:"settings,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Target, when set, is a recipient to check as well.
+	Target        string `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckChannelRequest) Reset() {
+	*x = CheckChannelRequest{}
+	mi := &file_berth_plugin_v1_notifier_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckChannelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckChannelRequest) ProtoMessage() {}
+
+func (x *CheckChannelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_plugin_v1_notifier_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckChannelRequest.ProtoReflect.Descriptor instead.
+func (*CheckChannelRequest) Descriptor() ([]byte, []int) {
+	return file_berth_plugin_v1_notifier_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CheckChannelRequest) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *CheckChannelRequest) GetSettings() map[string]string {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+func (x *CheckChannelRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+type CheckChannelResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckChannelResponse) Reset() {
+	*x = CheckChannelResponse{}
+	mi := &file_berth_plugin_v1_notifier_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckChannelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckChannelResponse) ProtoMessage() {}
+
+func (x *CheckChannelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_plugin_v1_notifier_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckChannelResponse.ProtoReflect.Descriptor instead.
+func (*CheckChannelResponse) Descriptor() ([]byte, []int) {
+	return file_berth_plugin_v1_notifier_proto_rawDescGZIP(), []int{3}
+}
+
 type ListChannelsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -94,7 +272,7 @@ type ListChannelsRequest struct {
 
 func (x *ListChannelsRequest) Reset() {
 	*x = ListChannelsRequest{}
-	mi := &file_berth_plugin_v1_notifier_proto_msgTypes[1]
+	mi := &file_berth_plugin_v1_notifier_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -106,7 +284,7 @@ func (x *ListChannelsRequest) String() string {
 func (*ListChannelsRequest) ProtoMessage() {}
 
 func (x *ListChannelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_plugin_v1_notifier_proto_msgTypes[1]
+	mi := &file_berth_plugin_v1_notifier_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -119,7 +297,7 @@ func (x *ListChannelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChannelsRequest.ProtoReflect.Descriptor instead.
 func (*ListChannelsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_plugin_v1_notifier_proto_rawDescGZIP(), []int{1}
+	return file_berth_plugin_v1_notifier_proto_rawDescGZIP(), []int{4}
 }
 
 type ListChannelsResponse struct {
@@ -131,7 +309,7 @@ type ListChannelsResponse struct {
 
 func (x *ListChannelsResponse) Reset() {
 	*x = ListChannelsResponse{}
-	mi := &file_berth_plugin_v1_notifier_proto_msgTypes[2]
+	mi := &file_berth_plugin_v1_notifier_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -143,7 +321,7 @@ func (x *ListChannelsResponse) String() string {
 func (*ListChannelsResponse) ProtoMessage() {}
 
 func (x *ListChannelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_plugin_v1_notifier_proto_msgTypes[2]
+	mi := &file_berth_plugin_v1_notifier_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -156,7 +334,7 @@ func (x *ListChannelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChannelsResponse.ProtoReflect.Descriptor instead.
 func (*ListChannelsResponse) Descriptor() ([]byte, []int) {
-	return file_berth_plugin_v1_notifier_proto_rawDescGZIP(), []int{2}
+	return file_berth_plugin_v1_notifier_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListChannelsResponse) GetChannels() []*Channel {
@@ -172,19 +350,23 @@ type SendRequest struct {
 	// Channel is a Channel.name from ListChannels.
 	Channel string `protobuf:"bytes,2,opt,name=channel,proto3" json:"channel,omitempty"`
 	// Target is the recipient in the channel's terms: an address, a chat id, a URL.
-	Target        string            `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
-	TemplateId    string            `protobuf:"bytes,4,opt,name=template_id,json=templateId,proto3" json:"template_id,omitempty"`
-	Subject       string            `protobuf:"bytes,5,opt,name=subject,proto3" json:"subject,omitempty"`
-	TextBody      string            `protobuf:"bytes,6,opt,name=text_body,json=textBody,proto3" json:"text_body,omitempty"`
-	HtmlBody      string            `protobuf:"bytes,7,opt,name=html_body,json=htmlBody,proto3" json:"html_body,omitempty"`
-	Metadata      map[string]string `protobuf:"bytes,8,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Target     string            `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
+	TemplateId string            `protobuf:"bytes,4,opt,name=template_id,json=templateId,proto3" json:"template_id,omitempty"`
+	Subject    string            `protobuf:"bytes,5,opt,name=subject,proto3" json:"subject,omitempty"`
+	TextBody   string            `protobuf:"bytes,6,opt,name=text_body,json=textBody,proto3" json:"text_body,omitempty"`
+	HtmlBody   string            `protobuf:"bytes,7,opt,name=html_body,json=htmlBody,proto3" json:"html_body,omitempty"`
+	Metadata   map[string]string `protobuf:"bytes,8,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Settings are the channel's settings as the operator saved them,
+	// secrets included; the gateway sends them with every message so the
+	// plugin keeps no per-channel state.
+	Settings      map[string]string `protobuf:"bytes,9,rep,name=settings,proto3" json:"settings,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_berth_plugin_v1_notifier_proto_msgTypes[3]
+	mi := &file_berth_plugin_v1_notifier_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -196,7 +378,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_plugin_v1_notifier_proto_msgTypes[3]
+	mi := &file_berth_plugin_v1_notifier_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -209,7 +391,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_berth_plugin_v1_notifier_proto_rawDescGZIP(), []int{3}
+	return file_berth_plugin_v1_notifier_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SendRequest) GetIdempotencyKey() string {
@@ -268,6 +450,13 @@ func (x *SendRequest) GetMetadata() map[string]string {
 	return nil
 }
 
+func (x *SendRequest) GetSettings() map[string]string {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
 type Delivery struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Provider_message_id is the id the provider gave the message.
@@ -279,7 +468,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_berth_plugin_v1_notifier_proto_msgTypes[4]
+	mi := &file_berth_plugin_v1_notifier_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -291,7 +480,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_plugin_v1_notifier_proto_msgTypes[4]
+	mi := &file_berth_plugin_v1_notifier_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -304,7 +493,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_berth_plugin_v1_notifier_proto_rawDescGZIP(), []int{4}
+	return file_berth_plugin_v1_notifier_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Delivery) GetProviderMessageId() string {
@@ -325,14 +514,28 @@ var File_berth_plugin_v1_notifier_proto protoreflect.FileDescriptor
 
 const file_berth_plugin_v1_notifier_proto_rawDesc = "" +
 	"\n" +
-	"\x1eberth/plugin/v1/notifier.proto\x12\x0fberth.plugin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"S\n" +
+	"\x1eberth/plugin/v1/notifier.proto\x12\x0fberth.plugin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x01\n" +
 	"\aChannel\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
-	"\vdescription\x18\x03 \x01(\tR\vdescription\"\x15\n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\x12;\n" +
+	"\bsettings\x18\x04 \x03(\v2\x1f.berth.plugin.v1.ChannelSettingR\bsettings\"z\n" +
+	"\x0eChannelSetting\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x1a\n" +
+	"\brequired\x18\x03 \x01(\bR\brequired\x12\x16\n" +
+	"\x06secret\x18\x04 \x01(\bR\x06secret\"\xd4\x01\n" +
+	"\x13CheckChannelRequest\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\x12N\n" +
+	"\bsettings\x18\x02 \x03(\v22.berth.plugin.v1.CheckChannelRequest.SettingsEntryR\bsettings\x12\x16\n" +
+	"\x06target\x18\x03 \x01(\tR\x06target\x1a;\n" +
+	"\rSettingsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x16\n" +
+	"\x14CheckChannelResponse\"\x15\n" +
 	"\x13ListChannelsRequest\"L\n" +
 	"\x14ListChannelsResponse\x124\n" +
-	"\bchannels\x18\x01 \x03(\v2\x18.berth.plugin.v1.ChannelR\bchannels\"\xe2\x02\n" +
+	"\bchannels\x18\x01 \x03(\v2\x18.berth.plugin.v1.ChannelR\bchannels\"\xe7\x03\n" +
 	"\vSendRequest\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12\x16\n" +
@@ -342,17 +545,22 @@ const file_berth_plugin_v1_notifier_proto_rawDesc = "" +
 	"\asubject\x18\x05 \x01(\tR\asubject\x12\x1b\n" +
 	"\ttext_body\x18\x06 \x01(\tR\btextBody\x12\x1b\n" +
 	"\thtml_body\x18\a \x01(\tR\bhtmlBody\x12F\n" +
-	"\bmetadata\x18\b \x03(\v2*.berth.plugin.v1.SendRequest.MetadataEntryR\bmetadata\x1a;\n" +
+	"\bmetadata\x18\b \x03(\v2*.berth.plugin.v1.SendRequest.MetadataEntryR\bmetadata\x12F\n" +
+	"\bsettings\x18\t \x03(\v2*.berth.plugin.v1.SendRequest.SettingsEntryR\bsettings\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
+	"\rSettingsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"w\n" +
 	"\bDelivery\x12.\n" +
 	"\x13provider_message_id\x18\x01 \x01(\tR\x11providerMessageId\x12;\n" +
 	"\vaccepted_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"acceptedAt2\xa8\x01\n" +
+	"acceptedAt2\x85\x02\n" +
 	"\bNotifier\x12[\n" +
 	"\fListChannels\x12$.berth.plugin.v1.ListChannelsRequest\x1a%.berth.plugin.v1.ListChannelsResponse\x12?\n" +
-	"\x04Send\x12\x1c.berth.plugin.v1.SendRequest\x1a\x19.berth.plugin.v1.DeliveryB=Z;github.com/berthgw/berth/sdk/proto/berth/plugin/v1;pluginv1b\x06proto3"
+	"\x04Send\x12\x1c.berth.plugin.v1.SendRequest\x1a\x19.berth.plugin.v1.Delivery\x12[\n" +
+	"\fCheckChannel\x12$.berth.plugin.v1.CheckChannelRequest\x1a%.berth.plugin.v1.CheckChannelResponseB=Z;github.com/berthgw/berth/sdk/proto/berth/plugin/v1;pluginv1b\x06proto3"
 
 var (
 	file_berth_plugin_v1_notifier_proto_rawDescOnce sync.Once
@@ -366,29 +574,39 @@ func file_berth_plugin_v1_notifier_proto_rawDescGZIP() []byte {
 	return file_berth_plugin_v1_notifier_proto_rawDescData
 }
 
-var file_berth_plugin_v1_notifier_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_berth_plugin_v1_notifier_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_berth_plugin_v1_notifier_proto_goTypes = []any{
 	(*Channel)(nil),               // 0: berth.plugin.v1.Channel
-	(*ListChannelsRequest)(nil),   // 1: berth.plugin.v1.ListChannelsRequest
-	(*ListChannelsResponse)(nil),  // 2: berth.plugin.v1.ListChannelsResponse
-	(*SendRequest)(nil),           // 3: berth.plugin.v1.SendRequest
-	(*Delivery)(nil),              // 4: berth.plugin.v1.Delivery
-	nil,                           // 5: berth.plugin.v1.SendRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*ChannelSetting)(nil),        // 1: berth.plugin.v1.ChannelSetting
+	(*CheckChannelRequest)(nil),   // 2: berth.plugin.v1.CheckChannelRequest
+	(*CheckChannelResponse)(nil),  // 3: berth.plugin.v1.CheckChannelResponse
+	(*ListChannelsRequest)(nil),   // 4: berth.plugin.v1.ListChannelsRequest
+	(*ListChannelsResponse)(nil),  // 5: berth.plugin.v1.ListChannelsResponse
+	(*SendRequest)(nil),           // 6: berth.plugin.v1.SendRequest
+	(*Delivery)(nil),              // 7: berth.plugin.v1.Delivery
+	nil,                           // 8: berth.plugin.v1.CheckChannelRequest.SettingsEntry
+	nil,                           // 9: berth.plugin.v1.SendRequest.MetadataEntry
+	nil,                           // 10: berth.plugin.v1.SendRequest.SettingsEntry
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
 }
 var file_berth_plugin_v1_notifier_proto_depIdxs = []int32{
-	0, // 0: berth.plugin.v1.ListChannelsResponse.channels:type_name -> berth.plugin.v1.Channel
-	5, // 1: berth.plugin.v1.SendRequest.metadata:type_name -> berth.plugin.v1.SendRequest.MetadataEntry
-	6, // 2: berth.plugin.v1.Delivery.accepted_at:type_name -> google.protobuf.Timestamp
-	1, // 3: berth.plugin.v1.Notifier.ListChannels:input_type -> berth.plugin.v1.ListChannelsRequest
-	3, // 4: berth.plugin.v1.Notifier.Send:input_type -> berth.plugin.v1.SendRequest
-	2, // 5: berth.plugin.v1.Notifier.ListChannels:output_type -> berth.plugin.v1.ListChannelsResponse
-	4, // 6: berth.plugin.v1.Notifier.Send:output_type -> berth.plugin.v1.Delivery
-	5, // [5:7] is the sub-list for method output_type
-	3, // [3:5] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	1,  // 0: berth.plugin.v1.Channel.settings:type_name -> berth.plugin.v1.ChannelSetting
+	8,  // 1: berth.plugin.v1.CheckChannelRequest.settings:type_name -> berth.plugin.v1.CheckChannelRequest.SettingsEntry
+	0,  // 2: berth.plugin.v1.ListChannelsResponse.channels:type_name -> berth.plugin.v1.Channel
+	9,  // 3: berth.plugin.v1.SendRequest.metadata:type_name -> berth.plugin.v1.SendRequest.MetadataEntry
+	10, // 4: berth.plugin.v1.SendRequest.settings:type_name -> berth.plugin.v1.SendRequest.SettingsEntry
+	11, // 5: berth.plugin.v1.Delivery.accepted_at:type_name -> google.protobuf.Timestamp
+	4,  // 6: berth.plugin.v1.Notifier.ListChannels:input_type -> berth.plugin.v1.ListChannelsRequest
+	6,  // 7: berth.plugin.v1.Notifier.Send:input_type -> berth.plugin.v1.SendRequest
+	2,  // 8: berth.plugin.v1.Notifier.CheckChannel:input_type -> berth.plugin.v1.CheckChannelRequest
+	5,  // 9: berth.plugin.v1.Notifier.ListChannels:output_type -> berth.plugin.v1.ListChannelsResponse
+	7,  // 10: berth.plugin.v1.Notifier.Send:output_type -> berth.plugin.v1.Delivery
+	3,  // 11: berth.plugin.v1.Notifier.CheckChannel:output_type -> berth.plugin.v1.CheckChannelResponse
+	9,  // [9:12] is the sub-list for method output_type
+	6,  // [6:9] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_berth_plugin_v1_notifier_proto_init() }
@@ -402,7 +620,7 @@ func file_berth_plugin_v1_notifier_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_plugin_v1_notifier_proto_rawDesc), len(file_berth_plugin_v1_notifier_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Notifier_ListChannels_FullMethodName = "/berth.plugin.v1.Notifier/ListChannels"
 	Notifier_Send_FullMethodName         = "/berth.plugin.v1.Notifier/Send"
+	Notifier_CheckChannel_FullMethodName = "/berth.plugin.v1.Notifier/CheckChannel"
 )
 
 // NotifierClient is the client API for Notifier service.
@@ -31,6 +32,10 @@ const (
 type NotifierClient interface {
 	ListChannels(ctx context.Context, in *ListChannelsRequest, opts ...grpc.CallOption) (*ListChannelsResponse, error)
 	Send(ctx context.Context, in *SendRequest, opts ...grpc.CallOption) (*Delivery, error)
+	// CheckChannel validates a channel's settings (and optionally a target)
+	// before the gateway saves them. Optional: a notifier whose channels take
+	// no settings answers UNIMPLEMENTED.
+	CheckChannel(ctx context.Context, in *CheckChannelRequest, opts ...grpc.CallOption) (*CheckChannelResponse, error)
 }
 
 type notifierClient struct {
@@ -61,12 +66,26 @@ func (c *notifierClient) Send(ctx context.Context, in *SendRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *notifierClient) CheckChannel(ctx context.Context, in *CheckChannelRequest, opts ...grpc.CallOption) (*CheckChannelResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckChannelResponse)
+	err := c.cc.Invoke(ctx, Notifier_CheckChannel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NotifierServer is the server API for Notifier service.
 // All implementations must embed UnimplementedNotifierServer
 // for forward compatibility.
 type NotifierServer interface {
 	ListChannels(context.Context, *ListChannelsRequest) (*ListChannelsResponse, error)
 	Send(context.Context, *SendRequest) (*Delivery, error)
+	// CheckChannel validates a channel's settings (and optionally a target)
+	// before the gateway saves them. Optional: a notifier whose channels take
+	// no settings answers UNIMPLEMENTED.
+	CheckChannel(context.Context, *CheckChannelRequest) (*CheckChannelResponse, error)
 	mustEmbedUnimplementedNotifierServer()
 }
 
@@ -82,6 +101,9 @@ func (UnimplementedNotifierServer) ListChannels(context.Context, *ListChannelsRe
 }
 func (UnimplementedNotifierServer) Send(context.Context, *SendRequest) (*Delivery, error) {
 	return nil, status.Error(codes.Unimplemented, "method Send not implemented")
+}
+func (UnimplementedNotifierServer) CheckChannel(context.Context, *CheckChannelRequest) (*CheckChannelResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckChannel not implemented")
 }
 func (UnimplementedNotifierServer) mustEmbedUnimplementedNotifierServer() {}
 func (UnimplementedNotifierServer) testEmbeddedByValue()                  {}
@@ -140,6 +162,24 @@ func _Notifier_Send_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Notifier_CheckChannel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckChannelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NotifierServer).CheckChannel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Notifier_CheckChannel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NotifierServer).CheckChannel(ctx, req.(*CheckChannelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Notifier_ServiceDesc is the grpc.ServiceDesc for Notifier service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -154,6 +194,10 @@ var Notifier_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Send",
 			Handler:    _Notifier_Send_Handler,
+		},
+		{
+			MethodName: "CheckChannel",
+			Handler:    _Notifier_CheckChannel_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
