@@ -1,0 +1,387 @@
+package notify
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/berthgw/berth/gateway/events"
+	"github.com/berthgw/berth/gateway/fault"
+	"github.com/berthgw/berth/gateway/store"
+	"github.com/berthgw/berth/sdk"
+)
+
+// Delivery states.
+const (
+	Pending   = "pending"
+	Delivered = "delivered"
+	Dead      = "dead"
+)
+
+// Delivery is one event on its way to one target through one channel. Its
+// message is rendered when it is created, so every retry sends the same
+// thing under the same idempotency key.
+type Delivery struct {
+	ID string `json:"id"`
+	// Key is the idempotency key of the (event, channel, target): the
+	// plugin and webhook receivers de-duplicate on it.
+	Key         string          `json:"idempotency_key"`
+	EventID     string          `json:"event_id"`
+	EventType   string          `json:"event_type"`
+	Severity    events.Severity `json:"severity"`
+	Cluster     string          `json:"cluster,omitempty"`
+	ChannelID   string          `json:"channel_id"`
+	Channel     string          `json:"channel"`
+	ChannelType string          `json:"channel_type"`
+	Target      string          `json:"target,omitempty"`
+	// Recipient is the user a personal delivery is for.
+	Recipient string `json:"recipient,omitempty"`
+	// Route names the route that chose it (empty: personal or a test).
+	Route             string    `json:"route,omitempty"`
+	Subject           string    `json:"subject"`
+	Text              string    `json:"-"`
+	HTML              string    `json:"-"`
+	Event             []byte    `json:"-"`
+	Status            string    `json:"status"`
+	Attempts          int       `json:"attempts"`
+	NextAttempt       time.Time `json:"next_attempt,omitzero"`
+	LastError         string    `json:"last_error,omitempty"`
+	ProviderMessageID string    `json:"provider_message_id,omitempty"`
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
+	DeliveredAt       time.Time `json:"delivered_at,omitzero"`
+	// ExpiresAt: finished deliveries are kept for the retention period.
+	ExpiresAt time.Time `json:"-"`
+}
+
+// deliveries are keyed by time-ordered ids. The "queue" index holds the
+// pending ones under their channel's id, so a channel's queue reads in
+// order without scanning the others.
+var deliveries = store.NewTable[Delivery]("notify_deliveries",
+	store.Index[Delivery]{Name: "queue", Values: func(d *Delivery) []string {
+		if d.Status != Pending {
+			return nil
+		}
+		return []string{d.ChannelID}
+	}},
+).WithExpiry(func(d *Delivery) time.Time { return d.ExpiresAt })
+
+// ErrDeliveryNotFound: no delivery with that id.
+var ErrDeliveryNotFound = fault.New(fault.NotFound, "delivery not found")
+
+// deliveryKey is the idempotency key of (event, channel, target).
+func deliveryKey(eventID, channelID, target string) string {
+	sum := sha256.Sum256([]byte(eventID + "\x00" + channelID + "\x00" + target))
+	return "ndl_" + hex.EncodeToString(sum[:16])
+}
+
+// Run dispatches events and delivers notifications until ctx ends. It is
+// a leader duty: one replica runs it at a time, and it may stop and start
+// again (another replica then carries on where it stopped).
+func (s *Service) Run(ctx context.Context) {
+	for ctx.Err() == nil {
+		s.dispatchAll(ctx)
+		next := s.deliverDue(ctx)
+		wait := time.Minute
+		if !next.IsZero() {
+			wait = max(next.Sub(s.now()), 0)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-s.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// dispatchBatch bounds the events read from the outbox at once, so that a
+// backlog of any size costs bounded memory.
+const dispatchBatch = 100
+
+// dispatchAll turns every event in the outbox into its deliveries.
+func (s *Service) dispatchAll(ctx context.Context) {
+	for ctx.Err() == nil {
+		n, err := s.dispatch()
+		if err != nil {
+			s.log.Error("notifications: dispatch events", "err", err)
+			return
+		}
+		if n < dispatchBatch {
+			return
+		}
+	}
+}
+
+// dispatch handles one batch of events; each event's deliveries and its
+// removal from the outbox commit together, so an event is dispatched
+// exactly once even if this replica dies halfway.
+func (s *Service) dispatch() (int, error) {
+	var batch []events.Event
+	if err := s.db.View(func(tx *store.Tx) (err error) { batch, err = events.Pending(tx, dispatchBatch); return err }); err != nil {
+		return 0, err
+	}
+	for i := range batch {
+		e := &batch[i]
+		err := s.db.Update(func(tx *store.Tx) error {
+			ds, err := s.plan(tx, e)
+			if err != nil {
+				return err
+			}
+			for _, d := range ds {
+				if err := deliveries.Insert(tx, d.ID, d); err != nil {
+					return err
+				}
+			}
+			return events.Done(tx, e.ID)
+		})
+		if err != nil {
+			return i, fmt.Errorf("event %s: %w", e.ID, err)
+		}
+	}
+	return len(batch), nil
+}
+
+// plan returns the deliveries e makes: one per matching route, and one per
+// personal target its recipient turned on.
+func (s *Service) plan(tx *store.Tx, e *events.Event) ([]*Delivery, error) {
+	raw, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Delivery
+	seen := map[string]bool{}
+	add := func(c *Channel, target, route, recipient string) error {
+		key := deliveryKey(e.ID, c.ID, target)
+		if seen[key] {
+			return nil // two routes to the same place send once
+		}
+		seen[key] = true
+		t, err := templateFor(tx, e.Type, c.Type)
+		if err != nil {
+			return err
+		}
+		msg, err := t.render(e)
+		if err != nil {
+			// An override that fails on a real event: fall back to the
+			// built-in template rather than lose the event.
+			s.log.Warn("notifications: template failed; using the built-in one", "event_type", e.Type, "channel_type", c.Type, "err", err)
+			b := builtin
+			if msg, err = b.render(e); err != nil {
+				return err
+			}
+		}
+		now := s.now()
+		out = append(out, &Delivery{ID: store.NewID("ndl"), Key: key, EventID: e.ID, EventType: e.Type, Severity: e.Severity, Cluster: e.Cluster,
+			ChannelID: c.ID, Channel: c.Name, ChannelType: c.Type, Target: target, Recipient: recipient, Route: route,
+			Subject: msg.Subject, Text: msg.Text, HTML: msg.HTML, Event: raw,
+			Status: Pending, NextAttempt: now, CreatedAt: now, UpdatedAt: now})
+		return nil
+	}
+	err = routes.Scan(tx, store.ScanOptions{}, func(_ string, r *Route) (bool, error) {
+		if !r.matches(e) {
+			return true, nil
+		}
+		c, err := channelByName(tx, r.Channel)
+		if errors.Is(err, ErrChannelNotFound) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return true, add(c, r.Target, r.Name, "")
+	})
+	if err != nil || e.Recipient == "" {
+		return out, err
+	}
+	p, err := personal.Get(tx, e.Recipient)
+	if errors.Is(err, store.ErrNotFound) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	wanted := []struct {
+		on          bool
+		typ, target string
+	}{
+		{p.EmailNotifications, "email", ""},
+		{p.SlackNotifications, "slack", p.SlackTarget},
+		{p.TelegramNotifications, "telegram", p.TelegramChatID},
+	}
+	for _, w := range wanted {
+		if !w.on {
+			continue
+		}
+		target := w.target
+		if w.typ == "email" {
+			if target, err = s.users.Email(e.Recipient); err != nil || target == "" {
+				continue
+			}
+		}
+		c, err := personalChannel(tx, w.typ)
+		if err != nil {
+			return nil, err
+		}
+		// No personal channel of the type: the personal copy is not sent;
+		// it never falls back to an operator's channel.
+		if c != nil && target != "" {
+			if err := add(c, target, "", e.Recipient); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// perChannelPass bounds the deliveries one channel sends in one pass, so a
+// busy channel cannot starve the others.
+const perChannelPass = 100
+
+// deliverDue sends what is due, channel by channel and in order within
+// each, and returns when the earliest pending delivery not yet sent is
+// due (zero: none).
+func (s *Service) deliverDue(ctx context.Context) time.Time {
+	var chans []Channel
+	err := s.db.View(func(tx *store.Tx) error {
+		return channels.Scan(tx, store.ScanOptions{}, func(_ string, c *Channel) (bool, error) {
+			chans = append(chans, *c)
+			return true, nil
+		})
+	})
+	if err != nil {
+		s.log.Error("notifications: read channels", "err", err)
+		return s.now().Add(s.opts.RetryMin)
+	}
+	var next time.Time
+	later := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	for i := range chans {
+		later(s.deliverChannel(ctx, &chans[i]))
+	}
+	return next
+}
+
+// deliverChannel sends channel c's due deliveries in order; the first that
+// is not due or fails holds the ones after it back, so a receiver that was
+// down gets everything afterwards in the order it happened.
+func (s *Service) deliverChannel(ctx context.Context, c *Channel) time.Time {
+	for range perChannelPass {
+		if ctx.Err() != nil {
+			return time.Time{}
+		}
+		var head *Delivery
+		err := s.db.View(func(tx *store.Tx) error {
+			ids, err := deliveries.IDsBy(tx, "queue", c.ID)
+			if err != nil || len(ids) == 0 {
+				return err
+			}
+			head, err = deliveries.Get(tx, ids[0])
+			return err
+		})
+		if err != nil {
+			s.log.Error("notifications: read queue", "channel", c.Name, "err", err)
+			return s.now().Add(s.opts.RetryMin)
+		}
+		if head == nil {
+			return time.Time{}
+		}
+		if head.NextAttempt.After(s.now()) {
+			return head.NextAttempt
+		}
+		if next := s.attempt(ctx, c, head); !next.IsZero() {
+			return next
+		}
+	}
+	return s.now() // more to send: come back at once
+}
+
+// attempt sends d once and records the outcome; it returns when d is due
+// again if it stays pending (zero when it was delivered or died).
+func (s *Service) attempt(ctx context.Context, c *Channel, d *Delivery) time.Time {
+	msg := sdk.Message{IdempotencyKey: d.Key, Channel: c.Type, Target: d.Target, Subject: d.Subject, TextBody: d.Text, HTMLBody: d.HTML,
+		Metadata: map[string]string{"event": string(d.Event), "event_id": d.EventID, "event_type": d.EventType, "severity": string(d.Severity), "cluster": d.Cluster}}
+	var receipt sdk.Delivery
+	settings, err := s.settings(c)
+	if err == nil {
+		msg.Settings = settings
+		var n interface {
+			Send(context.Context, sdk.Message) (sdk.Delivery, error)
+		}
+		n, _, _, err = s.notifier(ctx, c.Type, c.Plugin)
+		if err == nil {
+			cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
+			receipt, err = n.Send(cctx, msg)
+			cancel()
+		}
+	}
+	if ctx.Err() != nil {
+		return s.now() // stopping: this attempt does not count
+	}
+	now := s.now()
+	d.Attempts++
+	d.UpdatedAt = now
+	var next time.Time
+	log := s.log.With("delivery", d.ID, "channel", c.Name, "event_type", d.EventType, "attempt", d.Attempts)
+	switch {
+	case err == nil:
+		d.Status, d.DeliveredAt, d.ProviderMessageID, d.LastError = Delivered, now, receipt.ProviderMessageID, ""
+		d.NextAttempt, d.ExpiresAt = time.Time{}, now.Add(s.opts.Retention)
+		log.Debug("notification delivered")
+	case permanent(err) || d.Attempts >= s.opts.MaxAttempts:
+		d.Status, d.LastError, d.NextAttempt = Dead, failureText(err), time.Time{}
+		d.ExpiresAt = now.Add(s.opts.Retention)
+		log.Warn("notification dead", "err", d.LastError)
+	default:
+		next = now.Add(backoff(s.opts.RetryMin, s.opts.RetryMax, d.Attempts))
+		d.LastError, d.NextAttempt = failureText(err), next
+		log.Info("notification not delivered; will retry", "err", d.LastError, "next_attempt", next)
+	}
+	if err := s.db.Update(func(tx *store.Tx) error { return deliveries.Put(tx, d.ID, d) }); err != nil {
+		log.Error("notifications: record attempt", "err", err)
+		return now.Add(s.opts.RetryMin)
+	}
+	return next
+}
+
+// permanent reports failures a retry cannot cure: the plugin found the
+// message, target or settings wrong, or the provider refused for good.
+func permanent(err error) bool {
+	for _, k := range []error{sdk.ErrInvalidArgument, sdk.ErrNotFound, sdk.ErrUnimplemented, sdk.ErrFailedPrecondition, sdk.ErrPermissionDenied} {
+		if errors.Is(err, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// failureText is what a delivery records of a failure: the plugin's own
+// message (which must not hold secrets; the conformance suite and
+// plugins/notify's tests check theirs), bounded.
+func failureText(err error) string {
+	msg := refusalText(err)
+	if len(msg) > 500 {
+		msg = msg[:500] + "…"
+	}
+	return msg
+}
+
+// backoff is exponential from min to max with full jitter in its upper
+// half, so retries of many deliveries spread out.
+func backoff(lo, hi time.Duration, attempts int) time.Duration {
+	d := lo
+	for i := 1; i < attempts && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	return d/2 + rand.N(d/2+1)
+}
