@@ -35,9 +35,10 @@ var ErrRefused = errors.New("netguard: refused")
 type Guard struct {
 	// Allow is the operator's explicit allow-list, for receivers on
 	// private networks; empty by default. A prefix opens the addresses it
-	// contains, also in their IPv4-mapped and 64:ff9b::/96 NAT64 forms. Cloud metadata
-	// addresses open only to an entry naming exactly that address, so that
-	// allowing, say, 100.64.0.0/10 does not open Alibaba's 100.100.100.200.
+	// contains, also in their IPv4-mapped and 64:ff9b::/96 NAT64 forms.
+	// Cloud metadata addresses open only to an entry naming exactly that
+	// address, so that allowing, say, 100.64.0.0/10 does not open
+	// Alibaba's 100.100.100.200.
 	Allow []netip.Prefix
 
 	// Resolver looks up DNS names; nil means net.DefaultResolver.
