@@ -35,7 +35,7 @@ func transportErr(what string, err error) error {
 	)
 	switch {
 	case errors.Is(err, netguard.ErrRefused):
-		return invalidf("%s: %v", what, err)
+		return invalidf("%s: %v%s", what, err, allowHint)
 	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verify):
 		return kindf(sdk.ErrFailedPrecondition, "%s: TLS: %v (is the peer's CA in ca_file?)", what, err)
 	case errors.As(err, &record):
@@ -43,6 +43,9 @@ func transportErr(what string, err error) error {
 	}
 	return kindf(sdk.ErrRetryable, "%s: %v", what, err)
 }
+
+// allowHint tells the operator how a refused private target is allowed.
+const allowHint = " (private networks are reached only when the plugin's allow_private_targets names them)"
 
 // maxPeerText bounds how much of a peer's answer goes into an error.
 const maxPeerText = 300

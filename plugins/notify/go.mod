@@ -2,9 +2,13 @@ module github.com/berthgw/berth/plugins/notify
 
 go 1.25.0
 
-require github.com/berthgw/berth/sdk v0.0.0
+require (
+	github.com/berthgw/berth/sdk v0.0.0
+	github.com/emersion/go-smtp v0.26.0
+)
 
 require (
+	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6 // indirect
 	github.com/fatih/color v1.13.0 // indirect
 	github.com/golang/protobuf v1.5.4 // indirect
 	github.com/hashicorp/go-hclog v1.6.3 // indirect

@@ -64,7 +64,7 @@ func checkURL(ctx context.Context, rt *runtime, what, raw string) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, netguard.ErrRefused):
-		return invalidf("%s: %v", what, err)
+		return invalidf("%s: %v%s", what, err, allowHint)
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
