@@ -153,3 +153,5 @@ var (
 	invalid      = sdk.ErrInvalidArgument
 	notFoundKind = sdk.ErrNotFound
 )
+
+func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
