@@ -58,8 +58,9 @@ func buildEmail(from, to *mail.Address, id string, msg sdk.Message, now time.Tim
 	header("Content-Type", mime.FormatMediaType("multipart/alternative", map[string]string{"boundary": body.Boundary()}))
 	buf.WriteString("\r\n")
 
+	// Clients that show the text part must show something.
 	text := msg.TextBody
-	if text == "" && msg.HTMLBody == "" {
+	if text == "" {
 		text = msg.Subject
 	}
 	htmlBody := msg.HTMLBody
