@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -91,8 +92,21 @@ func TestWebhookDelivery(t *testing.T) {
 				}
 			}
 			// What a receiver does: verify the signature on the raw body.
-			if err := webhook.Verify([]byte(hookSecret), got.Header.Get("X-Berth-Signature"), got.Body, time.Now(), webhook.DefaultTolerance); err != nil {
+			sig := got.Header.Get("X-Berth-Signature")
+			if err := webhook.Verify([]byte(hookSecret), sig, got.Body, time.Now(), webhook.DefaultTolerance); err != nil {
 				t.Errorf("the receiver cannot verify the delivery: %v", err)
+			}
+			// ... and refuses it altered, under another secret, or replayed late.
+			tampered := append([]byte(nil), got.Body...)
+			tampered[len(tampered)/2] ^= 1
+			for what, err := range map[string]error{
+				"tampered body": webhook.Verify([]byte(hookSecret), sig, tampered, time.Now(), webhook.DefaultTolerance),
+				"wrong secret":  webhook.Verify([]byte(hookSecret+"x"), sig, got.Body, time.Now(), webhook.DefaultTolerance),
+				"replayed late": webhook.Verify([]byte(hookSecret), sig, got.Body, time.Now().Add(10*time.Minute), webhook.DefaultTolerance),
+			} {
+				if !errors.Is(err, webhook.ErrSignature) {
+					t.Errorf("%s: Verify = %v, want ErrSignature", what, err)
+				}
 			}
 			// The signature's time is the send's, not some other clock.
 			ts, err := strconv.ParseInt(strings.TrimPrefix(strings.Split(got.Header.Get("X-Berth-Signature"), ",")[0], "t="), 10, 64)
