@@ -5,6 +5,7 @@ go 1.25.0
 require (
 	github.com/berthgw/berth/sdk v0.0.0
 	github.com/emersion/go-smtp v0.26.0
+	github.com/miekg/dns v1.1.73
 )
 
 require (

@@ -115,14 +115,11 @@ func classify(ip netip.Addr) verdict {
 	case nat64.Contains(ip):
 		return embeds("NAT64", ipv4At(b, 12, 13, 14, 15))
 	case nat64Local.Contains(ip):
-		// RFC 8215 leaves the prefix length inside the /48, and so where
-		// the IPv4 address sits (RFC 6052 section 2.2), to the operator,
-		// whose own translator would make the connection: refused unless
-		// allowed, naming the address the common /96 layout shows if that
-		// is not public.
-		if v := embeds("local-use NAT64", ipv4At(b, 12, 13, 14, 15)); v.reason != "" {
-			return v
-		}
+		// RFC 8215 leaves the prefix length inside the /48, and with it
+		// where the IPv4 address sits (RFC 6052 section 2.2), to the
+		// operator, whose own translator makes the connection. No reading
+		// of the address can be trusted, so all of it is refused unless
+		// the allow-list names the IPv6 addresses themselves.
 		return verdict{reason: "local-use NAT64"}
 	case sixToFour.Contains(ip):
 		return embeds("6to4", ipv4At(b, 2, 3, 4, 5))

@@ -57,9 +57,10 @@ func TestCheckAddrRefusesNonPublic(t *testing.T) {
 		{"64:ff9b::7f00:1", "loopback (NAT64 form of 127.0.0.1)"},
 		{"64:ff9b::a9fe:a9fe", "cloud metadata (NAT64 form of 169.254.169.254)"},
 		{"64:ff9b::a00:1", "private (NAT64 form of 10.0.0.1)"},
-		{"64:ff9b:1::7f00:1", "loopback (local-use NAT64 form of 127.0.0.1)"},
+		{"64:ff9b:1::7f00:1", "local-use NAT64"},        // 127.0.0.1 in the /96 layout
 		{"64:ff9b:1:7f00:0:100::", "local-use NAT64"},   // 127.0.0.1 in the /48 layout
 		{"64:ff9b:1:5db8:d8:2200::", "local-use NAT64"}, // 93.184.216.34 in the /48 layout
+		{"64:ff9b:1::5db8:d822", "local-use NAT64"},     // 93.184.216.34 in the /96 layout
 		{"2002:7f00:1::1", "loopback (6to4 form of 127.0.0.1)"},
 		{"2002:a9fe:a9fe::", "cloud metadata (6to4 form of 169.254.169.254)"},
 		{"2001:0:4136:e378:8000:63bf:80ff:fffe", "loopback (Teredo form of 127.0.0.1)"},
@@ -137,7 +138,8 @@ func TestAllowListOpensOnlyWhatItNames(t *testing.T) {
 		{"169.254.1.1", true},
 		{"169.254.169.254", false}, // metadata inside an allowed range
 		{"64:ff9b::a9fe:a9fe", false},
-		{"168.63.129.16", true}, // metadata named exactly
+		{"64:ff9b:1::7f00:1", false}, // local-use NAT64: no reading of it can be trusted
+		{"168.63.129.16", true},      // metadata named exactly
 		{"fd12::1", true},
 		{"fd00:ec2::254", false}, // metadata inside an allowed range
 		{"fe80::1", false},

@@ -35,9 +35,10 @@ var ErrRefused = errors.New("netguard: refused")
 type Guard struct {
 	// Allow is the operator's explicit allow-list, for receivers on
 	// private networks; empty by default. A prefix opens the addresses it
-	// contains, also in their IPv4-mapped and NAT64 forms. Cloud metadata
-	// addresses open only to an entry naming exactly that address, so that
-	// allowing, say, 100.64.0.0/10 does not open Alibaba's 100.100.100.200.
+	// contains, also in their IPv4-mapped and 64:ff9b::/96 NAT64 forms.
+	// Cloud metadata addresses open only to an entry naming exactly that
+	// address, so that allowing, say, 100.64.0.0/10 does not open
+	// Alibaba's 100.100.100.200.
 	Allow []netip.Prefix
 
 	// Resolver looks up DNS names; nil means net.DefaultResolver.
@@ -83,8 +84,9 @@ func ParseAllowList(cidrs []string) ([]netip.Prefix, error) {
 
 // CheckAddr returns nil if ip is public or on the allow-list, and an error
 // wrapping ErrRefused otherwise. IPv4-mapped, IPv4-compatible, NAT64
-// (64:ff9b::/96, 64:ff9b:1::/48), 6to4 and Teredo addresses are judged by
-// the IPv4 address they carry.
+// (64:ff9b::/96), 6to4 and Teredo addresses are judged by the IPv4 address
+// they carry; local-use NAT64 addresses (64:ff9b:1::/48), whose IPv4
+// address cannot be located reliably, are refused unless allowed.
 func (g *Guard) CheckAddr(ip netip.Addr) error {
 	if why := g.refusal(ip); why != "" {
 		return fmt.Errorf("%w: %s", ErrRefused, why)
@@ -176,6 +178,9 @@ func (g *Guard) addrs(ctx context.Context, network, host string) ([]netip.Addr, 
 	}
 	if ip.IsValid() {
 		if why := g.refusal(ip); why != "" {
+			if host == ip.String() {
+				return nil, fmt.Errorf("%w: %s", ErrRefused, why)
+			}
 			return nil, fmt.Errorf("%w: host %q: %s", ErrRefused, host, why)
 		}
 		return []netip.Addr{ip.Unmap()}, nil
@@ -196,7 +201,7 @@ func (g *Guard) addrs(ctx context.Context, network, host string) ([]netip.Addr, 
 	// name that points inside is not a receiver on the internet.
 	for i, ip := range ips {
 		if why := g.refusal(ip); why != "" {
-			return nil, fmt.Errorf("%w: host %q resolves to %s", ErrRefused, host, why)
+			return nil, fmt.Errorf("%w: host %q: DNS answer %s", ErrRefused, host, why)
 		}
 		ips[i] = ip.Unmap()
 	}
