@@ -81,10 +81,10 @@ type Operation struct {
 	// reports it names them even when a worker ends the operation later.
 	CancelledBy string     `json:"cancelled_by,omitempty"`
 	CreatedBy   string     `json:"created_by,omitempty"`
-	CreatedAt       time.Time  `json:"created_at"`
-	UpdatedAt       time.Time  `json:"updated_at"`
-	StartedAt       *time.Time `json:"started_at,omitempty"`
-	FinishedAt      *time.Time `json:"finished_at,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	FinishedAt  *time.Time `json:"finished_at,omitempty"`
 	// Deadline is when a running operation fails if it has not ended.
 	Deadline *time.Time `json:"deadline,omitempty"`
 }
