@@ -158,6 +158,9 @@ func (s *Service) Provision(ctx context.Context, actor *identity.Principal, ps P
 	ev.Details = map[string]string{"provisioner": ps.Provisioner, "operation": op.ID}
 	s.record(ctx, ev, "cluster.create", ps.Name, err)
 	s.refresh(ps.Name)
+	if q := (*quotaRefusal)(nil); errors.As(err, &q) {
+		s.reportQuota(actor.UserID, actor.UserID, ps.Name, q)
+	}
 	if err != nil {
 		return nil, mapStoreErr(err)
 	}
@@ -171,7 +174,10 @@ func (s *Service) Reshape(ctx context.Context, actor *identity.Principal, name s
 	if err := shape.validate(); err != nil {
 		return nil, err
 	}
-	var op *operations.Operation
+	var (
+		op    *operations.Operation
+		owner string
+	)
 	err := s.db.Update(func(tx *store.Tx) error {
 		r, err := records.Get(tx, name)
 		if err != nil || r.Status == StatusDeleted {
@@ -180,6 +186,7 @@ func (s *Service) Reshape(ctx context.Context, actor *identity.Principal, name s
 		if r.Provisioner == "" || lc.Operations == nil {
 			return fault.New(fault.Invalid, "cluster %q was registered, not provisioned: Berth cannot change its shape", name)
 		}
+		owner = r.CreatedBy
 		if err := s.checkQuota(tx, r.CreatedBy, name, shape.total()); err != nil {
 			return err
 		}
@@ -198,6 +205,10 @@ func (s *Service) Reshape(ctx context.Context, actor *identity.Principal, name s
 	}
 	s.record(ctx, ev, "cluster.update", name, err)
 	s.refresh(name)
+	if q := (*quotaRefusal)(nil); errors.As(err, &q) {
+		// The quota is the owner's, whoever asked.
+		s.reportQuota(actor.UserID, owner, name, q)
+	}
 	if err != nil {
 		return nil, mapStoreErr(err)
 	}
@@ -273,11 +284,14 @@ func (s *Service) checkQuota(tx *store.Tx, user, except string, want Resources) 
 	}
 	switch {
 	case q.MaxClusters > 0 && count > q.MaxClusters:
-		return fault.New(fault.QuotaExceeded, "quota exceeded: at most %d clusters per user", q.MaxClusters)
+		return &quotaRefusal{fault.New(fault.QuotaExceeded, "quota exceeded: at most %d clusters per user", q.MaxClusters),
+			"clusters", fmt.Sprint(q.MaxClusters), fmt.Sprint(count)}
 	case q.MaxCPUMillicores > 0 && cpu > q.MaxCPUMillicores:
-		return fault.New(fault.QuotaExceeded, "quota exceeded: at most %s CPU per user; this would make %s", cpuString(q.MaxCPUMillicores), cpuString(cpu))
+		return &quotaRefusal{fault.New(fault.QuotaExceeded, "quota exceeded: at most %s CPU per user; this would make %s", cpuString(q.MaxCPUMillicores), cpuString(cpu)),
+			"cpu", cpuString(q.MaxCPUMillicores), cpuString(cpu)}
 	case q.MaxMemoryBytes > 0 && mem > q.MaxMemoryBytes:
-		return fault.New(fault.QuotaExceeded, "quota exceeded: at most %s memory per user; this would make %s", memString(q.MaxMemoryBytes), memString(mem))
+		return &quotaRefusal{fault.New(fault.QuotaExceeded, "quota exceeded: at most %s memory per user; this would make %s", memString(q.MaxMemoryBytes), memString(mem)),
+			"memory", memString(q.MaxMemoryBytes), memString(mem)}
 	}
 	return nil
 }
@@ -458,6 +472,9 @@ func (e executor) Settle(tx *store.Tx, op *operations.Operation) error {
 		switch {
 		case ok:
 			r.Status, r.LastError = StatusReady, ""
+			if err := emitRegistered(tx, e.s.opts.Now().UTC(), op.CreatedBy, r, sourceProvisioned); err != nil {
+				return err
+			}
 		case failed:
 			r.Status, r.LastError = StatusError, "create failed: "+op.Error
 		case cancelled && op.AttemptCount == 0:
@@ -486,8 +503,11 @@ func (e executor) Settle(tx *store.Tx, op *operations.Operation) error {
 		switch {
 		case ok:
 			r.Status, r.DeletedAt, r.Sealed, r.LastError = StatusDeleted, &now, nil, ""
-			r.ConnectionStatus = ConnPending
+			r.ConnectionStatus, r.UnreachableSince = ConnPending, nil
 			if err := deleteMembers(tx, r.Name); err != nil {
+				return err
+			}
+			if err := emitDeleted(tx, e.s.opts.Now().UTC(), op.CreatedBy, r.Name); err != nil {
 				return err
 			}
 		case failed:

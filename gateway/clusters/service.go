@@ -50,6 +50,10 @@ type Record struct {
 	KubernetesVersion string            `json:"kubernetes_version,omitempty"`
 	LastObservedAt    *time.Time        `json:"last_observed_at,omitempty"`
 	LastError         string            `json:"last_error,omitempty"`
+	// UnreachableSince is when probes stopped connecting to the cluster's
+	// API server, while they still cannot: what cluster.unreachable and
+	// cluster.recovered are the transitions of (probeTransition).
+	UnreachableSince *time.Time `json:"unreachable_since,omitempty"`
 	// Permissions are what the gateway's identity may do there, as last
 	// probed.
 	Permissions *Permissions `json:"permissions,omitempty"`
@@ -382,7 +386,10 @@ func (s *Service) Register(ctx context.Context, actor *identity.Principal, sp Sp
 		if err := claimName(tx, r.Name); err != nil {
 			return err
 		}
-		return records.Insert(tx, r.Name, r)
+		if err := records.Insert(tx, r.Name, r); err != nil {
+			return err
+		}
+		return emitRegistered(tx, now, actor.UserID, r, sourceRegistered)
 	})
 	s.record(ctx, ev, "cluster.create", r.Name, err)
 	s.refresh(r.Name)
@@ -485,11 +492,14 @@ func (s *Service) deleteRecord(ctx context.Context, actor *identity.Principal, n
 			return &operations.BusyError{Operation: busy}
 		}
 		now := tx.Now().UTC()
-		r.Status, r.DeletedAt, r.Sealed, r.UpdatedAt = StatusDeleted, &now, nil, now
+		r.Status, r.DeletedAt, r.Sealed, r.UpdatedAt, r.UnreachableSince = StatusDeleted, &now, nil, now, nil
 		if err := records.Put(tx, name, r); err != nil {
 			return err
 		}
-		return deleteMembers(tx, name)
+		if err := deleteMembers(tx, name); err != nil {
+			return err
+		}
+		return emitDeleted(tx, s.opts.Now().UTC(), actor.UserID, name)
 	})
 	if op != nil {
 		ev.Details = map[string]string{"operation": op.ID}
@@ -901,6 +911,9 @@ func (s *Service) observe(name, version string, perms *Permissions, perr error) 
 			r.ConnectionStatus, r.LastError = ConnUnreachable, perr.Error()
 		default:
 			r.ConnectionStatus, r.LastError = ConnError, perr.Error()
+		}
+		if err := probeTransition(tx, now, r, perr); err != nil {
+			return err
 		}
 		return records.Put(tx, name, r)
 	})

@@ -15,6 +15,8 @@ import (
 	"github.com/caddyserver/certmagic"
 	"github.com/libdns/libdns"
 	"golang.org/x/time/rate"
+
+	"github.com/berthgw/berth/gateway/store"
 )
 
 // certmagic events Berth listens to; the rest are not even built (see
@@ -158,20 +160,32 @@ func (m *Manager) onEvent(_ context.Context, event string, data map[string]any) 
 		if m.limiter != nil && !renewal && !m.limiter.Allow() {
 			err := fmt.Errorf("on-demand issuance limit reached (%d per %s)", m.cfg.OnDemand.Issuances, m.cfg.OnDemand.Per)
 			m.log.Warn("refused on-demand certificate", "name", id, "err", err)
-			m.setStatus(id, func(s *nameStatus) { s.LastError, s.LastErrorAt = err.Error(), m.now().UTC() })
+			m.setStatus(id, func(s *nameStatus) { s.LastError, s.LastErrorAt = err.Error(), m.now().UTC() }, nil)
 			// No retry: the handshake that asked fails now, a later one
 			// may try again.
 			return certmagic.ErrNoRetry{Err: err}
 		}
 	case evObtained:
-		m.setStatus(id, func(s *nameStatus) { s.LastRenewedAt, s.LastError, s.LastErrorAt = m.now().UTC(), "", time.Time{} })
+		m.setStatus(id, func(s *nameStatus) { s.LastRenewedAt, s.LastError, s.LastErrorAt = m.now().UTC(), "", time.Time{} },
+			func(_ *store.Tx, _, next *nameStatus) error { next.FailureReported = false; return nil })
 		m.log.Info("tls certificate obtained", "name", id, "renewal", renewal, "issuer", data["issuer"])
 	case evFailed:
 		msg := "unknown error"
 		if err, ok := data["error"].(error); ok {
 			msg = err.Error()
 		}
-		m.setStatus(id, func(s *nameStatus) { s.LastError, s.LastErrorAt = msg, m.now().UTC() })
+		at := m.now().UTC()
+		m.setStatus(id, func(s *nameStatus) { s.LastError, s.LastErrorAt = msg, at },
+			func(tx *store.Tx, stored, next *nameStatus) error {
+				// certmagic retries a failed renewal with backoff for
+				// days, firing cert_failed at every attempt: the first
+				// failure since the last success is the news.
+				if stored.FailureReported {
+					return nil
+				}
+				next.FailureReported = true
+				return emitRenewalFailed(tx, at, id, renewal, msg)
+			})
 	}
 	return nil
 }

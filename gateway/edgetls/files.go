@@ -112,13 +112,13 @@ func (m *Manager) watchFiles(ctx context.Context) {
 			if !bytes.Equal(sig, lastBad) {
 				lastBad = sig
 				m.log.Error("tls files changed but cannot be used; still serving the previous certificate", "err", err)
-				m.setStatus(filesStatusKey, func(s *nameStatus) { s.LastError, s.LastErrorAt = err.Error(), m.now().UTC() })
+				m.setStatus(filesStatusKey, func(s *nameStatus) { s.LastError, s.LastErrorAt = err.Error(), m.now().UTC() }, nil)
 			}
 			continue
 		}
 		lastBad = nil
 		m.filePair.Store(&filePair{certPEM: certPEM, keyPEM: keyPEM, cert: cert})
-		m.setStatus(filesStatusKey, func(s *nameStatus) { s.LastRenewedAt, s.LastError = m.now().UTC(), "" })
+		m.setStatus(filesStatusKey, func(s *nameStatus) { s.LastRenewedAt, s.LastError = m.now().UTC(), "" }, nil)
 		m.log.Info("tls certificate reloaded from files", "serial", cert.Leaf.SerialNumber.Text(16),
 			"not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -69,6 +70,11 @@ type nameStatus struct {
 	LastRenewedAt time.Time `json:"last_renewed_at,omitzero"`
 	LastError     string    `json:"last_error,omitempty"`
 	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
+	// FailureReported is set when certificate.renewal_failed was emitted
+	// for the failures since the last success, and cleared by the next
+	// success: each run of failures is reported once, on every replica's
+	// behalf. Only the store's copy counts (see setStatus).
+	FailureReported bool `json:"failure_reported,omitempty"`
 }
 
 // statusTable keeps each name's nameStatus, so a restart does not forget
@@ -225,6 +231,10 @@ func (m *Manager) Start(httpAddr, httpsAddr string) error {
 	if _, port, err := net.SplitHostPort(httpsAddr); err == nil && m.httpsPort == "" {
 		m.httpsPort = port
 	}
+	if m.db != nil {
+		m.wg.Add(1)
+		go m.watchExpiry(ctx)
+	}
 	switch m.mode {
 	case ModeFiles:
 		m.wg.Add(1)
@@ -258,8 +268,12 @@ func (m *Manager) Stop() {
 }
 
 // setStatus changes name's status in memory and in the store. saveMu
-// keeps the writes of one name in the order of the changes.
-func (m *Manager) setStatus(name string, fn func(*nameStatus)) {
+// keeps the writes of one name in the order of the changes. report, when
+// not nil, runs in the transaction that saves the status, with the stored
+// status before the change and the one about to be stored (which it may
+// amend): events that must be emitted once across replicas decide on the
+// store's copy, which every replica shares, not on this process's memory.
+func (m *Manager) setStatus(name string, fn func(*nameStatus), report func(tx *store.Tx, stored, next *nameStatus) error) {
 	m.saveMu.Lock()
 	defer m.saveMu.Unlock()
 	m.statusMu.Lock()
@@ -274,7 +288,24 @@ func (m *Manager) setStatus(name string, fn func(*nameStatus)) {
 	if m.db == nil {
 		return
 	}
-	if err := m.db.Update(func(tx *store.Tx) error { return statusTable.Put(tx, name, &saved) }); err != nil {
+	err := m.db.Update(func(tx *store.Tx) error {
+		stored, err := statusTable.Get(tx, name)
+		if errors.Is(err, store.ErrNotFound) {
+			stored, err = &nameStatus{}, nil
+		}
+		if err != nil {
+			return err
+		}
+		next := saved
+		next.FailureReported = stored.FailureReported
+		if report != nil {
+			if err := report(tx, stored, &next); err != nil {
+				return err
+			}
+		}
+		return statusTable.Put(tx, name, &next)
+	})
+	if err != nil {
 		m.log.Warn("certificate status not saved", "name", name, "err", err)
 	}
 }

@@ -127,9 +127,9 @@ func TestCertificateStatusSurvivesRestart(t *testing.T) {
 	}
 	m := start()
 	failedAt := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	m.setStatus("a.example", func(s *nameStatus) { s.LastError, s.LastErrorAt = "acme: rate limited", failedAt })
-	m.setStatus("b.example", func(s *nameStatus) { s.LastRenewedAt = failedAt })
-	m.setStatus("b.example", func(s *nameStatus) { s.LastError, s.LastErrorAt = "dns: timeout", failedAt.Add(time.Hour) })
+	m.setStatus("a.example", func(s *nameStatus) { s.LastError, s.LastErrorAt = "acme: rate limited", failedAt }, nil)
+	m.setStatus("b.example", func(s *nameStatus) { s.LastRenewedAt = failedAt }, nil)
+	m.setStatus("b.example", func(s *nameStatus) { s.LastError, s.LastErrorAt = "dns: timeout", failedAt.Add(time.Hour) }, nil)
 	m.Stop()
 
 	m = start()

@@ -50,6 +50,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for validity checks; nil means time.Now.
 	Now func() time.Time
+	// ExpiryWarning is how long before a certificate expires
+	// certificate.expiring is emitted for it; zero means
+	// DefaultExpiryWarning.
+	ExpiryWarning time.Duration
+	// ExpiryCheckInterval is how often certificates are checked against
+	// ExpiryWarning; zero means DefaultExpiryCheckInterval.
+	ExpiryCheckInterval time.Duration
 	// PublicURL is Berth's address as clients reach it (public_url). When
 	// it is an https URL, the HTTP-to-HTTPS redirect sends clients to its
 	// port rather than the bound one, which port forwarding or a load

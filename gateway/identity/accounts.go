@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/events"
 	"github.com/berthgw/berth/gateway/store"
 )
 
@@ -79,7 +80,7 @@ func (s *Service) CreateUser(ctx context.Context, actor *Principal, in NewUser, 
 			}
 			return err
 		}
-		return nil
+		return s.emitAccount(tx, events.UserCreated, actor, u)
 	})
 	if err != nil {
 		return nil, err
@@ -250,6 +251,9 @@ func (s *Service) UpdateUser(ctx context.Context, actor *Principal, id string, c
 		// transaction, so that writes to the user's sessions (the user
 		// signing in again and again) cannot hold the disabling back.
 		moreSessions = u.Status == StatusDisabled && before.Status != StatusDisabled
+		if moreSessions {
+			return s.emitAccount(tx, events.UserDisabled, actor, u)
+		}
 		return nil
 	})
 	if err != nil {
@@ -392,6 +396,9 @@ func (s *Service) ResetPassword(ctx context.Context, actor *Principal, id, passw
 		}
 		u.PasswordHash, u.PasswordChangedAt, u.UpdatedAt = hash, now, now
 		if err := usersTable.Put(tx, id, u); err != nil {
+			return err
+		}
+		if err := s.emitAccount(tx, events.UserPasswordReset, actor, u); err != nil {
 			return err
 		}
 		moreSessions, err = revokeWhere(tx, "user", id, now, "password_reset", s.db.RecordsPerTxn(sessionWrites))

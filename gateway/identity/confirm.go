@@ -16,7 +16,8 @@ func (s *Service) ConfirmPassword(p *Principal, password string) error {
 		return invalid("password must be 1 to %d characters", MaxPasswordLength)
 	}
 	lockKey := s.lockKey(p.Username)
-	if wait, _, err := s.beginAttempt(lockKey); err != nil {
+	wait, lock, err := s.beginAttempt(lockKey)
+	if err != nil {
 		return err
 	} else if wait > 0 {
 		return locked(wait)
@@ -28,6 +29,9 @@ func (s *Service) ConfirmPassword(p *Principal, password string) error {
 		return ErrUnauthenticated
 	}
 	if VerifyPassword(u.PasswordHash, password) != nil {
+		if lock > 0 {
+			s.reportLockedOut(lockKey, u)
+		}
 		return forbidden("the password is wrong")
 	}
 	s.resetFailures(lockKey)

@@ -71,13 +71,15 @@ func (s *Service) SignIn(ctx context.Context, username, password, method string,
 		} else {
 			e.Details["username"] = username
 		}
+		var lockedOut *User
 		if lock > 0 {
 			e.Details["locked_for"] = lock.String()
+			lockedOut = u
 		}
-		s.recordLogin(ctx, userID, lockKey, method, audit.ResultFailure, reason, m, &e)
+		s.recordLogin(ctx, userID, lockKey, method, audit.ResultFailure, reason, m, &e, lockedOut)
 		return nil, ErrInvalidCredentials
 	}
-	s.recordLogin(ctx, u.ID, lockKey, method, audit.ResultSuccess, "", m, nil)
+	s.recordLogin(ctx, u.ID, lockKey, method, audit.ResultSuccess, "", m, nil, nil)
 	return u, nil
 }
 
@@ -88,8 +90,9 @@ func (s *Service) SignIn(ctx context.Context, username, password, method string,
 // unknown name writes the same but the history record, still in one
 // transaction: both paths cost one synced write, so the time a refusal
 // takes does not tell whether the name exists. (A success is audited when
-// its session starts.)
-func (s *Service) recordLogin(ctx context.Context, userID, lockKey, method, result, reason string, m Meta, e *audit.Event) {
+// its session starts.) lockedOut is the account this failure locked, if
+// it did: the user.locked_out event commits with the failure's record.
+func (s *Service) recordLogin(ctx context.Context, userID, lockKey, method, result, reason string, m Meta, e *audit.Event, lockedOut *User) {
 	now := s.now().UTC()
 	if e != nil {
 		s.prepare(nil, m, e)
@@ -107,6 +110,11 @@ func (s *Service) recordLogin(ctx context.Context, userID, lockKey, method, resu
 		}
 		if result == audit.ResultSuccess {
 			if err := clearFailures(tx, lockKey); err != nil {
+				return err
+			}
+		}
+		if lockedOut != nil {
+			if err := s.emitLockedOut(tx, lockKey, lockedOut); err != nil {
 				return err
 			}
 		}
@@ -478,7 +486,8 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 		return invalid("current_password is too long")
 	}
 	lockKey := s.lockKey(p.Username)
-	if wait, _, err := s.beginAttempt(lockKey); err != nil {
+	wait, lock, err := s.beginAttempt(lockKey)
+	if err != nil {
 		return err
 	} else if wait > 0 {
 		return locked(wait)
@@ -492,6 +501,9 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 		return ErrUnauthenticated
 	}
 	if VerifyPassword(u.PasswordHash, current) != nil {
+		if lock > 0 {
+			s.reportLockedOut(lockKey, u)
+		}
 		s.record(ctx, p, m, audit.Event{Action: "password_change", ResourceType: "user", ResourceID: p.UserID,
 			Result: audit.ResultFailure, Reason: "bad_password"})
 		return forbidden("current password is wrong")

@@ -62,6 +62,9 @@ type Token struct {
 	Revoked   bool      `json:"revoked,omitempty"`
 	CreatedBy string    `json:"created_by"`
 	CreatedAt time.Time `json:"created_at"`
+	// ExpiryReported is set by the sweep that reported the token expired
+	// unused (join_token.expired), so it is reported once.
+	ExpiryReported bool `json:"expiry_reported,omitempty"`
 }
 
 // Status derives the token's status at now.
@@ -323,7 +326,10 @@ func (s *Service) Redeem(ctx context.Context, value, clientIP string) (*Token, s
 		if len(t.UsedBy) < 100 && !slices.Contains(t.UsedBy, clientIP) {
 			t.UsedBy = append(t.UsedBy, clientIP)
 		}
-		return tokens.Put(tx, t.ID, t)
+		if err := tokens.Put(tx, t.ID, t); err != nil {
+			return err
+		}
+		return emitUsed(tx, s.now(), t, clientIP)
 	})
 	if err != nil {
 		return nil, "", ErrNotFound

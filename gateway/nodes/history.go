@@ -190,7 +190,8 @@ func (h *History) ObserveCluster(cluster string) ([]Event, error) {
 		prev, err = nodeObservations.Get(tx, cluster)
 		return err
 	})
-	if errors.Is(err, store.ErrNotFound) {
+	first := errors.Is(err, store.ErrNotFound)
+	if first {
 		prev, err = &observation{Cluster: cluster}, nil
 	}
 	if err != nil {
@@ -208,7 +209,19 @@ func (h *History) ObserveCluster(cluster string) ([]Event, error) {
 	for i := range events {
 		events[i].ID, events[i].Cluster, events[i].Time = store.NewID("nev"), cluster, now
 	}
-	if err := h.write(cluster, events, &observation{Cluster: cluster, Nodes: next, ObservedAt: now}); err != nil {
+	var notes []notice
+	if !first {
+		// The first observation of a cluster finds its nodes, it does not
+		// see them join: the history records them, nobody is notified.
+		notes = notices(prev.Nodes, events)
+	}
+	err = h.write(cluster, events, notes, prev, &observation{Cluster: cluster, Nodes: next, ObservedAt: now})
+	if errors.Is(err, errStale) {
+		// Another observer recorded a newer state meanwhile; the next
+		// observation compares with that one.
+		return nil, nil
+	}
+	if err != nil {
 		return nil, fmt.Errorf("node history of %s: %w", cluster, err)
 	}
 	return events, nil
@@ -222,7 +235,10 @@ const writeBatch = 500
 // and the state commit together; a burst larger than one batch (the first
 // observation of a big cluster) is split, with the state in the last
 // transaction, so a crash in between repeats events rather than losing them.
-func (h *History) write(cluster string, events []Event, obs *observation) error {
+// The notifications go into the outbox in that last transaction, which
+// stores the state only while it is still prev (errStale otherwise): a
+// transition is reported by the one observer that recorded it.
+func (h *History) write(cluster string, events []Event, notes []notice, prev, obs *observation) error {
 	for start := 0; ; start += writeBatch {
 		end := min(start+writeBatch, len(events))
 		last := end == len(events)
@@ -232,10 +248,24 @@ func (h *History) write(cluster string, events []Event, obs *observation) error 
 					return err
 				}
 			}
-			if last {
-				return nodeObservations.Put(tx, cluster, obs)
+			if !last {
+				return nil
 			}
-			return nil
+			stored, err := nodeObservations.Get(tx, cluster)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				if !prev.ObservedAt.IsZero() {
+					return errStale // forgotten meanwhile: the cluster went away
+				}
+			case err != nil:
+				return err
+			case !stored.ObservedAt.Equal(prev.ObservedAt):
+				return errStale
+			}
+			if err := nodeObservations.Put(tx, cluster, obs); err != nil {
+				return err
+			}
+			return h.emit(tx, cluster, obs.ObservedAt, notes)
 		})
 		if err != nil {
 			return fmt.Errorf("record node events: %w", err)

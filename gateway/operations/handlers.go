@@ -102,7 +102,11 @@ func (h *Handlers) Cancel(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	out, err := h.svc.Cancel(op.ID)
+	by := ""
+	if p := authn.PrincipalFrom(ctx); p != nil {
+		by = p.UserID
+	}
+	out, err := h.svc.Cancel(op.ID, by)
 	h.record(ctx, op, err)
 	if err != nil {
 		return err

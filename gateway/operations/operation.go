@@ -76,12 +76,15 @@ type Operation struct {
 	Spec json.RawMessage `json:"spec,omitempty"`
 	// CancelRequested is set when a cancel arrives while the work runs;
 	// the worker ends the operation at its next safe point.
-	CancelRequested bool       `json:"cancel_requested,omitempty"`
-	CreatedBy       string     `json:"created_by,omitempty"`
-	CreatedAt       time.Time  `json:"created_at"`
-	UpdatedAt       time.Time  `json:"updated_at"`
-	StartedAt       *time.Time `json:"started_at,omitempty"`
-	FinishedAt      *time.Time `json:"finished_at,omitempty"`
+	CancelRequested bool `json:"cancel_requested,omitempty"`
+	// CancelledBy is the user who asked for the cancel, so the event that
+	// reports it names them even when a worker ends the operation later.
+	CancelledBy string     `json:"cancelled_by,omitempty"`
+	CreatedBy   string     `json:"created_by,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	FinishedAt  *time.Time `json:"finished_at,omitempty"`
 	// Deadline is when a running operation fails if it has not ended.
 	Deadline *time.Time `json:"deadline,omitempty"`
 }

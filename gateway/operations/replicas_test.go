@@ -27,7 +27,7 @@ func TestCancelAskedOnAnotherReplica(t *testing.T) {
 	op := insert(t, db, Create, "a")
 	leader.Kick()
 	waitStored(t, leader, op.ID, func(op *Operation) bool { return op.ProvisionerOperation != "" })
-	out, err := follower.Cancel(op.ID)
+	out, err := follower.Cancel(op.ID, "usr_2")
 	if err != nil || !out.CancelRequested {
 		t.Fatalf("cancel through the follower: %+v %v", out, err)
 	}

@@ -92,7 +92,7 @@ func (w *worker) drive(op *Operation) (Status, string) {
 			}
 			// The cancel arrived while Begin was in flight: too late.
 			op, err = s.update(op.ID, func(o *Operation) error {
-				o.CancelRequested = false
+				o.CancelRequested, o.CancelledBy = false, ""
 				o.Message = "cancel refused: the provisioner had already started the work"
 				return nil
 			})
@@ -298,6 +298,9 @@ func (s *Service) finish(id string, status Status, msg string) {
 		}
 		now := tx.Now().UTC()
 		op.Status, op.FinishedAt, op.UpdatedAt, op.CancelRequested = status, &now, now, false
+		if status != Cancelled {
+			op.CancelledBy = "" // a cancel that came too late to matter
+		}
 		switch status {
 		case Succeeded:
 			op.Stage, op.Message, op.Percent, op.Error = "done", "succeeded", 100, ""
@@ -310,6 +313,9 @@ func (s *Service) finish(id string, status Status, msg string) {
 		// Stored first, so Settle sees the cluster free for a follow-up
 		// operation (the clean-up of a cancelled create).
 		if err := table.Put(tx, id, op); err != nil {
+			return err
+		}
+		if err := s.emitEnd(tx, op); err != nil {
 			return err
 		}
 		out = op

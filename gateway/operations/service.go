@@ -340,8 +340,9 @@ func (s *Service) List(f Filter, page, pageSize int) ([]Operation, int, error) {
 // running one is marked and its worker ends it at the next safe point:
 // before the provisioner starts the work, or, for a create, while it runs
 // (the executor then cleans up what was made). Changes and deletions the
-// provisioner has started are not cancellable: ErrNotCancellable.
-func (s *Service) Cancel(id string) (*Operation, error) {
+// provisioner has started are not cancellable: ErrNotCancellable. by is
+// the user asking, named by the operation.cancelled event.
+func (s *Service) Cancel(id, by string) (*Operation, error) {
 	var (
 		out     *Operation
 		settled bool
@@ -357,15 +358,19 @@ func (s *Service) Cancel(id string) (*Operation, error) {
 			return ErrFinished
 		case op.Status == Pending:
 			op.Status, op.Stage, op.Message, op.FinishedAt, op.UpdatedAt = Cancelled, "cancelled", "cancelled before it started", &now, now
+			op.CancelledBy = by
 			out, settled = op, true
 			if err := table.Put(tx, id, op); err != nil {
+				return err
+			}
+			if err := s.emitEnd(tx, op); err != nil {
 				return err
 			}
 			return s.exec.Settle(tx, op)
 		case op.Type != Create && op.ProvisionerOperation != "":
 			return ErrNotCancellable
 		default:
-			op.CancelRequested = true
+			op.CancelRequested, op.CancelledBy = true, by
 		}
 		op.UpdatedAt = now
 		out = op

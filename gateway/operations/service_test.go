@@ -330,18 +330,18 @@ func TestCancel(t *testing.T) {
 	// One worker: the second waits, and cancelling it ends it at once.
 	pending := insert(t, db, Create, "b")
 	s.Kick()
-	out, err := s.Cancel(pending.ID)
+	out, err := s.Cancel(pending.ID, "usr_2")
 	if err != nil || out.Status != Cancelled || out.FinishedAt == nil {
 		t.Fatalf("cancel pending: %+v, %v", out, err)
 	}
 	if got := x.wait(t); got.ID != pending.ID || got.Status != Cancelled {
 		t.Fatalf("settled %+v", got)
 	}
-	if _, err := s.Cancel(pending.ID); !errors.Is(err, ErrFinished) {
+	if _, err := s.Cancel(pending.ID, "usr_2"); !errors.Is(err, ErrFinished) {
 		t.Errorf("cancel twice: %v", err)
 	}
 	// A running create is cancelled while the provisioner works on it.
-	out, err = s.Cancel(running.ID)
+	out, err = s.Cancel(running.ID, "usr_2")
 	if err != nil || out.Status != Running || !out.CancelRequested {
 		t.Fatalf("cancel running: %+v, %v", out, err)
 	}
@@ -354,14 +354,14 @@ func TestCancel(t *testing.T) {
 	s.Kick()
 	<-accepted
 	waitStored(t, s, upd.ID, func(op *Operation) bool { return op.ProvisionerOperation != "" })
-	if _, err := s.Cancel(upd.ID); !errors.Is(err, ErrNotCancellable) {
+	if _, err := s.Cancel(upd.ID, "usr_2"); !errors.Is(err, ErrNotCancellable) {
 		t.Errorf("cancel a started update: %v", err)
 	}
 	close(release)
 	if got := x.wait(t); got.ID != upd.ID || got.Status != Succeeded {
 		t.Fatalf("update after a refused cancel: %+v", got)
 	}
-	if _, err := s.Cancel("op_missing"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Cancel("op_missing", "usr_2"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("cancel unknown: %v", err)
 	}
 }
@@ -376,7 +376,7 @@ func TestCancelDuringRetryWait(t *testing.T) {
 	op := insert(t, db, Update, "a")
 	s.Kick()
 	waitStored(t, s, op.ID, func(op *Operation) bool { return op.Stage == "waiting" })
-	if _, err := s.Cancel(op.ID); err != nil {
+	if _, err := s.Cancel(op.ID, "usr_2"); err != nil {
 		t.Fatal(err)
 	}
 	if got := x.wait(t); got.Status != Cancelled || got.AttemptCount != 1 {

@@ -191,6 +191,7 @@ func (in *instance) setState(s State, err error) {
 	close(in.changed)
 	in.changed = make(chan struct{})
 	in.mu.Unlock()
+	in.reportHealth(from, s, msg)
 	if from == s {
 		return
 	}
