@@ -8,14 +8,17 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/berthgw/berth/gateway.Version=$(VERSION)
 # Modules in this repository: the gateway (root) and the plugin SDK, which is
 # its own module so plugin authors do not inherit the gateway's dependencies.
-MODULES := . sdk plugins/provisioner-local
+MODULES := . sdk plugins/provisioner-local plugins/notify
 
 .PHONY: all build run test fmt-check vet unit e2e-tools pebble helm bench bench-proxy fuzz proto clean
 
 all: build
 
+# The first-party notifier plugin goes beside the binary, where the gateway
+# finds and starts it without configuration.
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/berth ./cmd/berth
+	cd plugins/notify && $(GO) build -trimpath -o ../../bin/berth-plugin-notify .
 
 run: build
 	./bin/berth serve

@@ -93,7 +93,8 @@ func (g *Gateway) initClusters() error {
 	// Join-token digests are keyed by a key derived from the secret key,
 	// so a copy of the store alone cannot test guesses offline.
 	joinKey := g.box.Derive("berth join-token digests")
-	g.joinAPI = join.NewHandlers(join.NewService(g.db, svc, g.audit, joinKey, g.clock), g.authn, g.publicURL)
+	g.joinSvc = join.NewService(g.db, svc, g.audit, joinKey, g.clock)
+	g.joinAPI = join.NewHandlers(g.joinSvc, g.authn, g.publicURL)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/berthgw/berth/gateway/breakglass"
+	"github.com/berthgw/berth/gateway/join"
 	"github.com/berthgw/berth/gateway/lifecycle"
 	"github.com/berthgw/berth/gateway/store"
 )
@@ -63,7 +64,7 @@ func (g *Gateway) addComponents() {
 // lead stops its duties, and starts them when it leads again.
 func (g *Gateway) duties() *lifecycle.Sequence {
 	d := &lifecycle.Sequence{}
-	d.Add("notification outbox", lifecycle.NewLoop(g.plugins.RunOutbox))
+	d.Add("notification outbox", lifecycle.NewLoop(g.notify.Run))
 	d.Add("cluster probes", lifecycle.NewLoop(g.clusters.RunProbes))
 	d.Add("node history", lifecycle.NewLoop(g.fleetOps.history.Run))
 	d.Add("break-glass sweep", lifecycle.NewLoop(func(ctx context.Context) {
@@ -75,6 +76,9 @@ func (g *Gateway) duties() *lifecycle.Sequence {
 		OnStart: func(context.Context) error { g.operations.Start(); return nil },
 		OnStop:  func(context.Context) error { g.operations.Stop(); return nil },
 	})
+	d.Add("join-token sweep", lifecycle.NewLoop(func(ctx context.Context) {
+		g.joinSvc.Run(ctx, join.SweepInterval, g.log)
+	}))
 	d.Add("audit purge", lifecycle.NewLoop(func(ctx context.Context) {
 		g.audit.Run(ctx, g.cfg.Audit.PurgeInterval.D())
 	}))

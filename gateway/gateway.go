@@ -32,6 +32,7 @@ import (
 	"github.com/berthgw/berth/gateway/metrics"
 	"github.com/berthgw/berth/gateway/middleware"
 	"github.com/berthgw/berth/gateway/nodes"
+	"github.com/berthgw/berth/gateway/notify"
 	"github.com/berthgw/berth/gateway/operations"
 	"github.com/berthgw/berth/gateway/pluginhost"
 	"github.com/berthgw/berth/gateway/ratelimit"
@@ -81,6 +82,8 @@ type Gateway struct {
 	limiter     *ratelimit.Limiter
 	identityAPI *identity.Handlers
 	plugins     *pluginhost.Host
+	notify      *notify.Service
+	notifyAPI   *notify.Handlers
 
 	// The cluster registry and the Kubernetes proxy.
 	clusters   *clusters.Service
@@ -90,6 +93,7 @@ type Gateway struct {
 	operations    *operations.Service
 	operationsAPI *operations.Handlers
 	proxyRoute    *clusters.ProxyRoute
+	joinSvc       *join.Service
 	joinAPI       *join.Handlers
 	nodesAPI      *nodes.Handlers
 	fleetOps      fleetOps // node history, break-glass kubeconfigs (fleetops_wire.go)
@@ -173,6 +177,7 @@ func (g *Gateway) init(stdout io.Writer) error {
 		return err
 	}
 	g.initFleetOps()
+	g.initNotify()
 	router, err := g.routes()
 	if err != nil {
 		return err

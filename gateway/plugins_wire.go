@@ -2,8 +2,14 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
 
 	"github.com/berthgw/berth/gateway/config"
 	"github.com/berthgw/berth/gateway/fault"
@@ -18,14 +24,14 @@ func (g *Gateway) initPlugins() error {
 	// The route table uses plugins:admin; roles may grant it only once it
 	// is registered, here rather than in an init() of pluginhost.
 	identity.RegisterPermission(pluginhost.PermAdmin, "see plugins and their state, and reload their configuration")
-	opts := pluginOptions(g.cfg.Plugins)
+	opts := pluginOptions(g.cfg)
 	opts.DB, opts.Logger, opts.Audit, opts.Clock = g.db, g.log, g.audit, g.clock
 	opts.Reload = func() ([]pluginhost.Plugin, error) {
 		c, err := g.cfg.Reload()
 		if err != nil {
 			return nil, reloadConfigError(err)
 		}
-		return pluginOptions(c.Plugins).Plugins, nil
+		return pluginOptions(c).Plugins, nil
 	}
 	h, err := pluginhost.New(opts)
 	if err != nil {
@@ -40,8 +46,10 @@ func (g *Gateway) initPlugins() error {
 }
 
 // pluginOptions translates the plugins section of the configuration, whose
-// loading supplied the defaults, into the plugin host's options.
-func pluginOptions(c config.Plugins) pluginhost.Options {
+// loading supplied the defaults, into the plugin host's options, with the
+// first-party plugins found installed.
+func pluginOptions(cfg *config.Config) pluginhost.Options {
+	c := cfg.Plugins
 	o := pluginhost.Options{
 		StartTimeout:      c.StartTimeout.D(),
 		CallTimeout:       c.CallTimeout.D(),
@@ -51,12 +59,6 @@ func pluginOptions(c config.Plugins) pluginhost.Options {
 		RestartBackoffMin: c.RestartBackoffMin.D(),
 		RestartBackoffMax: c.RestartBackoffMax.D(),
 		MaxFailures:       c.MaxFailures,
-		Notify: pluginhost.NotifyOptions{
-			MaxAttempts:   c.Notify.MaxAttempts,
-			RetryMin:      c.Notify.RetryMin.D(),
-			RetryMax:      c.Notify.RetryMax.D(),
-			DeadRetention: c.Notify.DeadRetention.D(),
-		},
 	}
 	for _, p := range c.Instances {
 		o.Plugins = append(o.Plugins, pluginhost.Plugin{
@@ -64,7 +66,79 @@ func pluginOptions(c config.Plugins) pluginhost.Options {
 			Required: p.Required, Capabilities: p.Capabilities, Config: p.Config,
 		})
 	}
+	if c.Discover {
+		o.Plugins = append(o.Plugins, discoverPlugins(cfg, o.Plugins)...)
+	}
 	return o
+}
+
+// firstParty are the plugins Berth ships, by executable name.
+var firstParty = []struct {
+	file, name, capability string
+	config                 func(*config.Config) map[string]any
+}{
+	{"berth-plugin-notify", "notify", "notifier", func(c *config.Config) map[string]any {
+		m := map[string]any{"allow_private_targets": c.Notifications.AllowPrivateTargets}
+		if c.Notifications.CAFile != "" {
+			m["ca_file"] = c.Notifications.CAFile
+		}
+		return m
+	}},
+}
+
+// discoverPlugins returns the first-party plugins installed in
+// plugins.dir or beside the berth executable that declared lacks, so that
+// installing one is all an operator does. Each is pinned to the SHA-256
+// its executable has now: a file swapped later is refused at its next
+// start, as a declared plugin's would be.
+func discoverPlugins(cfg *config.Config, declared []pluginhost.Plugin) []pluginhost.Plugin {
+	var dirs []string
+	if cfg.Plugins.Dir != "" {
+		dirs = append(dirs, cfg.Plugins.Dir)
+	}
+	if exe, err := os.Executable(); err == nil {
+		if exe, err = filepath.EvalSymlinks(exe); err == nil {
+			dirs = append(dirs, filepath.Dir(exe))
+		}
+	}
+	var out []pluginhost.Plugin
+	for _, fp := range firstParty {
+		if slices.ContainsFunc(declared, func(p pluginhost.Plugin) bool { return p.Name == fp.name }) {
+			continue
+		}
+		for _, dir := range dirs {
+			path := filepath.Join(dir, fp.file)
+			sum, err := fileSHA256(path)
+			if err != nil {
+				continue
+			}
+			out = append(out, pluginhost.Plugin{Name: fp.name, Path: path, SHA256: sum,
+				Capabilities: []string{fp.capability}, Config: fp.config(cfg)})
+			break
+		}
+	}
+	return out
+}
+
+// fileSHA256 is the hex SHA-256 of an executable regular file.
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
+		return "", fmt.Errorf("%s is not an executable file", path)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // reloadConfigError explains a configuration that does not load when a

@@ -36,6 +36,8 @@ type Config struct {
 	Proxy        Proxy        `yaml:"proxy"`
 	Provisioning Provisioning `yaml:"provisioning"`
 	Plugins      Plugins      `yaml:"plugins"`
+	// Notifications configures event delivery (docs/notifications.md).
+	Notifications Notifications `yaml:"notifications"`
 
 	// source and lookupEnv are what Load read, kept for Reload.
 	source    string
@@ -290,6 +292,9 @@ func (c *Config) Validate() error {
 		return &Error{"store.block_cache_size", "must not be negative"}
 	}
 	if err := c.validatePlugins(); err != nil {
+		return err
+	}
+	if err := c.validateNotifications(); err != nil {
 		return err
 	}
 	if err := c.checkProvisioner(); err != nil {

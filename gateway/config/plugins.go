@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -36,6 +37,10 @@ type Plugins struct {
 	// plugin's capabilities are marked degraded (the circuit opens).
 	MaxFailures int          `yaml:"max_failures"`
 	Notify      PluginNotify `yaml:"notify"`
+	// Discover starts Berth's first-party plugins found beside the berth
+	// executable or in Dir without an Instances entry.
+	Discover bool   `yaml:"discover"`
+	Dir      string `yaml:"dir"`
 	// Instances are the plugins to run.
 	Instances []Plugin `yaml:"instances"`
 }
@@ -134,6 +139,9 @@ func (c *Config) validatePlugins() error {
 	}
 	if p.Notify.MaxAttempts < 1 {
 		return &Error{"plugins.notify.max_attempts", "must be at least 1"}
+	}
+	if p.Dir != "" && !filepath.IsAbs(p.Dir) {
+		return &Error{"plugins.dir", "must be an absolute path"}
 	}
 	seen := map[string]bool{}
 	for i := range p.Instances {

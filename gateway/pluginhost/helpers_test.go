@@ -84,11 +84,7 @@ func testSettings(plugins ...Plugin) Options {
 		HealthInterval: 100 * time.Millisecond, HealthTimeout: 2 * time.Second,
 		RestartBackoffMin: 10 * time.Millisecond, RestartBackoffMax: 200 * time.Millisecond,
 		MaxFailures: 3,
-		Notify: NotifyOptions{
-			MaxAttempts: 3, RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond,
-			DeadRetention: time.Hour,
-		},
-		Plugins: plugins,
+		Plugins:     plugins,
 	}
 }
 
@@ -143,13 +139,6 @@ func (th *testHost) start(t testing.TB) {
 	if err := th.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// The outbox is its own component in the gateway; run it as the
-	// gateway does, after the plugins, and end it before they stop
-	// (cleanups run last-registered first).
-	octx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); th.RunOutbox(octx) }()
-	t.Cleanup(func() { stop(); <-done })
 }
 
 // waitFor polls cond until it holds, failing the test after a generous

@@ -92,8 +92,6 @@ type Options struct {
 	// MaxFailures is how many restarts in a row may fail before the
 	// plugin is marked degraded (the circuit opens).
 	MaxFailures int
-	// Notify configures the durable notification queue.
-	Notify NotifyOptions
 	// Logger receives the host's logs and the plugins' own, re-logged with
 	// the plugin's name; nil discards them.
 	Logger *slog.Logger
@@ -107,22 +105,8 @@ type Options struct {
 	// LookupEnv resolves the names in a plugin's env allowlist; nil means
 	// os.LookupEnv.
 	LookupEnv func(string) (string, bool)
-	// Clock stamps notifications and plugin states; nil means time.Now.
+	// Clock stamps plugin states; nil means time.Now.
 	Clock func() time.Time
-}
-
-// NotifyOptions configure the durable queue of notifications.
-type NotifyOptions struct {
-	// MaxAttempts is how many times a notification is tried before it is
-	// marked dead.
-	MaxAttempts int
-	// RetryMin and RetryMax bound the jittered exponential delay between
-	// attempts.
-	RetryMin time.Duration
-	RetryMax time.Duration
-	// DeadRetention is how long dead notifications are kept for
-	// inspection.
-	DeadRetention time.Duration
 }
 
 // Plugin declares one plugin process.
@@ -167,8 +151,6 @@ type Host struct {
 	instances []*instance
 	started   bool
 	stopped   bool
-
-	queueWake chan struct{}
 }
 
 // New builds a host for the configured plugins; nothing runs until Start.
@@ -185,7 +167,6 @@ func New(opts Options) (*Host, error) {
 		opts: opts, db: opts.DB, log: opts.Logger, audit: opts.Audit,
 		reload: opts.Reload, lookupEnv: opts.LookupEnv,
 		metrics: newMetrics(), bus: newEventBus(),
-		queueWake: make(chan struct{}, 1),
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -514,4 +495,12 @@ func (h *Host) capable(name string, c sdk.Capability) (*instance, error) {
 		return nil, missing(name, c)
 	}
 	return in, nil
+}
+
+// now reads the host's clock.
+func (h *Host) now() time.Time {
+	if h.opts.Clock != nil {
+		return h.opts.Clock()
+	}
+	return time.Now()
 }

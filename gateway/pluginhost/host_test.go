@@ -221,8 +221,8 @@ func TestHang(t *testing.T) {
 }
 
 // TestCircuitBreaker: a plugin whose restarts keep failing is marked
-// degraded; billing calls then fail closed (503) at once, notifications
-// wait in the queue, and both recover when the plugin can start again.
+// degraded; billing calls then fail closed (503) at once, and recover when
+// the plugin can start again.
 func TestCircuitBreaker(t *testing.T) {
 	crash := filepath.Join(t.TempDir(), "crash")
 	spec := declare(t, "tp", testplugin, nil, "TESTPLUGIN_CRASH_FILE="+crash)
@@ -258,88 +258,17 @@ func TestCircuitBreaker(t *testing.T) {
 	if status, code := answer(err); status != fasthttp.StatusServiceUnavailable || code != "unavailable" {
 		t.Errorf("answered %d %s, want 503 unavailable", status, code)
 	}
-	id, err := th.Notify(ctxT(t), "tp", sdk.Message{Channel: "ok", Subject: "queued while down"})
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	_ = os.Remove(crash)
 	waitFor(t, "running again", func() bool { return th.status(t, "tp").State == StateRunning })
 	if _, err := b.GetEntitlement(ctxT(t), "u1"); err != nil {
 		t.Fatalf("billing after recovery: %v", err)
 	}
-	waitFor(t, "the queued notification delivered", func() bool {
-		pending, err := th.Notifications("", 10)
-		return err == nil && len(pending) == 0
-	})
-	v, err := newKV(th.db, "tp").Get(ctxT(t), "last")
-	if err != nil || string(v) != "queued while down" {
-		t.Errorf("KV last = %q, %v (notification %s)", v, err, id)
-	}
 	if err := ready(); err != nil {
 		t.Errorf("not ready after recovery: %v", err)
 	}
 }
 
-// TestNotifyQueue: delivery, retries until dead, immediate death of an
-// undeliverable message, routing by channel, and the stable idempotency
-// key.
-func TestNotifyQueue(t *testing.T) {
-	th := newHost(t, testSettings(declare(t, "tp", testplugin, map[string]any{"label": "q"})))
-	var mu sync.Mutex
-	var sent []Event
-	defer th.Subscribe(func(ev Event) {
-		mu.Lock()
-		defer mu.Unlock()
-		if ev.Type == "sent" {
-			sent = append(sent, ev)
-		}
-	})()
-	th.start(t)
-	ok, err := th.Notify(ctxT(t), "", sdk.Message{Channel: "ok", Subject: "routed"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	failing, _ := th.Notify(ctxT(t), "tp", sdk.Message{Channel: "fail"})
-	unknown, _ := th.Notify(ctxT(t), "tp", sdk.Message{Channel: "nope"})
-	if _, err := th.Notify(ctxT(t), "", sdk.Message{}); !errors.Is(err, sdk.ErrInvalidArgument) {
-		t.Errorf("notify without a channel = %v", err)
-	}
-	if _, err := th.Notify(ctxT(t), "ghost", sdk.Message{Channel: "ok"}); !errors.Is(err, errUnknownPlugin) {
-		t.Errorf("notify to an unknown plugin = %v", err)
-	}
-	waitFor(t, "the queue to settle", func() bool {
-		all, err := th.Notifications("", 10)
-		if err != nil || len(all) != 2 {
-			return false
-		}
-		for _, n := range all {
-			if n.State != NotificationDead {
-				return false
-			}
-		}
-		return true
-	})
-	dead, _ := th.Notifications(NotificationDead, 10)
-	byID := map[string]Notification{}
-	for _, n := range dead {
-		byID[n.ID] = n
-	}
-	if n := byID[failing]; n.Attempts != 3 || !strings.Contains(n.LastError, "provider down") {
-		t.Errorf("retried notification: %+v", n)
-	}
-	if n := byID[unknown]; n.Attempts != 1 || !strings.Contains(n.LastError, "not found") {
-		t.Errorf("undeliverable notification: %+v", n)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(sent) != 1 || sent[0].Subject != ok || sent[0].Attributes["label"] != "q" {
-		t.Errorf("sent events = %+v, want one with the queue id %s as idempotency key", sent, ok)
-	}
-}
-
-// TestReload: a config change is applied in place; an invalid one is
-// refused and the old one stays; a changed launch restarts the plugin; the
 // API answers and audits.
 func TestReload(t *testing.T) {
 	spec := declare(t, "tp", testplugin, map[string]any{"label": "one"})

@@ -8,11 +8,10 @@ import (
 // configured name and fixed method names, so cardinality stays bounded by
 // the configuration.
 type metrics struct {
-	state         *prometheus.GaugeVec
-	restarts      *prometheus.CounterVec
-	calls         *prometheus.CounterVec
-	latency       *prometheus.HistogramVec
-	notifications *prometheus.CounterVec
+	state    *prometheus.GaugeVec
+	restarts *prometheus.CounterVec
+	calls    *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
 }
 
 func newMetrics() *metrics {
@@ -34,15 +33,11 @@ func newMetrics() *metrics {
 			Help:    "Time of a plugin call, by plugin and method, including any wait for a restarting plugin.",
 			Buckets: []float64{.0002, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"plugin", "method"}),
-		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "berth_plugin_notifications_total",
-			Help: "Queued notifications by outcome: delivered, retried, dead.",
-		}, []string{"outcome"}),
 	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.state, m.restarts, m.calls, m.latency, m.notifications}
+	return []prometheus.Collector{m.state, m.restarts, m.calls, m.latency}
 }
 
 var allStates = []State{StateStarting, StateRunning, StateRestarting, StateDegraded, StateFailed, StateStopped}
