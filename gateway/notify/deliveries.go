@@ -43,10 +43,10 @@ type Delivery struct {
 	Recipient string `json:"recipient,omitempty"`
 	// Route names the route that chose it (empty: personal or a test).
 	Route             string    `json:"route,omitempty"`
-	Subject           string    `json:"subject"`
-	Text              string    `json:"-"`
-	HTML              string    `json:"-"`
-	Event             []byte    `json:"-"`
+	Subject           string          `json:"subject"`
+	Text              string          `json:"text"`
+	HTML              string          `json:"html,omitempty"`
+	Event             json.RawMessage `json:"event"`
 	Status            string    `json:"status"`
 	Attempts          int       `json:"attempts"`
 	NextAttempt       time.Time `json:"next_attempt,omitzero"`

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"time"
@@ -131,11 +132,15 @@ func (s *Service) Test(ctx context.Context, channel, target, tmpl string) (*Test
 	if err != nil {
 		return nil, err
 	}
+	raw, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
 	cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
 	defer cancel()
 	receipt, err := n.Send(cctx, sdk.Message{IdempotencyKey: store.NewID("ntest"), Channel: c.Type, Target: target,
 		Subject: msg.Subject, TextBody: msg.Text, HTMLBody: msg.HTML, Settings: settings,
-		Metadata: map[string]string{"event_type": e.Type, "event_id": e.ID, "test": "true"}})
+		Metadata: map[string]string{"event": string(raw), "event_type": e.Type, "event_id": e.ID, "test": "true"}})
 	out := &TestResult{Channel: c.Name, Target: target, Template: tmpl}
 	if err != nil {
 		out.Error = failureText(err)

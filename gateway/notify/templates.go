@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"errors"
 	htmltemplate "html/template"
-	"maps"
-	"slices"
 	"strings"
 	"text/template"
 	"time"
@@ -213,6 +211,3 @@ func templateError(err error) string {
 	}
 	return msg
 }
-
-// dataFields lists an event's data keys, sorted (for docs and tests).
-func dataFields(e *events.Event) []string { return slices.Sorted(maps.Keys(e.Data)) }
