@@ -16,6 +16,7 @@ func (g *Gateway) initNotify() {
 		MaxAttempts: n.MaxAttempts, RetryMin: n.RetryMin.D(), RetryMax: n.RetryMax.D(), Retention: n.DeadRetention.D(),
 		CallTimeout: g.cfg.Plugins.CallTimeout.D(),
 	})
+	g.metrics.Register(g.notify.Collectors()...)
 	g.notifyAPI = notify.NewHandlers(g.notify, g.authn, g.audit)
 }
 

@@ -42,13 +42,17 @@ type Delivery struct {
 	// Recipient is the user a personal delivery is for.
 	Recipient string `json:"recipient,omitempty"`
 	// Route names the route that chose it (empty: personal or a test).
-	Route             string    `json:"route,omitempty"`
-	Subject           string          `json:"subject"`
-	Text              string          `json:"text"`
-	HTML              string          `json:"html,omitempty"`
-	Event             json.RawMessage `json:"event"`
-	Status            string    `json:"status"`
-	Attempts          int       `json:"attempts"`
+	Route    string          `json:"route,omitempty"`
+	Subject  string          `json:"subject"`
+	Text     string          `json:"text"`
+	HTML     string          `json:"html,omitempty"`
+	Event    json.RawMessage `json:"event"`
+	Status   string          `json:"status"`
+	Attempts int             `json:"attempts"`
+	// Waits counts passes when no plugin could take the delivery
+	// (restarting, not installed): they lengthen the wait but do not use
+	// up attempts, since nothing was offered to a receiver.
+	Waits             int       `json:"waits,omitempty"`
 	NextAttempt       time.Time `json:"next_attempt,omitzero"`
 	LastError         string    `json:"last_error,omitempty"`
 	ProviderMessageID string    `json:"provider_message_id,omitempty"`
@@ -311,6 +315,7 @@ func (s *Service) attempt(ctx context.Context, c *Channel, d *Delivery) time.Tim
 	msg := sdk.Message{IdempotencyKey: d.Key, Channel: c.Type, Target: d.Target, Subject: d.Subject, TextBody: d.Text, HTMLBody: d.HTML,
 		Metadata: map[string]string{"event": string(d.Event), "event_id": d.EventID, "event_type": d.EventType, "severity": string(d.Severity), "cluster": d.Cluster}}
 	var receipt sdk.Delivery
+	sent := false
 	settings, err := s.settings(c)
 	if err == nil {
 		msg.Settings = settings
@@ -319,6 +324,7 @@ func (s *Service) attempt(ctx context.Context, c *Channel, d *Delivery) time.Tim
 		}
 		n, _, _, err = s.notifier(ctx, c.Type, c.Plugin)
 		if err == nil {
+			sent = true
 			cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
 			receipt, err = n.Send(cctx, msg)
 			cancel()
@@ -328,22 +334,36 @@ func (s *Service) attempt(ctx context.Context, c *Channel, d *Delivery) time.Tim
 		return s.now() // stopping: this attempt does not count
 	}
 	now := s.now()
-	d.Attempts++
 	d.UpdatedAt = now
 	var next time.Time
+	if !sent {
+		s.outcomes.WithLabelValues("waited").Inc()
+		d.Waits++
+		next = now.Add(backoff(s.opts.RetryMin, s.opts.RetryMax, d.Waits))
+		d.LastError, d.NextAttempt = failureText(err), next
+		s.log.Info("notifications: no plugin can take the delivery now; it waits", "delivery", d.ID, "channel", c.Name, "err", d.LastError, "next_attempt", next)
+		if err := s.db.Update(func(tx *store.Tx) error { return deliveries.Put(tx, d.ID, d) }); err != nil {
+			s.log.Error("notifications: record wait", "err", err)
+		}
+		return next
+	}
+	d.Attempts++
 	log := s.log.With("delivery", d.ID, "channel", c.Name, "event_type", d.EventType, "attempt", d.Attempts)
 	switch {
 	case err == nil:
 		d.Status, d.DeliveredAt, d.ProviderMessageID, d.LastError = Delivered, now, receipt.ProviderMessageID, ""
 		d.NextAttempt, d.ExpiresAt = time.Time{}, now.Add(s.opts.Retention)
+		s.outcomes.WithLabelValues("delivered").Inc()
 		log.Debug("notification delivered")
 	case permanent(err) || d.Attempts >= s.opts.MaxAttempts:
 		d.Status, d.LastError, d.NextAttempt = Dead, failureText(err), time.Time{}
 		d.ExpiresAt = now.Add(s.opts.Retention)
+		s.outcomes.WithLabelValues("dead").Inc()
 		log.Warn("notification dead", "err", d.LastError)
 	default:
 		next = now.Add(backoff(s.opts.RetryMin, s.opts.RetryMax, d.Attempts))
 		d.LastError, d.NextAttempt = failureText(err), next
+		s.outcomes.WithLabelValues("retried").Inc()
 		log.Info("notification not delivered; will retry", "err", d.LastError, "next_attempt", next)
 	}
 	if err := s.db.Update(func(tx *store.Tx) error { return deliveries.Put(tx, d.ID, d) }); err != nil {

@@ -19,6 +19,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/events"
 	"github.com/berthgw/berth/gateway/fault"
@@ -73,7 +75,12 @@ type Service struct {
 	log     *slog.Logger
 	opts    Options
 	wake    chan struct{}
+	// outcomes counts delivery attempts by outcome.
+	outcomes *prometheus.CounterVec
 }
+
+// Collectors are the service's metrics.
+func (s *Service) Collectors() []prometheus.Collector { return []prometheus.Collector{s.outcomes} }
 
 // New makes the service and registers the commit hook that wakes the
 // outbox when an event or a delivery is written, here or on another
@@ -100,7 +107,11 @@ func New(o Options) *Service {
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = 30 * time.Second
 	}
-	s := &Service{db: o.DB, box: o.Box, plugins: o.Plugins, users: o.Users, audit: o.Audit, log: o.Logger, opts: o, wake: make(chan struct{}, 1)}
+	s := &Service{db: o.DB, box: o.Box, plugins: o.Plugins, users: o.Users, audit: o.Audit, log: o.Logger, opts: o, wake: make(chan struct{}, 1),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_notification_deliveries_total",
+			Help: "Notification delivery attempts by outcome: delivered, retried, dead, waited (no plugin could take it).",
+		}, []string{"outcome"})}
 	o.DB.OnCommit(func(changes []store.Change) {
 		for _, c := range changes {
 			if c.Table == events.Table() || c.Table == deliveries.Name() || c.Table == store.AllChanged.Table {

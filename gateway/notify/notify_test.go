@@ -474,3 +474,28 @@ func TestTestSend(t *testing.T) {
 		t.Errorf("a test send queued deliveries: %+v", d)
 	}
 }
+
+// Deliveries wait, without using up attempts, while no plugin offers
+// their channel's type; they go once one does.
+func TestDeliveriesWaitForTheirPlugin(t *testing.T) {
+	f := newFixture(t, true)
+	f.do(t, http.MethodPost, "/api/v1/notifications/channels", f.admin, map[string]any{"name": "hook", "type": "webhook", "url": "https://ops.example/"})
+	f.do(t, http.MethodPost, "/api/v1/notifications/routes", f.admin, map[string]any{"name": "all", "events": []string{"cluster.*"}, "channel": "hook"})
+	fake := f.fake
+	f.svc.plugins = plugins{} // the plugin went away
+	f.emit(t, events.Event{Type: events.ClusterDeleted, Cluster: "c1", Summary: "c1 deleted"})
+	for range 5 {
+		f.pass(t)
+		f.clock.add(2 * time.Minute)
+	}
+	items, _, _ := f.svc.ListDeliveries(DeliveryFilter{}, 1, 10)
+	if len(items) != 1 || items[0].Status != Pending || items[0].Attempts != 0 || items[0].Waits != 5 {
+		t.Fatalf("while the plugin is away: %+v", items)
+	}
+	f.svc.plugins = plugins{fake}
+	f.clock.add(2 * time.Hour)
+	f.pass(t)
+	if len(fake.messages()) != 1 {
+		t.Errorf("not delivered once the plugin was back")
+	}
+}
