@@ -123,30 +123,42 @@ func (s *Service) dispatchAll(ctx context.Context) {
 	}
 }
 
-// dispatch handles one batch of events; each event's deliveries and its
-// removal from the outbox commit together, so an event is dispatched
-// exactly once even if this replica dies halfway.
+// dispatch handles one batch of events. Each event's deliveries and its
+// removal from the outbox commit together (several events share a
+// transaction, as many as the store's transactions hold), so an event is
+// dispatched exactly once even if this replica dies halfway.
 func (s *Service) dispatch() (int, error) {
 	var batch []events.Event
 	if err := s.db.View(func(tx *store.Tx) (err error) { batch, err = events.Pending(tx, dispatchBatch); return err }); err != nil {
 		return 0, err
 	}
-	for i := range batch {
-		e := &batch[i]
+	limit := s.db.RecordsPerTxn(3)
+	for done := 0; done < len(batch); {
 		err := s.db.Update(func(tx *store.Tx) error {
-			ds, err := s.plan(tx, e)
-			if err != nil {
-				return err
-			}
-			for _, d := range ds {
-				if err := deliveries.Insert(tx, d.ID, d); err != nil {
+			n, writes := 0, 0
+			for _, e := range batch[done:] {
+				ds, err := s.plan(tx, &e)
+				if err != nil {
+					return fmt.Errorf("event %s: %w", e.ID, err)
+				}
+				if n > 0 && writes+len(ds)+1 > limit {
+					break // the rest go in the next transaction
+				}
+				for _, d := range ds {
+					if err := deliveries.Insert(tx, d.ID, d); err != nil {
+						return err
+					}
+				}
+				if err := events.Done(tx, e.ID); err != nil {
 					return err
 				}
+				n, writes = n+1, writes+len(ds)+1
 			}
-			return events.Done(tx, e.ID)
+			done += n
+			return nil
 		})
 		if err != nil {
-			return i, fmt.Errorf("event %s: %w", e.ID, err)
+			return done, err
 		}
 	}
 	return len(batch), nil
@@ -275,60 +287,88 @@ func (s *Service) deliverDue(ctx context.Context) time.Time {
 	return next
 }
 
+// headBatch is how many of a channel's queue are read at once.
+const headBatch = 32
+
 // deliverChannel sends channel c's due deliveries in order; the first that
 // is not due or fails holds the ones after it back, so a receiver that was
 // down gets everything afterwards in the order it happened.
 func (s *Service) deliverChannel(ctx context.Context, c *Channel) time.Time {
-	for range perChannelPass {
-		if ctx.Err() != nil {
-			return time.Time{}
-		}
-		var head *Delivery
+	sent := 0
+	for sent < perChannelPass {
+		var heads []*Delivery
 		err := s.db.View(func(tx *store.Tx) error {
-			ids, err := deliveries.IDsBy(tx, "queue", c.ID)
-			if err != nil || len(ids) == 0 {
+			ids, err := deliveries.FirstIDsBy(tx, "queue", c.ID, headBatch)
+			if err != nil {
 				return err
 			}
-			head, err = deliveries.Get(tx, ids[0])
-			return err
+			for _, id := range ids {
+				d, err := deliveries.Get(tx, id)
+				if err != nil {
+					return err
+				}
+				heads = append(heads, d)
+			}
+			return nil
 		})
 		if err != nil {
 			s.log.Error("notifications: read queue", "channel", c.Name, "err", err)
 			return s.now().Add(s.opts.RetryMin)
 		}
-		if head == nil {
+		if len(heads) == 0 {
 			return time.Time{}
 		}
-		if head.NextAttempt.After(s.now()) {
-			return head.NextAttempt
-		}
-		if next := s.attempt(ctx, c, head); !next.IsZero() {
-			return next
+		target := s.sender(ctx, c)
+		for _, d := range heads {
+			if ctx.Err() != nil {
+				return time.Time{}
+			}
+			if d.NextAttempt.After(s.now()) {
+				return d.NextAttempt
+			}
+			if next := s.attempt(ctx, c, target, d); !next.IsZero() {
+				return next
+			}
+			sent++
 		}
 	}
 	return s.now() // more to send: come back at once
 }
 
+// sendTarget is what sending through a channel needs, looked up once per
+// batch of its queue: its settings and the plugin that offers its type.
+type sendTarget struct {
+	settings map[string]string
+	notifier interface {
+		Send(context.Context, sdk.Message) (sdk.Delivery, error)
+	}
+	err error // why nothing can be sent now
+}
+
+func (s *Service) sender(ctx context.Context, c *Channel) sendTarget {
+	settings, err := s.settings(c)
+	if err != nil {
+		return sendTarget{err: err}
+	}
+	n, _, _, err := s.notifier(ctx, c.Type, c.Plugin)
+	if err != nil {
+		return sendTarget{err: err}
+	}
+	return sendTarget{settings: settings, notifier: n}
+}
+
 // attempt sends d once and records the outcome; it returns when d is due
 // again if it stays pending (zero when it was delivered or died).
-func (s *Service) attempt(ctx context.Context, c *Channel, d *Delivery) time.Time {
+func (s *Service) attempt(ctx context.Context, c *Channel, to sendTarget, d *Delivery) time.Time {
 	msg := sdk.Message{IdempotencyKey: d.Key, Channel: c.Type, Target: d.Target, Subject: d.Subject, TextBody: d.Text, HTMLBody: d.HTML,
 		Metadata: map[string]string{"event": string(d.Event), "event_id": d.EventID, "event_type": d.EventType, "severity": string(d.Severity), "cluster": d.Cluster}}
 	var receipt sdk.Delivery
-	sent := false
-	settings, err := s.settings(c)
-	if err == nil {
-		msg.Settings = settings
-		var n interface {
-			Send(context.Context, sdk.Message) (sdk.Delivery, error)
-		}
-		n, _, _, err = s.notifier(ctx, c.Type, c.Plugin)
-		if err == nil {
-			sent = true
-			cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
-			receipt, err = n.Send(cctx, msg)
-			cancel()
-		}
+	err, sent := to.err, to.err == nil
+	if sent {
+		msg.Settings = to.settings
+		cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
+		receipt, err = to.notifier.Send(cctx, msg)
+		cancel()
 	}
 	if ctx.Err() != nil {
 		return s.now() // stopping: this attempt does not count

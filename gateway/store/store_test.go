@@ -430,3 +430,36 @@ func schemaVersion(db *DB) (int, error) {
 	})
 	return v, err
 }
+
+func TestFirstIDsBy(t *testing.T) { eachBackend(t, testFirstIDsBy) }
+
+func testFirstIDsBy(t *testing.T, fresh func(*testing.T) Options) {
+	db := openStore(t, fresh(t))
+	tab := accounts()
+	must(t, db.Update(func(tx *Tx) error {
+		for i, id := range []string{"a3", "a1", "a5", "a2", "a4"} {
+			if err := tab.Insert(tx, id, &account{Name: id, Email: id + "@x", Groups: []string{"ops"}}); err != nil {
+				return err
+			}
+			if i == 2 {
+				if err := tab.Insert(tx, "b1", &account{Name: "b1", Email: "b1@x", Groups: []string{"dev"}}); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}))
+	must(t, db.Update(func(tx *Tx) error { return tab.Delete(tx, "a1") }))
+	must(t, db.View(func(tx *Tx) error {
+		for _, tc := range []struct {
+			n    int
+			want string
+		}{{1, "a2"}, {3, "a2 a3 a4"}, {10, "a2 a3 a4 a5"}} {
+			ids, err := tab.FirstIDsBy(tx, "group", "ops", tc.n)
+			if err != nil || strings.Join(ids, " ") != tc.want {
+				t.Errorf("first %d: %v %v, want %s", tc.n, ids, err, tc.want)
+			}
+		}
+		return nil
+	}))
+}

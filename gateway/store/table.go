@@ -185,6 +185,26 @@ func (t *Table[T]) IDsBy(tx *Tx, index, value string) ([]string, error) {
 	return ids, nil
 }
 
+// FirstIDsBy is IDsBy stopped after n ids: the head of a queue kept as a
+// plain index, read without walking the whole queue.
+func (t *Table[T]) FirstIDsBy(tx *Tx, index, value string, n int) ([]string, error) {
+	prefix := t.plainScanPrefix(index, value)
+	if err := tx.dependOn(valueGenerationKey(t.name, index, value)); err != nil {
+		return nil, err
+	}
+	var ids []string
+	err := tx.kv.scan(prefix, scanOrder{}, func(e entry) (bool, error) {
+		if e.live(tx.now.Unix()) {
+			ids = append(ids, e.key[len(prefix):])
+		}
+		return len(ids) < n, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s by %s: %w", t.name, index, err)
+	}
+	return ids, nil
+}
+
 // Insert stores v under a new id; ErrExists if the id is taken.
 func (t *Table[T]) Insert(tx *Tx, id string, v *T) error {
 	if _, err := t.Get(tx, id); err == nil {
