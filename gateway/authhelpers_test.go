@@ -32,14 +32,14 @@ type authGW struct {
 
 // startAuth starts a gateway with generous rate limits and no lockout (the
 // tests of those turn them back on through env) and a fake clock.
-func startAuth(t *testing.T, env map[string]string) *authGW {
+func startAuth(t testing.TB, env map[string]string) *authGW {
 	t.Helper()
 	return startAuthOn(t, env, stoppedClock())
 }
 
 // startAuthOn is startAuth on clock; edits change the configuration
 // where an environment variable cannot (an empty value reads as unset).
-func startAuthOn(t *testing.T, env map[string]string, clock *fakeClock, edits ...func(*config.Config)) *authGW {
+func startAuthOn(t testing.TB, env map[string]string, clock *fakeClock, edits ...func(*config.Config)) *authGW {
 	t.Helper()
 	vars := map[string]string{
 		"BERTH_DATA_DIR":                  t.TempDir(),
@@ -73,7 +73,7 @@ func startAuthOn(t *testing.T, env map[string]string, clock *fakeClock, edits ..
 }
 
 // startWithClock is start (gateway_test.go) with an injected clock.
-func startWithClock(t *testing.T, cfg *config.Config, clock func() time.Time) *testGateway {
+func startWithClock(t testing.TB, cfg *config.Config, clock func() time.Time) *testGateway {
 	t.Helper()
 	return startWith(t, cfg, clock, nil)
 }
@@ -90,7 +90,7 @@ func (ag *authGW) secret(s ...string) {
 
 // checkNoSecrets searches logs, audit events, login history and a full
 // backup of the store for every registered secret.
-func (ag *authGW) checkNoSecrets(t *testing.T) {
+func (ag *authGW) checkNoSecrets(t testing.TB) {
 	if ag.cancel == nil {
 		return // stopped early by the test; it checked itself
 	}
@@ -118,7 +118,7 @@ type raw = []byte
 
 // call sends a request. body is nil, raw, url.Values (form-encoded) or any
 // value to encode as JSON (apitest.NewRequest).
-func (ag *authGW) call(t *testing.T, method, path string, body any, opts ...opt) (int, []byte, http.Header) {
+func (ag *authGW) call(t testing.TB, method, path string, body any, opts ...opt) (int, []byte, http.Header) {
 	t.Helper()
 	req := apitest.NewRequest(t, method, ag.http+path, body)
 	for _, o := range opts {
@@ -129,7 +129,7 @@ func (ag *authGW) call(t *testing.T, method, path string, body any, opts ...opt)
 }
 
 // must is call that fails the test unless the status is want.
-func (ag *authGW) must(t *testing.T, want int, method, path string, body any, opts ...opt) []byte {
+func (ag *authGW) must(t testing.TB, want int, method, path string, body any, opts ...opt) []byte {
 	t.Helper()
 	status, data, _ := ag.call(t, method, path, body, opts...)
 	if status != want {
@@ -138,7 +138,7 @@ func (ag *authGW) must(t *testing.T, want int, method, path string, body any, op
 	return data
 }
 
-func decode[T any](t *testing.T, data []byte) T {
+func decode[T any](t testing.TB, data []byte) T {
 	t.Helper()
 	return apitest.Decode[T](t, data)
 }
@@ -151,7 +151,7 @@ type (
 	userOut   = apitest.UserOut
 )
 
-func (ag *authGW) login(t *testing.T, username, password string) tokenPair {
+func (ag *authGW) login(t testing.TB, username, password string) tokenPair {
 	t.Helper()
 	tp := apitest.DecodeLogin(t, ag.must(t, 200, "POST", "/api/v1/auth/login", map[string]any{"username": username, "password": password}))
 	ag.secret(tp.AccessToken, tp.RefreshToken)
@@ -159,7 +159,7 @@ func (ag *authGW) login(t *testing.T, username, password string) tokenPair {
 }
 
 // createUser makes a user through the API with the admin token.
-func (ag *authGW) createUser(t *testing.T, admin, username, password string, roles ...string) userOut {
+func (ag *authGW) createUser(t testing.TB, admin, username, password string, roles ...string) userOut {
 	t.Helper()
 	ag.secret(password)
 	body := map[string]any{"username": username, "password": password}

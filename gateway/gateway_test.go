@@ -60,13 +60,13 @@ func testConfig(t *testing.T, dataDir string) *config.Config {
 }
 
 // start builds a gateway, lets setup add test routes, and serves it.
-func start(t *testing.T, cfg *config.Config, setup func(*Gateway)) *testGateway {
+func start(t testing.TB, cfg *config.Config, setup func(*Gateway)) *testGateway {
 	t.Helper()
 	return startWith(t, cfg, nil, setup)
 }
 
 // startWith is start with an injected clock (nil: time.Now).
-func startWith(t *testing.T, cfg *config.Config, clock func() time.Time, setup func(*Gateway)) *testGateway {
+func startWith(t testing.TB, cfg *config.Config, clock func() time.Time, setup func(*Gateway)) *testGateway {
 	t.Helper()
 	tg := &testGateway{logs: &syncbuf.Buffer{}, stdout: &syncbuf.Buffer{}, done: make(chan error, 1)}
 	g, err := New(Options{Config: cfg, Clock: clock, Stdout: tg.stdout,
@@ -94,7 +94,7 @@ func startWith(t *testing.T, cfg *config.Config, clock func() time.Time, setup f
 	return tg
 }
 
-func (tg *testGateway) stop(t *testing.T) {
+func (tg *testGateway) stop(t testing.TB) {
 	if tg.cancel == nil {
 		return
 	}
@@ -105,7 +105,7 @@ func (tg *testGateway) stop(t *testing.T) {
 	}
 }
 
-func (tg *testGateway) do(t *testing.T, req *http.Request) (*http.Response, []byte) {
+func (tg *testGateway) do(t testing.TB, req *http.Request) (*http.Response, []byte) {
 	t.Helper()
 	resp, err := tg.client.Do(req)
 	if err != nil {
@@ -116,7 +116,7 @@ func (tg *testGateway) do(t *testing.T, req *http.Request) (*http.Response, []by
 	return resp, body
 }
 
-func (tg *testGateway) get(t *testing.T, url string) (*http.Response, []byte) {
+func (tg *testGateway) get(t testing.TB, url string) (*http.Response, []byte) {
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	return tg.do(t, req)
 }

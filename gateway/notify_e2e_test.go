@@ -16,6 +16,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/berthgw/berth/gateway/events"
+	"github.com/berthgw/berth/gateway/store"
 )
 
 // Notifications end to end: the real plugins/notify process, found in
@@ -31,7 +34,7 @@ var notifyBin struct {
 
 // buildNotify builds plugins/notify once per test binary into a directory
 // of its own, as berth-plugin-notify.
-func buildNotify(t *testing.T) string {
+func buildNotify(t testing.TB) string {
 	t.Helper()
 	notifyBin.once.Do(func() {
 		dir, err := os.MkdirTemp("", "berth-notify-")
@@ -65,7 +68,7 @@ type received struct {
 	body   []byte
 }
 
-func newReceiver(t *testing.T) *receiver {
+func newReceiver(t testing.TB) *receiver {
 	r := &receiver{}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
@@ -191,4 +194,38 @@ func verifySignature(t *testing.T, secret, header string, body []byte) {
 	if d := time.Since(time.Unix(unix, 0)); d < -time.Minute || d > 5*time.Minute {
 		t.Errorf("signature time %s is %s away", ts, d)
 	}
+}
+
+// BenchmarkWebhookDelivery is the outbox's throughput through the real
+// plugin to a webhook receiver on loopback: b.N events emitted at once
+// (one route, one channel, so delivered one after the other, in order),
+// timed until the receiver has them all.
+func BenchmarkWebhookDelivery(b *testing.B) {
+	dir := buildNotify(b)
+	ag := startAuthOn(b, map[string]string{
+		"BERTH_PLUGINS_DIR": dir, "BERTH_NOTIFICATIONS_ALLOW_PRIVATE_TARGETS": "127.0.0.1/32", "BERTH_LOG_LEVEL": "info",
+	}, runningClock())
+	admin := ag.login(b, "admin", adminPassword).AccessToken
+	rcv := newReceiver(b)
+	ag.must(b, 201, "POST", "/api/v1/notifications/channels", map[string]any{"name": "ops", "type": "webhook", "url": rcv.srv.URL + "/hook", "secret": "whsec-bench-0123456789"}, bearer(admin))
+	ag.must(b, 201, "POST", "/api/v1/notifications/routes", map[string]any{"name": "clusters", "events": []string{"cluster.*"}, "channel": "ops"}, bearer(admin))
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i += 500 {
+		err := ag.db.Update(func(tx *store.Tx) error {
+			for j := i; j < min(i+500, b.N); j++ {
+				if err := events.Emit(tx, events.Event{Type: events.ClusterRegistered, Time: time.Now(), Cluster: fmt.Sprint("c", j), Summary: "registered"}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	for len(rcv.got()) < b.N {
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "deliveries/s")
 }
