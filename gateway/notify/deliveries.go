@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/berthgw/berth/gateway/events"
@@ -275,17 +276,31 @@ func (s *Service) deliverDue(ctx context.Context) time.Time {
 		s.log.Error("notifications: read channels", "err", err)
 		return s.now().Add(s.opts.RetryMin)
 	}
+	// Channels are independent queues: serve them side by side, so one
+	// slow or hanging receiver holds back only its own channel.
+	var mu sync.Mutex
 	var next time.Time
-	later := func(t time.Time) {
-		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
-			next = t
-		}
-	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, parallelChannels)
 	for i := range chans {
-		later(s.deliverChannel(ctx, &chans[i]))
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(c *Channel) {
+			defer func() { <-sem; wg.Done() }()
+			t := s.deliverChannel(ctx, c)
+			mu.Lock()
+			if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+				next = t
+			}
+			mu.Unlock()
+		}(&chans[i])
 	}
+	wg.Wait()
 	return next
 }
+
+// parallelChannels bounds the channels served at once.
+const parallelChannels = 8
 
 // headBatch is how many of a channel's queue are read at once.
 const headBatch = 32
