@@ -1,11 +1,14 @@
 package notify
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/berthgw/berth/gateway/events"
+	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/gateway/store"
 )
 
 // An event whose values are huge (a node's Ready reason comes from the
@@ -33,5 +36,104 @@ func TestOversizedEventDoesNotBlockTheOutbox(t *testing.T) {
 	}
 	if !node {
 		t.Error("the oversized event was not sent, cut to size")
+	}
+}
+
+// A scoped API key (the cluster:<name> key in a downloaded kubeconfig, a
+// CI key scoped to clusters:read) must not change its owner's account:
+// with one, whoever holds a leaked kubeconfig could send the owner's
+// personal notifications to a chat of theirs.
+func TestScopedKeyCannotChangePersonalSettings(t *testing.T) {
+	f := newFixture(t, true)
+	f.do(t, http.MethodPost, "/api/v1/notifications/channels", f.admin, map[string]any{"name": "tg", "type": "slack", "bot_token": "xoxb-1", "personal": true})
+	owner := &identity.Principal{UserID: f.uid, Username: "dev", Permissions: []string{identity.PermClustersRead}}
+	for _, scopes := range [][]string{{"cluster:prod"}, {identity.PermClustersRead}} {
+		_, key, err := f.env.IDs.CreateAPIKey(context.Background(), owner, identity.NewAPIKey{Name: "k-" + scopes[0], Scopes: scopes}, identity.Meta{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, _ := f.do(t, http.MethodPut, "/api/v1/auth/me/notifications", key, map[string]any{"slack_notifications": true, "slack_target": "U0EVIL"})
+		if status != http.StatusForbidden {
+			t.Errorf("a key scoped to %v changed the personal settings: %d, want 403", scopes, status)
+		}
+	}
+	if p, _ := f.svc.PersonalSettings(f.uid); p.SlackTarget != "" {
+		t.Errorf("personal settings now %+v", p)
+	}
+}
+
+// Secrets are write-only, so a notifications admin cannot read them; nor
+// may they send them elsewhere by changing only where the channel points
+// (a webhook's url keeps its Authorization header, Slack's or Telegram's
+// api_url its token, an SMTP host its password). Changing a setting of a
+// channel with secrets needs the secrets again.
+func TestChangingWhereSecretsGoNeedsThemAgain(t *testing.T) {
+	f := newFixture(t, true)
+	const token = "xoxb-kept-secret-token-1"
+	f.env.Secret(token)
+	f.do(t, http.MethodPost, "/api/v1/notifications/channels", f.admin, map[string]any{"name": "chat", "type": "slack", "bot_token": token, "channel": "C0OPS"})
+	f.do(t, http.MethodPost, "/api/v1/notifications/channels", f.admin, map[string]any{"name": "hook", "type": "webhook", "url": "https://ops.example/", "headers": map[string]string{"Authorization": "Bearer " + token}})
+	for _, tc := range []struct {
+		channel string
+		body    map[string]any
+	}{
+		{"hook", map[string]any{"url": "https://attacker.example/"}},
+		{"chat", map[string]any{"channel": "C0ELSE"}},
+	} {
+		status, body := f.do(t, http.MethodPut, "/api/v1/notifications/channels/"+tc.channel, f.admin, tc.body)
+		if status != http.StatusBadRequest {
+			t.Errorf("%s: changed %v keeping its secrets: %d %v, want 400", tc.channel, tc.body, status, body)
+		}
+	}
+	if c, _ := f.svc.Channel("hook"); c.Settings["url"] != "https://ops.example/" {
+		t.Errorf("the webhook now points at %s", c.Settings["url"])
+	}
+	// With the secrets sent again, or with only secrets changed, it is fine.
+	if status, body := f.do(t, http.MethodPut, "/api/v1/notifications/channels/hook", f.admin, map[string]any{"url": "https://ops2.example/", "headers": map[string]string{"Authorization": "Bearer new"}}); status != http.StatusOK {
+		t.Errorf("url with its secret: %d %v", status, body)
+	}
+	if status, body := f.do(t, http.MethodPut, "/api/v1/notifications/channels/chat", f.admin, map[string]any{"bot_token": "xoxb-rotated"}); status != http.StatusOK {
+		t.Errorf("rotating the token alone: %d %v", status, body)
+	}
+	// Sending a setting unchanged is no change.
+	if status, body := f.do(t, http.MethodPut, "/api/v1/notifications/channels/chat", f.admin, map[string]any{"channel": "C0OPS", "personal": true}); status != http.StatusOK {
+		t.Errorf("an unchanged setting and personal: %d %v", status, body)
+	}
+}
+
+// Personal targets are the user's own: a Slack user id or a Telegram
+// private chat. A channel or group would let any member make the
+// organisation's bot post into #general or an operators' group.
+func TestPersonalTargetsAreDirectMessages(t *testing.T) {
+	f := newFixture(t, true)
+	f.do(t, http.MethodPost, "/api/v1/notifications/channels", f.admin, map[string]any{"name": "chat", "type": "slack", "bot_token": "xoxb-1", "personal": true})
+	f.do(t, http.MethodPost, "/api/v1/notifications/channels", f.admin, map[string]any{"name": "tg", "type": "webhook", "url": "https://x.example/"})
+	tg, _ := f.svc.Channel("tg")
+	// The fake offers no telegram type: mark a channel personal as one.
+	tg.Type = "telegram"
+	if err := f.env.DB.Update(func(tx *store.Tx) error { return channels.Put(tx, tg.ID, tg) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []map[string]any{
+		{"slack_notifications": true, "slack_target": "#general"},
+		{"slack_notifications": true, "slack_target": "C0123OPS"},
+		{"slack_notifications": true, "slack_target": "G0123OPS"},
+		{"telegram_notifications": true, "telegram_chat_id": "-1001234567890"},
+		{"telegram_notifications": true, "telegram_chat_id": "@opschannel"},
+	} {
+		if status, _ := f.do(t, http.MethodPut, "/api/v1/auth/me/notifications", f.user, body); status != http.StatusBadRequest {
+			t.Errorf("personal target %v: %d, want 400", body, status)
+		}
+	}
+	for _, body := range []map[string]any{
+		{"slack_notifications": true, "slack_target": "U0123ABCD"},
+		{"slack_notifications": true, "slack_target": "W0123ABCD"},
+	} {
+		if status, b := f.do(t, http.MethodPut, "/api/v1/auth/me/notifications", f.user, body); status != http.StatusOK {
+			t.Errorf("personal target %v: %d %v, want 200", body, status, b)
+		}
+	}
+	if status, b := f.do(t, http.MethodPut, "/api/v1/auth/me/notifications", f.user, map[string]any{"telegram_notifications": true, "telegram_chat_id": "123456789"}); status == http.StatusBadRequest {
+		t.Errorf("a private chat id: %d %v", status, b)
 	}
 }
