@@ -244,9 +244,13 @@ func (s *Service) plan(tx *store.Tx, e *events.Event) ([]*Delivery, error) {
 	return out, nil
 }
 
-// perChannelPass bounds the deliveries one channel sends in one pass, so a
-// busy channel cannot starve the others.
-const perChannelPass = 100
+// perChannelPass and perChannelTime bound what one channel sends in one
+// pass, so a busy channel, or a receiver that accepts but slowly, cannot
+// starve the others: they are served before it goes on.
+const (
+	perChannelPass = 100
+	perChannelTime = 10 * time.Second
+)
 
 // deliverDue sends what is due, channel by channel and in order within
 // each, and returns when the earliest pending delivery not yet sent is
@@ -279,9 +283,13 @@ func (s *Service) deliverDue(ctx context.Context) time.Time {
 // is not due or fails holds the ones after it back, so a receiver that was
 // down gets everything afterwards in the order it happened.
 func (s *Service) deliverChannel(ctx context.Context, c *Channel) time.Time {
+	start := s.now()
 	for range perChannelPass {
 		if ctx.Err() != nil {
 			return time.Time{}
+		}
+		if s.now().Sub(start) >= perChannelTime {
+			break
 		}
 		var head *Delivery
 		err := s.db.View(func(tx *store.Tx) error {

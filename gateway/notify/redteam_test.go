@@ -2,13 +2,17 @@ package notify
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berthgw/berth/gateway/events"
 	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/gateway/pluginhost"
 	"github.com/berthgw/berth/gateway/store"
+	"github.com/berthgw/berth/sdk"
 )
 
 // An event whose values are huge (a node's Ready reason comes from the
@@ -135,5 +139,49 @@ func TestPersonalTargetsAreDirectMessages(t *testing.T) {
 	}
 	if status, b := f.do(t, http.MethodPut, "/api/v1/auth/me/notifications", f.user, map[string]any{"telegram_notifications": true, "telegram_chat_id": "123456789"}); status == http.StatusBadRequest {
 		t.Errorf("a private chat id: %d %v", status, b)
+	}
+}
+
+// slowNotifier is the fake whose receiver for target "slow" takes 5 s to
+// accept each message (on the fixture's clock).
+type slowNotifier struct {
+	*fakeNotifier
+	clock *clock
+}
+
+func (s slowNotifier) Send(ctx context.Context, m sdk.Message) (sdk.Delivery, error) {
+	if m.Target == "slow" {
+		s.clock.add(5 * time.Second)
+	}
+	return s.fakeNotifier.Send(ctx, m)
+}
+
+type slowPlugins struct{ n slowNotifier }
+
+func (p slowPlugins) Notifiers() []pluginhost.NamedNotifier {
+	return []pluginhost.NamedNotifier{{Name: "fake", Notifier: p.n}}
+}
+
+// Channels are served one after the other. A receiver that accepts, but
+// slowly (a webhook that takes its time, a tarpit), must not hold every
+// other channel back for the whole of its backlog.
+func TestSlowChannelDoesNotStarveOthers(t *testing.T) {
+	f := newFixture(t, true)
+	f.svc.plugins = slowPlugins{slowNotifier{f.fake, f.clock}}
+	f.do(t, http.MethodPost, "/api/v1/notifications/channels", f.admin, map[string]any{"name": "slow", "type": "webhook", "url": "https://slow.example/"})
+	f.do(t, http.MethodPost, "/api/v1/notifications/channels", f.admin, map[string]any{"name": "pager", "type": "webhook", "url": "https://pager.example/"})
+	f.do(t, http.MethodPost, "/api/v1/notifications/routes", f.admin, map[string]any{"name": "s", "events": []string{"cluster.*"}, "channel": "slow", "target": "slow"})
+	f.do(t, http.MethodPost, "/api/v1/notifications/routes", f.admin, map[string]any{"name": "p", "events": []string{"operation.failed"}, "channel": "pager"})
+	for i := range 40 {
+		f.emit(t, events.Event{Type: events.ClusterDeleted, Cluster: fmt.Sprintf("c%d", i), Summary: "deleted"})
+	}
+	f.emit(t, events.Event{Type: events.OperationFailed, Cluster: "prod", Summary: "prod failed"})
+	f.pass(t)
+	got, _, err := f.svc.ListDeliveries(DeliveryFilter{Channel: "pager", EventType: events.OperationFailed}, 1, 1)
+	if err != nil || len(got) != 1 || got[0].Status != Delivered {
+		t.Fatalf("pager delivery: %+v %v", got, err)
+	}
+	if wait := got[0].DeliveredAt.Sub(got[0].CreatedAt); wait > 30*time.Second {
+		t.Errorf("the pager's message waited %s behind a slow channel", wait)
 	}
 }
