@@ -404,12 +404,12 @@ func (s *Service) DeleteChannel(name string) error {
 	for {
 		n := 0
 		err := s.db.Update(func(tx *store.Tx) error {
-			ids, err := deliveries.IDsBy(tx, "queue", id)
+			ids, err := deliveries.FirstIDsBy(tx, "queue", id, batch)
 			if err != nil {
 				return err
 			}
 			now := s.now()
-			for _, did := range ids[:min(len(ids), batch)] {
+			for _, did := range ids {
 				d, err := deliveries.Get(tx, did)
 				if err != nil {
 					return err

@@ -293,7 +293,7 @@ func (s *Service) deliverChannel(ctx context.Context, c *Channel) time.Time {
 		}
 		var head *Delivery
 		err := s.db.View(func(tx *store.Tx) error {
-			ids, err := deliveries.IDsBy(tx, "queue", c.ID)
+			ids, err := deliveries.FirstIDsBy(tx, "queue", c.ID, 1)
 			if err != nil || len(ids) == 0 {
 				return err
 			}

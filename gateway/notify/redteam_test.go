@@ -185,3 +185,40 @@ func TestSlowChannelDoesNotStarveOthers(t *testing.T) {
 		t.Errorf("the pager's message waited %s behind a slow channel", wait)
 	}
 }
+
+// A channel's queue is read from its head: before, every attempt read the
+// ids of all its pending deliveries, so a backlog of n cost n² (a receiver
+// down for a day; a cluster whose nodes flap), on etcd in range reads of
+// every id per message.
+func TestQueueHeadCostDoesNotGrowWithTheBacklog(t *testing.T) {
+	pass := func(pending int) time.Duration {
+		f := newFixture(t, true)
+		f.do(t, http.MethodPost, "/api/v1/notifications/channels", f.admin, map[string]any{"name": "hook", "type": "webhook", "url": "https://ops.example/"})
+		c, _ := f.svc.Channel("hook")
+		for done := 0; done < pending; done += 1000 {
+			err := f.env.DB.Update(func(tx *store.Tx) error {
+				for range min(1000, pending-done) {
+					d := &Delivery{ID: store.NewID("ndl"), ChannelID: c.ID, Channel: c.Name, ChannelType: c.Type, Status: Pending, Event: []byte(`{}`), NextAttempt: f.clock.now()}
+					if err := deliveries.Insert(tx, d.ID, d); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		start := time.Now()
+		f.svc.deliverChannel(context.Background(), c)
+		if n := len(f.fake.messages()); n != perChannelPass {
+			t.Fatalf("%d sent in a pass, want %d", n, perChannelPass)
+		}
+		return time.Since(start)
+	}
+	small, large := pass(200), pass(20000)
+	t.Logf("a pass of %d: %s with 200 pending, %s with 20000", perChannelPass, small, large)
+	if large > 5*small+200*time.Millisecond {
+		t.Errorf("a pass with 20000 pending took %s, with 200 %s: the head is found by reading the whole queue", large, small)
+	}
+}

@@ -168,6 +168,12 @@ func (t *Table[T]) GetBy(tx *Tx, index, value string) (*T, string, error) {
 
 // IDsBy returns the ids a plain index maps value to, in id order.
 func (t *Table[T]) IDsBy(tx *Tx, index, value string) ([]string, error) {
+	return t.FirstIDsBy(tx, index, value, 0)
+}
+
+// FirstIDsBy is IDsBy for the first n ids only (every one when n <= 0),
+// for queues read from their head: its cost does not grow with the rest.
+func (t *Table[T]) FirstIDsBy(tx *Tx, index, value string, n int) ([]string, error) {
 	prefix := t.plainScanPrefix(index, value)
 	if err := tx.dependOn(valueGenerationKey(t.name, index, value)); err != nil {
 		return nil, err
@@ -177,7 +183,7 @@ func (t *Table[T]) IDsBy(tx *Tx, index, value string) ([]string, error) {
 		if e.live(tx.now.Unix()) {
 			ids = append(ids, e.key[len(prefix):])
 		}
-		return true, nil
+		return n <= 0 || len(ids) < n, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s by %s: %w", t.name, index, err)
