@@ -222,3 +222,33 @@ func TestQueueHeadCostDoesNotGrowWithTheBacklog(t *testing.T) {
 		t.Errorf("a pass with 20000 pending took %s, with 200 %s: the head is found by reading the whole queue", large, small)
 	}
 }
+
+// A template runs on every event, in the leader's one dispatcher: one
+// that loops without end would stop every notification, and a request
+// that saves or tests it holds a CPU for as long. Loops over numbers,
+// nested templates (recursion) and ranges nested deeper than two are
+// refused; what is left is bounded by the template's size and the
+// event's few fields.
+func TestTemplatesCannotSpinTheCPU(t *testing.T) {
+	f := newFixture(t, true)
+	for _, tc := range []struct {
+		name string
+		body map[string]any
+		want int
+	}{
+		{"range over a number", map[string]any{"subject": "s", "text": "{{range 1000}}{{end}}x"}, 400},
+		{"range over a variable", map[string]any{"subject": "s", "text": "{{$n := 1000}}{{range $n}}{{end}}x"}, 400},
+		{"only on real events", map[string]any{"subject": "s", "text": `{{if ne .ID "evt_sample"}}{{range 1000}}{{end}}{{end}}x`}, 400},
+		{"recursion", map[string]any{"subject": "s", "text": `{{define "a"}}{{template "a" .}}{{end}}x`}, 400},
+		{"block", map[string]any{"subject": "s", "text": `{{block "b" .}}x{{end}}`}, 400},
+		{"in html", map[string]any{"subject": "s", "text": "t", "html": "{{range 1000}}{{end}}"}, 400},
+		{"ranges three deep", map[string]any{"subject": "s", "text": "{{range .Data}}{{range $.Data}}{{range $.Data}}{{end}}{{end}}{{end}}"}, 400},
+		{"the fields", map[string]any{"subject": "s", "text": "{{range $k, $v := .Data}}{{$k}}={{$v}} {{end}}", "html": "{{range .Data}}<i>{{.}}</i>{{end}}"}, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if status, body := f.do(t, http.MethodPut, "/api/v1/notifications/templates/cluster.unreachable", f.admin, tc.body); status != tc.want {
+				t.Errorf("status %d, want %d (%v)", status, tc.want, body)
+			}
+		})
+	}
+}
