@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/berthgw/berth/gateway/events"
@@ -123,33 +124,53 @@ func (s *Service) dispatchAll(ctx context.Context) {
 	}
 }
 
-// dispatch handles one batch of events; each event's deliveries and its
-// removal from the outbox commit together, so an event is dispatched
-// exactly once even if this replica dies halfway.
+// dispatch handles one batch of events. An event's deliveries are written
+// in as many transactions as they need (on etcd one carries at most
+// max-txn-ops writes, and an event may match many routes), its removal
+// from the outbox with the last. Their ids are the event's and the
+// target's, so an event dispatched again, after a replica died halfway,
+// finds the ones already written and adds no second copy.
 func (s *Service) dispatch() (int, error) {
 	var batch []events.Event
 	if err := s.db.View(func(tx *store.Tx) (err error) { batch, err = events.Pending(tx, dispatchBatch); return err }); err != nil {
 		return 0, err
 	}
+	// A delivery is a read, its record and its queue entry.
+	per := s.db.RecordsPerTxn(3)
 	for i := range batch {
 		e := &batch[i]
-		err := s.db.Update(func(tx *store.Tx) error {
-			ds, err := s.plan(tx, e)
-			if err != nil {
-				return err
-			}
-			for _, d := range ds {
-				if err := deliveries.Insert(tx, d.ID, d); err != nil {
-					return err
+		var ds []*Delivery
+		err := s.db.View(func(tx *store.Tx) (err error) { ds, err = s.plan(tx, e); return err })
+		for err == nil {
+			n := min(len(ds), per)
+			err = s.db.Update(func(tx *store.Tx) error {
+				for _, d := range ds[:n] {
+					if err := deliveries.Insert(tx, d.ID, d); err != nil && !errors.Is(err, store.ErrExists) {
+						return err
+					}
 				}
+				if n == len(ds) {
+					return events.Done(tx, e.ID)
+				}
+				return nil
+			})
+			if n == len(ds) {
+				break
 			}
-			return events.Done(tx, e.ID)
-		})
+			ds = ds[n:]
+		}
 		if err != nil {
 			return i, fmt.Errorf("event %s: %w", e.ID, err)
 		}
 	}
 	return len(batch), nil
+}
+
+// deliveryID is the id of the delivery of key for event eventID: ordered
+// by the event's time-ordered id, so a channel's queue is in the order
+// things happened, and the same however often the event is dispatched.
+func deliveryID(eventID, key string) string {
+	return "ndl_" + strings.TrimPrefix(eventID, "evt_") + "_" + strings.TrimPrefix(key, "ndl_")[:12]
 }
 
 // plan returns the deliveries e makes: one per matching route, and one per
@@ -182,7 +203,7 @@ func (s *Service) plan(tx *store.Tx, e *events.Event) ([]*Delivery, error) {
 			}
 		}
 		now := s.now()
-		out = append(out, &Delivery{ID: store.NewID("ndl"), Key: key, EventID: e.ID, EventType: e.Type, Severity: e.Severity, Cluster: e.Cluster,
+		out = append(out, &Delivery{ID: deliveryID(e.ID, key), Key: key, EventID: e.ID, EventType: e.Type, Severity: e.Severity, Cluster: e.Cluster,
 			ChannelID: c.ID, Channel: c.Name, ChannelType: c.Type, Target: target, Recipient: recipient, Route: route,
 			Subject: msg.Subject, Text: msg.Text, HTML: msg.HTML, Event: raw,
 			Status: Pending, NextAttempt: now, CreatedAt: now, UpdatedAt: now})

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -8,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthgw/berth/deploy/e2e/etcdenv"
 	"github.com/berthgw/berth/gateway/events"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/pluginhost"
+	"github.com/berthgw/berth/gateway/secretbox"
 	"github.com/berthgw/berth/gateway/store"
 	"github.com/berthgw/berth/sdk"
 )
@@ -172,7 +175,7 @@ func TestSlowChannelDoesNotStarveOthers(t *testing.T) {
 	f.do(t, http.MethodPost, "/api/v1/notifications/channels", f.admin, map[string]any{"name": "pager", "type": "webhook", "url": "https://pager.example/"})
 	f.do(t, http.MethodPost, "/api/v1/notifications/routes", f.admin, map[string]any{"name": "s", "events": []string{"cluster.*"}, "channel": "slow", "target": "slow"})
 	f.do(t, http.MethodPost, "/api/v1/notifications/routes", f.admin, map[string]any{"name": "p", "events": []string{"operation.failed"}, "channel": "pager"})
-	for i := range 40 {
+	for i := range 100 {
 		f.emit(t, events.Event{Type: events.ClusterDeleted, Cluster: fmt.Sprintf("c%d", i), Summary: "deleted"})
 	}
 	f.emit(t, events.Event{Type: events.OperationFailed, Cluster: "prod", Summary: "prod failed"})
@@ -250,5 +253,71 @@ func TestTemplatesCannotSpinTheCPU(t *testing.T) {
 				t.Errorf("status %d, want %d (%v)", status, tc.want, body)
 			}
 		})
+	}
+}
+
+// One event that many routes match makes its deliveries in one etcd
+// transaction, which carries at most max-txn-ops writes: before, an event
+// matching some thirty routes failed to dispatch on every pass and, first
+// in the outbox, held back every event after it.
+func TestEventMatchingManyRoutesOnEtcd(t *testing.T) {
+	ec := etcdenv.ForTest(t, 1)
+	db, err := store.Open(store.Options{Backend: store.BackendEtcd, Etcd: store.EtcdOptions{Endpoints: ec.Endpoints()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	box, err := secretbox.New(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := &fakeNotifier{}
+	svc := New(Options{DB: db, Box: box, Plugins: plugins{fake}, Users: emails{}})
+	ch := &Channel{ID: store.NewID("nch"), Name: "hook", Type: "webhook", Settings: map[string]string{"url": "https://ops.example/"}}
+	if err := db.Update(func(tx *store.Tx) error { return channels.Insert(tx, ch.ID, ch) }); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		r := &Route{ID: store.NewID("nrt"), Name: fmt.Sprintf("team-%d", i), Events: []string{"*"}, MinSeverity: events.Info, Channel: "hook", Target: fmt.Sprintf("t%d", i)}
+		if err := db.Update(func(tx *store.Tx) error { return routes.Insert(tx, r.ID, r) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []string{"a", "b"} {
+		if err := db.Update(func(tx *store.Tx) error {
+			return events.Emit(tx, events.Event{Type: events.ClusterDeleted, Time: time.Now(), Cluster: c, Summary: c + " deleted"})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pending []events.Event
+	if err := db.View(func(tx *store.Tx) (err error) { pending, err = events.Pending(tx, 10); return err }); err != nil {
+		t.Fatal(err)
+	}
+	svc.dispatchAll(context.Background())
+	_, total, err := svc.ListDeliveries(DeliveryFilter{}, 1, 1)
+	if err != nil || total != 200 {
+		t.Fatalf("%d deliveries for two events matching 100 routes, want 200 (%v)", total, err)
+	}
+	// Planning an event again (a replica that died after some of its
+	// deliveries were written) names the deliveries already written.
+	err = db.View(func(tx *store.Tx) error {
+		ds, err := svc.plan(tx, &pending[0])
+		for _, d := range ds {
+			if _, err := deliveries.Get(tx, d.ID); err != nil {
+				t.Errorf("a second plan made delivery %s anew: %v", d.ID, err)
+				break
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		svc.deliverDue(context.Background())
+	}
+	if n := len(fake.messages()); n != 200 {
+		t.Errorf("%d sent, want 200", n)
 	}
 }
