@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"net"
+	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -48,5 +50,32 @@ func TestEmailEndlessReplyIsBounded(t *testing.T) {
 	}
 	if w := written.Load(); w >= 16<<20 {
 		t.Errorf("the plugin read %d MiB of one reply line before giving up", w>>20)
+	}
+}
+
+// A receiver's answer goes into the error, and from there into the
+// delivery's last_error that notification admins read; secrets are
+// write-only to them. A receiver that names the credential it refused (a
+// token without its "Bearer", or the value cut short by the error's length
+// bound) must not show it there.
+func TestReceiverEchoOfSecretsIsRedacted(t *testing.T) {
+	const token = "tok-0123456789abcdefghij"
+	for _, body := range []string{
+		"invalid token " + token,
+		strings.Repeat("a", 285) + " " + token,
+	} {
+		r := startReceiver(t, func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(body))
+		})
+		n := startPlugin(t, r.Config())
+		_, err := n.Send(ctx(t), sdk.Message{IdempotencyKey: "k", Channel: "webhook", Subject: "s",
+			Settings: map[string]string{"url": r.URL, "headers": `{"Authorization": "Bearer ` + token + `"}`}})
+		if err == nil {
+			t.Fatal("a 400 was taken for a delivery")
+		}
+		if strings.Contains(err.Error(), token[:10]) {
+			t.Errorf("the error shows the token: %v", err)
+		}
 	}
 }
