@@ -79,3 +79,51 @@ func TestReceiverEchoOfSecretsIsRedacted(t *testing.T) {
 		}
 	}
 }
+
+// Probes of the guard through every channel's host setting, in spellings
+// the shared SSRF test does not use: none reaches the loopback listener.
+func TestSSRFSpellingsThroughEveryChannel(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var hits atomic.Int64
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			hits.Add(1)
+			c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	hosts := []string{"0x7f.1", "0177.0.0.1", "127.0.0.1.", "localhost.", "LOCALHOST", "x.localhost", "0", "0.0.0.0",
+		"[::ffff:7f00:1]", "[::127.0.0.1]", "[64:ff9b::7f00:1]", "[2002:7f00:1::]", "[::]", "[fe80::1%25lo]", "metadata.google.internal."}
+	n := startPlugin(t, pluginConfig{})
+	for _, h := range hosts {
+		bare := strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+		for _, c := range []struct {
+			channel  string
+			settings map[string]string
+		}{
+			{"email", map[string]string{"host": bare, "port": port, "tls": "none", "from": "b@example.com"}},
+			{"webhook", map[string]string{"url": "http://" + h + ":" + port + "/"}},
+			{"slack", map[string]string{"api_url": "https://" + h + ":" + port, "bot_token": slackBotToken}},
+			{"telegram", map[string]string{"api_url": "https://" + h + ":" + port, "bot_token": telegramBotToken}},
+		} {
+			target := map[string]string{"email": "o@example.com", "slack": "#ops", "telegram": "-100123"}[c.channel]
+			if err := n.CheckChannel(ctx(t), sdk.ChannelCheck{Channel: c.channel, Settings: c.settings}); err == nil {
+				t.Errorf("%s %s: accepted when saved", c.channel, h)
+			}
+			if _, err := n.Send(ctx(t), sdk.Message{IdempotencyKey: "k", Channel: c.channel, Target: target, Subject: "s", Settings: c.settings}); err == nil {
+				t.Errorf("%s %s: sent", c.channel, h)
+			}
+		}
+	}
+	if got := hits.Load(); got != 0 {
+		t.Errorf("the loopback listener was reached %d times", got)
+	}
+}
