@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,14 +25,15 @@ func (g *Gateway) initPlugins() error {
 	// The route table uses plugins:admin; roles may grant it only once it
 	// is registered, here rather than in an init() of pluginhost.
 	identity.RegisterPermission(pluginhost.PermAdmin, "see plugins and their state, and reload their configuration")
-	opts := pluginOptions(g.cfg)
+	opts := pluginOptions(g.cfg, g.log, nil)
 	opts.DB, opts.Logger, opts.Audit, opts.Clock = g.db, g.log, g.audit, g.clock
+	pins := discoveredPins(g.cfg, opts.Plugins)
 	opts.Reload = func() ([]pluginhost.Plugin, error) {
 		c, err := g.cfg.Reload()
 		if err != nil {
 			return nil, reloadConfigError(err)
 		}
-		return pluginOptions(c).Plugins, nil
+		return pluginOptions(c, g.log, pins).Plugins, nil
 	}
 	h, err := pluginhost.New(opts)
 	if err != nil {
@@ -47,8 +49,9 @@ func (g *Gateway) initPlugins() error {
 
 // pluginOptions translates the plugins section of the configuration, whose
 // loading supplied the defaults, into the plugin host's options, with the
-// first-party plugins found installed.
-func pluginOptions(cfg *config.Config) pluginhost.Options {
+// first-party plugins found installed (pinned to pins' digests, when
+// found where they were at start).
+func pluginOptions(cfg *config.Config, log *slog.Logger, pins map[string]string) pluginhost.Options {
 	c := cfg.Plugins
 	o := pluginhost.Options{
 		StartTimeout:      c.StartTimeout.D(),
@@ -67,9 +70,21 @@ func pluginOptions(cfg *config.Config) pluginhost.Options {
 		})
 	}
 	if c.Discover {
-		o.Plugins = append(o.Plugins, discoverPlugins(cfg, o.Plugins)...)
+		o.Plugins = append(o.Plugins, discoverPlugins(cfg, o.Plugins, pins, log)...)
 	}
 	return o
+}
+
+// discoveredPins are the digests of the first-party plugins found at
+// start, by path: those pluginOptions appended after the declared ones.
+// A reload keeps them, so an executable swapped after the start is
+// refused then too (restart berth to upgrade one).
+func discoveredPins(cfg *config.Config, plugins []pluginhost.Plugin) map[string]string {
+	pins := map[string]string{}
+	for _, p := range plugins[len(cfg.Plugins.Instances):] {
+		pins[p.Path] = p.SHA256
+	}
+	return pins
 }
 
 // firstParty are the plugins Berth ships, by executable name.
@@ -89,9 +104,10 @@ var firstParty = []struct {
 // discoverPlugins returns the first-party plugins installed in
 // plugins.dir or beside the berth executable that declared lacks, so that
 // installing one is all an operator does. Each is pinned to the SHA-256
-// its executable has now: a file swapped later is refused at its next
-// start, as a declared plugin's would be.
-func discoverPlugins(cfg *config.Config, declared []pluginhost.Plugin) []pluginhost.Plugin {
+// its executable had at start (pins), or has now when it was not there
+// then: a file swapped later is refused at its next start or reload, as
+// a declared plugin's would be.
+func discoverPlugins(cfg *config.Config, declared []pluginhost.Plugin, pins map[string]string, log *slog.Logger) []pluginhost.Plugin {
 	var dirs []string
 	if cfg.Plugins.Dir != "" {
 		dirs = append(dirs, cfg.Plugins.Dir)
@@ -107,10 +123,22 @@ func discoverPlugins(cfg *config.Config, declared []pluginhost.Plugin) []pluginh
 			continue
 		}
 		for _, dir := range dirs {
-			path := filepath.Join(dir, fp.file)
+			path, err := filepath.EvalSymlinks(filepath.Join(dir, fp.file))
+			if err != nil {
+				continue
+			}
+			// The plugin gets every channel's secrets: one that someone
+			// else could have put here, or could swap, is not started.
+			if err := checkTrusted(path); err != nil {
+				log.Warn("plugins: not starting a first-party plugin that others could replace; fix its owner and mode", "plugin", fp.name, "problem", err)
+				continue
+			}
 			sum, err := fileSHA256(path)
 			if err != nil {
 				continue
+			}
+			if pinned, ok := pins[path]; ok {
+				sum = pinned
 			}
 			out = append(out, pluginhost.Plugin{Name: fp.name, Path: path, SHA256: sum,
 				Capabilities: []string{fp.capability}, Config: fp.config(cfg)})

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/berthgw/berth/gateway/store"
 )
@@ -93,10 +94,38 @@ func Emit(tx *store.Tx, e Event) error {
 	if e.Actor == "" {
 		e.Actor = SystemActor
 	}
+	// Values may come from outside: a node's name and Ready reason from
+	// its cluster, an error from a provisioner. Cut them, so an event
+	// always renders within notify's 64 KiB and fits a store record.
+	e.Summary = bound(e.Summary)
+	if e.Data != nil {
+		data := make(map[string]string, len(e.Data))
+		for k, v := range e.Data {
+			data[k] = bound(v)
+		}
+		e.Data = data
+	}
 	if err := outbox.Insert(tx, e.ID, &e); err != nil {
 		return fmt.Errorf("emit %q: %w", e.Type, err)
 	}
 	return nil
+}
+
+// MaxValue bounds an event's summary and each of its data values, in
+// bytes.
+const MaxValue = 1024
+
+// bound cuts s to at most MaxValue bytes, on a character boundary, marking
+// the cut.
+func bound(s string) string {
+	if len(s) <= MaxValue {
+		return s
+	}
+	cut := MaxValue - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // Pending returns up to limit events from the outbox, oldest first.

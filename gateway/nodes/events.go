@@ -15,6 +15,27 @@ var errStale = errors.New("node observation changed meanwhile")
 // notice is one node transition worth notifying.
 type notice struct {
 	typ, node, reason string
+	// more counts the transitions of the same observation not notified
+	// one by one (see capNotices).
+	more int
+}
+
+// maxNotices bounds the notifications of one observation of one cluster.
+// A zone outage, or a cluster that reports thousands of nodes flapping
+// (its nodes' names and states are the cluster's to say), would otherwise
+// send a message per node to every route, and overflow an etcd
+// transaction.
+const maxNotices = 20
+
+// capNotices keeps the first maxNotices notes; the last one kept tells
+// how many more there were.
+func capNotices(notes []notice) []notice {
+	if len(notes) <= maxNotices {
+		return notes
+	}
+	kept := notes[:maxNotices]
+	kept[maxNotices-1].more = len(notes) - maxNotices
+	return kept
 }
 
 // notices picks, from the history events of one observation, the
@@ -59,6 +80,9 @@ func (h *History) emit(tx *store.Tx, cluster string, at time.Time, notes []notic
 			e.Data["reason"] = n.reason
 		case events.NodeReady:
 			e.Summary = fmt.Sprintf("Node %q in cluster %q is ready again.", n.node, cluster)
+		}
+		if n.more > 0 {
+			e.Summary += fmt.Sprintf(" %d more node changes in cluster %q are not notified one by one; see its node history.", n.more, cluster)
 		}
 		if err := events.Emit(tx, e); err != nil {
 			return err

@@ -213,7 +213,7 @@ func (h *History) ObserveCluster(cluster string) ([]Event, error) {
 	if !first {
 		// The first observation of a cluster finds its nodes, it does not
 		// see them join: the history records them, nobody is notified.
-		notes = notices(prev.Nodes, events)
+		notes = capNotices(notices(prev.Nodes, events))
 	}
 	err = h.write(cluster, events, notes, prev, &observation{Cluster: cluster, Nodes: next, ObservedAt: now})
 	if errors.Is(err, errStale) {
@@ -231,6 +231,13 @@ func (h *History) ObserveCluster(cluster string) ([]Event, error) {
 // Badger's transaction size for the store's small memtables.
 const writeBatch = 500
 
+// batch is how many events one transaction writes or deletes: writeBatch,
+// or fewer on etcd, whose transactions carry at most max-txn-ops writes.
+// An event is about four (its record, its index entry, their
+// generations); half of a transaction is left for the observation and
+// its notifications (at most maxNotices).
+func (h *History) batch() int { return min(writeBatch, h.db.RecordsPerTxn(8)) }
+
 // write stores events and then the new state. The usual handful of events
 // and the state commit together; a burst larger than one batch (the first
 // observation of a big cluster) is split, with the state in the last
@@ -239,8 +246,9 @@ const writeBatch = 500
 // stores the state only while it is still prev (errStale otherwise): a
 // transition is reported by the one observer that recorded it.
 func (h *History) write(cluster string, events []Event, notes []notice, prev, obs *observation) error {
-	for start := 0; ; start += writeBatch {
-		end := min(start+writeBatch, len(events))
+	batch := h.batch()
+	for start := 0; ; start += batch {
+		end := min(start+batch, len(events))
 		last := end == len(events)
 		err := h.db.Update(func(tx *store.Tx) error {
 			for i := start; i < end; i++ {
@@ -305,7 +313,7 @@ func (h *History) eventIDs(cluster string) ([]string, error) {
 
 func (h *History) deleteEvents(ids []string) error {
 	for len(ids) > 0 {
-		n := min(len(ids), writeBatch)
+		n := min(len(ids), h.batch())
 		err := h.db.Update(func(tx *store.Tx) error {
 			for _, id := range ids[:n] {
 				if err := nodeEvents.Delete(tx, id); err != nil && !errors.Is(err, store.ErrNotFound) {

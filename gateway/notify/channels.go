@@ -262,10 +262,17 @@ func (s *Service) SaveChannel(ctx context.Context, name string, in ChannelInput)
 			return nil, err
 		}
 	}
-	for k, v := range in.Settings {
+	for k := range in.Settings {
 		if _, ok := known[k]; !ok {
 			return nil, fault.New(fault.Invalid, "channel type %q has no setting %q (it has: %s)", in.Type, k, settingNames(desc.Settings))
 		}
+	}
+	if cur != nil {
+		if err := secretsResent(cur, in.Settings, known); err != nil {
+			return nil, err
+		}
+	}
+	for k, v := range in.Settings {
 		if v == "" {
 			delete(all, k)
 		} else {
@@ -324,6 +331,35 @@ func (s *Service) SaveChannel(ctx context.Context, name string, in ChannelInput)
 	return c, nil
 }
 
+// secretsResent refuses an update that changes a plain setting of a
+// channel with secrets unless it sends every secret again. Secrets are
+// write-only so that those who manage channels cannot read them; without
+// this, they could send them elsewhere instead, by pointing a webhook's
+// url (its headers kept), an api_url (its token) or an SMTP host (its
+// password) at a server of theirs.
+func secretsResent(cur *Channel, in map[string]string, known map[string]sdk.ChannelSetting) error {
+	var changed string
+	for k, v := range in {
+		if !known[k].Secret && v != cur.Settings[k] {
+			changed = k
+			break
+		}
+	}
+	if changed == "" {
+		return nil
+	}
+	var missing []string
+	for _, k := range cur.SecretNames {
+		if _, ok := in[k]; !ok {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		return fault.New(fault.Invalid, "changing %q would send the channel's secrets to the new settings: send %s again with it", changed, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
 // onePersonalPerType refuses a second personal channel of c's type: a
 // user's personal notifications of one type need one transport.
 func onePersonalPerType(tx *store.Tx, c *Channel) error {
@@ -368,12 +404,12 @@ func (s *Service) DeleteChannel(name string) error {
 	for {
 		n := 0
 		err := s.db.Update(func(tx *store.Tx) error {
-			ids, err := deliveries.IDsBy(tx, "queue", id)
+			ids, err := deliveries.FirstIDsBy(tx, "queue", id, batch)
 			if err != nil {
 				return err
 			}
 			now := s.now()
-			for _, did := range ids[:min(len(ids), batch)] {
+			for _, did := range ids {
 				d, err := deliveries.Get(tx, did)
 				if err != nil {
 					return err

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -124,45 +125,53 @@ func (s *Service) dispatchAll(ctx context.Context) {
 	}
 }
 
-// dispatch handles one batch of events. Each event's deliveries and its
-// removal from the outbox commit together (several events share a
-// transaction, as many as the store's transactions hold), so an event is
-// dispatched exactly once even if this replica dies halfway.
+// dispatch handles one batch of events. An event's deliveries are written
+// in as many transactions as they need (on etcd one carries at most
+// max-txn-ops writes, and an event may match many routes), its removal
+// from the outbox with the last. Their ids are the event's and the
+// target's, so an event dispatched again, after a replica died halfway,
+// finds the ones already written and adds no second copy.
 func (s *Service) dispatch() (int, error) {
 	var batch []events.Event
 	if err := s.db.View(func(tx *store.Tx) (err error) { batch, err = events.Pending(tx, dispatchBatch); return err }); err != nil {
 		return 0, err
 	}
-	limit := s.db.RecordsPerTxn(3)
-	for done := 0; done < len(batch); {
-		err := s.db.Update(func(tx *store.Tx) error {
-			n, writes := 0, 0
-			for _, e := range batch[done:] {
-				ds, err := s.plan(tx, &e)
-				if err != nil {
-					return fmt.Errorf("event %s: %w", e.ID, err)
-				}
-				if n > 0 && writes+len(ds)+1 > limit {
-					break // the rest go in the next transaction
-				}
-				for _, d := range ds {
-					if err := deliveries.Insert(tx, d.ID, d); err != nil {
+	// A delivery is a read, its record and its queue entry.
+	per := s.db.RecordsPerTxn(3)
+	for i := range batch {
+		e := &batch[i]
+		var ds []*Delivery
+		err := s.db.View(func(tx *store.Tx) (err error) { ds, err = s.plan(tx, e); return err })
+		for err == nil {
+			n := min(len(ds), per)
+			err = s.db.Update(func(tx *store.Tx) error {
+				for _, d := range ds[:n] {
+					if err := deliveries.Insert(tx, d.ID, d); err != nil && !errors.Is(err, store.ErrExists) {
 						return err
 					}
 				}
-				if err := events.Done(tx, e.ID); err != nil {
-					return err
+				if n == len(ds) {
+					return events.Done(tx, e.ID)
 				}
-				n, writes = n+1, writes+len(ds)+1
+				return nil
+			})
+			if n == len(ds) {
+				break
 			}
-			done += n
-			return nil
-		})
+			ds = ds[n:]
+		}
 		if err != nil {
-			return done, err
+			return i, fmt.Errorf("event %s: %w", e.ID, err)
 		}
 	}
 	return len(batch), nil
+}
+
+// deliveryID is the id of the delivery of key for event eventID: ordered
+// by the event's time-ordered id, so a channel's queue is in the order
+// things happened, and the same however often the event is dispatched.
+func deliveryID(eventID, key string) string {
+	return "ndl_" + strings.TrimPrefix(eventID, "evt_") + "_" + strings.TrimPrefix(key, "ndl_")[:12]
 }
 
 // plan returns the deliveries e makes: one per matching route, and one per
@@ -195,7 +204,7 @@ func (s *Service) plan(tx *store.Tx, e *events.Event) ([]*Delivery, error) {
 			}
 		}
 		now := s.now()
-		out = append(out, &Delivery{ID: store.NewID("ndl"), Key: key, EventID: e.ID, EventType: e.Type, Severity: e.Severity, Cluster: e.Cluster,
+		out = append(out, &Delivery{ID: deliveryID(e.ID, key), Key: key, EventID: e.ID, EventType: e.Type, Severity: e.Severity, Cluster: e.Cluster,
 			ChannelID: c.ID, Channel: c.Name, ChannelType: c.Type, Target: target, Recipient: recipient, Route: route,
 			Subject: msg.Subject, Text: msg.Text, HTML: msg.HTML, Event: raw,
 			Status: Pending, NextAttempt: now, CreatedAt: now, UpdatedAt: now})
@@ -257,9 +266,13 @@ func (s *Service) plan(tx *store.Tx, e *events.Event) ([]*Delivery, error) {
 	return out, nil
 }
 
-// perChannelPass bounds the deliveries one channel sends in one pass, so a
-// busy channel cannot starve the others.
-const perChannelPass = 100
+// perChannelPass and perChannelTime bound what one channel sends in one
+// pass, so a busy channel, or a receiver that accepts but slowly, cannot
+// starve the others: they are served before it goes on.
+const (
+	perChannelPass = 100
+	perChannelTime = 10 * time.Second
+)
 
 // deliverDue sends what is due, channel by channel and in order within
 // each, and returns when the earliest pending delivery not yet sent is
@@ -309,8 +322,8 @@ const headBatch = 32
 // is not due or fails holds the ones after it back, so a receiver that was
 // down gets everything afterwards in the order it happened.
 func (s *Service) deliverChannel(ctx context.Context, c *Channel) time.Time {
-	sent := 0
-	for sent < perChannelPass {
+	start, sent := s.now(), 0
+	for sent < perChannelPass && s.now().Sub(start) < perChannelTime {
 		var heads []*Delivery
 		err := s.db.View(func(tx *store.Tx) error {
 			ids, err := deliveries.FirstIDsBy(tx, "queue", c.ID, headBatch)
@@ -340,6 +353,9 @@ func (s *Service) deliverChannel(ctx context.Context, c *Channel) time.Time {
 			}
 			if d.NextAttempt.After(s.now()) {
 				return d.NextAttempt
+			}
+			if sent >= perChannelPass || s.now().Sub(start) >= perChannelTime {
+				break
 			}
 			if next := s.attempt(ctx, c, target, d); !next.IsZero() {
 				return next

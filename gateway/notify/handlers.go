@@ -334,11 +334,17 @@ func (h *Handlers) GetPersonal(ctx *fasthttp.RequestCtx) error {
 
 // PutPersonal is PUT /api/v1/auth/me/notifications.
 func (h *Handlers) PutPersonal(ctx *fasthttp.RequestCtx) error {
+	pr := authn.PrincipalFrom(ctx)
+	if pr.Scoped() {
+		// A scoped key (a kubeconfig's cluster:<name> key, a CI key) is
+		// narrower than its owner: it must not redirect their messages.
+		return fault.New(fault.Forbidden, "a scoped API key cannot change notification settings; sign in")
+	}
 	var in Personal
 	if err := httpapi.DecodeJSON(ctx, &in); err != nil {
 		return err
 	}
-	p, err := h.svc.SavePersonal(ctx, authn.PrincipalFrom(ctx).UserID, in)
+	p, err := h.svc.SavePersonal(ctx, pr.UserID, in)
 	if err != nil {
 		return err
 	}

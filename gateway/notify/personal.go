@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"errors"
+	"regexp"
 	"time"
 
 	"github.com/berthgw/berth/gateway/fault"
@@ -20,6 +21,13 @@ type Personal struct {
 	TelegramChatID        string    `json:"telegram_chat_id"`
 	UpdatedAt             time.Time `json:"updated_at,omitzero"`
 }
+
+// The shapes of personal targets: a Slack member id, a Telegram private
+// chat's id (groups and channels are negative or @names).
+var (
+	slackUser    = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
+	telegramUser = regexp.MustCompile(`^[1-9][0-9]{0,19}$`)
+)
 
 // personal is keyed by user id.
 var personal = store.NewTable[Personal]("notify_personal")
@@ -50,6 +58,14 @@ func (s *Service) SavePersonal(ctx context.Context, user string, p Personal) (Pe
 	}
 	if p.TelegramNotifications && p.TelegramChatID == "" {
 		return p, fault.New(fault.Invalid, "telegram_chat_id is required when telegram_notifications is on")
+	}
+	// Personal messages go to the user alone: a Slack channel or a
+	// Telegram group would let any member make the bot post there.
+	if p.SlackTarget != "" && !slackUser.MatchString(p.SlackTarget) {
+		return p, fault.New(fault.Invalid, "slack_target must be your Slack member id (U0123ABCD), not a channel")
+	}
+	if p.TelegramChatID != "" && !telegramUser.MatchString(p.TelegramChatID) {
+		return p, fault.New(fault.Invalid, "telegram_chat_id must be the id of your private chat with the bot (a positive number), not a group or channel")
 	}
 	if p.EmailNotifications {
 		addr, err := s.users.Email(user)

@@ -3,9 +3,12 @@ package notify
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	htmltemplate "html/template"
+	"slices"
 	"strings"
 	"text/template"
+	"text/template/parse"
 	"time"
 
 	"github.com/berthgw/berth/gateway/events"
@@ -182,6 +185,11 @@ func (s *Service) SaveTemplate(t Template) (*Template, error) {
 	if len(t.Subject)+len(t.Text)+len(t.HTML) > maxRendered {
 		return nil, fault.New(fault.Invalid, "templates are limited to 64 KiB")
 	}
+	for _, src := range []string{t.Subject, t.Text, t.HTML} {
+		if err := checkBounded(src); err != nil {
+			return nil, fault.New(fault.Invalid, "%v", err)
+		}
+	}
 	sample := Sample(t.EventType, s.now())
 	if _, err := t.render(&sample); err != nil {
 		return nil, fault.Wrap(fault.Invalid, err, "the template does not render: %s", templateError(err))
@@ -200,6 +208,80 @@ func (s *Service) DeleteTemplate(eventType, channelType string) error {
 		}
 		return err
 	})
+}
+
+// maxRangeDepth bounds how deep ranges nest: each is over the event's few
+// fields.
+const maxRangeDepth = 2
+
+// checkBounded refuses a template whose run could take any time: it runs
+// in the leader's one dispatcher, on every event, and nothing can stop it
+// once started. Ranges may go over .Data alone (a number, or a method's
+// result, loops that many times), at most two deep, and templates may not
+// define or call others (recursion). What is left costs at most the
+// template's size times a few fields squared.
+func checkBounded(src string) error {
+	tpl, err := template.New("t").Parse(src)
+	if err != nil {
+		return fmt.Errorf("the template does not parse: %s", templateError(err))
+	}
+	if len(tpl.Templates()) > 1 {
+		return errors.New("templates may not define others (define, block)")
+	}
+	if tpl.Tree == nil {
+		return nil
+	}
+	return checkNodes(tpl.Tree.Root, 0)
+}
+
+func checkNodes(n parse.Node, depth int) error {
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return nil
+		}
+		for _, c := range n.Nodes {
+			if err := checkNodes(c, depth); err != nil {
+				return err
+			}
+		}
+	case *parse.TemplateNode:
+		return errors.New("templates may not call others (template)")
+	case *parse.IfNode:
+		return checkBranches(n.List, n.ElseList, depth)
+	case *parse.WithNode:
+		return checkBranches(n.List, n.ElseList, depth)
+	case *parse.RangeNode:
+		if !overData(n.Pipe) {
+			return errors.New("range may only go over .Data")
+		}
+		if depth+1 > maxRangeDepth {
+			return fmt.Errorf("ranges may nest at most %d deep", maxRangeDepth)
+		}
+		return checkBranches(n.List, n.ElseList, depth+1)
+	}
+	return nil
+}
+
+func checkBranches(list, elseList *parse.ListNode, depth int) error {
+	if err := checkNodes(list, depth); err != nil {
+		return err
+	}
+	return checkNodes(elseList, depth)
+}
+
+// overData reports whether a range's pipeline is .Data or $.Data.
+func overData(p *parse.PipeNode) bool {
+	if p == nil || len(p.Cmds) != 1 || len(p.Cmds[0].Args) != 1 {
+		return false
+	}
+	switch a := p.Cmds[0].Args[0].(type) {
+	case *parse.FieldNode:
+		return slices.Equal(a.Ident, []string{"Data"})
+	case *parse.VariableNode:
+		return slices.Equal(a.Ident, []string{"$", "Data"})
+	}
+	return false
 }
 
 // templateError is the parser's message without Go's internals.

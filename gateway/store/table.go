@@ -168,25 +168,11 @@ func (t *Table[T]) GetBy(tx *Tx, index, value string) (*T, string, error) {
 
 // IDsBy returns the ids a plain index maps value to, in id order.
 func (t *Table[T]) IDsBy(tx *Tx, index, value string) ([]string, error) {
-	prefix := t.plainScanPrefix(index, value)
-	if err := tx.dependOn(valueGenerationKey(t.name, index, value)); err != nil {
-		return nil, err
-	}
-	var ids []string
-	err := tx.kv.scan(prefix, scanOrder{}, func(e entry) (bool, error) {
-		if e.live(tx.now.Unix()) {
-			ids = append(ids, e.key[len(prefix):])
-		}
-		return true, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s by %s: %w", t.name, index, err)
-	}
-	return ids, nil
+	return t.FirstIDsBy(tx, index, value, 0)
 }
 
-// FirstIDsBy is IDsBy stopped after n ids: the head of a queue kept as a
-// plain index, read without walking the whole queue.
+// FirstIDsBy is IDsBy for the first n ids only (every one when n <= 0),
+// for queues read from their head: its cost does not grow with the rest.
 func (t *Table[T]) FirstIDsBy(tx *Tx, index, value string, n int) ([]string, error) {
 	prefix := t.plainScanPrefix(index, value)
 	if err := tx.dependOn(valueGenerationKey(t.name, index, value)); err != nil {
@@ -197,7 +183,7 @@ func (t *Table[T]) FirstIDsBy(tx *Tx, index, value string, n int) ([]string, err
 		if e.live(tx.now.Unix()) {
 			ids = append(ids, e.key[len(prefix):])
 		}
-		return len(ids) < n, nil
+		return n <= 0 || len(ids) < n, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s by %s: %w", t.name, index, err)

@@ -169,6 +169,8 @@ func (s emailSettings) deliver(ctx context.Context, rt *runtime, rcpt string, bo
 	if deadline, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(deadline)
 	}
+	// net/textproto reads a reply line of any length: bound the session.
+	conn = &boundedConn{Conn: conn, left: maxSMTPRead}
 	if s.tls == tlsImplicit {
 		tc := tls.Client(conn, rt.tlsConfig(s.host))
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -224,6 +226,30 @@ func (s emailSettings) deliver(ctx context.Context, rt *runtime, rcpt string, bo
 	// QUIT changes nothing, and reporting it would resend.
 	_ = c.Quit()
 	return nil
+}
+
+// maxSMTPRead bounds what one SMTP session reads from the server, TLS
+// handshake included: replies are a few lines, but a hostile server, or
+// whoever is on the path before STARTTLS, could send an endless one and
+// have the plugin buffer it until the send's timeout.
+const maxSMTPRead = 1 << 20
+
+// boundedConn fails reads past its budget.
+type boundedConn struct {
+	net.Conn
+	left int64
+}
+
+func (c *boundedConn) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, errors.New("the SMTP server sent more than 1 MiB")
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.Conn.Read(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 // smtpErr classifies an SMTP reply: 4xx is temporary, an authentication

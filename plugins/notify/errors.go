@@ -98,6 +98,11 @@ func secretsOf(ch sdk.Channel, settings map[string]string) []string {
 			for _, hv := range headers {
 				if s, ok := hv.(string); ok {
 					add(s)
+					// "Bearer <token>": a receiver that refuses it may
+					// name the token alone.
+					if _, cred, ok := strings.Cut(strings.TrimSpace(s), " "); ok {
+						add(cred)
+					}
 				}
 			}
 		}
@@ -115,6 +120,11 @@ func redact(err error, secrets []string) error {
 	msg := err.Error()
 	for _, s := range secrets {
 		msg = strings.ReplaceAll(msg, s, "[redacted]")
+		// peerText cuts a peer's answer short: a secret it echoed may end
+		// the message's part cut off, marked "…".
+		for n := len(s) - 1; n >= minSecretLen; n-- {
+			msg = strings.ReplaceAll(msg, s[:n]+"…", "[redacted]…")
+		}
 	}
 	if msg == err.Error() {
 		return err
