@@ -51,11 +51,15 @@ func TestDockerfile(t *testing.T) {
 		for _, want := range []string{
 			"COPY plugins/" + name + "/go.mod plugins/" + name + "/go.sum plugins/" + name + "/",
 			"cd plugins/" + name + " && go build",
-			"-o /out/usr/lib/berth/plugins/" + name + " .",
 		} {
 			if !strings.Contains(df, want) {
 				t.Errorf("plugin %s: Dockerfile lacks %q", name, want)
 			}
+		}
+		// Installed under its name, or under the name the gateway finds a
+		// first-party plugin by (berth-plugin-<name>, in plugins.dir).
+		if !strings.Contains(df, "-o /out/usr/lib/berth/plugins/"+name+" .") && !strings.Contains(df, "-o /out/usr/lib/berth/plugins/berth-plugin-"+name+" .") {
+			t.Errorf("plugin %s is not installed in /usr/lib/berth/plugins", name)
 		}
 	}
 	// The final stage runs as the user the chart's pods run as.
