@@ -10,6 +10,7 @@ import (
 
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/events"
+	"github.com/berthgw/berth/gateway/events/eventstest"
 	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/operations"
@@ -63,30 +64,9 @@ func eventService(t *testing.T, clock *fakeClock, quota Quota) (*Service, *store
 
 // takeEvents returns the outbox's events and empties it, so each step of
 // a test sees only what it caused.
-func takeEvents(t *testing.T, db *store.DB) []events.Event {
-	t.Helper()
-	var out []events.Event
-	err := db.Update(func(tx *store.Tx) error {
-		var err error
-		if out, err = events.Pending(tx, 100); err != nil {
-			return err
-		}
-		for _, e := range out {
-			if err := events.Done(tx, e.ID); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 func one(t *testing.T, db *store.DB, typ string) events.Event {
 	t.Helper()
-	got := takeEvents(t, db)
+	got := eventstest.Take(t, db)
 	if len(got) != 1 || got[0].Type != typ {
 		t.Fatalf("want one %s, got %+v", typ, got)
 	}
@@ -95,7 +75,7 @@ func one(t *testing.T, db *store.DB, typ string) events.Event {
 
 func none(t *testing.T, db *store.DB) {
 	t.Helper()
-	if got := takeEvents(t, db); len(got) != 0 {
+	if got := eventstest.Take(t, db); len(got) != 0 {
 		t.Fatalf("want no event, got %+v", got)
 	}
 }
@@ -146,7 +126,7 @@ func TestProbeTransitions(t *testing.T) {
 	if _, err := s.Register(ctx, admin, live, audit.Event{}); err != nil {
 		t.Fatal(err)
 	}
-	takeEvents(t, db)
+	eventstest.Take(t, db)
 	steps := []struct {
 		name string
 		spec *Spec // a new connection before the probe, or nil
@@ -169,7 +149,7 @@ func TestProbeTransitions(t *testing.T) {
 		}
 		clock.Advance(5 * time.Minute)
 		s.probe("edge")
-		got := takeEvents(t, db)
+		got := eventstest.Take(t, db)
 		if st.want == "" {
 			if len(got) != 0 {
 				t.Fatalf("%s: want no event, got %+v", st.name, got)
@@ -273,7 +253,7 @@ func TestQuotaExceededIsBounded(t *testing.T) {
 		if !fault.Is(err, fault.QuotaExceeded) {
 			t.Fatalf("%s: %v", st.name, err)
 		}
-		got := takeEvents(t, db)
+		got := eventstest.Take(t, db)
 		if !st.emits {
 			if len(got) != 0 {
 				t.Fatalf("%s: want no event, got %+v", st.name, got)

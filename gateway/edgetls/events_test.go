@@ -9,29 +9,8 @@ import (
 	"time"
 
 	"github.com/berthgw/berth/gateway/events"
-	"github.com/berthgw/berth/gateway/store"
+	"github.com/berthgw/berth/gateway/events/eventstest"
 )
-
-func takeEvents(t *testing.T, db *store.DB) []events.Event {
-	t.Helper()
-	var out []events.Event
-	err := db.Update(func(tx *store.Tx) error {
-		var err error
-		if out, err = events.Pending(tx, 100); err != nil {
-			return err
-		}
-		for _, e := range out {
-			if err := events.Done(tx, e.ID); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // A run of failed renewals is reported once, by its first failure; a
 // success ends the run. What was reported survives a restart (and is
@@ -66,7 +45,7 @@ func TestRenewalFailureEmitsOncePerRun(t *testing.T) {
 	}
 	for _, st := range steps {
 		st.do()
-		got := takeEvents(t, db)
+		got := eventstest.Take(t, db)
 		if !st.emits {
 			if len(got) != 0 {
 				t.Fatalf("%s: want no event, got %+v", st.name, got)
@@ -120,7 +99,7 @@ func TestExpiryWarnsOncePerCertificate(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}
-		got := takeEvents(t, db)
+		got := eventstest.Take(t, db)
 		if st.days == "" {
 			if n != 0 || len(got) != 0 {
 				t.Fatalf("%s: want no warning, got %d %+v", st.name, n, got)
@@ -150,7 +129,7 @@ func TestStartChecksExpiry(t *testing.T) {
 	}
 	defer m.Stop()
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if got := takeEvents(t, db); len(got) > 0 {
+		if got := eventstest.Take(t, db); len(got) > 0 {
 			if len(got) != 1 || got[0].Type != events.CertificateExpiring {
 				t.Fatalf("%+v", got)
 			}

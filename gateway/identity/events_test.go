@@ -7,32 +7,10 @@ import (
 	"time"
 
 	"github.com/berthgw/berth/gateway/events"
-	"github.com/berthgw/berth/gateway/store"
+	"github.com/berthgw/berth/gateway/events/eventstest"
 )
 
 var eventSettings = Settings{AccessTokenTTL: time.Minute, RefreshTokenTTL: time.Hour, SessionTTL: time.Hour, AccessKeyTokenTTL: time.Hour}
-
-// takeEvents returns the outbox's events and empties it.
-func takeEvents(t *testing.T, db *store.DB) []events.Event {
-	t.Helper()
-	var out []events.Event
-	err := db.Update(func(tx *store.Tx) error {
-		var err error
-		if out, err = events.Pending(tx, 100); err != nil {
-			return err
-		}
-		for _, e := range out {
-			if err := events.Done(tx, e.ID); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // Creating, disabling and resetting the password of an account each
 // report once, with the change; a refused change reports nothing.
@@ -44,7 +22,7 @@ func TestAccountChangesEmit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	takeEvents(t, db)
+	eventstest.Take(t, db)
 	var ann *User
 	disable, enable := StatusDisabled, StatusActive
 	steps := []struct {
@@ -88,7 +66,7 @@ func TestAccountChangesEmit(t *testing.T) {
 		if err := st.do(); err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}
-		got := takeEvents(t, db)
+		got := eventstest.Take(t, db)
 		if st.want == "" {
 			if len(got) != 0 {
 				t.Fatalf("%s: want no event, got %+v", st.name, got)
@@ -144,7 +122,7 @@ func TestLockoutEmitsOncePerLock(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			takeEvents(t, db)
+			eventstest.Take(t, db)
 			count := func(attempts int) []events.Event {
 				t.Helper()
 				for range attempts {
@@ -152,7 +130,7 @@ func TestLockoutEmitsOncePerLock(t *testing.T) {
 						t.Fatal("a wrong password was accepted")
 					}
 				}
-				return takeEvents(t, db)
+				return eventstest.Take(t, db)
 			}
 			if got := count(2); len(got) != 0 {
 				t.Fatalf("under the threshold: %+v", got)
@@ -175,7 +153,7 @@ func TestLockoutEmitsOncePerLock(t *testing.T) {
 				for range 4 {
 					s.SignIn(context.Background(), "ghost", "wrong-password", MethodPassword, Meta{})
 				}
-				if got := takeEvents(t, db); len(got) != 0 {
+				if got := eventstest.Take(t, db); len(got) != 0 {
 					t.Fatalf("a name that is no account: %+v", got)
 				}
 			}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/berthgw/berth/gateway/events"
+	"github.com/berthgw/berth/gateway/events/eventstest"
 	"github.com/berthgw/berth/gateway/store"
 )
 
@@ -50,27 +51,6 @@ func putTokens(t *testing.T, db *store.DB, ts ...*Token) {
 	}
 }
 
-func takeEvents(t *testing.T, db *store.DB) []events.Event {
-	t.Helper()
-	var out []events.Event
-	err := db.Update(func(tx *store.Tx) error {
-		var err error
-		if out, err = events.Pending(tx, 100); err != nil {
-			return err
-		}
-		for _, e := range out {
-			if err := events.Done(tx, e.ID); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // Each use of a token is reported with the use; a refused one is not.
 func TestRedeemEmitsUsed(t *testing.T) {
 	c := &clock{t: time.Now().UTC()}
@@ -89,7 +69,7 @@ func TestRedeemEmitsUsed(t *testing.T) {
 		if st.used != (err == nil) {
 			t.Fatalf("%s: %v", st.name, err)
 		}
-		got := takeEvents(t, db)
+		got := eventstest.Take(t, db)
 		if !st.used {
 			if len(got) != 0 {
 				t.Fatalf("%s: want no event, got %+v", st.name, got)
@@ -121,7 +101,7 @@ func TestSweepExpired(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", step, err)
 		}
-		got := takeEvents(t, db)
+		got := eventstest.Take(t, db)
 		if n != len(ids) || len(got) != len(ids) {
 			t.Fatalf("%s: reported %d, events %+v, want %q", step, n, got, ids)
 		}
@@ -142,7 +122,7 @@ func TestSweepExpired(t *testing.T) {
 	if _, err := s.SweepExpired(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("a cancelled sweep: %v", err)
 	}
-	if got := takeEvents(t, db); len(got) != 0 {
+	if got := eventstest.Take(t, db); len(got) != 0 {
 		t.Fatalf("a cancelled sweep reported %+v", got)
 	}
 }

@@ -6,30 +6,9 @@ import (
 	"time"
 
 	"github.com/berthgw/berth/gateway/events"
+	"github.com/berthgw/berth/gateway/events/eventstest"
 	"github.com/berthgw/berth/gateway/store"
 )
-
-// takeEvents returns the outbox's events and empties it.
-func takeEvents(t *testing.T, db *store.DB) []events.Event {
-	t.Helper()
-	var out []events.Event
-	err := db.Update(func(tx *store.Tx) error {
-		var err error
-		if out, err = events.Pending(tx, 100); err != nil {
-			return err
-		}
-		for _, e := range out {
-			if err := events.Done(tx, e.ID); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // Observations notify the transitions of nodes once each: joins, a ready
 // node going not ready or offline, and coming back. The first observation
@@ -62,7 +41,7 @@ func TestHistoryEmitsTransitions(t *testing.T) {
 			t.Fatalf("%s: %v", st.name, err)
 		}
 		var got []string
-		for _, e := range takeEvents(t, db) {
+		for _, e := range eventstest.Take(t, db) {
 			s := e.Type + "/" + e.Data["node"]
 			if e.Data["reason"] != "" {
 				s += "/" + e.Data["reason"]
@@ -104,7 +83,7 @@ func TestHistoryStaleObservationEmitsNothing(t *testing.T) {
 	if _, err := NewHistory(db, fc, HistoryOptions{Now: c.Now}).ObserveCluster("edge"); err != nil {
 		t.Fatal(err)
 	}
-	if got := takeEvents(t, db); len(got) != 1 || got[0].Type != events.NodeNotReady {
+	if got := eventstest.Take(t, db); len(got) != 1 || got[0].Type != events.NodeNotReady {
 		t.Fatalf("the first observer: %+v", got)
 	}
 	// This one still holds the old state and would report it again.
@@ -114,7 +93,7 @@ func TestHistoryStaleObservationEmitsNothing(t *testing.T) {
 	if !errors.Is(err, errStale) {
 		t.Fatalf("write over a newer state: %v", err)
 	}
-	if got := takeEvents(t, db); len(got) != 0 {
+	if got := eventstest.Take(t, db); len(got) != 0 {
 		t.Fatalf("a stale observation notified %+v", got)
 	}
 }

@@ -6,29 +6,9 @@ import (
 	"time"
 
 	"github.com/berthgw/berth/gateway/events"
+	"github.com/berthgw/berth/gateway/events/eventstest"
 	"github.com/berthgw/berth/gateway/store"
 )
-
-func takeEvents(t *testing.T, db *store.DB) []events.Event {
-	t.Helper()
-	var out []events.Event
-	err := db.Update(func(tx *store.Tx) error {
-		var err error
-		if out, err = events.Pending(tx, 100); err != nil {
-			return err
-		}
-		for _, e := range out {
-			if err := events.Done(tx, e.ID); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // A plugin's health is reported on the transitions of the fleet's one
 // stored word: two replicas (two hosts on one store) whose supervisors
@@ -76,7 +56,7 @@ func TestHealthTransitionsEmitOnce(t *testing.T) {
 			cause = crash
 		}
 		st.in.setState(st.to, cause)
-		got := takeEvents(t, db)
+		got := eventstest.Take(t, db)
 		if st.want == "" {
 			if len(got) != 0 {
 				t.Fatalf("%s: want no event, got %+v", st.name, got)
