@@ -33,7 +33,9 @@ func (c *countingNotifier) Send(context.Context, sdk.Message) (sdk.Delivery, err
 	return sdk.Delivery{ProviderMessageID: "x"}, nil
 }
 
-func benchService(b *testing.B, n pluginclient.Notifier) *Service {
+func benchService(b *testing.B, n pluginclient.Notifier) *Service { return benchServiceT(b, n) }
+
+func benchServiceT(b testing.TB, n pluginclient.Notifier) *Service {
 	db, err := store.Open(store.Options{Dir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
