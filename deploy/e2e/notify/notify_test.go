@@ -370,3 +370,99 @@ func pluginPID(t *testing.T, parent int) int {
 	})
 	return found
 }
+
+// mailpitVersion is the version plugins/notify's tests pin
+// (plugins/notify/internal/mailpittest/testdata/mailpit/go.mod).
+const mailpitVersion = "v1.33.1"
+
+// buildMailpit builds the pinned mailpit from the plugin's tools module.
+func buildMailpit(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(binDir, "mailpit")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/axllent/mailpit")
+	cmd.Dir = "../../../plugins/notify/internal/mailpittest/testdata/mailpit"
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=readonly", "GOWORK=off", "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build mailpit %s: %v\n%s", mailpitVersion, err, out)
+	}
+	return bin
+}
+
+// An email channel through the gateway, the real plugin and a real mail
+// server (mailpit): a route sends user.created to an operator's address,
+// and the message is read back through mailpit's API.
+func TestEmailThroughTheGateway(t *testing.T) {
+	mp := buildMailpit(t)
+	ports, err := freeport.Pick(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := "http://127.0.0.1:" + strconv.Itoa(ports[1])
+	cmd := exec.Command(mp, "--smtp", "127.0.0.1:"+strconv.Itoa(ports[0]), "--listen", "127.0.0.1:"+strconv.Itoa(ports[1]),
+		"--database", filepath.Join(t.TempDir(), "mailpit.db"), "--smtp-disable-rdns", "--disable-version-check")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("mailpit:\n%s", out.String())
+		}
+	})
+	until(t, "mailpit answers", func() bool {
+		resp, err := http.Get(api + "/api/v1/messages")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+
+	g := newGateway(t)
+	g.start(t)
+	tok := g.admin(t)
+	// Plain SMTP on loopback (no credentials, so the plugin allows it).
+	if s := g.call(t, tok, "POST", "/api/v1/notifications/channels", map[string]any{"name": "mail", "type": "email",
+		"host": "127.0.0.1", "port": strconv.Itoa(ports[0]), "tls": "none", "from": "Berth <berth@example.com>"}, nil); s != 201 {
+		t.Fatalf("create email channel: %d", s)
+	}
+	if s := g.call(t, tok, "POST", "/api/v1/notifications/routes", map[string]any{"name": "people", "events": []string{"user.created"}, "channel": "mail", "target": "ops@example.com"}, nil); s != 201 {
+		t.Fatalf("create route: %d", s)
+	}
+	g.createUsers(t, tok, "zoe", 1)
+	var list struct {
+		Messages []struct {
+			ID      string
+			Subject string
+			To      []struct{ Address string }
+		}
+	}
+	until(t, "the mail arrives", func() bool {
+		resp, err := http.Get(api + "/api/v1/messages")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return json.NewDecoder(resp.Body).Decode(&list) == nil && len(list.Messages) > 0
+	})
+	m := list.Messages[0]
+	if !strings.Contains(m.Subject, "zoe0") || len(m.To) != 1 || m.To[0].Address != "ops@example.com" {
+		t.Errorf("mail %+v", m)
+	}
+	resp, err := http.Get(api + "/api/v1/message/" + m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var full struct{ Text, HTML string }
+	json.NewDecoder(resp.Body).Decode(&full)
+	if !strings.Contains(full.Text, "user.created") || !strings.Contains(full.HTML, "<table>") {
+		t.Errorf("mail parts: text %q, html %q", full.Text, full.HTML)
+	}
+}
