@@ -71,6 +71,7 @@ func (g *Gateway) initClusters() error {
 				MaxCPUMillicores: prov.Quota.CPUMillicores(),
 				MaxMemoryBytes:   prov.Quota.MemoryBytes(),
 			},
+			QuotaFor: g.planQuota,
 		},
 	})
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/authn"
+	"github.com/berthgw/berth/gateway/billing"
 	"github.com/berthgw/berth/gateway/clusters"
 	"github.com/berthgw/berth/gateway/config"
 	"github.com/berthgw/berth/gateway/edgetls"
@@ -83,6 +84,8 @@ type Gateway struct {
 	identityAPI *identity.Handlers
 	plugins     *pluginhost.Host
 	notify      *notify.Service
+	billing     *billing.Service
+	billingAPI  *billing.Handlers
 	notifyAPI   *notify.Handlers
 
 	// The cluster registry and the Kubernetes proxy.
@@ -178,6 +181,7 @@ func (g *Gateway) init(stdout io.Writer) error {
 	}
 	g.initFleetOps()
 	g.initNotify()
+	g.initBilling()
 	router, err := g.routes()
 	if err != nil {
 		return err

@@ -90,7 +90,11 @@ type Lifecycle struct {
 	Provisioner func(name string) (pluginclient.Provisioner, error)
 	// DefaultProvisioner is used when a request names none.
 	DefaultProvisioner string
-	Quota              Quota
+	// Quota is the default quota: users without a plan of their own.
+	Quota Quota
+	// QuotaFor, when set, returns the quota of user's plan, read within
+	// the provisioning transaction; false means the default applies.
+	QuotaFor func(tx *store.Tx, user string) (Quota, bool, error)
 }
 
 // ProvisionSpec asks for a new cluster made by a provisioner.
@@ -267,18 +271,20 @@ func deleteMembers(tx *store.Tx, cluster string) error {
 // shape want replaces.
 func (s *Service) checkQuota(tx *store.Tx, user, except string, want Resources) error {
 	q := s.opts.Lifecycle.Quota
-	count, cpu, mem := 0, want.CPUMillicores, want.MemoryBytes
-	err := records.Scan(tx, store.ScanOptions{}, func(_ string, r *Record) (bool, error) {
-		if r.CreatedBy != user || r.Provisioner == "" || r.Status == StatusDeleted || r.Name == except || r.Shape == nil {
-			return true, nil
+	if f := s.opts.Lifecycle.QuotaFor; f != nil {
+		planned, ok, err := f(tx, user)
+		if err != nil {
+			return err
 		}
-		t := r.Shape.total()
-		count, cpu, mem = count+1, cpu+t.CPUMillicores, mem+t.MemoryBytes
-		return true, nil
-	})
+		if ok {
+			q = planned
+		}
+	}
+	count, used, err := usage(tx, user, except)
 	if err != nil {
 		return err
 	}
+	cpu, mem := used.CPUMillicores+want.CPUMillicores, used.MemoryBytes+want.MemoryBytes
 	if except == "" {
 		count++
 	}
@@ -294,6 +300,26 @@ func (s *Service) checkQuota(tx *store.Tx, user, except string, want Resources) 
 			"memory", memString(q.MaxMemoryBytes), memString(mem)}
 	}
 	return nil
+}
+
+// usage is what user's provisioned clusters that are not deleted hold,
+// except the one called except.
+func usage(tx *store.Tx, user, except string) (count int, total Resources, err error) {
+	err = records.Scan(tx, store.ScanOptions{}, func(_ string, r *Record) (bool, error) {
+		if r.CreatedBy != user || r.Provisioner == "" || r.Status == StatusDeleted || r.Name == except || r.Shape == nil {
+			return true, nil
+		}
+		t := r.Shape.total()
+		count, total.CPUMillicores, total.MemoryBytes = count+1, total.CPUMillicores+t.CPUMillicores, total.MemoryBytes+t.MemoryBytes
+		return true, nil
+	})
+	return count, total, err
+}
+
+// Usage is what user's provisioned clusters hold against their quota.
+func (s *Service) Usage(user string) (clusters int, total Resources, err error) {
+	err = s.db.View(func(tx *store.Tx) (err error) { clusters, total, err = usage(tx, user, ""); return err })
+	return clusters, total, err
 }
 
 func mapStoreErr(err error) error {

@@ -45,6 +45,11 @@ const (
 
 	QuotaExceeded = "quota.exceeded"
 
+	OrderPaid          = "order.paid"
+	PaymentFailed      = "payment.failed"
+	SubscriptionEnded  = "subscription.ended"
+	EntitlementChanged = "entitlement.changed"
+
 	// NotificationTest is what POST /api/v1/notifications/test sends.
 	NotificationTest = "notification.test"
 )
@@ -78,6 +83,11 @@ var catalog = []Type{
 	{PluginRecovered, 1, Info, []string{"plugin"}, "A degraded plugin is serving again."},
 
 	{QuotaExceeded, 1, Warning, []string{"user", "limit", "want", "quota"}, "A request was refused because it would pass the user's quota."},
+
+	{OrderPaid, 1, Info, []string{"order", "plan", "amount", "currency"}, "An order was paid (personal: to the buyer; amount in minor units)."},
+	{PaymentFailed, 1, Warning, []string{"order", "plan", "reason"}, "A payment for an order or a renewal failed (personal and to operators)."},
+	{SubscriptionEnded, 1, Warning, []string{"order", "plan"}, "A subscription ended; its entitlement is withdrawn."},
+	{EntitlementChanged, 1, Info, []string{"user", "plan", "valid_until"}, "A user's plan, and with it their quota, changed."},
 
 	{NotificationTest, 1, Info, []string{"channel"}, "A test message an administrator sent through a channel."},
 }

@@ -1,0 +1,284 @@
+package billing
+
+import (
+	"slices"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/authn"
+	"github.com/berthgw/berth/gateway/fault"
+	"github.com/berthgw/berth/gateway/httpapi"
+	"github.com/berthgw/berth/gateway/identity"
+)
+
+// Handlers are the /api/v1/billing endpoints.
+type Handlers struct {
+	svc   *Service
+	authn *authn.Authenticator
+	audit *audit.Log
+}
+
+// NewHandlers wires the billing API.
+func NewHandlers(svc *Service, a *authn.Authenticator, au *audit.Log) *Handlers {
+	return &Handlers{svc: svc, authn: a, audit: au}
+}
+
+// Routes is billing's block of the gateway's route table.
+func Routes(h *Handlers) []authn.Route {
+	const (
+		get, post, put, del = fasthttp.MethodGet, fasthttp.MethodPost, fasthttp.MethodPut, fasthttp.MethodDelete
+		signedIn, admin     = authn.SignedIn, PermAdmin
+	)
+	return []authn.Route{
+		{Method: get, Path: "/api/v1/billing/plans", Permission: signedIn, Handler: h.ListPlans},
+		{Method: post, Path: "/api/v1/billing/plans", Permission: admin, Handler: h.CreatePlan},
+		{Method: get, Path: "/api/v1/billing/plans/{id}", Permission: signedIn, Handler: h.GetPlan},
+		{Method: put, Path: "/api/v1/billing/plans/{id}", Permission: admin, Handler: h.UpdatePlan},
+		{Method: del, Path: "/api/v1/billing/plans/{id}", Permission: admin, Handler: h.DeletePlan},
+		{Method: post, Path: "/api/v1/billing/orders", Permission: signedIn, Handler: h.CreateOrder},
+		{Method: get, Path: "/api/v1/billing/orders", Permission: signedIn, Handler: h.ListOrders},
+		{Method: get, Path: "/api/v1/billing/orders/{id}", Permission: signedIn, Handler: h.GetOrder},
+		{Method: post, Path: "/api/v1/billing/orders/{id}/cancel", Permission: signedIn, Handler: h.CancelOrder},
+		{Method: post, Path: "/api/v1/billing/orders/{id}/pay", Permission: admin, Handler: h.PayOrder},
+		{Method: get, Path: "/api/v1/billing/entitlement", Permission: signedIn, Handler: h.GetEntitlement},
+	}
+}
+
+func pathValue(ctx *fasthttp.RequestCtx, name string) string {
+	v, _ := ctx.UserValue(name).(string)
+	return v
+}
+
+// isAdmin: billing:admin, not narrowed by a scoped key.
+func isAdmin(p *identity.Principal) bool { return p.Can(PermAdmin) && !p.Scoped() }
+
+// record audits a change to plans or orders.
+func (h *Handlers) record(ctx *fasthttp.RequestCtx, action, kind, id string, details map[string]string, err error) {
+	ev := h.authn.AuditEvent(ctx)
+	ev.Category, ev.Action, ev.ResourceType, ev.ResourceID, ev.Details = audit.CategorySettings, action, kind, id, details
+	ev.Result = audit.ResultSuccess
+	if err != nil {
+		ev.Result, ev.Reason = audit.ResultFailure, fault.KindOf(err).String()
+	}
+	h.audit.Record(ctx, ev)
+}
+
+// ListPlans is GET /api/v1/billing/plans: plans on sale; admins add
+// ?archived=true for the archived ones too.
+func (h *Handlers) ListPlans(ctx *fasthttp.RequestCtx) error {
+	all := string(ctx.QueryArgs().Peek("archived")) == "true" && isAdmin(authn.PrincipalFrom(ctx))
+	ps, err := h.svc.Plans(all)
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"items": ps})
+	return nil
+}
+
+// GetPlan is GET /api/v1/billing/plans/{id}.
+func (h *Handlers) GetPlan(ctx *fasthttp.RequestCtx) error {
+	p, err := h.svc.Plan(pathValue(ctx, "id"))
+	if err != nil {
+		return err
+	}
+	if p.Archived && !isAdmin(authn.PrincipalFrom(ctx)) {
+		return ErrPlanNotFound
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, p)
+	return nil
+}
+
+// CreatePlan is POST /api/v1/billing/plans.
+func (h *Handlers) CreatePlan(ctx *fasthttp.RequestCtx) error {
+	var in PlanInput
+	if err := httpapi.DecodeJSON(ctx, &in); err != nil {
+		return err
+	}
+	p, err := h.svc.SavePlan("", in)
+	id := in.Name
+	if p != nil {
+		id = p.ID
+	}
+	h.record(ctx, "billing.plan.create", "billing_plan", id, nil, err)
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusCreated, p)
+	return nil
+}
+
+// UpdatePlan is PUT /api/v1/billing/plans/{id}.
+func (h *Handlers) UpdatePlan(ctx *fasthttp.RequestCtx) error {
+	var in PlanInput
+	if err := httpapi.DecodeJSON(ctx, &in); err != nil {
+		return err
+	}
+	id := pathValue(ctx, "id")
+	p, err := h.svc.SavePlan(id, in)
+	h.record(ctx, "billing.plan.update", "billing_plan", id, nil, err)
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, p)
+	return nil
+}
+
+// DeletePlan is DELETE /api/v1/billing/plans/{id}: 204 when removed, 200
+// with the plan when someone holds it and it was archived instead.
+func (h *Handlers) DeletePlan(ctx *fasthttp.RequestCtx) error {
+	id := pathValue(ctx, "id")
+	archived, err := h.svc.DeletePlan(id)
+	h.record(ctx, "billing.plan.delete", "billing_plan", id, map[string]string{"archived": map[bool]string{true: "true", false: "false"}[archived]}, err)
+	if err != nil {
+		return err
+	}
+	if !archived {
+		ctx.SetStatusCode(fasthttp.StatusNoContent)
+		return nil
+	}
+	p, err := h.svc.Plan(id)
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, p)
+	return nil
+}
+
+// CreateOrder is POST /api/v1/billing/orders {plan_id}.
+func (h *Handlers) CreateOrder(ctx *fasthttp.RequestCtx) error {
+	var in struct {
+		PlanID string `json:"plan_id"`
+	}
+	if err := httpapi.DecodeJSON(ctx, &in); err != nil {
+		return err
+	}
+	if in.PlanID == "" {
+		return fault.New(fault.Invalid, "plan_id is required")
+	}
+	o, err := h.svc.CreateOrder(authn.PrincipalFrom(ctx).UserID, in.PlanID)
+	id := ""
+	if o != nil {
+		id = o.ID
+	}
+	h.record(ctx, "billing.order.create", "billing_order", id, map[string]string{"plan": in.PlanID}, err)
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusCreated, o)
+	return nil
+}
+
+// owner is "" for an admin (every order), else the caller's id.
+func owner(ctx *fasthttp.RequestCtx) string {
+	p := authn.PrincipalFrom(ctx)
+	if isAdmin(p) {
+		return ""
+	}
+	return p.UserID
+}
+
+// ListOrders is GET /api/v1/billing/orders?status=&plan_id=&user_id=: the
+// caller's own; admins every user's.
+func (h *Handlers) ListOrders(ctx *fasthttp.RequestCtx) error {
+	pg, err := httpapi.ParsePage(ctx)
+	if err != nil {
+		return err
+	}
+	args := ctx.QueryArgs()
+	f := OrderFilter{Status: string(args.Peek("status")), PlanID: string(args.Peek("plan_id")), UserID: string(args.Peek("user_id"))}
+	if f.Status != "" && !slices.Contains(Statuses, f.Status) {
+		return fault.New(fault.Invalid, "status must be one of pending, paid, canceled, expired")
+	}
+	if who := owner(ctx); who != "" {
+		if f.UserID != "" && f.UserID != who {
+			return fault.New(fault.Forbidden, "you may list only your own orders")
+		}
+		f.UserID = who
+	}
+	items, total, err := h.svc.Orders(f, pg.Page, pg.PageSize)
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, httpapi.NewList(items, total, pg))
+	return nil
+}
+
+// GetOrder is GET /api/v1/billing/orders/{id}.
+func (h *Handlers) GetOrder(ctx *fasthttp.RequestCtx) error {
+	o, err := h.svc.Order(pathValue(ctx, "id"), owner(ctx))
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, o)
+	return nil
+}
+
+// CancelOrder is POST /api/v1/billing/orders/{id}/cancel: one's own
+// pending order, or any for an admin.
+func (h *Handlers) CancelOrder(ctx *fasthttp.RequestCtx) error {
+	id := pathValue(ctx, "id")
+	o, err := h.svc.Cancel(id, owner(ctx))
+	h.record(ctx, "billing.order.cancel", "billing_order", id, nil, err)
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, o)
+	return nil
+}
+
+// PayOrder is POST /api/v1/billing/orders/{id}/pay {reason}: an admin
+// marks a pending order paid by hand (a bank transfer, a credit).
+func (h *Handlers) PayOrder(ctx *fasthttp.RequestCtx) error {
+	var in struct {
+		Reason string `json:"reason"`
+	}
+	if err := httpapi.DecodeJSON(ctx, &in); err != nil {
+		return err
+	}
+	id := pathValue(ctx, "id")
+	o, err := h.svc.MarkPaid(id, authn.PrincipalFrom(ctx).UserID, in.Reason)
+	h.record(ctx, "billing.order.pay", "billing_order", id, map[string]string{"reason": in.Reason}, err)
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, o)
+	return nil
+}
+
+// EntitlementView is what GET /api/v1/billing/entitlement answers.
+type EntitlementView struct {
+	Active      bool         `json:"active"`
+	Entitlement *Entitlement `json:"entitlement,omitempty"`
+	// Limits are the quotas in force for the caller: the plan's, or the
+	// configured default when there is none.
+	Limits Entitlements `json:"limits"`
+	Used   Usage        `json:"used"`
+}
+
+// Usage is what the caller's clusters hold against the quota.
+type Usage struct {
+	Clusters      int   `json:"clusters"`
+	CPUMillicores int64 `json:"cpu_millicores"`
+	MemoryBytes   int64 `json:"memory_bytes"`
+}
+
+// GetEntitlement is GET /api/v1/billing/entitlement.
+func (h *Handlers) GetEntitlement(ctx *fasthttp.RequestCtx) error {
+	user := authn.PrincipalFrom(ctx).UserID
+	e, ok, err := h.svc.Entitlement(user)
+	if err != nil {
+		return err
+	}
+	v := EntitlementView{Active: ok, Limits: h.svc.opts.DefaultLimits}
+	if ok {
+		v.Entitlement, v.Limits = e, e.Limits
+	}
+	if h.svc.opts.Usage != nil {
+		if v.Used, err = h.svc.opts.Usage(user); err != nil {
+			return err
+		}
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, v)
+	return nil
+}
