@@ -407,6 +407,18 @@ func (s *Service) attempt(ctx context.Context, c *Channel, to sendTarget, d *Del
 	now := s.now()
 	d.UpdatedAt = now
 	var next time.Time
+	if !sent && now.Sub(d.CreatedAt) >= s.opts.Retention {
+		// Waiting is bounded too: a channel whose plugin stays away for
+		// the whole retention does not pile up pending deliveries for ever.
+		s.outcomes.WithLabelValues("dead").Inc()
+		d.Status, d.NextAttempt, d.ExpiresAt = Dead, time.Time{}, now.Add(s.opts.Retention)
+		d.LastError = "no notifier plugin took the delivery within the retention period: " + failureText(err)
+		s.log.Warn("notification dead", "delivery", d.ID, "channel", c.Name, "err", d.LastError)
+		if err := s.db.Update(func(tx *store.Tx) error { return deliveries.Put(tx, d.ID, d) }); err != nil {
+			s.log.Error("notifications: record dead delivery", "err", err)
+		}
+		return time.Time{}
+	}
 	if !sent {
 		s.outcomes.WithLabelValues("waited").Inc()
 		d.Waits++

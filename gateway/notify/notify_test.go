@@ -502,4 +502,16 @@ func TestDeliveriesWaitForTheirPlugin(t *testing.T) {
 	if len(fake.messages()) != 1 {
 		t.Errorf("not delivered once the plugin was back")
 	}
+
+	// A plugin that never comes back: after the retention the delivery is
+	// dead, not pending for ever.
+	f.svc.plugins = plugins{}
+	f.emit(t, events.Event{Type: events.ClusterDeleted, Cluster: "c2", Summary: "c2 deleted"})
+	f.pass(t)
+	f.clock.add(f.svc.opts.Retention)
+	f.pass(t)
+	dead, _, _ := f.svc.ListDeliveries(DeliveryFilter{Status: Dead}, 1, 10)
+	if len(dead) != 1 || dead[0].Attempts != 0 || !strings.Contains(dead[0].LastError, "retention") {
+		t.Errorf("a delivery whose plugin never came back: %+v", dead)
+	}
 }
