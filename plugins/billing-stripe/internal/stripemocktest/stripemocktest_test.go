@@ -35,6 +35,21 @@ func TestStart(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("a request without a key got %d, want 401", resp.StatusCode)
 	}
+	// It validates requests against Stripe's specification, which is what
+	// makes a test against it mean something.
+	for form, want := range map[string]int{"mode=payment&no_such_parameter=1": 400, "mode=weekly": 400} {
+		req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/checkout/sessions", strings.NewReader(form))
+		req.Header.Set("Authorization", "Bearer "+TestKey)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("POST /v1/checkout/sessions %s: %d, want %d", form, resp.StatusCode, want)
+		}
+	}
 	if !strings.Contains(s.Output(), "stripe-mock "+Version) {
 		t.Errorf("stripe-mock did not report %s:\n%s", Version, s.Output())
 	}
