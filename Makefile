@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/berthgw/berth/gateway.Version=$(VERSION)
 # Modules in this repository: the gateway (root) and the plugin SDK, which is
 # its own module so plugin authors do not inherit the gateway's dependencies.
-MODULES := . sdk plugins/provisioner-local plugins/notify
+MODULES := . sdk plugins/provisioner-local plugins/notify plugins/billing-stripe
 
 .PHONY: all build run test fmt-check vet unit e2e-tools pebble helm bench bench-proxy fuzz proto clean
 

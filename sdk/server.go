@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -367,19 +368,53 @@ type billingServer struct {
 	b Billing
 }
 
-func (x *billingServer) ListPlans(ctx context.Context, _ *pb.ListPlansRequest) (*pb.ListPlansResponse, error) {
-	plans, err := x.b.ListPlans(ctx)
+func (x *billingServer) ListSettings(ctx context.Context, _ *pb.ListBillingSettingsRequest) (*pb.ListBillingSettingsResponse, error) {
+	sts, err := x.b.Settings(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return convert.PlansPB(plans), nil
+	return convert.BillingSettingsPB(sts), nil
+}
+
+func (x *billingServer) CheckSettings(ctx context.Context, req *pb.CheckBillingSettingsRequest) (*pb.CheckBillingSettingsResponse, error) {
+	if err := x.b.CheckSettings(ctx, req.GetSettings()); err != nil {
+		return nil, err
+	}
+	return &pb.CheckBillingSettingsResponse{}, nil
+}
+
+// checkPlan holds a plan to what every provider needs: an id to find the
+// order's plan again, a name to show, a price that is not negative, a
+// lower-case ISO 4217 currency and a known interval.
+func checkPlan(p *pb.Plan) error {
+	if err := required("plan.id", p.GetId()); err != nil {
+		return err
+	}
+	if err := required("plan.name", p.GetName()); err != nil {
+		return err
+	}
+	if p.GetPriceMinor() < 0 {
+		return fmt.Errorf("plan.price_minor %d is negative: %w", p.GetPriceMinor(), ErrInvalidArgument)
+	}
+	if c := p.GetCurrency(); len(c) != 3 || strings.Trim(c, "abcdefghijklmnopqrstuvwxyz") != "" {
+		return fmt.Errorf("plan.currency %q is not a lower-case ISO 4217 code such as \"eur\": %w", c, ErrInvalidArgument)
+	}
+	switch p.GetInterval() {
+	case IntervalOnce, IntervalMonth, IntervalYear:
+	default:
+		return fmt.Errorf("plan.interval %q is not %q, %q or %q: %w", p.GetInterval(), IntervalOnce, IntervalMonth, IntervalYear, ErrInvalidArgument)
+	}
+	return nil
 }
 
 func (x *billingServer) CreateCheckout(ctx context.Context, req *pb.CreateCheckoutRequest) (*pb.Checkout, error) {
-	if err := required("user_id", req.GetUserId()); err != nil {
+	if err := required("order_id", req.GetOrderId()); err != nil {
 		return nil, err
 	}
-	if err := required("plan_id", req.GetPlanId()); err != nil {
+	if err := required("success_url", req.GetSuccessUrl()); err != nil {
+		return nil, err
+	}
+	if err := checkPlan(req.GetPlan()); err != nil {
 		return nil, err
 	}
 	return once(ctx, x.s, "Billing.CreateCheckout", req.GetIdempotencyKey(), req, func() (*pb.Checkout, error) {
@@ -391,37 +426,56 @@ func (x *billingServer) CreateCheckout(ctx context.Context, req *pb.CreateChecko
 	})
 }
 
-func (x *billingServer) HandleWebhook(ctx context.Context, req *pb.HandleWebhookRequest) (*pb.HandleWebhookResponse, error) {
-	return once(ctx, x.s, "Billing.HandleWebhook", req.GetIdempotencyKey(), req, func() (*pb.HandleWebhookResponse, error) {
-		events, err := x.b.HandleWebhook(ctx, convert.WebhookRequest(req))
+func (x *billingServer) CreatePortal(ctx context.Context, req *pb.CreatePortalRequest) (*pb.Portal, error) {
+	if err := required("customer_id", req.GetCustomerId()); err != nil {
+		return nil, err
+	}
+	if err := required("return_url", req.GetReturnUrl()); err != nil {
+		return nil, err
+	}
+	return once(ctx, x.s, "Billing.CreatePortal", req.GetIdempotencyKey(), req, func() (*pb.Portal, error) {
+		p, err := x.b.CreatePortal(ctx, convert.PortalRequest(req))
 		if err != nil {
 			return nil, err
 		}
-		return convert.BillingEventsPB(events), nil
+		return convert.PortalPB(p), nil
 	})
 }
 
-func (x *billingServer) Cancel(ctx context.Context, req *pb.CancelRequest) (*pb.CancelResponse, error) {
-	if err := required("order_id", req.GetOrderId()); err != nil {
+func (x *billingServer) ListInvoices(ctx context.Context, req *pb.ListInvoicesRequest) (*pb.ListInvoicesResponse, error) {
+	if err := required("customer_id", req.GetCustomerId()); err != nil {
 		return nil, err
 	}
-	return once(ctx, x.s, "Billing.Cancel", req.GetIdempotencyKey(), req, func() (*pb.CancelResponse, error) {
-		if err := x.b.Cancel(ctx, convert.CancelRequest(req)); err != nil {
-			return nil, err
-		}
-		return &pb.CancelResponse{}, nil
-	})
-}
-
-func (x *billingServer) GetEntitlement(ctx context.Context, req *pb.GetEntitlementRequest) (*pb.Entitlement, error) {
-	if err := required("user_id", req.GetUserId()); err != nil {
-		return nil, err
+	if req.GetLimit() < 0 {
+		return nil, fmt.Errorf("limit %d is negative: %w", req.GetLimit(), ErrInvalidArgument)
 	}
-	e, err := x.b.GetEntitlement(ctx, req.GetUserId())
+	invoices, err := x.b.ListInvoices(ctx, convert.InvoicesRequest(req))
 	if err != nil {
 		return nil, err
 	}
-	return convert.EntitlementPB(e), nil
+	return convert.InvoicesPB(invoices), nil
+}
+
+// HandleWebhook is not cached by idempotency key: it has no side effect,
+// and the gateway drops replayed events by their id.
+func (x *billingServer) HandleWebhook(ctx context.Context, req *pb.HandleWebhookRequest) (*pb.HandleWebhookResponse, error) {
+	events, err := x.b.HandleWebhook(ctx, convert.WebhookRequest(req))
+	if err != nil {
+		return nil, err
+	}
+	return convert.BillingEventsPB(events), nil
+}
+
+func (x *billingServer) CancelSubscription(ctx context.Context, req *pb.CancelSubscriptionRequest) (*pb.CancelSubscriptionResponse, error) {
+	if err := required("subscription_id", req.GetSubscriptionId()); err != nil {
+		return nil, err
+	}
+	return once(ctx, x.s, "Billing.CancelSubscription", req.GetIdempotencyKey(), req, func() (*pb.CancelSubscriptionResponse, error) {
+		if err := x.b.CancelSubscription(ctx, convert.CancelRequest(req)); err != nil {
+			return nil, err
+		}
+		return &pb.CancelSubscriptionResponse{}, nil
+	})
 }
 
 type notifierServer struct {

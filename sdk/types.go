@@ -39,14 +39,18 @@ type (
 // The billing capability.
 type (
 	Billing          = api.Billing
+	Setting          = api.Setting
 	Plan             = api.Plan
 	CheckoutRequest  = api.CheckoutRequest
 	Checkout         = api.Checkout
+	PortalRequest    = api.PortalRequest
+	Portal           = api.Portal
+	InvoicesRequest  = api.InvoicesRequest
+	Invoice          = api.Invoice
 	WebhookRequest   = api.WebhookRequest
 	BillingEventType = api.BillingEventType
 	BillingEvent     = api.BillingEvent
 	CancelRequest    = api.CancelRequest
-	Entitlement      = api.Entitlement
 )
 
 // The notifier capability.
@@ -103,11 +107,16 @@ const (
 	OperationFailed     = api.OperationFailed
 )
 
-// Billing event types.
+// Billing event types and plan intervals.
 const (
-	EventOrderPaid             = api.EventOrderPaid
-	EventOrderFailed           = api.EventOrderFailed
-	EventSubscriptionRenewed   = api.EventSubscriptionRenewed
-	EventSubscriptionCancelled = api.EventSubscriptionCancelled
-	EventRefunded              = api.EventRefunded
+	EventCheckoutCompleted    = api.EventCheckoutCompleted
+	EventPaymentSucceeded     = api.EventPaymentSucceeded
+	EventPaymentFailed        = api.EventPaymentFailed
+	EventInvoicePaid          = api.EventInvoicePaid
+	EventInvoicePaymentFailed = api.EventInvoicePaymentFailed
+	EventSubscriptionUpdated  = api.EventSubscriptionUpdated
+	EventSubscriptionDeleted  = api.EventSubscriptionDeleted
+	IntervalOnce              = api.IntervalOnce
+	IntervalMonth             = api.IntervalMonth
+	IntervalYear              = api.IntervalYear
 )

@@ -68,24 +68,32 @@ type billingClient struct{ in *instance }
 
 var _ pluginclient.Billing = billingClient{}
 
-func (c billingClient) ListPlans(ctx context.Context) ([]sdk.Plan, error) {
-	return lease(c.in, ctx, "ListPlans", billingCap, func(b pluginclient.Billing) ([]sdk.Plan, error) { return b.ListPlans(ctx) })
+func (c billingClient) Settings(ctx context.Context) ([]sdk.Setting, error) {
+	return lease(c.in, ctx, "Settings", billingCap, func(b pluginclient.Billing) ([]sdk.Setting, error) { return b.Settings(ctx) })
+}
+
+func (c billingClient) CheckSettings(ctx context.Context, settings map[string]string) error {
+	return leaseErr(c.in, ctx, "CheckSettings", billingCap, func(b pluginclient.Billing) error { return b.CheckSettings(ctx, settings) })
 }
 
 func (c billingClient) CreateCheckout(ctx context.Context, req sdk.CheckoutRequest) (sdk.Checkout, error) {
 	return lease(c.in, ctx, "CreateCheckout", billingCap, func(b pluginclient.Billing) (sdk.Checkout, error) { return b.CreateCheckout(ctx, req) })
 }
 
+func (c billingClient) CreatePortal(ctx context.Context, req sdk.PortalRequest) (sdk.Portal, error) {
+	return lease(c.in, ctx, "CreatePortal", billingCap, func(b pluginclient.Billing) (sdk.Portal, error) { return b.CreatePortal(ctx, req) })
+}
+
+func (c billingClient) ListInvoices(ctx context.Context, req sdk.InvoicesRequest) ([]sdk.Invoice, error) {
+	return lease(c.in, ctx, "ListInvoices", billingCap, func(b pluginclient.Billing) ([]sdk.Invoice, error) { return b.ListInvoices(ctx, req) })
+}
+
 func (c billingClient) HandleWebhook(ctx context.Context, req sdk.WebhookRequest) ([]sdk.BillingEvent, error) {
 	return lease(c.in, ctx, "HandleWebhook", billingCap, func(b pluginclient.Billing) ([]sdk.BillingEvent, error) { return b.HandleWebhook(ctx, req) })
 }
 
-func (c billingClient) Cancel(ctx context.Context, req sdk.CancelRequest) error {
-	return leaseErr(c.in, ctx, "Cancel", billingCap, func(b pluginclient.Billing) error { return b.Cancel(ctx, req) })
-}
-
-func (c billingClient) GetEntitlement(ctx context.Context, userID string) (sdk.Entitlement, error) {
-	return lease(c.in, ctx, "GetEntitlement", billingCap, func(b pluginclient.Billing) (sdk.Entitlement, error) { return b.GetEntitlement(ctx, userID) })
+func (c billingClient) CancelSubscription(ctx context.Context, req sdk.CancelRequest) error {
+	return leaseErr(c.in, ctx, "CancelSubscription", billingCap, func(b pluginclient.Billing) error { return b.CancelSubscription(ctx, req) })
 }
 
 // provisionerClient is a pluginclient.Provisioner whose calls go through

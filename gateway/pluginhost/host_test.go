@@ -237,7 +237,7 @@ func TestCircuitBreaker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.ListPlans(ctxT(t)); err != nil {
+	if _, err := b.Settings(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -251,7 +251,7 @@ func TestCircuitBreaker(t *testing.T) {
 	if err := ready(); err == nil {
 		t.Error("ready while degraded")
 	}
-	_, err = b.GetEntitlement(ctxT(t), "u1")
+	_, err = b.ListInvoices(ctxT(t), sdk.InvoicesRequest{Settings: map[string]string{"secret_key": "k"}, CustomerID: "cus_1"})
 	if !errors.Is(err, errUnavailable) {
 		t.Fatalf("billing while degraded = %v, want errUnavailable", err)
 	}
@@ -261,11 +261,69 @@ func TestCircuitBreaker(t *testing.T) {
 
 	_ = os.Remove(crash)
 	waitFor(t, "running again", func() bool { return th.status(t, "tp").State == StateRunning })
-	if _, err := b.GetEntitlement(ctxT(t), "u1"); err != nil {
-		t.Fatalf("billing after recovery: %v", err)
+	c, err := b.CreateCheckout(ctxT(t), sdk.CheckoutRequest{IdempotencyKey: "k1", Settings: map[string]string{"secret_key": "k"}, OrderID: "o1",
+		Plan: sdk.Plan{ID: "basic", Name: "Basic", PriceMinor: 100, Currency: "eur", Interval: sdk.IntervalMonth}, SuccessURL: "https://berth.example/ok"})
+	if err != nil || c.SessionID != "cs-k1" || c.URL != "https://pay.example/basic" {
+		t.Fatalf("billing after recovery: %+v, %v", c, err)
 	}
 	if err := ready(); err != nil {
 		t.Errorf("not ready after recovery: %v", err)
+	}
+}
+
+// TestBillingCalls: every call of the billing protocol goes through the
+// supervisor to the plugin and back, and the plugin's error kinds arrive
+// as the gateway's: refused settings are a 400 that names the setting.
+func TestBillingCalls(t *testing.T) {
+	th := newHost(t, testSettings(declare(t, "tp", testplugin, nil)))
+	th.start(t)
+	b, err := th.Billing("tp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := map[string]string{"secret_key": "sk_1"}
+	sts, err := b.Settings(ctxT(t))
+	if err != nil || len(sts) != 1 || sts[0].Name != "secret_key" || !sts[0].Secret || !sts[0].Required {
+		t.Fatalf("Settings = %+v, %v", sts, err)
+	}
+	if err := b.CheckSettings(ctxT(t), settings); err != nil {
+		t.Fatal(err)
+	}
+	err = b.CheckSettings(ctxT(t), nil)
+	if status, code := answer(err); !errors.Is(err, sdk.ErrInvalidArgument) || status != fasthttp.StatusBadRequest || code == "" {
+		t.Errorf("CheckSettings without the key = %v, answered %d %s; want a 400", err, status, code)
+	}
+	if !strings.Contains(err.Error(), "secret_key") {
+		t.Errorf("the refusal %q does not name the setting", err)
+	}
+	plan := sdk.Plan{ID: "basic", Name: "Basic", PriceMinor: 100, Currency: "eur", Interval: sdk.IntervalOnce}
+	c, err := b.CreateCheckout(ctxT(t), sdk.CheckoutRequest{IdempotencyKey: "k1", Settings: settings, OrderID: "o1", Plan: plan, SuccessURL: "https://berth.example/ok"})
+	if err != nil || c.SessionID != "cs-k1" {
+		t.Fatalf("CreateCheckout = %+v, %v", c, err)
+	}
+	plan.Currency = "EUR"
+	_, err = b.CreateCheckout(ctxT(t), sdk.CheckoutRequest{Settings: settings, OrderID: "o1", Plan: plan, SuccessURL: "https://berth.example/ok"})
+	if status, _ := answer(err); !errors.Is(err, sdk.ErrInvalidArgument) || status != fasthttp.StatusBadRequest {
+		t.Errorf("CreateCheckout in upper-case currency = %v, answered %d; want a 400", err, status)
+	}
+	p, err := b.CreatePortal(ctxT(t), sdk.PortalRequest{Settings: settings, CustomerID: "cus_1", ReturnURL: "https://berth.example/billing"})
+	if err != nil || p.URL != "https://pay.example/portal/cus_1" {
+		t.Fatalf("CreatePortal = %+v, %v", p, err)
+	}
+	inv, err := b.ListInvoices(ctxT(t), sdk.InvoicesRequest{Settings: settings, CustomerID: "cus_1"})
+	if err != nil || len(inv) != 1 || inv[0].ID != "in-cus_1" {
+		t.Fatalf("ListInvoices = %+v, %v", inv, err)
+	}
+	events, err := b.HandleWebhook(ctxT(t), sdk.WebhookRequest{Settings: settings, Header: map[string][]string{"X-Test-Signature": {"sk_1"}}, Body: []byte("evt_1")})
+	if err != nil || len(events) != 1 || events[0].ID != "evt_1" || events[0].Type != sdk.EventInvoicePaid {
+		t.Fatalf("HandleWebhook = %+v, %v", events, err)
+	}
+	_, err = b.HandleWebhook(ctxT(t), sdk.WebhookRequest{Settings: settings, Header: map[string][]string{"X-Test-Signature": {"forged"}}, Body: []byte("evt_1")})
+	if !errors.Is(err, sdk.ErrPermissionDenied) {
+		t.Errorf("HandleWebhook with a forged signature = %v, want ErrPermissionDenied", err)
+	}
+	if err := b.CancelSubscription(ctxT(t), sdk.CancelRequest{Settings: settings, SubscriptionID: "sub_1", AtPeriodEnd: true}); err != nil {
+		t.Fatal(err)
 	}
 }
 

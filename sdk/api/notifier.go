@@ -35,7 +35,12 @@ type Channel struct {
 }
 
 // ChannelSetting describes one setting of a channel type.
-type ChannelSetting struct {
+type ChannelSetting = Setting
+
+// Setting describes one setting an operator saves for a plugin (a
+// notifier channel's, a billing provider's); the gateway passes the saved
+// values with every call.
+type Setting struct {
 	Name        string
 	Description string
 	Required    bool

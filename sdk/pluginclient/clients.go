@@ -218,25 +218,48 @@ func (p *provisionerClient) GetJoinMaterial(ctx context.Context, req sdk.JoinMat
 
 type billingClient struct{ c pb.BillingClient }
 
-func (b *billingClient) ListPlans(ctx context.Context) ([]sdk.Plan, error) {
-	resp, err := b.c.ListPlans(ctx, &pb.ListPlansRequest{})
+func (b *billingClient) Settings(ctx context.Context) ([]sdk.Setting, error) {
+	resp, err := b.c.ListSettings(ctx, &pb.ListBillingSettingsRequest{})
 	if err != nil {
-		return nil, fmt.Errorf("ListPlans: %w", err)
+		return nil, fmt.Errorf("billing Settings: %w", err)
 	}
-	return convert.Plans(resp), nil
+	return convert.BillingSettings(resp), nil
+}
+
+func (b *billingClient) CheckSettings(ctx context.Context, settings map[string]string) error {
+	if _, err := b.c.CheckSettings(ctx, &pb.CheckBillingSettingsRequest{Settings: settings}); err != nil {
+		return fmt.Errorf("billing CheckSettings: %w", err)
+	}
+	return nil
 }
 
 func (b *billingClient) CreateCheckout(ctx context.Context, req sdk.CheckoutRequest) (sdk.Checkout, error) {
 	req.IdempotencyKey = keyOr(req.IdempotencyKey)
 	c, err := b.c.CreateCheckout(ctx, convert.CheckoutRequestPB(req))
 	if err != nil {
-		return sdk.Checkout{}, fmt.Errorf("CreateCheckout: %w", err)
+		return sdk.Checkout{}, fmt.Errorf("CreateCheckout for order %q: %w", req.OrderID, err)
 	}
 	return convert.Checkout(c), nil
 }
 
-func (b *billingClient) HandleWebhook(ctx context.Context, req sdk.WebhookRequest) ([]sdk.BillingEvent, error) {
+func (b *billingClient) CreatePortal(ctx context.Context, req sdk.PortalRequest) (sdk.Portal, error) {
 	req.IdempotencyKey = keyOr(req.IdempotencyKey)
+	p, err := b.c.CreatePortal(ctx, convert.PortalRequestPB(req))
+	if err != nil {
+		return sdk.Portal{}, fmt.Errorf("CreatePortal for customer %q: %w", req.CustomerID, err)
+	}
+	return convert.Portal(p), nil
+}
+
+func (b *billingClient) ListInvoices(ctx context.Context, req sdk.InvoicesRequest) ([]sdk.Invoice, error) {
+	resp, err := b.c.ListInvoices(ctx, convert.InvoicesRequestPB(req))
+	if err != nil {
+		return nil, fmt.Errorf("ListInvoices for customer %q: %w", req.CustomerID, err)
+	}
+	return convert.Invoices(resp), nil
+}
+
+func (b *billingClient) HandleWebhook(ctx context.Context, req sdk.WebhookRequest) ([]sdk.BillingEvent, error) {
 	resp, err := b.c.HandleWebhook(ctx, convert.WebhookRequestPB(req))
 	if err != nil {
 		return nil, fmt.Errorf("HandleWebhook: %w", err)
@@ -244,20 +267,12 @@ func (b *billingClient) HandleWebhook(ctx context.Context, req sdk.WebhookReques
 	return convert.BillingEvents(resp), nil
 }
 
-func (b *billingClient) Cancel(ctx context.Context, req sdk.CancelRequest) error {
+func (b *billingClient) CancelSubscription(ctx context.Context, req sdk.CancelRequest) error {
 	req.IdempotencyKey = keyOr(req.IdempotencyKey)
-	if _, err := b.c.Cancel(ctx, convert.CancelRequestPB(req)); err != nil {
-		return fmt.Errorf("Cancel %q: %w", req.OrderID, err)
+	if _, err := b.c.CancelSubscription(ctx, convert.CancelRequestPB(req)); err != nil {
+		return fmt.Errorf("CancelSubscription %q: %w", req.SubscriptionID, err)
 	}
 	return nil
-}
-
-func (b *billingClient) GetEntitlement(ctx context.Context, userID string) (sdk.Entitlement, error) {
-	e, err := b.c.GetEntitlement(ctx, &pb.GetEntitlementRequest{UserId: userID})
-	if err != nil {
-		return sdk.Entitlement{}, fmt.Errorf("GetEntitlement %q: %w", userID, err)
-	}
-	return convert.Entitlement(e), nil
 }
 
 type notifierClient struct{ c pb.NotifierClient }

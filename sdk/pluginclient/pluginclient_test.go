@@ -27,7 +27,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 )
 
-const fakesConfig = `{"zones": ["example.com."], "webhook_secret": "s3cret"}`
+const fakesConfig = `{"zones": ["example.com."]}`
 
 func testplugin(t *testing.T) string { return plugintest.Build(t, "../internal/testplugin") }
 
@@ -76,7 +76,8 @@ func TestErrorMapping(t *testing.T) {
 			{"invalid argument", func() error { _, err := prov.GetCluster(ctxT(t), ""); return err }, sdk.ErrInvalidArgument, "name is required"},
 			{"invalid config", func() error { return c.Base().ValidateConfig(ctxT(t), []byte(`{"zones": 3}`)) }, sdk.ErrInvalidConfig, `field "zones"`},
 			{"permission denied", func() error {
-				_, err := bill.HandleWebhook(ctxT(t), sdk.WebhookRequest{Header: http.Header{"X-Signature": {"00"}}, Body: []byte("order-1")})
+				_, err := bill.HandleWebhook(ctxT(t), sdk.WebhookRequest{Settings: map[string]string{"webhook_secret": "s3cret"},
+					Header: http.Header{"X-Signature": {"00"}}, Body: []byte(`{"id":"evt_1"}`)})
 				return err
 			}, sdk.ErrPermissionDenied, "signature does not verify"},
 			{"unimplemented", func() error {

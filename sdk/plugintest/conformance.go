@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -434,71 +435,239 @@ func RunProvisionerConformance(t *testing.T, f Factory, spec sdk.ClusterSpec) {
 	})
 }
 
+// BillingCase is what the billing conformance suite works with: settings
+// an operator would save and what the provider needs to take them.
+type BillingCase struct {
+	// Settings are the provider settings, as an operator would save them;
+	// CheckSettings must accept them.
+	Settings map[string]string
+	// Plan is a one-off plan (IntervalOnce) that the checkout checks buy.
+	Plan sdk.Plan
+	// RecurringPlan, when set, is a subscription plan (IntervalMonth or
+	// IntervalYear) checked out as well.
+	RecurringPlan sdk.Plan
+	// CustomerID, when set, is a customer of the provider for the portal
+	// and invoice checks.
+	CustomerID string
+	// SubscriptionID, when set, is a subscription of the provider that
+	// CancelSubscription may cancel.
+	SubscriptionID string
+	// Webhook, when set, returns the headers and body of a webhook that
+	// the provider would send for a completed checkout of an order with
+	// the given ids, signed with settings.
+	Webhook func(t *testing.T, settings map[string]string, orderID, userID, planID string) (http.Header, []byte)
+}
+
 // RunBillingConformance checks the Billing contract that needs no payment:
-// plans, idempotent checkout, webhook verification, entitlements.
-func RunBillingConformance(t *testing.T, f Factory) {
+// settings and their checks, idempotent checkout (one-off and recurring),
+// portal, invoices, cancellation, and webhook verification: a forged or
+// tampered webhook is ErrPermissionDenied, a signed one becomes events.
+func RunBillingConformance(t *testing.T, f Factory, bc BillingCase) {
 	RunBaseConformance(t, f, sdk.CapabilityBilling)
-	setup := func(t *testing.T) (pluginclient.Billing, sdk.Plan) {
+	setup := func(t *testing.T) pluginclient.Billing {
 		b, err := f(t).Billing()
 		if err != nil {
 			t.Fatal(err)
 		}
-		plans, err := b.ListPlans(callCtx(t))
+		return b
+	}
+	checkout := func(key string, plan sdk.Plan) sdk.CheckoutRequest {
+		return sdk.CheckoutRequest{
+			IdempotencyKey: key, Settings: bc.Settings, OrderID: "conformance-order", UserID: "conformance-user",
+			CustomerEmail: "buyer@example.com", Plan: plan,
+			SuccessURL: "https://berth.example.invalid/ok", CancelURL: "https://berth.example.invalid/cancel",
+		}
+	}
+	t.Run("Settings", func(t *testing.T) {
+		sts, err := setup(t).Settings(callCtx(t))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(plans) == 0 {
-			t.Fatal("ListPlans returned no plan")
+		if len(sts) == 0 {
+			t.Fatal("a billing plugin without settings cannot reach a provider")
 		}
-		return b, plans[0]
-	}
-	t.Run("Plans", func(t *testing.T) {
-		b, _ := setup(t)
-		plans, _ := b.ListPlans(callCtx(t))
-		for _, p := range plans {
-			if p.ID == "" || len(p.Currency) != 3 || p.PriceMinor < 0 {
-				t.Errorf("plan %+v lacks an id, an ISO currency or a price", p)
+		for _, st := range sts {
+			if st.Name == "" || st.Description == "" {
+				t.Errorf("setting %+v lacks a name or a description", st)
 			}
 		}
 	})
+	t.Run("CheckSettings", func(t *testing.T) {
+		b := setup(t)
+		if err := b.CheckSettings(callCtx(t), bc.Settings); err != nil {
+			t.Fatalf("CheckSettings refused the suite's own settings: %v", err)
+		}
+		sts, err := b.Settings(callCtx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		const canary = "conformance-canary-not-a-valid-value"
+		for _, st := range sts {
+			if st.Required {
+				without := maps.Clone(bc.Settings)
+				delete(without, st.Name)
+				wantKind(t, "CheckSettings without required setting "+st.Name, b.CheckSettings(callCtx(t), without), sdk.ErrInvalidArgument)
+			}
+			if st.Secret {
+				bad := maps.Clone(bc.Settings)
+				bad[st.Name] = canary
+				if err := b.CheckSettings(callCtx(t), bad); err != nil && strings.Contains(err.Error(), canary) {
+					t.Errorf("CheckSettings echoed the value of secret setting %s: %v", st.Name, err)
+				}
+			}
+		}
+	})
+	t.Run("BadSettingsRefused", func(t *testing.T) {
+		b := setup(t)
+		req := checkout("conformance-no-settings", bc.Plan)
+		req.Settings = nil
+		_, err := b.CreateCheckout(callCtx(t), req)
+		wantKind(t, "CreateCheckout without settings", err, sdk.ErrInvalidArgument)
+		_, err = b.HandleWebhook(callCtx(t), sdk.WebhookRequest{Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{}`)})
+		wantKind(t, "HandleWebhook without settings", err, sdk.ErrInvalidArgument)
+	})
 	t.Run("CheckoutIsIdempotent", func(t *testing.T) {
-		b, plan := setup(t)
-		req := sdk.CheckoutRequest{IdempotencyKey: "conformance-checkout", UserID: "conformance-user", PlanID: plan.ID, Quantity: 1,
-			SuccessURL: "https://berth.example.invalid/ok", CancelURL: "https://berth.example.invalid/cancel"}
+		b := setup(t)
+		req := checkout("conformance-checkout", bc.Plan)
 		first, err := b.CreateCheckout(callCtx(t), req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if u, err := url.Parse(first.URL); err != nil || !u.IsAbs() || first.OrderID == "" {
-			t.Errorf("checkout %+v lacks an order id or an absolute URL", first)
+		if u, err := url.Parse(first.URL); err != nil || !u.IsAbs() || first.SessionID == "" {
+			t.Errorf("checkout %+v lacks a session id or an absolute URL", first)
 		}
 		again, err := b.CreateCheckout(callCtx(t), req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if again.OrderID != first.OrderID {
-			t.Errorf("same idempotency key gave orders %q and %q", first.OrderID, again.OrderID)
+		if again.SessionID != first.SessionID || again.URL != first.URL {
+			t.Errorf("same idempotency key gave sessions %q and %q", first.SessionID, again.SessionID)
 		}
-		_, err = b.CreateCheckout(callCtx(t), sdk.CheckoutRequest{UserID: "conformance-user", PlanID: "no-such-plan-from-conformance", Quantity: 1})
-		wantKind(t, "checkout of an unknown plan", err, sdk.ErrNotFound)
+		req.OrderID = "conformance-other-order"
+		_, err = b.CreateCheckout(callCtx(t), req)
+		wantKind(t, "CreateCheckout reusing a key for another order", err, sdk.ErrInvalidArgument)
 	})
-	t.Run("UnsignedWebhookRefused", func(t *testing.T) {
-		b, _ := setup(t)
-		_, err := b.HandleWebhook(callCtx(t), sdk.WebhookRequest{Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{"forged":true}`)})
-		if !errors.Is(err, sdk.ErrPermissionDenied) && !errors.Is(err, sdk.ErrInvalidArgument) {
-			t.Errorf("unsigned webhook: error = %v, want ErrPermissionDenied or ErrInvalidArgument", err)
+	t.Run("RecurringCheckout", func(t *testing.T) {
+		if bc.RecurringPlan.ID == "" {
+			t.Skip("no recurring plan in the case")
 		}
-	})
-	t.Run("Entitlement", func(t *testing.T) {
-		b, _ := setup(t)
-		e, err := b.GetEntitlement(callCtx(t), "conformance-user-without-plan")
+		if !bc.RecurringPlan.Recurring() {
+			t.Fatalf("RecurringPlan has interval %q", bc.RecurringPlan.Interval)
+		}
+		c, err := setup(t).CreateCheckout(callCtx(t), checkout("conformance-recurring", bc.RecurringPlan))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e.Active {
-			t.Errorf("a user who bought nothing is entitled: %+v", e)
+		if u, err := url.Parse(c.URL); err != nil || !u.IsAbs() || c.SessionID == "" {
+			t.Errorf("checkout %+v lacks a session id or an absolute URL", c)
 		}
-		err = b.Cancel(callCtx(t), sdk.CancelRequest{OrderID: "no-such-order-from-conformance"})
-		wantKind(t, "Cancel of an unknown order", err, sdk.ErrNotFound)
+	})
+	t.Run("InvalidPlanRefused", func(t *testing.T) {
+		b := setup(t)
+		for name, change := range map[string]func(*sdk.Plan){
+			"an upper-case currency": func(p *sdk.Plan) { p.Currency = strings.ToUpper(p.Currency) },
+			"no currency":            func(p *sdk.Plan) { p.Currency = "" },
+			"an unknown interval":    func(p *sdk.Plan) { p.Interval = "fortnight" },
+			"a negative price":       func(p *sdk.Plan) { p.PriceMinor = -1 },
+			"no plan id":             func(p *sdk.Plan) { p.ID = "" },
+		} {
+			plan := bc.Plan
+			change(&plan)
+			_, err := b.CreateCheckout(callCtx(t), checkout("", plan))
+			wantKind(t, "CreateCheckout of a plan with "+name, err, sdk.ErrInvalidArgument)
+		}
+		req := checkout("", bc.Plan)
+		req.OrderID = ""
+		_, err := b.CreateCheckout(callCtx(t), req)
+		wantKind(t, "CreateCheckout without an order id", err, sdk.ErrInvalidArgument)
+	})
+	t.Run("Portal", func(t *testing.T) {
+		if bc.CustomerID == "" {
+			t.Skip("no customer in the case")
+		}
+		b := setup(t)
+		p, err := b.CreatePortal(callCtx(t), sdk.PortalRequest{Settings: bc.Settings, CustomerID: bc.CustomerID, ReturnURL: "https://berth.example.invalid/billing"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u, err := url.Parse(p.URL); err != nil || !u.IsAbs() {
+			t.Errorf("portal URL %q is not absolute", p.URL)
+		}
+		_, err = b.CreatePortal(callCtx(t), sdk.PortalRequest{Settings: bc.Settings, ReturnURL: "https://berth.example.invalid/billing"})
+		wantKind(t, "CreatePortal without a customer", err, sdk.ErrInvalidArgument)
+	})
+	t.Run("Invoices", func(t *testing.T) {
+		if bc.CustomerID == "" {
+			t.Skip("no customer in the case")
+		}
+		b := setup(t)
+		invoices, err := b.ListInvoices(callCtx(t), sdk.InvoicesRequest{Settings: bc.Settings, CustomerID: bc.CustomerID, Limit: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(invoices) > 5 {
+			t.Errorf("%d invoices for a limit of 5", len(invoices))
+		}
+		for _, in := range invoices {
+			if in.ID == "" || in.Status == "" || in.Currency == "" {
+				t.Errorf("invoice %+v lacks an id, a status or a currency", in)
+			}
+		}
+		_, err = b.ListInvoices(callCtx(t), sdk.InvoicesRequest{Settings: bc.Settings})
+		wantKind(t, "ListInvoices without a customer", err, sdk.ErrInvalidArgument)
+	})
+	t.Run("CancelSubscription", func(t *testing.T) {
+		if bc.SubscriptionID == "" {
+			t.Skip("no subscription in the case")
+		}
+		b := setup(t)
+		req := sdk.CancelRequest{IdempotencyKey: "conformance-cancel", Settings: bc.Settings, SubscriptionID: bc.SubscriptionID, AtPeriodEnd: true}
+		if err := b.CancelSubscription(callCtx(t), req); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.CancelSubscription(callCtx(t), req); err != nil {
+			t.Fatalf("repeated CancelSubscription with the same key: %v", err)
+		}
+		err := b.CancelSubscription(callCtx(t), sdk.CancelRequest{Settings: bc.Settings})
+		wantKind(t, "CancelSubscription without a subscription", err, sdk.ErrInvalidArgument)
+	})
+	t.Run("UnsignedWebhookRefused", func(t *testing.T) {
+		_, err := setup(t).HandleWebhook(callCtx(t), sdk.WebhookRequest{Settings: bc.Settings,
+			Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{"id":"evt_forged","object":"event","type":"checkout.session.completed"}`)})
+		wantKind(t, "an unsigned webhook", err, sdk.ErrPermissionDenied)
+	})
+	t.Run("SignedWebhook", func(t *testing.T) {
+		if bc.Webhook == nil {
+			t.Skip("no webhook signer in the case")
+		}
+		b := setup(t)
+		header, body := bc.Webhook(t, bc.Settings, "conformance-order", "conformance-user", bc.Plan.ID)
+		events, err := b.HandleWebhook(callCtx(t), sdk.WebhookRequest{Settings: bc.Settings, Header: header, Body: body})
+		if err != nil {
+			t.Fatalf("a signed webhook: %v", err)
+		}
+		if len(events) == 0 {
+			t.Fatal("a signed webhook of a completed checkout gave no event")
+		}
+		e := events[0]
+		if e.ID == "" || e.Type != sdk.EventCheckoutCompleted || e.OrderID != "conformance-order" || e.UserID != "conformance-user" || e.PlanID != bc.Plan.ID {
+			t.Errorf("event %+v: want a checkout.completed with an id and the order, user and plan ids", e)
+		}
+		tampered := slices.Clone(body)
+		tampered[len(tampered)/2] ^= 0x01
+		_, err = b.HandleWebhook(callCtx(t), sdk.WebhookRequest{Settings: bc.Settings, Header: header, Body: tampered})
+		wantKind(t, "a webhook whose body changed after signing", err, sdk.ErrPermissionDenied)
+		other := maps.Clone(bc.Settings)
+		sts, err := b.Settings(callCtx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range sts {
+			if st.Secret && other[st.Name] != "" {
+				other[st.Name] += "0"
+			}
+		}
+		_, err = b.HandleWebhook(callCtx(t), sdk.WebhookRequest{Settings: other, Header: header, Body: body})
+		wantKind(t, "a webhook signed with another secret", err, sdk.ErrPermissionDenied)
 	})
 }

@@ -24,7 +24,7 @@ func TestConformanceOfFakes(t *testing.T) {
 				plugintest.RunProvisionerConformance(t, f, sdk.ClusterSpec{Name: "conformance", KubernetesVersion: "1.31.2",
 					ControlPlane: sdk.Resources{CPUMillicores: 2000, MemoryBytes: 4 << 30}, Workers: sdk.Resources{CPUMillicores: 4000, MemoryBytes: 8 << 30}})
 			})
-			t.Run("Billing", func(t *testing.T) { plugintest.RunBillingConformance(t, f) })
+			t.Run("Billing", func(t *testing.T) { plugintest.RunBillingConformance(t, f, plugintest.MemoryBillingCase()) })
 		})
 	}
 }

@@ -275,34 +275,41 @@ func JoinMaterial(m *pb.JoinMaterial) api.JoinMaterial {
 	return api.JoinMaterial{APIEndpoint: m.GetApiEndpoint(), CACertHash: m.GetCaCertHash(), BootstrapToken: m.GetBootstrapToken(), ExpiresAt: Time(m.GetExpiresAt())}
 }
 
+// SettingPB converts a setting's description.
+func SettingPB(st api.Setting) *pb.ChannelSetting {
+	return &pb.ChannelSetting{Name: st.Name, Description: st.Description, Required: st.Required, Secret: st.Secret}
+}
+
+// Setting converts a setting's description.
+func Setting(st *pb.ChannelSetting) api.Setting {
+	return api.Setting{Name: st.GetName(), Description: st.GetDescription(), Required: st.GetRequired(), Secret: st.GetSecret()}
+}
+
+// BillingSettingsPB converts a billing plugin's settings.
+func BillingSettingsPB(sts []api.Setting) *pb.ListBillingSettingsResponse {
+	return &pb.ListBillingSettingsResponse{Settings: list(sts, SettingPB)}
+}
+
+// BillingSettings converts a billing plugin's settings.
+func BillingSettings(r *pb.ListBillingSettingsResponse) []api.Setting {
+	return list(r.GetSettings(), Setting)
+}
+
 // PlanPB converts a plan.
 func PlanPB(p api.Plan) *pb.Plan {
-	return &pb.Plan{
-		Id: p.ID, Name: p.Name, Description: p.Description, PriceMinor: p.PriceMinor,
-		Currency: p.Currency, Interval: p.Interval, Limits: p.Limits,
-	}
+	return &pb.Plan{Id: p.ID, Name: p.Name, Description: p.Description, PriceMinor: p.PriceMinor, Currency: p.Currency, Interval: p.Interval}
 }
 
 // Plan converts a plan.
 func Plan(p *pb.Plan) api.Plan {
-	return api.Plan{
-		ID: p.GetId(), Name: p.GetName(), Description: p.GetDescription(), PriceMinor: p.GetPriceMinor(),
-		Currency: p.GetCurrency(), Interval: p.GetInterval(), Limits: p.GetLimits(),
-	}
+	return api.Plan{ID: p.GetId(), Name: p.GetName(), Description: p.GetDescription(), PriceMinor: p.GetPriceMinor(), Currency: p.GetCurrency(), Interval: p.GetInterval()}
 }
-
-// PlansPB converts plans.
-func PlansPB(ps []api.Plan) *pb.ListPlansResponse {
-	return &pb.ListPlansResponse{Plans: list(ps, PlanPB)}
-}
-
-// Plans converts plans.
-func Plans(r *pb.ListPlansResponse) []api.Plan { return list(r.GetPlans(), Plan) }
 
 // CheckoutRequestPB converts a request for a checkout session.
 func CheckoutRequestPB(r api.CheckoutRequest) *pb.CreateCheckoutRequest {
 	return &pb.CreateCheckoutRequest{
-		IdempotencyKey: r.IdempotencyKey, UserId: r.UserID, PlanId: r.PlanID, Quantity: int32(r.Quantity),
+		IdempotencyKey: r.IdempotencyKey, Settings: r.Settings, OrderId: r.OrderID, UserId: r.UserID,
+		CustomerEmail: r.CustomerEmail, CustomerId: r.CustomerID, Plan: PlanPB(r.Plan),
 		SuccessUrl: r.SuccessURL, CancelUrl: r.CancelURL, Metadata: r.Metadata,
 	}
 }
@@ -310,20 +317,71 @@ func CheckoutRequestPB(r api.CheckoutRequest) *pb.CreateCheckoutRequest {
 // CheckoutRequest converts a request for a checkout session.
 func CheckoutRequest(r *pb.CreateCheckoutRequest) api.CheckoutRequest {
 	return api.CheckoutRequest{
-		IdempotencyKey: r.GetIdempotencyKey(), UserID: r.GetUserId(), PlanID: r.GetPlanId(), Quantity: int(r.GetQuantity()),
+		IdempotencyKey: r.GetIdempotencyKey(), Settings: r.GetSettings(), OrderID: r.GetOrderId(), UserID: r.GetUserId(),
+		CustomerEmail: r.GetCustomerEmail(), CustomerID: r.GetCustomerId(), Plan: Plan(r.GetPlan()),
 		SuccessURL: r.GetSuccessUrl(), CancelURL: r.GetCancelUrl(), Metadata: r.GetMetadata(),
 	}
 }
 
 // CheckoutPB converts a created checkout.
 func CheckoutPB(c api.Checkout) *pb.Checkout {
-	return &pb.Checkout{OrderId: c.OrderID, CheckoutUrl: c.URL, ExpiresAt: TS(c.ExpiresAt)}
+	return &pb.Checkout{SessionId: c.SessionID, CheckoutUrl: c.URL, CustomerId: c.CustomerID, ExpiresAt: TS(c.ExpiresAt)}
 }
 
 // Checkout converts a created checkout.
 func Checkout(c *pb.Checkout) api.Checkout {
-	return api.Checkout{OrderID: c.GetOrderId(), URL: c.GetCheckoutUrl(), ExpiresAt: Time(c.GetExpiresAt())}
+	return api.Checkout{SessionID: c.GetSessionId(), URL: c.GetCheckoutUrl(), CustomerID: c.GetCustomerId(), ExpiresAt: Time(c.GetExpiresAt())}
 }
+
+// PortalRequestPB converts a request for a customer portal session.
+func PortalRequestPB(r api.PortalRequest) *pb.CreatePortalRequest {
+	return &pb.CreatePortalRequest{IdempotencyKey: r.IdempotencyKey, Settings: r.Settings, CustomerId: r.CustomerID, ReturnUrl: r.ReturnURL}
+}
+
+// PortalRequest converts a request for a customer portal session.
+func PortalRequest(r *pb.CreatePortalRequest) api.PortalRequest {
+	return api.PortalRequest{IdempotencyKey: r.GetIdempotencyKey(), Settings: r.GetSettings(), CustomerID: r.GetCustomerId(), ReturnURL: r.GetReturnUrl()}
+}
+
+// PortalPB converts a customer portal session.
+func PortalPB(p api.Portal) *pb.Portal { return &pb.Portal{Url: p.URL} }
+
+// Portal converts a customer portal session.
+func Portal(p *pb.Portal) api.Portal { return api.Portal{URL: p.GetUrl()} }
+
+// InvoicesRequestPB converts a request for a customer's invoices.
+func InvoicesRequestPB(r api.InvoicesRequest) *pb.ListInvoicesRequest {
+	return &pb.ListInvoicesRequest{Settings: r.Settings, CustomerId: r.CustomerID, Limit: int32(r.Limit)}
+}
+
+// InvoicesRequest converts a request for a customer's invoices.
+func InvoicesRequest(r *pb.ListInvoicesRequest) api.InvoicesRequest {
+	return api.InvoicesRequest{Settings: r.GetSettings(), CustomerID: r.GetCustomerId(), Limit: int(r.GetLimit())}
+}
+
+// InvoicePB converts an invoice.
+func InvoicePB(i api.Invoice) *pb.Invoice {
+	return &pb.Invoice{
+		Id: i.ID, Number: i.Number, Status: i.Status, AmountDueMinor: i.AmountDueMinor, AmountPaidMinor: i.AmountPaidMinor,
+		Currency: i.Currency, HostedUrl: i.HostedURL, PdfUrl: i.PDFURL, SubscriptionId: i.SubscriptionID, Created: TS(i.Created),
+	}
+}
+
+// Invoice converts an invoice.
+func Invoice(i *pb.Invoice) api.Invoice {
+	return api.Invoice{
+		ID: i.GetId(), Number: i.GetNumber(), Status: i.GetStatus(), AmountDueMinor: i.GetAmountDueMinor(), AmountPaidMinor: i.GetAmountPaidMinor(),
+		Currency: i.GetCurrency(), HostedURL: i.GetHostedUrl(), PDFURL: i.GetPdfUrl(), SubscriptionID: i.GetSubscriptionId(), Created: Time(i.GetCreated()),
+	}
+}
+
+// InvoicesPB converts invoices.
+func InvoicesPB(is []api.Invoice) *pb.ListInvoicesResponse {
+	return &pb.ListInvoicesResponse{Invoices: list(is, InvoicePB)}
+}
+
+// Invoices converts invoices.
+func Invoices(r *pb.ListInvoicesResponse) []api.Invoice { return list(r.GetInvoices(), Invoice) }
 
 // HeadersPB converts HTTP headers, sorted by name so equal headers make
 // equal requests (the idempotency cache compares requests).
@@ -353,21 +411,23 @@ func Headers(hs []*pb.Header) http.Header {
 
 // WebhookRequestPB converts a provider's webhook.
 func WebhookRequestPB(r api.WebhookRequest) *pb.HandleWebhookRequest {
-	return &pb.HandleWebhookRequest{IdempotencyKey: r.IdempotencyKey, Headers: HeadersPB(r.Header), Body: r.Body}
+	return &pb.HandleWebhookRequest{Settings: r.Settings, Headers: HeadersPB(r.Header), Body: r.Body}
 }
 
 // WebhookRequest converts a provider's webhook.
 func WebhookRequest(r *pb.HandleWebhookRequest) api.WebhookRequest {
-	return api.WebhookRequest{IdempotencyKey: r.GetIdempotencyKey(), Header: Headers(r.GetHeaders()), Body: r.GetBody()}
+	return api.WebhookRequest{Settings: r.GetSettings(), Header: Headers(r.GetHeaders()), Body: r.GetBody()}
 }
 
 var (
 	billingEventsPB = map[api.BillingEventType]pb.BillingEventType{
-		api.EventOrderPaid:             pb.BillingEventType_BILLING_EVENT_TYPE_ORDER_PAID,
-		api.EventOrderFailed:           pb.BillingEventType_BILLING_EVENT_TYPE_ORDER_FAILED,
-		api.EventSubscriptionRenewed:   pb.BillingEventType_BILLING_EVENT_TYPE_SUBSCRIPTION_RENEWED,
-		api.EventSubscriptionCancelled: pb.BillingEventType_BILLING_EVENT_TYPE_SUBSCRIPTION_CANCELED,
-		api.EventRefunded:              pb.BillingEventType_BILLING_EVENT_TYPE_REFUNDED,
+		api.EventCheckoutCompleted:    pb.BillingEventType_BILLING_EVENT_TYPE_CHECKOUT_COMPLETED,
+		api.EventPaymentSucceeded:     pb.BillingEventType_BILLING_EVENT_TYPE_PAYMENT_SUCCEEDED,
+		api.EventPaymentFailed:        pb.BillingEventType_BILLING_EVENT_TYPE_PAYMENT_FAILED,
+		api.EventInvoicePaid:          pb.BillingEventType_BILLING_EVENT_TYPE_INVOICE_PAID,
+		api.EventInvoicePaymentFailed: pb.BillingEventType_BILLING_EVENT_TYPE_INVOICE_PAYMENT_FAILED,
+		api.EventSubscriptionUpdated:  pb.BillingEventType_BILLING_EVENT_TYPE_SUBSCRIPTION_UPDATED,
+		api.EventSubscriptionDeleted:  pb.BillingEventType_BILLING_EVENT_TYPE_SUBSCRIPTION_DELETED,
 	}
 	billingEvents = invert(billingEventsPB)
 )
@@ -376,15 +436,20 @@ var (
 func BillingEventPB(e api.BillingEvent) *pb.BillingEvent {
 	return &pb.BillingEvent{
 		Id: e.ID, Type: billingEventsPB[e.Type], OrderId: e.OrderID, UserId: e.UserID, PlanId: e.PlanID,
-		AmountMinor: e.AmountMinor, Currency: e.Currency, OccurredAt: TS(e.OccurredAt), Metadata: e.Metadata,
+		CustomerId: e.CustomerID, SubscriptionId: e.SubscriptionID, SessionId: e.SessionID, InvoiceId: e.InvoiceID,
+		AmountMinor: e.AmountMinor, Currency: e.Currency, Status: e.Status, PaymentStatus: e.PaymentStatus,
+		CurrentPeriodEnd: TS(e.CurrentPeriodEnd), CancelAtPeriodEnd: e.CancelAtPeriodEnd, OccurredAt: TS(e.OccurredAt), Metadata: e.Metadata,
 	}
 }
 
-// BillingEvent converts a billing event.
+// BillingEvent converts a billing event. A type this side does not know
+// (from a newer plugin) becomes "", which the gateway ignores.
 func BillingEvent(e *pb.BillingEvent) api.BillingEvent {
 	return api.BillingEvent{
 		ID: e.GetId(), Type: billingEvents[e.GetType()], OrderID: e.GetOrderId(), UserID: e.GetUserId(), PlanID: e.GetPlanId(),
-		AmountMinor: e.GetAmountMinor(), Currency: e.GetCurrency(), OccurredAt: Time(e.GetOccurredAt()), Metadata: e.GetMetadata(),
+		CustomerID: e.GetCustomerId(), SubscriptionID: e.GetSubscriptionId(), SessionID: e.GetSessionId(), InvoiceID: e.GetInvoiceId(),
+		AmountMinor: e.GetAmountMinor(), Currency: e.GetCurrency(), Status: e.GetStatus(), PaymentStatus: e.GetPaymentStatus(),
+		CurrentPeriodEnd: Time(e.GetCurrentPeriodEnd()), CancelAtPeriodEnd: e.GetCancelAtPeriodEnd(), OccurredAt: Time(e.GetOccurredAt()), Metadata: e.GetMetadata(),
 	}
 }
 
@@ -399,30 +464,20 @@ func BillingEvents(r *pb.HandleWebhookResponse) []api.BillingEvent {
 }
 
 // CancelRequestPB converts a request to cancel a subscription.
-func CancelRequestPB(r api.CancelRequest) *pb.CancelRequest {
-	return &pb.CancelRequest{IdempotencyKey: r.IdempotencyKey, OrderId: r.OrderID, AtPeriodEnd: r.AtPeriodEnd}
+func CancelRequestPB(r api.CancelRequest) *pb.CancelSubscriptionRequest {
+	return &pb.CancelSubscriptionRequest{IdempotencyKey: r.IdempotencyKey, Settings: r.Settings, SubscriptionId: r.SubscriptionID, AtPeriodEnd: r.AtPeriodEnd}
 }
 
 // CancelRequest converts a request to cancel a subscription.
-func CancelRequest(r *pb.CancelRequest) api.CancelRequest {
-	return api.CancelRequest{IdempotencyKey: r.GetIdempotencyKey(), OrderID: r.GetOrderId(), AtPeriodEnd: r.GetAtPeriodEnd()}
-}
-
-// EntitlementPB converts an entitlement.
-func EntitlementPB(e api.Entitlement) *pb.Entitlement {
-	return &pb.Entitlement{UserId: e.UserID, PlanId: e.PlanID, Active: e.Active, ValidUntil: TS(e.ValidUntil), Limits: e.Limits}
-}
-
-// Entitlement converts an entitlement.
-func Entitlement(e *pb.Entitlement) api.Entitlement {
-	return api.Entitlement{UserID: e.GetUserId(), PlanID: e.GetPlanId(), Active: e.GetActive(), ValidUntil: Time(e.GetValidUntil()), Limits: e.GetLimits()}
+func CancelRequest(r *pb.CancelSubscriptionRequest) api.CancelRequest {
+	return api.CancelRequest{IdempotencyKey: r.GetIdempotencyKey(), Settings: r.GetSettings(), SubscriptionID: r.GetSubscriptionId(), AtPeriodEnd: r.GetAtPeriodEnd()}
 }
 
 // ChannelPB converts a notifier's channel.
 func ChannelPB(c api.Channel) *pb.Channel {
 	out := &pb.Channel{Type: c.Type, Name: c.Name, Description: c.Description}
-	for _, st := range c.Settings {
-		out.Settings = append(out.Settings, &pb.ChannelSetting{Name: st.Name, Description: st.Description, Required: st.Required, Secret: st.Secret})
+	if len(c.Settings) > 0 {
+		out.Settings = list(c.Settings, SettingPB)
 	}
 	return out
 }
@@ -430,8 +485,8 @@ func ChannelPB(c api.Channel) *pb.Channel {
 // Channel converts a notifier's channel.
 func Channel(c *pb.Channel) api.Channel {
 	out := api.Channel{Type: c.GetType(), Name: c.GetName(), Description: c.GetDescription()}
-	for _, st := range c.GetSettings() {
-		out.Settings = append(out.Settings, api.ChannelSetting{Name: st.GetName(), Description: st.GetDescription(), Required: st.GetRequired(), Secret: st.GetSecret()})
+	if len(c.GetSettings()) > 0 {
+		out.Settings = list(c.GetSettings(), Setting)
 	}
 	return out
 }

@@ -36,16 +36,29 @@ func TestRoundTrip(t *testing.T) {
 		{"delete", api.DeleteClusterRequest{IdempotencyKey: "k", Name: "c1"}, func(v any) any { return DeleteClusterRequest(DeleteClusterRequestPB(v.(api.DeleteClusterRequest))) }},
 		{"join request", api.JoinMaterialRequest{IdempotencyKey: "k", ClusterName: "c1", TTL: time.Hour}, func(v any) any { return JoinMaterialRequest(JoinMaterialRequestPB(v.(api.JoinMaterialRequest))) }},
 		{"join material", api.JoinMaterial{APIEndpoint: "https://c1", CACertHash: "sha256:ab", BootstrapToken: "a.b", ExpiresAt: at}, func(v any) any { return JoinMaterial(JoinMaterialPB(v.(api.JoinMaterial))) }},
-		{"plans", []api.Plan{{ID: "p", Name: "Pro", Description: "more", PriceMinor: 900, Currency: "EUR", Interval: "month", Limits: map[string]int64{"clusters": 3}}},
-			func(v any) any { return Plans(PlansPB(v.([]api.Plan))) }},
-		{"checkout request", api.CheckoutRequest{IdempotencyKey: "k", UserID: "u", PlanID: "p", Quantity: 2, SuccessURL: "s", CancelURL: "c", Metadata: map[string]string{"a": "b"}},
+		{"billing settings", []api.Setting{{Name: "secret_key", Description: "API key", Required: true, Secret: true}, {Name: "api_base"}},
+			func(v any) any { return BillingSettings(BillingSettingsPB(v.([]api.Setting))) }},
+		{"checkout request", api.CheckoutRequest{IdempotencyKey: "k", Settings: map[string]string{"secret_key": "sk"}, OrderID: "o", UserID: "u",
+			CustomerEmail: "a@b", CustomerID: "cus", Plan: api.Plan{ID: "p", Name: "Pro", Description: "more", PriceMinor: 900, Currency: "eur", Interval: "month"},
+			SuccessURL: "s", CancelURL: "c", Metadata: map[string]string{"a": "b"}},
 			func(v any) any { return CheckoutRequest(CheckoutRequestPB(v.(api.CheckoutRequest))) }},
-		{"checkout", api.Checkout{OrderID: "o", URL: "https://pay", ExpiresAt: at}, func(v any) any { return Checkout(CheckoutPB(v.(api.Checkout))) }},
-		{"webhook", api.WebhookRequest{IdempotencyKey: "k", Header: http.Header{"X-Sig": {"a", "b"}}, Body: []byte("{}")}, func(v any) any { return WebhookRequest(WebhookRequestPB(v.(api.WebhookRequest))) }},
-		{"billing events", []api.BillingEvent{{ID: "e", Type: api.EventSubscriptionCancelled, OrderID: "o", UserID: "u", PlanID: "p", AmountMinor: 5, Currency: "EUR", OccurredAt: at, Metadata: map[string]string{"a": "b"}}},
+		{"checkout", api.Checkout{SessionID: "cs", URL: "https://pay", CustomerID: "cus", ExpiresAt: at}, func(v any) any { return Checkout(CheckoutPB(v.(api.Checkout))) }},
+		{"portal request", api.PortalRequest{IdempotencyKey: "k", Settings: map[string]string{"a": "b"}, CustomerID: "cus", ReturnURL: "https://back"},
+			func(v any) any { return PortalRequest(PortalRequestPB(v.(api.PortalRequest))) }},
+		{"portal", api.Portal{URL: "https://portal"}, func(v any) any { return Portal(PortalPB(v.(api.Portal))) }},
+		{"invoices request", api.InvoicesRequest{Settings: map[string]string{"a": "b"}, CustomerID: "cus", Limit: 7},
+			func(v any) any { return InvoicesRequest(InvoicesRequestPB(v.(api.InvoicesRequest))) }},
+		{"invoices", []api.Invoice{{ID: "in", Number: "N-1", Status: "paid", AmountDueMinor: 900, AmountPaidMinor: 900, Currency: "eur",
+			HostedURL: "https://h", PDFURL: "https://p", SubscriptionID: "sub", Created: at}},
+			func(v any) any { return Invoices(InvoicesPB(v.([]api.Invoice))) }},
+		{"webhook", api.WebhookRequest{Settings: map[string]string{"webhook_secret": "w"}, Header: http.Header{"X-Sig": {"a", "b"}}, Body: []byte("{}")},
+			func(v any) any { return WebhookRequest(WebhookRequestPB(v.(api.WebhookRequest))) }},
+		{"billing events", []api.BillingEvent{{ID: "e", Type: api.EventSubscriptionUpdated, OrderID: "o", UserID: "u", PlanID: "p",
+			CustomerID: "cus", SubscriptionID: "sub", SessionID: "cs", InvoiceID: "in", AmountMinor: 5, Currency: "eur", Status: "active",
+			PaymentStatus: "paid", CurrentPeriodEnd: at.Add(time.Hour), CancelAtPeriodEnd: true, OccurredAt: at, Metadata: map[string]string{"a": "b"}}},
 			func(v any) any { return BillingEvents(BillingEventsPB(v.([]api.BillingEvent))) }},
-		{"cancel", api.CancelRequest{IdempotencyKey: "k", OrderID: "o", AtPeriodEnd: true}, func(v any) any { return CancelRequest(CancelRequestPB(v.(api.CancelRequest))) }},
-		{"entitlement", api.Entitlement{UserID: "u", PlanID: "p", Active: true, ValidUntil: at, Limits: map[string]int64{"clusters": 1}}, func(v any) any { return Entitlement(EntitlementPB(v.(api.Entitlement))) }},
+		{"cancel", api.CancelRequest{IdempotencyKey: "k", Settings: map[string]string{"a": "b"}, SubscriptionID: "sub", AtPeriodEnd: true},
+			func(v any) any { return CancelRequest(CancelRequestPB(v.(api.CancelRequest))) }},
 		{"channels", []api.Channel{{Type: "email", Name: "ops", Description: "the ops list", Settings: []api.ChannelSetting{{Name: "password", Description: "SMTP password", Required: true, Secret: true}}}}, func(v any) any { return Channels(ChannelsPB(v.([]api.Channel))) }},
 		{"message", api.Message{IdempotencyKey: "k", Channel: "ops", Target: "a@b", TemplateID: "t", Subject: "s", TextBody: "x", HTMLBody: "<p>x</p>", Metadata: map[string]string{"a": "b"}, Settings: map[string]string{"url": "https://example.com/hook"}},
 			func(v any) any { return Message(MessagePB(v.(api.Message))) }},
@@ -61,5 +74,25 @@ func TestRoundTrip(t *testing.T) {
 		if got := tc.trip(tc.in); !reflect.DeepEqual(got, tc.in) {
 			t.Errorf("%s: round trip gave\n%+v\nwant\n%+v", tc.name, got, tc.in)
 		}
+	}
+}
+
+// TestBillingEventTypes: every event type has a wire value and comes back
+// as itself, and a wire value this side does not know becomes "".
+func TestBillingEventTypes(t *testing.T) {
+	all := []api.BillingEventType{api.EventCheckoutCompleted, api.EventPaymentSucceeded, api.EventPaymentFailed, api.EventInvoicePaid,
+		api.EventInvoicePaymentFailed, api.EventSubscriptionUpdated, api.EventSubscriptionDeleted}
+	if len(billingEventsPB) != len(all) {
+		t.Fatalf("%d event types on the wire, %d in the API", len(billingEventsPB), len(all))
+	}
+	for _, typ := range all {
+		if got := BillingEvent(BillingEventPB(api.BillingEvent{Type: typ})).Type; got != typ {
+			t.Errorf("%s came back as %q", typ, got)
+		}
+	}
+	pbe := BillingEventPB(api.BillingEvent{ID: "e", Type: api.EventInvoicePaid})
+	pbe.Type = 99
+	if got := BillingEvent(pbe); got.Type != "" || got.ID != "e" {
+		t.Errorf("an unknown wire type came back as %+v", got)
 	}
 }

@@ -6,9 +6,6 @@ package fakes
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -17,12 +14,11 @@ import (
 	"time"
 
 	"github.com/berthgw/berth/sdk"
+	"github.com/berthgw/berth/sdk/plugintest"
 )
 
 // Config is the fakes' configuration.
 type Config struct {
-	// WebhookSecret signs billing webhooks (X-Signature: hex HMAC-SHA256 of the body).
-	WebhookSecret string `json:"webhook_secret" berth:"default=whsec_test,description=Secret for webhook signatures"`
 	// SendDelay makes Notifier.Send sleep, for deadline tests.
 	SendDelay string `json:"send_delay" berth:"description=Go duration Send waits before answering"`
 	// Zones are the DNS zones that exist.
@@ -42,8 +38,11 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Plugin is all four capabilities in memory.
+// Plugin is all four capabilities in memory; its billing is
+// plugintest.MemoryBilling.
 type Plugin struct {
+	*plugintest.MemoryBilling
+
 	mu       sync.Mutex
 	cfg      Config
 	host     sdk.Host
@@ -52,19 +51,16 @@ type Plugin struct {
 	zones    map[string][]sdk.Record
 	clusters map[string]*sdk.Cluster
 	ops      map[string]*sdk.Operation
-	orders   map[string]sdk.CheckoutRequest
-	paid     map[string]string // user → plan
 }
 
 // New returns an unconfigured fake.
 func New() *Plugin {
 	return &Plugin{
-		host:     sdk.Host{},
-		zones:    map[string][]sdk.Record{},
-		clusters: map[string]*sdk.Cluster{},
-		ops:      map[string]*sdk.Operation{},
-		orders:   map[string]sdk.CheckoutRequest{},
-		paid:     map[string]string{},
+		MemoryBilling: plugintest.NewMemoryBilling(),
+		host:          sdk.Host{},
+		zones:         map[string][]sdk.Record{},
+		clusters:      map[string]*sdk.Cluster{},
+		ops:           map[string]*sdk.Operation{},
 	}
 }
 
@@ -317,70 +313,6 @@ func (p *Plugin) GetConnection(_ context.Context, name string) (sdk.Connection, 
 		return sdk.Connection{}, fmt.Errorf("cluster %q is %s: %w", name, c.Phase, sdk.ErrFailedPrecondition)
 	}
 	return sdk.Connection{APIEndpoint: "https://" + name + ".fake:6443", CAPEM: []byte("-----BEGIN CERTIFICATE-----\n"), Kubeconfig: []byte("apiVersion: v1\nkind: Config\n")}, nil
-}
-
-// ListPlans implements sdk.Billing.
-func (p *Plugin) ListPlans(context.Context) ([]sdk.Plan, error) {
-	return []sdk.Plan{{ID: "starter", Name: "Starter", PriceMinor: 900, Currency: "EUR", Interval: "month", Limits: map[string]int64{"clusters": 1}}}, nil
-}
-
-// CreateCheckout implements sdk.Billing.
-func (p *Plugin) CreateCheckout(_ context.Context, req sdk.CheckoutRequest) (sdk.Checkout, error) {
-	if req.PlanID != "starter" {
-		return sdk.Checkout{}, fmt.Errorf("plan %q: %w", req.PlanID, sdk.ErrNotFound)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	id := p.next("order-")
-	p.orders[id] = req
-	return sdk.Checkout{OrderID: id, URL: "https://pay.example.invalid/checkout/" + id, ExpiresAt: time.Now().Add(time.Hour)}, nil
-}
-
-// Sign returns the X-Signature a webhook body needs.
-func Sign(secret string, body []byte) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write(body)
-	return hex.EncodeToString(m.Sum(nil))
-}
-
-// HandleWebhook implements sdk.Billing: the body is an order id, paid.
-func (p *Plugin) HandleWebhook(_ context.Context, req sdk.WebhookRequest) ([]sdk.BillingEvent, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	sig, _ := hex.DecodeString(req.Header.Get("X-Signature"))
-	want, _ := hex.DecodeString(Sign(p.cfg.WebhookSecret, req.Body))
-	if len(sig) == 0 || !hmac.Equal(sig, want) {
-		return nil, fmt.Errorf("webhook signature does not verify: %w", sdk.ErrPermissionDenied)
-	}
-	order, ok := p.orders[string(req.Body)]
-	if !ok {
-		return nil, fmt.Errorf("order %q: %w", req.Body, sdk.ErrNotFound)
-	}
-	p.paid[order.UserID] = order.PlanID
-	return []sdk.BillingEvent{{ID: "evt-" + string(req.Body), Type: sdk.EventOrderPaid, OrderID: string(req.Body), UserID: order.UserID, PlanID: order.PlanID, AmountMinor: 900, Currency: "EUR", OccurredAt: time.Now()}}, nil
-}
-
-// Cancel implements sdk.Billing.
-func (p *Plugin) Cancel(_ context.Context, req sdk.CancelRequest) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	order, ok := p.orders[req.OrderID]
-	if !ok {
-		return fmt.Errorf("order %q: %w", req.OrderID, sdk.ErrNotFound)
-	}
-	delete(p.paid, order.UserID)
-	return nil
-}
-
-// GetEntitlement implements sdk.Billing.
-func (p *Plugin) GetEntitlement(_ context.Context, userID string) (sdk.Entitlement, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	plan, ok := p.paid[userID]
-	if !ok {
-		return sdk.Entitlement{UserID: userID}, nil
-	}
-	return sdk.Entitlement{UserID: userID, PlanID: plan, Active: true, ValidUntil: time.Now().AddDate(0, 1, 0), Limits: map[string]int64{"clusters": 1}}, nil
 }
 
 // KVSelfTestKeys is how many keys the KV self-test writes: more than one

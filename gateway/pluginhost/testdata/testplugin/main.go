@@ -1,5 +1,6 @@
 // Command testplugin is the plugin host's test plugin: a notifier and a
-// billing plugin that misbehaves on request. Channels of its notifier:
+// billing plugin (one secret setting, secret_key, that also signs its
+// webhooks) that misbehaves on request. Channels of its notifier:
 //
 //	ok     delivers: puts the subject in host KV "last", emits "sent"
 //	pid    answers with its process id as the provider message id
@@ -99,23 +100,39 @@ func (p *plugin) Send(ctx context.Context, msg sdk.Message) (sdk.Delivery, error
 	return sdk.Delivery{}, fmt.Errorf("channel %q: %w", msg.Channel, sdk.ErrNotFound)
 }
 
-func (p *plugin) ListPlans(context.Context) ([]sdk.Plan, error) {
-	return []sdk.Plan{{ID: "basic", Name: "Basic", PriceMinor: 100, Currency: "EUR", Interval: "month"}}, nil
+func (p *plugin) Settings(context.Context) ([]sdk.Setting, error) {
+	return []sdk.Setting{{Name: "secret_key", Description: "API key", Required: true, Secret: true}}, nil
+}
+
+func (p *plugin) CheckSettings(_ context.Context, settings map[string]string) error {
+	if settings["secret_key"] == "" {
+		return fmt.Errorf("setting \"secret_key\" is required: %w", sdk.ErrInvalidArgument)
+	}
+	return nil
 }
 
 func (p *plugin) CreateCheckout(_ context.Context, req sdk.CheckoutRequest) (sdk.Checkout, error) {
-	return sdk.Checkout{OrderID: "order-" + req.IdempotencyKey, URL: "https://pay.example/" + req.PlanID}, nil
+	return sdk.Checkout{SessionID: "cs-" + req.IdempotencyKey, URL: "https://pay.example/" + req.Plan.ID}, nil
 }
 
-func (p *plugin) HandleWebhook(context.Context, sdk.WebhookRequest) ([]sdk.BillingEvent, error) {
-	return nil, nil
+func (p *plugin) CreatePortal(_ context.Context, req sdk.PortalRequest) (sdk.Portal, error) {
+	return sdk.Portal{URL: "https://pay.example/portal/" + req.CustomerID}, nil
 }
 
-func (p *plugin) Cancel(context.Context, sdk.CancelRequest) error { return nil }
-
-func (p *plugin) GetEntitlement(_ context.Context, userID string) (sdk.Entitlement, error) {
-	return sdk.Entitlement{UserID: userID, PlanID: "basic", Active: true}, nil
+func (p *plugin) ListInvoices(_ context.Context, req sdk.InvoicesRequest) ([]sdk.Invoice, error) {
+	return []sdk.Invoice{{ID: "in-" + req.CustomerID, Status: "paid", Currency: "eur", AmountPaidMinor: 100}}, nil
 }
+
+// HandleWebhook takes a webhook whose X-Test-Signature equals the
+// secret_key setting, and makes its body an invoice.paid event's id.
+func (p *plugin) HandleWebhook(_ context.Context, req sdk.WebhookRequest) ([]sdk.BillingEvent, error) {
+	if sig := req.Header.Get("X-Test-Signature"); sig == "" || sig != req.Settings["secret_key"] {
+		return nil, fmt.Errorf("webhook signature does not verify: %w", sdk.ErrPermissionDenied)
+	}
+	return []sdk.BillingEvent{{ID: string(req.Body), Type: sdk.EventInvoicePaid, AmountMinor: 100, Currency: "eur"}}, nil
+}
+
+func (p *plugin) CancelSubscription(context.Context, sdk.CancelRequest) error { return nil }
 
 func exists(env string) bool {
 	name := os.Getenv(env)
