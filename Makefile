@@ -19,6 +19,7 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/berth ./cmd/berth
 	cd plugins/notify && $(GO) build -trimpath -o ../../bin/berth-plugin-notify .
+	cd plugins/billing-stripe && $(GO) build -trimpath -o ../../bin/berth-plugin-billing-stripe .
 
 run: build
 	./bin/berth serve
