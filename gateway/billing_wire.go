@@ -6,6 +6,7 @@ import (
 	"github.com/berthgw/berth/gateway/clusters"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/store"
+	"github.com/berthgw/berth/sdk/pluginclient"
 )
 
 // initBilling builds plans, orders and entitlements; a user's plan sets
@@ -14,7 +15,14 @@ import (
 func (g *Gateway) initBilling() {
 	identity.RegisterPermission(billing.PermAdmin, "manage billing plans and every user's orders")
 	q := g.cfg.Provisioning.Quota
-	g.billing = billing.New(billing.Options{DB: g.db, Now: g.clock,
+	g.billing = billing.New(billing.Options{DB: g.db, Now: g.clock, Box: g.box, PublicURL: g.cfg.PublicURL,
+		Provider: func() (pluginclient.Billing, error) { return g.plugins.Billing(billingPlugin) },
+		Email: func(user string) string {
+			if u, err := g.identity.GetUser(user); err == nil {
+				return u.Email
+			}
+			return ""
+		},
 		DefaultLimits: billing.Entitlements{MaxClusters: q.MaxClusters, MaxCPU: q.MaxCPU, MaxMemory: q.MaxMemory},
 		Usage: func(user string) (billing.Usage, error) {
 			n, total, err := g.clusters.Usage(user)
@@ -23,6 +31,11 @@ func (g *Gateway) initBilling() {
 	})
 	g.billingAPI = billing.NewHandlers(g.billing, g.authn, g.audit)
 }
+
+// billingPlugin is the plugin that talks to the payment provider: the
+// first-party berth-plugin-billing-stripe, found beside the binary, or a
+// plugins.instances entry of that name.
+const billingPlugin = "billing-stripe"
 
 // billingRoutes is billing's block of the route table.
 func (g *Gateway) billingRoutes() []authn.Route { return billing.Routes(g.billingAPI) }

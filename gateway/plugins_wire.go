@@ -99,6 +99,7 @@ var firstParty = []struct {
 		}
 		return m
 	}},
+	{"berth-plugin-billing-stripe", billingPlugin, "billing", func(*config.Config) map[string]any { return nil }},
 }
 
 // discoverPlugins returns the first-party plugins installed in

@@ -25,7 +25,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	identity.RegisterPermission(PermAdmin, "test")
-	f := &fixture{now: time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)}
+	f := &fixture{now: time.Now().UTC().Truncate(time.Second)}
 	f.env = apitest.NewWith(t, apitest.Options{Now: func() time.Time { return f.now }})
 	_, f.admin = f.env.User(t, "boss", identity.RoleAdmin)
 	u, tok := f.env.User(t, "ann")

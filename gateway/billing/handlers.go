@@ -1,6 +1,8 @@
 package billing
 
 import (
+	"errors"
+	"net/http"
 	"slices"
 
 	"github.com/valyala/fasthttp"
@@ -42,6 +44,11 @@ func Routes(h *Handlers) []authn.Route {
 		{Method: post, Path: "/api/v1/billing/orders/{id}/cancel", Permission: signedIn, Handler: h.CancelOrder},
 		{Method: post, Path: "/api/v1/billing/orders/{id}/pay", Permission: admin, Handler: h.PayOrder},
 		{Method: get, Path: "/api/v1/billing/entitlement", Permission: signedIn, Handler: h.GetEntitlement},
+		{Method: post, Path: "/api/v1/billing/orders/{id}/checkout", Permission: signedIn, Handler: h.Checkout},
+		{Method: get, Path: "/api/v1/billing/settings", Permission: admin, Handler: h.GetSettings},
+		{Method: put, Path: "/api/v1/billing/settings", Permission: admin, Handler: h.PutSettings},
+		// The provider calls this; the plugin verifies its signature.
+		{Method: post, Path: "/api/v1/billing/webhooks/stripe", Permission: authn.Public, Handler: h.Webhook},
 	}
 }
 
@@ -280,5 +287,63 @@ func (h *Handlers) GetEntitlement(ctx *fasthttp.RequestCtx) error {
 		}
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, v)
+	return nil
+}
+
+// Checkout is POST /api/v1/billing/orders/{id}/checkout → {checkout_url}.
+func (h *Handlers) Checkout(ctx *fasthttp.RequestCtx) error {
+	p := authn.PrincipalFrom(ctx)
+	id := pathValue(ctx, "id")
+	url, err := h.svc.Checkout(ctx, id, p.UserID, h.svc.opts.Email(p.UserID))
+	h.record(ctx, "billing.order.checkout", "billing_order", id, nil, err)
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, map[string]string{"checkout_url": url})
+	return nil
+}
+
+// GetSettings is GET /api/v1/billing/settings: secrets as *_configured.
+func (h *Handlers) GetSettings(ctx *fasthttp.RequestCtx) error {
+	v, err := h.svc.SettingsView()
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, v)
+	return nil
+}
+
+// PutSettings is PUT /api/v1/billing/settings {secret_key, webhook_secret, …}.
+func (h *Handlers) PutSettings(ctx *fasthttp.RequestCtx) error {
+	var in map[string]string
+	if err := httpapi.DecodeJSON(ctx, &in); err != nil {
+		return err
+	}
+	err := h.svc.SaveSettings(ctx, in)
+	h.record(ctx, "billing.settings.update", "billing_settings", "provider", nil, err)
+	if err != nil {
+		return err
+	}
+	return h.GetSettings(ctx)
+}
+
+// Webhook is POST /api/v1/billing/webhooks/stripe: the body goes to the
+// plugin exactly as it arrived. A refusal (bad signature, an event that
+// does not match its order) is a 400 and audited; a replay is a 200.
+func (h *Handlers) Webhook(ctx *fasthttp.RequestCtx) error {
+	header := http.Header{}
+	for k, v := range ctx.Request.Header.All() {
+		header.Add(string(k), string(v))
+	}
+	body := append([]byte(nil), ctx.PostBody()...)
+	n, err := h.svc.Webhook(ctx, header, body)
+	if errors.Is(err, ErrMismatch) {
+		err = fault.Wrap(fault.Invalid, err, "the event does not match the order it names")
+	}
+	if err != nil {
+		h.record(ctx, "billing.webhook", "billing_webhook", "stripe", map[string]string{"refused": fault.KindOf(err).String()}, err)
+		return err
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, map[string]int{"applied": n})
 	return nil
 }

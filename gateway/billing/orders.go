@@ -41,10 +41,15 @@ type Order struct {
 	// hand; Reason is theirs.
 	PaidBy string `json:"paid_by,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// The provider's ids, once it has them.
+	SessionID      string `json:"session_id,omitempty"`
+	CustomerID     string `json:"customer_id,omitempty"`
+	SubscriptionID string `json:"subscription_id,omitempty"`
 }
 
 var orders = store.NewTable[Order]("billing_orders",
 	store.Index[Order]{Name: "user", Values: func(o *Order) []string { return []string{o.UserID} }},
+	store.Index[Order]{Name: "subscription", Unique: true, Values: func(o *Order) []string { return []string{o.SubscriptionID} }},
 	store.Index[Order]{Name: "pending_plan", Values: func(o *Order) []string {
 		if o.Status != Pending {
 			return nil

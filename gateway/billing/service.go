@@ -3,7 +3,9 @@ package billing
 import (
 	"time"
 
+	"github.com/berthgw/berth/gateway/secretbox"
 	"github.com/berthgw/berth/gateway/store"
+	"github.com/berthgw/berth/sdk/pluginclient"
 )
 
 // Options configure the Service.
@@ -15,6 +17,16 @@ type Options struct {
 	DefaultLimits Entitlements
 	// Usage reports what a user's clusters hold against the quota.
 	Usage func(user string) (Usage, error)
+	// Provider returns the billing plugin; nil: none installed.
+	Provider func() (pluginclient.Billing, error)
+	// Box seals the provider's secret settings.
+	Box *secretbox.Box
+	// PublicURL is Berth's address as users reach it, for the provider's
+	// return links.
+	PublicURL string
+	// Email returns a user's address for the provider's receipts ("" if
+	// none).
+	Email func(user string) string
 }
 
 // Service is plans, orders and entitlements.
@@ -28,6 +40,9 @@ type Service struct {
 func New(o Options) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Email == nil {
+		o.Email = func(string) string { return "" }
 	}
 	return &Service{db: o.DB, now: func() time.Time { return o.Now().UTC() }, opts: o}
 }

@@ -1,0 +1,233 @@
+package billing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/berthgw/berth/gateway/fault"
+	"github.com/berthgw/berth/gateway/store"
+	"github.com/berthgw/berth/sdk"
+	"github.com/berthgw/berth/sdk/pluginclient"
+)
+
+// providerSettings are the payment provider's settings as an admin saved
+// them; the secret ones sealed. One record ("provider").
+type providerSettings struct {
+	Plain       map[string]string `json:"plain,omitempty"`
+	Sealed      []byte            `json:"sealed,omitempty"`
+	SecretNames []string          `json:"secret_names,omitempty"`
+	UpdatedAt   time.Time         `json:"updated_at"`
+}
+
+var settingsTable = store.NewTable[providerSettings]("billing_provider")
+
+const settingsID, sealContext = "provider", "billing-provider-settings"
+
+// processed remembers the provider events already applied, so that a
+// replayed webhook changes nothing. Kept a year, far past any replay.
+type processed struct {
+	At        time.Time `json:"at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+var processedEvents = store.NewTable[processed]("billing_provider_events").
+	WithExpiry(func(p *processed) time.Time { return p.ExpiresAt })
+
+// customers maps a user id to the provider's customer id.
+var customers = store.NewTable[string]("billing_customers")
+
+// provider returns the billing plugin, failing closed (503) when there is
+// none or it is down: new purchases need it; entitlements do not.
+func (s *Service) provider() (pluginclient.Billing, error) {
+	if s.opts.Provider == nil {
+		return nil, fault.New(fault.Unavailable, "no billing plugin is installed: install berth-plugin-billing-stripe beside berth")
+	}
+	b, err := s.opts.Provider()
+	if err != nil {
+		return nil, fault.Wrap(fault.Unavailable, err, "the billing plugin is unavailable; try again later")
+	}
+	return b, nil
+}
+
+// settings returns the saved provider settings, secrets unsealed.
+func (s *Service) settings(tx *store.Tx) (map[string]string, error) {
+	ps, err := settingsTable.Get(tx, settingsID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fault.New(fault.Conflict, "billing is not set up: an administrator must save the provider's settings (PUT /api/v1/billing/settings)")
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := maps.Clone(ps.Plain)
+	if out == nil {
+		out = map[string]string{}
+	}
+	if len(ps.Sealed) > 0 {
+		plain, err := s.opts.Box.Open(ps.Sealed, sealContext)
+		if err != nil {
+			return nil, fmt.Errorf("unseal billing settings: %w", err)
+		}
+		var secrets map[string]string
+		if err := json.Unmarshal(plain, &secrets); err != nil {
+			return nil, err
+		}
+		maps.Copy(out, secrets)
+	}
+	return out, nil
+}
+
+// SettingsView is the provider settings as the API shows them: secrets as
+// "<name>_configured": true.
+func (s *Service) SettingsView() (map[string]any, error) {
+	out := map[string]any{}
+	err := s.db.View(func(tx *store.Tx) error {
+		ps, err := settingsTable.Get(tx, settingsID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for k, v := range ps.Plain {
+			out[k] = v
+		}
+		for _, k := range ps.SecretNames {
+			out[k+"_configured"] = true
+		}
+		out["updated_at"] = ps.UpdatedAt
+		return nil
+	})
+	return out, err
+}
+
+// SaveSettings checks the provider settings with the plugin and stores
+// them, secrets sealed. Settings left out keep their values; "" clears.
+func (s *Service) SaveSettings(ctx context.Context, in map[string]string) error {
+	b, err := s.provider()
+	if err != nil {
+		return err
+	}
+	decl, err := b.Settings(ctx)
+	if err != nil {
+		return fault.Wrap(fault.Unavailable, err, "the billing plugin did not answer")
+	}
+	known := map[string]sdk.Setting{}
+	for _, st := range decl {
+		known[st.Name] = st
+	}
+	var all map[string]string
+	if err := s.db.View(func(tx *store.Tx) (err error) {
+		all, err = s.settings(tx)
+		if fault.Is(err, fault.Conflict) {
+			all, err = map[string]string{}, nil
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	for k, v := range in {
+		if _, ok := known[k]; !ok {
+			return fault.New(fault.Invalid, "the billing plugin has no setting %q", k)
+		}
+		if v == "" {
+			delete(all, k)
+		} else {
+			all[k] = v
+		}
+	}
+	if err := b.CheckSettings(ctx, all); err != nil {
+		if errors.Is(err, sdk.ErrInvalidArgument) {
+			return fault.Wrap(fault.Invalid, err, "the billing plugin refused the settings: %s", pluginMessage(err))
+		}
+		return err
+	}
+	ps := &providerSettings{Plain: map[string]string{}, UpdatedAt: s.now()}
+	secrets := map[string]string{}
+	for k, v := range all {
+		if known[k].Secret {
+			secrets[k] = v
+		} else {
+			ps.Plain[k] = v
+		}
+	}
+	if len(secrets) > 0 {
+		blob, _ := json.Marshal(secrets)
+		ps.Sealed, ps.SecretNames = s.opts.Box.Seal(blob, sealContext), slices.Sorted(maps.Keys(secrets))
+	}
+	return s.db.Update(func(tx *store.Tx) error { return settingsTable.Put(tx, settingsID, ps) })
+}
+
+// Checkout starts paying user's pending order through the provider and
+// returns where to send the user. Retries of one order reuse one session
+// (the order id is the idempotency key).
+func (s *Service) Checkout(ctx context.Context, id, user, email string) (string, error) {
+	var o *Order
+	var settings map[string]string
+	var customer string
+	err := s.db.View(func(tx *store.Tx) error {
+		var err error
+		if o, err = s.ownOrder(tx, id, user); err != nil {
+			return err
+		}
+		if settings, err = s.settings(tx); err != nil {
+			return err
+		}
+		if c, err := customers.Get(tx, o.UserID); err == nil {
+			customer = *c
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	s.expire(o)
+	if o.Status != Pending {
+		return "", fault.New(fault.Conflict, "the order is %s; only a pending order can be paid", o.Status)
+	}
+	b, err := s.provider()
+	if err != nil {
+		return "", err
+	}
+	if s.opts.PublicURL == "" {
+		return "", fault.New(fault.Conflict, "public_url is not set: the provider needs it to send the user back")
+	}
+	p := o.Plan
+	c, err := b.CreateCheckout(ctx, sdk.CheckoutRequest{IdempotencyKey: "checkout-" + o.ID, Settings: settings, OrderID: o.ID, UserID: o.UserID,
+		CustomerEmail: email, CustomerID: customer,
+		Plan:       sdk.Plan{ID: p.ID, Name: p.Name, PriceMinor: p.Price, Currency: p.Currency, Interval: p.Interval},
+		SuccessURL: s.opts.PublicURL + "/billing/orders/" + o.ID + "?checkout=success",
+		CancelURL:  s.opts.PublicURL + "/billing/orders/" + o.ID + "?checkout=cancel"})
+	if err != nil {
+		return "", err
+	}
+	err = s.db.Update(func(tx *store.Tx) error {
+		cur, err := orders.Get(tx, o.ID)
+		if err != nil {
+			return err
+		}
+		cur.SessionID, cur.UpdatedAt = c.SessionID, s.now()
+		if c.CustomerID != "" {
+			cur.CustomerID = c.CustomerID
+			v := c.CustomerID
+			if err := customers.Put(tx, o.UserID, &v); err != nil {
+				return err
+			}
+		}
+		return orders.Put(tx, o.ID, cur)
+	})
+	return c.URL, err
+}
+
+// pluginMessage is the plugin's own words for a refusal.
+func pluginMessage(err error) string {
+	msg := err.Error()
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
+	}
+	return msg
+}
