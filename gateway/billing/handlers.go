@@ -45,6 +45,8 @@ func Routes(h *Handlers) []authn.Route {
 		{Method: post, Path: "/api/v1/billing/orders/{id}/pay", Permission: admin, Handler: h.PayOrder},
 		{Method: get, Path: "/api/v1/billing/entitlement", Permission: signedIn, Handler: h.GetEntitlement},
 		{Method: post, Path: "/api/v1/billing/orders/{id}/checkout", Permission: signedIn, Handler: h.Checkout},
+		{Method: post, Path: "/api/v1/billing/portal", Permission: signedIn, Handler: h.Portal},
+		{Method: get, Path: "/api/v1/billing/invoices", Permission: signedIn, Handler: h.Invoices},
 		{Method: get, Path: "/api/v1/billing/settings", Permission: admin, Handler: h.GetSettings},
 		{Method: put, Path: "/api/v1/billing/settings", Permission: admin, Handler: h.PutSettings},
 		// The provider calls this; the plugin verifies its signature.
@@ -345,5 +347,44 @@ func (h *Handlers) Webhook(ctx *fasthttp.RequestCtx) error {
 		return err
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, map[string]int{"applied": n})
+	return nil
+}
+
+// Portal is POST /api/v1/billing/portal → {portal_url}.
+func (h *Handlers) Portal(ctx *fasthttp.RequestCtx) error {
+	url, err := h.svc.Portal(ctx, authn.PrincipalFrom(ctx).UserID)
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, map[string]string{"portal_url": url})
+	return nil
+}
+
+// InvoiceView is one invoice as the API shows it.
+type InvoiceView struct {
+	ID             string `json:"id"`
+	Number         string `json:"number,omitempty"`
+	Status         string `json:"status"`
+	AmountDue      int64  `json:"amount_due"`
+	AmountPaid     int64  `json:"amount_paid"`
+	Currency       string `json:"currency"`
+	HostedURL      string `json:"hosted_url,omitempty"`
+	PDFURL         string `json:"pdf_url,omitempty"`
+	SubscriptionID string `json:"subscription_id,omitempty"`
+	Created        string `json:"created"`
+}
+
+// Invoices is GET /api/v1/billing/invoices: the caller's, newest first.
+func (h *Handlers) Invoices(ctx *fasthttp.RequestCtx) error {
+	ins, err := h.svc.Invoices(ctx, authn.PrincipalFrom(ctx).UserID, 50)
+	if err != nil {
+		return err
+	}
+	out := make([]InvoiceView, 0, len(ins))
+	for _, in := range ins {
+		out = append(out, InvoiceView{ID: in.ID, Number: in.Number, Status: in.Status, AmountDue: in.AmountDueMinor, AmountPaid: in.AmountPaidMinor,
+			Currency: in.Currency, HostedURL: in.HostedURL, PDFURL: in.PDFURL, SubscriptionID: in.SubscriptionID, Created: formatTime(in.Created)})
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"items": out})
 	return nil
 }

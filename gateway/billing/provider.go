@@ -231,3 +231,64 @@ func pluginMessage(err error) string {
 	}
 	return msg
 }
+
+// Portal returns the provider's customer portal for user, where they
+// manage their subscription and payment methods.
+func (s *Service) Portal(ctx context.Context, user string) (string, error) {
+	var settings map[string]string
+	var customer string
+	err := s.db.View(func(tx *store.Tx) error {
+		var err error
+		if settings, err = s.settings(tx); err != nil {
+			return err
+		}
+		c, err := customers.Get(tx, user)
+		if errors.Is(err, store.ErrNotFound) {
+			return fault.New(fault.Conflict, "you have not paid through the provider yet: there is no customer account to manage")
+		}
+		if err == nil {
+			customer = *c
+		}
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	b, err := s.provider()
+	if err != nil {
+		return "", err
+	}
+	p, err := b.CreatePortal(ctx, sdk.PortalRequest{IdempotencyKey: store.NewID("portal"), Settings: settings, CustomerID: customer, ReturnURL: s.opts.PublicURL + "/billing"})
+	if err != nil {
+		return "", err
+	}
+	return p.URL, nil
+}
+
+// Invoices lists user's invoices at the provider, newest first.
+func (s *Service) Invoices(ctx context.Context, user string, limit int) ([]sdk.Invoice, error) {
+	var settings map[string]string
+	var customer string
+	err := s.db.View(func(tx *store.Tx) error {
+		var err error
+		if settings, err = s.settings(tx); err != nil {
+			return err
+		}
+		c, err := customers.Get(tx, user)
+		if err == nil {
+			customer = *c
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil || customer == "" {
+		return []sdk.Invoice{}, err
+	}
+	b, err := s.provider()
+	if err != nil {
+		return nil, err
+	}
+	return b.ListInvoices(ctx, sdk.InvoicesRequest{Settings: settings, CustomerID: customer, Limit: limit})
+}

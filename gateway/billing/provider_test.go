@@ -144,6 +144,24 @@ func TestCheckoutAndWebhooks(t *testing.T) {
 		t.Errorf("order after payment: %+v", o)
 	}
 
+	// The customer the payment made can manage it and see invoices; bob
+	// has none.
+	status, portal := f.do(t, "POST", "/api/v1/billing/portal", f.ann, nil)
+	if status != http.StatusOK || portal["portal_url"] != "https://pay.example.invalid/portal/cus_fake_"+f.annID {
+		t.Errorf("portal: %d %v", status, portal)
+	}
+	if status, _ := f.do(t, "POST", "/api/v1/billing/portal", f.bob, nil); status != http.StatusConflict {
+		t.Errorf("portal without a customer: %d, want 409", status)
+	}
+	_, inv := f.do(t, "GET", "/api/v1/billing/invoices", f.ann, nil)
+	if items := inv["items"].([]any); len(items) != 1 || items[0].(map[string]any)["amount_paid"] != float64(900) {
+		t.Errorf("invoices: %v", inv)
+	}
+	_, inv = f.do(t, "GET", "/api/v1/billing/invoices", f.bob, nil)
+	if items := inv["items"].([]any); len(items) != 0 {
+		t.Errorf("bob's invoices: %v", inv)
+	}
+
 	// A renewal moves the end; an unknown type is ignored; the
 	// subscription's end withdraws the plan.
 	renewed := plugintest.BillingWebhookEvent{ID: "evt_2", Type: "invoice.paid", SubscriptionID: "sub_1", AmountMinor: 4900, Currency: "eur", CurrentPeriodEnd: f.now.AddDate(0, 2, 0)}
