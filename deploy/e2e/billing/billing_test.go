@@ -1,0 +1,338 @@
+// Package billing runs the billing path with real processes: the berth
+// binary with berth-plugin-billing-stripe and berth-plugin-notify beside
+// it, stripe-mock (Stripe's API server for tests, built from its Go module
+// at the version plugins/billing-stripe pins) as the payment provider,
+// and Stripe-signed webhooks sent the way Stripe sends them.
+package billing
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berthgw/berth/internal/freeport"
+)
+
+const (
+	adminPassword = "admin-Password-0001"
+	secretKey     = "sk_test_e2e0123456789abcdefghij"
+	webhookSecret = "whsec_e2e0123456789abcdefghijklmnop"
+	// apiVersion is the Stripe API version stripe-go (and so the plugin)
+	// reads; webhook endpoints are created with it (plugins/billing-stripe
+	// README).
+	apiVersion = "2026-02-25.clover"
+)
+
+var binDir string
+
+// TestMain builds berth, both plugins and stripe-mock once.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "berth-billing-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	for _, b := range []struct{ dir, out, pkg string }{
+		{"../../..", "berth", "./cmd/berth"},
+		{"../../../plugins/notify", "berth-plugin-notify", "."},
+		{"../../../plugins/billing-stripe", "berth-plugin-billing-stripe", "."},
+		{"../../../plugins/billing-stripe/internal/stripemocktest/testdata/stripe-mock", "stripe-mock", "github.com/stripe/stripe-mock"},
+	} {
+		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(dir, b.out), b.pkg)
+		cmd.Dir = b.dir
+		cmd.Env = append(os.Environ(), "GOWORK=off", "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b.out, err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+var listening = regexp.MustCompile(`Listening for HTTP at address: (127\.0\.0\.1:\d+)`)
+
+// stripeMock starts stripe-mock and returns its HTTP address.
+func stripeMock(t *testing.T) string {
+	cmd := exec.Command(filepath.Join(binDir, "stripe-mock"), "-http-addr", "127.0.0.1:0", "-https-addr", "127.0.0.1:0")
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return "http://" + strings.TrimPrefix(a, "http://")
+	case <-time.After(60 * time.Second):
+		t.Fatal("stripe-mock did not listen")
+	}
+	return ""
+}
+
+type gateway struct {
+	base string
+	cmd  *exec.Cmd
+	logs bytes.Buffer
+	mu   sync.Mutex
+}
+
+func startGateway(t *testing.T) *gateway {
+	ports, err := freeport.Pick(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gateway{base: "http://127.0.0.1:" + strconv.Itoa(ports[0])}
+	g.cmd = exec.Command(filepath.Join(binDir, "berth"), "serve")
+	g.cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+		"BERTH_DATA_DIR=" + t.TempDir(),
+		"BERTH_HTTP_ADDR=127.0.0.1:" + strconv.Itoa(ports[0]),
+		"BERTH_HTTPS_ADDR=127.0.0.1:" + strconv.Itoa(ports[1]),
+		"BERTH_PUBLIC_URL=https://berth.example.com",
+		"BERTH_ADMIN_PASSWORD=" + adminPassword,
+		"BERTH_RATE_LIMITS_AUTH_REQUESTS=0", "BERTH_RATE_LIMITS_API_REQUESTS=0",
+		"BERTH_NOTIFICATIONS_ALLOW_PRIVATE_TARGETS=127.0.0.1/32",
+	}
+	g.cmd.Stdout, g.cmd.Stderr = &lockedWriter{g: g}, &lockedWriter{g: g}
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		g.cmd.Process.Kill()
+		g.cmd.Wait()
+		if t.Failed() {
+			g.mu.Lock()
+			lines := strings.Split(g.logs.String(), "\n")
+			g.mu.Unlock()
+			t.Logf("berth's last log lines:\n%s", strings.Join(lines[max(0, len(lines)-30):], "\n"))
+		}
+	})
+	for range 600 {
+		if resp, err := http.Get(g.base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return g
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("berth never ready")
+	return nil
+}
+
+type lockedWriter struct{ g *gateway }
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.g.mu.Lock()
+	defer w.g.mu.Unlock()
+	return w.g.logs.Write(p)
+}
+
+func (g *gateway) call(t *testing.T, token, method, path string, body any, out any, header ...string) int {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, _ := json.Marshal(b)
+		rd = bytes.NewReader(raw)
+	}
+	req, _ := http.NewRequest(method, g.base+path, rd)
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, data)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (g *gateway) must(t *testing.T, want int, token, method, path string, body any, out any) {
+	t.Helper()
+	var raw json.RawMessage
+	if got := g.call(t, token, method, path, body, &raw); got != want {
+		t.Fatalf("%s %s: %d, want %d: %s", method, path, got, want, raw)
+	}
+	if out != nil {
+		json.Unmarshal(raw, out)
+	}
+}
+
+func (g *gateway) login(t *testing.T, user, password string) string {
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	g.must(t, 200, "", "POST", "/api/v1/auth/login", map[string]string{"username": user, "password": password}, &tok)
+	return tok.AccessToken
+}
+
+// stripeEvent signs a Stripe event the way Stripe does:
+// Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<payload>")>.
+func stripeEvent(t *testing.T, id, typ string, object map[string]any) (body []byte, signature string) {
+	t.Helper()
+	now := time.Now().Unix()
+	body, err := json.Marshal(map[string]any{"id": id, "object": "event", "api_version": apiVersion, "created": now, "livemode": false,
+		"type": typ, "data": map[string]any{"object": object}, "pending_webhooks": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := hmac.New(sha256.New, []byte(webhookSecret))
+	fmt.Fprintf(mac, "%d.", now)
+	mac.Write(body)
+	return body, fmt.Sprintf("t=%d,v1=%s", now, hex.EncodeToString(mac.Sum(nil)))
+}
+
+// The issue's path: an admin's plan → an order → a Checkout Session in
+// stripe-mock → a signed checkout.session.completed pays it, raises the
+// quota and notifies → a signed customer.subscription.deleted takes the
+// plan back.
+func TestBillingWithStripeMock(t *testing.T) {
+	mock := stripeMock(t)
+	g := startGateway(t)
+	admin := g.login(t, "admin", adminPassword)
+
+	// Notifications of billing events to a webhook receiver.
+	var mu sync.Mutex
+	var got []string
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Header.Get("X-Berth-Event"))
+		mu.Unlock()
+		w.WriteHeader(204)
+	}))
+	defer rcv.Close()
+	g.must(t, 201, admin, "POST", "/api/v1/notifications/channels", map[string]any{"name": "ops", "type": "webhook", "url": rcv.URL}, nil)
+	g.must(t, 201, admin, "POST", "/api/v1/notifications/routes", map[string]any{"name": "money", "events": []string{"order.*", "entitlement.*", "subscription.*"}, "channel": "ops"}, nil)
+
+	g.must(t, 200, admin, "PUT", "/api/v1/billing/settings", map[string]string{"secret_key": secretKey, "webhook_secret": webhookSecret, "api_base": mock}, nil)
+	var settings map[string]any
+	g.must(t, 200, admin, "GET", "/api/v1/billing/settings", nil, &settings)
+	if settings["secret_key_configured"] != true || settings["secret_key"] != nil {
+		t.Errorf("settings as read: %v", settings)
+	}
+	var plan struct{ ID string }
+	g.must(t, 201, admin, "POST", "/api/v1/billing/plans", map[string]any{"name": "Team", "price": 4900, "currency": "eur", "interval": "month",
+		"entitlements": map[string]any{"max_clusters": 5}}, &plan)
+	var user struct{ ID string }
+	g.must(t, 201, admin, "POST", "/api/v1/users", map[string]any{"username": "carol", "password": "carol-password-123", "email": "carol@example.com"}, &user)
+	carol := g.login(t, "carol", "carol-password-123")
+	var ent struct {
+		Active bool
+		Limits struct {
+			MaxClusters int `json:"max_clusters"`
+		}
+	}
+	g.must(t, 200, carol, "GET", "/api/v1/billing/entitlement", nil, &ent)
+	defaultClusters := ent.Limits.MaxClusters
+
+	var order struct{ ID, Status string }
+	g.must(t, 201, carol, "POST", "/api/v1/billing/orders", map[string]any{"plan_id": plan.ID}, &order)
+	var checkout struct {
+		URL string `json:"checkout_url"`
+	}
+	g.must(t, 200, carol, "POST", "/api/v1/billing/orders/"+order.ID+"/checkout", nil, &checkout)
+	if !strings.HasPrefix(checkout.URL, "https://") {
+		t.Errorf("checkout URL %q from stripe-mock", checkout.URL)
+	}
+
+	session := map[string]any{"id": "cs_test_e2e", "object": "checkout.session", "client_reference_id": order.ID,
+		"metadata": map[string]string{"order_id": order.ID, "user_id": user.ID, "plan_id": plan.ID},
+		"customer": "cus_test_e2e", "subscription": "sub_test_e2e", "amount_total": 4900, "currency": "eur",
+		"status": "complete", "payment_status": "paid", "mode": "subscription"}
+	body, sig := stripeEvent(t, "evt_test_paid", "checkout.session.completed", session)
+	// A tampered body or a wrong signature is refused and changes nothing.
+	if s := g.call(t, "", "POST", "/api/v1/billing/webhooks/stripe", bytes.Replace(body, []byte("4900"), []byte("0049"), 1), nil, "Stripe-Signature", sig); s != 400 {
+		t.Errorf("a tampered webhook: %d, want 400", s)
+	}
+	g.must(t, 200, carol, "GET", "/api/v1/billing/orders/"+order.ID, nil, &order)
+	if order.Status != "pending" {
+		t.Fatalf("a refused webhook changed the order: %s", order.Status)
+	}
+	if s := g.call(t, "", "POST", "/api/v1/billing/webhooks/stripe", body, nil, "Stripe-Signature", sig); s != 200 {
+		t.Fatalf("checkout.session.completed: %d", s)
+	}
+	if s := g.call(t, "", "POST", "/api/v1/billing/webhooks/stripe", body, nil, "Stripe-Signature", sig); s != 200 {
+		t.Errorf("its replay: %d, want 200", s)
+	}
+	g.must(t, 200, carol, "GET", "/api/v1/billing/orders/"+order.ID, nil, &order)
+	g.must(t, 200, carol, "GET", "/api/v1/billing/entitlement", nil, &ent)
+	if order.Status != "paid" || !ent.Active || ent.Limits.MaxClusters != 5 {
+		t.Fatalf("after payment: order %s, entitlement %+v (default was %d)", order.Status, ent, defaultClusters)
+	}
+	var portal struct {
+		URL string `json:"portal_url"`
+	}
+	g.must(t, 200, carol, "POST", "/api/v1/billing/portal", nil, &portal)
+	if !strings.HasPrefix(portal.URL, "https://") {
+		t.Errorf("portal URL %q", portal.URL)
+	}
+	var invoices struct{ Items []map[string]any }
+	g.must(t, 200, carol, "GET", "/api/v1/billing/invoices", nil, &invoices)
+
+	sub := map[string]any{"id": "sub_test_e2e", "object": "subscription", "customer": "cus_test_e2e", "status": "canceled", "currency": "eur",
+		"metadata": map[string]string{"order_id": order.ID, "user_id": user.ID, "plan_id": plan.ID}}
+	body, sig = stripeEvent(t, "evt_test_ended", "customer.subscription.deleted", sub)
+	if s := g.call(t, "", "POST", "/api/v1/billing/webhooks/stripe", body, nil, "Stripe-Signature", sig); s != 200 {
+		t.Fatalf("customer.subscription.deleted: %d", s)
+	}
+	g.must(t, 200, carol, "GET", "/api/v1/billing/entitlement", nil, &ent)
+	if ent.Active || ent.Limits.MaxClusters != defaultClusters {
+		t.Errorf("after the subscription ended: %+v, want the default %d", ent, defaultClusters)
+	}
+	want := []string{"order.paid", "entitlement.changed", "subscription.ended", "entitlement.changed"}
+	for range 600 {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n >= len(want) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("notifications %v, want %v", got, want)
+	}
+}
