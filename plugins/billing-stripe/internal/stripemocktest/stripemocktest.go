@@ -13,7 +13,6 @@ package stripemocktest
 
 import (
 	"bytes"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +23,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/berthgw/berth/sdk/testpeer"
 )
 
 // Version is the pinned stripe-mock; testdata/stripe-mock/go.mod requires it.
@@ -35,7 +36,12 @@ const EnvStripeMock = "BERTH_STRIPE_MOCK"
 // TestKey is a secret key stripe-mock accepts: any sk_test_ or rk_test_ key.
 const TestKey = "sk_test_berthStripeMock"
 
-var buildMu sync.Mutex
+// peer is the pinned stripe-mock, built from the tools module in
+// testdata/stripe-mock.
+var peer = testpeer.Peer{
+	Name: "stripe-mock", Version: Version, Package: "github.com/stripe/stripe-mock",
+	ToolsDir: ToolsDir(), LDFlags: "-X main.version=" + Version, Env: EnvStripeMock, Reports: reportsVersion,
+}
 
 // ToolsDir is the tools module stripe-mock is built from.
 func ToolsDir() string {
@@ -44,70 +50,11 @@ func ToolsDir() string {
 }
 
 // CachePath is where the pinned stripe-mock is built.
-func CachePath() (string, error) {
-	root := os.Getenv("BERTH_CACHE_DIR")
-	if root == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("no cache dir: %w", err)
-		}
-		root = filepath.Join(home, ".cache", "berth")
-	}
-	return filepath.Join(root, "stripe-mock", Version, "stripe-mock"), nil
-}
+func CachePath() (string, error) { return peer.CachePath() }
 
-// Binary returns the stripe-mock binary, building it into the cache when
-// it is missing or reports another version.
-func Binary(t testing.TB) string {
-	t.Helper()
-	if p := os.Getenv(EnvStripeMock); p != "" {
-		return p
-	}
-	bin, err := CachePath()
-	if err == nil {
-		buildMu.Lock()
-		defer buildMu.Unlock()
-		if reportsVersion(bin) {
-			return bin
-		}
-		t.Logf("building stripe-mock %s into %s (a minute on a cold Go build cache)", Version, bin)
-		err = Build(bin)
-	}
-	if err != nil {
-		if v := os.Getenv("BERTH_E2E"); v != "" && v != "0" {
-			t.Fatalf("BERTH_E2E=%s but stripe-mock %s is unavailable: %v", v, Version, err)
-		}
-		t.Skipf("SKIPPED, NOT PASSED: stripe-mock %s is unavailable: %v; set BERTH_E2E=1 to turn this skip into a failure", Version, err)
-	}
-	return bin
-}
-
-// Build compiles stripe-mock from ToolsDir into bin, through a temporary
-// file renamed into place, so a concurrent test process never runs a torn
-// binary.
-func Build(bin string) error {
-	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
-		return err
-	}
-	tmp := fmt.Sprintf("%s.tmp-%d", bin, os.Getpid())
-	// The version is stamped as stripe-mock's release build does, so
-	// that `stripe-mock -version` tells a cached binary's version.
-	cmd := exec.Command("go", "build", "-trimpath",
-		"-ldflags", "-s -w -X main.version="+Version,
-		"-o", tmp, "github.com/stripe/stripe-mock")
-	cmd.Dir = ToolsDir()
-	// Exactly what testdata/stripe-mock/go.mod and go.sum pin.
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=readonly", "GOWORK=off", "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("go build stripe-mock %s in %s: %v\n%s", Version, cmd.Dir, err, out)
-	}
-	if !reportsVersion(tmp) {
-		os.Remove(tmp)
-		return fmt.Errorf("the stripe-mock just built does not report %s", Version)
-	}
-	return os.Rename(tmp, bin)
-}
+// Binary returns the stripe-mock binary, building it into the cache when it
+// is missing or reports another version.
+func Binary(t testing.TB) string { return peer.Binary(t) }
 
 func reportsVersion(bin string) bool {
 	out, err := exec.Command(bin, "-version").Output()

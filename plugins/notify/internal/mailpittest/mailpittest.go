@@ -34,6 +34,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/berthgw/berth/sdk/testpeer"
 )
 
 // Version is the pinned mailpit; testdata/mailpit/go.mod requires it.
@@ -42,7 +44,12 @@ const Version = "v1.33.1"
 // EnvMailpit names a mailpit binary to use instead of the cached build.
 const EnvMailpit = "BERTH_MAILPIT"
 
-var buildMu sync.Mutex
+// peer is the pinned mailpit, built from the tools module in
+// testdata/mailpit.
+var peer = testpeer.Peer{
+	Name: "mailpit", Version: Version, Package: "github.com/axllent/mailpit",
+	ToolsDir: ToolsDir(), LDFlags: "-X github.com/axllent/mailpit/config.Version=" + Version, Env: EnvMailpit, Reports: reportsVersion,
+}
 
 // ToolsDir is the tools module mailpit is built from.
 func ToolsDir() string {
@@ -51,71 +58,11 @@ func ToolsDir() string {
 }
 
 // CachePath is where the pinned mailpit is built.
-func CachePath() (string, error) {
-	root := os.Getenv("BERTH_CACHE_DIR")
-	if root == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("no cache dir: %w", err)
-		}
-		root = filepath.Join(home, ".cache", "berth")
-	}
-	return filepath.Join(root, "mailpit", Version, "mailpit"), nil
-}
+func CachePath() (string, error) { return peer.CachePath() }
 
 // Binary returns the mailpit binary, building it into the cache when it
 // is missing or reports another version.
-func Binary(t testing.TB) string {
-	t.Helper()
-	if p := os.Getenv(EnvMailpit); p != "" {
-		return p
-	}
-	bin, err := CachePath()
-	if err == nil {
-		buildMu.Lock()
-		defer buildMu.Unlock()
-		if reportsVersion(bin) {
-			return bin
-		}
-		t.Logf("building mailpit %s into %s (a minute or two on a cold Go build cache)", Version, bin)
-		err = Build(bin)
-	}
-	if err != nil {
-		if v := os.Getenv("BERTH_E2E"); v != "" && v != "0" {
-			t.Fatalf("BERTH_E2E=%s but mailpit %s is unavailable: %v", v, Version, err)
-		}
-		t.Skipf("SKIPPED, NOT PASSED: mailpit %s is unavailable: %v; set BERTH_E2E=1 to turn this skip into a failure", Version, err)
-	}
-	return bin
-}
-
-// Build compiles mailpit from ToolsDir into bin, through a temporary file
-// renamed into place, so a concurrent test process never runs a torn
-// binary.
-func Build(bin string) error {
-	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
-		return err
-	}
-	tmp := fmt.Sprintf("%s.tmp-%d", bin, os.Getpid())
-	// The version is stamped as mailpit's own release build does, so
-	// that `mailpit version` tells a cached binary's version.
-	cmd := exec.Command("go", "build", "-trimpath",
-		"-ldflags", "-s -w -X github.com/axllent/mailpit/config.Version="+Version,
-		"-o", tmp, "github.com/axllent/mailpit")
-	cmd.Dir = ToolsDir()
-	// Exactly what testdata/mailpit/go.mod and go.sum pin; mailpit's
-	// SQLite is pure Go.
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=readonly", "GOWORK=off", "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("go build mailpit %s in %s: %v\n%s", Version, cmd.Dir, err, out)
-	}
-	if !reportsVersion(tmp) {
-		os.Remove(tmp)
-		return fmt.Errorf("the mailpit just built does not report %s", Version)
-	}
-	return os.Rename(tmp, bin)
-}
+func Binary(t testing.TB) string { return peer.Binary(t) }
 
 func reportsVersion(bin string) bool {
 	out, err := exec.Command(bin, "version", "--no-release-check").Output()
