@@ -166,6 +166,11 @@ func (s *Service) paymentFailed(tx *store.Tx, e sdk.BillingEvent) error {
 }
 
 // periodChanged moves the entitlement's end to the provider's period end.
+// Only a paid invoice moves it later. A subscription's period advances at
+// renewal before the renewal is paid (subscription.updated comes first,
+// the charge after), and it keeps advancing while the subscription is
+// past_due or unpaid: an update may bring the end closer, never grant a
+// period nobody paid for.
 func (s *Service) periodChanged(tx *store.Tx, e sdk.BillingEvent) error {
 	o, err := orderOf(tx, e)
 	if err != nil {
@@ -174,15 +179,30 @@ func (s *Service) periodChanged(tx *store.Tx, e sdk.BillingEvent) error {
 	if e.CurrentPeriodEnd.IsZero() {
 		return nil
 	}
+	ent, err := s.orderEntitlement(tx, o)
+	if err != nil || ent == nil {
+		return err
+	}
+	if e.Type != sdk.EventInvoicePaid && !e.CurrentPeriodEnd.Before(ent.ValidUntil) {
+		return nil
+	}
 	return s.setPeriodEnd(tx, o, e)
 }
 
-func (s *Service) setPeriodEnd(tx *store.Tx, o *Order, e sdk.BillingEvent) error {
+// orderEntitlement is o's user's entitlement if o granted it, else nil.
+func (s *Service) orderEntitlement(tx *store.Tx, o *Order) (*Entitlement, error) {
 	ent, err := entitlements.Get(tx, o.UserID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && ent.OrderID != o.ID) {
-		return nil // the user's entitlement comes from another order now
+		return nil, nil // the user's entitlement comes from another order now
 	}
-	if err != nil {
+	return ent, err
+}
+
+// setPeriodEnd moves the end of the entitlement o granted to e's period
+// end; callers have checked e pays for it.
+func (s *Service) setPeriodEnd(tx *store.Tx, o *Order, e sdk.BillingEvent) error {
+	ent, err := s.orderEntitlement(tx, o)
+	if err != nil || ent == nil {
 		return err
 	}
 	ent.ValidUntil = e.CurrentPeriodEnd.UTC()

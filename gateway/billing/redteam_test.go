@@ -1,0 +1,69 @@
+package billing
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/berthgw/berth/sdk/plugintest"
+)
+
+// paidMonth sets billing up, has ann order and pay team's month through
+// the fake provider (subscription sub_1, customer cus_fake_<ann>), and
+// returns the order's id.
+func (f *fixture) paidMonth(t *testing.T) string {
+	t.Helper()
+	planID := f.plan(t, team)
+	f.do(t, "PUT", "/api/v1/billing/settings", f.admin, map[string]string{"api_key": apiKey, "webhook_secret": whsec})
+	_, o := f.do(t, "POST", "/api/v1/billing/orders", f.ann, map[string]any{"plan_id": planID})
+	id := o["id"].(string)
+	if status, c := f.do(t, "POST", "/api/v1/billing/orders/"+id+"/checkout", f.ann, nil); status != http.StatusOK {
+		t.Fatalf("checkout: %d %v", status, c)
+	}
+	paid := plugintest.BillingWebhookEvent{ID: "evt_paid_" + id, Type: "checkout.completed", OrderID: id, UserID: f.annID, PlanID: planID,
+		CustomerID: "cus_fake_" + f.annID, SubscriptionID: "sub_1", AmountMinor: 4900, Currency: "eur", PaymentStatus: "paid",
+		CurrentPeriodEnd: f.now.AddDate(0, 1, 0)}
+	if status, out := f.hook(t, paid, whsec); status != http.StatusOK || out["applied"] != float64(1) {
+		t.Fatalf("checkout.completed: %d %v", status, out)
+	}
+	return id
+}
+
+// A subscription's period advances at renewal before the renewal is paid
+// (Stripe sends customer.subscription.updated with the new period, then
+// tries the card an hour later), and it keeps advancing while the
+// subscription is past_due or unpaid. Only a paid invoice may move the
+// entitlement's end later; otherwise a card that always fails keeps the
+// plan for free, period after period.
+func TestSubscriptionUpdatedDoesNotExtendUnpaid(t *testing.T) {
+	f := providerFixture(t)
+	id := f.paidMonth(t)
+	paidUntil := f.now.AddDate(0, 1, 0)
+	for i, status := range []string{"active", "past_due", "unpaid"} {
+		upd := plugintest.BillingWebhookEvent{ID: "evt_upd_" + status, Type: "subscription.updated", OrderID: id, UserID: f.annID,
+			SubscriptionID: "sub_1", CustomerID: "cus_fake_" + f.annID, Currency: "eur", AmountMinor: 4900, Status: status,
+			CurrentPeriodEnd: f.now.AddDate(0, 2+i, 0)}
+		if code, out := f.hook(t, upd, whsec); code != http.StatusOK {
+			t.Fatalf("subscription.updated (%s): %d %v", status, code, out)
+		}
+		if e, _, _ := f.svc.Entitlement(f.annID); e == nil || !e.ValidUntil.Equal(paidUntil) {
+			t.Errorf("subscription.updated (%s) with an unpaid period moved the end to %v, want %v", status, e.ValidUntil, paidUntil)
+		}
+	}
+	// The renewal's paid invoice does move it.
+	renewed := plugintest.BillingWebhookEvent{ID: "evt_renewed", Type: "invoice.paid", OrderID: id, UserID: f.annID, SubscriptionID: "sub_1",
+		CustomerID: "cus_fake_" + f.annID, AmountMinor: 4900, Currency: "eur", Status: "paid", CurrentPeriodEnd: f.now.AddDate(0, 2, 0)}
+	if code, _ := f.hook(t, renewed, whsec); code != http.StatusOK {
+		t.Fatalf("invoice.paid: %d", code)
+	}
+	if e, _, _ := f.svc.Entitlement(f.annID); !e.ValidUntil.Equal(f.now.AddDate(0, 2, 0)) {
+		t.Errorf("after the paid renewal: valid until %v", e.ValidUntil)
+	}
+	// An update may still bring the end closer (the provider's own end
+	// replaces an estimate).
+	closer := plugintest.BillingWebhookEvent{ID: "evt_closer", Type: "subscription.updated", OrderID: id, SubscriptionID: "sub_1",
+		Status: "active", CurrentPeriodEnd: f.now.AddDate(0, 2, -1)}
+	f.hook(t, closer, whsec)
+	if e, _, _ := f.svc.Entitlement(f.annID); !e.ValidUntil.Equal(f.now.AddDate(0, 2, -1)) {
+		t.Errorf("an earlier end from the provider: valid until %v", e.ValidUntil)
+	}
+}
