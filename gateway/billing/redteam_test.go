@@ -67,3 +67,39 @@ func TestSubscriptionUpdatedDoesNotExtendUnpaid(t *testing.T) {
 		t.Errorf("an earlier end from the provider: valid until %v", e.ValidUntil)
 	}
 }
+
+// An event about a subscription is checked against the order it names as
+// a payment is: another subscription's renewal must not extend this
+// order's plan, nor its end withdraw it, nor another customer's or user's.
+func TestSubscriptionEventsMatchTheOrder(t *testing.T) {
+	f := providerFixture(t)
+	id := f.paidMonth(t)
+	paidUntil := f.now.AddDate(0, 1, 0)
+	base := plugintest.BillingWebhookEvent{OrderID: id, UserID: f.annID, SubscriptionID: "sub_1", CustomerID: "cus_fake_" + f.annID,
+		AmountMinor: 4900, Currency: "eur", Status: "paid", CurrentPeriodEnd: f.now.AddDate(1, 0, 0)}
+	for _, tc := range []struct{ name, sub, customer, user string }{
+		{"another subscription", "sub_other", "", ""},
+		{"another customer", "", "cus_other", ""},
+		{"another user", "", "", "usr_other"},
+	} {
+		for _, typ := range []string{"invoice.paid", "subscription.deleted"} {
+			e := base
+			e.ID, e.Type = "evt_"+typ+"_"+tc.name, typ
+			if tc.sub != "" {
+				e.SubscriptionID = tc.sub
+			}
+			if tc.customer != "" {
+				e.CustomerID = tc.customer
+			}
+			if tc.user != "" {
+				e.UserID = tc.user
+			}
+			if code, _ := f.hook(t, e, whsec); code != http.StatusBadRequest {
+				t.Errorf("%s for %s: %d, want 400", typ, tc.name, code)
+			}
+			if ent, ok, _ := f.svc.Entitlement(f.annID); !ok || !ent.ValidUntil.Equal(paidUntil) {
+				t.Errorf("%s for %s changed the entitlement: %+v %v", typ, tc.name, ent, ok)
+			}
+		}
+	}
+}

@@ -84,23 +84,38 @@ func (s *Service) apply(e sdk.BillingEvent) (bool, error) {
 }
 
 // orderOf finds the order e is about: by its order id, else by its
-// subscription.
+// subscription. The ids e carries must be the order's: the order id
+// comes from metadata, and another subscription's renewal or end, or
+// another customer's or user's, must not act on this order's plan.
 func orderOf(tx *store.Tx, e sdk.BillingEvent) (*Order, error) {
-	if e.OrderID != "" {
-		o, err := orders.Get(tx, e.OrderID)
+	var o *Order
+	var err error
+	switch {
+	case e.OrderID != "":
+		o, err = orders.Get(tx, e.OrderID)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, fmt.Errorf("order %q: %w", e.OrderID, ErrMismatch)
 		}
-		return o, err
-	}
-	if e.SubscriptionID != "" {
-		o, _, err := orders.GetBy(tx, "subscription", e.SubscriptionID)
+	case e.SubscriptionID != "":
+		o, _, err = orders.GetBy(tx, "subscription", e.SubscriptionID)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, fmt.Errorf("subscription %q: %w", e.SubscriptionID, ErrMismatch)
 		}
-		return o, err
+	default:
+		return nil, fmt.Errorf("the event names no order: %w", ErrMismatch)
 	}
-	return nil, fmt.Errorf("the event names no order: %w", ErrMismatch)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case e.UserID != "" && e.UserID != o.UserID:
+		return nil, fmt.Errorf("order %s belongs to another user: %w", o.ID, ErrMismatch)
+	case o.CustomerID != "" && e.CustomerID != "" && e.CustomerID != o.CustomerID:
+		return nil, fmt.Errorf("order %s's customer is not the provider's: %w", o.ID, ErrMismatch)
+	case o.SubscriptionID != "" && e.SubscriptionID != "" && e.SubscriptionID != o.SubscriptionID:
+		return nil, fmt.Errorf("order %s's subscription is not the event's: %w", o.ID, ErrMismatch)
+	}
+	return o, nil
 }
 
 // checkoutPaid pays the order a completed, paid checkout is for, after
@@ -110,13 +125,8 @@ func (s *Service) checkoutPaid(tx *store.Tx, e sdk.BillingEvent) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case e.UserID != "" && e.UserID != o.UserID:
-		return fmt.Errorf("order %s belongs to another user: %w", o.ID, ErrMismatch)
-	case e.AmountMinor != o.Plan.Price || e.Currency != o.Plan.Currency:
+	if e.AmountMinor != o.Plan.Price || e.Currency != o.Plan.Currency {
 		return fmt.Errorf("order %s costs %d %s, the provider reports %d %s: %w", o.ID, o.Plan.Price, o.Plan.Currency, e.AmountMinor, e.Currency, ErrMismatch)
-	case o.CustomerID != "" && e.CustomerID != "" && e.CustomerID != o.CustomerID:
-		return fmt.Errorf("order %s's customer is not the provider's: %w", o.ID, ErrMismatch)
 	}
 	if e.SubscriptionID != "" {
 		o.SubscriptionID = e.SubscriptionID
