@@ -103,3 +103,27 @@ func TestSubscriptionEventsMatchTheOrder(t *testing.T) {
 		}
 	}
 }
+
+// A Stripe account is often shared: other products' subscriptions, Payment
+// Links and invoices send their events to every endpoint subscribed to the
+// type. An event that names no order of Berth's is not a mismatch but
+// someone else's: refusing it (400) makes Stripe retry it for days and
+// then disable the endpoint, and Berth's own renewals stop arriving. It
+// is acknowledged and changes nothing.
+func TestWebhookIgnoresOtherProductsEvents(t *testing.T) {
+	f := providerFixture(t)
+	f.paidMonth(t)
+	for _, e := range []plugintest.BillingWebhookEvent{
+		{ID: "evt_foreign_renewal", Type: "invoice.paid", SubscriptionID: "sub_other_product", CustomerID: "cus_x", AmountMinor: 100, Currency: "usd", CurrentPeriodEnd: f.now.AddDate(1, 0, 0)},
+		{ID: "evt_foreign_end", Type: "subscription.deleted", SubscriptionID: "sub_other_product"},
+		{ID: "evt_payment_link", Type: "checkout.completed", CustomerID: "cus_x", AmountMinor: 100, Currency: "usd", PaymentStatus: "paid"},
+		{ID: "evt_other_install", Type: "checkout.completed", OrderID: "ord_of_another_berth", AmountMinor: 100, Currency: "usd", PaymentStatus: "paid"},
+	} {
+		if code, out := f.hook(t, e, whsec); code != http.StatusOK || out["applied"] != float64(0) {
+			t.Errorf("%s (%s) names no order of Berth's: %d %v, want 200 and nothing applied", e.ID, e.Type, code, out)
+		}
+	}
+	if e, ok, _ := f.svc.Entitlement(f.annID); !ok || !e.ValidUntil.Equal(f.now.AddDate(0, 1, 0)) {
+		t.Errorf("foreign events changed ann's entitlement: %+v %v", e, ok)
+	}
+}

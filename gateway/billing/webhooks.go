@@ -16,6 +16,12 @@ import (
 // match the order it names; it is refused (and audited by the handler).
 var ErrMismatch = errors.New("the provider's event does not match the order")
 
+// errForeign: a provider event that names no order of Berth's (another
+// product on the same provider account, another Berth's order). It is
+// acknowledged and ignored: refused, the provider would retry it for days
+// and then disable the endpoint, and Berth's own events with it.
+var errForeign = errors.New("the provider's event is about no order of Berth's")
+
 // Webhook verifies a provider webhook through the plugin (the body is
 // passed exactly as it arrived) and applies its events, each once: a
 // replayed event id is accepted and changes nothing. It returns how many
@@ -67,18 +73,23 @@ func (s *Service) apply(e sdk.BillingEvent) (bool, error) {
 		if err != nil {
 			return err
 		}
-		applied = true
 		switch e.Type {
 		case sdk.EventCheckoutCompleted, sdk.EventPaymentSucceeded:
-			return s.checkoutPaid(tx, e)
+			err = s.checkoutPaid(tx, e)
 		case sdk.EventPaymentFailed, sdk.EventInvoicePaymentFailed:
-			return s.paymentFailed(tx, e)
+			err = s.paymentFailed(tx, e)
 		case sdk.EventInvoicePaid, sdk.EventSubscriptionUpdated:
-			return s.periodChanged(tx, e)
+			err = s.periodChanged(tx, e)
 		case sdk.EventSubscriptionDeleted:
-			return s.subscriptionEnded(tx, e)
+			err = s.subscriptionEnded(tx, e)
+		default:
+			return nil // a type Berth does not act on
 		}
-		return nil // a type Berth does not act on
+		if errors.Is(err, errForeign) {
+			return nil // recorded as processed, so its retries cost nothing
+		}
+		applied = err == nil
+		return err
 	})
 	return applied, err
 }
@@ -94,15 +105,17 @@ func orderOf(tx *store.Tx, e sdk.BillingEvent) (*Order, error) {
 	case e.OrderID != "":
 		o, err = orders.Get(tx, e.OrderID)
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("order %q: %w", e.OrderID, ErrMismatch)
+			return nil, fmt.Errorf("order %q: %w", e.OrderID, errForeign)
 		}
 	case e.SubscriptionID != "":
+		// Berth's subscriptions carry their order id in metadata; one
+		// without it that no order knows is someone else's.
 		o, _, err = orders.GetBy(tx, "subscription", e.SubscriptionID)
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("subscription %q: %w", e.SubscriptionID, ErrMismatch)
+			return nil, fmt.Errorf("subscription %q: %w", e.SubscriptionID, errForeign)
 		}
 	default:
-		return nil, fmt.Errorf("the event names no order: %w", ErrMismatch)
+		return nil, fmt.Errorf("the event names no order: %w", errForeign)
 	}
 	if err != nil {
 		return nil, err
