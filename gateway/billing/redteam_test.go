@@ -2,8 +2,11 @@ package billing
 
 import (
 	"net/http"
+	"sync"
 	"testing"
 
+	"github.com/berthgw/berth/gateway/events"
+	"github.com/berthgw/berth/gateway/events/eventstest"
 	"github.com/berthgw/berth/sdk/plugintest"
 )
 
@@ -125,5 +128,51 @@ func TestWebhookIgnoresOtherProductsEvents(t *testing.T) {
 	}
 	if e, ok, _ := f.svc.Entitlement(f.annID); !ok || !e.ValidUntil.Equal(f.now.AddDate(0, 1, 0)) {
 		t.Errorf("foreign events changed ann's entitlement: %+v %v", e, ok)
+	}
+}
+
+// Stripe may deliver one event twice at once (a retry racing a slow first
+// attempt). It is applied once: one payment, one order.paid, and one of
+// the two answers says it applied it.
+func TestConcurrentDeliveryAppliesOnce(t *testing.T) {
+	f := providerFixture(t)
+	planID := f.plan(t, team)
+	f.do(t, "PUT", "/api/v1/billing/settings", f.admin, map[string]string{"api_key": apiKey, "webhook_secret": whsec})
+	for round := range 5 {
+		_, o := f.do(t, "POST", "/api/v1/billing/orders", f.ann, map[string]any{"plan_id": planID})
+		id := o["id"].(string)
+		paid := plugintest.BillingWebhookEvent{ID: "evt_race_" + id, Type: "checkout.completed", OrderID: id, UserID: f.annID,
+			AmountMinor: 4900, Currency: "eur", PaymentStatus: "paid"}
+		eventstest.Take(t, f.env.DB)
+		const n = 6
+		applied := make(chan float64, n)
+		var wg sync.WaitGroup
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				code, out := f.hook(t, paid, whsec)
+				if code != http.StatusOK {
+					t.Errorf("delivery: %d %v", code, out)
+				}
+				a, _ := out["applied"].(float64)
+				applied <- a
+			}()
+		}
+		wg.Wait()
+		close(applied)
+		sum := 0.0
+		for a := range applied {
+			sum += a
+		}
+		paidEvents := 0
+		for _, e := range eventstest.Take(t, f.env.DB) {
+			if e.Type == events.OrderPaid {
+				paidEvents++
+			}
+		}
+		if sum != 1 || paidEvents != 1 {
+			t.Errorf("round %d: %d concurrent deliveries: applied %v in all, %d order.paid; want 1 and 1", round, n, sum, paidEvents)
+		}
 	}
 }

@@ -65,6 +65,9 @@ func (s *Service) apply(e sdk.BillingEvent) (bool, error) {
 	}
 	applied := false
 	err := s.db.Update(func(tx *store.Tx) error {
+		// The store runs this again after a conflict (the same event
+		// delivered twice at once): only the attempt that commits counts.
+		applied = false
 		now := s.now()
 		err := processedEvents.Insert(tx, e.ID, &processed{At: now, ExpiresAt: now.AddDate(1, 0, 0)})
 		if errors.Is(err, store.ErrExists) {
