@@ -62,6 +62,18 @@ func pathValue(ctx *fasthttp.RequestCtx, name string) string {
 // isAdmin: billing:admin, not narrowed by a scoped key.
 func isAdmin(p *identity.Principal) bool { return p.Can(PermAdmin) && !p.Scoped() }
 
+// unscoped refuses a scoped API key (a kubeconfig's cluster:<name> key, a
+// CI key) the user's own billing actions: such a key is narrower than its
+// owner and travels with a file, and ordering, canceling, paying, the
+// provider's portal (which cancels the subscription and changes the card)
+// and the invoices (the billing address) are the owner's own business.
+func unscoped(ctx *fasthttp.RequestCtx) error {
+	if authn.PrincipalFrom(ctx).Scoped() {
+		return fault.New(fault.Forbidden, "a scoped API key cannot act on billing; sign in")
+	}
+	return nil
+}
+
 // record audits a change to plans or orders.
 func (h *Handlers) record(ctx *fasthttp.RequestCtx, action, kind, id string, details map[string]string, err error) {
 	ev := h.authn.AuditEvent(ctx)
@@ -156,6 +168,9 @@ func (h *Handlers) DeletePlan(ctx *fasthttp.RequestCtx) error {
 
 // CreateOrder is POST /api/v1/billing/orders {plan_id}.
 func (h *Handlers) CreateOrder(ctx *fasthttp.RequestCtx) error {
+	if err := unscoped(ctx); err != nil {
+		return err
+	}
 	var in struct {
 		PlanID string `json:"plan_id"`
 	}
@@ -226,6 +241,9 @@ func (h *Handlers) GetOrder(ctx *fasthttp.RequestCtx) error {
 // CancelOrder is POST /api/v1/billing/orders/{id}/cancel: one's own
 // pending order, or any for an admin.
 func (h *Handlers) CancelOrder(ctx *fasthttp.RequestCtx) error {
+	if err := unscoped(ctx); err != nil {
+		return err
+	}
 	id := pathValue(ctx, "id")
 	o, err := h.svc.Cancel(id, owner(ctx))
 	h.record(ctx, "billing.order.cancel", "billing_order", id, nil, err)
@@ -294,6 +312,9 @@ func (h *Handlers) GetEntitlement(ctx *fasthttp.RequestCtx) error {
 
 // Checkout is POST /api/v1/billing/orders/{id}/checkout → {checkout_url}.
 func (h *Handlers) Checkout(ctx *fasthttp.RequestCtx) error {
+	if err := unscoped(ctx); err != nil {
+		return err
+	}
 	p := authn.PrincipalFrom(ctx)
 	id := pathValue(ctx, "id")
 	url, err := h.svc.Checkout(ctx, id, p.UserID, h.svc.opts.Email(p.UserID))
@@ -352,6 +373,9 @@ func (h *Handlers) Webhook(ctx *fasthttp.RequestCtx) error {
 
 // Portal is POST /api/v1/billing/portal → {portal_url}.
 func (h *Handlers) Portal(ctx *fasthttp.RequestCtx) error {
+	if err := unscoped(ctx); err != nil {
+		return err
+	}
 	url, err := h.svc.Portal(ctx, authn.PrincipalFrom(ctx).UserID)
 	if err != nil {
 		return err
@@ -376,6 +400,9 @@ type InvoiceView struct {
 
 // Invoices is GET /api/v1/billing/invoices: the caller's, newest first.
 func (h *Handlers) Invoices(ctx *fasthttp.RequestCtx) error {
+	if err := unscoped(ctx); err != nil {
+		return err
+	}
 	ins, err := h.svc.Invoices(ctx, authn.PrincipalFrom(ctx).UserID, 50)
 	if err != nil {
 		return err

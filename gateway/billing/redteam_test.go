@@ -1,12 +1,14 @@
 package billing
 
 import (
+	"context"
 	"net/http"
 	"sync"
 	"testing"
 
 	"github.com/berthgw/berth/gateway/events"
 	"github.com/berthgw/berth/gateway/events/eventstest"
+	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/sdk/plugintest"
 )
 
@@ -174,5 +176,46 @@ func TestConcurrentDeliveryAppliesOnce(t *testing.T) {
 		if sum != 1 || paidEvents != 1 {
 			t.Errorf("round %d: %d concurrent deliveries: applied %v in all, %d order.paid; want 1 and 1", round, n, sum, paidEvents)
 		}
+	}
+}
+
+// A scoped API key (the cluster:<name> key in a downloaded kubeconfig, a
+// CI key scoped to clusters:read) is narrower than its owner and is handed
+// around with the file: it must not spend, cancel or manage the owner's
+// money. The customer portal it could open cancels the subscription and
+// changes the card; the invoices show the billing address.
+func TestScopedKeyCannotActOnBilling(t *testing.T) {
+	f := providerFixture(t)
+	id := f.paidMonth(t)
+	planID := f.plan(t, map[string]any{"name": "Solo", "price": 900, "currency": "eur", "interval": "month"})
+	_, o := f.do(t, "POST", "/api/v1/billing/orders", f.ann, map[string]any{"plan_id": planID})
+	pending := o["id"].(string)
+	owner := &identity.Principal{UserID: f.annID, Username: "ann", Permissions: []string{identity.PermClustersRead}}
+	for _, scopes := range [][]string{{"cluster:prod"}, {identity.PermClustersRead}} {
+		_, key, err := f.env.IDs.CreateAPIKey(context.Background(), owner, identity.NewAPIKey{Name: "k-" + scopes[0], Scopes: scopes}, identity.Meta{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []struct{ method, path string }{
+			{"POST", "/api/v1/billing/orders"},
+			{"POST", "/api/v1/billing/orders/" + pending + "/checkout"},
+			{"POST", "/api/v1/billing/orders/" + pending + "/cancel"},
+			{"POST", "/api/v1/billing/portal"},
+			{"GET", "/api/v1/billing/invoices"},
+		} {
+			if status, body := f.do(t, r.method, r.path, key, map[string]any{"plan_id": planID}); status != http.StatusForbidden {
+				t.Errorf("a key scoped to %v: %s %s: %d %v, want 403", scopes, r.method, r.path, status, body)
+			}
+		}
+		// Reading what one has stays possible.
+		if status, _ := f.do(t, "GET", "/api/v1/billing/entitlement", key, nil); status != http.StatusOK {
+			t.Errorf("a key scoped to %v reads the entitlement: %d, want 200", scopes, status)
+		}
+		if status, _ := f.do(t, "GET", "/api/v1/billing/orders/"+id, key, nil); status != http.StatusOK {
+			t.Errorf("a key scoped to %v reads an order: %d, want 200", scopes, status)
+		}
+	}
+	if o, _ := f.svc.Order(pending, ""); o.Status != Pending {
+		t.Errorf("the pending order is now %s", o.Status)
 	}
 }
