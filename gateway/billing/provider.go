@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/berthgw/berth/gateway/fault"
@@ -130,10 +131,15 @@ func (s *Service) SaveSettings(ctx context.Context, in map[string]string) error 
 	}); err != nil {
 		return err
 	}
-	for k, v := range in {
+	for k := range in {
 		if _, ok := known[k]; !ok {
 			return fault.New(fault.Invalid, "the billing plugin has no setting %q", k)
 		}
+	}
+	if err := secretsResent(all, in, known); err != nil {
+		return err
+	}
+	for k, v := range in {
 		if v == "" {
 			delete(all, k)
 		} else {
@@ -160,6 +166,35 @@ func (s *Service) SaveSettings(ctx context.Context, in map[string]string) error 
 		ps.Sealed, ps.SecretNames = s.opts.Box.Seal(blob, sealContext), slices.Sorted(maps.Keys(secrets))
 	}
 	return s.db.Update(func(tx *store.Tx) error { return settingsTable.Put(tx, settingsID, ps) })
+}
+
+// secretsResent refuses a change of a plain setting (the provider's API
+// address) that keeps saved secrets, unless it sends them again. Secrets
+// are write-only so that billing admins cannot read them; without this
+// they could have them sent elsewhere instead: the check of the new
+// settings presents the kept API key to the new address.
+func secretsResent(cur, in map[string]string, known map[string]sdk.Setting) error {
+	var changed string
+	for k, v := range in {
+		if !known[k].Secret && v != cur[k] {
+			changed = k
+			break
+		}
+	}
+	if changed == "" {
+		return nil
+	}
+	var missing []string
+	for k := range cur {
+		if _, ok := in[k]; known[k].Secret && !ok {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return fault.New(fault.Invalid, "changing %q would send the saved secrets to the new settings: send %s again with it", changed, strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 // Checkout starts paying user's pending order through the provider and

@@ -2,13 +2,18 @@ package billing
 
 import (
 	"context"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/berthgw/berth/gateway/events"
 	"github.com/berthgw/berth/gateway/events/eventstest"
 	"github.com/berthgw/berth/gateway/identity"
+	"github.com/berthgw/berth/sdk"
+	"github.com/berthgw/berth/sdk/pluginclient"
 	"github.com/berthgw/berth/sdk/plugintest"
 )
 
@@ -217,5 +222,64 @@ func TestScopedKeyCannotActOnBilling(t *testing.T) {
 	}
 	if o, _ := f.svc.Order(pending, ""); o.Status != Pending {
 		t.Errorf("the pending order is now %s", o.Status)
+	}
+}
+
+// endpointBilling is the fake provider with a plain setting that says
+// where its API is, as the Stripe plugin's api_base does; it records the
+// settings it is asked to check.
+type endpointBilling struct {
+	*plugintest.MemoryBilling
+	mu      sync.Mutex
+	checked []map[string]string
+}
+
+func (b *endpointBilling) Settings(ctx context.Context) ([]sdk.Setting, error) {
+	sts, err := b.MemoryBilling.Settings(ctx)
+	return append(sts, sdk.Setting{Name: "api_base", Description: "where the provider's API is"}), err
+}
+
+func (b *endpointBilling) CheckSettings(ctx context.Context, s map[string]string) error {
+	b.mu.Lock()
+	b.checked = append(b.checked, maps.Clone(s))
+	b.mu.Unlock()
+	return b.MemoryBilling.CheckSettings(ctx, s)
+}
+
+// Secrets are write-only, so a billing admin cannot read the Stripe key;
+// nor may they send it elsewhere by changing only api_base: the check of
+// the settings would present the kept key to a server of theirs. Changing
+// a plain setting needs the secrets again.
+func TestChangingTheProviderEndpointNeedsTheSecretsAgain(t *testing.T) {
+	f := providerFixture(t)
+	b := &endpointBilling{MemoryBilling: plugintest.NewMemoryBilling()}
+	f.svc = New(Options{DB: f.env.DB, Box: f.env.Box, Now: func() time.Time { return f.now }, PublicURL: "https://berth.example.com",
+		Provider: func() (pluginclient.Billing, error) { return b, nil }})
+	f.env.Serve(t, Routes(NewHandlers(f.svc, f.env.Authn, f.env.Audit)))
+	if status, body := f.do(t, "PUT", "/api/v1/billing/settings", f.admin, map[string]string{"api_key": apiKey, "webhook_secret": whsec, "api_base": "https://pay.example"}); status != http.StatusOK {
+		t.Fatalf("save: %d %v", status, body)
+	}
+	b.checked = nil
+	if status, body := f.do(t, "PUT", "/api/v1/billing/settings", f.admin, map[string]string{"api_base": "https://attacker.example"}); status != http.StatusBadRequest {
+		t.Errorf("api_base changed keeping the secrets: %d %v, want 400", status, body)
+	}
+	for _, s := range b.checked {
+		if s["api_key"] != "" && s["api_base"] == "https://attacker.example" {
+			t.Errorf("the kept key went to the plugin with the new api_base: %v", slices.Sorted(maps.Keys(s)))
+		}
+	}
+	if v, _ := f.svc.SettingsView(); v["api_base"] != "https://pay.example" {
+		t.Errorf("api_base is now %v", v["api_base"])
+	}
+	// With the secrets sent again, or rotating a secret alone, or sending
+	// a plain setting unchanged, it is fine.
+	for _, in := range []map[string]string{
+		{"api_base": "https://pay2.example", "api_key": apiKey, "webhook_secret": whsec},
+		{"api_key": apiKey},
+		{"api_base": "https://pay2.example"},
+	} {
+		if status, body := f.do(t, "PUT", "/api/v1/billing/settings", f.admin, in); status != http.StatusOK {
+			t.Errorf("%v: %d %v, want 200", slices.Sorted(maps.Keys(in)), status, body)
+		}
 	}
 }
