@@ -68,6 +68,12 @@ const PendingFor = 24 * time.Hour
 // fill the store.
 const maxPendingPerUser = 10
 
+// maxUnpaidPerDay bounds the orders a user placed in the last PendingFor
+// and did not pay, canceled ones included: canceling frees a pending slot,
+// so without it order-and-cancel filled the store and the audit log (and,
+// with a checkout each, made a provider session each) without end.
+const maxUnpaidPerDay = 30
+
 // CreateOrder places user's order for plan planID.
 func (s *Service) CreateOrder(user, planID string) (*Order, error) {
 	var o *Order
@@ -84,7 +90,7 @@ func (s *Service) CreateOrder(user, planID string) (*Order, error) {
 		if err != nil {
 			return err
 		}
-		pending := 0
+		pending, today := 0, 0
 		for _, id := range ids {
 			cur, err := orders.Get(tx, id)
 			if err != nil {
@@ -93,9 +99,15 @@ func (s *Service) CreateOrder(user, planID string) (*Order, error) {
 			if cur.Status == Pending && now.Before(cur.ExpiresAt) {
 				pending++
 			}
+			if cur.Status != Paid && now.Sub(cur.CreatedAt) < PendingFor {
+				today++
+			}
 		}
 		if pending >= maxPendingPerUser {
 			return fault.New(fault.Conflict, "you have %d unpaid orders; pay or cancel one first", pending)
+		}
+		if today >= maxUnpaidPerDay {
+			return fault.New(fault.Conflict, "you placed %d orders in the last %s without paying them; try again later", today, PendingFor)
 		}
 		o = &Order{ID: store.NewID("ord"), UserID: user, PlanID: p.ID, Plan: *p, Status: Pending,
 			CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(PendingFor)}

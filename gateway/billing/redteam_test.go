@@ -283,3 +283,35 @@ func TestChangingTheProviderEndpointNeedsTheSecretsAgain(t *testing.T) {
 		}
 	}
 }
+
+// At most maxPendingPerUser orders wait unpaid, but canceling frees a
+// slot: order-and-cancel in a loop filled the store with orders and audit
+// events without end (and, with a checkout each, made a Stripe session
+// each). Unpaid orders of the last day count, canceled ones included.
+func TestOrderAndCancelIsBounded(t *testing.T) {
+	f := newFixture(t)
+	planID := f.plan(t, team)
+	placed := 0
+	for range 200 {
+		status, o := f.do(t, "POST", "/api/v1/billing/orders", f.ann, map[string]any{"plan_id": planID})
+		if status != http.StatusCreated {
+			if status != http.StatusConflict {
+				t.Fatalf("order %d: %d %v, want 201 or 409", placed, status, o)
+			}
+			break
+		}
+		placed++
+		f.do(t, "POST", "/api/v1/billing/orders/"+o["id"].(string)+"/cancel", f.ann, nil)
+	}
+	if placed > maxUnpaidPerDay {
+		t.Errorf("ann placed and canceled %d orders in a day, want at most %d", placed, maxUnpaidPerDay)
+	}
+	// Bob is not held back by ann, and ann may order again a day later.
+	if status, _ := f.do(t, "POST", "/api/v1/billing/orders", f.bob, map[string]any{"plan_id": planID}); status != http.StatusCreated {
+		t.Errorf("bob orders: %d", status)
+	}
+	f.now = f.now.Add(PendingFor)
+	if _, err := f.svc.CreateOrder(f.annID, planID); err != nil {
+		t.Errorf("ann orders a day later: %v", err)
+	}
+}
