@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berthgw/berth/gateway/fault"
+	"github.com/berthgw/berth/gateway/ratelimit"
 	"github.com/berthgw/berth/gateway/store"
 	"github.com/berthgw/berth/sdk"
 	"github.com/berthgw/berth/sdk/pluginclient"
@@ -41,6 +42,26 @@ var processedEvents = store.NewTable[processed]("billing_provider_events").
 
 // customers maps a user id to the provider's customer id.
 var customers = store.NewTable[string]("billing_customers")
+
+// Each user's calls to the provider (checkouts, portals, invoice lists)
+// are bounded on their own: they all spend the operator's account's rate
+// limit at the provider (Stripe's: 100 a second live, 25 in test mode),
+// which the API's per-user limit (20 a second) would let one user
+// exhaust for everyone. Ten at once and ten a minute is far more than a
+// person clicking needs.
+const (
+	providerScope = "billing_provider"
+	providerBurst = 10
+)
+
+// spend takes one of user's provider calls, or says when to come back.
+func (s *Service) spend(user string) error {
+	if ok, wait := s.calls.Allow(providerScope, user); !ok {
+		secs := ratelimit.RetryAfterSeconds(wait)
+		return fault.New(fault.TooMany, "too many requests to the payment provider; retry in %d seconds", secs).Retry(time.Duration(secs) * time.Second)
+	}
+	return nil
+}
 
 // provider returns the billing plugin, failing closed (503) when there is
 // none or it is down: new purchases need it; entitlements do not.
@@ -231,6 +252,9 @@ func (s *Service) Checkout(ctx context.Context, id, user, email string) (string,
 	if s.opts.PublicURL == "" {
 		return "", fault.New(fault.Conflict, "public_url is not set: the provider needs it to send the user back")
 	}
+	if err := s.spend(o.UserID); err != nil {
+		return "", err
+	}
 	p := o.Plan
 	c, err := b.CreateCheckout(ctx, sdk.CheckoutRequest{IdempotencyKey: "checkout-" + o.ID, Settings: settings, OrderID: o.ID, UserID: o.UserID,
 		CustomerEmail: email, CustomerID: customer,
@@ -293,6 +317,9 @@ func (s *Service) Portal(ctx context.Context, user string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := s.spend(user); err != nil {
+		return "", err
+	}
 	p, err := b.CreatePortal(ctx, sdk.PortalRequest{IdempotencyKey: store.NewID("portal"), Settings: settings, CustomerID: customer, ReturnURL: s.opts.PublicURL + "/billing"})
 	if err != nil {
 		return "", err
@@ -323,6 +350,9 @@ func (s *Service) Invoices(ctx context.Context, user string, limit int) ([]sdk.I
 	}
 	b, err := s.provider()
 	if err != nil {
+		return nil, err
+	}
+	if err := s.spend(user); err != nil {
 		return nil, err
 	}
 	return b.ListInvoices(ctx, sdk.InvoicesRequest{Settings: settings, CustomerID: customer, Limit: limit})

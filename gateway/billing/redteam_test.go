@@ -315,3 +315,41 @@ func TestOrderAndCancelIsBounded(t *testing.T) {
 		t.Errorf("ann orders a day later: %v", err)
 	}
 }
+
+// Each checkout, portal and invoice list is a call to the provider on the
+// operator's account, whose rate limit (Stripe's: 100 a second live, 25 in
+// test mode) every user shares. The API's own limit lets one user make 20
+// a second; within it a single user could spend the whole account's limit
+// and have everyone's checkouts refused. Each user's provider calls are
+// bounded on their own.
+func TestProviderCallsAreBoundedPerUser(t *testing.T) {
+	f := providerFixture(t)
+	mem := plugintest.NewMemoryBilling()
+	f.svc = New(Options{DB: f.env.DB, Box: f.env.Box, Now: func() time.Time { return f.now }, PublicURL: "https://berth.example.com",
+		Provider: func() (pluginclient.Billing, error) { return mem, nil }})
+	f.env.Serve(t, Routes(NewHandlers(f.svc, f.env.Authn, f.env.Audit)))
+	f.paidMonth(t)
+	before := len(mem.Portals()) + len(mem.Checkouts())
+	tooMany := 0
+	for range 100 {
+		status, _ := f.do(t, "POST", "/api/v1/billing/portal", f.ann, nil)
+		if status == http.StatusTooManyRequests {
+			tooMany++
+		}
+		f.do(t, "GET", "/api/v1/billing/invoices", f.ann, nil)
+	}
+	calls := len(mem.Portals()) + len(mem.Checkouts()) - before
+	if calls > providerBurst || tooMany == 0 {
+		t.Errorf("100 portals and invoice lists in an instant: %d portal sessions at the provider, %d refused; want at most %d", calls, tooMany, providerBurst)
+	}
+	// Bob still gets his turn; ann hers again later.
+	planID := f.plan(t, map[string]any{"name": "Solo", "price": 900, "currency": "eur", "interval": "month"})
+	_, o := f.do(t, "POST", "/api/v1/billing/orders", f.bob, map[string]any{"plan_id": planID})
+	if status, body := f.do(t, "POST", "/api/v1/billing/orders/"+o["id"].(string)+"/checkout", f.bob, nil); status != http.StatusOK {
+		t.Errorf("bob's checkout after ann's spree: %d %v", status, body)
+	}
+	f.now = f.now.Add(time.Minute)
+	if status, body := f.do(t, "POST", "/api/v1/billing/portal", f.ann, nil); status != http.StatusOK {
+		t.Errorf("ann's portal a minute later: %d %v", status, body)
+	}
+}

@@ -3,6 +3,7 @@ package billing
 import (
 	"time"
 
+	"github.com/berthgw/berth/gateway/ratelimit"
 	"github.com/berthgw/berth/gateway/secretbox"
 	"github.com/berthgw/berth/gateway/store"
 	"github.com/berthgw/berth/sdk/pluginclient"
@@ -34,6 +35,8 @@ type Service struct {
 	db   *store.DB
 	now  func() time.Time
 	opts Options
+	// calls bounds each user's calls to the provider (spend).
+	calls *ratelimit.Limiter
 }
 
 // New makes the service.
@@ -44,5 +47,8 @@ func New(o Options) *Service {
 	if o.Email == nil {
 		o.Email = func(string) string { return "" }
 	}
-	return &Service{db: o.DB, now: func() time.Time { return o.Now().UTC() }, opts: o}
+	calls := ratelimit.New(ratelimit.Options{Now: o.Now, Scopes: map[string]ratelimit.Limit{
+		providerScope: ratelimit.PerPeriod(providerBurst, time.Minute, providerBurst),
+	}})
+	return &Service{db: o.DB, now: func() time.Time { return o.Now().UTC() }, opts: o, calls: calls}
 }
