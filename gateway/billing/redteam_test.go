@@ -1,7 +1,9 @@
 package billing
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/events"
 	"github.com/berthgw/berth/gateway/events/eventstest"
 	"github.com/berthgw/berth/gateway/identity"
@@ -351,5 +354,61 @@ func TestProviderCallsAreBoundedPerUser(t *testing.T) {
 	f.now = f.now.Add(time.Minute)
 	if status, body := f.do(t, "POST", "/api/v1/billing/portal", f.ann, nil); status != http.StatusOK {
 		t.Errorf("ann's portal a minute later: %d %v", status, body)
+	}
+}
+
+// countingBilling counts the webhooks the fake provider is asked to verify.
+type countingBilling struct {
+	*plugintest.MemoryBilling
+	mu       sync.Mutex
+	webhooks int
+}
+
+func (b *countingBilling) HandleWebhook(ctx context.Context, req sdk.WebhookRequest) ([]sdk.BillingEvent, error) {
+	b.mu.Lock()
+	b.webhooks++
+	b.mu.Unlock()
+	return b.MemoryBilling.HandleWebhook(ctx, req)
+}
+
+// The webhook is public: anyone can post to it. What it refuses before a
+// signature verifies is nobody's act, and writing each to the audit log
+// let an anonymous flood fill the store (and, with audit.max_events, push
+// the real events out). Only a verified event that does not match its
+// order is audited. A body over the 1 MiB limit is refused before the
+// settings are unsealed and the body is copied to the plugin.
+func TestAnonymousWebhookRefusalsAreNotAudited(t *testing.T) {
+	f := providerFixture(t)
+	b := &countingBilling{MemoryBilling: plugintest.NewMemoryBilling()}
+	f.svc = New(Options{DB: f.env.DB, Box: f.env.Box, Now: func() time.Time { return f.now }, PublicURL: "https://berth.example.com",
+		Provider: func() (pluginclient.Billing, error) { return b, nil }})
+	f.env.Serve(t, Routes(NewHandlers(f.svc, f.env.Authn, f.env.Audit)))
+	id := f.paidMonth(t)
+	refusals := func() int { return len(f.env.Events(t, audit.Query{Action: "billing.webhook", Limit: 100})) }
+	for i := range 20 {
+		e := plugintest.BillingWebhookEvent{ID: fmt.Sprintf("evt_forged_%d", i), Type: "checkout.completed", OrderID: id}
+		if status, _ := f.hook(t, e, "whsec_guess"); status != http.StatusBadRequest {
+			t.Errorf("a forged webhook: %d, want 400", status)
+		}
+		f.env.Do(t, "POST", webhook, "", []byte("not json"))
+	}
+	if n := refusals(); n != 0 {
+		t.Errorf("40 anonymous refusals wrote %d audit events, want 0", n)
+	}
+	b.webhooks = 0
+	big := bytes.Repeat([]byte("x"), 1<<20+1)
+	if status, _, _ := f.env.Do(t, "POST", webhook, "", big); status != http.StatusBadRequest {
+		t.Errorf("a body over 1 MiB: %d, want 400", status)
+	}
+	if b.webhooks != 0 {
+		t.Error("a body over 1 MiB went to the plugin")
+	}
+	// A verified event that does not match its order is still audited.
+	cheap := plugintest.BillingWebhookEvent{ID: "evt_cheap", Type: "checkout.completed", OrderID: id, AmountMinor: 1, Currency: "eur", PaymentStatus: "paid"}
+	if status, _ := f.hook(t, cheap, whsec); status != http.StatusBadRequest {
+		t.Errorf("a mismatch: %d, want 400", status)
+	}
+	if n := refusals(); n != 1 {
+		t.Errorf("a verified mismatch: %d audit events, want 1", n)
 	}
 }

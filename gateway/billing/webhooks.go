@@ -16,6 +16,10 @@ import (
 // match the order it names; it is refused (and audited by the handler).
 var ErrMismatch = errors.New("the provider's event does not match the order")
 
+// MaxWebhookBody is the largest webhook body Berth reads, the Stripe
+// plugin's own limit: Stripe's events are a few kilobytes.
+const MaxWebhookBody = 1 << 20
+
 // errForeign: a provider event that names no order of Berth's (another
 // product on the same provider account, another Berth's order). It is
 // acknowledged and ignored: refused, the provider would retry it for days
@@ -27,6 +31,11 @@ var errForeign = errors.New("the provider's event is about no order of Berth's")
 // replayed event id is accepted and changes nothing. It returns how many
 // events were applied.
 func (s *Service) Webhook(ctx context.Context, header http.Header, body []byte) (int, error) {
+	if len(body) > MaxWebhookBody {
+		// Refused before the settings are unsealed and the body copied to
+		// the plugin: anyone can post here.
+		return 0, fault.New(fault.Invalid, "the webhook's body is over %d bytes", MaxWebhookBody)
+	}
 	var settings map[string]string
 	if err := s.db.View(func(tx *store.Tx) (err error) { settings, err = s.settings(tx); return err }); err != nil {
 		return 0, err
