@@ -3,6 +3,7 @@ package billing
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -410,5 +411,82 @@ func TestAnonymousWebhookRefusalsAreNotAudited(t *testing.T) {
 	}
 	if n := refusals(); n != 1 {
 		t.Errorf("a verified mismatch: %d audit events, want 1", n)
+	}
+}
+
+// What a signed event cannot do: pay with an unpaid checkout, pay a
+// different amount or currency (upper case included) asynchronously, pay
+// an order twice, or pay for a plan as it was edited after the order. An
+// event refused because the plugin was down is applied when Stripe
+// retries it; an event id once applied is never applied again, whatever
+// the body.
+func TestWebhookMoneyChecksHold(t *testing.T) {
+	f := providerFixture(t)
+	down := false
+	mem := plugintest.NewMemoryBilling()
+	f.svc = New(Options{DB: f.env.DB, Box: f.env.Box, Now: func() time.Time { return f.now }, PublicURL: "https://berth.example.com",
+		Provider: func() (pluginclient.Billing, error) {
+			if down {
+				return nil, errors.New("plugin exited")
+			}
+			return mem, nil
+		}})
+	f.env.Serve(t, Routes(NewHandlers(f.svc, f.env.Authn, f.env.Audit)))
+	planID := f.plan(t, team)
+	f.do(t, "PUT", "/api/v1/billing/settings", f.admin, map[string]string{"api_key": apiKey, "webhook_secret": whsec})
+	_, o := f.do(t, "POST", "/api/v1/billing/orders", f.ann, map[string]any{"plan_id": planID})
+	id := o["id"].(string)
+	// The plan is made cheaper and bigger after the order: the order
+	// keeps what it bought at the price it was offered.
+	f.do(t, "PUT", "/api/v1/billing/plans/"+planID, f.admin, map[string]any{"name": "Team", "price": 100, "currency": "eur", "interval": "month",
+		"entitlements": map[string]any{"max_clusters": 50}})
+	ev := func(evID, typ string, amount int64, currency, payment string) plugintest.BillingWebhookEvent {
+		return plugintest.BillingWebhookEvent{ID: evID, Type: typ, OrderID: id, UserID: f.annID, AmountMinor: amount, Currency: currency, PaymentStatus: payment}
+	}
+	for _, tc := range []struct {
+		e    plugintest.BillingWebhookEvent
+		want int
+	}{
+		{ev("evt_unpaid", "checkout.completed", 4900, "eur", "unpaid"), http.StatusOK},
+		{ev("evt_new_price", "checkout.completed", 100, "eur", "paid"), http.StatusBadRequest},
+		{ev("evt_async_cheap", "payment.succeeded", 100, "eur", "paid"), http.StatusBadRequest},
+		{ev("evt_upper", "payment.succeeded", 4900, "EUR", "paid"), http.StatusBadRequest},
+		{ev("evt_yen", "payment.succeeded", 49, "jpy", "paid"), http.StatusBadRequest},
+	} {
+		if status, out := f.hook(t, tc.e, whsec); status != tc.want {
+			t.Errorf("%s: %d %v, want %d", tc.e.ID, status, out, tc.want)
+		}
+		if o, _ := f.svc.Order(id, ""); o.Status != Pending {
+			t.Fatalf("%s made the order %s", tc.e.ID, o.Status)
+		}
+	}
+	// Plugin down: 503, so Stripe retries; the retry applies.
+	paid := ev("evt_async_ok", "payment.succeeded", 4900, "eur", "paid")
+	down = true
+	if status, _ := f.hook(t, paid, whsec); status != http.StatusServiceUnavailable {
+		t.Errorf("plugin down: %d, want 503", status)
+	}
+	down = false
+	eventstest.Take(t, f.env.DB)
+	if status, out := f.hook(t, paid, whsec); status != http.StatusOK || out["applied"] != float64(1) {
+		t.Fatalf("the retry: %d %v", status, out)
+	}
+	if got := eventstest.Take(t, f.env.DB); len(got) != 2 || got[0].Type != events.OrderPaid || got[0].Data["amount"] != "4900" {
+		t.Errorf("events of the payment: %+v", got)
+	}
+	if e, ok, _ := f.svc.Entitlement(f.annID); !ok || e.Limits.MaxClusters != 5 {
+		t.Errorf("the entitlement is not what was bought: %+v", e)
+	}
+	// Paid again by another event, or the same id with another body:
+	// nothing more.
+	again := ev("evt_completed_late", "checkout.completed", 4900, "eur", "paid")
+	reused := ev("evt_async_ok", "checkout.completed", 4900, "eur", "paid")
+	for _, e := range []plugintest.BillingWebhookEvent{again, reused} {
+		if status, _ := f.hook(t, e, whsec); status != http.StatusOK {
+			t.Errorf("%s: %d", e.ID, status)
+		}
+	}
+	if got := eventstest.Take(t, f.env.DB); len(got) != 0 {
+		t.Errorf("a second payment of a paid order: %+v", got)
 	}
 }
