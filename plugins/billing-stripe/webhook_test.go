@@ -232,7 +232,7 @@ func TestWebhookRefusals(t *testing.T) {
 
 // TestWebhookForeignCheckout: a verified checkout that Berth did not
 // create (no metadata) still becomes an event, without the gateway's ids,
-// for the gateway to refuse and audit.
+// for the gateway to recognise as another product's and ignore.
 func TestWebhookForeignCheckout(t *testing.T) {
 	x := start(t, nil)
 	body := event("evt_foreign", "checkout.session.completed", map[string]any{
