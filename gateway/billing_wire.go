@@ -15,7 +15,7 @@ import (
 func (g *Gateway) initBilling() {
 	identity.RegisterPermission(billing.PermAdmin, "manage billing plans and every user's orders")
 	q := g.cfg.Provisioning.Quota
-	g.billing = billing.New(billing.Options{DB: g.db, Now: g.clock, Box: g.box, PublicURL: g.cfg.PublicURL,
+	g.billing = billing.New(billing.Options{DB: g.db, Now: g.clock, Box: g.box, PublicURL: g.cfg.PublicURL, Log: g.log,
 		Provider: func() (pluginclient.Billing, error) { return g.plugins.Billing(billingPlugin) },
 		Email: func(user string) string {
 			if u, err := g.identity.GetUser(user); err == nil {
@@ -43,9 +43,9 @@ func (g *Gateway) billingRoutes() []authn.Route { return billing.Routes(g.billin
 // planQuota is the quota of user's plan in force, read in the provisioning
 // transaction.
 func (g *Gateway) planQuota(tx *store.Tx, user string) (clusters.Quota, bool, error) {
-	e, ok, err := billing.EntitlementOf(tx, user, g.clock())
+	l, ok, err := g.billing.LimitsOf(tx, user)
 	if err != nil || !ok {
 		return clusters.Quota{}, false, err
 	}
-	return clusters.Quota{MaxClusters: e.Limits.MaxClusters, MaxCPUMillicores: e.Limits.CPUMillicores(), MaxMemoryBytes: e.Limits.MemoryBytes()}, true, nil
+	return clusters.Quota{MaxClusters: l.MaxClusters, MaxCPUMillicores: l.CPUMillicores(), MaxMemoryBytes: l.MemoryBytes()}, true, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/internal/apitest"
 	"github.com/berthgw/berth/gateway/store"
+	"github.com/berthgw/berth/sdk/plugintest"
 )
 
 type fixture struct {
@@ -20,6 +21,9 @@ type fixture struct {
 	ann   string // a member's token
 	annID string
 	bob   string
+	// mem is the provider of providerFixture; down makes it unavailable.
+	mem  *plugintest.MemoryBilling
+	down bool
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -156,7 +160,7 @@ func TestOrderLifecycle(t *testing.T) {
 		t.Errorf("after paying: %v", ent)
 	}
 	var e *Entitlement
-	f.env.DB.View(func(tx *store.Tx) (err error) { e, _, err = EntitlementOf(tx, f.annID, f.now); return err })
+	f.env.DB.View(func(tx *store.Tx) (err error) { e, _, err = entitlementOf(tx, f.annID, f.now); return err })
 	if e == nil || !e.ValidUntil.Equal(f.now.AddDate(0, 1, 0)) || e.Limits.CPUMillicores() != 64000 {
 		t.Errorf("entitlement %+v", e)
 	}

@@ -44,6 +44,13 @@ func (s *Service) grant(tx *store.Tx, o *Order) error {
 	case Year:
 		e.ValidUntil = now.AddDate(1, 0, 0)
 	}
+	prev, err := entitlements.Get(tx, o.UserID)
+	if err == nil && prev.OrderID != o.ID {
+		err = s.queueReplaced(tx, prev, o)
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
 	if err := entitlements.Put(tx, o.UserID, e); err != nil {
 		return err
 	}
@@ -59,10 +66,10 @@ func formatTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-// EntitlementOf returns user's entitlement in force, within tx (the quota
+// entitlementOf returns user's entitlement in force, within tx (the quota
 // check reads it in the transaction that provisions); false when the user
 // has none (the configured quota applies).
-func EntitlementOf(tx *store.Tx, user string, now time.Time) (*Entitlement, bool, error) {
+func entitlementOf(tx *store.Tx, user string, now time.Time) (*Entitlement, bool, error) {
 	e, err := entitlements.Get(tx, user)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, false, nil
@@ -76,10 +83,20 @@ func EntitlementOf(tx *store.Tx, user string, now time.Time) (*Entitlement, bool
 	return e, true, nil
 }
 
+// LimitsOf returns the quota in force for user, within tx: their plan's
+// limits over the configured default, and whether they hold a plan.
+func (s *Service) LimitsOf(tx *store.Tx, user string) (Entitlements, bool, error) {
+	e, ok, err := entitlementOf(tx, user, s.now())
+	if err != nil || !ok {
+		return s.opts.DefaultLimits, false, err
+	}
+	return e.Limits.Or(s.opts.DefaultLimits), true, nil
+}
+
 // Entitlement returns the caller's entitlement in force, if any.
 func (s *Service) Entitlement(user string) (*Entitlement, bool, error) {
 	var e *Entitlement
 	var ok bool
-	err := s.db.View(func(tx *store.Tx) (err error) { e, ok, err = EntitlementOf(tx, user, s.now()); return err })
+	err := s.db.View(func(tx *store.Tx) (err error) { e, ok, err = entitlementOf(tx, user, s.now()); return err })
 	return e, ok, err
 }

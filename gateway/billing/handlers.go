@@ -277,8 +277,8 @@ func (h *Handlers) PayOrder(ctx *fasthttp.RequestCtx) error {
 type EntitlementView struct {
 	Active      bool         `json:"active"`
 	Entitlement *Entitlement `json:"entitlement,omitempty"`
-	// Limits are the quotas in force for the caller: the plan's, or the
-	// configured default when there is none.
+	// Limits are the quotas in force for the caller: the plan's over the
+	// configured default (which also fills what the plan leaves out).
 	Limits Entitlements `json:"limits"`
 	Used   Usage        `json:"used"`
 }
@@ -299,7 +299,7 @@ func (h *Handlers) GetEntitlement(ctx *fasthttp.RequestCtx) error {
 	}
 	v := EntitlementView{Active: ok, Limits: h.svc.opts.DefaultLimits}
 	if ok {
-		v.Entitlement, v.Limits = e, e.Limits
+		v.Entitlement, v.Limits = e, e.Limits.Or(h.svc.opts.DefaultLimits)
 	}
 	if h.svc.opts.Usage != nil {
 		if v.Used, err = h.svc.opts.Usage(user); err != nil {

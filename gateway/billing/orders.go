@@ -45,6 +45,11 @@ type Order struct {
 	SessionID      string `json:"session_id,omitempty"`
 	CustomerID     string `json:"customer_id,omitempty"`
 	SubscriptionID string `json:"subscription_id,omitempty"`
+	// CheckoutURL is where the order is paid, once a checkout began: a
+	// second checkout of the order sends the user back to the same page
+	// (the provider would refuse a second session under the order's
+	// idempotency key, and one order must never be payable twice).
+	CheckoutURL string `json:"checkout_url,omitempty"`
 }
 
 var orders = store.NewTable[Order]("billing_orders",

@@ -50,11 +50,27 @@ type Plan struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// Entitlements are a plan's limits; zero or empty fields do not limit.
+// Entitlements are a plan's limits. A limit the plan leaves out (zero or
+// empty) is the configured default's (Or): a plan that names only
+// max_clusters does not lift the default CPU and memory limits.
 type Entitlements struct {
 	MaxClusters int    `json:"max_clusters,omitempty"`
 	MaxCPU      string `json:"max_cpu,omitempty"`
 	MaxMemory   string `json:"max_memory,omitempty"`
+}
+
+// Or is e with each limit it leaves out taken from d.
+func (e Entitlements) Or(d Entitlements) Entitlements {
+	if e.MaxClusters == 0 {
+		e.MaxClusters = d.MaxClusters
+	}
+	if e.MaxCPU == "" {
+		e.MaxCPU = d.MaxCPU
+	}
+	if e.MaxMemory == "" {
+		e.MaxMemory = d.MaxMemory
+	}
+	return e
 }
 
 // CPUMillicores is MaxCPU in thousandths of a core (0: no limit).

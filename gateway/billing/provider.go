@@ -245,6 +245,9 @@ func (s *Service) Checkout(ctx context.Context, id, user, email string) (string,
 	if o.Status != Pending {
 		return "", fault.New(fault.Conflict, "the order is %s; only a pending order can be paid", o.Status)
 	}
+	if o.CheckoutURL != "" {
+		return o.CheckoutURL, nil
+	}
 	b, err := s.provider()
 	if err != nil {
 		return "", err
@@ -269,7 +272,7 @@ func (s *Service) Checkout(ctx context.Context, id, user, email string) (string,
 		if err != nil {
 			return err
 		}
-		cur.SessionID, cur.UpdatedAt = c.SessionID, s.now()
+		cur.SessionID, cur.CheckoutURL, cur.UpdatedAt = c.SessionID, c.URL, s.now()
 		if c.CustomerID != "" {
 			cur.CustomerID = c.CustomerID
 			v := c.CustomerID

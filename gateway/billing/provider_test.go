@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -34,9 +35,15 @@ func providerFixture(t *testing.T) *fixture {
 	u, tok := f.env.User(t, "ann")
 	f.ann, f.annID = tok, u.ID
 	_, f.bob = f.env.User(t, "bob")
-	mem := plugintest.NewMemoryBilling()
+	f.mem = plugintest.NewMemoryBilling()
 	f.svc = New(Options{DB: f.env.DB, Box: f.env.Box, Now: func() time.Time { return f.now }, PublicURL: "https://berth.example.com",
-		Provider: func() (pluginclient.Billing, error) { return mem, nil }})
+		DefaultLimits: Entitlements{MaxClusters: 1, MaxCPU: "4", MaxMemory: "8Gi"},
+		Provider: func() (pluginclient.Billing, error) {
+			if f.down {
+				return nil, errors.New("plugin billing-stripe is restarting")
+			}
+			return f.mem, nil
+		}})
 	f.env.Serve(t, Routes(NewHandlers(f.svc, f.env.Authn, f.env.Audit)))
 	return f
 }

@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/berthgw/berth/gateway/ratelimit"
@@ -28,6 +29,14 @@ type Options struct {
 	// Email returns a user's address for the provider's receipts ("" if
 	// none).
 	Email func(user string) string
+	// Log receives what background work could not do (nil: discarded).
+	Log *slog.Logger
+}
+
+func (o Options) logError(msg string, err error) {
+	if o.Log != nil {
+		o.Log.Error(msg, "err", err)
+	}
 }
 
 // Service is plans, orders and entitlements.

@@ -2,7 +2,9 @@
 // binary with berth-plugin-billing-stripe and berth-plugin-notify beside
 // it, stripe-mock (Stripe's API server for tests, built from its Go module
 // at the version plugins/billing-stripe pins) as the payment provider,
-// and Stripe-signed webhooks sent the way Stripe sends them.
+// Stripe-signed webhooks sent the way Stripe sends them, and the
+// first-party provisioner-local plugin creating a real control plane
+// (etcd and the pinned kube-apiserver) once the quota allows it.
 package billing
 
 import (
@@ -26,7 +28,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthgw/berth/deploy/e2e/kubeenv"
 	"github.com/berthgw/berth/internal/freeport"
+	"github.com/berthgw/berth/sdk/controlplane"
 )
 
 const (
@@ -41,7 +45,7 @@ const (
 
 var binDir string
 
-// TestMain builds berth, both plugins and stripe-mock once.
+// TestMain builds berth, the plugins and stripe-mock once.
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "berth-billing-e2e-")
 	if err != nil {
@@ -52,6 +56,7 @@ func TestMain(m *testing.M) {
 		{"../../..", "berth", "./cmd/berth"},
 		{"../../../plugins/notify", "berth-plugin-notify", "."},
 		{"../../../plugins/billing-stripe", "berth-plugin-billing-stripe", "."},
+		{"../../../plugins/provisioner-local", "provisioner-local", "."},
 		{"../../../plugins/billing-stripe/internal/stripemocktest/testdata/stripe-mock", "stripe-mock", "github.com/stripe/stripe-mock"},
 	} {
 		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(dir, b.out), b.pkg)
@@ -103,7 +108,9 @@ type gateway struct {
 	mu   sync.Mutex
 }
 
-func startGateway(t *testing.T) *gateway {
+// startGateway starts berth; config, when not empty, is its configuration
+// file's YAML.
+func startGateway(t *testing.T, config string) *gateway {
 	ports, err := freeport.Pick(2)
 	if err != nil {
 		t.Fatal(err)
@@ -119,6 +126,13 @@ func startGateway(t *testing.T) *gateway {
 		"BERTH_ADMIN_PASSWORD=" + adminPassword,
 		"BERTH_RATE_LIMITS_AUTH_REQUESTS=0", "BERTH_RATE_LIMITS_API_REQUESTS=0",
 		"BERTH_NOTIFICATIONS_ALLOW_PRIVATE_TARGETS=127.0.0.1/32",
+	}
+	if config != "" {
+		path := filepath.Join(t.TempDir(), "berth.yaml")
+		if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		g.cmd.Args = append(g.cmd.Args, "--config", path)
 	}
 	g.cmd.Stdout, g.cmd.Stderr = &lockedWriter{g: g}, &lockedWriter{g: g}
 	if err := g.cmd.Start(); err != nil {
@@ -229,7 +243,7 @@ func stripeEvent(t *testing.T, id, typ string, object map[string]any) (body []by
 // plan back.
 func TestBillingWithStripeMock(t *testing.T) {
 	mock := stripeMock(t)
-	g := startGateway(t)
+	g := startGateway(t, provisioningConfig(t))
 	admin := g.login(t, "admin", adminPassword)
 
 	// Notifications of billing events to a webhook receiver.
@@ -253,10 +267,20 @@ func TestBillingWithStripeMock(t *testing.T) {
 	}
 	var plan struct{ ID string }
 	g.must(t, 201, admin, "POST", "/api/v1/billing/plans", map[string]any{"name": "Team", "price": 4900, "currency": "eur", "interval": "month",
-		"entitlements": map[string]any{"max_clusters": 5}}, &plan)
+		"entitlements": map[string]any{"max_clusters": 5, "max_cpu": "2"}}, &plan)
+	// carol may create clusters; the configured quota (half a core) is too
+	// small for the one she wants.
+	g.must(t, 201, admin, "POST", "/api/v1/roles", map[string]any{"name": "builder", "permissions": []string{"clusters:read", "clusters:write"}}, nil)
 	var user struct{ ID string }
-	g.must(t, 201, admin, "POST", "/api/v1/users", map[string]any{"username": "carol", "password": "carol-password-123", "email": "carol@example.com"}, &user)
+	g.must(t, 201, admin, "POST", "/api/v1/users", map[string]any{"username": "carol", "password": "carol-password-123", "email": "carol@example.com", "roles": []string{"builder"}}, &user)
 	carol := g.login(t, "carol", "carol-password-123")
+	cluster := func(name, cpu string) map[string]any {
+		return map[string]any{"name": name, "provision": map[string]any{"control_plane": map[string]string{"cpu": cpu, "memory": "1Gi"}, "workers": map[string]string{"cpu": "0", "memory": "0"}}}
+	}
+	var refusal struct{ Error, Message string }
+	if s := g.call(t, carol, "POST", "/api/v1/clusters", cluster("paid", "1"), &refusal); s != 403 || refusal.Error != "quota_exceeded" {
+		t.Fatalf("a cluster over the default quota: %d %+v, want 403 quota_exceeded", s, refusal)
+	}
 	var ent struct {
 		Active bool
 		Limits struct {
@@ -300,6 +324,23 @@ func TestBillingWithStripeMock(t *testing.T) {
 	if order.Status != "paid" || !ent.Active || ent.Limits.MaxClusters != 5 {
 		t.Fatalf("after payment: order %s, entitlement %+v (default was %d)", order.Status, ent, defaultClusters)
 	}
+	// The plan's quota lets carol create the cluster refused before, and
+	// provisioner-local makes it.
+	var op struct{ ID, Status, Error string }
+	g.must(t, 202, carol, "POST", "/api/v1/clusters", cluster("paid", "1"), &op)
+	deadline := time.Now().Add(5 * time.Minute)
+	for op.Status != "succeeded" {
+		if op.Status == "failed" || op.Status == "cancelled" || time.Now().After(deadline) {
+			t.Fatalf("provisioning under the plan: %+v", op)
+		}
+		time.Sleep(time.Second)
+		g.must(t, 200, carol, "GET", "/api/v1/operations/"+op.ID, nil, &op)
+	}
+	var version struct{ GitVersion string }
+	g.must(t, 200, carol, "GET", "/proxy/clusters/paid/version", nil, &version)
+	if !strings.HasPrefix(version.GitVersion, "v1.") {
+		t.Errorf("the new cluster's version through the proxy: %+v", version)
+	}
 	var portal struct {
 		URL string `json:"portal_url"`
 	}
@@ -320,6 +361,13 @@ func TestBillingWithStripeMock(t *testing.T) {
 	if ent.Active || ent.Limits.MaxClusters != defaultClusters {
 		t.Errorf("after the subscription ended: %+v, want the default %d", ent, defaultClusters)
 	}
+	// The cluster stays (clusters never stop for billing), but the quota
+	// is the default again: even a tenth of a core more is refused.
+	if s := g.call(t, carol, "POST", "/api/v1/clusters", cluster("more", "100m"), &refusal); s != 403 || refusal.Error != "quota_exceeded" {
+		t.Errorf("a cluster after the plan ended: %d %+v, want 403 quota_exceeded", s, refusal)
+	}
+	var still struct{ Name string }
+	g.must(t, 200, carol, "GET", "/api/v1/clusters/paid", nil, &still)
 	want := []string{"order.paid", "entitlement.changed", "subscription.ended", "entitlement.changed"}
 	for range 600 {
 		mu.Lock()
@@ -335,4 +383,43 @@ func TestBillingWithStripeMock(t *testing.T) {
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("notifications %v, want %v", got, want)
 	}
+}
+
+// provisioningConfig is berth's configuration for the test: provisioner-
+// local as the default provisioner (its control planes stopped when the
+// test ends), and a default quota of half a core per user.
+func provisioningConfig(t *testing.T) string {
+	bins := kubeenv.MustBinaries(t)
+	plugin := filepath.Join(binDir, "provisioner-local")
+	data, err := os.ReadFile(plugin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	dir := t.TempDir()
+	ports, err := freeport.Pick(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { controlplane.KillGroups(filepath.Join(dir, "clusters", "*", "run", "*.pid")) })
+	return fmt.Sprintf(`provisioning:
+  provisioner: local
+  quota:
+    max_cpu: 500m
+plugins:
+  instances:
+    - name: local
+      path: %s
+      sha256: %s
+      required: true
+      capabilities: [provisioner]
+      config:
+        data_dir: %s
+        etcd_path: %s
+        kube_apiserver_path: %s
+        port_range_start: %d
+        port_range_end: %d
+        max_clusters: 2
+        stop_on_exit: true
+`, plugin, hex.EncodeToString(sum[:]), dir, bins.Etcd, bins.KubeAPIServer, ports[0], ports[0]+20)
 }
