@@ -82,6 +82,7 @@ func (g *Gateway) duties() *lifecycle.Sequence {
 	d.Add("audit purge", lifecycle.NewLoop(func(ctx context.Context) {
 		g.audit.Run(ctx, g.cfg.Audit.PurgeInterval.D())
 	}))
+	d.Add("dns reconciler", lifecycle.NewLoop(g.hostnames.Run))
 	d.Add("replaced subscriptions", lifecycle.NewLoop(g.billing.RunCancellations))
 	d.Add("signing-key rotation", lifecycle.NewLoop(g.identity.RunSigningKeys))
 	return d

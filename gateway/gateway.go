@@ -26,6 +26,7 @@ import (
 	"github.com/berthgw/berth/gateway/edgetls"
 	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/health"
+	"github.com/berthgw/berth/gateway/hostnames"
 	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/join"
@@ -86,7 +87,10 @@ type Gateway struct {
 	notify      *notify.Service
 	billing     *billing.Service
 	billingAPI  *billing.Handlers
-	notifyAPI   *notify.Handlers
+	// hostnames is managed DNS (hostnames_wire.go).
+	hostnames    *hostnames.Service
+	hostnamesAPI *hostnames.Handlers
+	notifyAPI    *notify.Handlers
 
 	// The cluster registry and the Kubernetes proxy.
 	clusters   *clusters.Service
@@ -182,6 +186,9 @@ func (g *Gateway) init(stdout io.Writer) error {
 	g.initFleetOps()
 	g.initNotify()
 	g.initBilling()
+	if err := g.initHostnames(); err != nil {
+		return err
+	}
 	router, err := g.routes()
 	if err != nil {
 		return err

@@ -21,7 +21,7 @@ func (g *Gateway) apiRoutes() []authn.Route {
 		{Method: fasthttp.MethodGet, Path: "/api/v1/plugins", Permission: pluginhost.PermAdmin, Handler: g.plugins.HandleList},
 		{Method: fasthttp.MethodPost, Path: "/api/v1/plugins/{name}/reload", Permission: pluginhost.PermAdmin, Handler: g.plugins.HandleReload},
 		{Method: fasthttp.MethodGet, Path: "/api/v1/tls/certificates", Permission: identity.PermSettingsAdmin, Handler: g.edge.HandleCertificates},
-	}...), append(append(append(g.clusterRoutes(), g.fleetOpsRoutes()...), g.notifyRoutes()...), g.billingRoutes()...)...)
+	}...), append(append(append(append(g.clusterRoutes(), g.fleetOpsRoutes()...), g.notifyRoutes()...), g.billingRoutes()...), g.hostnameRoutes()...)...)
 }
 
 // IdentityRoutes is identity's block of the table: sign-in, the caller's

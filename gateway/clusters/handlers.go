@@ -33,6 +33,10 @@ type Handlers struct {
 	// kubeconfigTTL is the lifetime of the API key in a downloaded
 	// kubeconfig.
 	kubeconfigTTL time.Duration
+	// IngressTarget, when set, is a cluster's own name under the managed
+	// DNS base domain ("" when there is none): the read-only
+	// ingress_cname_target its owners point their hostnames at.
+	IngressTarget func(cluster string) string
 }
 
 // NewHandlers wires the cluster API.
@@ -68,8 +72,11 @@ type View struct {
 	Provisioner string         `json:"provisioner,omitempty"`
 	Resources   *ResourcesView `json:"resources,omitempty"`
 	Operation   string         `json:"operation,omitempty"`
-	CreatedAt   time.Time      `json:"created_at"`
-	UpdatedAt   time.Time      `json:"updated_at"`
+	// IngressCNAMETarget is <cluster>.<base_domain> when Berth manages
+	// DNS (docs/dns.md): where the cluster's hostnames point.
+	IngressCNAMETarget string    `json:"ingress_cname_target,omitempty"`
+	CreatedAt          time.Time `json:"created_at"`
+	UpdatedAt          time.Time `json:"updated_at"`
 }
 
 // ResourcesView shows a provisioned cluster's shape as Kubernetes
@@ -91,7 +98,7 @@ func quantities(r Resources) QuantityView {
 	return QuantityView{CPU: cpuString(r.CPUMillicores), Memory: memString(r.MemoryBytes)}
 }
 
-func view(r *Record, role string) View {
+func (h *Handlers) view(r *Record, role string) View {
 	v := View{
 		Name: r.Name, DisplayName: r.DisplayName, Description: r.Description, Labels: r.Labels,
 		Server: r.Server, APIEndpoint: r.Server, AuthType: r.AuthType, ConnectionStatus: r.ConnectionStatus,
@@ -102,6 +109,9 @@ func view(r *Record, role string) View {
 	if r.Shape != nil {
 		v.Resources = &ResourcesView{KubernetesVersion: r.Shape.KubernetesVersion,
 			ControlPlane: quantities(r.Shape.ControlPlane), Workers: quantities(r.Shape.Workers)}
+	}
+	if h.IngressTarget != nil {
+		v.IngressCNAMETarget = h.IngressTarget(r.Name)
 	}
 	return v
 }
@@ -243,7 +253,7 @@ func (h *Handlers) List(ctx *fasthttp.RequestCtx) error {
 	views := make([]View, 0, len(items))
 	for i := range items {
 		role, _ := h.svc.Access(p, items[i].Name)
-		views = append(views, view(&items[i], role))
+		views = append(views, h.view(&items[i], role))
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, httpapi.NewList(views, total, pg))
 	return nil
@@ -255,7 +265,7 @@ func (h *Handlers) Get(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	httpapi.WriteJSON(ctx, fasthttp.StatusOK, view(r, role))
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, h.view(r, role))
 	return nil
 }
 
@@ -291,7 +301,7 @@ func (h *Handlers) Create(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	httpapi.WriteJSON(ctx, fasthttp.StatusCreated, view(h.probed(r), "cluster-admin"))
+	httpapi.WriteJSON(ctx, fasthttp.StatusCreated, h.view(h.probed(r), "cluster-admin"))
 	return nil
 }
 
@@ -345,7 +355,7 @@ func (h *Handlers) Update(ctx *fasthttp.RequestCtx) error {
 		r = h.probed(r)
 	}
 	role, _ := h.svc.Access(authn.PrincipalFrom(ctx), r.Name)
-	httpapi.WriteJSON(ctx, fasthttp.StatusOK, view(r, role))
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, h.view(r, role))
 	return nil
 }
 

@@ -972,3 +972,16 @@ func (s *Service) Call(p *identity.Principal, name, method, path, contentType st
 	id := s.Identity(p, role, "", "")
 	return s.pool.Do(name, method, path, id, contentType, body, s.opts.ProbeTimeout*3)
 }
+
+// LiveNames returns the names of the clusters that are not deleted, read
+// within tx (the DNS reconciler wants the store's truth, not a cache).
+func LiveNames(tx *store.Tx) ([]string, error) {
+	var out []string
+	err := records.Scan(tx, store.ScanOptions{}, func(name string, r *Record) (bool, error) {
+		if r.Live() {
+			out = append(out, name)
+		}
+		return true, nil
+	})
+	return out, err
+}

@@ -38,6 +38,8 @@ type Config struct {
 	Plugins      Plugins      `yaml:"plugins"`
 	// Notifications configures event delivery (docs/notifications.md).
 	Notifications Notifications `yaml:"notifications"`
+	// DNS manages clusters' hostnames (docs/dns.md).
+	DNS DNS `yaml:"dns"`
 
 	// source and lookupEnv are what Load read, kept for Reload.
 	source    string
@@ -295,6 +297,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateNotifications(); err != nil {
+		return err
+	}
+	if err := c.validateDNS(); err != nil {
 		return err
 	}
 	if err := c.checkProvisioner(); err != nil {

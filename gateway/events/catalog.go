@@ -45,6 +45,9 @@ const (
 
 	QuotaExceeded = "quota.exceeded"
 
+	DNSSyncFailed = "dns.sync_failed"
+	DNSRecovered  = "dns.recovered"
+
 	OrderPaid          = "order.paid"
 	PaymentFailed      = "payment.failed"
 	SubscriptionEnded  = "subscription.ended"
@@ -83,6 +86,9 @@ var catalog = []Type{
 	{PluginRecovered, 1, Info, []string{"plugin"}, "A degraded plugin is serving again."},
 
 	{QuotaExceeded, 1, Warning, []string{"user", "limit", "want", "quota"}, "A request was refused because it would pass the user's quota."},
+
+	{DNSSyncFailed, 1, Error, []string{"error"}, "Berth could not bring the managed DNS zone in line (sent when passes start failing, not every pass)."},
+	{DNSRecovered, 1, Info, []string{"down_for"}, "The managed DNS zone is in line again after failing passes."},
 
 	{OrderPaid, 1, Info, []string{"order", "plan", "amount", "currency"}, "An order was paid (personal: to the buyer; amount in minor units)."},
 	{PaymentFailed, 1, Warning, []string{"order", "plan", "reason"}, "A payment for an order or a renewal failed (personal and to operators)."},
