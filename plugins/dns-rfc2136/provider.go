@@ -134,7 +134,9 @@ func (c *client) query(ctx context.Context, name string, rrtype uint16) ([]dns.R
 	q.RecursionDesired = false
 	var rrs []dns.RR
 	err := c.exchange(ctx, q, func(m *dns.Msg) (bool, error) {
-		for _, rr := range m.Answer {
+		// A delegation's NS records come back as a referral, in the
+		// authority section.
+		for _, rr := range slices.Concat(m.Answer, m.Ns) {
 			if rr.Header().Rrtype == rrtype && dns.CanonicalName(rr.Header().Name) == name {
 				rrs = append(rrs, rr)
 			}

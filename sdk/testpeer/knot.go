@@ -299,7 +299,8 @@ func (k *Knot) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 
 // Query asks the server for name's records of type typ ("A", "TXT", ...)
 // with a plain DNS query, as any resolver would, and returns the answer's
-// records of that type (none when the name or type does not exist). name
+// records of that type (none when the name or type does not exist; a
+// delegation's NS records from the referral). name
 // is fully qualified. Any failure fails the test.
 func (k *Knot) Query(t testing.TB, name, typ string) []dns.RR {
 	t.Helper()
@@ -321,6 +322,12 @@ func (k *Knot) Query(t testing.TB, name, typ string) []dns.RR {
 	var out []dns.RR
 	for _, rr := range r.Answer {
 		if rr.Header().Rrtype == qtype {
+			out = append(out, rr)
+		}
+	}
+	// A delegation's NS records come back as a referral.
+	for _, rr := range r.Ns {
+		if rr.Header().Rrtype == qtype && qtype == dns.TypeNS && dns.CanonicalName(rr.Header().Name) == dns.CanonicalName(name) {
 			out = append(out, rr)
 		}
 	}
