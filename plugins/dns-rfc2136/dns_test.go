@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -455,9 +454,3 @@ func TestTXTRoundTrip(t *testing.T) {
 		}
 	}
 }
-
-func ExampleConfig() {
-	fmt.Println(`{"server": "ns1.example.net:53", "tsig_key_name": "berth.", "tsig_secret_file": "/etc/berth/tsig.key", "zones": ["example.com."]}`)
-	// Output: {"server": "ns1.example.net:53", "tsig_key_name": "berth.", "tsig_secret_file": "/etc/berth/tsig.key", "zones": ["example.com."]}
-}
-
