@@ -2,7 +2,8 @@
 # build-k8s.sh — build the pinned kube-apiserver and kubectl for Berth's
 # end-to-end tests, and install Debian packages when their commands are
 # missing: etcd-server (for etcd), the linter named shellcheck, chromium (the
-# browser test) and iproute2 (its test network namespace).
+# browser test), iproute2 (its test network namespace) and knot (the DNS
+# server the RFC 2136 plugin's tests and the gateway's DNS tests run against).
 #
 # The Kubernetes version is whatever deploy/e2e/k8s/go.mod requires of
 # k8s.io/kubernetes. Binaries go to
@@ -41,7 +42,7 @@ bin_dir="$version_dir/bin"
 
 # ---------------------------------------------------------------------------
 # Debian packages: etcd (etcd-server, 3.4.23 on bookworm), shellcheck,
-# chromium and iproute2.
+# chromium, iproute2, nginx-light and knot (3.2 on bookworm).
 # ---------------------------------------------------------------------------
 apt_install() {
 	local pkgs=("$@")
@@ -72,6 +73,8 @@ command -v shellcheck >/dev/null 2>&1 || missing_pkgs+=(shellcheck)
 command -v ip >/dev/null 2>&1 || missing_pkgs+=(iproute2)
 # The replicas test (deploy/e2e/replicas) balances three Berths with nginx.
 [[ -x /usr/sbin/nginx ]] || missing_pkgs+=(nginx-light)
+# The DNS tests (sdk/testpeer/knot.go) run knotd and knotc from knot.
+[[ -x /usr/sbin/knotd && -x /usr/sbin/knotc ]] || missing_pkgs+=(knot)
 if ((${#missing_pkgs[@]} > 0)); then
 	apt_install "${missing_pkgs[@]}"
 fi
