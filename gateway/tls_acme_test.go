@@ -55,7 +55,6 @@ func (s *acmeSetup) config(t *testing.T, dataDir string, env map[string]string) 
 		"BERTH_TLS_ACME_EMAIL":                "ops@berth.test",
 		"BERTH_TLS_ACME_RENEW_CHECK_INTERVAL": "1s",
 		"BERTH_TLS_ACME_RENEWAL_WINDOW_RATIO": "0.5",
-		"BERTH_TLS_ACME_DNS_RESOLVERS":        s.pebble.DNS.Addr,
 		"BERTH_TLS_ON_DEMAND_ISSUANCES":       "10",
 		"BERTH_TLS_ON_DEMAND_PER":             "1h",
 		"BERTH_STORE_SYNC_WRITES":             "false",
@@ -64,6 +63,9 @@ func (s *acmeSetup) config(t *testing.T, dataDir string, env map[string]string) 
 		"BERTH_TLS_ACME_CHALLENGES":           "http-01,tls-alpn-01",
 		"BERTH_LIMITS_SHUTDOWN_TIMEOUT":       "5s",
 		"BERTH_TLS_MODE":                      "acme",
+	}
+	if s.pebble.DNS != nil {
+		all["BERTH_TLS_ACME_DNS_RESOLVERS"] = s.pebble.DNS.Addr
 	}
 	for k, v := range env {
 		all[k] = v

@@ -98,6 +98,10 @@ type Options struct {
 	// ShortValidity is the validity of the "shortlived" profile; zero
 	// means 6 days.
 	ShortValidity time.Duration
+	// DNSServer (host:port), when set, is the DNS server pebble asks
+	// instead of its own (Server.DNS is then nil): a real authoritative
+	// server that a DNS plugin writes the challenges to.
+	DNSServer string
 }
 
 // Server is a running pebble.
@@ -128,7 +132,12 @@ func Start(t testing.TB, opts Options) *Server {
 		}
 		return p
 	}
-	s := &Server{TLSRootFile: write("pebble-root.pem", caPEM), DNS: StartDNS(t), out: &syncbuf.Buffer{}}
+	s := &Server{TLSRootFile: write("pebble-root.pem", caPEM), out: &syncbuf.Buffer{}}
+	dnsServer := opts.DNSServer
+	if dnsServer == "" {
+		s.DNS = StartDNS(t)
+		dnsServer = s.DNS.Addr
+	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
 	s.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
@@ -158,7 +167,7 @@ func Start(t testing.TB, opts Options) *Server {
 	cfgJSON, _ := json.Marshal(cfg)
 	cfgPath := write("pebble.json", cfgJSON)
 
-	cmd := exec.Command(bin, "-config", cfgPath, "-strict=false", "-dnsserver", s.DNS.Addr)
+	cmd := exec.Command(bin, "-config", cfgPath, "-strict=false", "-dnsserver", dnsServer)
 	cmd.Env = append(os.Environ(),
 		"PEBBLE_VA_NOSLEEP=1",      // validate at once
 		"PEBBLE_WFE_NONCEREJECT=0", // no random badNonce errors
