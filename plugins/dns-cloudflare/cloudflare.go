@@ -390,8 +390,8 @@ func peerText(b []byte, max int) string {
 	return s
 }
 
-// zone is a zone found in Cloudflare.
-type zone struct {
+// cfZone is a zone as Cloudflare lists it.
+type cfZone struct {
 	ID     string `json:"id"`
 	Name   string `json:"name"`
 	Status string `json:"status"`
@@ -406,12 +406,12 @@ func (c *client) zoneID(ctx context.Context, name string) (id string, cached boo
 	if ok {
 		return id, true, nil
 	}
-	var found []zone
+	var found []cfZone
 	q := url.Values{"name": {name}, "per_page": {"50"}}
 	if _, err := c.do(ctx, "look up zone "+name, http.MethodGet, "/zones", q, nil, &found); err != nil {
 		return "", false, err
 	}
-	var match []zone
+	var match []cfZone
 	for _, z := range found {
 		if strings.EqualFold(strings.TrimSuffix(z.Name, "."), name) && validID(z.ID) {
 			match = append(match, z)
@@ -420,7 +420,7 @@ func (c *client) zoneID(ctx context.Context, name string) (id string, cached boo
 	if len(match) > 1 {
 		// The same name in two accounts the token can read: only an
 		// active one is the zone that answers.
-		var active []zone
+		var active []cfZone
 		for _, z := range match {
 			if z.Status == "active" {
 				active = append(active, z)
