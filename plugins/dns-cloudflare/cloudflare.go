@@ -219,7 +219,13 @@ func (c *client) decode(what string, status int, data []byte, out any) (*resultI
 			// us and Cloudflare, or an outage page.
 			kind = sdk.ErrRetryable
 		}
-		return nil, c.fail(kind, status, nil, "%s: HTTP %d with a body that is not Cloudflare's JSON: %s", what, status, peerText(data, maxCloudflareMessage))
+		body := peerText(data, maxCloudflareMessage)
+		if t := strings.TrimSpace(string(data)); strings.HasPrefix(t, "<") {
+			// An error page from a proxy or Cloudflare's edge: its
+			// markup says nothing the status does not.
+			body = "an HTML page"
+		}
+		return nil, c.fail(kind, status, nil, "%s: HTTP %d %s with a body that is not Cloudflare's JSON: %s", what, status, http.StatusText(status), body)
 	}
 	if status/100 != 2 || !env.Success {
 		codes := flatCodes(env.Errors)

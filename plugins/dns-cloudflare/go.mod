@@ -2,12 +2,14 @@ module github.com/berthgw/berth/plugins/dns-cloudflare
 
 go 1.25.0
 
-require github.com/berthgw/berth/sdk v0.0.0
+require (
+	github.com/berthgw/berth/sdk v0.0.0
+	github.com/hashicorp/go-hclog v1.6.3
+)
 
 require (
 	github.com/fatih/color v1.13.0 // indirect
 	github.com/golang/protobuf v1.5.4 // indirect
-	github.com/hashicorp/go-hclog v1.6.3 // indirect
 	github.com/hashicorp/go-plugin v1.8.0 // indirect
 	github.com/hashicorp/yamux v0.1.2 // indirect
 	github.com/mattn/go-colorable v0.1.12 // indirect
