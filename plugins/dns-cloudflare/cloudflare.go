@@ -139,7 +139,7 @@ func zoneGone(err error) bool {
 // recordGone reports whether the error says that a record does not exist.
 func recordGone(err error) bool {
 	var e *apiError
-	return errors.As(err, &e) && (e.has(codeRecordNotExists) || e.status == http.StatusNotFound && !zoneGone(err))
+	return errors.As(err, &e) && e.has(codeRecordNotExists)
 }
 
 // redact replaces the token in s: the last line of defence, as no message

@@ -186,3 +186,37 @@ func TestHostileInputSendsNothing(t *testing.T) {
 		t.Errorf("refused input reached Cloudflare in %d requests, first %s %s", len(reqs), reqs[0].Method, reqs[0].Path)
 	}
 }
+
+// TestValueSpellings: two spellings of the same data compare equal, so an
+// append or set of a record Cloudflare holds in its own spelling is a
+// no-op.
+func TestValueSpellings(t *testing.T) {
+	for _, tc := range []struct{ typ, a, b string }{
+		{"CNAME", "Target.Example.com.", "target.example.com"},
+		{"MX", "mail.example.com.", "MAIL.example.com"},
+		{"AAAA", "2001:DB8:0::1", "2001:db8::1"},
+		{"TXT", `"quoted token"`, "quoted token"},
+		{"SRV", "5060 SIP.example.com.", "5060 sip.example.com"},
+		{"CAA", `0 ISSUE "letsencrypt.org"`, "0 issue letsencrypt.org"},
+	} {
+		if canonValue(tc.typ, tc.a) != canonValue(tc.typ, tc.b) {
+			t.Errorf("%s %q and %q differ: %q, %q", tc.typ, tc.a, tc.b, canonValue(tc.typ, tc.a), canonValue(tc.typ, tc.b))
+		}
+	}
+	for _, tc := range []struct{ typ, a, b string }{
+		{"TXT", "Token", "token"},
+		{"TXT", `"a" "b"`, `a" "b`},
+		{"A", "192.0.2.1", "192.0.2.10"},
+	} {
+		if canonValue(tc.typ, tc.a) == canonValue(tc.typ, tc.b) {
+			t.Errorf("%s %q and %q compare equal", tc.typ, tc.a, tc.b)
+		}
+	}
+	// Cloudflare's automatic TTL reads as 0 and 0 writes as automatic.
+	if r := fromCloudflare(cfRecord{Name: "a.example.com", Type: "TXT", Content: "x", TTL: 1}, "example.com"); r.TTL != 0 || r.Name != "a" {
+		t.Errorf("automatic TTL read as %+v", r)
+	}
+	if cfTTL(0) != 1 || cfTTL(5*time.Minute) != 300 {
+		t.Errorf("cfTTL(0) = %d, cfTTL(5m) = %d", cfTTL(0), cfTTL(5*time.Minute))
+	}
+}

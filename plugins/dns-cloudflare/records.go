@@ -474,6 +474,10 @@ func fromCloudflare(c cfRecord, zone string) sdk.Record {
 		r.Priority = uint(*c.Priority)
 	}
 	switch r.Type {
+	case "TXT":
+		// Cloudflare may store a TXT value in DNS's quoted form;
+		// the quotes are syntax, not data.
+		r.Value = canonValue("TXT", c.Content)
 	case "SRV":
 		if d := c.Data; d != nil && d.Port != nil {
 			r.Value = fmt.Sprintf("%d %s", *d.Port, d.Target)
