@@ -304,11 +304,13 @@ func kindOf(status int, codes []int) error {
 
 // hint adds what the operator can do about a refusal.
 func hint(status int, codes []int) string {
-	switch kindOf(status, codes) {
-	case sdk.ErrPermissionDenied:
+	if kindOf(status, codes) == sdk.ErrPermissionDenied {
 		return " (Cloudflare refused the API token: check that it is valid and has Zone:Read and DNS:Edit on the zone)"
-	case sdk.ErrFailedPrecondition:
-		return " (a CNAME cannot share its name with A, AAAA or CNAME records)"
+	}
+	for _, c := range codes {
+		if c == codeHostExists || c == codeCNAMEExists {
+			return " (a CNAME cannot share its name with A, AAAA or CNAME records)"
+		}
 	}
 	return ""
 }
@@ -436,10 +438,10 @@ func (c *client) zoneID(ctx context.Context, name string) (id string, cached boo
 	}
 	switch len(match) {
 	case 0:
-		return "", false, fmt.Errorf("zone %s: not found in Cloudflare, or the API token cannot read it: %w", name, sdk.ErrNotFound)
+		return "", false, fmt.Errorf("not found in Cloudflare, or the API token cannot read it: %w", sdk.ErrNotFound)
 	case 1:
 	default:
-		return "", false, fmt.Errorf("zone %s: %d active zones of that name are visible to the API token; scope the token to one account: %w", name, len(match), sdk.ErrFailedPrecondition)
+		return "", false, fmt.Errorf("%d active zones of that name are visible to the API token; scope the token to one account: %w", len(match), sdk.ErrFailedPrecondition)
 	}
 	c.mu.Lock()
 	c.zones[name] = match[0].ID

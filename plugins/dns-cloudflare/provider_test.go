@@ -369,3 +369,30 @@ func TestEveryRequestAuthenticated(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentAppendsOnePost: the same append made five times at once
+// (a retry racing the first call) creates one record: changes to a zone
+// are serialized inside the plugin.
+func TestConcurrentAppendsOnePost(t *testing.T) {
+	cf := startCF(t)
+	d := startPlugin(t, configFor(t, cf, testToken))
+	req := sdk.RecordsChange{IdempotencyKey: "acme-append-x", Zone: zone, Records: []sdk.Record{{Name: "_acme-challenge", Type: "TXT", Value: "tok"}}}
+	errs := make(chan error, 5)
+	for range 5 {
+		go func() {
+			_, err := d.AppendRecords(ctx(t), req)
+			errs <- err
+		}()
+	}
+	for range 5 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if got := methods(cf.Requests()); got["POST"] != 1 {
+		t.Errorf("requests %v, want one POST", got)
+	}
+	if n := len(recordsNamed(cf, "_acme-challenge")); n != 1 {
+		t.Errorf("%d records, want 1", n)
+	}
+}
