@@ -390,3 +390,15 @@ func TestRedirectNotFollowed(t *testing.T) {
 func hostServices() host.Services {
 	return host.Services{KV: plugintest.NewMemoryKV(), Events: plugintest.NewMemoryEvents()}
 }
+
+// TestConfigDefaults: an empty configuration takes Cloudflare's API, 100
+// records a page, 30s a call and DNS-only records.
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := sdk.DecodeConfig[Config]([]byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.BaseURL != DefaultBaseURL || cfg.PerPage != 100 || cfg.Timeout != "30s" || cfg.Proxied || cfg.APITokenFile != "" {
+		t.Errorf("defaults: %+v", cfg)
+	}
+}
