@@ -8,18 +8,22 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/berthgw/berth/gateway.Version=$(VERSION)
 # Modules in this repository: the gateway (root) and the plugin SDK, which is
 # its own module so plugin authors do not inherit the gateway's dependencies.
-MODULES := . sdk plugins/provisioner-local plugins/notify plugins/billing-stripe
+MODULES := . sdk plugins/provisioner-local plugins/notify plugins/billing-stripe plugins/dns-rfc2136 plugins/dns-cloudflare
 
 .PHONY: all build run test fmt-check vet unit e2e-tools pebble helm bench bench-proxy fuzz proto clean
 
 all: build
 
-# The first-party notifier plugin goes beside the binary, where the gateway
-# finds and starts it without configuration.
+# The first-party notifier and billing plugins go beside the binary, where
+# the gateway finds and starts them without configuration. The DNS plugins
+# need theirs (a server and a key, or a token): they are built beside it
+# under names discovery does not take, for plugins.instances to name.
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/berth ./cmd/berth
 	cd plugins/notify && $(GO) build -trimpath -o ../../bin/berth-plugin-notify .
 	cd plugins/billing-stripe && $(GO) build -trimpath -o ../../bin/berth-plugin-billing-stripe .
+	cd plugins/dns-rfc2136 && $(GO) build -trimpath -o ../../bin/dns-rfc2136 .
+	cd plugins/dns-cloudflare && $(GO) build -trimpath -o ../../bin/dns-cloudflare .
 
 run: build
 	./bin/berth serve
