@@ -21,7 +21,7 @@ import (
 // doubles from RetryMin to RetryMax. It is a leader duty: one replica
 // writes the zone.
 func (s *Service) Run(ctx context.Context) {
-	wait := time.Duration(0)
+	wait, failures := time.Duration(0), 0
 	for {
 		t := time.NewTimer(wait)
 		select {
@@ -36,17 +36,19 @@ func (s *Service) Run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			s.opts.Log.Warn("dns pass failed", "err", err)
-			wait = min(max(wait*2, s.opts.RetryMin), s.opts.RetryMax)
-			if wait > s.opts.Interval && s.opts.Interval > s.opts.RetryMin {
-				// Failing passes still come at least as often as
-				// healthy ones would, once the wait passes Interval.
-				wait = max(s.opts.Interval, min(wait, s.opts.RetryMax))
-			}
+			failures++
+			wait = retryWait(failures, s.opts.RetryMin, s.opts.RetryMax)
+			s.opts.Log.Warn("dns pass failed", "err", err, "retry_in", wait)
 			continue
 		}
-		wait = s.opts.Interval
+		wait, failures = s.opts.Interval, 0
 	}
+}
+
+// retryWait is the wait after the n-th failed pass in a row: doubling
+// from lo, at most hi.
+func retryWait(n int, lo, hi time.Duration) time.Duration {
+	return min(lo<<min(n-1, 20), hi)
 }
 
 // want is one name Berth keeps in the zone.

@@ -346,3 +346,14 @@ func TestHostnamesWithoutABaseDomain(t *testing.T) {
 		t.Errorf("cluster state with DNS off: %+v", st)
 	}
 }
+
+func TestRetryWait(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want time.Duration
+	}{{1, 5 * time.Second}, {2, 10 * time.Second}, {3, 20 * time.Second}, {7, 5 * time.Minute}, {100, 5 * time.Minute}} {
+		if got := retryWait(tc.n, 5*time.Second, 5*time.Minute); got != tc.want {
+			t.Errorf("retryWait(%d) = %s, want %s", tc.n, got, tc.want)
+		}
+	}
+}
