@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"net/url"
 
 	"github.com/berthgw/berth/gateway/authn"
 	"github.com/berthgw/berth/gateway/hostnames"
@@ -13,7 +14,12 @@ import (
 // as the settings at every start, and the API may not change them.
 func (g *Gateway) initHostnames() error {
 	c := g.cfg.DNS
-	g.hostnames = hostnames.New(hostnames.Options{DB: g.db, Now: g.clock, Log: g.log, Interval: c.Interval.D(),
+	// Berth's own public hostname is nobody's to bind.
+	var reserved []string
+	if u, err := url.Parse(g.cfg.PublicURL); err == nil && u.Hostname() != "" {
+		reserved = append(reserved, u.Hostname())
+	}
+	g.hostnames = hostnames.New(hostnames.Options{DB: g.db, Now: g.clock, Log: g.log, Interval: c.Interval.D(), Reserved: reserved,
 		Provider: func(name string) (pluginclient.DNSProvider, error) { return g.plugins.DNS(name) }})
 	if c.BaseDomain != "" {
 		fixed := hostnames.Settings{BaseDomain: c.BaseDomain, Plugin: c.Plugin, Zone: c.Zone, TargetHostname: c.TargetHostname,

@@ -3,6 +3,7 @@ package hostnames
 import (
 	"errors"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -46,11 +47,16 @@ type Binding struct {
 	// Status is whether public resolution (through the configured
 	// resolver) already points where it should: pending, ready or error;
 	// LastError says what it points at instead.
-	Status    string    `json:"status"`
-	LastError string    `json:"last_error,omitempty"`
-	CreatedBy string    `json:"created_by,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Status    string `json:"status"`
+	LastError string `json:"last_error,omitempty"`
+	// ClusterCreatedAt is when the cluster it was bound to was created:
+	// a cluster deleted and created again under the same name (by anyone)
+	// is another cluster, which does not inherit its hostnames. Zero in
+	// bindings made before it was kept.
+	ClusterCreatedAt time.Time `json:"cluster_created_at,omitzero"`
+	CreatedBy        string    `json:"created_by,omitempty"`
+	CreatedAt        time.Time `json:"created_at"`
+	UpdatedAt        time.Time `json:"updated_at"`
 }
 
 var bindings = store.NewTable[Binding]("dns_bindings",
@@ -73,6 +79,57 @@ type ClusterDNS struct {
 
 var clusterStates = store.NewTable[ClusterDNS]("dns_cluster_states")
 
+// clusterTable is the clusters package's table, read here (never
+// written) for when each live cluster was created.
+var clusterTable = store.NewTable[clusters.Record]("clusters")
+
+// fleet is the live clusters, each with the time it was created.
+type fleet map[string]time.Time
+
+// readFleet reads the live clusters.
+func readFleet(tx *store.Tx) (fleet, error) {
+	f := fleet{}
+	err := clusterTable.Scan(tx, store.ScanOptions{}, func(name string, r *clusters.Record) (bool, error) {
+		if r.Live() {
+			f[name] = r.CreatedAt
+		}
+		return true, nil
+	})
+	return f, err
+}
+
+// names are the live clusters' names, sorted.
+func (f fleet) names() []string { return slices.Sorted(maps.Keys(f)) }
+
+// holds reports whether b's cluster is live and is the cluster b was
+// bound to, not a later one of the same name.
+func (f fleet) holds(b *Binding) bool {
+	born, ok := f[b.Cluster]
+	return ok && (b.ClusterCreatedAt.IsZero() || b.ClusterCreatedAt.Equal(born))
+}
+
+// dropStale deletes the bindings whose cluster is gone (deleted, or
+// deleted and created again), which the next pass would delete anyway:
+// their names are free at once.
+func dropStale(tx *store.Tx, f fleet) error {
+	var stale []string
+	err := bindings.Scan(tx, store.ScanOptions{}, func(id string, b *Binding) (bool, error) {
+		if !f.holds(b) {
+			stale = append(stale, id)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range stale {
+		if err := bindings.Delete(tx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // MaxPerCluster bounds a cluster's hostnames: each is a record in a zone
 // others share, and a query every pass.
 const MaxPerCluster = 50
@@ -92,7 +149,10 @@ type Options struct {
 	Interval, RetryMin, RetryMax time.Duration
 	// QueryTimeout bounds one question to the resolver (2 s when zero).
 	QueryTimeout time.Duration
-	Log          *slog.Logger
+	// Reserved are names no cluster may bind: Berth's own public
+	// hostname. The target hostname of the settings is reserved too.
+	Reserved []string
+	Log      *slog.Logger
 }
 
 // Service is hostname bindings, the DNS settings and the reconciler.
@@ -191,14 +251,18 @@ func (s *Service) save(in Settings) (Settings, error) {
 		// Hostnames bound before are checked against the new base
 		// domain: none may take a cluster's own name.
 		if in.Enabled() {
-			live, err := clusters.LiveNames(tx)
+			f, err := readFleet(tx)
 			if err != nil {
 				return err
 			}
+			live := f.names()
 			var clash error
 			err = bindings.Scan(tx, store.ScanOptions{}, func(_ string, b *Binding) (bool, error) {
-				if err := checkNotTaken(in, live, b.Cluster, b.Hostname); err != nil {
-					clash = fault.New(fault.Conflict, "hostname %q of cluster %s would take a cluster's own name under %s", b.Hostname, b.Cluster, in.BaseDomain)
+				if !f.holds(b) {
+					return true, nil // its cluster is gone; the next pass deletes it
+				}
+				if err := checkNotTaken(in, s.opts.Reserved, live, b.Cluster, b.Hostname); err != nil {
+					clash = fault.New(fault.Conflict, "hostname %q of cluster %s would take a cluster's own name or the edge's under %s: %v", b.Hostname, b.Cluster, in.BaseDomain, err)
 					return false, nil
 				}
 				return true, nil
@@ -210,6 +274,13 @@ func (s *Service) save(in Settings) (Settings, error) {
 				return clash
 			}
 		}
+		old, err := readSettings(tx)
+		if err != nil {
+			return err
+		}
+		if err := retireOld(tx, old, in, in.UpdatedAt); err != nil {
+			return err
+		}
 		return settingsTable.Put(tx, settingsID, &in)
 	})
 	if err != nil {
@@ -220,14 +291,21 @@ func (s *Service) save(in Settings) (Settings, error) {
 	return in, nil
 }
 
-// checkNotTaken refuses hostname for cluster when it is the base domain,
-// or is (or is under) another cluster's own name: traffic for those is
-// theirs.
-func checkNotTaken(set Settings, live []string, cluster, hostname string) error {
+// checkNotTaken refuses hostname for cluster when it is, or is a wildcard
+// over, a reserved name (Berth's own hostname, the settings' target
+// hostname: the edge's traffic); when it is the base domain; or is (or is
+// under) another cluster's own name: traffic for those is theirs.
+func checkNotTaken(set Settings, reserved, live []string, cluster, hostname string) error {
+	name := strings.TrimPrefix(hostname, "*.")
+	wildcard := name != hostname
+	for _, r := range append(slices.Clip(reserved), set.TargetHostname) {
+		if r = Normalize(r); r != "" && (name == r || wildcard && StrictlyUnder(r, name)) {
+			return fault.New(fault.Invalid, "%q is or covers %s, Berth's own name", hostname, r)
+		}
+	}
 	if !set.Enabled() {
 		return nil
 	}
-	name := strings.TrimPrefix(hostname, "*.")
 	if Under(set.BaseDomain, name) {
 		return fault.New(fault.Invalid, "%q is or holds the base domain %s", hostname, set.BaseDomain)
 	}
@@ -266,14 +344,18 @@ func (s *Service) Bind(cluster, hostname, user string) (*Binding, error) {
 		if err != nil {
 			return err
 		}
-		live, err := clusters.LiveNames(tx)
+		f, err := readFleet(tx)
 		if err != nil {
 			return err
 		}
-		if !slices.Contains(live, cluster) {
+		born, ok := f[cluster]
+		if !ok {
 			return clusters.ErrNotFound
 		}
-		if err := checkNotTaken(set, live, cluster, hostname); err != nil {
+		if err := dropStale(tx, f); err != nil {
+			return err
+		}
+		if err := checkNotTaken(set, s.opts.Reserved, f.names(), cluster, hostname); err != nil {
 			return err
 		}
 		if err := checkNotUnderOthers(tx, cluster, hostname); err != nil {
@@ -287,7 +369,7 @@ func (s *Service) Bind(cluster, hostname, user string) (*Binding, error) {
 			return fault.New(fault.Conflict, "cluster %s has %d hostnames, the most it may have", cluster, len(ids))
 		}
 		now := s.now()
-		b = &Binding{ID: store.NewID("hn"), Cluster: cluster, Hostname: hostname, Status: Pending, CreatedBy: user, CreatedAt: now, UpdatedAt: now}
+		b = &Binding{ID: store.NewID("hn"), Cluster: cluster, Hostname: hostname, Status: Pending, ClusterCreatedAt: born, CreatedBy: user, CreatedAt: now, UpdatedAt: now}
 		b.DNSScope = scope(set, hostname)
 		b.DNSStatus = NotManaged
 		if b.DNSScope == PlatformManaged {
@@ -306,18 +388,21 @@ func (s *Service) Bind(cluster, hostname, user string) (*Binding, error) {
 	return b, nil
 }
 
-// checkNotUnderOthers refuses a hostname at or under one another cluster
-// holds ("x.shop.example.com" when shop.example.com is someone else's),
-// and a wildcard over one another cluster holds.
+// checkNotUnderOthers refuses a hostname that overlaps one another
+// cluster holds, in either order: under it ("x.shop.example.com" when
+// shop.example.com is someone else's), over it ("example.com", or
+// "*.example.com"), or a wildcard's own domain ("shop.example.com" when
+// "*.shop.example.com" is someone else's, and the reverse). Whoever bound
+// first keeps the tree; the same name twice is the store's conflict.
 func checkNotUnderOthers(tx *store.Tx, cluster, hostname string) error {
 	name := strings.TrimPrefix(hostname, "*.")
 	var clash string
 	err := bindings.Scan(tx, store.ScanOptions{}, func(_ string, b *Binding) (bool, error) {
-		if b.Cluster == cluster {
+		if b.Cluster == cluster || b.Hostname == hostname {
 			return true, nil
 		}
 		other := strings.TrimPrefix(b.Hostname, "*.")
-		if StrictlyUnder(name, other) || (name != hostname && StrictlyUnder(other, name)) {
+		if Under(name, other) || Under(other, name) {
 			clash = b.Hostname
 			return false, nil
 		}
@@ -341,6 +426,10 @@ func (s *Service) Bindings(cluster string) ([]Binding, ClusterDNS, error) {
 		if err != nil {
 			return err
 		}
+		f, err := readFleet(tx)
+		if err != nil {
+			return err
+		}
 		ids, err := bindings.IDsBy(tx, "cluster", cluster)
 		if err != nil {
 			return err
@@ -350,7 +439,9 @@ func (s *Service) Bindings(cluster string) ([]Binding, ClusterDNS, error) {
 			if err != nil {
 				return err
 			}
-			out = append(out, *b)
+			if f.holds(b) {
+				out = append(out, *b)
+			}
 		}
 		st = ClusterDNS{Cluster: cluster, Status: NotManaged}
 		if cur, err := clusterStates.Get(tx, cluster); err == nil {
@@ -382,6 +473,13 @@ func (s *Service) Unbind(cluster, hostname string) (*Binding, error) {
 		}
 		if err != nil {
 			return err
+		}
+		f, err := readFleet(tx)
+		if err != nil {
+			return err
+		}
+		if !f.holds(cur) {
+			return ErrBindingNotFound // an earlier cluster's of that name
 		}
 		b = cur
 		return bindings.Delete(tx, id)

@@ -86,10 +86,12 @@ func (h *Handlers) List(ctx *fasthttp.RequestCtx) error {
 	return nil
 }
 
-// Bind is POST /api/v1/clusters/{name}/hostnames {hostname}.
+// Bind is POST /api/v1/clusters/{name}/hostnames {hostname}. Refusals
+// are audited too, a caller's lack of rights among them.
 func (h *Handlers) Bind(ctx *fasthttp.RequestCtx) error {
 	name, err := h.cluster(ctx, true)
 	if err != nil {
+		h.record(ctx, "dns.hostname.bind", pathCluster(ctx), "", err)
 		return err
 	}
 	var in struct {
@@ -112,6 +114,7 @@ func (h *Handlers) Bind(ctx *fasthttp.RequestCtx) error {
 func (h *Handlers) Unbind(ctx *fasthttp.RequestCtx) error {
 	name, err := h.cluster(ctx, true)
 	if err != nil {
+		h.record(ctx, "dns.hostname.unbind", pathCluster(ctx), "", err)
 		return err
 	}
 	hostname, _ := ctx.UserValue("hostname").(string)
@@ -164,10 +167,19 @@ func (h *Handlers) PutSettings(ctx *fasthttp.RequestCtx) error {
 	return nil
 }
 
-// record audits a change.
+// pathCluster is the path's cluster name as the caller sent it, for the
+// audit of a refusal.
+func pathCluster(ctx *fasthttp.RequestCtx) string {
+	name, _ := ctx.UserValue("name").(string)
+	return cut(name)
+}
+
+// record audits a change, or its refusal. name is the caller's, cut to
+// a bounded length (a hostname is at most 253 characters; a body may
+// carry far more).
 func (h *Handlers) record(ctx *fasthttp.RequestCtx, action, cluster, name string, err error) {
 	ev := h.authn.AuditEvent(ctx)
-	ev.Category, ev.Action, ev.ResourceType, ev.ResourceID = audit.CategorySettings, action, "hostname", name
+	ev.Category, ev.Action, ev.ResourceType, ev.ResourceID = audit.CategorySettings, action, "hostname", cut(name)
 	if cluster != "" {
 		ev.Details = map[string]string{"cluster": cluster}
 	}

@@ -8,8 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
-	"github.com/berthgw/berth/gateway/clusters"
 	"github.com/berthgw/berth/gateway/events"
 	"github.com/berthgw/berth/gateway/store"
 	"github.com/berthgw/berth/sdk"
@@ -63,8 +63,55 @@ type want struct {
 // pass is what one pass read from the store.
 type pass struct {
 	set      Settings
-	live     []string
+	fleet    fleet
+	live     []string // the fleet's names
 	bindings []Binding
+	retired  []retired
+}
+
+// conflict is a name's error that is nobody's failure to fix in Berth: a
+// record or ownership mark Berth does not own is in the way, or another
+// cluster's name now holds a hostname. Its text is Berth's own, shown to
+// members as it is.
+type conflict struct{ msg string }
+
+func (c *conflict) Error() string { return c.msg }
+
+func conflictf(format string, args ...any) error {
+	return &conflict{fmt.Sprintf(format, args...)}
+}
+
+// pluginError is a call to the DNS plugin that failed. Members see what
+// failed (public), never the plugin's text, which may name the server,
+// echo a key or carry an account's details; administrators see the whole
+// in the log and the dns.sync_failed event.
+type pluginError struct {
+	public string
+	err    error
+}
+
+func (e *pluginError) Error() string { return e.public + ": " + e.err.Error() }
+func (e *pluginError) Unwrap() error { return e.err }
+
+func pluginErrorf(err error, format string, args ...any) error {
+	return &pluginError{public: fmt.Sprintf(format, args...), err: err}
+}
+
+// memberText is err as members see it in status fields: a plugin's
+// failure by its kind only.
+func memberText(err error) string {
+	var pe *pluginError
+	if !errors.As(err, &pe) {
+		return firstLine(err)
+	}
+	why := "the DNS plugin failed"
+	switch {
+	case errors.Is(err, sdk.ErrRetryable):
+		why = "the DNS server is unavailable; Berth tries again"
+	case errors.Is(err, sdk.ErrNotFound):
+		why = "the DNS plugin does not find the zone"
+	}
+	return cut(pe.public + ": " + why + " (administrators see the plugin's error in Berth's log and the dns.sync_failed event)")
 }
 
 // Pass makes the zone match what Berth wants once, records each name's
@@ -76,32 +123,48 @@ func (s *Service) Pass(ctx context.Context) error {
 		return err
 	}
 	if !p.set.Enabled() {
-		return s.record(p, nil, nil, nil, s.resolveAll(ctx, p))
+		return s.record(p, nil, nil, nil, nil, s.resolveAll(ctx, p))
 	}
-	wants := s.wants(p)
+	// The records of settings no longer in force go first: with the
+	// owner id changed in the same zone, they would be in the way.
+	passErr := s.retire(ctx, p)
+	wants, refused := s.wants(p)
 	outcome := map[string]error{}
-	var passErr error
 	dns, err := s.opts.Provider(p.set.Plugin)
 	var zone []sdk.Record
 	if err == nil {
 		zone, err = dns.GetRecords(ctx, p.set.ZoneName())
 	}
 	if err != nil {
-		passErr = fmt.Errorf("reading zone %s through plugin %s: %w", p.set.ZoneName(), p.set.Plugin, err)
+		err = pluginErrorf(err, "reading zone %s through plugin %s", p.set.ZoneName(), p.set.Plugin)
 		for name := range wants {
-			outcome[name] = passErr
+			outcome[name] = err
 		}
-		return errors.Join(passErr, s.record(p, wants, outcome, passErr, nil))
+		passErr = errors.Join(err, passErr)
+		return errors.Join(passErr, s.record(p, wants, refused, outcome, passErr, nil))
 	}
-	z := newZoneView(p.set, zone)
+	z := newZoneView(p.set.owner(), p.set.ZoneName(), zone)
 	var failed []string
+	var first error
+	fail := func(name string, err error) {
+		failed = append(failed, name)
+		if first == nil {
+			first = err
+		}
+	}
 	for _, name := range slices.Sorted(maps.Keys(wants)) {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		outcome[name] = s.ensure(ctx, dns, p.set, z, name, wants[name])
-		if outcome[name] != nil {
-			failed = append(failed, name)
+		var c *conflict
+		switch {
+		case outcome[name] == nil:
+		case errors.As(outcome[name], &c) && strings.HasPrefix(wants[name].resource, "binding/"):
+			// A member's hostname someone else holds in the zone: that
+			// hostname's error, not the fleet's.
+		default:
+			fail(name, outcome[name])
 		}
 	}
 	// Names Berth owns that nobody wants any more: a deleted cluster's,
@@ -110,16 +173,15 @@ func (s *Service) Pass(ctx context.Context) error {
 		if _, ok := wants[name]; ok {
 			continue
 		}
-		if err := s.remove(ctx, dns, p.set, z, name); err != nil {
-			failed = append(failed, name)
-			passErr = errors.Join(passErr, err)
+		if err := s.remove(ctx, dns, p.set.ZoneName(), p.set.owner(), z, name); err != nil {
+			fail(name, err)
 		}
 	}
 	if len(failed) > 0 {
-		passErr = errors.Join(fmt.Errorf("%d of the zone's names are not in sync (%s)", len(failed), strings.Join(failed[:min(len(failed), 5)], ", ")), passErr)
+		passErr = errors.Join(fmt.Errorf("%d of the zone's names are not in sync (%s); the first: %w", len(failed), strings.Join(failed[:min(len(failed), 5)], ", "), first), passErr)
 	}
 	checks := s.resolveAll(ctx, p)
-	return errors.Join(passErr, s.record(p, wants, outcome, passErr, checks))
+	return errors.Join(passErr, s.record(p, wants, refused, outcome, passErr, checks))
 }
 
 // read loads the settings, the live clusters and every binding.
@@ -130,7 +192,11 @@ func (s *Service) read() (pass, error) {
 		if p.set, err = readSettings(tx); err != nil {
 			return err
 		}
-		if p.live, err = clusters.LiveNames(tx); err != nil {
+		if p.fleet, err = readFleet(tx); err != nil {
+			return err
+		}
+		p.live = p.fleet.names()
+		if p.retired, err = readRetired(tx); err != nil {
 			return err
 		}
 		return bindings.Scan(tx, store.ScanOptions{}, func(_ string, b *Binding) (bool, error) {
@@ -142,9 +208,12 @@ func (s *Service) read() (pass, error) {
 }
 
 // wants is the zone as Berth wants it: each live cluster's own name, and
-// each platform-managed hostname of a live cluster pointing at it.
-func (s *Service) wants(p pass) map[string]want {
-	out := map[string]want{}
+// each platform-managed hostname of a live cluster pointing at it. Bound
+// hostnames that a cluster's own name (or the edge's) has come to hold
+// since they were bound — a cluster created later under a name a
+// hostname is or is under — are refused, by binding id: not written.
+func (s *Service) wants(p pass) (map[string]want, map[string]error) {
+	out, refused := map[string]want{}, map[string]error{}
 	for _, c := range p.live {
 		w := want{resource: "cluster/" + c, typ: "CNAME", values: []string{p.set.TargetHostname}}
 		if len(p.set.TargetAddresses) > 0 {
@@ -153,27 +222,39 @@ func (s *Service) wants(p pass) map[string]want {
 		out[p.set.Target(c)] = w
 	}
 	for _, b := range p.bindings {
-		if !slices.Contains(p.live, b.Cluster) || scope(p.set, b.Hostname) != PlatformManaged {
+		if !p.fleet.holds(&b) {
+			continue
+		}
+		if err := checkNotTaken(p.set, s.opts.Reserved, p.live, b.Cluster, b.Hostname); err != nil {
+			refused[b.ID] = conflictf("Berth no longer writes it: %s", strings.TrimSuffix(firstLine(err), "."))
+			continue
+		}
+		if scope(p.set, b.Hostname) != PlatformManaged {
 			continue
 		}
 		if _, taken := out[b.Hostname]; taken {
-			continue // a cluster's own name (refused when bound; kept safe here)
+			continue // a cluster's own name (refused above; kept safe here)
 		}
 		out[b.Hostname] = want{resource: "binding/" + b.ID, typ: "CNAME", values: []string{p.set.Target(b.Cluster)}}
 	}
-	return out
+	return out, refused
 }
 
 // zoneView is the zone as read at the start of a pass.
 type zoneView struct {
 	zone   string // without the final dot
 	byName map[string][]sdk.Record
-	// owned are the names whose ownership record is this Berth's.
-	owned map[string]bool
+	// owned are the names whose ownership record is this Berth's;
+	// foreign those with a TXT record at their ownership record's name
+	// that is not (another Berth's, or anyone's): Berth writes neither
+	// its mark there (that would replace theirs) nor the name.
+	owned, foreign map[string]bool
+	// marks are this Berth's ownership values, by the name they mark.
+	marks map[string]string
 }
 
-func newZoneView(set Settings, recs []sdk.Record) *zoneView {
-	z := &zoneView{zone: strings.TrimSuffix(set.ZoneName(), "."), byName: map[string][]sdk.Record{}, owned: map[string]bool{}}
+func newZoneView(owner, zone string, recs []sdk.Record) *zoneView {
+	z := &zoneView{zone: strings.TrimSuffix(zone, "."), byName: map[string][]sdk.Record{}, owned: map[string]bool{}, foreign: map[string]bool{}, marks: map[string]string{}}
 	for _, r := range recs {
 		name := z.abs(r.Name)
 		z.byName[name] = append(z.byName[name], r)
@@ -184,8 +265,12 @@ func newZoneView(set Settings, recs []sdk.Record) *zoneView {
 			continue
 		}
 		for _, r := range rs {
-			if r.Type == "TXT" && ownedBy(r.Value, set.owner()) {
-				z.owned[target] = true
+			switch {
+			case r.Type != "TXT":
+			case ownedBy(r.Value, owner):
+				z.owned[target], z.marks[target] = true, strings.Trim(r.Value, `"`)
+			default:
+				z.foreign[target] = true
 			}
 		}
 	}
@@ -254,13 +339,20 @@ func (s *Service) ensure(ctx context.Context, dns pluginclient.DNSProvider, set 
 	zone := set.ZoneName()
 	if !z.owned[name] {
 		if len(present) > 0 {
-			return fmt.Errorf("%s already has a %s record that is not Berth's (no ownership record at %s); Berth leaves it alone", name, present[0].Type, ownerName(name))
+			return conflictf("%s already has a %s record that is not Berth's (no ownership record at %s); Berth leaves it alone", name, present[0].Type, ownerName(name))
 		}
-		// Mark the name first: a pass cut short after this still knows
-		// the name is Berth's, never the reverse.
-		mark := sdk.Record{Name: z.rel(ownerName(name)), Type: "TXT", Value: ownership(set.owner(), w.resource), TTL: set.ttl()}
-		if _, err := dns.SetRecords(ctx, sdk.RecordsChange{Zone: zone, Records: []sdk.Record{mark}}); err != nil {
-			return fmt.Errorf("marking %s as Berth's: %w", name, err)
+		if z.foreign[name] {
+			return conflictf("%s has an ownership record that is not this Berth's at %s (another Berth's, or someone's TXT); Berth leaves it alone", name, ownerName(name))
+		}
+	}
+	// Mark the name first: a pass cut short after this still knows the
+	// name is Berth's, never the reverse. A name Berth owns already is
+	// marked again when what it is for changed (a hostname's name that a
+	// cluster created since has as its own).
+	if mark := ownership(set.owner(), w.resource); z.marks[name] != mark {
+		rec := sdk.Record{Name: z.rel(ownerName(name)), Type: "TXT", Value: mark, TTL: set.ttl()}
+		if _, err := dns.SetRecords(ctx, sdk.RecordsChange{Zone: zone, Records: []sdk.Record{rec}}); err != nil {
+			return pluginErrorf(err, "marking %s as Berth's", name)
 		}
 	}
 	byType := map[string][]sdk.Record{}
@@ -280,7 +372,7 @@ func (s *Service) ensure(ctx context.Context, dns pluginclient.DNSProvider, set 
 		switch {
 		case len(want) == 0 && len(have) > 0:
 			if _, err := dns.DeleteRecords(ctx, sdk.RecordsChange{Zone: zone, Records: have}); err != nil {
-				return fmt.Errorf("deleting %s's %s records: %w", name, typ, err)
+				return pluginErrorf(err, "deleting %s's %s records", name, typ)
 			}
 		case len(want) > 0 && !sameRecords(have, want, set.ttl()):
 			recs := make([]sdk.Record, len(want))
@@ -288,16 +380,16 @@ func (s *Service) ensure(ctx context.Context, dns pluginclient.DNSProvider, set 
 				recs[i] = sdk.Record{Name: z.rel(name), Type: typ, Value: recordValue(typ, v), TTL: set.ttl()}
 			}
 			if _, err := dns.SetRecords(ctx, sdk.RecordsChange{Zone: zone, Records: recs}); err != nil {
-				return fmt.Errorf("writing %s's %s record: %w", name, typ, err)
+				return pluginErrorf(err, "writing %s's %s record", name, typ)
 			}
 		}
 	}
 	return nil
 }
 
-// remove deletes what Berth wrote at name, then its ownership record.
-func (s *Service) remove(ctx context.Context, dns pluginclient.DNSProvider, set Settings, z *zoneView, name string) error {
-	zone := set.ZoneName()
+// remove deletes what Berth (as owner) wrote at name in zone, then its
+// ownership record.
+func (s *Service) remove(ctx context.Context, dns pluginclient.DNSProvider, zone, owner string, z *zoneView, name string) error {
 	var recs []sdk.Record
 	for _, r := range z.byName[name] {
 		if slices.Contains(managedTypes, r.Type) {
@@ -306,17 +398,17 @@ func (s *Service) remove(ctx context.Context, dns pluginclient.DNSProvider, set 
 	}
 	if len(recs) > 0 {
 		if _, err := dns.DeleteRecords(ctx, sdk.RecordsChange{Zone: zone, Records: recs}); err != nil {
-			return fmt.Errorf("deleting %s: %w", name, err)
+			return pluginErrorf(err, "deleting %s", name)
 		}
 	}
 	var marks []sdk.Record
 	for _, r := range z.byName[ownerName(name)] {
-		if r.Type == "TXT" && ownedBy(r.Value, set.owner()) {
+		if r.Type == "TXT" && ownedBy(r.Value, owner) {
 			marks = append(marks, r)
 		}
 	}
 	if _, err := dns.DeleteRecords(ctx, sdk.RecordsChange{Zone: zone, Records: marks}); err != nil {
-		return fmt.Errorf("deleting %s's ownership record: %w", name, err)
+		return pluginErrorf(err, "deleting %s's ownership record", name)
 	}
 	return nil
 }
@@ -348,12 +440,21 @@ func sameRecords(have []sdk.Record, want []string, ttl time.Duration) bool {
 	return slices.Equal(got, w)
 }
 
+// flapWindow is how long after a told recovery a new failure waits to
+// be told (unless it lasts that long): a flapping zone sends at most two
+// events a window, not two a pass.
+const flapWindow = 15 * time.Minute
+
 // passState is the outcome of the last pass, for the events of its
 // transitions. One record, "pass".
 type passState struct {
 	Failing bool      `json:"failing"`
 	Since   time.Time `json:"since"`
 	Error   string    `json:"error,omitempty"`
+	// Told: this failure was sent as dns.sync_failed. Recovered: when
+	// the last told failure ended (dns.recovered).
+	Told      bool      `json:"told,omitempty"`
+	Recovered time.Time `json:"recovered,omitzero"`
 }
 
 var passStates = store.NewTable[passState]("dns_pass")
@@ -363,10 +464,11 @@ var passStates = store.NewTable[passState]("dns_pass")
 // fleet of hostnames costs the store nothing every 30 s.
 const syncRefresh = 5 * time.Minute
 
-// record writes each cluster's and binding's outcome, removes bindings of
-// deleted clusters, and emits dns.sync_failed or dns.recovered when the
-// pass's outcome changed. wants is nil when managed DNS is off.
-func (s *Service) record(p pass, wants map[string]want, outcome map[string]error, passErr error, check map[string]resolution) error {
+// record writes each cluster's and binding's outcome (refused: by
+// binding id, the bindings not written), removes bindings of deleted
+// clusters, and emits dns.sync_failed or dns.recovered when the pass's
+// outcome changed. wants is nil when managed DNS is off.
+func (s *Service) record(p pass, wants map[string]want, refused, outcome map[string]error, passErr error, check map[string]resolution) error {
 	now := s.now()
 	return s.db.Update(func(tx *store.Tx) error {
 		for _, b := range p.bindings {
@@ -377,7 +479,7 @@ func (s *Service) record(p pass, wants map[string]want, outcome map[string]error
 			if err != nil {
 				return err
 			}
-			if !slices.Contains(p.live, cur.Cluster) {
+			if !p.fleet.holds(cur) {
 				if err := bindings.Delete(tx, cur.ID); err != nil {
 					return err
 				}
@@ -385,9 +487,12 @@ func (s *Service) record(p pass, wants map[string]want, outcome map[string]error
 			}
 			next := *cur
 			next.DNSScope = scope(p.set, cur.Hostname)
-			if next.DNSScope == SelfManaged {
+			switch {
+			case refused[cur.ID] != nil:
+				applyOutcome(&next.DNSStatus, &next.DNSMessage, &next.DNSLastSyncedAt, &next.DNSLastError, &next.DNSLastErrorAt, refused[cur.ID], now)
+			case next.DNSScope == SelfManaged:
 				next.DNSStatus, next.DNSMessage = NotManaged, ""
-			} else {
+			default:
 				applyOutcome(&next.DNSStatus, &next.DNSMessage, &next.DNSLastSyncedAt, &next.DNSLastError, &next.DNSLastErrorAt, outcome[cur.Hostname], now)
 			}
 			if r, ok := check[cur.ID]; ok {
@@ -455,7 +560,7 @@ func (s *Service) recordClusters(tx *store.Tx, p pass, outcome map[string]error,
 // applyOutcome sets a name's DNS status from its pass's outcome.
 func applyOutcome(status, message *string, syncedAt *(*time.Time), lastErr *string, errAt *(*time.Time), err error, now time.Time) {
 	if err != nil {
-		*status, *message, *lastErr = Error, firstLine(err), firstLine(err)
+		*status, *message, *lastErr = Error, memberText(err), memberText(err)
 		t := now
 		*errAt = &t
 		return
@@ -469,7 +574,10 @@ func applyOutcome(status, message *string, syncedAt *(*time.Time), lastErr *stri
 }
 
 // recordPass emits the transitions of the whole pass: dns.sync_failed when
-// it starts failing, dns.recovered when it passes again.
+// it starts failing, dns.recovered when it passes again. A failure within
+// flapWindow of the last recovery is told only once it has lasted
+// flapWindow (and its end only if it was told): a flapping zone is not a
+// flood of events.
 func (s *Service) recordPass(tx *store.Tx, passErr error, now time.Time) error {
 	prev, err := passStates.Get(tx, "pass")
 	if errors.Is(err, store.ErrNotFound) {
@@ -478,24 +586,31 @@ func (s *Service) recordPass(tx *store.Tx, passErr error, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	failing := passErr != nil
-	if failing == prev.Failing {
-		return nil
+	next := *prev
+	switch {
+	case passErr != nil && !prev.Failing:
+		next = passState{Failing: true, Since: now, Recovered: prev.Recovered}
+	case passErr == nil && prev.Failing:
+		next = passState{Since: now, Recovered: prev.Recovered}
+		if prev.Told {
+			next.Recovered = now
+			if err := events.Emit(tx, events.Event{Type: events.DNSRecovered, Time: now,
+				Summary: "The DNS zone is in line with Berth again.",
+				Data:    map[string]string{"down_for": now.Sub(prev.Since).Round(time.Second).String()}}); err != nil {
+				return err
+			}
+		}
 	}
-	next := passState{Failing: failing, Since: now}
-	if failing {
-		next.Error = firstLine(passErr)
+	if next.Failing && !next.Told && (next.Recovered.IsZero() || now.Sub(next.Recovered) >= flapWindow || now.Sub(next.Since) >= flapWindow) {
+		next.Told, next.Error = true, firstLine(passErr)
 		if err := events.Emit(tx, events.Event{Type: events.DNSSyncFailed, Time: now,
 			Summary: "Berth could not bring the DNS zone in line: " + next.Error,
 			Data:    map[string]string{"error": next.Error}}); err != nil {
 			return err
 		}
-	} else {
-		if err := events.Emit(tx, events.Event{Type: events.DNSRecovered, Time: now,
-			Summary: "The DNS zone is in line with Berth again.",
-			Data:    map[string]string{"down_for": now.Sub(prev.Since).Round(time.Second).String()}}); err != nil {
-			return err
-		}
+	}
+	if next == *prev {
+		return nil
 	}
 	return passStates.Put(tx, "pass", &next)
 }
@@ -515,12 +630,19 @@ func moved(before, after *time.Time) bool {
 	return (before == nil) != (after == nil) || (before != nil && !before.Equal(*after))
 }
 
-// firstLine is err's text cut to one line of at most 300 characters, for
-// status fields.
-func firstLine(err error) string {
-	msg, _, _ := strings.Cut(err.Error(), "\n")
-	if len(msg) > 300 {
-		msg = msg[:300] + "…"
+// firstLine is err's text cut to one line of at most 300 bytes (and
+// whole characters), for status fields and events.
+func firstLine(err error) string { return cut(err.Error()) }
+
+// cut is msg's first line, at most 300 bytes of whole characters.
+func cut(msg string) string {
+	msg, _, _ = strings.Cut(msg, "\n")
+	if len(msg) <= 300 {
+		return msg
 	}
-	return msg
+	i := 300
+	for i > 0 && !utf8.RuneStart(msg[i]) {
+		i--
+	}
+	return msg[:i] + "…"
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -142,8 +143,12 @@ func (s *Settings) normalize() error {
 		return fault.New(fault.Invalid, "ttl must be from 30 to 86400 seconds")
 	}
 	if s.Resolver != "" {
+		// An address, not a name (which would need a resolver to find);
+		// a port number (a service name would be looked up).
 		host, port, err := net.SplitHostPort(s.Resolver)
-		if _, perr := netip.ParseAddr(host); err != nil || perr != nil || port == "" {
+		_, perr := netip.ParseAddr(host)
+		n, nerr := strconv.Atoi(port)
+		if err != nil || perr != nil || nerr != nil || n < 1 || n > 65535 {
 			return fault.New(fault.Invalid, "resolver must be an IP address and port, e.g. 1.1.1.1:53")
 		}
 	}
