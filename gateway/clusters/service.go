@@ -973,13 +973,14 @@ func (s *Service) Call(p *identity.Principal, name, method, path, contentType st
 	return s.pool.Do(name, method, path, id, contentType, body, s.opts.ProbeTimeout*3)
 }
 
-// LiveNames returns the names of the clusters that are not deleted, read
-// within tx (the DNS reconciler wants the store's truth, not a cache).
-func LiveNames(tx *store.Tx) ([]string, error) {
-	var out []string
+// Live returns the clusters that are not deleted, each with the time it
+// was created, read within tx (managed DNS wants the store's truth, not a
+// cache, and tells a re-created cluster from the one it replaced).
+func Live(tx *store.Tx) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
 	err := records.Scan(tx, store.ScanOptions{}, func(name string, r *Record) (bool, error) {
 		if r.Live() {
-			out = append(out, name)
+			out[name] = r.CreatedAt
 		}
 		return true, nil
 	})

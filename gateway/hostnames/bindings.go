@@ -79,23 +79,13 @@ type ClusterDNS struct {
 
 var clusterStates = store.NewTable[ClusterDNS]("dns_cluster_states")
 
-// clusterTable is the clusters package's table, read here (never
-// written) for when each live cluster was created.
-var clusterTable = store.NewTable[clusters.Record]("clusters")
-
 // fleet is the live clusters, each with the time it was created.
 type fleet map[string]time.Time
 
 // readFleet reads the live clusters.
 func readFleet(tx *store.Tx) (fleet, error) {
-	f := fleet{}
-	err := clusterTable.Scan(tx, store.ScanOptions{}, func(name string, r *clusters.Record) (bool, error) {
-		if r.Live() {
-			f[name] = r.CreatedAt
-		}
-		return true, nil
-	})
-	return f, err
+	f, err := clusters.Live(tx)
+	return fleet(f), err
 }
 
 // names are the live clusters' names, sorted.
