@@ -197,3 +197,21 @@ func Merge(parts []*Collector, meta string) ([]byte, error) {
 	lead.result = body
 	return body, nil
 }
+
+// Apply returns obj, the raw JSON of one object, with t set in its
+// metadata.annotations, as a union's items get it: for watch events.
+func (t *Tag) Apply(obj string) (string, error) { return t.apply(obj) }
+
+// MatchTagged reports whether object, one JSON object of the union source
+// tagged t (nil: no union), satisfies every term.
+func (s Selector) MatchTagged(object string, t *Tag) bool {
+	return s.matchTagged(rootOf(object), t)
+}
+
+// Everything is the Query of a union asked for without list parameters:
+// every item, in the default order, on one page. NewCollector bounds the
+// page by Limits.MaxItems.
+func Everything() *Query {
+	fp, _ := compilePath(DefaultSortName)
+	return &Query{PageSize: 999_999_999, PageNum: 1, SortName: DefaultSortName, SortOrder: Asc, SortFunc: SortString, sortPath: &fp}
+}
