@@ -356,7 +356,9 @@ func (fl *fleetList) fetch(m FleetMember, path string) (*listquery.Collector, *F
 			return nil, failure
 		}
 		if next == "" {
-			return coll, nil
+			// The merge runs under the list's context; this cluster's
+			// ends when fetch returns.
+			return coll.WithContext(fl.lctx), nil
 		}
 	}
 }
