@@ -399,3 +399,74 @@ func TestFilteredWatchEndToEnd(t *testing.T) {
 	}
 	t.Logf("30 fleet watch cycles: goroutines %d → %d, heap in use %d → %d", g0, g1, h0, h1)
 }
+
+func TestFleetNodesEndToEnd(t *testing.T) {
+	f := startFleetE2E(t)
+	f.mustKubectl(t, f.kc, `apiVersion: v1
+kind: Node
+metadata: {name: edge-1, labels: {node-role.kubernetes.io/worker: ""}}
+spec: {unschedulable: true}
+`, "apply", "-f", "-")
+	f.mustKubectl(t, f.kc, "", "patch", "node", "edge-1", "--subresource=status", "--type=merge", "-p",
+		`{"status":{"conditions":[{"type":"Ready","status":"True","reason":"KubeletReady","lastHeartbeatTime":null,"lastTransitionTime":"2026-01-01T00:00:00Z"}],"addresses":[{"type":"InternalIP","address":"10.0.0.7"},{"type":"Hostname","address":"edge-1"}],"nodeInfo":{"kubeletVersion":"v1.31.0","containerRuntimeVersion":"containerd://2.0.0","kernelVersion":"6.1.0","osImage":"Debian","machineID":"","systemUUID":"","bootID":"","kubeProxyVersion":"","operatingSystem":"linux","architecture":"amd64"}}}`)
+
+	var all struct {
+		Items []map[string]any
+		Total int
+		Failed []struct {
+			Cluster string
+			Code    int
+		} `json:"failed_clusters"`
+	}
+	json.Unmarshal(f.must(t, 200, "GET", "/api/v1/nodes", nil, bearer(f.admin)), &all)
+	seen := map[string]bool{}
+	for _, n := range all.Items {
+		if n["name"] == "edge-1" {
+			seen[n["cluster"].(string)] = true
+			if n["status"] != "Ready" || n["unschedulable"] != true || n["kubelet_version"] != "v1.31.0" || n["container_runtime_version"] != "containerd://2.0.0" || fmt.Sprint(n["roles"]) != "[worker]" || !strings.Contains(fmt.Sprint(n["addresses"]), "10.0.0.7") {
+				t.Errorf("node: %v", n)
+			}
+		}
+	}
+	if !seen["a"] || !seen["b"] || !seen["e2e"] || len(all.Failed) != 0 {
+		t.Errorf("admin's fleet nodes: %+v", all)
+	}
+	// Bob's roles there do not include nodes: each cluster's RBAC refuses
+	// him, and each is named.
+	var bobs struct {
+		Items  []map[string]any
+		Failed []struct {
+			Cluster string
+			Code    int
+		} `json:"failed_clusters"`
+	}
+	json.Unmarshal(f.must(t, 200, "GET", "/api/v1/nodes", nil, bearer(f.bob)), &bobs)
+	if len(bobs.Items) != 0 || len(bobs.Failed) != 2 || bobs.Failed[0].Cluster != "a" || bobs.Failed[0].Code != 403 || bobs.Failed[1].Cluster != "b" {
+		t.Errorf("bob's fleet nodes: %+v", bobs)
+	}
+
+	// The node history of the fleet.
+	f.Gateway.fleetOps.history.ObserveAll(context.Background())
+	var evs struct {
+		Items []struct{ Cluster, Node, Kind string }
+		Total int
+	}
+	json.Unmarshal(f.must(t, 200, "GET", "/api/v1/node-events?node=edge-1&type=joined", nil, bearer(f.admin)), &evs)
+	if evs.Total != 3 || len(evs.Items) != 3 {
+		t.Errorf("joined events of edge-1: %+v", evs)
+	}
+	json.Unmarshal(f.must(t, 200, "GET", "/api/v1/node-events?cluster=b&limit=1", nil, bearer(f.bob)), &evs)
+	if len(evs.Items) != 1 || evs.Items[0].Cluster != "b" || evs.Total < 2 {
+		t.Errorf("bob's events of b: %+v", evs)
+	}
+	for _, q := range []struct {
+		query string
+		code  int
+	}{
+		{"cluster=e2e", 404}, {"cluster=nope", 404}, {"type=exploded", 400}, {"limit=0", 400}, {"limit=1001", 400}, {"limit=x", 400},
+	} {
+		if st, body, _ := f.call(t, "GET", "/api/v1/node-events?"+q.query, nil, bearer(f.bob)); st != q.code {
+			t.Errorf("node-events?%s: %d %s", q.query, st, body)
+		}
+	}
+}

@@ -138,13 +138,13 @@ func TestUnionBudgetReturnsToBody(t *testing.T) {
 func TestTagApply(t *testing.T) {
 	tg := NewTag("berth.dev/cluster", "prod")
 	cases := map[string]string{
-		`{}`:                                  `{"metadata":{"annotations":{"berth.dev/cluster":"prod"}}}`,
-		`{"kind":"Pod"}`:                      `{"metadata":{"annotations":{"berth.dev/cluster":"prod"}},"kind":"Pod"}`,
-		`{"metadata":null}`:                   `{"metadata":{"annotations":{"berth.dev/cluster":"prod"}}}`,
-		`{"metadata":{ }}`:                    `{"metadata":{"annotations":{"berth.dev/cluster":"prod"} }}`,
-		`{"metadata":{"name":"x"}}`:           `{"metadata":{"annotations":{"berth.dev/cluster":"prod"},"name":"x"}}`,
-		`{"metadata":{"annotations":{}}}`:     `{"metadata":{"annotations":{"berth.dev/cluster":"prod"}}}`,
-		`{"metadata":{"annotations":"bad"}}`:  `{"metadata":{"annotations":{"berth.dev/cluster":"prod"}}}`,
+		`{}`:                                 `{"metadata":{"annotations":{"berth.dev/cluster":"prod"}}}`,
+		`{"kind":"Pod"}`:                     `{"metadata":{"annotations":{"berth.dev/cluster":"prod"}},"kind":"Pod"}`,
+		`{"metadata":null}`:                  `{"metadata":{"annotations":{"berth.dev/cluster":"prod"}}}`,
+		`{"metadata":{ }}`:                   `{"metadata":{"annotations":{"berth.dev/cluster":"prod"} }}`,
+		`{"metadata":{"name":"x"}}`:          `{"metadata":{"annotations":{"berth.dev/cluster":"prod"},"name":"x"}}`,
+		`{"metadata":{"annotations":{}}}`:    `{"metadata":{"annotations":{"berth.dev/cluster":"prod"}}}`,
+		`{"metadata":{"annotations":"bad"}}`: `{"metadata":{"annotations":{"berth.dev/cluster":"prod"}}}`,
 		`{"a":1,"metadata":{"annotations":{"berth.dev/cluster":"evil","k":"v"},"name":"x"},"z":[]}`: `{"a":1,"metadata":{"annotations":{"berth.dev/cluster":"prod","k":"v"},"name":"x"},"z":[]}`,
 	}
 	for in, want := range cases {
