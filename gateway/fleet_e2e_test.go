@@ -411,8 +411,8 @@ spec: {unschedulable: true}
 		`{"status":{"conditions":[{"type":"Ready","status":"True","reason":"KubeletReady","lastHeartbeatTime":null,"lastTransitionTime":"2026-01-01T00:00:00Z"}],"addresses":[{"type":"InternalIP","address":"10.0.0.7"},{"type":"Hostname","address":"edge-1"}],"nodeInfo":{"kubeletVersion":"v1.31.0","containerRuntimeVersion":"containerd://2.0.0","kernelVersion":"6.1.0","osImage":"Debian","machineID":"","systemUUID":"","bootID":"","kubeProxyVersion":"","operatingSystem":"linux","architecture":"amd64"}}}`)
 
 	var all struct {
-		Items []map[string]any
-		Total int
+		Items  []map[string]any
+		Total  int
 		Failed []struct {
 			Cluster string
 			Code    int
