@@ -154,6 +154,29 @@ func (p *Proxy) ServeFleet(ctx *fasthttp.RequestCtx, t FleetTarget, members []Fl
 	p.serveFleetList(ctx, ft, members)
 }
 
+// fleetRequest builds one GET of a fleet request to u from src, a copy of
+// the client's headers of the goroutine's own: the fan-out's goroutines
+// must not read the client's request, which fasthttp does not let several
+// goroutines read at once.
+func fleetRequest(src *fasthttp.RequestHeader, u *upstream, t Target, id Identity) *fasthttp.Request {
+	req := fasthttp.AcquireRequest()
+	req.Header.DisableNormalizing()
+	req.URI().DisablePathNormalizing = true
+	req.Header.SetMethod(fasthttp.MethodGet)
+	copyRequestHeaders(&req.Header, src, false)
+	setIdentity(&req.Header, u.token, id)
+	req.SetRequestURI(u.uri(t))
+	return req
+}
+
+// clientHeader copies the client's request headers, in the handler's
+// goroutine, for one goroutine of a fan-out.
+func clientHeader(ctx *fasthttp.RequestCtx) *fasthttp.RequestHeader {
+	h := new(fasthttp.RequestHeader)
+	ctx.Request.Header.CopyTo(h)
+	return h
+}
+
 // lockedLease is a listLease shared by the goroutines of one fleet list.
 type lockedLease struct {
 	mu sync.Mutex
@@ -185,7 +208,6 @@ var errClusterTime = errors.New("cluster time spent")
 // fleetList is the shared state of one fleet list's fetches.
 type fleetList struct {
 	p       *Proxy
-	ctx     *fasthttp.RequestCtx
 	lctx    context.Context
 	stop    context.CancelCauseFunc // fails the whole list
 	q       *listquery.Query
@@ -244,13 +266,14 @@ func (p *Proxy) serveFleetList(ctx *fasthttp.RequestCtx, t Target, members []Fle
 	if strings.Contains(string(ctx.Request.Header.Peek("Accept")), "as=Table") {
 		accept = "application/json;as=Table;v=v1;g=meta.k8s.io, application/json"
 	}
-	fl := &fleetList{p: p, ctx: ctx, lctx: lctx, stop: fail, q: q, lease: lease, accept: accept, baseQry: values}
+	fl := &fleetList{p: p, lctx: lctx, stop: fail, q: q, lease: lease, accept: accept, baseQry: values}
 
 	parts := make([]*listquery.Collector, len(members))
 	failures := make([]*FleetFailure, len(members))
 	sem := make(chan struct{}, p.opts.FleetConcurrency)
 	var wg sync.WaitGroup
 	for i, m := range members {
+		hdr := clientHeader(ctx)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -260,7 +283,7 @@ func (p *Proxy) serveFleetList(ctx *fasthttp.RequestCtx, t Target, members []Fle
 			case <-lctx.Done():
 				return
 			}
-			parts[i], failures[i] = fl.fetch(m, t.Path)
+			parts[i], failures[i] = fl.fetch(m, t.Path, hdr)
 		}()
 	}
 	wg.Wait()
@@ -320,7 +343,7 @@ func nonNilF(s []FleetFailure) []FleetFailure {
 // fetch lists one member's collection into a tagged Collector. A failure
 // of the cluster's own is returned as a FleetFailure; one that fails the
 // whole list (a budget, the client leaving) stops fl and returns nothing.
-func (fl *fleetList) fetch(m FleetMember, path string) (*listquery.Collector, *FleetFailure) {
+func (fl *fleetList) fetch(m FleetMember, path string, hdr *fasthttp.RequestHeader) (*listquery.Collector, *FleetFailure) {
 	p := fl.p
 	u := p.opts.Pool.get(m.Cluster)
 	if u == nil {
@@ -340,7 +363,7 @@ func (fl *fleetList) fetch(m FleetMember, path string) (*listquery.Collector, *F
 		if next != "" {
 			values.Set("continue", next)
 		}
-		body, failure, err := fl.chunk(cctx, u, Target{Cluster: m.Cluster, Path: path, Query: values.Encode()}, m.Identity, &buf)
+		body, failure, err := fl.chunk(cctx, u, Target{Cluster: m.Cluster, Path: path, Query: values.Encode()}, m.Identity, hdr, &buf)
 		if err == nil && failure == nil {
 			seen := coll.Seen()
 			next, err = coll.Add(body)
@@ -400,12 +423,12 @@ func (fl *fleetList) failure(cctx context.Context, u *upstream, err error) *Flee
 // chunk gets one chunk of one cluster's list into *buf, taking its growth
 // from the lease. A cluster's non-200 answer is its FleetFailure, with the
 // message of its Status.
-func (fl *fleetList) chunk(cctx context.Context, u *upstream, t Target, id Identity, buf *[]byte) ([]byte, *FleetFailure, error) {
+func (fl *fleetList) chunk(cctx context.Context, u *upstream, t Target, id Identity, hdr *fasthttp.RequestHeader, buf *[]byte) ([]byte, *FleetFailure, error) {
 	p := fl.p
 	if err := context.Cause(cctx); err != nil {
 		return nil, nil, err
 	}
-	req := p.newRequest(fl.ctx, u, t, id, false)
+	req := fleetRequest(hdr, u, t, id)
 	req.Header.Set("Accept", fl.accept)
 	req.Header.Del("Accept-Encoding")
 	timeout := p.opts.RequestTimeout

@@ -104,13 +104,15 @@ func (p *Proxy) serveWatch(ctx *fasthttp.RequestCtx, t Target, members []FleetMe
 	// Open them, at most FleetConcurrency at once.
 	sem := make(chan struct{}, p.opts.FleetConcurrency)
 	var wg sync.WaitGroup
+	scheme, host := requestOrigin(ctx)
 	for _, w := range parts {
+		hdr := clientHeader(ctx)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			w.open(p, ctx, Target{Cluster: w.u.name, Path: t.Path, Query: query})
+			w.open(p, hdr, scheme, host, Target{Cluster: w.u.name, Path: t.Path, Query: query})
 		}()
 	}
 	wg.Wait()
@@ -205,8 +207,8 @@ type watchPart struct {
 }
 
 // open asks the cluster for the watch, as JSON.
-func (w *watchPart) open(p *Proxy, ctx *fasthttp.RequestCtx, t Target) {
-	req := p.newRequest(ctx, w.u, t, w.id, false)
+func (w *watchPart) open(p *Proxy, hdr *fasthttp.RequestHeader, scheme, host string, t Target) {
+	req := fleetRequest(hdr, w.u, t, w.id)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Del("Accept-Encoding")
 	resp := fasthttp.AcquireResponse()
@@ -221,11 +223,15 @@ func (w *watchPart) open(p *Proxy, ctx *fasthttp.RequestCtx, t Target) {
 		return
 	}
 	p.opts.Observer.Request(w.u.name, "GET", resp.StatusCode(), time.Since(start))
-	if resp.StatusCode() != fasthttp.StatusOK || foreignRedirect(ctx, &resp.Header) {
+	foreign := false
+	if code := resp.StatusCode(); code >= 300 && code <= 399 && len(resp.Header.Peek(fasthttp.HeaderLocation)) > 0 {
+		foreign = !sameOrigin(string(resp.Header.Peek(fasthttp.HeaderLocation)), scheme, host)
+	}
+	if resp.StatusCode() != fasthttp.StatusOK || foreign {
 		// Read the refusal whole (a Status is small), for its message.
 		body, _ := readAllLimit(resp, 1<<20, new(bytes.Buffer))
 		code := resp.StatusCode()
-		if foreignRedirect(ctx, &resp.Header) {
+		if foreign {
 			code, body = fasthttp.StatusBadGateway, nil
 			resp.Header.Del(fasthttp.HeaderLocation)
 		}
