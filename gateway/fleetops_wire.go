@@ -17,6 +17,7 @@ import (
 type fleetOps struct {
 	history    *nodes.History
 	historyAPI *nodes.HistoryHandlers
+	fleetNodes *nodes.FleetHandlers
 	breakGlass *breakglass.Handlers
 	// sweeper revokes break-glass access that is no longer held; it runs
 	// as a component (components.go), as does history's observer.
@@ -37,6 +38,10 @@ func (g *Gateway) initFleetOps() {
 		_, ok := svc.Access(authn.PrincipalFrom(ctx), cluster)
 		return ok
 	})
+	g.fleetOps.fleetNodes = nodes.NewFleetHandlers(nodes.NewService(svc), g.fleetOps.history, func(p *identity.Principal) []string {
+		names, _ := svc.FleetSelection(p, "", "", false) // no names, no selector: cannot fail
+		return names
+	})
 	bg := breakglass.NewService(svc, g.identity, g.identity, g.audit, g.clock, g.log)
 	svc.OnRoleChange(bg.AccessChanged)
 	svc.OnUnregister(breakglass.Sweeper(), func(ctx context.Context, u clusters.Unregistered) {
@@ -50,6 +55,9 @@ func (g *Gateway) initFleetOps() {
 func (g *Gateway) fleetOpsRoutes() []authn.Route {
 	return []authn.Route{
 		{Method: fasthttp.MethodGet, Path: "/api/v1/clusters/{name}/node-events", Permission: identity.PermClustersRead, Handler: g.fleetOps.historyAPI.Events},
+		// The fleet's nodes: every cluster the caller reaches.
+		{Method: fasthttp.MethodGet, Path: "/api/v1/nodes", Permission: identity.PermClustersRead, Handler: g.fleetOps.fleetNodes.Nodes},
+		{Method: fasthttp.MethodGet, Path: "/api/v1/node-events", Permission: identity.PermClustersRead, Handler: g.fleetOps.fleetNodes.Events},
 		// POST /api/v1/clusters/{name}/kubeconfig with a password comes
 		// to breakGlass.AdminKubeconfig through kubeconfigRoutes.
 	}

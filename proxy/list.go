@@ -217,7 +217,7 @@ func (p *Proxy) fetchChunk(lctx context.Context, ctx *fasthttp.RequestCtx, u *up
 // as it really is, and a list that would overrun the budget stops reading
 // rather than allocating. When lctx ends, the body stream is closed, which
 // ends a read blocked on a slow cluster.
-func readChunk(lctx context.Context, resp *fasthttp.Response, limit int64, buf *[]byte, lease *listLease) ([]byte, error) {
+func readChunk(lctx context.Context, resp *fasthttp.Response, limit int64, buf *[]byte, lease listquery.Budget) ([]byte, error) {
 	b := (*buf)[:0]
 	defer func() { *buf = b }()
 	var s io.Reader = resp.BodyStream()

@@ -127,7 +127,7 @@ func (l *listLease) release() { l.Give(l.held) }
 // holds them as long as it reads.
 type leasedBody struct {
 	io.Reader
-	lease *listLease
+	lease interface{ release() }
 	once  sync.Once
 }
 

@@ -65,6 +65,16 @@ type Options struct {
 	MaxConcurrentLists int
 	// ListChunkSize is the limit= used to fetch a list in chunks.
 	ListChunkSize int
+	// FleetConcurrency bounds the clusters one fleet request (the fleet
+	// path) talks to at once.
+	FleetConcurrency int
+	// FleetClusterTime bounds the time one cluster of a fleet list may
+	// take; a cluster slower than that is left out of the answer.
+	FleetClusterTime time.Duration
+	// MaxFleetWatches bounds the clusters one fleet watch covers, each an
+	// upstream watch counted in that cluster's stream limits; a watch
+	// over more is refused with 400.
+	MaxFleetWatches int
 	// MaxRequestBodyBytes bounds a request body on its way to the cluster;
 	// zero means no bound. Bodies stream (the server must be set to stream
 	// them); a declared length over the bound is refused with 413 before
@@ -118,6 +128,15 @@ func New(opts Options) *Proxy {
 	}
 	if opts.ListChunkSize <= 0 {
 		opts.ListChunkSize = DefaultListChunkSize
+	}
+	if opts.FleetConcurrency <= 0 {
+		opts.FleetConcurrency = DefaultFleetConcurrency
+	}
+	if opts.FleetClusterTime <= 0 {
+		opts.FleetClusterTime = DefaultFleetClusterTime
+	}
+	if opts.MaxFleetWatches <= 0 {
+		opts.MaxFleetWatches = DefaultMaxFleetWatches
 	}
 	if opts.ListLimits.MaxBytes <= 0 {
 		opts.ListLimits.MaxBytes = DefaultMaxListBytes
@@ -180,6 +199,10 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx, t Target, id Identity) {
 	}
 	defer addNearMissWarnings(&ctx.Response.Header, t.Query)
 	switch {
+	case hasListParams(t.Query) && isStream(t):
+		// A watch with selector= is filtered (see serveWatch); sort and
+		// page parameters are refused there.
+		p.serveWatch(ctx, t, []FleetMember{{Cluster: t.Cluster, Identity: id}}, false)
 	case hasListParams(t.Query):
 		p.serveList(ctx, u, t, id)
 	case isStream(t):
@@ -434,17 +457,7 @@ func (p *Proxy) refuseRedirect(ctx *fasthttp.RequestCtx, u *upstream, code int) 
 // or when Berth's connections to it are all busy. Details go to the log;
 // the message names the kind, never an address.
 func (p *Proxy) upstreamError(ctx *fasthttp.RequestCtx, u *upstream, err error) {
-	var ne net.Error
-	code := fasthttp.StatusServiceUnavailable
-	msg := fmt.Sprintf("cluster %q is unreachable: %s", u.name, shortNetError(err))
-	busy := errors.Is(err, fasthttp.ErrNoFreeConns)
-	switch {
-	case busy:
-		msg = fmt.Sprintf("all of Berth's connections to cluster %q are busy", u.name)
-	case errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout) || (errors.As(err, &ne) && ne.Timeout()):
-		code = fasthttp.StatusGatewayTimeout
-		msg = fmt.Sprintf("cluster %q did not answer in time", u.name)
-	}
+	code, msg, busy := upstreamFailure(u, err)
 	p.log.Warn("proxy upstream error", "cluster", u.name, "err", err.Error())
 	p.opts.Observer.Request(u.name, string(ctx.Method()), code, 0)
 	WriteStatus(ctx, code, msg)
@@ -452,6 +465,24 @@ func (p *Proxy) upstreamError(ctx *fasthttp.RequestCtx, u *upstream, err error) 
 		// client-go waits and retries a 503 that carries Retry-After.
 		ctx.Response.Header.Set("Retry-After", "1")
 	}
+}
+
+// upstreamFailure is the code and message a failed round trip to u is
+// answered with (see upstreamError); busy: Berth's connections to it were
+// all in use.
+func upstreamFailure(u *upstream, err error) (code int, msg string, busy bool) {
+	var ne net.Error
+	code = fasthttp.StatusServiceUnavailable
+	msg = fmt.Sprintf("cluster %q is unreachable: %s", u.name, shortNetError(err))
+	busy = errors.Is(err, fasthttp.ErrNoFreeConns)
+	switch {
+	case busy:
+		msg = fmt.Sprintf("all of Berth's connections to cluster %q are busy", u.name)
+	case errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout) || (errors.As(err, &ne) && ne.Timeout()):
+		code = fasthttp.StatusGatewayTimeout
+		msg = fmt.Sprintf("cluster %q did not answer in time", u.name)
+	}
+	return code, msg, busy
 }
 
 // responseBody streams an upstream body to the client. fasthttp's server

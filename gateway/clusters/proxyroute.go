@@ -43,7 +43,17 @@ func (pr *ProxyRoute) Wrap(next fasthttp.RequestHandler) fasthttp.RequestHandler
 	return func(ctx *fasthttp.RequestCtx) {
 		t, err := proxy.ParseTarget(ctx.RequestURI())
 		if errors.Is(err, proxy.ErrNotProxy) {
-			next(ctx)
+			ft, ferr := proxy.ParseFleetTarget(ctx.RequestURI())
+			if errors.Is(ferr, proxy.ErrNotProxy) {
+				next(ctx)
+				return
+			}
+			ctx.SetUserValue(router.MatchedRoutePathParam, FleetRoutePattern)
+			if ferr != nil {
+				proxy.WriteStatus(ctx, fasthttp.StatusBadRequest, ferr.Error())
+				return
+			}
+			pr.serveFleet(ctx, ft)
 			return
 		}
 		ctx.SetUserValue(router.MatchedRoutePathParam, RoutePattern)

@@ -32,15 +32,30 @@ var ErrNotFound = fault.New(fault.NotFound, "not found")
 
 // Node is a node as the console shows it.
 type Node struct {
-	Name           string            `json:"name"`
-	Ready          bool              `json:"ready"`
-	Unschedulable  bool              `json:"unschedulable"`
-	Roles          []string          `json:"roles"`
-	KubeletVersion string            `json:"kubelet_version,omitempty"`
-	InternalIP     string            `json:"internal_ip,omitempty"`
-	OSImage        string            `json:"os_image,omitempty"`
-	Labels         map[string]string `json:"labels,omitempty"`
-	CreatedAt      time.Time         `json:"created_at"`
+	// Cluster is set in the fleet's node list (GET /api/v1/nodes).
+	Cluster       string   `json:"cluster,omitempty"`
+	Name          string   `json:"name"`
+	Ready         bool     `json:"ready"`
+	Unschedulable bool     `json:"unschedulable"`
+	Roles         []string `json:"roles"`
+	// Status is the Ready condition as the console words it: Ready,
+	// NotReady (False), Unknown (the kubelet stopped reporting), or ""
+	// before any kubelet reported.
+	Status                  string            `json:"status"`
+	KubeletVersion          string            `json:"kubelet_version,omitempty"`
+	ContainerRuntimeVersion string            `json:"container_runtime_version,omitempty"`
+	KernelVersion           string            `json:"kernel_version,omitempty"`
+	InternalIP              string            `json:"internal_ip,omitempty"`
+	Addresses               []Address         `json:"addresses"`
+	OSImage                 string            `json:"os_image,omitempty"`
+	Labels                  map[string]string `json:"labels,omitempty"`
+	CreatedAt               time.Time         `json:"created_at"`
+}
+
+// Address is one of a node's addresses (InternalIP, ExternalIP, Hostname).
+type Address struct {
+	Type    string `json:"type"`
+	Address string `json:"address"`
 }
 
 // k8sNode is the part of a Kubernetes Node Berth reads.
@@ -57,8 +72,10 @@ type k8sNode struct {
 		Conditions []struct{ Type, Status string }  `json:"conditions"`
 		Addresses  []struct{ Type, Address string } `json:"addresses"`
 		NodeInfo   struct {
-			KubeletVersion string `json:"kubeletVersion"`
-			OSImage        string `json:"osImage"`
+			KubeletVersion          string `json:"kubeletVersion"`
+			OSImage                 string `json:"osImage"`
+			ContainerRuntimeVersion string `json:"containerRuntimeVersion"`
+			KernelVersion           string `json:"kernelVersion"`
 		} `json:"nodeInfo"`
 	} `json:"status"`
 }
@@ -66,16 +83,19 @@ type k8sNode struct {
 func (n *k8sNode) view() Node {
 	v := Node{Name: n.Metadata.Name, Unschedulable: n.Spec.Unschedulable, Labels: n.Metadata.Labels,
 		KubeletVersion: n.Status.NodeInfo.KubeletVersion, OSImage: n.Status.NodeInfo.OSImage,
-		CreatedAt: n.Metadata.CreationTimestamp, Roles: []string{}}
+		ContainerRuntimeVersion: n.Status.NodeInfo.ContainerRuntimeVersion, KernelVersion: n.Status.NodeInfo.KernelVersion,
+		CreatedAt: n.Metadata.CreationTimestamp, Roles: []string{}, Addresses: []Address{}}
 	for _, c := range n.Status.Conditions {
 		if c.Type == "Ready" {
 			v.Ready = c.Status == "True"
+			v.Status = map[string]string{"True": "Ready", "False": "NotReady", "Unknown": "Unknown"}[c.Status]
 		}
 	}
 	for _, a := range n.Status.Addresses {
-		if a.Type == "InternalIP" {
+		if a.Type == "InternalIP" && v.InternalIP == "" {
 			v.InternalIP = a.Address
 		}
+		v.Addresses = append(v.Addresses, Address{Type: a.Type, Address: a.Address})
 	}
 	for k := range n.Metadata.Labels {
 		if role, ok := strings.CutPrefix(k, "node-role.kubernetes.io/"); ok && role != "" {

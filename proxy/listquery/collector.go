@@ -91,6 +91,7 @@ type Collector struct {
 	ctx  context.Context // set by WithContext
 	mem  Budget          // set by WithBudget; nil: nothing is counted
 	held int64           // bytes taken from mem and not given back
+	tag  *Tag            // set by WithTag, for one source of a union
 
 	result []byte // the body, once Result has built it
 }
@@ -393,7 +394,7 @@ func (c *Collector) addItem(chunk int, raw string) error {
 			obj = gjson.Result{}
 		}
 	}
-	if !c.sel.match(obj) {
+	if !c.sel.matchTagged(obj, c.tag) {
 		return nil
 	}
 	c.total++
@@ -405,8 +406,25 @@ func (c *Collector) addItem(chunk int, raw string) error {
 		e.ns = meta.Get("namespace").Str
 		e.name = meta.Get("name").Str
 	}
-	v, found := first(obj, c.path)
-	e.key = makeKey(v, found, c.ord.fn)
+	if c.tag != nil && c.path.text == c.tag.path {
+		e.key = makeKey(gjson.Result{Type: gjson.String, Str: c.tag.Value}, true, c.ord.fn)
+	} else {
+		v, found := first(obj, c.path)
+		e.key = makeKey(v, found, c.ord.fn)
+	}
+	if c.tag != nil {
+		e.src = c.tag.Value
+		if len(c.kept) == c.keep && c.ord.compare(&e, &c.kept[0]) >= 0 {
+			return nil // not on the page: no need to tag it
+		}
+		tagged, err := c.tagItem(raw)
+		if err != nil {
+			return fmt.Errorf("listquery: chunk %d: %w: item %d: %v", chunk, ErrMalformed, c.seen-1, err)
+		}
+		// The tagged copy is the item's own already; own() copies it
+		// once more with the keys, which keeps one code path.
+		e.raw = tagged
+	}
 	switch {
 	case len(c.kept) < c.keep:
 		if len(c.kept) == cap(c.kept) {
@@ -482,21 +500,52 @@ func (c *Collector) Result() ([]byte, error) {
 	if c.offset < len(c.kept) {
 		page = c.kept[c.offset:]
 	}
-	size := 64
-	for _, f := range c.header {
-		size += len(f.key) + len(f.value) + 2
-	}
-	for i := range page {
-		size += len(page[i].raw) + 1
-	}
-	size += 20 // the total's digits
-	if err := c.take(int64(size)); err != nil {
+	body, _, err := c.build(c.header, page, c.total)
+	if err != nil {
 		c.err = err
 		return nil, err
 	}
-	b := bytes.NewBuffer(make([]byte, 0, size))
+	// The body holds copies; the kept items and the header can go, and
+	// their bytes with them. The body's stay taken (see Held).
+	var kept int64
+	for i := range c.kept {
+		kept += c.kept[i].size()
+	}
+	for _, f := range c.header {
+		kept += int64(len(f.key) + len(f.value))
+	}
+	c.give(kept + int64(cap(c.kept))*entryBytes)
+	c.kept, c.header = nil, nil
+	c.result = body
+	return c.result, nil
+}
+
+// tagItem returns raw, an item (or a Table row), with c's tag set.
+func (c *Collector) tagItem(raw string) (string, error) {
+	if c.table {
+		return c.tag.applyRow(raw)
+	}
+	return c.tag.apply(raw)
+}
+
+// build writes the answer: header's members with the list member filled
+// with page, and total. The body's bytes are taken from the budget first;
+// size is how many.
+func (c *Collector) build(header []field, page []entry, total int) (body []byte, size int64, err error) {
+	n := 64
+	for _, f := range header {
+		n += len(f.key) + len(f.value) + 2
+	}
+	for i := range page {
+		n += len(page[i].raw) + 1
+	}
+	n += 20 // the total's digits
+	if err := c.take(int64(n)); err != nil {
+		return nil, 0, err
+	}
+	b := bytes.NewBuffer(make([]byte, 0, n))
 	b.WriteByte('{')
-	for i, f := range c.header {
+	for i, f := range header {
 		if i > 0 {
 			b.WriteByte(',')
 		}
@@ -515,36 +564,26 @@ func (c *Collector) Result() ([]byte, error) {
 		}
 		b.WriteByte(']')
 	}
-	if len(c.header) > 0 {
+	if len(header) > 0 {
 		b.WriteByte(',')
 	}
 	b.WriteString(`"total":`)
-	b.WriteString(strconv.Itoa(c.total))
+	b.WriteString(strconv.Itoa(total))
 	b.WriteByte('}')
-	// The body holds copies; the kept items and the header can go, and
-	// their bytes with them. The body's stay taken (see Held).
-	var kept int64
-	for i := range c.kept {
-		kept += c.kept[i].size()
-	}
-	for _, f := range c.header {
-		kept += int64(len(f.key) + len(f.value))
-	}
-	c.give(kept + int64(cap(c.kept))*entryBytes)
-	c.kept, c.header = nil, nil
-	c.result = b.Bytes()
-	return c.result, nil
+	return b.Bytes(), int64(n), nil
 }
 
 // sortKept sorts the kept items by c.ord with a heapsort, checking between
 // steps whether the context ended: the sort is O(n log n) like any other,
 // but it stops within a thousand steps when the client has left.
-func (c *Collector) sortKept() error {
+func (c *Collector) sortKept() error { return sortEntries(c, c.ord, c.kept) }
+
+// sortEntries heapsorts h by ord, stopping when c's context ends.
+func sortEntries(c *Collector, ord order, h []entry) error {
 	if err := c.stopped(); err != nil {
 		return err
 	}
-	h := c.kept
-	c.ord.heapify(h) // the worst item at the root
+	ord.heapify(h) // the worst item at the root
 	for end := len(h) - 1; end > 0; end-- {
 		if end%1024 == 0 {
 			if err := c.stopped(); err != nil {
@@ -552,7 +591,7 @@ func (c *Collector) sortKept() error {
 			}
 		}
 		h[0], h[end] = h[end], h[0]
-		c.ord.siftDown(h[:end], 0)
+		ord.siftDown(h[:end], 0)
 	}
 	return nil
 }

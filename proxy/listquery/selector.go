@@ -188,9 +188,24 @@ func (s Selector) Matches(object []byte) bool {
 	return s.match(rootOf(string(object)))
 }
 
-func (s Selector) match(root gjson.Result) bool {
+func (s Selector) match(root gjson.Result) bool { return s.matchTagged(root, nil) }
+
+// matchTagged is match for an item of a union, whose tag's field (the
+// cluster annotation) has the tag's value whatever the item says.
+func (s Selector) matchTagged(root gjson.Result, tg *Tag) bool {
 	for i := range s.terms {
-		if !s.terms[i].match(root) {
+		t := &s.terms[i]
+		if tg != nil && t.path.text == tg.path {
+			hit := t.matchText(tg.Value)
+			if t.op == opNotEq {
+				hit = !hit
+			}
+			if !hit {
+				return false
+			}
+			continue
+		}
+		if !t.match(root) {
 			return false
 		}
 	}

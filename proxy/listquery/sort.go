@@ -13,20 +13,25 @@ import (
 // sortKey is an item's value for the sort field, already converted for
 // the query's SortFunc so comparisons do no parsing.
 type sortKey struct {
-	ok    bool // false: field missing or not parseable; sorts last
 	s     string
-	isInt bool
 	i     int64
 	f     float64
 	t     time.Time
+	ok    bool // false: field missing or not parseable; sorts last
+	isInt bool // (the bools last: packed together, an entry is 8 bytes smaller)
 }
 
 // entry is one kept item: its raw JSON plus what ordering needs.
 type entry struct {
 	raw      string
 	ns, name string
-	key      sortKey
-	seq      int // arrival order, the last tie-break: it makes the order total
+	// src is the source of the item in a union (Tag's value: the
+	// cluster), "" otherwise. Two clusters may each hold web/nginx; the
+	// source orders them before arrival does, since arrival from
+	// clusters answering concurrently is not repeatable.
+	src string
+	key sortKey
+	seq int // arrival order, the last tie-break: it makes the order total
 }
 
 // size is the bytes own allocates for the entry.
@@ -138,6 +143,9 @@ func (o order) compare(a, b *entry) int {
 		return c
 	}
 	if c := strings.Compare(a.name, b.name); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.src, b.src); c != 0 {
 		return c
 	}
 	return cmp.Compare(a.seq, b.seq)
