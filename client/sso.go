@@ -88,7 +88,13 @@ func (s *SSO) Login(ctx context.Context) (*Tokens, time.Time, error) {
 	cb := newCallback(state)
 	srv := &http.Server{Handler: cb, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	defer func() {
+		// Gracefully: the browser's tab gets its page before the
+		// listener goes.
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
 
 	redirect := "http://" + ln.Addr().String() + "/callback"
 	q := url.Values{"cli_redirect_uri": {redirect}, "cli_state": {state}, "cli_code_challenge": {challenge}}
@@ -190,8 +196,8 @@ func (cb *callback) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if d := q.Get("error_description"); d != "" {
 			msg += ": " + d
 		}
-		cb.result <- callbackResult{err: fmt.Errorf("single sign-on refused: %s", msg)}
 		page(w, http.StatusOK, "Sign-in failed: "+msg+". You can close this tab.")
+		cb.result <- callbackResult{err: fmt.Errorf("single sign-on refused: %s", msg)}
 		return
 	}
 	code := q.Get("code")
@@ -200,8 +206,9 @@ func (cb *callback) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cb.done = true
-	cb.result <- callbackResult{code: code}
+	// The page first: once the result is sent, the listener may close.
 	page(w, http.StatusOK, "Signed in. You can close this tab and return to the terminal.")
+	cb.result <- callbackResult{code: code}
 }
 
 func page(w http.ResponseWriter, status int, msg string) {
