@@ -508,7 +508,7 @@ func TestKubectlWithTheCredentialPlugin(t *testing.T) {
 func TestClientCommandsAgainstBerth(t *testing.T) {
 	e := startCLIEnv(t)
 	admin := e.newUser()
-	if _, errOut, err := admin.berth("", "login", e.base, "--username", "admin", "--password-stdin"); err == nil || !strings.Contains(errOut, "signed by an unknown authority") || !strings.Contains(errOut, "--certificate-authority") {
+	if _, errOut, err := admin.berth(cliAdminPassword+"\n", "login", e.base, "--username", "admin", "--password-stdin"); err == nil || !strings.Contains(errOut, "signed by an unknown authority") || !strings.Contains(errOut, "--certificate-authority") {
 		t.Errorf("login without trusting the self-signed certificate: %v\n%s", err, errOut)
 	}
 	if _, errOut, err := admin.berth("wrong-password\n", "login", e.base, "--username", "admin", "--password-stdin", "--certificate-authority", e.ca); err == nil || !strings.HasPrefix(errOut, "berth: ") || !strings.Contains(errOut, "HTTP 401") {
