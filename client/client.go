@@ -269,11 +269,6 @@ func (c *Client) Refresh(ctx context.Context, refreshToken string) (*Tokens, err
 	return &t, t.check()
 }
 
-// Logout ends the session of the client's token.
-func (c *Client) Logout(ctx context.Context) error {
-	return c.call(ctx, http.MethodPost, "/api/v1/auth/logout", true, nil, nil)
-}
-
 // Me is the caller as GET /api/v1/auth/me shows them.
 type Me struct {
 	ID          string   `json:"id"`

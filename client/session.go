@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -228,7 +229,7 @@ func (s *Store) Logout(ctx context.Context, server string) error {
 		}
 		cl := &Client{Server: server, HTTP: hc, UserAgent: UserAgent}
 		// Not through call: a 401 here means the session is already over.
-		if _, err := cl.send(ctx, "POST", "/api/v1/auth/logout", cred.Token, nil); err != nil && !IsUnauthenticated(err) {
+		if _, err := cl.send(ctx, http.MethodPost, "/api/v1/auth/logout", cred.Token, nil); err != nil && !IsUnauthenticated(err) {
 			return &keepError{fmt.Errorf("signed out here, but Berth could not be told, so the session may live on until it expires: %w", err)}
 		}
 		return nil
