@@ -1,7 +1,8 @@
-# Berth's build. The two commands a newcomer needs:
+# Berth's build. The three commands a newcomer needs:
 #   make run    build and start Berth on the embedded default configuration
 #   make test   every test: formatting, vet, unit, race and end-to-end
-# Both set up what they need on a fresh Debian machine with only Go installed.
+#   make demo   Berth, a local cluster and kubectl through it (make demo-stop)
+# They set up what they need on a fresh Debian machine with only Go installed.
 
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -10,7 +11,7 @@ LDFLAGS := -X github.com/berthgw/berth/gateway.Version=$(VERSION)
 # its own module so plugin authors do not inherit the gateway's dependencies.
 MODULES := . sdk plugins/provisioner-local plugins/notify plugins/billing-stripe plugins/dns-rfc2136 plugins/dns-cloudflare
 
-.PHONY: all build run test fmt-check vet unit e2e-tools pebble helm bench bench-proxy fuzz proto clean
+.PHONY: all build run demo demo-stop test fmt-check vet unit e2e-tools pebble helm bench bench-proxy fuzz proto clean
 
 all: build
 
@@ -27,6 +28,16 @@ build:
 
 run: build
 	./bin/berth serve
+
+# Berth in the background with provisioner-local, a local cluster made
+# through it, a kubeconfig whose user is the berth credential plugin, and
+# kubectl get namespaces through Berth; every step printed. All of it lives
+# in ./.demo; make demo-stop stops it and removes that directory.
+demo:
+	bash deploy/demo/demo.sh start
+
+demo-stop:
+	bash deploy/demo/demo.sh stop
 
 # The end-to-end tests (a real etcd + kube-apiserver, the pinned kubectl,
 # real plugin processes, pebble) run inside `unit` with BERTH_E2E=1, which

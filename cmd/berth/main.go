@@ -51,6 +51,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(serveCmd(), versionCmd(), configCmd(), backupCmd(), restoreCmd())
+	root.AddCommand(clientCommands()...)
 	return root
 }
 

@@ -24,6 +24,9 @@ var berthBin string
 // TestMain builds the real binary once; these tests drive it as an operator
 // would, through its command line, signals and exit codes.
 func TestMain(m *testing.M) {
+	if os.Getenv(envAsCLI) == "1" {
+		runAsCLI()
+	}
 	dir, err := os.MkdirTemp("", "berth-bin-")
 	if err != nil {
 		panic(err)
