@@ -90,7 +90,7 @@ func parseWhoami(t *testing.T, out string) whoami {
 // counters.
 func TestKubectlAsEndToEnd(t *testing.T) {
 	e := startE2E(t)
-	key := e.kubeconfigFor(t, "admin", e.admin) // the scoped API key of a kubeconfig download
+	key := e.kubeconfigFor(t, "admin", e.admin)                // the scoped API key of a kubeconfig download
 	atc := e.tokenKubeconfig(t, "admin-token", "e2e", e.admin) // the admin's signed-in token
 	e.mustKubectl(t, key, "", "create", "namespace", "shared")
 	e.mustKubectl(t, key, "", "-n", "shared", "create", "configmap", "precious")
