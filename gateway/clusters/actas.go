@@ -1,6 +1,7 @@
 package clusters
 
 import (
+	"bytes"
 	"slices"
 	"strings"
 
@@ -28,6 +29,9 @@ type ActAs struct {
 	Groups []string
 }
 
+// impersonatePrefix starts every Kubernetes impersonation header.
+const impersonatePrefix = "impersonate-"
+
 // maxActAsGroups bounds the Impersonate-Group headers one request may
 // send; each must be one of the user's groups, which are fewer.
 const maxActAsGroups = 64
@@ -45,11 +49,12 @@ func ParseActAs(h *fasthttp.RequestHeader) (ActAs, error) {
 		users int
 	)
 	for k, v := range h.All() {
-		name := strings.ToLower(string(k))
-		rest, ok := strings.CutPrefix(name, "impersonate-")
-		if !ok {
+		// Every proxied request comes here: look at the name's bytes
+		// before allocating anything for it.
+		if len(k) < len(impersonatePrefix) || !bytes.EqualFold(k[:len(impersonatePrefix)], []byte(impersonatePrefix)) {
 			continue
 		}
+		rest := strings.ToLower(string(k[len(impersonatePrefix):]))
 		switch {
 		case rest == "user":
 			users++

@@ -388,3 +388,20 @@ func TestActAsStreamsRecheckBothUsers(t *testing.T) {
 		})
 	}
 }
+
+// ParseActAs runs on every proxied request: on kubectl's usual headers,
+// without --as, it should cost next to nothing.
+func BenchmarkParseActAs(b *testing.B) {
+	var h fasthttp.RequestHeader
+	for _, kv := range [][2]string{{"Accept", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"},
+		{"User-Agent", "kubectl/v1.31.14 (linux/amd64) kubernetes/abcdef"}, {"Authorization", "Bearer x"},
+		{"Kubectl-Command", "kubectl get"}, {"Kubectl-Session", "0a1b2c3d"}, {"Accept-Encoding", "gzip"}} {
+		h.Set(kv[0], kv[1])
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseActAs(&h); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
