@@ -213,6 +213,7 @@ func TestRegistrationChecksPermissionsEndToEnd(t *testing.T) {
 		ImpersonateGroups bool `json:"impersonate_groups"`
 		ImpersonateExtras bool `json:"impersonate_extras"`
 		ListNodes         bool `json:"list_nodes"`
+		ImpersonatorExtra bool `json:"impersonator_extra"`
 	}
 	type cluster struct {
 		ConnectionStatus  string `json:"connection_status"`
@@ -250,7 +251,7 @@ func TestRegistrationChecksPermissionsEndToEnd(t *testing.T) {
 		Error            string `json:"error"`
 		Permissions      *perms `json:"permissions"`
 	}
-	all := perms{true, true, true, true}
+	all := perms{true, true, true, true, true}
 	tr := decode[testResult](t, e.must(t, 200, "POST", "/api/v1/clusters/bare/test", nil, bearer(e.admin)))
 	if !tr.Reachable || tr.ConnectionStatus != "reachable" || tr.Error != "" || tr.Permissions == nil || *tr.Permissions != all {
 		t.Errorf("test after applying the RBAC: %+v %+v", tr, tr.Permissions)

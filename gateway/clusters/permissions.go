@@ -34,6 +34,10 @@ type Permissions struct {
 	ImpersonateExtras bool `json:"impersonate_extras"`
 	// ListNodes is needed for the node history only.
 	ListNodes bool `json:"list_nodes"`
+	// ImpersonatorExtra is the impersonation of the extra
+	// ImpersonatorExtra, needed for kubectl --as through Berth only:
+	// without it the cluster refuses every request made as another user.
+	ImpersonatorExtra bool `json:"impersonator_extra"`
 }
 
 // missing names the essential permissions the identity lacks; extras
@@ -80,6 +84,8 @@ func (s *Service) checkPermissions(name string) (*Permissions, error) {
 		{&p.ImpersonateUsers, authorizationv1.ResourceAttributes{Verb: "impersonate", Resource: "users"}},
 		{&p.ImpersonateGroups, authorizationv1.ResourceAttributes{Verb: "impersonate", Resource: "groups"}},
 		{&p.ListNodes, authorizationv1.ResourceAttributes{Verb: "list", Resource: "nodes"}},
+		{&p.ImpersonatorExtra, authorizationv1.ResourceAttributes{
+			Verb: "impersonate", Group: "authentication.k8s.io", Resource: "userextras", Subresource: ImpersonatorExtra}},
 	}
 	extras := s.extraKeys()
 	extraOK := make([]bool, len(extras))

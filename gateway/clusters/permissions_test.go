@@ -11,10 +11,11 @@ func TestPermissionsMissing(t *testing.T) {
 		p    Permissions
 		want []string
 	}{
-		{Permissions{true, true, true, true}, nil},
-		// Nodes are not essential.
-		{Permissions{true, true, true, false}, nil},
-		{Permissions{false, true, true, true}, []string{"impersonate users"}},
+		{Permissions{true, true, true, true, true}, nil},
+		// Nodes are not essential, nor is kubectl --as.
+		{Permissions{true, true, true, false, true}, nil},
+		{Permissions{true, true, true, true, false}, nil},
+		{Permissions{false, true, true, true, true}, []string{"impersonate users"}},
 		{Permissions{}, []string{"impersonate users", "impersonate groups", "impersonate the extra fields berth.dev/auth-method"}},
 	} {
 		if got := tc.p.missing(extras); !slices.Equal(got, tc.want) {

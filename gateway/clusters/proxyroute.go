@@ -3,6 +3,7 @@ package clusters
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/authn"
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/middleware"
 	"github.com/berthgw/berth/gateway/ratelimit"
@@ -79,26 +81,57 @@ func (pr *ProxyRoute) serve(ctx *fasthttp.RequestCtx, t proxy.Target) {
 		writeNoCluster(ctx, t.Cluster)
 		return
 	}
-	role, ok := pr.svc.Access(p, t.Cluster)
-	if !ok {
+	clientIP := pr.authn.ClientIP(ctx).String()
+	acting, err := pr.svc.ProxyIdentity(p, t.Cluster, &ctx.Request.Header, Origin{ClientIP: clientIP, RequestID: httpapi.RequestID(ctx)})
+	if fault.Is(err, fault.NotFound) {
 		writeNoCluster(ctx, t.Cluster)
+		return
+	}
+	if err != nil {
+		// A refused kubectl --as is charged to the caller before it is
+		// audited, so refusals cannot fill the audit log faster than
+		// the caller may send requests.
+		if ok, retry := pr.authn.AllowPrincipal(ratelimit.ScopeProxy, p); !ok {
+			proxy.WriteTooManyRequests(ctx, retry)
+			return
+		}
+		code, _ := httpapi.StatusOf(fault.KindOf(err))
+		msg := "internal error"
+		var fe *fault.Error
+		if errors.As(err, &fe) && fe.Kind != fault.Internal {
+			msg = fe.Message
+		}
+		pr.audit.Record(ctx, audit.Event{
+			Category: "cluster", Action: "proxy.impersonate", ResourceType: "cluster", ResourceID: t.Cluster,
+			Result: audit.ResultFailure, Reason: fault.KindOf(err).String(),
+			ActorID: p.UserID, ActorName: p.Username, AuthMethod: p.AuthMethod, CredentialID: p.CredentialID,
+			ClientIP: clientIP, UserAgent: string(ctx.UserAgent()), RequestID: httpapi.RequestID(ctx),
+			Details: refusalDetails(&ctx.Request.Header, msg),
+		})
+		proxy.WriteRefusal(ctx, code, msg)
 		return
 	}
 	if rec.Sealed == nil {
 		proxy.WriteStatus(ctx, fasthttp.StatusServiceUnavailable, fmt.Sprintf("cluster %q is %s: Berth has no connection to it yet", t.Cluster, rec.LifecycleStatus()))
 		return
 	}
+	// The caller is charged, also when acting as someone else.
 	if ok, retry := pr.authn.AllowPrincipal(ratelimit.ScopeProxy, p); !ok {
 		proxy.WriteTooManyRequests(ctx, retry)
 		return
 	}
-	clientIP := pr.authn.ClientIP(ctx).String()
-	id := pr.svc.Identity(p, role, clientIP, httpapi.RequestID(ctx))
-	id.StillAllowed, id.Refusal = pr.svc.streamAccess(pr.authn.Reauthenticator(ctx, p), p, t.Cluster, id, checkedAt)
-	id.StreamKey = p.UserID // one stream budget per user, however many keys they hold
+	id := acting.Identity
+	id.StillAllowed, id.Refusal = pr.svc.streamAccessAs(pr.authn.Reauthenticator(ctx, p), acting, t.Cluster, id, checkedAt)
+	id.StreamKey = p.UserID // one stream budget per caller, however many keys they hold or users they act as
 	pr.proxy.Serve(ctx, t, id)
 
-	if verb, audited := auditVerb(ctx, t); audited {
+	// Every request made as someone else is audited, reads too: whoever
+	// reads the log must see all that was done under another's name.
+	verb, audited := auditVerb(ctx, t)
+	if !audited && acting.Impersonating() {
+		verb, audited = "read", true
+	}
+	if audited {
 		status := ctx.Response.StatusCode()
 		if ctx.Hijacked() {
 			status = fasthttp.StatusSwitchingProtocols
@@ -107,11 +140,13 @@ func (pr *ProxyRoute) serve(ctx *fasthttp.RequestCtx, t proxy.Target) {
 		if status >= 400 {
 			result = audit.ResultFailure
 		}
+		details := map[string]string{"method": string(ctx.Method()), "path": t.Path, "status": strconv.Itoa(status)}
+		maps.Copy(details, acting.describe())
 		pr.audit.Record(ctx, audit.Event{
 			Category: "cluster", Action: "proxy." + verb, ResourceType: "cluster", ResourceID: t.Cluster,
 			Result: result, ActorID: p.UserID, ActorName: p.Username, AuthMethod: p.AuthMethod, CredentialID: p.CredentialID,
 			ClientIP: clientIP, UserAgent: string(ctx.UserAgent()), RequestID: httpapi.RequestID(ctx),
-			Details: map[string]string{"method": string(ctx.Method()), "path": t.Path, "status": strconv.Itoa(status)},
+			Details: details,
 		})
 	}
 }

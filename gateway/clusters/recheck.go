@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/proxy"
 )
@@ -274,7 +275,21 @@ func (s *Service) streamCheck(reauth func() (*identity.Principal, error), p *ide
 // that says why the check last said no: 401 when the credential no longer
 // works, 403 when it works but no longer reaches the cluster as before.
 func (s *Service) streamAccess(reauth func() (*identity.Principal, error), p *identity.Principal, cluster string, was proxy.Identity, checkedAt uint64) (allowed func() bool, refusal func() (int, string)) {
+	return s.streamAccessAs(reauth, &Acting{Caller: p, As: p}, cluster, was, checkedAt)
+}
+
+// streamAccessAs is streamAccess for a stream that acts as a.As: reauth
+// reads a.Caller's credential again. A stream opened with kubectl --as
+// rests on both users: it ends when the caller's credential stops
+// working or the caller may no longer act as the user, and when the
+// user would no longer be acted as in the same way (disabled, no longer
+// a member, a lower role, a group lost), as ProxyIdentity decides again.
+func (s *Service) streamAccessAs(reauth func() (*identity.Principal, error), a *Acting, cluster string, was proxy.Identity, checkedAt uint64) (allowed func() bool, refusal func() (int, string)) {
+	p := a.Caller
 	keys := principalKeys(p)
+	if a.Impersonating() {
+		keys = append(keys, "u/"+a.As.UserID)
+	}
 	expires := p.ExpiresAt
 	var mu sync.Mutex
 	var refusedCode int
@@ -333,11 +348,20 @@ func (s *Service) streamAccess(reauth func() (*identity.Principal, error), p *id
 			refusedCode = 401
 			return false
 		}
-		role, ok := s.Access(current, cluster)
-		if !ok {
+		again, err := s.actAs(current, cluster, a.Ask, Origin{})
+		switch {
+		case fault.Is(err, fault.NotFound):
 			return refuse("no longer reaches the cluster")
+		case fault.Is(err, fault.Forbidden):
+			var fe *fault.Error
+			errors.As(err, &fe)
+			return refuse(fe.Message)
+		case err != nil:
+			s.log.Warn("stream access not rechecked", "user", p.Username, "cluster", cluster, "err", err)
+			s.expiries.note(expires)
+			return true
 		}
-		asserted := s.Identity(current, role, "", "")
+		asserted := again.Identity
 		if asserted.User != was.User {
 			return refuse("user renamed")
 		}

@@ -194,11 +194,13 @@ type cachedCluster struct {
 }
 
 // Identities is what the service needs of identity (an *identity.Service):
-// users by id or name, for memberships, and word of every write that may
-// withdraw someone's access, to check open streams again.
+// users by id or name, for memberships, who may act as whom (kubectl --as
+// through the proxy), and word of every write that may withdraw someone's
+// access, to check open streams again.
 type Identities interface {
 	GetUser(id string) (*identity.User, error)
 	UserByName(name string) (*identity.User, error)
+	Impersonate(caller *identity.Principal, username string) (*identity.Principal, error)
 	OnChange(fn func([]identity.Change))
 }
 

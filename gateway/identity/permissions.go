@@ -21,6 +21,11 @@ const (
 	// PermMetricsRead lets a scraper read /metrics, which names every
 	// cluster.
 	PermMetricsRead = "metrics:read"
+	// PermUsersImpersonate lets a caller act as another Berth user
+	// through the Kubernetes proxy (kubectl --as): the request reaches
+	// the cluster as that user, with their groups and their role there.
+	// Only the admin role holds it unless a custom role grants it.
+	PermUsersImpersonate = "users:impersonate"
 	// PermAll is held only by the built-in admin role: every permission,
 	// including those other packages register (RegisterPermission).
 	PermAll = "*"
@@ -53,6 +58,8 @@ var permissions = struct {
 	PermAuditRead:     "read the audit log",
 	PermSettingsAdmin: "change gateway settings",
 	PermMetricsRead:   "read Prometheus metrics at /metrics",
+	PermUsersImpersonate: "act as another Berth user through the Kubernetes proxy (kubectl --as); " +
+		"only as users whose permissions the caller holds too",
 }}
 
 // RegisterPermission adds a permission a package outside identity defines

@@ -34,6 +34,7 @@ func rbacObjects() []rbacObject {
 					"userextras/berth.dev/client-ip",
 					"userextras/berth.dev/auth-method",
 					"userextras/berth.dev/request-id",
+					"userextras/berth.dev/impersonator",
 				},
 				"verbs": []string{"impersonate"},
 			},

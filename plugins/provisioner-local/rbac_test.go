@@ -36,7 +36,7 @@ func TestRBACImpersonatorMatchesManifest(t *testing.T) {
 	}
 	want := []string{
 		"/users,groups:impersonate",
-		"authentication.k8s.io/userextras/berth.dev/client-ip,userextras/berth.dev/auth-method,userextras/berth.dev/request-id:impersonate",
+		"authentication.k8s.io/userextras/berth.dev/client-ip,userextras/berth.dev/auth-method,userextras/berth.dev/request-id,userextras/berth.dev/impersonator:impersonate",
 		"/nodes:get,list,watch",
 	}
 	if !slices.Equal(got, want) {
