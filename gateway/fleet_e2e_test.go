@@ -201,6 +201,13 @@ func TestFleetListEndToEnd(t *testing.T) {
 			t.Errorf("%s %s: %d %s, want %d", c.method, c.path, st, b, c.code)
 		}
 	}
+	// kubectl --as on the fleet path: refused, not run as the caller.
+	for _, h := range [][2]string{{"Impersonate-User", "bob"}, {"Impersonate-Group", "devs"}, {"Impersonate-Uid", "1"}} {
+		st, b, _ := f.call(t, "GET", "/proxy/fleet/api/v1/configmaps", nil, bearer(f.admin), header(h[0], h[1]))
+		if st != 400 || !strings.Contains(string(b), "not served on the fleet path") {
+			t.Errorf("%s on the fleet path: %d %s, want 400", h[0], st, b)
+		}
+	}
 	if st, _, _ := f.call(t, "GET", "/proxy/fleet/api/v1/configmaps", nil); st != 401 {
 		t.Errorf("no credential: %d", st)
 	}

@@ -37,6 +37,14 @@ func (pr *ProxyRoute) serveFleet(ctx *fasthttp.RequestCtx, t proxy.FleetTarget) 
 		proxy.WriteTooManyRequests(ctx, retry)
 		return
 	}
+	// kubectl --as is not served here: acting as someone else is decided
+	// per cluster (their memberships), and a fleet request that quietly
+	// ran as the caller instead would be the silent downgrade --as must
+	// never be. A clear refusal instead.
+	if ask, err := ParseActAs(&ctx.Request.Header); err != nil || ask.User != "" {
+		proxy.WriteRefusal(ctx, fasthttp.StatusBadRequest, "impersonation (kubectl --as, Impersonate-* headers) is not served on the fleet path; use /proxy/clusters/<name>")
+		return
+	}
 	values, err := url.ParseQuery(t.Query)
 	if err != nil {
 		proxy.WriteStatus(ctx, fasthttp.StatusBadRequest, "malformed query string")
