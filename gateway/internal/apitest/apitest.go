@@ -309,7 +309,7 @@ func IdentityState(t testing.TB, db *store.DB) string {
 	t.Helper()
 	var b strings.Builder
 	err := db.View(func(tx *store.Tx) error {
-		for _, name := range []string{"users", "roles", "sessions", "refresh_tokens", "api_keys", "access_keys"} {
+		for _, name := range []string{"users", "roles", "sessions", "refresh_tokens", "api_keys", "access_keys", "external_links"} {
 			err := store.NewTable[json.RawMessage](name).Scan(tx, store.ScanOptions{}, func(id string, v *json.RawMessage) (bool, error) {
 				b.WriteString(name + "/" + id + " " + string(*v) + "\n")
 				return true, nil
