@@ -177,6 +177,11 @@ func (e *Env) Serve(t testing.TB, routes []authn.Route) {
 	})
 }
 
+// Transport reaches the routes Serve serves, whatever the request's host:
+// for tests whose client also talks to real servers (an OpenID provider),
+// which route only Berth's requests here.
+func (e *Env) Transport() http.RoundTripper { return e.client.Transport }
+
 // Do sends one request with token as its bearer credential (none when
 // ""), its body as NewRequest encodes it. edits change the request before
 // it is sent. It returns the status, the body and the headers.
