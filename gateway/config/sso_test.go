@@ -78,7 +78,7 @@ func TestSSOProviderRefusals(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, yaml, key string
-		env         map[string]string
+		env             map[string]string
 	}{
 		{"no secret", base(""), "auth.sso.providers[0].client_secret_file", nil},
 		{"inline secret is no key", base("      client_secret: hunter2hunter2\n"), "auth.sso.providers", nil},

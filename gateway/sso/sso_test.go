@@ -38,7 +38,9 @@ const (
 	alicePass    = "alice-password-0001"
 )
 
-func callback(name string) string { return "http://" + berthHost + "/api/v1/auth/sso/" + name + "/callback" }
+func callback(name string) string {
+	return "http://" + berthHost + "/api/v1/auth/sso/" + name + "/callback"
+}
 
 var (
 	alice = dextest.User{Email: "alice@example.com", Password: alicePass, Username: "alice", PreferredUsername: "alice",
@@ -402,7 +404,7 @@ func TestSafeNextAndLoopback(t *testing.T) {
 	}
 	for uri, ok := range map[string]bool{
 		"http://127.0.0.1:8000/callback": true, "http://[::1]:8000/callback": true, "http://localhost:18000": true,
-		"http://127.0.0.1:8000": true,
+		"http://127.0.0.1:8000":     true,
 		"http://127.0.0.1/callback": false, "http://127.0.0.1:0/cb": false, "http://127.0.0.1:65536/cb": false,
 		"https://127.0.0.1:8000/cb": false, "http://127.0.0.2:8000/cb": false, "http://localhost.evil.example:8000/": false,
 		"http://evil.example:8000/cb": false, "http://user@127.0.0.1:8000/cb": false, "http://127.0.0.1:8000/cb?x=1": false,
