@@ -364,7 +364,17 @@ func (e *env) cliCode(t *testing.T, dex *dextest.Dex, redirect, challenge string
 
 func TestLoginRefusesBadParameters(t *testing.T) {
 	dex := startDex(t, 0)
-	e := serve(t, ratelimit.Options{}, dexProvider("dex", dex.Issuer))
+	secure := dexProvider("tls", dex.Issuer)
+	secure.RedirectURL = "https://" + berthHost + "/api/v1/auth/sso/tls/callback"
+	e := serve(t, ratelimit.Options{}, dexProvider("dex", dex.Issuer), secure)
+	// Behind an https callback the binding cookie is Secure.
+	resp := get(t, e.browser(t), "http://"+berthHost+"/api/v1/auth/sso/tls/login")
+	if c := resp.Cookies(); resp.StatusCode != 302 || len(c) != 1 || !c[0].Secure || !c[0].HttpOnly {
+		t.Errorf("https callback: %d, cookies %+v", resp.StatusCode, c)
+	}
+	e.DB.Update(func(tx *store.Tx) error { // the flow above is not under test
+		return flowsTable.Scan(tx, store.ScanOptions{}, func(id string, _ *flow) (bool, error) { return true, flowsTable.Delete(tx, id) })
+	})
 	ch := strings.Repeat("A", 43)
 	for _, path := range []string{
 		"/api/v1/auth/sso/nope/login",
