@@ -1,6 +1,7 @@
 package sso
 
 import (
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -88,9 +89,10 @@ func (h *Handlers) Callback(ctx *fasthttp.RequestCtx) error {
 	m := h.edge.Meta(ctx)
 	signed, err := h.svc.Finish(ctx, providerParam(ctx), req, m)
 	noStore(ctx)
-	if state != "" && len(state) <= 128 {
-		// The flow is over either way; its cookie goes.
-		setCookie(ctx, h.svc.cookieName(state), "", false, 0)
+	if p, perr := h.svc.provider(providerParam(ctx)); perr == nil && state != "" && len(state) <= 128 {
+		// The flow is over either way; its cookie goes, cleared with the
+		// attributes it was set with.
+		setCookie(ctx, h.svc.cookieName(state), "", strings.HasPrefix(p.RedirectURL, "https://"), 0)
 	}
 	if err != nil {
 		return err
