@@ -11,7 +11,7 @@ LDFLAGS := -X github.com/berthgw/berth/gateway.Version=$(VERSION)
 # its own module so plugin authors do not inherit the gateway's dependencies.
 MODULES := . sdk plugins/provisioner-local plugins/notify plugins/billing-stripe plugins/dns-rfc2136 plugins/dns-cloudflare
 
-.PHONY: all build run demo demo-stop test fmt-check vet unit e2e-tools pebble helm bench bench-proxy fuzz proto clean
+.PHONY: all build run demo demo-stop test fmt-check vet unit e2e-tools pebble helm dex bench bench-proxy fuzz proto clean
 
 all: build
 
@@ -42,7 +42,7 @@ demo-stop:
 # The end-to-end tests (a real etcd + kube-apiserver, the pinned kubectl,
 # real plugin processes, pebble) run inside `unit` with BERTH_E2E=1, which
 # makes a missing tool a failure instead of a skip.
-test: fmt-check vet e2e-tools helm unit
+test: fmt-check vet e2e-tools helm dex unit
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*')); \
@@ -83,6 +83,21 @@ helm:
 	@test -x "$(HELM_BIN)" || (cd $(HELM_MOD) && GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=0 $(GO) build -trimpath \
 	  -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$(HELM_VERSION)" -o "$(HELM_BIN)" helm.sh/helm/v4/cmd/helm)
 	@echo "$(HELM_BIN)"
+
+# Builds the pinned Dex (the OpenID provider of the single sign-on tests,
+# gateway/sso/dextest) from its tools module into
+# ${BERTH_CACHE_DIR:-$HOME/.cache/berth}/dex/<version>/dex, with the version
+# stamp dextest checks, so the tests reuse it. `make test` builds it before
+# the tests (minutes on a cold cache); the tests would otherwise build it on
+# first use. Dex is pinned by commit (testdata/dex/go.mod); the version is
+# dextest.Version.
+DEX_MOD     := gateway/sso/dextest/testdata/dex
+DEX_VERSION := $(shell sed -n 's/^\tVersion = "\(v[^"]*\)"/\1/p' gateway/sso/dextest/dextest.go)
+DEX_BIN     := $(or $(BERTH_CACHE_DIR),$(HOME)/.cache/berth)/dex/$(DEX_VERSION)/dex
+dex:
+	@test -x "$(DEX_BIN)" || (cd $(DEX_MOD) && GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=0 $(GO) build -trimpath \
+	  -ldflags "-s -w -X main.version=$(DEX_VERSION)" -o "$(DEX_BIN)" github.com/dexidp/dex/cmd/dex)
+	@echo "$(DEX_BIN)"
 
 # Quick in-process Go benchmarks. `make bench-proxy` is the slower,
 # out-of-process comparison of the proxy with nginx and httputil.

@@ -39,6 +39,7 @@ import (
 	"github.com/berthgw/berth/gateway/pluginhost"
 	"github.com/berthgw/berth/gateway/ratelimit"
 	"github.com/berthgw/berth/gateway/secretbox"
+	"github.com/berthgw/berth/gateway/sso"
 	"github.com/berthgw/berth/gateway/store"
 	"github.com/berthgw/berth/proxy"
 )
@@ -83,10 +84,13 @@ type Gateway struct {
 	authn       *authn.Authenticator
 	limiter     *ratelimit.Limiter
 	identityAPI *identity.Handlers
-	plugins     *pluginhost.Host
-	notify      *notify.Service
-	billing     *billing.Service
-	billingAPI  *billing.Handlers
+	// Single sign-on with OpenID Connect providers (security_wire.go).
+	sso        *sso.Service
+	ssoAPI     *sso.Handlers
+	plugins    *pluginhost.Host
+	notify     *notify.Service
+	billing    *billing.Service
+	billingAPI *billing.Handlers
 	// hostnames is managed DNS (hostnames_wire.go).
 	hostnames    *hostnames.Service
 	hostnamesAPI *hostnames.Handlers

@@ -7,6 +7,7 @@ import (
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/pluginhost"
 	"github.com/berthgw/berth/gateway/ratelimit"
+	"github.com/berthgw/berth/gateway/sso"
 )
 
 // apiRoutes is the one table of Berth's authenticated API: every route
@@ -14,7 +15,7 @@ import (
 // permission is unknown, and the route-table test checks that every
 // /api/v1 route registered on the router comes from here.
 func (g *Gateway) apiRoutes() []authn.Route {
-	return append(append(IdentityRoutes(g.identityAPI), []authn.Route{
+	return append(append(append(IdentityRoutes(g.identityAPI), sso.Routes(g.ssoAPI)...), []authn.Route{
 		// Prometheus scrapes with an API key whose user holds metrics:read
 		// (docs/operating.md): the metrics name every cluster.
 		{Method: fasthttp.MethodGet, Path: "/metrics", Permission: identity.PermMetricsRead, Handler: g.metrics.Handler()},

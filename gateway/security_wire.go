@@ -8,6 +8,7 @@ import (
 	"github.com/berthgw/berth/gateway/config"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/ratelimit"
+	"github.com/berthgw/berth/gateway/sso"
 )
 
 // initSecurity builds the audit log, the identity service, the rate
@@ -67,7 +68,27 @@ func (g *Gateway) initSecurity() error {
 		return err
 	}
 	g.identityAPI = identity.NewHandlers(svc, g.authn, g.audit)
+	g.initSSO()
 	return nil
+}
+
+// initSSO builds single sign-on from auth.sso.providers, with the clock
+// identity uses, so an ID token's expiry is judged on the same time as
+// Berth's own tokens.
+func (g *Gateway) initSSO() {
+	var providers []sso.Provider
+	for _, p := range g.cfg.Auth.SSO.Providers {
+		providers = append(providers, sso.Provider{
+			Name: p.Name, DisplayName: p.DisplayName, Issuer: p.Issuer,
+			ClientID: p.ClientID, ClientSecret: p.ClientSecret(), Scopes: p.Scopes, RedirectURL: p.RedirectURL,
+			UsernameClaim: p.UsernameClaim, EmailClaim: p.EmailClaim, GroupsClaim: p.GroupsClaim,
+			AllowedDomains: p.AllowedDomains,
+			Policy:         identity.ExternalPolicy{CreateUsers: p.CreateUsers, DefaultRole: p.DefaultRole, LinkExisting: p.LinkExisting},
+		})
+	}
+	g.sso = sso.New(sso.Options{Providers: providers, Identity: g.identity, DB: g.db, Box: g.box, Audit: g.audit,
+		Now: g.clock, Logger: g.log})
+	g.ssoAPI = sso.NewHandlers(g.sso, g.authn)
 }
 
 func newLimiter(cfg *config.Config, clock func() time.Time) (*ratelimit.Limiter, error) {

@@ -44,6 +44,9 @@ func Load(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
 	if err := c.Auth.OAuth.resolveClients(lookupEnv); err != nil {
 		return nil, err
 	}
+	if err := c.Auth.SSO.resolveSSOSecrets(lookupEnv); err != nil {
+		return nil, err
+	}
 	c.source, c.lookupEnv = path, lookupEnv
 	return &c, nil
 }

@@ -29,6 +29,8 @@ type Auth struct {
 	Lockout            Lockout     `yaml:"lockout"`
 	CORS               CORS        `yaml:"cors"`
 	OAuth              OAuth       `yaml:"oauth"`
+	// SSO is single sign-on with OpenID Connect providers.
+	SSO SSO `yaml:"sso"`
 
 	// MaxAPIKeys is how many live API keys one user may hold.
 	MaxAPIKeys int `yaml:"max_api_keys"`
@@ -194,6 +196,9 @@ func (c *Config) validateSecurity() error {
 			return &Error{fmt.Sprintf("auth.oauth.clients[%d]", i), fmt.Sprintf("client %q is listed twice", id)}
 		}
 		seen[id] = true
+	}
+	if err := c.validateSSO(); err != nil {
+		return err
 	}
 	r := &c.RateLimits
 	if r.MaxKeys < 100 {

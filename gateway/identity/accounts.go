@@ -346,6 +346,7 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, id string, m
 	return errors.Join(
 		deleteByUser(s.db, apiKeysTable, id),
 		deleteByUser(s.db, accessKeysTable, id),
+		s.unlinkExternal(id),
 		s.finishRevoking("user", id, "user_deleted"))
 }
 

@@ -16,16 +16,19 @@ type loginRequest struct {
 	Cookie bool `json:"cookie"`
 }
 
-// tokenResponse is the answer to a sign-in or refresh.
-type tokenResponse struct {
+// TokenResponse is the answer to a sign-in or refresh, and to every
+// other endpoint that hands out Berth's tokens (single sign-on's code
+// exchange): one shape for every client.
+type TokenResponse struct {
 	AccessToken  string `json:"access_token"`
 	RefreshToken string `json:"refresh_token"`
 	TokenType    string `json:"token_type"`
 	ExpiresIn    int    `json:"expires_in"`
 }
 
-func newTokenResponse(t *Tokens) tokenResponse {
-	return tokenResponse{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, TokenType: "Bearer", ExpiresIn: int(t.ExpiresIn / time.Second)}
+// NewTokenResponse is the answer carrying t.
+func NewTokenResponse(t *Tokens) TokenResponse {
+	return TokenResponse{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, TokenType: "Bearer", ExpiresIn: int(t.ExpiresIn / time.Second)}
 }
 
 // Login handles POST /api/v1/auth/login: a username and password for an
@@ -77,14 +80,22 @@ func (h *Handlers) Login(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	httpapi.WriteJSON(ctx, fasthttp.StatusOK, newTokenResponse(t))
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, NewTokenResponse(t))
 	return nil
 }
 
 func (h *Handlers) setSessionCookie(ctx *fasthttp.RequestCtx, value string, expires time.Time) {
+	SetSessionCookie(ctx, h.edge.CookieName(), value, expires)
+}
+
+// SetSessionCookie sets the browser session cookie name to value until
+// expires (HttpOnly, Secure, SameSite=Lax, the whole site), or clears it
+// when value is "". Every sign-in that starts a browser session sets it
+// here, so the cookie is the same whichever way the user signed in.
+func SetSessionCookie(ctx *fasthttp.RequestCtx, name, value string, expires time.Time) {
 	c := fasthttp.AcquireCookie()
 	defer fasthttp.ReleaseCookie(c)
-	c.SetKey(h.edge.CookieName())
+	c.SetKey(name)
 	c.SetValue(value)
 	c.SetPath("/")
 	c.SetHTTPOnly(true)
@@ -121,7 +132,7 @@ func (h *Handlers) Refresh(ctx *fasthttp.RequestCtx) error {
 		return err
 	}
 	noStore(ctx)
-	httpapi.WriteJSON(ctx, fasthttp.StatusOK, newTokenResponse(t))
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, NewTokenResponse(t))
 	return nil
 }
 

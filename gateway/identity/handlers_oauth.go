@@ -97,7 +97,7 @@ func (h *Handlers) OAuthToken(ctx *fasthttp.RequestCtx) error {
 		}
 	}
 	noStore(ctx)
-	httpapi.WriteJSON(ctx, fasthttp.StatusOK, newTokenResponse(t))
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, NewTokenResponse(t))
 	return nil
 }
 

@@ -56,6 +56,11 @@ func (s *Service) SignIn(ctx context.Context, username, password, method string,
 	case u == nil:
 		BurnPasswordCheck(password)
 		reason = "unknown_user"
+	case u.PasswordHash == "":
+		// A user made by single sign-on has no password; the same work
+		// as a wrong one keeps that from showing in the time taken.
+		BurnPasswordCheck(password)
+		reason = "no_password"
 	case VerifyPassword(u.PasswordHash, password) != nil:
 		reason = "bad_password"
 	case u.Status != StatusActive:

@@ -177,6 +177,11 @@ func (e *Env) Serve(t testing.TB, routes []authn.Route) {
 	})
 }
 
+// Transport reaches the routes Serve serves, whatever the request's host:
+// for tests whose client also talks to real servers (an OpenID provider),
+// which route only Berth's requests here.
+func (e *Env) Transport() http.RoundTripper { return e.client.Transport }
+
 // Do sends one request with token as its bearer credential (none when
 // ""), its body as NewRequest encodes it. edits change the request before
 // it is sent. It returns the status, the body and the headers.
@@ -309,7 +314,7 @@ func IdentityState(t testing.TB, db *store.DB) string {
 	t.Helper()
 	var b strings.Builder
 	err := db.View(func(tx *store.Tx) error {
-		for _, name := range []string{"users", "roles", "sessions", "refresh_tokens", "api_keys", "access_keys"} {
+		for _, name := range []string{"users", "roles", "sessions", "refresh_tokens", "api_keys", "access_keys", "external_links"} {
 			err := store.NewTable[json.RawMessage](name).Scan(tx, store.ScanOptions{}, func(id string, v *json.RawMessage) (bool, error) {
 				b.WriteString(name + "/" + id + " " + string(*v) + "\n")
 				return true, nil
