@@ -20,6 +20,13 @@ import (
 	"github.com/berthgw/berth/gateway/identity"
 )
 
+func init() {
+	// Answers that are files, not data: checked as text.
+	for _, ct := range []string{"text/x-shellscript", "application/x-pem-file", "application/openmetrics-text"} {
+		openapi3filter.RegisterBodyDecoder(ct, openapi3filter.PlainBodyDecoder)
+	}
+}
+
 // The document is loaded once per test binary, with kin-openapi, which
 // validates OpenAPI 3.1 documents and checks 3.1 schemas as JSON Schema
 // 2020-12.
