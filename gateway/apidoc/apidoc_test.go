@@ -74,3 +74,13 @@ func TestHandleETag(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkConvert is the one-time cost of the first GET
+// /api/v1/openapi.json (the YAML parsed and encoded as JSON).
+func BenchmarkConvert(b *testing.B) {
+	for b.Loop() {
+		if _, err := toJSON(YAML()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
