@@ -105,14 +105,18 @@ func (tg *testGateway) stop(t testing.TB) {
 	}
 }
 
+// do sends req and reads the answer; both are checked against the API
+// document (apitest.CheckExchange).
 func (tg *testGateway) do(t testing.TB, req *http.Request) (*http.Response, []byte) {
 	t.Helper()
+	sent := apitest.RequestBody(t, req)
 	resp, err := tg.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
+	apitest.CheckExchange(t, req, sent, resp.StatusCode, resp.Header, body)
 	return resp, body
 }
 

@@ -3,6 +3,7 @@ package gateway
 import (
 	"github.com/valyala/fasthttp"
 
+	"github.com/berthgw/berth/gateway/apidoc"
 	"github.com/berthgw/berth/gateway/authn"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/pluginhost"
@@ -22,6 +23,8 @@ func (g *Gateway) apiRoutes() []authn.Route {
 		{Method: fasthttp.MethodGet, Path: "/api/v1/plugins", Permission: pluginhost.PermAdmin, Handler: g.plugins.HandleList},
 		{Method: fasthttp.MethodPost, Path: "/api/v1/plugins/{name}/reload", Permission: pluginhost.PermAdmin, Handler: g.plugins.HandleReload},
 		{Method: fasthttp.MethodGet, Path: "/api/v1/tls/certificates", Permission: identity.PermSettingsAdmin, Handler: g.edge.HandleCertificates},
+		// The API's own description: public, it holds no configuration.
+		{Method: fasthttp.MethodGet, Path: "/api/v1/openapi.json", Permission: authn.Public, Handler: apidoc.Handle},
 	}...), append(append(append(append(g.clusterRoutes(), g.fleetOpsRoutes()...), g.notifyRoutes()...), g.billingRoutes()...), g.hostnameRoutes()...)...)
 }
 

@@ -184,7 +184,9 @@ func (e *Env) Transport() http.RoundTripper { return e.client.Transport }
 
 // Do sends one request with token as its bearer credential (none when
 // ""), its body as NewRequest encodes it. edits change the request before
-// it is sent. It returns the status, the body and the headers.
+// it is sent. It returns the status, the body and the headers. The
+// request and its answer are checked against the API document
+// (CheckExchange).
 func (e *Env) Do(t testing.TB, method, path, token string, body any, edits ...func(*http.Request)) (int, []byte, http.Header) {
 	t.Helper()
 	req := NewRequest(t, method, "http://berth.test"+path, body)
@@ -194,6 +196,7 @@ func (e *Env) Do(t testing.TB, method, path, token string, body any, edits ...fu
 	for _, edit := range edits {
 		edit(req)
 	}
+	sent := RequestBody(t, req)
 	resp, err := e.client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
@@ -203,7 +206,23 @@ func (e *Env) Do(t testing.TB, method, path, token string, body any, edits ...fu
 	if err != nil {
 		t.Fatal(err)
 	}
+	CheckExchange(t, req, sent, resp.StatusCode, resp.Header, out)
 	return resp.StatusCode, out, resp.Header
+}
+
+// RequestBody reads req's body for CheckExchange and puts it back.
+func RequestBody(t testing.TB, req *http.Request) []byte {
+	t.Helper()
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil
+	}
+	data, err := io.ReadAll(req.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Body.Close()
+	req.Body = io.NopCloser(bytes.NewReader(data))
+	return data
 }
 
 // NewRequest makes a request to url. A []byte body is sent as it is,
