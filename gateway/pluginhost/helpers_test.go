@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -138,6 +139,26 @@ func (th *testHost) start(t testing.TB) {
 	defer cancel()
 	if err := th.Start(ctx); err != nil {
 		t.Fatal(err)
+	}
+	th.settled(t)
+}
+
+// settled waits until every plugin's first start has ended, either way:
+// Start waits only for the required ones.
+func (th *testHost) settled(t testing.TB) {
+	t.Helper()
+	th.mu.RLock()
+	insts := slices.Clone(th.instances)
+	th.mu.RUnlock()
+	for _, in := range insts {
+		in.mu.Lock()
+		done := in.firstDone
+		in.mu.Unlock()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("plugin %q: first start did not end", in.name)
+		}
 	}
 }
 
