@@ -112,8 +112,8 @@ type instance struct {
 	// firstDone is closed when the current supervisor's first start
 	// has ended, either way.
 	firstDone chan struct{}
-	draining bool
-	sup      *supervisor
+	draining  bool
+	sup       *supervisor
 	// changed is closed and replaced at every state change, waking the
 	// calls that wait for a (re)starting plugin.
 	changed chan struct{}
