@@ -146,6 +146,8 @@ type Plugin struct {
 	// abandon kills the process by force; Kill calls it after go-plugin's
 	// own kill, when it has nothing left to do.
 	abandon func()
+	// reattached: attached to a plugin in debug (test) mode.
+	reattached bool
 }
 
 // Start starts the plugin (or attaches to it), negotiates the protocol,
@@ -255,6 +257,7 @@ func Start(ctx context.Context, cfg Config) (*Plugin, error) {
 		return nil, err
 	}
 	p.abandon = abandon
+	p.reattached = cfg.Reattach != nil && cfg.Reattach.Test
 	return p, nil
 }
 
@@ -490,8 +493,20 @@ func (p *Plugin) ReattachInfo() (sdk.ReattachInfo, bool) {
 }
 
 // Kill stops the plugin: gracefully (it is asked to shut down and given 2
-// seconds), then by force. A reattached debug-mode plugin is left running.
+// seconds), then by force. A reattached debug-mode plugin is left running;
+// only this side's connection and host services end.
 func (p *Plugin) Kill() {
+	if p.reattached {
+		// go-plugin's Kill does nothing for a plugin in test mode: not
+		// even close the connection, or the broker whose listeners (a
+		// socket file each) serve the host services.
+		if p.base.broker != nil {
+			_ = p.base.broker.Close()
+		}
+		if gc, ok := p.rpc.(*plugin.GRPCClient); ok {
+			_ = gc.Conn.Close()
+		}
+	}
 	p.client.Kill()
 	if p.abandon != nil {
 		p.abandon()
