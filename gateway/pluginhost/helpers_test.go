@@ -110,11 +110,17 @@ func openDB(t testing.TB) *store.DB {
 // test ends. opts may adjust the options.
 func newHost(t testing.TB, o Options, opts ...func(*Options)) *testHost {
 	t.Helper()
+	return newHostAt(t, slog.LevelDebug, o, opts...)
+}
+
+// newHostAt is newHost with the log at level.
+func newHostAt(t testing.TB, level slog.Level, o Options, opts ...func(*Options)) *testHost {
+	t.Helper()
 	logs := &syncbuf.Buffer{}
 	db := openDB(t)
 	al := audit.New(db, audit.Options{})
 	o.DB, o.Audit = db, al
-	o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level}))
 	for _, f := range opts {
 		f(&o)
 	}

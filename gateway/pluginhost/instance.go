@@ -570,7 +570,8 @@ func pluginProblem(err error) string {
 	for _, p := range []string{"ValidateConfig: ", "Configure: ", sdk.ErrInvalidConfig.Error() + ": "} {
 		msg = strings.TrimPrefix(msg, p)
 	}
-	return msg
+	// A plugin's own Validate often ends "…: %w" with ErrInvalidConfig.
+	return strings.TrimSuffix(msg, ": "+sdk.ErrInvalidConfig.Error())
 }
 
 // validate checks the declared capabilities and the config object: first

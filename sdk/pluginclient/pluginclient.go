@@ -184,8 +184,11 @@ func Start(ctx context.Context, cfg Config) (*Plugin, error) {
 		StartTimeout:     cfg.StartTimeout,
 		GRPCDialOptions:  rpc.DialOptions(cfg.CallTimeout),
 		Stderr:           tail,
-		SyncStdout:       lineLogger{log: logger.Named("stdout").Debug},
-		SyncStderr:       lineLogger{log: logger.Named("stderr").Info},
+		// What the plugin prints once served (go-plugin forwards its
+		// os.Stdout and os.Stderr) is stray output too: info, like the
+		// prints before.
+		SyncStdout: lineLogger{log: logger.Named("stdout").Info},
+		SyncStderr: lineLogger{log: logger.Named("stderr").Info},
 	}
 	switch {
 	case cfg.Reattach != nil && cfg.Path != "":
@@ -553,7 +556,7 @@ type lineLogger struct {
 func (l lineLogger) Write(b []byte) (int, error) {
 	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
 		if line != "" {
-			l.log(line)
+			l.log(line, "output", "unstructured")
 		}
 	}
 	return len(b), nil
