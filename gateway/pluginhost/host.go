@@ -285,8 +285,10 @@ func (h *Host) Stop(ctx context.Context) error {
 
 // Status is what the API shows of one plugin.
 type Status struct {
-	Name            string    `json:"name"`
-	Version         string    `json:"version"`
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	// Capabilities are those the plugin reported at its last start, or,
+	// before it has reported any, those it is declared with.
 	Capabilities    []string  `json:"capabilities"`
 	ProtocolVersion int       `json:"protocol_version"`
 	SDKVersion      string    `json:"sdk_version,omitempty"`

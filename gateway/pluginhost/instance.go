@@ -157,6 +157,11 @@ func (in *instance) status() Status {
 	for i, c := range in.info.Capabilities {
 		caps[i] = string(c)
 	}
+	if in.info.Name == "" {
+		// Not started yet (or refused before it said): what it is
+		// declared to offer.
+		caps = slices.Clone(in.spec.Capabilities)
+	}
 	return Status{
 		Name: in.name, Version: in.info.Version, Capabilities: caps,
 		ProtocolVersion: in.proto, SDKVersion: in.info.SDKVersion,

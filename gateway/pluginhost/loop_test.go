@@ -85,11 +85,18 @@ func TestReloadReverifiesExecutable(t *testing.T) {
 // error goes once the plugin runs again while its history stays.
 func TestStatusTellsTheTruth(t *testing.T) {
 	crash := filepath.Join(t.TempDir(), "crash")
-	o := testSettings(declare(t, "tp", testplugin, nil, "TESTPLUGIN_CRASH_FILE="+crash))
+	gone := Plugin{Name: "gone", Path: filepath.Join(t.TempDir(), "gone"), SHA256: strings.Repeat("0", 64), Capabilities: []string{"notifier"}}
+	o := testSettings(declare(t, "tp", testplugin, nil, "TESTPLUGIN_CRASH_FILE="+crash), gone)
 	o.HealthInterval = time.Hour // no periodic check: health comes from the start
 	th := newHost(t, o)
 	th.start(t)
+	if st := th.status(t, "gone"); st.State != StateFailed || !slices.Equal(st.Capabilities, []string{"notifier"}) {
+		t.Errorf("a plugin that never started: state %s, capabilities %v; want failed, its declared [notifier]", st.State, st.Capabilities)
+	}
 	st := th.status(t, "tp")
+	if want := []string{"billing", "notifier"}; !slices.Equal(slices.Sorted(slices.Values(st.Capabilities)), want) {
+		t.Errorf("capabilities = %v, want %v", st.Capabilities, want)
+	}
 	if st.State != StateRunning || st.Health != sdk.HealthServing.String() {
 		t.Errorf("after start: state %s, health %q; want running, serving", st.State, st.Health)
 	}
