@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/berthgw/berth/gateway/fault"
 	"github.com/berthgw/berth/gateway/identity"
 	"github.com/berthgw/berth/gateway/pluginhost"
+	"github.com/berthgw/berth/sdk"
 )
 
 // initPlugins builds the plugin host (no process runs yet), registers its
@@ -27,6 +29,11 @@ func (g *Gateway) initPlugins() error {
 	identity.RegisterPermission(pluginhost.PermAdmin, "see plugins and their state, and reload their configuration")
 	opts := pluginOptions(g.cfg, g.log, nil)
 	opts.DB, opts.Logger, opts.Audit, opts.Clock = g.db, g.log, g.audit, g.clock
+	reattach, err := reattachPlugins(os.Getenv(sdk.EnvReattach), opts.Plugins)
+	if err != nil {
+		return fmt.Errorf("plugins: %w", err)
+	}
+	opts.Reattach = reattach
 	pins := discoveredPins(g.cfg, opts.Plugins)
 	opts.Reload = func() ([]pluginhost.Plugin, error) {
 		c, err := g.cfg.Reload()
@@ -45,6 +52,28 @@ func (g *Gateway) initPlugins() error {
 		g.ready.Add("plugin:"+name, check)
 	}
 	return nil
+}
+
+// reattachPlugins reads BERTH_PLUGIN_REATTACH, which a plugin run by hand
+// with -debug prints: plugin name → how to reach it. Each name must be a
+// declared plugin, so a typo does not silently start the real binary.
+func reattachPlugins(env string, declared []pluginhost.Plugin) (map[string]sdk.ReattachInfo, error) {
+	if env == "" {
+		return nil, nil
+	}
+	var m map[string]sdk.ReattachInfo
+	if err := json.Unmarshal([]byte(env), &m); err != nil {
+		return nil, fmt.Errorf("%s is not the JSON a plugin prints in debug mode: %w", sdk.EnvReattach, err)
+	}
+	for name, info := range m {
+		if !slices.ContainsFunc(declared, func(p pluginhost.Plugin) bool { return p.Name == name }) {
+			return nil, fmt.Errorf("%s names plugin %q, which plugins.instances does not declare", sdk.EnvReattach, name)
+		}
+		if _, err := info.Config(); err != nil {
+			return nil, fmt.Errorf("%s: plugin %q: %w", sdk.EnvReattach, name, err)
+		}
+	}
+	return m, nil
 }
 
 // pluginOptions translates the plugins section of the configuration, whose

@@ -64,8 +64,14 @@ type Validator interface {
 //
 //   - an unknown field is an error naming it, as is a value of the wrong type;
 //   - fields tagged `berth:"default=…"` that are absent take the default;
-//   - `berth:"required"` fields must be non-zero, `min=`/`max=` bound numbers
-//     (and the length of strings and lists), `enum=a|b` limits a string;
+//   - `berth:"required"` fields must be present (a string, list or map
+//     also non-empty), `min=`/`max=` bound numbers (and the length of
+//     strings, lists and maps), `enum=a|b` limits a string;
+//   - the rules judge every value present in raw, zero and "" included,
+//     exactly as the gateway's check against SchemaFor[T] does: an
+//     explicit 0 for a `min=1` field is refused by both; an absent field
+//     is not judged (it takes its default, or its zero value);
+//   - JSON null is refused where the field's schema has a type;
 //   - if T (or *T) implements Validator, Validate is called last.
 //
 // Every error wraps ErrInvalidConfig. Empty input or JSON null decode as {}.
@@ -101,7 +107,11 @@ func DecodeConfig[T any](raw []byte) (T, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return cfg, fmt.Errorf("%w: unexpected data after the config object", ErrInvalidConfig)
 	}
-	if err := info.check(v, ""); err != nil {
+	var present map[string]json.RawMessage
+	if err := json.Unmarshal(trimmed, &present); err != nil {
+		return cfg, fmt.Errorf("%w: %s", ErrInvalidConfig, describeJSONError(err))
+	}
+	if err := info.check(v, "", present); err != nil {
 		return cfg, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
 	var validator Validator

@@ -10,7 +10,10 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync/atomic"
 	"syscall"
+
+	"github.com/berthgw/berth/sdk/internal/rpc"
 
 	"github.com/hashicorp/go-plugin"
 )
@@ -86,6 +89,9 @@ func serveDebug(ctx context.Context, cfg *plugin.ServeConfig, name string, out i
 	defer stop()
 	reattachCh := make(chan *plugin.ReattachConfig, 1)
 	closeCh := make(chan struct{})
+	var stopping atomic.Bool
+	context.AfterFunc(ctx, func() { stopping.Store(true) })
+	cfg.Logger = rpc.QuietStop(cfg.Logger, &stopping)
 	cfg.Test = &plugin.ServeTestConfig{Context: ctx, ReattachConfigCh: reattachCh, CloseCh: closeCh}
 	go plugin.Serve(cfg)
 

@@ -66,7 +66,7 @@ func ExampleSchemaFor() {
 	os.Stdout.Write(sdk.SchemaFor[SlackConfig]())
 	fmt.Println()
 	// Output:
-	// {"$schema":"https://json-schema.org/draft/2020-12/schema","additionalProperties":false,"properties":{"channel":{"default":"#ops","type":"string"},"timeout_sec":{"default":10,"maximum":60,"minimum":1,"type":"integer"},"webhook_url":{"description":"Incoming webhook URL of the Slack app","type":"string"}},"required":["webhook_url"],"type":"object"}
+	// {"$schema":"https://json-schema.org/draft/2020-12/schema","additionalProperties":false,"properties":{"channel":{"default":"#ops","type":"string"},"timeout_sec":{"default":10,"maximum":60,"minimum":1,"type":"integer"},"webhook_url":{"description":"Incoming webhook URL of the Slack app","minLength":1,"type":"string"}},"required":["webhook_url"],"type":"object"}
 }
 
 // Plugins wrap the error kinds with context; the gateway sees the kind

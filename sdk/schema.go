@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // SchemaFor returns the JSON Schema (draft 2020-12) of configuration type T,
@@ -19,9 +21,12 @@ import (
 //		Limit int    `json:"limit" berth:"min=1,max=1000"`
 //	}
 //
-// The `berth` tag is a comma-separated list of: required; min=N; max=N
-// (bounds of a number, or of the length of a string or list); enum=a|b|c;
-// default=V; description=text (last, as it may contain commas). Objects
+// The `berth` tag is a comma-separated list of: required (present; a
+// string, list or map also non-empty); min=N; max=N (bounds of a number,
+// or of the length of a string, list or map); enum=a|b|c; default=V;
+// description=text (last, as it may contain commas). The rules judge
+// every value the config gives, zero included, and no absent one, the
+// same way in DecodeConfig and in this schema. Objects
 // forbid fields they do not declare, as DecodeConfig does. SchemaFor panics
 // on a malformed tag, as that is a bug in the plugin, caught by its first
 // test.
@@ -202,28 +207,48 @@ func setFromString(v reflect.Value, s string) error {
 	return nil
 }
 
-// check enforces the rules on a decoded value; path prefixes field names.
-func (s *structInfo) check(v reflect.Value, path string) error {
+// check enforces the rules on a decoded value; path prefixes field names
+// and present holds the fields the JSON gave (with their raw values). A
+// rule judges a field only when it was given, as JSON Schema does, so the
+// SDK and the gateway's schema check agree on every value.
+func (s *structInfo) check(v reflect.Value, path string, present map[string]json.RawMessage) error {
 	for _, f := range s.fields {
 		fv := v.FieldByIndex(f.index)
 		name := path + f.name
 		r := f.rules
-		if r.required && fv.IsZero() {
-			return fmt.Errorf("field %q is required", name)
+		raw, given := present[f.name]
+		if given && isNull(raw) {
+			if acceptsNull(fv.Type()) {
+				continue
+			}
+			return fmt.Errorf("field %q: expected %s, got JSON null", name, jsonKind(derefType(fv.Type())))
 		}
-		if measure, ok := measureOf(fv); ok && !fv.IsZero() {
+		if !given {
+			if r.required {
+				return fmt.Errorf("field %q is required", name)
+			}
+			continue
+		}
+		base := fv
+		for base.Kind() == reflect.Pointer && !base.IsNil() {
+			base = base.Elem()
+		}
+		if r.required && isEmptyCollection(base) {
+			return fmt.Errorf("field %q is required and must not be empty", name)
+		}
+		if measure, ok := measureOf(base); ok {
 			if r.min != nil && measure < *r.min {
-				return fmt.Errorf("field %q: %s is below the minimum %v", name, describeMeasure(fv), *r.min)
+				return fmt.Errorf("field %q: %s is below the minimum %v", name, describeMeasure(base), *r.min)
 			}
 			if r.max != nil && measure > *r.max {
-				return fmt.Errorf("field %q: %s is above the maximum %v", name, describeMeasure(fv), *r.max)
+				return fmt.Errorf("field %q: %s is above the maximum %v", name, describeMeasure(base), *r.max)
 			}
 		}
-		if len(r.enum) > 0 && fv.Kind() == reflect.String && fv.String() != "" && !slices.Contains(r.enum, fv.String()) {
-			return fmt.Errorf("field %q: %q is not one of %s", name, fv.String(), strings.Join(r.enum, ", "))
+		if len(r.enum) > 0 && base.Kind() == reflect.String && !slices.Contains(r.enum, base.String()) {
+			return fmt.Errorf("field %q: %q is not one of %s", name, base.String(), strings.Join(r.enum, ", "))
 		}
 		if f.sub != nil {
-			if err := checkNested(f.sub, fv, name); err != nil {
+			if err := checkNested(f.sub, fv, name, raw); err != nil {
 				return err
 			}
 		}
@@ -231,18 +256,53 @@ func (s *structInfo) check(v reflect.Value, path string) error {
 	return nil
 }
 
-func checkNested(sub *structInfo, v reflect.Value, name string) error {
+func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+
+func derefType(t reflect.Type) reflect.Type {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
+}
+
+// acceptsNull reports whether the schema of t allows JSON null: only the
+// untyped ones (an interface, json.RawMessage) do.
+func acceptsNull(t reflect.Type) bool {
+	t = derefType(t)
+	return t.Kind() == reflect.Interface || (t.Kind() == reflect.Slice && t.Name() == "RawMessage")
+}
+
+// isEmptyCollection reports an empty string, list or map: what `required`
+// refuses besides an absent field (the schema says minLength, minItems or
+// minProperties 1).
+func isEmptyCollection(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.String, reflect.Slice, reflect.Map:
+		return v.Len() == 0
+	}
+	return false
+}
+
+func checkNested(sub *structInfo, v reflect.Value, name string, raw json.RawMessage) error {
 	switch v.Kind() {
 	case reflect.Pointer:
 		if v.IsNil() {
 			return nil
 		}
-		return checkNested(sub, v.Elem(), name)
+		return checkNested(sub, v.Elem(), name, raw)
 	case reflect.Struct:
-		return sub.check(v, name+".")
+		var present map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &present); err != nil {
+			return fmt.Errorf("field %q: expected an object", name)
+		}
+		return sub.check(v, name+".", present)
 	case reflect.Slice, reflect.Array:
-		for i := 0; i < v.Len(); i++ {
-			if err := checkNested(sub, v.Index(i), fmt.Sprintf("%s[%d]", name, i)); err != nil {
+		var items []json.RawMessage
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return fmt.Errorf("field %q: expected a list", name)
+		}
+		for i := 0; i < v.Len() && i < len(items); i++ {
+			if err := checkNested(sub, v.Index(i), fmt.Sprintf("%s[%d]", name, i), items[i]); err != nil {
 				return err
 			}
 		}
@@ -260,7 +320,10 @@ func measureOf(v reflect.Value) (float64, bool) {
 		return float64(v.Uint()), true
 	case reflect.Float32, reflect.Float64:
 		return v.Float(), true
-	case reflect.String, reflect.Slice, reflect.Array, reflect.Map:
+	case reflect.String:
+		// JSON Schema's minLength and maxLength count characters.
+		return float64(utf8.RuneCountInString(v.String())), true
+	case reflect.Slice, reflect.Array, reflect.Map:
 		return float64(v.Len()), true
 	}
 	return 0, false
@@ -268,7 +331,9 @@ func measureOf(v reflect.Value) (float64, bool) {
 
 func describeMeasure(v reflect.Value) string {
 	switch v.Kind() {
-	case reflect.String, reflect.Slice, reflect.Array, reflect.Map:
+	case reflect.String:
+		return fmt.Sprintf("length %d", utf8.RuneCountInString(v.String()))
+	case reflect.Slice, reflect.Array, reflect.Map:
 		return fmt.Sprintf("length %d", v.Len())
 	}
 	return fmt.Sprint(v.Interface())
@@ -368,6 +433,12 @@ func structSchema(t reflect.Type) (map[string]any, error) {
 		}
 		if r.required {
 			required = append(required, f.name)
+			// required also means non-empty for a string, list or map,
+			// as DecodeConfig judges it.
+			key := map[reflect.Kind]string{reflect.String: "minLength", reflect.Slice: "minItems", reflect.Array: "minItems", reflect.Map: "minProperties"}[base.Kind()]
+			if cur, ok := s[key].(float64); key != "" && (!ok || cur < 1) {
+				s[key] = 1.0
+			}
 		}
 		props[f.name] = s
 	}

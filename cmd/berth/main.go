@@ -52,6 +52,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.AddCommand(serveCmd(), versionCmd(), configCmd(), backupCmd(), restoreCmd())
 	root.AddCommand(clientCommands()...)
+	root.AddCommand(pluginCmd())
 	return root
 }
 
@@ -126,10 +127,14 @@ func configCmd() *cobra.Command {
 	cfg := &cobra.Command{Use: "config", Short: "Work with the configuration"}
 	check := &cobra.Command{
 		Use:   "check",
-		Short: "Validate the configuration (file plus BERTH_* environment) and exit",
+		Short: "Validate the configuration (file plus BERTH_* environment) and each plugin executable's checksum, and exit",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := loadConfig(cmd); err != nil {
+			c, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			if err := checkPluginExecutables(c); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "configuration OK")

@@ -163,6 +163,11 @@ func (p *Plugin) validate(key string, seen map[string]bool) error {
 	if strings.TrimSpace(p.Path) == "" {
 		return &Error{key + ".path", "must not be empty"}
 	}
+	if !filepath.IsAbs(p.Path) {
+		// Resolved against whatever directory the gateway was started in,
+		// a relative path would run a different file from another one.
+		return &Error{key + ".path", fmt.Sprintf("%q is not an absolute path", p.Path)}
+	}
 	if sum, err := hex.DecodeString(p.SHA256); err != nil || len(sum) != 32 {
 		return &Error{key + ".sha256", "must be the 64 hex digits of the executable's SHA-256 (sha256sum <path>)"}
 	}

@@ -54,6 +54,9 @@ func (h *Host) HandleReload(ctx *fasthttp.RequestCtx) error {
 		h.recordAudit(ctx, ev)
 	}
 	if err != nil {
+		if unknown != nil {
+			msg = err.Error() // names no path: the plugin is not declared
+		}
 		h.log.Warn("plugin reload failed", "plugin", name, "err", msg)
 		return reloadError(name, err)
 	}

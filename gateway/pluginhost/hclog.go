@@ -6,6 +6,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -73,7 +74,15 @@ func (h *slogHCLog) Log(level hclog.Level, msg string, args ...any) {
 		args = append(args[:len(args)-1:len(args)-1], "extra", args[len(args)-1])
 	}
 	for i := 0; i+1 < len(args); i += 2 {
-		all = append(all, fmt.Sprint(args[i]), args[i+1])
+		key := fmt.Sprint(args[i])
+		if key == "plugin" {
+			// The slog logger already says which plugin, by its Berth
+			// name; go-plugin's "plugin" is the executable's path, and a
+			// second "plugin" key would make the line ambiguous JSON.
+			all = append(all, "executable", filepath.Base(fmt.Sprint(args[i+1])))
+			continue
+		}
+		all = append(all, key, args[i+1])
 	}
 	h.l.Log(context.Background(), slogLevel(level), msg, all...)
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -109,11 +110,17 @@ func openDB(t testing.TB) *store.DB {
 // test ends. opts may adjust the options.
 func newHost(t testing.TB, o Options, opts ...func(*Options)) *testHost {
 	t.Helper()
+	return newHostAt(t, slog.LevelDebug, o, opts...)
+}
+
+// newHostAt is newHost with the log at level.
+func newHostAt(t testing.TB, level slog.Level, o Options, opts ...func(*Options)) *testHost {
+	t.Helper()
 	logs := &syncbuf.Buffer{}
 	db := openDB(t)
 	al := audit.New(db, audit.Options{})
 	o.DB, o.Audit = db, al
-	o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level}))
 	for _, f := range opts {
 		f(&o)
 	}
@@ -138,6 +145,26 @@ func (th *testHost) start(t testing.TB) {
 	defer cancel()
 	if err := th.Start(ctx); err != nil {
 		t.Fatal(err)
+	}
+	th.settled(t)
+}
+
+// settled waits until every plugin's first start has ended, either way:
+// Start waits only for the required ones.
+func (th *testHost) settled(t testing.TB) {
+	t.Helper()
+	th.mu.RLock()
+	insts := slices.Clone(th.instances)
+	th.mu.RUnlock()
+	for _, in := range insts {
+		in.mu.Lock()
+		done := in.firstDone
+		in.mu.Unlock()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("plugin %q: first start did not end", in.name)
+		}
 	}
 }
 

@@ -107,6 +107,11 @@ type Options struct {
 	LookupEnv func(string) (string, bool)
 	// Clock stamps plugin states; nil means time.Now.
 	Clock func() time.Time
+	// Reattach names plugins already running in debug mode (started by
+	// hand with -debug; the gateway takes them from BERTH_PLUGIN_REATTACH):
+	// the host attaches to each instead of starting its executable, so no
+	// checksum is checked for it, and leaves it running when it stops.
+	Reattach map[string]sdk.ReattachInfo
 }
 
 // Plugin declares one plugin process.
@@ -189,10 +194,12 @@ func New(opts Options) (*Host, error) {
 // metrics registry.
 func (h *Host) Collectors() []prometheus.Collector { return h.metrics.collectors() }
 
-// Start starts every plugin and waits for each one's first start to end.
-// A plugin that fails is logged and left failed (or restarting); only a
-// required plugin that is not running makes Start fail, after stopping
-// the others. It also starts the notification queue.
+// Start starts every plugin and waits for the first start of each
+// required one to end; optional plugins go on starting in the background,
+// so one that hangs does not hold the gateway up (calls to it wait up to
+// call_wait meanwhile). A plugin that fails is logged and left failed (or
+// restarting); only a required plugin that is not running makes Start
+// fail, after stopping the others.
 func (h *Host) Start(ctx context.Context) error {
 	h.mu.Lock()
 	if h.started {
@@ -203,25 +210,29 @@ func (h *Host) Start(ctx context.Context) error {
 	insts := slices.Clone(h.instances)
 	h.mu.Unlock()
 
+	for name := range h.opts.Reattach {
+		// A development aid; an operator must see it was in force.
+		h.log.Warn("attaching to a plugin running in debug mode instead of starting its executable; its checksum is not checked",
+			"plugin", name, "env", sdk.EnvReattach)
+	}
 	firsts := make([]<-chan error, len(insts))
 	for i, in := range insts {
 		firsts[i] = in.startSupervisor()
 	}
 	var errs []error
 	for i, in := range insts {
+		if !in.required() {
+			// Its failure is logged by its state change.
+			continue
+		}
 		var err error
 		select {
 		case err = <-firsts[i]:
 		case <-ctx.Done():
 			err = ctx.Err()
 		}
-		if err == nil {
-			continue
-		}
-		if in.required() {
+		if err != nil {
 			errs = append(errs, fmt.Errorf("required plugin %q did not start: %w", in.name, err))
-		} else {
-			h.log.Warn("plugin did not start", "plugin", in.name, "err", in.redact(err.Error()))
 		}
 	}
 	if len(errs) > 0 {
@@ -274,19 +285,36 @@ func (h *Host) Stop(ctx context.Context) error {
 
 // Status is what the API shows of one plugin.
 type Status struct {
-	Name            string    `json:"name"`
-	Version         string    `json:"version"`
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	// Capabilities are those the plugin reported at its last start, or,
+	// before it has reported any, those it is declared with.
 	Capabilities    []string  `json:"capabilities"`
 	ProtocolVersion int       `json:"protocol_version"`
 	SDKVersion      string    `json:"sdk_version,omitempty"`
 	State           State     `json:"state"`
 	Since           time.Time `json:"since"`
 	Required        bool      `json:"required"`
-	Restarts        int       `json:"restarts"`
-	// Health is the last answer to a health check: serving, degraded,
-	// not_serving or unknown.
-	Health    string `json:"health"`
+	// Restarts counts every start after the first: after a crash, a
+	// failed health check or a failed start.
+	Restarts int `json:"restarts"`
+	// Health is the last answer to a health check (one is made as the
+	// plugin starts): serving, degraded, not_serving or unknown.
+	Health string `json:"health"`
+	// Channels are a notifier's channels, as it listed them at its start.
+	Channels []string `json:"channels,omitempty"`
+	// LastError says why the plugin is not running; it is cleared when
+	// the plugin runs again.
 	LastError string `json:"last_error,omitempty"`
+	// RecentErrors are the plugin's last errors, newest last, kept when
+	// it recovers.
+	RecentErrors []ErrorRecord `json:"recent_errors,omitempty"`
+}
+
+// ErrorRecord is one error a plugin had, and when.
+type ErrorRecord struct {
+	At    time.Time `json:"at"`
+	Error string    `json:"error"`
 }
 
 // List returns every plugin's status, in configuration order.

@@ -47,6 +47,8 @@ type proc struct {
 	// channels are the notifier's channel names, read at start, for
 	// routing queued notifications.
 	channels []string
+	// health is the answer to the health check made at start.
+	health sdk.HealthStatus
 }
 
 // supervisor is one run of an instance's supervising goroutine.
@@ -104,9 +106,14 @@ type instance struct {
 	restarts int
 	fails    int
 	lastErr  string
+	history  []ErrorRecord
 	health   sdk.HealthStatus
-	draining bool
-	sup      *supervisor
+	channels []string
+	// firstDone is closed when the current supervisor's first start
+	// has ended, either way.
+	firstDone chan struct{}
+	draining  bool
+	sup       *supervisor
 	// changed is closed and replaced at every state change, waking the
 	// calls that wait for a (re)starting plugin.
 	changed chan struct{}
@@ -120,7 +127,7 @@ func newInstance(h *Host, spec Plugin) *instance {
 		kv:   newKV(h.db, spec.Name),
 		sink: &sink{plugin: spec.Name, bus: h.bus, log: log},
 		spec: spec, state: StateStarting, since: h.now(),
-		changed: make(chan struct{}),
+		changed: make(chan struct{}), firstDone: make(chan struct{}),
 	}
 	h.metrics.setState(spec.Name, StateStarting)
 	return in
@@ -150,11 +157,17 @@ func (in *instance) status() Status {
 	for i, c := range in.info.Capabilities {
 		caps[i] = string(c)
 	}
+	if in.info.Name == "" {
+		// Not started yet (or refused before it said): what it is
+		// declared to offer.
+		caps = slices.Clone(in.spec.Capabilities)
+	}
 	return Status{
 		Name: in.name, Version: in.info.Version, Capabilities: caps,
 		ProtocolVersion: in.proto, SDKVersion: in.info.SDKVersion,
 		State: in.state, Since: in.since.UTC(), Required: in.spec.Required,
 		Restarts: in.restarts, Health: in.health.String(), LastError: in.lastErr,
+		Channels: slices.Clone(in.channels), RecentErrors: slices.Clone(in.history),
 	}
 }
 
@@ -184,6 +197,11 @@ func (in *instance) setState(s State, err error) {
 	in.state = s
 	if err != nil {
 		in.lastErr = msg
+		in.recordErrorLocked(msg)
+	}
+	if s == StateRunning {
+		// Running again: what went wrong before is history now.
+		in.lastErr = ""
 	}
 	if from != s {
 		in.since = in.h.now()
@@ -216,15 +234,27 @@ func (in *instance) setState(s State, err error) {
 	in.h.recordAudit(context.Background(), audit.Event{Action: "state_change", ResourceID: in.name, Result: result, Reason: string(s), Details: details})
 }
 
+// maxHistory is how many of a plugin's errors its status keeps.
+const maxHistory = 10
+
+func (in *instance) recordErrorLocked(msg string) {
+	in.history = append(in.history, ErrorRecord{At: in.h.now().UTC(), Error: msg})
+	if len(in.history) > maxHistory {
+		in.history = slices.Clone(in.history[len(in.history)-maxHistory:])
+	}
+}
+
 // startSupervisor starts the supervising goroutine; the channel receives
 // the result of its first start.
 func (in *instance) startSupervisor() <-chan error {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &supervisor{ctx: ctx, cancel: cancel, stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1)}
 	first := make(chan error, 1)
+	firstDone := make(chan struct{})
 	in.mu.Lock()
 	in.sup = s
 	in.draining = false
+	in.firstDone = firstDone
 	in.mu.Unlock()
 	in.setState(StateStarting, nil)
 	go in.supervise(s, first)
@@ -295,10 +325,14 @@ func jittered(lo, hi time.Duration, attempt int) time.Duration {
 // or stops answering, until stopped or the plugin is refused.
 func (in *instance) supervise(s *supervisor, first chan<- error) {
 	defer close(s.done)
+	in.mu.Lock()
+	firstDone := in.firstDone
+	in.mu.Unlock()
 	report := func(err error) {
 		if first != nil {
 			first <- err
 			first = nil
+			close(firstDone)
 		}
 	}
 	ran := false
@@ -319,8 +353,10 @@ func (in *instance) supervise(s *supervisor, first chan<- error) {
 			}
 			in.mu.Lock()
 			in.fails++
+			in.restarts++ // the next attempt is a restart too
 			fails := in.fails
 			in.mu.Unlock()
+			in.h.metrics.restarts.WithLabelValues(in.name).Inc()
 			next := StateRestarting
 			if fails >= in.h.opts.MaxFailures {
 				next = StateDegraded
@@ -389,6 +425,10 @@ func checkExecutable(path string) error {
 // refused to run (a wrong cookie, a binary that is not a Berth plugin).
 // At a plugin's first start that is final; later it may be a crash.
 func refused(err error) bool {
+	var early *pluginclient.EarlyOutputError
+	if errors.As(err, &early) {
+		return true
+	}
 	msg := err.Error()
 	return strings.Contains(msg, "plugin exited before we could connect") ||
 		strings.Contains(msg, "Unrecognized remote plugin message")
@@ -428,61 +468,74 @@ func (in *instance) start(s *supervisor) (*proc, error) {
 	spec := in.spec
 	in.mu.Unlock()
 	cfg := in.h.opts
-	if err := checkExecutable(spec.Path); err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(s.ctx, cfg.StartTimeout)
-	defer cancel()
-	p, err := pluginclient.Start(ctx, pluginclient.Config{
+	pc := pluginclient.Config{
 		Name:         in.name,
-		Path:         spec.Path,
-		Args:         spec.Args,
-		Env:          in.h.env(spec),
-		SHA256:       spec.SHA256,
 		Host:         host.Services{KV: in.kv, Events: in.sink},
 		Logger:       in.hlog,
 		StartTimeout: cfg.StartTimeout,
 		CallTimeout:  cfg.CallTimeout,
-	})
-	if err != nil {
-		return nil, err
 	}
-	pr, err := in.prepare(ctx, p, spec)
+	if info, ok := cfg.Reattach[in.name]; ok {
+		// A plugin run by hand with -debug: there is no executable to
+		// start, so none to check.
+		pc.Reattach = &info
+	} else {
+		if err := checkExecutable(spec.Path); err != nil {
+			return nil, err
+		}
+		pc.Path, pc.Args, pc.Env, pc.SHA256 = spec.Path, spec.Args, in.h.env(spec), spec.SHA256
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, cfg.StartTimeout)
+	defer cancel()
+	// timedOut names the limit when the start ran out of time: the
+	// error of the step that was cut short (a gRPC stream reset, a
+	// killed handshake) does not say why it was cut.
+	timedOut := func(step string, err error) error {
+		if ctx.Err() == context.DeadlineExceeded && s.ctx.Err() == nil {
+			return fmt.Errorf("plugin %q: start_timeout (%s) exceeded during %s: %w", in.name, cfg.StartTimeout, step, context.DeadlineExceeded)
+		}
+		return err
+	}
+	p, err := pluginclient.Start(ctx, pc)
+	if err != nil {
+		return nil, timedOut("the handshake", err)
+	}
+	pr, step, err := in.prepare(ctx, p, spec)
 	if err != nil {
 		p.Kill()
-		return nil, err
+		return nil, timedOut(step, err)
 	}
 	return pr, nil
 }
 
 // prepare checks a started plugin against its declaration and configures
-// it.
-func (in *instance) prepare(ctx context.Context, p *pluginclient.Plugin, spec Plugin) (*proc, error) {
+// it; on failure, step says what it was doing.
+func (in *instance) prepare(ctx context.Context, p *pluginclient.Plugin, spec Plugin) (_ *proc, step string, _ error) {
 	info := p.Info()
 	in.mu.Lock()
 	in.info, in.proto = info, p.ProtocolVersion()
 	in.mu.Unlock()
 	if err := in.validate(ctx, p, spec); err != nil {
-		return nil, err
+		return nil, "ValidateConfig", err
 	}
 	raw, err := configJSON(spec.Config)
 	if err != nil {
-		return nil, err
+		return nil, "Configure", err
 	}
 	if err := p.Base().Configure(ctx, raw); err != nil {
 		if errors.Is(err, sdk.ErrInvalidConfig) {
-			return nil, &configError{Plugin: in.name, Problems: []string{err.Error()}}
+			return nil, "Configure", &configError{Plugin: in.name, Problems: []string{pluginProblem(err)}}
 		}
-		return nil, fmt.Errorf("plugin %q: %w", in.name, err)
+		return nil, "Configure", fmt.Errorf("plugin %q: %w", in.name, err)
 	}
-	pr := &proc{p: p, info: info}
+	pr := &proc{p: p, info: info, health: sdk.HealthUnknown}
 	if info.Has(sdk.CapabilityNotifier) {
 		if pr.notifier, err = p.Notifier(); err != nil {
-			return nil, err
+			return nil, "ListChannels", err
 		}
 		chans, err := pr.notifier.ListChannels(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("plugin %q: %w", in.name, err)
+			return nil, "ListChannels", fmt.Errorf("plugin %q: %w", in.name, err)
 		}
 		for _, c := range chans {
 			pr.channels = append(pr.channels, c.Name)
@@ -490,20 +543,40 @@ func (in *instance) prepare(ctx context.Context, p *pluginclient.Plugin, spec Pl
 	}
 	if info.Has(sdk.CapabilityBilling) {
 		if pr.billing, err = p.Billing(); err != nil {
-			return nil, err
+			return nil, "start", err
 		}
 	}
 	if info.Has(sdk.CapabilityProvisioner) {
 		if pr.prov, err = p.Provisioner(); err != nil {
-			return nil, err
+			return nil, "start", err
 		}
 	}
 	if info.Has(sdk.CapabilityDNS) {
 		if pr.dns, err = p.DNS(); err != nil {
-			return nil, err
+			return nil, "start", err
 		}
 	}
-	return pr, nil
+	// The status shows health from the start, not "unknown" until the
+	// first periodic check; a plugin that does not answer this one is
+	// still started (the periodic checks judge it).
+	hctx, cancel := context.WithTimeout(ctx, in.h.opts.HealthTimeout)
+	if hs, err := p.Base().Health(hctx); err == nil {
+		pr.health = hs.Status
+	}
+	cancel()
+	return pr, "", nil
+}
+
+// pluginProblem is a plugin's refusal of its config without the words
+// the layers added on the way ("ValidateConfig: invalid config: …"): the
+// configError around it says "invalid config" once.
+func pluginProblem(err error) string {
+	msg := err.Error()
+	for _, p := range []string{"ValidateConfig: ", "Configure: ", sdk.ErrInvalidConfig.Error() + ": "} {
+		msg = strings.TrimPrefix(msg, p)
+	}
+	// A plugin's own Validate often ends "…: %w" with ErrInvalidConfig.
+	return strings.TrimSuffix(msg, ": "+sdk.ErrInvalidConfig.Error())
 }
 
 // validate checks the declared capabilities and the config object: first
@@ -525,7 +598,7 @@ func (in *instance) validate(ctx context.Context, p *pluginclient.Plugin, spec P
 	}
 	if err := p.Base().ValidateConfig(ctx, raw); err != nil {
 		if errors.Is(err, sdk.ErrInvalidConfig) {
-			return &configError{Plugin: in.name, Problems: []string{err.Error()}}
+			return &configError{Plugin: in.name, Problems: []string{pluginProblem(err)}}
 		}
 		return fmt.Errorf("plugin %q: %w", in.name, err)
 	}
@@ -536,7 +609,8 @@ func (in *instance) validate(ctx context.Context, p *pluginclient.Plugin, spec P
 func (in *instance) install(pr *proc) {
 	in.mu.Lock()
 	in.cur = pr
-	in.health = sdk.HealthUnknown
+	in.health = pr.health
+	in.channels = pr.channels
 	in.mu.Unlock()
 	in.setState(StateRunning, nil)
 }
@@ -677,7 +751,10 @@ func (in *instance) reload(ctx context.Context, spec Plugin) error {
 	in.mu.Lock()
 	old, pr, state := in.spec, in.cur, in.state
 	in.mu.Unlock()
-	if sameLaunch(old, spec) && state == StateRunning && pr != nil {
+	// The executable is checked again: one replaced under the same
+	// declaration must not go on running until its next crash, then fail
+	// there; it is restarted now, and refused now if it does not match.
+	if sameLaunch(old, spec) && state == StateRunning && pr != nil && in.unchanged(spec) {
 		if err := in.validate(ctx, pr.p, spec); err != nil {
 			in.mu.Lock()
 			in.lastErr = in.redactLocked(err.Error())
@@ -704,6 +781,7 @@ func (in *instance) reload(ctx context.Context, spec Plugin) error {
 	in.spec = spec
 	in.fails = 0
 	in.info = sdk.Info{}
+	in.channels = nil
 	// The plugin starts afresh: its last error is whatever this start
 	// reports, not what an earlier run did.
 	in.lastErr = ""
@@ -714,6 +792,16 @@ func (in *instance) reload(ctx context.Context, spec Plugin) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// unchanged reports whether the plugin's executable still has its
+// declared digest (a reattached debug plugin has none to check).
+func (in *instance) unchanged(spec Plugin) bool {
+	if _, ok := in.h.opts.Reattach[in.name]; ok {
+		return true
+	}
+	sum, err := pluginclient.FileSHA256(spec.Path)
+	return err == nil && strings.EqualFold(sum, strings.TrimSpace(spec.SHA256))
 }
 
 func (in *instance) redactLocked(msg string) string {

@@ -9,7 +9,11 @@ import (
 type Notifier interface {
 	ListChannels(ctx context.Context) ([]Channel, error)
 	// Send delivers one message. An unknown channel is sdk.ErrNotFound; a
-	// provider that is down is sdk.ErrRetryable.
+	// provider that is down is sdk.ErrRetryable. The Delivery's
+	// ProviderMessageID must not be empty and must differ for messages
+	// with different idempotency keys (a repeat of one key gets the first
+	// answer again, replayed by the SDK); the conformance suite checks
+	// both, so a fixed placeholder id fails it.
 	Send(ctx context.Context, msg Message) (Delivery, error)
 }
 
@@ -78,6 +82,10 @@ type Message struct {
 
 // Delivery is the provider's receipt for a message.
 type Delivery struct {
+	// ProviderMessageID identifies the message at the provider: never
+	// empty, unique per idempotency key (the same key yields the same id),
+	// e.g. the provider's own message id, or one derived from the key
+	// when the provider returns none.
 	ProviderMessageID string
 	AcceptedAt        time.Time
 }

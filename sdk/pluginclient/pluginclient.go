@@ -25,7 +25,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -144,6 +146,8 @@ type Plugin struct {
 	// abandon kills the process by force; Kill calls it after go-plugin's
 	// own kill, when it has nothing left to do.
 	abandon func()
+	// reattached: attached to a plugin in debug (test) mode.
+	reattached bool
 }
 
 // Start starts the plugin (or attaches to it), negotiates the protocol,
@@ -167,17 +171,24 @@ func Start(ctx context.Context, cfg Config) (*Plugin, error) {
 	}
 	logger = logger.Named(cfg.Name)
 	set := SetOptions{Host: cfg.Host, Logger: logger}
+	// go-plugin re-logs a line of the plugin's stderr that is not hclog
+	// JSON (a stray print) at debug level, where nobody sees it; it is
+	// the plugin's output, so it goes at info, under the plugin's name.
+	pluginLogger := hclog.Logger(strayLogger{Logger: logger, stderr: filepath.Base(cfg.Path)})
 	abandon := func() {}
 	tail := &tailWriter{max: 2048}
 	cc := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           logger,
+		Logger:           pluginLogger,
 		StartTimeout:     cfg.StartTimeout,
 		GRPCDialOptions:  rpc.DialOptions(cfg.CallTimeout),
 		Stderr:           tail,
-		SyncStdout:       lineLogger{log: logger.Named("stdout").Debug},
-		SyncStderr:       lineLogger{log: logger.Named("stderr").Info},
+		// What the plugin prints once served (go-plugin forwards its
+		// os.Stdout and os.Stderr) is stray output too: info, like the
+		// prints before.
+		SyncStdout: lineLogger{log: logger.Named("stdout").Info},
+		SyncStderr: lineLogger{log: logger.Named("stderr").Info},
 	}
 	switch {
 	case cfg.Reattach != nil && cfg.Path != "":
@@ -209,6 +220,12 @@ func Start(ctx context.Context, cfg Config) (*Plugin, error) {
 			if err != nil || len(sum) != sha256.Size {
 				return nil, fmt.Errorf("plugin %q: sha256 %q is not 64 hex digits", cfg.Name, cfg.SHA256)
 			}
+			// Checked here first, to name both digests (go-plugin's own
+			// check, just before it runs the file, says only that they
+			// differ).
+			if err := checkSum(cfg.Name, cfg.Path, hex.EncodeToString(sum)); err != nil {
+				return nil, err
+			}
 			cc.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
 		}
 	default:
@@ -228,6 +245,12 @@ func Start(ctx context.Context, cfg Config) (*Plugin, error) {
 	}()
 	p, err := connect(ctx, cfg.Name, client, tail)
 	close(started)
+	if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+		// The file changed between the two checks: say what it is now.
+		if cerr := checkSum(cfg.Name, cfg.Path, strings.ToLower(strings.TrimSpace(cfg.SHA256))); cerr != nil {
+			err = cerr
+		}
+	}
 	if err != nil {
 		client.Kill()
 		abandon()
@@ -237,6 +260,7 @@ func Start(ctx context.Context, cfg Config) (*Plugin, error) {
 		return nil, err
 	}
 	p.abandon = abandon
+	p.reattached = cfg.Reattach != nil && cfg.Reattach.Test
 	return p, nil
 }
 
@@ -264,16 +288,132 @@ func connect(ctx context.Context, name string, client *plugin.Client, tail *tail
 // incompatibleAPI matches go-plugin's error for a version mismatch.
 var incompatibleAPI = regexp.MustCompile(`incompatible API version with plugin\. Plugin version: (\d+)`)
 
+// unrecognized is go-plugin's error for a first stdout line that is not a
+// handshake.
+const unrecognized = "Unrecognized remote plugin message: "
+
 // startError explains a failed start in the operator's terms.
 func startError(name string, err error, stderr string) error {
 	if m := incompatibleAPI.FindStringSubmatch(err.Error()); m != nil {
 		v, _ := strconv.Atoi(m[1])
 		return &sdk.IncompatibleProtocolError{Plugin: name, PluginVersions: []int{v}, HostVersions: HostVersions()}
 	}
+	if line, ok := strings.CutPrefix(err.Error(), unrecognized); ok {
+		// go-plugin follows the line with generic advice (architecture,
+		// libraries, file modes) that does not fit: a Berth plugin's
+		// stdout is guarded from the SDK's init on, so a line here was
+		// printed before that, by an init function of a package that
+		// does not import the SDK (a dependency) or by C code.
+		line, _, _ = strings.Cut(line, "\n")
+		e := &EarlyOutputError{Plugin: name, Line: strings.TrimSpace(line), Stderr: strings.TrimSpace(stderr)}
+		return e
+	}
 	if stderr = strings.TrimSpace(stderr); stderr != "" {
 		return fmt.Errorf("plugin %q: start: %w; the plugin said: %s", name, err, stderr)
 	}
 	return fmt.Errorf("plugin %q: start: %w", name, err)
+}
+
+// EarlyOutputError is a plugin that wrote to its stdout before the SDK's
+// stdout guard was in place, so go-plugin read that line where the
+// handshake belongs. Stderr is the end of what the plugin wrote there.
+type EarlyOutputError struct {
+	Plugin string
+	Line   string
+	Stderr string
+}
+
+func (e *EarlyOutputError) Error() string {
+	if e.Line == "" {
+		msg := fmt.Sprintf("plugin %q: the process ended before its handshake", e.Plugin)
+		if e.Stderr != "" {
+			msg += "; the plugin said: " + e.Stderr
+		}
+		return msg
+	}
+	msg := fmt.Sprintf("plugin %q printed %q on stdout before its handshake. Something in the program wrote to stdout "+
+		"before the SDK's stdout guard: an init function of a package that does not import the SDK (often a "+
+		"dependency's), or C code; remove or move that print (the guard covers everything from the SDK's own init on)", e.Plugin, e.Line)
+	if e.Stderr != "" {
+		msg += "; the plugin said: " + e.Stderr
+	}
+	return msg
+}
+
+// ChecksumError is a plugin executable whose SHA-256 is not the one
+// configured. It matches go-plugin's plugin.ErrChecksumsDoNotMatch.
+type ChecksumError struct {
+	Plugin string
+	// Path is the executable.
+	Path string
+	// Expected is the configured digest, Actual the file's, both hex.
+	Expected, Actual string
+}
+
+func (e *ChecksumError) Error() string {
+	return fmt.Sprintf("plugin %q: checksums did not match: expected sha256 %s, but %s has sha256 %s", e.Plugin, e.Expected, e.Path, e.Actual)
+}
+
+// Is makes errors.Is(err, plugin.ErrChecksumsDoNotMatch) hold.
+func (e *ChecksumError) Is(target error) bool { return target == plugin.ErrChecksumsDoNotMatch }
+
+// FileSHA256 returns the hex SHA-256 of the file at path: the digest a
+// plugin's configuration pins.
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// checkSum compares the file's digest with the expected one (lower-case
+// hex).
+func checkSum(name, path, expected string) error {
+	actual, err := FileSHA256(path)
+	if err != nil {
+		return fmt.Errorf("plugin %q: checksum: %w", name, err)
+	}
+	if actual != strings.ToLower(expected) {
+		return &ChecksumError{Plugin: name, Path: path, Expected: strings.ToLower(expected), Actual: actual}
+	}
+	return nil
+}
+
+// strayLogger is the logger go-plugin gets. go-plugin re-logs the
+// plugin's stderr through the child named after the executable, and a
+// line that is not hclog JSON (a stray print) with a bare Debug call
+// (hclog lines always carry their timestamp); that child raises those to
+// Info. go-plugin's own messages keep their levels.
+type strayLogger struct {
+	hclog.Logger
+	stderr  string // the executable's base name: the stderr child's name
+	promote bool
+}
+
+func (l strayLogger) Debug(msg string, args ...any) {
+	if l.promote && len(args) == 0 {
+		l.Logger.Info(msg, "output", "unstructured")
+		return
+	}
+	l.Logger.Debug(msg, args...)
+}
+
+func (l strayLogger) Named(name string) hclog.Logger {
+	return strayLogger{Logger: l.Logger.Named(name), promote: l.stderr != "" && name == l.stderr}
+}
+
+func (l strayLogger) With(args ...any) hclog.Logger {
+	return strayLogger{Logger: l.Logger.With(args...), stderr: l.stderr, promote: l.promote}
+}
+
+func (l strayLogger) ResetNamed(name string) hclog.Logger {
+	return strayLogger{Logger: l.Logger.ResetNamed(name), stderr: l.stderr, promote: l.stderr != "" && name == l.stderr}
 }
 
 // Name returns the plugin's name from Config.
@@ -356,8 +496,20 @@ func (p *Plugin) ReattachInfo() (sdk.ReattachInfo, bool) {
 }
 
 // Kill stops the plugin: gracefully (it is asked to shut down and given 2
-// seconds), then by force. A reattached debug-mode plugin is left running.
+// seconds), then by force. A reattached debug-mode plugin is left running;
+// only this side's connection and host services end.
 func (p *Plugin) Kill() {
+	if p.reattached {
+		// go-plugin's Kill does nothing for a plugin in test mode: not
+		// even close the connection, or the broker whose listeners (a
+		// socket file each) serve the host services.
+		if p.base.broker != nil {
+			_ = p.base.broker.Close()
+		}
+		if gc, ok := p.rpc.(*plugin.GRPCClient); ok {
+			_ = gc.Conn.Close()
+		}
+	}
 	p.client.Kill()
 	if p.abandon != nil {
 		p.abandon()
@@ -404,7 +556,7 @@ type lineLogger struct {
 func (l lineLogger) Write(b []byte) (int, error) {
 	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
 		if line != "" {
-			l.log(line)
+			l.log(line, "output", "unstructured")
 		}
 	}
 	return len(b), nil

@@ -14,11 +14,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/berthgw/berth/sdk"
 	"github.com/berthgw/berth/sdk/host"
+	"github.com/berthgw/berth/sdk/internal/rpc"
 	"github.com/berthgw/berth/sdk/pluginclient"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -95,6 +97,10 @@ func serveInProcess(t testing.TB, opts sdk.Options) (sdk.ReattachInfo, error) {
 	if err != nil {
 		return sdk.ReattachInfo{}, err
 	}
+	// go-plugin stops a test-mode server by closing its listener, and
+	// logs the accept loop's end as an error; at teardown that is noise.
+	var stopping atomic.Bool
+	cfg.Logger = rpc.QuietStop(cfg.Logger, &stopping)
 	ctx, cancel := context.WithCancel(context.Background())
 	reattachCh := make(chan *plugin.ReattachConfig, 1)
 	closeCh := make(chan struct{})
@@ -103,6 +109,7 @@ func serveInProcess(t testing.TB, opts sdk.Options) (sdk.ReattachInfo, error) {
 	// Cleanups run last-registered first: clients close before this stops
 	// the server.
 	t.Cleanup(func() {
+		stopping.Store(true)
 		cancel()
 		<-closeCh
 	})

@@ -10,7 +10,8 @@
 //
 // Environment: TESTPLUGIN_CRASH_FILE names a file whose existence makes
 // the plugin exit with status 3 before its handshake; TESTPLUGIN_HANG_FILE
-// one whose existence makes Health hang.
+// one whose existence makes Health hang; TESTPLUGIN_HANG_CONFIGURE_FILE one
+// whose existence makes Configure never answer.
 package main
 
 import (
@@ -57,6 +58,9 @@ type plugin struct {
 }
 
 func (p *plugin) configure(_ context.Context, cfg Config, h sdk.Host) error {
+	if exists("TESTPLUGIN_HANG_CONFIGURE_FILE") {
+		select {}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cfg, p.host = cfg, h
