@@ -15,26 +15,24 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/berthgw/berth/deploy/e2e/berthproc"
 	"github.com/berthgw/berth/deploy/e2e/kubeenv"
 	"github.com/berthgw/berth/internal/freeport"
 	"github.com/berthgw/berth/sdk/controlplane"
 )
 
 const (
-	adminPassword = "admin-Password-0001"
 	secretKey     = "sk_test_e2e0123456789abcdefghij"
 	webhookSecret = "whsec_e2e0123456789abcdefghijklmnop"
 	// apiVersion is the Stripe API version stripe-go (and so the plugin)
@@ -47,26 +45,18 @@ var binDir string
 
 // TestMain builds berth, the plugins and stripe-mock once.
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "berth-billing-e2e-")
+	dir, err := berthproc.Build(
+		berthproc.Binary{Dir: "../../..", Out: "berth", Package: "./cmd/berth"},
+		berthproc.Binary{Dir: "../../../plugins/notify", Out: "berth-plugin-notify", Package: "."},
+		berthproc.Binary{Dir: "../../../plugins/billing-stripe", Out: "berth-plugin-billing-stripe", Package: "."},
+		berthproc.Binary{Dir: "../../../plugins/provisioner-local", Out: "provisioner-local", Package: "."},
+		berthproc.Binary{Dir: "../../../plugins/billing-stripe/internal/stripemocktest/testdata/stripe-mock", Out: "stripe-mock", Package: "github.com/stripe/stripe-mock"},
+	)
 	if err != nil {
-		panic(err)
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	binDir = dir
-	for _, b := range []struct{ dir, out, pkg string }{
-		{"../../..", "berth", "./cmd/berth"},
-		{"../../../plugins/notify", "berth-plugin-notify", "."},
-		{"../../../plugins/billing-stripe", "berth-plugin-billing-stripe", "."},
-		{"../../../plugins/provisioner-local", "provisioner-local", "."},
-		{"../../../plugins/billing-stripe/internal/stripemocktest/testdata/stripe-mock", "stripe-mock", "github.com/stripe/stripe-mock"},
-	} {
-		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(dir, b.out), b.pkg)
-		cmd.Dir = b.dir
-		cmd.Env = append(os.Environ(), "GOWORK=off", "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b.out, err, out)
-			os.Exit(1)
-		}
-	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -101,124 +91,13 @@ func stripeMock(t *testing.T) string {
 	return ""
 }
 
-type gateway struct {
-	base string
-	cmd  *exec.Cmd
-	logs bytes.Buffer
-	mu   sync.Mutex
-}
-
-// startGateway starts berth; config, when not empty, is its configuration
-// file's YAML.
-func startGateway(t *testing.T, config string) *gateway {
-	ports, err := freeport.Pick(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &gateway{base: "http://127.0.0.1:" + strconv.Itoa(ports[0])}
-	g.cmd = exec.Command(filepath.Join(binDir, "berth"), "serve")
-	g.cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"BERTH_DATA_DIR=" + t.TempDir(),
-		"BERTH_HTTP_ADDR=127.0.0.1:" + strconv.Itoa(ports[0]),
-		"BERTH_HTTPS_ADDR=127.0.0.1:" + strconv.Itoa(ports[1]),
-		"BERTH_PUBLIC_URL=https://berth.example.com",
-		"BERTH_ADMIN_PASSWORD=" + adminPassword,
-		"BERTH_RATE_LIMITS_AUTH_REQUESTS=0", "BERTH_RATE_LIMITS_API_REQUESTS=0",
-		"BERTH_NOTIFICATIONS_ALLOW_PRIVATE_TARGETS=127.0.0.1/32",
-	}
-	if config != "" {
-		path := filepath.Join(t.TempDir(), "berth.yaml")
-		if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		g.cmd.Args = append(g.cmd.Args, "--config", path)
-	}
-	g.cmd.Stdout, g.cmd.Stderr = &lockedWriter{g: g}, &lockedWriter{g: g}
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		g.cmd.Process.Kill()
-		g.cmd.Wait()
-		if t.Failed() {
-			g.mu.Lock()
-			lines := strings.Split(g.logs.String(), "\n")
-			g.mu.Unlock()
-			t.Logf("berth's last log lines:\n%s", strings.Join(lines[max(0, len(lines)-30):], "\n"))
-		}
-	})
-	for range 600 {
-		if resp, err := http.Get(g.base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return g
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatal("berth never ready")
-	return nil
-}
-
-type lockedWriter struct{ g *gateway }
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.g.mu.Lock()
-	defer w.g.mu.Unlock()
-	return w.g.logs.Write(p)
-}
-
-func (g *gateway) call(t *testing.T, token, method, path string, body any, out any, header ...string) int {
-	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		raw, _ := json.Marshal(b)
-		rd = bytes.NewReader(raw)
-	}
-	req, _ := http.NewRequest(method, g.base+path, rd)
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, data)
-		}
-	}
-	return resp.StatusCode
-}
-
-func (g *gateway) must(t *testing.T, want int, token, method, path string, body any, out any) {
-	t.Helper()
-	var raw json.RawMessage
-	if got := g.call(t, token, method, path, body, &raw); got != want {
-		t.Fatalf("%s %s: %d, want %d: %s", method, path, got, want, raw)
-	}
-	if out != nil {
-		json.Unmarshal(raw, out)
-	}
-}
-
-func (g *gateway) login(t *testing.T, user, password string) string {
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	g.must(t, 200, "", "POST", "/api/v1/auth/login", map[string]string{"username": user, "password": password}, &tok)
-	return tok.AccessToken
+// startGateway starts berth (the plugins beside it are found and
+// started); config, when not empty, is its configuration file's YAML.
+func startGateway(t *testing.T, config string) *berthproc.Gateway {
+	g := berthproc.New(t, filepath.Join(binDir, "berth"), config,
+		"BERTH_PUBLIC_URL=https://berth.example.com", "BERTH_NOTIFICATIONS_ALLOW_PRIVATE_TARGETS=127.0.0.1/32")
+	g.Start(t)
+	return g
 }
 
 // stripeEvent signs a Stripe event the way Stripe does:
@@ -244,7 +123,7 @@ func stripeEvent(t *testing.T, id, typ string, object map[string]any) (body []by
 func TestBillingWithStripeMock(t *testing.T) {
 	mock := stripeMock(t)
 	g := startGateway(t, provisioningConfig(t))
-	admin := g.login(t, "admin", adminPassword)
+	admin := g.Admin(t)
 
 	// Notifications of billing events to a webhook receiver.
 	var mu sync.Mutex
@@ -256,29 +135,29 @@ func TestBillingWithStripeMock(t *testing.T) {
 		w.WriteHeader(204)
 	}))
 	defer rcv.Close()
-	g.must(t, 201, admin, "POST", "/api/v1/notifications/channels", map[string]any{"name": "ops", "type": "webhook", "url": rcv.URL}, nil)
-	g.must(t, 201, admin, "POST", "/api/v1/notifications/routes", map[string]any{"name": "money", "events": []string{"order.*", "entitlement.*", "subscription.*"}, "channel": "ops"}, nil)
+	g.Must(t, 201, admin, "POST", "/api/v1/notifications/channels", map[string]any{"name": "ops", "type": "webhook", "url": rcv.URL}, nil)
+	g.Must(t, 201, admin, "POST", "/api/v1/notifications/routes", map[string]any{"name": "money", "events": []string{"order.*", "entitlement.*", "subscription.*"}, "channel": "ops"}, nil)
 
-	g.must(t, 200, admin, "PUT", "/api/v1/billing/settings", map[string]string{"secret_key": secretKey, "webhook_secret": webhookSecret, "api_base": mock}, nil)
+	g.Must(t, 200, admin, "PUT", "/api/v1/billing/settings", map[string]string{"secret_key": secretKey, "webhook_secret": webhookSecret, "api_base": mock}, nil)
 	var settings map[string]any
-	g.must(t, 200, admin, "GET", "/api/v1/billing/settings", nil, &settings)
+	g.Must(t, 200, admin, "GET", "/api/v1/billing/settings", nil, &settings)
 	if settings["secret_key_configured"] != true || settings["secret_key"] != nil {
 		t.Errorf("settings as read: %v", settings)
 	}
 	var plan struct{ ID string }
-	g.must(t, 201, admin, "POST", "/api/v1/billing/plans", map[string]any{"name": "Team", "price": 4900, "currency": "eur", "interval": "month",
+	g.Must(t, 201, admin, "POST", "/api/v1/billing/plans", map[string]any{"name": "Team", "price": 4900, "currency": "eur", "interval": "month",
 		"entitlements": map[string]any{"max_clusters": 5, "max_cpu": "2"}}, &plan)
 	// carol may create clusters; the configured quota (half a core) is too
 	// small for the one she wants.
-	g.must(t, 201, admin, "POST", "/api/v1/roles", map[string]any{"name": "builder", "permissions": []string{"clusters:read", "clusters:write"}}, nil)
+	g.Must(t, 201, admin, "POST", "/api/v1/roles", map[string]any{"name": "builder", "permissions": []string{"clusters:read", "clusters:write"}}, nil)
 	var user struct{ ID string }
-	g.must(t, 201, admin, "POST", "/api/v1/users", map[string]any{"username": "carol", "password": "carol-password-123", "email": "carol@example.com", "roles": []string{"builder"}}, &user)
-	carol := g.login(t, "carol", "carol-password-123")
+	g.Must(t, 201, admin, "POST", "/api/v1/users", map[string]any{"username": "carol", "password": "carol-password-123", "email": "carol@example.com", "roles": []string{"builder"}}, &user)
+	carol := g.Login(t, "carol", "carol-password-123")
 	cluster := func(name, cpu string) map[string]any {
 		return map[string]any{"name": name, "provision": map[string]any{"control_plane": map[string]string{"cpu": cpu, "memory": "1Gi"}, "workers": map[string]string{"cpu": "0", "memory": "0"}}}
 	}
 	var refusal struct{ Error, Message string }
-	if s := g.call(t, carol, "POST", "/api/v1/clusters", cluster("paid", "1"), &refusal); s != 403 || refusal.Error != "quota_exceeded" {
+	if s := g.Call(t, carol, "POST", "/api/v1/clusters", cluster("paid", "1"), &refusal); s != 403 || refusal.Error != "quota_exceeded" {
 		t.Fatalf("a cluster over the default quota: %d %+v, want 403 quota_exceeded", s, refusal)
 	}
 	var ent struct {
@@ -287,15 +166,15 @@ func TestBillingWithStripeMock(t *testing.T) {
 			MaxClusters int `json:"max_clusters"`
 		}
 	}
-	g.must(t, 200, carol, "GET", "/api/v1/billing/entitlement", nil, &ent)
+	g.Must(t, 200, carol, "GET", "/api/v1/billing/entitlement", nil, &ent)
 	defaultClusters := ent.Limits.MaxClusters
 
 	var order struct{ ID, Status string }
-	g.must(t, 201, carol, "POST", "/api/v1/billing/orders", map[string]any{"plan_id": plan.ID}, &order)
+	g.Must(t, 201, carol, "POST", "/api/v1/billing/orders", map[string]any{"plan_id": plan.ID}, &order)
 	var checkout struct {
 		URL string `json:"checkout_url"`
 	}
-	g.must(t, 200, carol, "POST", "/api/v1/billing/orders/"+order.ID+"/checkout", nil, &checkout)
+	g.Must(t, 200, carol, "POST", "/api/v1/billing/orders/"+order.ID+"/checkout", nil, &checkout)
 	if !strings.HasPrefix(checkout.URL, "https://") {
 		t.Errorf("checkout URL %q from stripe-mock", checkout.URL)
 	}
@@ -306,68 +185,68 @@ func TestBillingWithStripeMock(t *testing.T) {
 		"status": "complete", "payment_status": "paid", "mode": "subscription"}
 	body, sig := stripeEvent(t, "evt_test_paid", "checkout.session.completed", session)
 	// A tampered body or a wrong signature is refused and changes nothing.
-	if s := g.call(t, "", "POST", "/api/v1/billing/webhooks/stripe", bytes.Replace(body, []byte("4900"), []byte("0049"), 1), nil, "Stripe-Signature", sig); s != 400 {
+	if s := g.Call(t, "", "POST", "/api/v1/billing/webhooks/stripe", bytes.Replace(body, []byte("4900"), []byte("0049"), 1), nil, "Stripe-Signature", sig); s != 400 {
 		t.Errorf("a tampered webhook: %d, want 400", s)
 	}
-	g.must(t, 200, carol, "GET", "/api/v1/billing/orders/"+order.ID, nil, &order)
+	g.Must(t, 200, carol, "GET", "/api/v1/billing/orders/"+order.ID, nil, &order)
 	if order.Status != "pending" {
 		t.Fatalf("a refused webhook changed the order: %s", order.Status)
 	}
-	if s := g.call(t, "", "POST", "/api/v1/billing/webhooks/stripe", body, nil, "Stripe-Signature", sig); s != 200 {
+	if s := g.Call(t, "", "POST", "/api/v1/billing/webhooks/stripe", body, nil, "Stripe-Signature", sig); s != 200 {
 		t.Fatalf("checkout.session.completed: %d", s)
 	}
-	if s := g.call(t, "", "POST", "/api/v1/billing/webhooks/stripe", body, nil, "Stripe-Signature", sig); s != 200 {
+	if s := g.Call(t, "", "POST", "/api/v1/billing/webhooks/stripe", body, nil, "Stripe-Signature", sig); s != 200 {
 		t.Errorf("its replay: %d, want 200", s)
 	}
-	g.must(t, 200, carol, "GET", "/api/v1/billing/orders/"+order.ID, nil, &order)
-	g.must(t, 200, carol, "GET", "/api/v1/billing/entitlement", nil, &ent)
+	g.Must(t, 200, carol, "GET", "/api/v1/billing/orders/"+order.ID, nil, &order)
+	g.Must(t, 200, carol, "GET", "/api/v1/billing/entitlement", nil, &ent)
 	if order.Status != "paid" || !ent.Active || ent.Limits.MaxClusters != 5 {
 		t.Fatalf("after payment: order %s, entitlement %+v (default was %d)", order.Status, ent, defaultClusters)
 	}
 	// The plan's quota lets carol create the cluster refused before, and
 	// provisioner-local makes it.
 	var op struct{ ID, Status, Error string }
-	g.must(t, 202, carol, "POST", "/api/v1/clusters", cluster("paid", "1"), &op)
+	g.Must(t, 202, carol, "POST", "/api/v1/clusters", cluster("paid", "1"), &op)
 	deadline := time.Now().Add(5 * time.Minute)
 	for op.Status != "succeeded" {
 		if op.Status == "failed" || op.Status == "cancelled" || time.Now().After(deadline) {
 			t.Fatalf("provisioning under the plan: %+v", op)
 		}
 		time.Sleep(time.Second)
-		g.must(t, 200, carol, "GET", "/api/v1/operations/"+op.ID, nil, &op)
+		g.Must(t, 200, carol, "GET", "/api/v1/operations/"+op.ID, nil, &op)
 	}
 	var version struct{ GitVersion string }
-	g.must(t, 200, carol, "GET", "/proxy/clusters/paid/version", nil, &version)
+	g.Must(t, 200, carol, "GET", "/proxy/clusters/paid/version", nil, &version)
 	if !strings.HasPrefix(version.GitVersion, "v1.") {
 		t.Errorf("the new cluster's version through the proxy: %+v", version)
 	}
 	var portal struct {
 		URL string `json:"portal_url"`
 	}
-	g.must(t, 200, carol, "POST", "/api/v1/billing/portal", nil, &portal)
+	g.Must(t, 200, carol, "POST", "/api/v1/billing/portal", nil, &portal)
 	if !strings.HasPrefix(portal.URL, "https://") {
 		t.Errorf("portal URL %q", portal.URL)
 	}
 	var invoices struct{ Items []map[string]any }
-	g.must(t, 200, carol, "GET", "/api/v1/billing/invoices", nil, &invoices)
+	g.Must(t, 200, carol, "GET", "/api/v1/billing/invoices", nil, &invoices)
 
 	sub := map[string]any{"id": "sub_test_e2e", "object": "subscription", "customer": "cus_test_e2e", "status": "canceled", "currency": "eur",
 		"metadata": map[string]string{"order_id": order.ID, "user_id": user.ID, "plan_id": plan.ID}}
 	body, sig = stripeEvent(t, "evt_test_ended", "customer.subscription.deleted", sub)
-	if s := g.call(t, "", "POST", "/api/v1/billing/webhooks/stripe", body, nil, "Stripe-Signature", sig); s != 200 {
+	if s := g.Call(t, "", "POST", "/api/v1/billing/webhooks/stripe", body, nil, "Stripe-Signature", sig); s != 200 {
 		t.Fatalf("customer.subscription.deleted: %d", s)
 	}
-	g.must(t, 200, carol, "GET", "/api/v1/billing/entitlement", nil, &ent)
+	g.Must(t, 200, carol, "GET", "/api/v1/billing/entitlement", nil, &ent)
 	if ent.Active || ent.Limits.MaxClusters != defaultClusters {
 		t.Errorf("after the subscription ended: %+v, want the default %d", ent, defaultClusters)
 	}
 	// The cluster stays (clusters never stop for billing), but the quota
 	// is the default again: even a tenth of a core more is refused.
-	if s := g.call(t, carol, "POST", "/api/v1/clusters", cluster("more", "100m"), &refusal); s != 403 || refusal.Error != "quota_exceeded" {
+	if s := g.Call(t, carol, "POST", "/api/v1/clusters", cluster("more", "100m"), &refusal); s != 403 || refusal.Error != "quota_exceeded" {
 		t.Errorf("a cluster after the plan ended: %d %+v, want 403 quota_exceeded", s, refusal)
 	}
 	var still struct{ Name string }
-	g.must(t, 200, carol, "GET", "/api/v1/clusters/paid", nil, &still)
+	g.Must(t, 200, carol, "GET", "/api/v1/clusters/paid", nil, &still)
 	want := []string{"order.paid", "entitlement.changed", "subscription.ended", "entitlement.changed"}
 	for range 600 {
 		mu.Lock()

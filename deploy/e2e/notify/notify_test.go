@@ -5,7 +5,6 @@
 package notify
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -20,34 +19,25 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
+	"github.com/berthgw/berth/deploy/e2e/berthproc"
 	"github.com/berthgw/berth/internal/freeport"
 )
-
-const adminPassword = "admin-Password-0001"
 
 var binDir string // berth and berth-plugin-notify, side by side
 
 // TestMain builds both binaries once, into one directory, as `make build`
 // installs them.
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "berth-notify-e2e-")
+	dir, err := berthproc.Build(
+		berthproc.Binary{Dir: "../../..", Out: "berth", Package: "./cmd/berth"},
+		berthproc.Binary{Dir: "../../../plugins/notify", Out: "berth-plugin-notify", Package: "."},
+	)
 	if err != nil {
-		panic(err)
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	binDir = dir
-	for _, b := range []struct{ dir, out, pkg string }{
-		{"../../..", "berth", "./cmd/berth"},
-		{"../../../plugins/notify", "berth-plugin-notify", "."},
-	} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
-		cmd.Dir = b.dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b.out, err, out)
-			os.Exit(1)
-		}
-	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -114,142 +104,33 @@ func (r *receiver) hits() []hit {
 	return append([]hit(nil), r.got...)
 }
 
-// gateway is one `berth serve` process on a data directory that outlives
-// it.
-type gateway struct {
-	env  []string
-	base string
-	cmd  *exec.Cmd
-	logs *bytes.Buffer
-	mu   sync.Mutex
-	done chan struct{}
-}
-
-func newGateway(t *testing.T) *gateway {
-	ports, err := freeport.Pick(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &gateway{base: "http://127.0.0.1:" + strconv.Itoa(ports[0])}
-	g.env = []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"BERTH_DATA_DIR=" + t.TempDir(),
-		"BERTH_HTTP_ADDR=127.0.0.1:" + strconv.Itoa(ports[0]),
-		"BERTH_HTTPS_ADDR=127.0.0.1:" + strconv.Itoa(ports[1]),
-		"BERTH_ADMIN_PASSWORD=" + adminPassword,
-		"BERTH_RATE_LIMITS_AUTH_REQUESTS=0", "BERTH_RATE_LIMITS_API_REQUESTS=0",
+// newGateway prepares one `berth serve` on a data directory that
+// outlives its process (Kill9, then Start again), with quick retries so
+// the test does not wait on backoff.
+func newGateway(t *testing.T) *berthproc.Gateway {
+	return berthproc.New(t, filepath.Join(binDir, "berth"), "",
 		"BERTH_NOTIFICATIONS_ALLOW_PRIVATE_TARGETS=127.0.0.1/32",
-		// Retries come quickly, so the test does not wait on backoff.
 		"BERTH_PLUGINS_NOTIFY_RETRY_MIN=100ms", "BERTH_PLUGINS_NOTIFY_RETRY_MAX=1s",
-		"BERTH_PLUGINS_RESTART_BACKOFF_MIN=100ms",
-	}
-	return g
-}
-
-func (g *gateway) start(t *testing.T) {
-	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "berth"), "serve")
-	cmd.Env = g.env
-	logs := &bytes.Buffer{}
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			g.mu.Lock()
-			logs.Write(sc.Bytes())
-			logs.WriteByte('\n')
-			g.mu.Unlock()
-		}
-		cmd.Wait()
-		close(done)
-	}()
-	g.mu.Lock()
-	g.cmd, g.logs, g.done = cmd, logs, done
-	g.mu.Unlock()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			g.mu.Lock()
-			lines := strings.Split(logs.String(), "\n")
-			g.mu.Unlock()
-			t.Logf("berth's last log lines:\n%s", strings.Join(lines[max(0, len(lines)-25):], "\n"))
-		}
-	})
-	until(t, "berth ready", func() bool {
-		resp, err := http.Get(g.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-}
-
-func (g *gateway) kill9() {
-	g.cmd.Process.Signal(syscall.SIGKILL)
-	<-g.done
-}
-
-// call sends a JSON request and decodes a JSON answer into out.
-func (g *gateway) call(t *testing.T, token, method, path string, body, out any) int {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, g.base+path, rd)
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, data)
-		}
-	}
-	return resp.StatusCode
-}
-
-func (g *gateway) admin(t *testing.T) string {
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if s := g.call(t, "", "POST", "/api/v1/auth/login", map[string]string{"username": "admin", "password": adminPassword}, &tok); s != 200 {
-		t.Fatalf("login: %d", s)
-	}
-	return tok.AccessToken
+		"BERTH_PLUGINS_RESTART_BACKOFF_MIN=100ms")
 }
 
 // setup makes a webhook channel to rcv and a route of user events to it.
-func (g *gateway) setup(t *testing.T, token string, rcv *receiver) {
-	if s := g.call(t, token, "POST", "/api/v1/notifications/channels", map[string]any{"name": "hook", "type": "webhook", "url": rcv.srv.URL + "/hook", "secret": "whsec-e2e-crash-0001"}, nil); s != 201 {
+func setup(t *testing.T, g *berthproc.Gateway, token string, rcv *receiver) {
+	if s := g.Call(t, token, "POST", "/api/v1/notifications/channels", map[string]any{"name": "hook", "type": "webhook", "url": rcv.srv.URL + "/hook", "secret": "whsec-e2e-crash-0001"}, nil); s != 201 {
 		t.Fatalf("create channel: %d", s)
 	}
-	if s := g.call(t, token, "POST", "/api/v1/notifications/routes", map[string]any{"name": "users", "events": []string{"user.created"}, "channel": "hook"}, nil); s != 201 {
+	if s := g.Call(t, token, "POST", "/api/v1/notifications/routes", map[string]any{"name": "users", "events": []string{"user.created"}, "channel": "hook"}, nil); s != 201 {
 		t.Fatalf("create route: %d", s)
 	}
 }
 
 // createUsers makes n users; each emits one user.created event. It
 // returns their ids in creation order.
-func (g *gateway) createUsers(t *testing.T, token, prefix string, n int) []string {
+func createUsers(t *testing.T, g *berthproc.Gateway, token, prefix string, n int) []string {
 	var ids []string
 	for i := range n {
 		var u struct{ ID string }
-		if s := g.call(t, token, "POST", "/api/v1/users", map[string]any{"username": fmt.Sprintf("%s%d", prefix, i), "password": "a-long-password-123"}, &u); s != 201 {
+		if s := g.Call(t, token, "POST", "/api/v1/users", map[string]any{"username": fmt.Sprintf("%s%d", prefix, i), "password": "a-long-password-123"}, &u); s != 201 {
 			t.Fatalf("create user: %d", s)
 		}
 		ids = append(ids, u.ID)
@@ -287,35 +168,24 @@ func checkDelivered(t *testing.T, rcv *receiver, users []string) int {
 	return dups
 }
 
-func until(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for range 600 {
-		if cond() {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("never: %s", what)
-}
-
 // The gateway dies (SIGKILL) while a delivery is in flight: after a
 // restart every event arrives, in order, none lost; a repeat carries the
 // same delivery key.
 func TestGatewayKilledMidDelivery(t *testing.T) {
 	rcv := newReceiver(t)
 	g := newGateway(t)
-	g.start(t)
-	tok := g.admin(t)
-	g.setup(t, tok, rcv)
+	g.Start(t)
+	tok := g.Admin(t)
+	setup(t, g, tok, rcv)
 	rcv.hold()
-	users := g.createUsers(t, tok, "before", 3)
+	users := createUsers(t, g, tok, "before", 3)
 	<-rcv.arrived // the first delivery is in flight
-	g.kill9()
+	g.Kill9()
 	rcv.unhold()
-	g.start(t)
-	tok = g.admin(t)
-	users = append(users, g.createUsers(t, tok, "after", 2)...)
-	until(t, "every event delivered", func() bool { return len(rcv.hits()) >= len(users) })
+	g.Start(t)
+	tok = g.Admin(t)
+	users = append(users, createUsers(t, g, tok, "after", 2)...)
+	berthproc.Eventually(t, "every event delivered", func() bool { return len(rcv.hits()) >= len(users) })
 	dups := checkDelivered(t, rcv, users)
 	t.Logf("%d events, %d webhook requests received after the kill, %d repeats", len(users), len(rcv.hits()), dups)
 }
@@ -325,20 +195,20 @@ func TestGatewayKilledMidDelivery(t *testing.T) {
 func TestPluginKilledMidSend(t *testing.T) {
 	rcv := newReceiver(t)
 	g := newGateway(t)
-	g.start(t)
-	tok := g.admin(t)
-	g.setup(t, tok, rcv)
+	g.Start(t)
+	tok := g.Admin(t)
+	setup(t, g, tok, rcv)
 	rcv.hold()
-	users := g.createUsers(t, tok, "u", 3)
+	users := createUsers(t, g, tok, "u", 3)
 	<-rcv.arrived
-	pid := pluginPID(t, g.cmd.Process.Pid)
+	pid := pluginPID(t, g.PID())
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	rcv.unhold()
-	until(t, "every event delivered after the plugin's restart", func() bool { return len(rcv.hits()) >= len(users) })
+	berthproc.Eventually(t, "every event delivered after the plugin's restart", func() bool { return len(rcv.hits()) >= len(users) })
 	checkDelivered(t, rcv, users)
-	if p := pluginPID(t, g.cmd.Process.Pid); p == pid {
+	if p := pluginPID(t, g.PID()); p == pid {
 		t.Errorf("the plugin was not restarted (pid %d)", p)
 	}
 }
@@ -347,7 +217,7 @@ func TestPluginKilledMidSend(t *testing.T) {
 func pluginPID(t *testing.T, parent int) int {
 	t.Helper()
 	var found int
-	until(t, "the plugin process", func() bool {
+	berthproc.Eventually(t, "the plugin process", func() bool {
 		entries, _ := os.ReadDir("/proc")
 		for _, e := range entries {
 			pid, err := strconv.Atoi(e.Name())
@@ -415,7 +285,7 @@ func TestEmailThroughTheGateway(t *testing.T) {
 			t.Logf("mailpit:\n%s", out.String())
 		}
 	})
-	until(t, "mailpit answers", func() bool {
+	berthproc.Eventually(t, "mailpit answers", func() bool {
 		resp, err := http.Get(api + "/api/v1/messages")
 		if err != nil {
 			return false
@@ -425,17 +295,17 @@ func TestEmailThroughTheGateway(t *testing.T) {
 	})
 
 	g := newGateway(t)
-	g.start(t)
-	tok := g.admin(t)
+	g.Start(t)
+	tok := g.Admin(t)
 	// Plain SMTP on loopback (no credentials, so the plugin allows it).
-	if s := g.call(t, tok, "POST", "/api/v1/notifications/channels", map[string]any{"name": "mail", "type": "email",
+	if s := g.Call(t, tok, "POST", "/api/v1/notifications/channels", map[string]any{"name": "mail", "type": "email",
 		"host": "127.0.0.1", "port": strconv.Itoa(ports[0]), "tls": "none", "from": "Berth <berth@example.com>"}, nil); s != 201 {
 		t.Fatalf("create email channel: %d", s)
 	}
-	if s := g.call(t, tok, "POST", "/api/v1/notifications/routes", map[string]any{"name": "people", "events": []string{"user.created"}, "channel": "mail", "target": "ops@example.com"}, nil); s != 201 {
+	if s := g.Call(t, tok, "POST", "/api/v1/notifications/routes", map[string]any{"name": "people", "events": []string{"user.created"}, "channel": "mail", "target": "ops@example.com"}, nil); s != 201 {
 		t.Fatalf("create route: %d", s)
 	}
-	g.createUsers(t, tok, "zoe", 1)
+	createUsers(t, g, tok, "zoe", 1)
 	var list struct {
 		Messages []struct {
 			ID      string
@@ -443,7 +313,7 @@ func TestEmailThroughTheGateway(t *testing.T) {
 			To      []struct{ Address string }
 		}
 	}
-	until(t, "the mail arrives", func() bool {
+	berthproc.Eventually(t, "the mail arrives", func() bool {
 		resp, err := http.Get(api + "/api/v1/messages")
 		if err != nil {
 			return false
