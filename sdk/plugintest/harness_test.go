@@ -3,6 +3,7 @@ package plugintest
 import (
 	"context"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -41,11 +42,34 @@ func (l *lockedBuffer) String() string {
 // TestInProcessTeardownIsClean: a plugin served in process, configured
 // (which serves the host services on the broker) and called, leaves no
 // file in the temporary directory once its test ends, and its teardown
-// logs no error.
+// logs no error. The plugin runs in a child process of this test binary
+// that runs only this test, with its own TMPDIR: other tests' lingering
+// goroutines must not write into the directory being checked.
 func TestInProcessTeardownIsClean(t *testing.T) {
-
+	if os.Getenv(teardownChild) != "" {
+		teardownChildBody(t)
+		return
+	}
 	tmp := t.TempDir()
-	t.Setenv("TMPDIR", tmp) // where go-plugin puts its sockets
+	cmd := exec.Command(os.Args[0], "-test.run=^TestInProcessTeardownIsClean$", "-test.count=1")
+	cmd.Env = append(os.Environ(), teardownChild+"=1", "TMPDIR="+tmp)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the plugin's run: %v\n%s", err, out)
+	}
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("left behind in the temporary directory: %s", e.Name())
+	}
+}
+
+const teardownChild = "BERTH_TEST_TEARDOWN_CHILD"
+
+// teardownChildBody is the child's part: serve, configure and call the
+// plugin, then check its teardown logged no error.
+func teardownChildBody(t *testing.T) {
 	var logs lockedBuffer
 	t.Run("plugin", func(t *testing.T) {
 		c := StartInProcess(t, sdk.Options{
@@ -60,20 +84,12 @@ func TestInProcessTeardownIsClean(t *testing.T) {
 		if _, err := n.Send(t.Context(), sdk.Message{IdempotencyKey: "k", Channel: "log"}); err != nil {
 			t.Fatal(err)
 		}
-		entries, _ := os.ReadDir(tmp)
+		entries, _ := os.ReadDir(os.TempDir())
 		if len(entries) == 0 {
 			t.Fatal("no socket in the temporary directory while the plugin runs: the test would prove nothing")
 		}
 	})
-	entries, err := os.ReadDir(tmp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		t.Errorf("left behind in the temporary directory: %s", e.Name())
-	}
 	if strings.Contains(logs.String(), "use of closed network connection") || strings.Contains(logs.String(), "[ERROR]") {
 		t.Errorf("teardown logged an error:\n%s", logs.String())
 	}
-
 }
