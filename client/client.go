@@ -469,6 +469,8 @@ func (c *Client) Operation(ctx context.Context, id string) (*Operation, json.Raw
 
 // Node is a cluster's node as Berth summarises it.
 type Node struct {
+	// Cluster is set in the fleet's list (FleetNodes).
+	Cluster        string    `json:"cluster,omitempty"`
 	Name           string    `json:"name"`
 	Ready          bool      `json:"ready"`
 	Unschedulable  bool      `json:"unschedulable"`
@@ -488,6 +490,27 @@ func (c *Client) Nodes(ctx context.Context, cluster string) ([]Node, []json.RawM
 	}
 	ns, err := decodeAll[Node](l.Items)
 	return ns, l.Items, err
+}
+
+// FailedCluster is a cluster whose nodes could not be read.
+type FailedCluster struct {
+	Cluster string `json:"cluster"`
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+// FleetNodes lists the nodes of every cluster the caller reaches
+// (GET /api/v1/nodes), and the clusters that could not be read.
+func (c *Client) FleetNodes(ctx context.Context) ([]Node, []json.RawMessage, []FailedCluster, error) {
+	var l struct {
+		Items          []json.RawMessage `json:"items"`
+		FailedClusters []FailedCluster   `json:"failed_clusters"`
+	}
+	if err := c.call(ctx, http.MethodGet, "/api/v1/nodes", true, nil, &l); err != nil {
+		return nil, nil, nil, err
+	}
+	ns, err := decodeAll[Node](l.Items)
+	return ns, l.Items, l.FailedClusters, err
 }
 
 // CA returns Berth's self-signed certificate (GET /ca.crt), or nil when

@@ -537,9 +537,9 @@ func operationRows(t *table, ops []client.Operation, now time.Time) {
 
 func nodesCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "nodes <cluster>",
-		Short: "List a cluster's nodes",
-		Args:  cobra.ExactArgs(1),
+		Use:   "nodes [cluster]",
+		Short: "List the nodes of a cluster, or of every cluster you can reach",
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := apiClient(cmd)
 			if err != nil {
@@ -547,13 +547,30 @@ func nodesCmd() *cobra.Command {
 			}
 			ctx, cancel := commandContext()
 			defer cancel()
-			ns, raw, err := cl.Nodes(ctx, args[0])
+			var (
+				ns     []client.Node
+				raw    []json.RawMessage
+				failed []client.FailedCluster
+			)
+			fleet := len(args) == 0
+			if fleet {
+				ns, raw, failed, err = cl.FleetNodes(ctx)
+			} else {
+				ns, raw, err = cl.Nodes(ctx, args[0])
+			}
 			if err != nil {
 				return err
 			}
+			for _, f := range failed {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: cluster %s left out (%d): %s\n", f.Cluster, f.Code, f.Message)
+			}
 			now := clientNow()
 			return output(cmd, list(raw), func(t *table) {
-				t.row("NAME", "STATUS", "ROLES", "VERSION", "INTERNAL-IP", "AGE")
+				head := []string{"NAME", "STATUS", "ROLES", "VERSION", "INTERNAL-IP", "AGE"}
+				if fleet {
+					head = append([]string{"CLUSTER"}, head...)
+				}
+				t.row(head...)
 				for _, n := range ns {
 					status := "NotReady"
 					if n.Ready {
@@ -562,7 +579,11 @@ func nodesCmd() *cobra.Command {
 					if n.Unschedulable {
 						status += ",SchedulingDisabled"
 					}
-					t.row(n.Name, status, dash(strings.Join(n.Roles, ",")), dash(n.KubeletVersion), dash(n.InternalIP), age(now, n.CreatedAt))
+					row := []string{n.Name, status, dash(strings.Join(n.Roles, ",")), dash(n.KubeletVersion), dash(n.InternalIP), age(now, n.CreatedAt)}
+					if fleet {
+						row = append([]string{n.Cluster}, row...)
+					}
+					t.row(row...)
 				}
 			})
 		},

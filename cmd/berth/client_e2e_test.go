@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -531,8 +532,17 @@ func TestClientCommandsAgainstBerth(t *testing.T) {
 	if err := json.Unmarshal([]byte(admin.mustBerth("", "join-token", "create", "e2e", "-o", "json")), &jt); err != nil || jt.ID == "" || jt.JoinCommand == "" {
 		t.Errorf("join-token create -o json: %v %+v", err, jt)
 	}
-	if out := admin.mustBerth("", "nodes", "e2e"); !strings.HasPrefix(out, "NAME") {
-		t.Errorf("nodes:\n%s", out)
+	node := filepath.Join(t.TempDir(), "node.yaml")
+	os.WriteFile(node, []byte("apiVersion: v1\nkind: Node\nmetadata:\n  name: cli-node-1\n  labels: {node-role.kubernetes.io/worker: \"\"}\n"), 0o600)
+	if out, err := e.kube.Kubectl(context.Background(), "apply", "-f", node); err != nil {
+		t.Fatalf("create a node: %v\n%s", err, out)
+	}
+	if out := admin.mustBerth("", "nodes", "e2e"); !strings.HasPrefix(out, "NAME") || !strings.Contains(out, "cli-node-1") {
+		t.Errorf("nodes e2e:\n%s", out)
+	}
+	// Without a cluster: every cluster's nodes, each with its cluster.
+	if out := admin.mustBerth("", "nodes"); !strings.HasPrefix(out, "CLUSTER") || !regexp.MustCompile(`(?m)^e2e\s+cli-node-1\s+NotReady\s+worker`).MatchString(out) {
+		t.Errorf("nodes (the fleet):\n%s", out)
 	}
 	if out := admin.mustBerth("", "operations", "-o", "yaml"); strings.TrimSpace(out) != "items: []" {
 		t.Errorf("operations -o yaml: %q", out)
