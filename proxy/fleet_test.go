@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -88,5 +89,53 @@ func TestEventFilter(t *testing.T) {
 	fb := &eventFilter{sel: sel, tag: listquery.NewTag(FleetAnnotation, "b")}
 	if out := fb.event(ev("ADDED", "x", "red")); out != nil {
 		t.Errorf("b's event passed a=a: %s", out)
+	}
+}
+
+// TestFleetEventForgery: a cluster's watch event is what a fleet watch's
+// client decodes, so it must say what Berth read: the events a cluster
+// sends with a second type or object member (gjson reads the first, Go and
+// JSON.parse the last), with a null object, or of a type Berth does not
+// know, must not carry another cluster's berth.dev/cluster to the client.
+func TestFleetEventForgery(t *testing.T) {
+	forgedObj := `{"metadata":{"name":"p","uid":"u","annotations":{"berth.dev/cluster":"b"}}}`
+	lines := []string{
+		`{"type":"FOO","object":` + forgedObj + `,"type":"ADDED"}`,
+		`{"type":"ERROR","object":{"kind":"Status"},"type":"ADDED","object":` + forgedObj + `}`,
+		`{"type":"ADDED","object":null,"object":` + forgedObj + `}`,
+		`{"type":"ADDED","object":{"metadata":{"name":"p"}},"object":` + forgedObj + `}`,
+		`{"type":"ADDED","object":{"metadata":{"name":"p"}},"Object":` + forgedObj + `}`,
+		`{"type":"ADDED","object":{"metadata":{"name":"p"},"metadata":{"name":"p","annotations":{"berth.dev/cluster":"b"}}}}`,
+	}
+	for _, sel := range []string{"", "metadata.name=p"} {
+		var s listquery.Selector
+		if sel != "" {
+			var err error
+			if s, err = listquery.ParseSelector(sel); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, l := range lines {
+			f := &eventFilter{sel: s, tag: listquery.NewTag(FleetAnnotation, "a")}
+			out := f.event([]byte(l + "\n"))
+			if out == nil {
+				continue
+			}
+			var e struct {
+				Type   string `json:"type"`
+				Object struct {
+					Metadata struct {
+						Annotations map[string]string `json:"annotations"`
+					} `json:"metadata"`
+				} `json:"object"`
+			}
+			if err := json.Unmarshal(out, &e); err != nil {
+				t.Errorf("selector %q, %s: passed %s, not JSON: %v", sel, l, out, err)
+				continue
+			}
+			if c, ok := e.Object.Metadata.Annotations[FleetAnnotation]; ok && c != "a" {
+				t.Errorf("selector %q, %s: passed %s, decoded as %s of cluster %q", sel, l, out, e.Type, c)
+			}
+		}
 	}
 }

@@ -407,6 +407,23 @@ type eventFilter struct {
 func (f *eventFilter) event(line []byte) []byte {
 	typ := gjson.GetBytes(line, "type").Str
 	obj := gjson.GetBytes(line, "object")
+	if f.tag != nil {
+		// A fleet watch's client decodes what Berth passes, so every
+		// event is rebuilt from what Berth read: passed as the cluster
+		// sent it, a second type or object member (gjson reads the
+		// first, Go and JSON.parse the last) could carry an untagged
+		// object claiming another cluster.
+		switch {
+		case typ == "ERROR":
+			raw := obj.Raw
+			if raw == "" {
+				raw = "null"
+			}
+			return f.rewrite(line, typ, gjson.Result{Type: gjson.JSON, Raw: raw}, true)
+		case typ != "ADDED" && typ != "MODIFIED" && typ != "DELETED" && typ != "BOOKMARK", !obj.IsObject():
+			return nil
+		}
+	}
 	switch typ {
 	case "ADDED", "MODIFIED", "DELETED":
 	case "BOOKMARK":
@@ -462,7 +479,7 @@ func (f *eventFilter) event(line []byte) []byte {
 // line itself when nothing changes.
 func (f *eventFilter) rewrite(line []byte, typ string, obj gjson.Result, changed bool) []byte {
 	raw := obj.Raw
-	if f.tag != nil && obj.IsObject() {
+	if f.tag != nil && obj.IsObject() && typ != "ERROR" {
 		tagged, err := f.tag.Apply(raw)
 		if err != nil {
 			return errorEvent(fasthttp.StatusBadGateway, fmt.Sprintf("a watch event of cluster %q could not be annotated", f.tag.Value))

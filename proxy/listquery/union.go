@@ -42,6 +42,9 @@ var errTagging = errors.New("item metadata could not be annotated")
 // metadata.annotations (made if absent).
 func (t *Tag) apply(obj string) (string, error) {
 	root := rootOf(obj)
+	if twice(root, "metadata") {
+		return "", errTagging
+	}
 	meta := root.Get("metadata")
 	switch {
 	case !meta.Exists():
@@ -55,6 +58,9 @@ func (t *Tag) apply(obj string) (string, error) {
 		return "", errTagging
 	case !meta.IsObject():
 		return splice(obj, meta, `{"annotations":{`+t.member+`}}`), nil
+	}
+	if twice(meta, "annotations") {
+		return "", errTagging
 	}
 	ann := meta.Get("annotations")
 	// gjson places a member found from a member by its offset in the
@@ -94,7 +100,11 @@ func (t *Tag) apply(obj string) (string, error) {
 
 // applyRow tags a Table row's object, if it has one.
 func (t *Tag) applyRow(row string) (string, error) {
-	obj := rootOf(row).Get("object")
+	r := rootOf(row)
+	if twice(r, "object") {
+		return "", errTagging
+	}
+	obj := r.Get("object")
 	if !obj.IsObject() {
 		return row, nil
 	}
@@ -106,6 +116,23 @@ func (t *Tag) applyRow(row string) (string, error) {
 		return "", err
 	}
 	return splice(row, obj, tagged), nil
+}
+
+// twice reports whether obj has more than one member named key, in any
+// case. gjson reads the first; encoding/json (which also matches names
+// case-insensitively), client-go and JSON.parse keep the last; so the tag
+// set in the first would not be what a client reads. The kube-apiserver
+// never sends such JSON, but an aggregated API server's bytes pass through
+// it untouched.
+func twice(obj gjson.Result, key string) bool {
+	n := 0
+	obj.ForEach(func(k, _ gjson.Result) bool {
+		if strings.EqualFold(k.Str, key) {
+			n++
+		}
+		return n < 2
+	})
+	return n > 1
 }
 
 // splice replaces v, a value found in s, with with.
