@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 	"github.com/valyala/fasthttp"
@@ -47,6 +49,9 @@ const (
 	DefaultFleetClusterTime   = 10 * time.Second
 	DefaultMaxFleetWatches    = 64
 	fleetFailureMessageLength = 300
+	// maxFleetWarnings bounds the Warning headers of one fleet answer;
+	// one more counts the rest, which the List's metadata names.
+	maxFleetWarnings = 16
 )
 
 // FleetTarget is a parsed fleet request URI.
@@ -471,16 +476,40 @@ func statusMessage(code int, body []byte) string {
 	if msg == "" {
 		msg = fasthttp.StatusMessage(code)
 	}
-	if len(msg) > fleetFailureMessageLength {
-		msg = msg[:fleetFailureMessageLength] + "…"
+	return cleanMessage(msg, fleetFailureMessageLength)
+}
+
+// cleanMessage makes a cluster's text fit a Warning header: valid UTF-8
+// without control characters (NewWarningHeader refuses them, and the
+// cluster's failure would go unnamed), cut to at most n bytes on a
+// character boundary.
+func cleanMessage(msg string, n int) string {
+	msg = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(msg, "\uFFFD"))
+	if len(msg) <= n {
+		return msg
 	}
-	return msg
+	cut := n
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + "…"
 }
 
 // addFleetWarnings names each cluster left out in a Warning header, which
 // kubectl and client-go print.
 func addFleetWarnings(ctx *fasthttp.RequestCtx, failed []FleetFailure) {
-	for _, f := range failed {
+	for i, f := range failed {
+		if i == maxFleetWarnings {
+			if w, err := utilnet.NewWarningHeader(299, "-", fmt.Sprintf("%d more clusters left out: see the List's metadata, berth.dev/failed-clusters", len(failed)-i)); err == nil {
+				ctx.Response.Header.Add("Warning", w)
+			}
+			return
+		}
 		if w, err := utilnet.NewWarningHeader(299, "-", fmt.Sprintf("cluster %q left out (%d): %s", f.Cluster, f.Code, f.Message)); err == nil {
 			ctx.Response.Header.Add("Warning", w)
 		}

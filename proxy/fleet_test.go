@@ -3,8 +3,12 @@ package proxy
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/berthgw/berth/proxy/listquery"
 )
@@ -137,5 +141,50 @@ func TestFleetEventForgery(t *testing.T) {
 				t.Errorf("selector %q, %s: passed %s, decoded as %s of cluster %q", sel, l, out, e.Type, c)
 			}
 		}
+	}
+}
+
+// TestFleetWarnings: a cluster's error text (its Status message, its own to
+// write) reaches the Warning header without breaking it: control
+// characters, a message cut inside a UTF-8 character and a huge message
+// still leave one well-formed warning naming the cluster, never a header
+// line of the cluster's; and a fleet of failures is named in a bounded
+// number of warnings (all of them stay in the List's metadata).
+func TestFleetWarnings(t *testing.T) {
+	long := strings.Repeat("é", fleetFailureMessageLength) // cut mid-rune by bytes
+	failed := []FleetFailure{
+		{Cluster: "crlf", Code: 403, Message: statusMessage(403, []byte(`{"message":"no\r\nSet-Cookie: x=1\u0000"}`))},
+		{Cluster: "utf8", Code: 403, Message: statusMessage(403, []byte(`{"message":"`+long+`"}`))},
+	}
+	var ctx fasthttp.RequestCtx
+	addFleetWarnings(&ctx, failed)
+	var ws []string
+	for _, v := range ctx.Response.Header.PeekAll("Warning") {
+		ws = append(ws, string(v))
+	}
+	if len(ws) != 2 {
+		t.Fatalf("warnings %q, want one per cluster", ws)
+	}
+	for i, w := range ws {
+		if !strings.Contains(w, `cluster \"`+failed[i].Cluster+`\"`) || strings.ContainsAny(w, "\r\n\x00") || !utf8.ValidString(w) {
+			t.Errorf("warning %q", w)
+		}
+	}
+	if strings.Contains(ctx.Response.Header.String(), "Set-Cookie") && len(ctx.Response.Header.PeekAll("Set-Cookie")) > 0 {
+		t.Errorf("a cluster's message set a header: %s", ctx.Response.Header.String())
+	}
+
+	var many []FleetFailure
+	for i := range 500 {
+		many = append(many, FleetFailure{Cluster: fmt.Sprintf("c%d", i), Code: 503, Message: strings.Repeat("x", fleetFailureMessageLength)})
+	}
+	var ctx2 fasthttp.RequestCtx
+	addFleetWarnings(&ctx2, many)
+	ws2 := ctx2.Response.Header.PeekAll("Warning")
+	if len(ws2) > maxFleetWarnings+1 {
+		t.Errorf("%d warnings for %d failed clusters, want at most %d", len(ws2), len(many), maxFleetWarnings+1)
+	}
+	if last := string(ws2[len(ws2)-1]); !strings.Contains(last, "484 more") {
+		t.Errorf("last warning %q does not count the rest", last)
 	}
 }
