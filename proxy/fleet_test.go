@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -187,4 +189,36 @@ func TestFleetWarnings(t *testing.T) {
 	if last := string(ws2[len(ws2)-1]); !strings.Contains(last, "484 more") {
 		t.Errorf("last warning %q does not count the rest", last)
 	}
+}
+
+// TestEventLinesKeepLittle: a filtered watch's cluster stream does not
+// keep its largest event's buffer for the life of the watch (one member's
+// fleet watches may hold thousands of streams), and an event past
+// maxWatchEvent is refused rather than buffered.
+func TestEventLinesKeepLittle(t *testing.T) {
+	big := `{"type":"ADDED","object":{"data":"` + strings.Repeat("x", 1<<20) + `"}}` + "\n"
+	small := `{"type":"ADDED","object":{}}` + "\n"
+	l := &eventLines{r: bufio.NewReaderSize(strings.NewReader(big+small), watchReadBuffer)}
+	if line, err := l.next(); err != nil || string(line) != big {
+		t.Fatalf("big event: %d bytes, %v", len(line), err)
+	}
+	if line, err := l.next(); err != nil || string(line) != small {
+		t.Fatalf("small event: %q, %v", line, err)
+	}
+	if c := cap(l.line); c > keptEventBuffer {
+		t.Errorf("after a 1 MiB event, a small one is read into %d bytes kept", c)
+	}
+	huge := &eventLines{r: bufio.NewReaderSize(io.MultiReader(strings.NewReader(`{"type":"ADDED","object":"`), neverEnding('x')), watchReadBuffer)}
+	if _, err := huge.next(); !errors.Is(err, errEventTooLarge) {
+		t.Errorf("an endless event: %v, want errEventTooLarge", err)
+	}
+}
+
+type neverEnding byte
+
+func (b neverEnding) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(b)
+	}
+	return len(p), nil
 }

@@ -291,17 +291,12 @@ func (w *watchPart) close() {
 func (w *watchPart) run(f *eventFilter) {
 	defer w.close()
 	s := w.stream
-	br := bufio.NewReaderSize(w.body, 32<<10)
-	var line []byte
+	lines := &eventLines{r: bufio.NewReaderSize(w.body, watchReadBuffer)}
 	for {
-		frag, err := br.ReadSlice('\n')
-		line = append(line, frag...)
-		if errors.Is(err, bufio.ErrBufferFull) {
-			if len(line) > maxWatchEvent {
-				s.send(errorEvent(fasthttp.StatusBadGateway, fmt.Sprintf("cluster %q sent a watch event larger than %d bytes", w.u.name, maxWatchEvent)))
-				return
-			}
-			continue
+		line, err := lines.next()
+		if errors.Is(err, errEventTooLarge) {
+			s.send(errorEvent(fasthttp.StatusBadGateway, fmt.Sprintf("cluster %q sent a watch event larger than %d bytes", w.u.name, maxWatchEvent)))
+			return
 		}
 		// A line cut by the end of the stream is no whole event.
 		if err == nil && len(bytes.TrimSpace(line)) > 0 {
@@ -309,12 +304,50 @@ func (w *watchPart) run(f *eventFilter) {
 				return
 			}
 		}
-		line = line[:0]
 		if err != nil {
 			if w.withdrawn.Load() {
 				s.send(errorEvent(refusal(w.id, w.u.name)))
 			}
 			return
+		}
+	}
+}
+
+// A filtered watch reads each cluster's events a line at a time. One
+// member's fleet watches may hold thousands of cluster streams (64 clusters
+// each, up to the per-principal stream limit on every cluster), so what
+// one stream keeps between events is small: a read buffer of
+// watchReadBuffer, and a line buffer that is dropped after an event larger
+// than keptEventBuffer rather than kept at its peak for the life of the
+// watch.
+const (
+	watchReadBuffer = 8 << 10
+	keptEventBuffer = 64 << 10
+)
+
+var errEventTooLarge = errors.New("watch event too large")
+
+// eventLines reads newline-ended watch events.
+type eventLines struct {
+	r    *bufio.Reader
+	line []byte
+}
+
+// next returns the next line (valid until the next call), and the read's
+// error; errEventTooLarge past maxWatchEvent.
+func (l *eventLines) next() ([]byte, error) {
+	if cap(l.line) > keptEventBuffer {
+		l.line = nil
+	}
+	l.line = l.line[:0]
+	for {
+		frag, err := l.r.ReadSlice('\n')
+		l.line = append(l.line, frag...)
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return l.line, err
+		}
+		if len(l.line) > maxWatchEvent {
+			return nil, errEventTooLarge
 		}
 	}
 }

@@ -1,0 +1,144 @@
+package proxy
+
+import (
+	"bufio"
+	"encoding/pem"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// newFleetFront serves the fleet path for members dev and dev2 (both on
+// b) and down (unreachable), as the gateway does.
+func newFleetFront(t *testing.T, b *backend, opts Options) string {
+	t.Helper()
+	pool := NewPool(PoolOptions{DialTimeout: 2 * time.Second})
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: b.Certificate().Raw})
+	for _, c := range []Cluster{
+		{Name: "dev", Server: b.URL, CAData: caPEM, Token: "t"},
+		{Name: "dev2", Server: b.URL, CAData: caPEM, Token: "t"},
+		{Name: "down", Server: "https://127.0.0.1:1", CAData: caPEM},
+	} {
+		if err := pool.Set(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts.Pool = pool
+	p := New(opts)
+	var members []FleetMember
+	for _, c := range []string{"dev", "dev2", "down"} {
+		members = append(members, FleetMember{Cluster: c, Identity: Identity{User: "berth:alice", StreamKey: "alice", StillAllowed: func() bool { return true }}})
+	}
+	srv := &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			ft, err := ParseFleetTarget(ctx.RequestURI())
+			if err != nil {
+				WriteStatus(ctx, 400, err.Error())
+				return
+			}
+			p.ServeFleet(ctx, ft, members)
+		},
+		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, NoDefaultServerHeader: true,
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	return "http://" + ln.Addr().String()
+}
+
+// waitGoroutines fails t if the goroutines do not come back to baseline
+// (+slack) within a bounded wait: a leak check, not a timing test.
+func waitGoroutines(t *testing.T, baseline int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > baseline+5 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > baseline+5 {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("goroutines grew from %d to %d after %s:\n%s", baseline, n, what, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// TestFleetWatchClientLeaves: a client that leaves a fleet watch (mid-
+// event, or while every cluster is quiet) ends every cluster's watch and
+// every goroutine the merge started.
+func TestFleetWatchClientLeaves(t *testing.T) {
+	b := newBackend(t)
+	url := newFleetFront(t, b, Options{})
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	var baseline int
+	for cycle := range 16 {
+		if cycle == 1 {
+			baseline = runtime.NumGoroutine()
+		}
+		resp, err := client.Get(url + "/proxy/fleet/api/v1/pods?watch=1&selector=metadata.name%3Dx")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Warning"), `\"down\"`) {
+			t.Fatalf("cycle %d: %d, Warning %q", cycle, resp.StatusCode, resp.Header.Get("Warning"))
+		}
+		b.watchEvents <- "x"
+		line, err := bufio.NewReader(resp.Body).ReadString('\n')
+		if err != nil || !strings.Contains(line, `"berth.dev/cluster":"dev`) {
+			t.Fatalf("cycle %d: %q %v", cycle, line, err)
+		}
+		resp.Body.Close()
+		for range 2 { // both clusters' watches end
+			select {
+			case <-b.watchGone:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("cycle %d: a cluster's watch outlived the client", cycle)
+			}
+		}
+	}
+	waitGoroutines(t, baseline, "15 fleet watches the client left")
+}
+
+// TestFleetListClientLeaves: a client that leaves while a fleet list's
+// clusters are sending their lists stops every fetch (the clusters see
+// Berth hang up); nothing stays behind. (A cluster that has not sent its
+// response headers yet is waited for until FleetClusterTime: fasthttp's
+// client cannot be interrupted before the headers — see docs/clusters.md.)
+func TestFleetListClientLeaves(t *testing.T) {
+	lb := newListBackend(t, 10)
+	url := newFleetFront(t, lb.backend, Options{RequestTimeout: time.Minute, ListTimeBudget: time.Minute, FleetClusterTime: time.Minute})
+	var baseline int
+	for cycle := range 8 {
+		if cycle == 1 {
+			baseline = runtime.NumGoroutine()
+		}
+		conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Write([]byte("GET /proxy/fleet/api/v1/namespaces/stall/pods HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // dev's and dev2's lists stall half-way
+			select {
+			case <-lb.stallHit:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("cycle %d: the list never reached both clusters", cycle)
+			}
+		}
+		conn.Close()
+		for range 2 {
+			select {
+			case <-lb.stallGone:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("cycle %d: a cluster's list outlived the client", cycle)
+			}
+		}
+	}
+	waitGoroutines(t, baseline, "7 fleet lists the client left")
+}
