@@ -196,17 +196,19 @@ func Merge(parts []*Collector, meta string) ([]byte, error) {
 	}
 	header := lead.header
 	if meta != "" {
-		header = make([]field, 0, len(lead.header)+1)
-		found := false
+		// The union's List is the first source's kind and apiVersion (and
+		// a Table's columns), its list, and meta: nothing else of one
+		// source's List, which could otherwise forge the union's
+		// metadata or slip in items under a member a decoder reads as
+		// metadata or items (escaped, or in another case).
+		header = make([]field, 0, 5)
 		for _, f := range lead.header {
-			if f.key == `"metadata"` {
-				f.value, found = meta, true
+			switch k := gjson.Parse(f.key).Str; {
+			case f.list, k == "kind", k == "apiVersion", lead.table && k == "columnDefinitions":
+				header = append(header, f)
 			}
-			header = append(header, f)
 		}
-		if !found {
-			header = append(header, field{key: `"metadata"`, value: meta})
-		}
+		header = append(header, field{key: `"metadata"`, value: meta})
 	}
 	body, size, err := lead.build(header, page, total)
 	if err != nil {

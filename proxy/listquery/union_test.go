@@ -216,3 +216,31 @@ func TestTagDuplicateKeys(t *testing.T) {
 		t.Errorf("a plain object was refused: %v", err)
 	}
 }
+
+// TestUnionLeadHeader: the union's List is built on its first source's
+// (kind, apiVersion), but a source must not forge the union's metadata
+// (which clusters answered, which failed) or slip in items of its own
+// beside the list: with an escaped or differently cased "metadata" or
+// "items" member, or any other member of its List.
+func TestUnionLeadHeader(t *testing.T) {
+	lead := []byte(`{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"1"},` +
+		`"metad\u0061ta":{"berth.dev/clusters":["evil"]},"Metadata":{"berth.dev/clusters":["evil"]},` +
+		`"extra":{"x":1},"items":[{"metadata":{"name":"p"}}],` +
+		`"Items":[{"metadata":{"name":"forged","annotations":{"berth.dev/cluster":"b"}}}]}`)
+	out, err := union(t, mustQuery(t, "pageSize=10"), nil, map[string][][]byte{"a": {lead}, "b": {chunk("", 0, `{"metadata":{"name":"q"}}`)}}, "a", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l taggedList
+	if err := json.Unmarshal(out, &l); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := l.names(); got != "a:/p b:/q" || string(l.Metadata["berth.dev/clusters"]) != `["a","b"]` {
+		t.Errorf("a source forged the union: items %q, metadata %s\n%s", got, l.Metadata["berth.dev/clusters"], out)
+	}
+	var members map[string]json.RawMessage
+	_ = json.Unmarshal(out, &members)
+	if _, ok := members["extra"]; ok || string(members["kind"]) != `"PodList"` || string(members["apiVersion"]) != `"v1"` {
+		t.Errorf("union's members: %s", out)
+	}
+}
