@@ -35,7 +35,9 @@ func NewTag(key, value string) *Tag {
 	return &Tag{Key: key, Value: value, path: "metadata.annotations." + key, member: string(k) + ":" + string(v)}
 }
 
-// errTagging: an item's metadata could not be found where gjson placed it.
+// errTagging: an item's metadata could not be found where gjson placed it,
+// or the item has a member a decoder could read in place of the tagged one
+// (see twice).
 var errTagging = errors.New("item metadata could not be annotated")
 
 // apply returns obj, the raw JSON of an object, with the tag set in its
