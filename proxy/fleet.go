@@ -246,13 +246,16 @@ func (p *Proxy) serveFleetList(ctx *fasthttp.RequestCtx, t Target, members []Fle
 	if q == nil {
 		q = listquery.Everything()
 	}
-	select {
-	case p.lists <- struct{}{}:
-		defer func() { <-p.lists }()
-	default:
+	key := ""
+	if len(members) > 0 {
+		key = members[0].Identity.StreamKey // the caller's, on every member
+	}
+	release, slot := p.takeList(key)
+	if !slot {
 		WriteTooManyRequests(ctx, time.Second)
 		return
 	}
+	defer release()
 	lctx, stopWatch := p.listContext(ctx)
 	defer stopWatch()
 	lctx, fail := context.WithCancelCause(lctx)

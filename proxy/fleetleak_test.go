@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,7 +42,14 @@ func newFleetFront(t *testing.T, b *backend, opts Options) string {
 				WriteStatus(ctx, 400, err.Error())
 				return
 			}
-			p.ServeFleet(ctx, ft, members)
+			ms := members
+			if who := string(ctx.Request.Header.Peek("X-Test-User")); who != "" {
+				ms = slices.Clone(members)
+				for i := range ms {
+					ms[i].Identity.StreamKey = who
+				}
+			}
+			p.ServeFleet(ctx, ft, ms)
 		},
 		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, NoDefaultServerHeader: true,
 	}
@@ -141,4 +149,47 @@ func TestFleetListClientLeaves(t *testing.T) {
 		}
 	}
 	waitGoroutines(t, baseline, "7 fleet lists the client left")
+}
+
+// TestListSlotsPerUser: one user cannot take every list slot
+// (proxy.max_concurrent_lists) with slow lists, fleet lists above all,
+// and starve everyone else's lists: they get at most half of them.
+func TestListSlotsPerUser(t *testing.T) {
+	lb := newListBackend(t, 10)
+	url := newFleetFront(t, lb.backend, Options{MaxConcurrentLists: 4, RequestTimeout: time.Minute, ListTimeBudget: time.Minute, FleetClusterTime: time.Minute})
+	open := func(who string) net.Conn {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		if _, err := conn.Write([]byte("GET /proxy/fleet/api/v1/namespaces/stall/pods HTTP/1.1\r\nHost: x\r\nX-Test-User: " + who + "\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		return conn
+	}
+	stalled := func(what string) {
+		for range 2 { // both clusters
+			select {
+			case <-lb.stallHit:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s never reached the clusters", what)
+			}
+		}
+	}
+	open("alice")
+	stalled("alice's first list")
+	open("alice")
+	stalled("alice's second list")
+	third := open("alice")
+	resp, err := http.ReadResponse(bufio.NewReader(third), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("alice's third list: %d, want 429", resp.StatusCode)
+	}
+	open("bob")
+	stalled("bob's list, while alice holds half the slots,")
 }
