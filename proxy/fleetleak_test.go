@@ -5,6 +5,7 @@ import (
 	"encoding/pem"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"slices"
 	"strings"
@@ -18,12 +19,20 @@ import (
 // b) and down (unreachable), as the gateway does.
 func newFleetFront(t *testing.T, b *backend, opts Options) string {
 	t.Helper()
+	return newFleetFrontWith(t, b, opts, "")
+}
+
+// newFleetFrontWith is newFleetFront with one more member, hung, at
+// hungURL when it is not "".
+func newFleetFrontWith(t *testing.T, b *backend, opts Options, hungURL string) string {
+	t.Helper()
 	pool := NewPool(PoolOptions{DialTimeout: 2 * time.Second})
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: b.Certificate().Raw})
 	for _, c := range []Cluster{
 		{Name: "dev", Server: b.URL, CAData: caPEM, Token: "t"},
 		{Name: "dev2", Server: b.URL, CAData: caPEM, Token: "t"},
 		{Name: "down", Server: "https://127.0.0.1:1", CAData: caPEM},
+		{Name: "hung", Server: cmpOr(hungURL, "https://127.0.0.1:1"), CAData: caPEM},
 	} {
 		if err := pool.Set(c); err != nil {
 			t.Fatal(err)
@@ -32,7 +41,11 @@ func newFleetFront(t *testing.T, b *backend, opts Options) string {
 	opts.Pool = pool
 	p := New(opts)
 	var members []FleetMember
-	for _, c := range []string{"dev", "dev2", "down"} {
+	names := []string{"dev", "dev2", "down"}
+	if hungURL != "" {
+		names = append(names, "hung")
+	}
+	for _, c := range names {
 		members = append(members, FleetMember{Cluster: c, Identity: Identity{User: "berth:alice", StreamKey: "alice", StillAllowed: func() bool { return true }}})
 	}
 	srv := &fasthttp.Server{
@@ -192,4 +205,52 @@ func TestListSlotsPerUser(t *testing.T) {
 	}
 	open("bob")
 	stalled("bob's list, while alice holds half the slots,")
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// TestFleetWatchHungCluster: a cluster that takes the watch's connection
+// and never answers does not hold a fleet watch, or the stream slots it
+// took on every other cluster, for as long as it hangs: after
+// FleetClusterTime it is left out (504, named in a Warning) and the rest
+// stream; and its stuck request gives its slot back when it ends.
+func TestFleetWatchHungCluster(t *testing.T) {
+	release := make(chan struct{})
+	ended := make(chan struct{}, 16)
+	hung := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() { ended <- struct{}{} }()
+		select { // takes the request, answers nothing
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	hung.EnableHTTP2 = false
+	hung.StartTLS() // httptest's one certificate: the pool's CA trusts it
+	t.Cleanup(hung.Close)
+	b := newBackend(t)
+	url := newFleetFrontWith(t, b, Options{FleetClusterTime: 300 * time.Millisecond}, hung.URL)
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get(url + "/proxy/fleet/api/v1/pods?watch=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(strings.Join(resp.Header.Values("Warning"), " "), `\"hung\" left out (504)`) {
+		t.Fatalf("%d, Warning %q", resp.StatusCode, resp.Header.Values("Warning"))
+	}
+	b.watchEvents <- "x"
+	if line, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil || !strings.Contains(line, `"name":"x"`) {
+		t.Fatalf("the other clusters do not stream: %q %v", line, err)
+	}
+	resp.Body.Close()
+	for range 2 {
+		<-b.watchGone
+	}
+	close(release) // the stuck request ends now
+	<-ended
 }

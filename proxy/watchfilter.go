@@ -101,23 +101,46 @@ func (p *Proxy) serveWatch(ctx *fasthttp.RequestCtx, t Target, members []FleetMe
 	if fleet {
 		tag = func(c string) *listquery.Tag { return listquery.NewTag(FleetAnnotation, c) }
 	}
-	// Open them, at most FleetConcurrency at once.
+	// Open them, at most FleetConcurrency at once. A fleet watch waits
+	// FleetClusterTime for a cluster's answer: one that takes the
+	// request and never answers would otherwise hold the whole watch,
+	// and the stream slots taken on every other cluster, for as long as
+	// it hangs (the client's leaving goes unnoticed until the headers
+	// are sent). Its stuck request is left to end by itself, and gives
+	// its slot back then (watchPart.opened).
 	sem := make(chan struct{}, p.opts.FleetConcurrency)
-	var wg sync.WaitGroup
 	scheme, host := requestOrigin(ctx)
 	for _, w := range parts {
 		hdr := clientHeader(ctx)
-		wg.Add(1)
+		w.done = make(chan struct{})
 		go func() {
-			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			w.open(p, hdr, scheme, host, Target{Cluster: w.u.name, Path: t.Path, Query: query})
+			w.opened()
 		}()
 	}
-	wg.Wait()
+	var timeout <-chan time.Time
+	if fleet {
+		timer := time.NewTimer(p.opts.FleetClusterTime)
+		defer timer.Stop()
+		timeout = timer.C
+	}
+	for _, w := range parts {
+		select {
+		case <-w.done:
+		case <-timeout:
+			timeout = closedTime // every later part is as late
+		}
+		if timeout == closedTime && w.abandon() {
+			failed = append(failed, FleetFailure{Cluster: w.u.name, Code: fasthttp.StatusGatewayTimeout, Message: fmt.Sprintf("cluster %q did not answer within %s", w.u.name, p.opts.FleetClusterTime)})
+		}
+	}
 	var open []*watchPart
 	for _, w := range parts {
+		if w.abandoned() {
+			continue // its goroutine gives back what it holds
+		}
 		switch {
 		case w.resp != nil:
 			open = append(open, w)
@@ -200,6 +223,11 @@ type watchPart struct {
 	err     error
 	failure *FleetFailure
 
+	// done is closed when open has returned and the part is handed to
+	// serveWatch; state is partOpening, partOpened or partAbandoned.
+	done  chan struct{}
+	state atomic.Int32
+
 	stream    *watchStream
 	withdrawn atomic.Bool
 	abortOnce sync.Once
@@ -245,6 +273,44 @@ func (w *watchPart) open(p *Proxy, hdr *fasthttp.RequestHeader, scheme, host str
 		w.body = &bodyBytes{b: resp.Body()}
 	}
 }
+
+const (
+	partOpening int32 = iota
+	partOpened
+	partAbandoned
+)
+
+// closedTime is a channel that is always ready: the fleet watch's wait
+// for its clusters is over.
+var closedTime = func() <-chan time.Time {
+	c := make(chan time.Time)
+	close(c)
+	return c
+}()
+
+// opened hands the part to serveWatch, or, if serveWatch stopped waiting
+// for it, gives back all it holds: the cluster's answer and its stream
+// slot.
+func (w *watchPart) opened() {
+	if w.state.CompareAndSwap(partOpening, partOpened) {
+		close(w.done)
+		return
+	}
+	if w.resp != nil {
+		fasthttp.ReleaseResponse(w.resp)
+	}
+	if w.answer != nil {
+		fasthttp.ReleaseResponse(w.answer)
+	}
+	w.release()
+}
+
+// abandon stops waiting for the part: true unless it has just opened.
+func (w *watchPart) abandon() bool {
+	return w.state.CompareAndSwap(partOpening, partAbandoned)
+}
+
+func (w *watchPart) abandoned() bool { return w.state.Load() == partAbandoned }
 
 type bodyBytes struct{ b []byte }
 
