@@ -445,9 +445,25 @@ func (fl *fleetList) chunk(cctx context.Context, u *upstream, t Target, id Ident
 	}
 	req.SetTimeout(timeout)
 	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseResponse(resp)
 	start := time.Now()
-	err := u.client.Do(req, resp)
+	// fasthttp cannot interrupt a request waiting for the response's
+	// headers; the list does not wait with it when cctx ends (the client
+	// left, a budget or the cluster's time ran out): the request is left
+	// to end by itself, within timeout, and to give back what it holds.
+	done := make(chan error, 1)
+	go func() { done <- u.client.Do(req, resp) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-cctx.Done():
+		go func() {
+			<-done
+			fasthttp.ReleaseRequest(req)
+			fasthttp.ReleaseResponse(resp)
+		}()
+		return nil, nil, context.Cause(cctx)
+	}
+	defer fasthttp.ReleaseResponse(resp)
 	fasthttp.ReleaseRequest(req)
 	if err != nil {
 		if c := context.Cause(cctx); c != nil {

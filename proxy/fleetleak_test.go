@@ -127,9 +127,7 @@ func TestFleetWatchClientLeaves(t *testing.T) {
 
 // TestFleetListClientLeaves: a client that leaves while a fleet list's
 // clusters are sending their lists stops every fetch (the clusters see
-// Berth hang up); nothing stays behind. (A cluster that has not sent its
-// response headers yet is waited for until FleetClusterTime: fasthttp's
-// client cannot be interrupted before the headers — see docs/clusters.md.)
+// Berth hang up); nothing stays behind.
 func TestFleetListClientLeaves(t *testing.T) {
 	lb := newListBackend(t, 10)
 	url := newFleetFront(t, lb.backend, Options{RequestTimeout: time.Minute, ListTimeBudget: time.Minute, FleetClusterTime: time.Minute})
@@ -253,4 +251,45 @@ func TestFleetWatchHungCluster(t *testing.T) {
 	}
 	close(release) // the stuck request ends now
 	<-ended
+}
+
+// TestFleetListLeftBeforeHeaders: a client that leaves a fleet list while
+// a cluster has not even sent its response headers gives the list slot
+// back then, not when that cluster answers or its FleetClusterTime is spent.
+func TestFleetListLeftBeforeHeaders(t *testing.T) {
+	b := newBackend(t)
+	t.Cleanup(func() { close(b.listGate) })
+	url := newFleetFront(t, b, Options{MaxConcurrentLists: 1, FleetClusterTime: time.Minute, RequestTimeout: time.Minute, ListTimeBudget: time.Minute})
+	list := func(who, path string) int {
+		req, _ := http.NewRequest("GET", url+path, nil)
+		req.Header.Set("X-Test-User", who)
+		resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write([]byte("GET /proxy/fleet/api/v1/namespaces/slow/pods HTTP/1.1\r\nHost: x\r\nX-Test-User: alice\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	// Bounded waits: until alice's list holds the one slot, then, after
+	// she leaves, until it is free again.
+	for i := 0; list("bob", "/proxy/fleet/api/v1/pods?pageSize=1") != http.StatusTooManyRequests; i++ {
+		if i == 200 {
+			t.Fatal("alice's list never took the slot")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	conn.Close()
+	for i := 0; list("bob", "/proxy/fleet/api/v1/pods?pageSize=1") != http.StatusOK; i++ {
+		if i == 200 {
+			t.Fatal("the slot of a list whose client left stays taken while a cluster has not answered")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
