@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 	"github.com/valyala/fasthttp"
@@ -47,6 +49,9 @@ const (
 	DefaultFleetClusterTime   = 10 * time.Second
 	DefaultMaxFleetWatches    = 64
 	fleetFailureMessageLength = 300
+	// maxFleetWarnings bounds the Warning headers of one fleet answer;
+	// one more counts the rest, which the List's metadata names.
+	maxFleetWarnings = 16
 )
 
 // FleetTarget is a parsed fleet request URI.
@@ -241,13 +246,16 @@ func (p *Proxy) serveFleetList(ctx *fasthttp.RequestCtx, t Target, members []Fle
 	if q == nil {
 		q = listquery.Everything()
 	}
-	select {
-	case p.lists <- struct{}{}:
-		defer func() { <-p.lists }()
-	default:
+	key := ""
+	if len(members) > 0 {
+		key = members[0].Identity.StreamKey // the caller's, on every member
+	}
+	release, slot := p.takeList(key)
+	if !slot {
 		WriteTooManyRequests(ctx, time.Second)
 		return
 	}
+	defer release()
 	lctx, stopWatch := p.listContext(ctx)
 	defer stopWatch()
 	lctx, fail := context.WithCancelCause(lctx)
@@ -437,9 +445,25 @@ func (fl *fleetList) chunk(cctx context.Context, u *upstream, t Target, id Ident
 	}
 	req.SetTimeout(timeout)
 	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseResponse(resp)
 	start := time.Now()
-	err := u.client.Do(req, resp)
+	// fasthttp cannot interrupt a request waiting for the response's
+	// headers; the list does not wait with it when cctx ends (the client
+	// left, a budget or the cluster's time ran out): the request is left
+	// to end by itself, within timeout, and to give back what it holds.
+	done := make(chan error, 1)
+	go func() { done <- u.client.Do(req, resp) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-cctx.Done():
+		go func() {
+			<-done
+			fasthttp.ReleaseRequest(req)
+			fasthttp.ReleaseResponse(resp)
+		}()
+		return nil, nil, context.Cause(cctx)
+	}
+	defer fasthttp.ReleaseResponse(resp)
 	fasthttp.ReleaseRequest(req)
 	if err != nil {
 		if c := context.Cause(cctx); c != nil {
@@ -471,16 +495,40 @@ func statusMessage(code int, body []byte) string {
 	if msg == "" {
 		msg = fasthttp.StatusMessage(code)
 	}
-	if len(msg) > fleetFailureMessageLength {
-		msg = msg[:fleetFailureMessageLength] + "…"
+	return cleanMessage(msg, fleetFailureMessageLength)
+}
+
+// cleanMessage makes a cluster's text fit a Warning header: valid UTF-8
+// without control characters (NewWarningHeader refuses them, and the
+// cluster's failure would go unnamed), cut to at most n bytes on a
+// character boundary.
+func cleanMessage(msg string, n int) string {
+	msg = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(msg, "\uFFFD"))
+	if len(msg) <= n {
+		return msg
 	}
-	return msg
+	cut := n
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + "…"
 }
 
 // addFleetWarnings names each cluster left out in a Warning header, which
 // kubectl and client-go print.
 func addFleetWarnings(ctx *fasthttp.RequestCtx, failed []FleetFailure) {
-	for _, f := range failed {
+	for i, f := range failed {
+		if i == maxFleetWarnings {
+			if w, err := utilnet.NewWarningHeader(299, "-", fmt.Sprintf("%d more clusters left out: see the List's metadata, berth.dev/failed-clusters", len(failed)-i)); err == nil {
+				ctx.Response.Header.Add("Warning", w)
+			}
+			return
+		}
 		if w, err := utilnet.NewWarningHeader(299, "-", fmt.Sprintf("cluster %q left out (%d): %s", f.Cluster, f.Code, f.Message)); err == nil {
 			ctx.Response.Header.Add("Warning", w)
 		}

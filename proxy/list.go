@@ -87,13 +87,12 @@ func (p *Proxy) serveList(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Id
 		WriteStatus(ctx, fasthttp.StatusBadRequest, "a list query with selector, sort or page parameters takes no request body")
 		return
 	}
-	select {
-	case p.lists <- struct{}{}:
-		defer func() { <-p.lists }()
-	default:
+	release, ok := p.takeList(id.StreamKey)
+	if !ok {
 		WriteTooManyRequests(ctx, time.Second)
 		return
 	}
+	defer release()
 
 	lctx, stop := p.listContext(ctx)
 	defer stop()

@@ -93,10 +93,14 @@ type Options struct {
 
 // Proxy forwards requests to clusters in its Pool.
 type Proxy struct {
-	opts   Options
-	lists  chan struct{}
-	budget *listBudget
-	log    *slog.Logger
+	opts  Options
+	lists chan struct{}
+	// listsBy counts the list slots each principal (Identity.StreamKey)
+	// holds, so one cannot take them all.
+	listsMu sync.Mutex
+	listsBy map[string]int
+	budget  *listBudget
+	log     *slog.Logger
 }
 
 // Defaults of unset Options; Berth's configs/berth.yaml states the same
@@ -619,4 +623,38 @@ func watchClient(conn net.Conn, gone func()) (stop func()) {
 			<-done
 		})
 	}
+}
+
+// takeList takes one of Options.MaxConcurrentLists for a list of key's
+// (Identity.StreamKey; "" counts only globally). One principal holds at
+// most half the slots (at least one), so slow lists — a fleet list over
+// many clusters above all — cannot starve everyone else's. ok is false
+// when no slot is free for them; release gives the slot back.
+func (p *Proxy) takeList(key string) (release func(), ok bool) {
+	select {
+	case p.lists <- struct{}{}:
+	default:
+		return nil, false
+	}
+	if key == "" {
+		return func() { <-p.lists }, true
+	}
+	p.listsMu.Lock()
+	defer p.listsMu.Unlock()
+	if p.listsBy[key] >= max(1, (cap(p.lists)+1)/2) {
+		<-p.lists
+		return nil, false
+	}
+	if p.listsBy == nil {
+		p.listsBy = map[string]int{}
+	}
+	p.listsBy[key]++
+	return func() {
+		p.listsMu.Lock()
+		if p.listsBy[key]--; p.listsBy[key] <= 0 {
+			delete(p.listsBy, key)
+		}
+		p.listsMu.Unlock()
+		<-p.lists
+	}, true
 }

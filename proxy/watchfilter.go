@@ -101,23 +101,46 @@ func (p *Proxy) serveWatch(ctx *fasthttp.RequestCtx, t Target, members []FleetMe
 	if fleet {
 		tag = func(c string) *listquery.Tag { return listquery.NewTag(FleetAnnotation, c) }
 	}
-	// Open them, at most FleetConcurrency at once.
+	// Open them, at most FleetConcurrency at once. A fleet watch waits
+	// FleetClusterTime for a cluster's answer: one that takes the
+	// request and never answers would otherwise hold the whole watch,
+	// and the stream slots taken on every other cluster, for as long as
+	// it hangs (the client's leaving goes unnoticed until the headers
+	// are sent). Its stuck request is left to end by itself, and gives
+	// its slot back then (watchPart.opened).
 	sem := make(chan struct{}, p.opts.FleetConcurrency)
-	var wg sync.WaitGroup
 	scheme, host := requestOrigin(ctx)
 	for _, w := range parts {
 		hdr := clientHeader(ctx)
-		wg.Add(1)
+		w.done = make(chan struct{})
 		go func() {
-			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			w.open(p, hdr, scheme, host, Target{Cluster: w.u.name, Path: t.Path, Query: query})
+			w.opened()
 		}()
 	}
-	wg.Wait()
+	var timeout <-chan time.Time
+	if fleet {
+		timer := time.NewTimer(p.opts.FleetClusterTime)
+		defer timer.Stop()
+		timeout = timer.C
+	}
+	for _, w := range parts {
+		select {
+		case <-w.done:
+		case <-timeout:
+			timeout = closedTime // every later part is as late
+		}
+		if timeout == closedTime && w.abandon() {
+			failed = append(failed, FleetFailure{Cluster: w.u.name, Code: fasthttp.StatusGatewayTimeout, Message: fmt.Sprintf("cluster %q did not answer within %s", w.u.name, p.opts.FleetClusterTime)})
+		}
+	}
 	var open []*watchPart
 	for _, w := range parts {
+		if w.abandoned() {
+			continue // its goroutine gives back what it holds
+		}
 		switch {
 		case w.resp != nil:
 			open = append(open, w)
@@ -200,6 +223,11 @@ type watchPart struct {
 	err     error
 	failure *FleetFailure
 
+	// done is closed when open has returned and the part is handed to
+	// serveWatch; state is partOpening, partOpened or partAbandoned.
+	done  chan struct{}
+	state atomic.Int32
+
 	stream    *watchStream
 	withdrawn atomic.Bool
 	abortOnce sync.Once
@@ -246,6 +274,44 @@ func (w *watchPart) open(p *Proxy, hdr *fasthttp.RequestHeader, scheme, host str
 	}
 }
 
+const (
+	partOpening int32 = iota
+	partOpened
+	partAbandoned
+)
+
+// closedTime is a channel that is always ready: the fleet watch's wait
+// for its clusters is over.
+var closedTime = func() <-chan time.Time {
+	c := make(chan time.Time)
+	close(c)
+	return c
+}()
+
+// opened hands the part to serveWatch, or, if serveWatch stopped waiting
+// for it, gives back all it holds: the cluster's answer and its stream
+// slot.
+func (w *watchPart) opened() {
+	if w.state.CompareAndSwap(partOpening, partOpened) {
+		close(w.done)
+		return
+	}
+	if w.resp != nil {
+		fasthttp.ReleaseResponse(w.resp)
+	}
+	if w.answer != nil {
+		fasthttp.ReleaseResponse(w.answer)
+	}
+	w.release()
+}
+
+// abandon stops waiting for the part: true unless it has just opened.
+func (w *watchPart) abandon() bool {
+	return w.state.CompareAndSwap(partOpening, partAbandoned)
+}
+
+func (w *watchPart) abandoned() bool { return w.state.Load() == partAbandoned }
+
 type bodyBytes struct{ b []byte }
 
 func (r *bodyBytes) Read(p []byte) (int, error) {
@@ -291,17 +357,12 @@ func (w *watchPart) close() {
 func (w *watchPart) run(f *eventFilter) {
 	defer w.close()
 	s := w.stream
-	br := bufio.NewReaderSize(w.body, 32<<10)
-	var line []byte
+	lines := &eventLines{r: bufio.NewReaderSize(w.body, watchReadBuffer)}
 	for {
-		frag, err := br.ReadSlice('\n')
-		line = append(line, frag...)
-		if errors.Is(err, bufio.ErrBufferFull) {
-			if len(line) > maxWatchEvent {
-				s.send(errorEvent(fasthttp.StatusBadGateway, fmt.Sprintf("cluster %q sent a watch event larger than %d bytes", w.u.name, maxWatchEvent)))
-				return
-			}
-			continue
+		line, err := lines.next()
+		if errors.Is(err, errEventTooLarge) {
+			s.send(errorEvent(fasthttp.StatusBadGateway, fmt.Sprintf("cluster %q sent a watch event larger than %d bytes", w.u.name, maxWatchEvent)))
+			return
 		}
 		// A line cut by the end of the stream is no whole event.
 		if err == nil && len(bytes.TrimSpace(line)) > 0 {
@@ -309,12 +370,50 @@ func (w *watchPart) run(f *eventFilter) {
 				return
 			}
 		}
-		line = line[:0]
 		if err != nil {
 			if w.withdrawn.Load() {
 				s.send(errorEvent(refusal(w.id, w.u.name)))
 			}
 			return
+		}
+	}
+}
+
+// A filtered watch reads each cluster's events a line at a time. One
+// member's fleet watches may hold thousands of cluster streams (64 clusters
+// each, up to the per-principal stream limit on every cluster), so what
+// one stream keeps between events is small: a read buffer of
+// watchReadBuffer, and a line buffer that is dropped after an event larger
+// than keptEventBuffer rather than kept at its peak for the life of the
+// watch.
+const (
+	watchReadBuffer = 8 << 10
+	keptEventBuffer = 64 << 10
+)
+
+var errEventTooLarge = errors.New("watch event too large")
+
+// eventLines reads newline-ended watch events.
+type eventLines struct {
+	r    *bufio.Reader
+	line []byte
+}
+
+// next returns the next line (valid until the next call), and the read's
+// error; errEventTooLarge past maxWatchEvent.
+func (l *eventLines) next() ([]byte, error) {
+	if cap(l.line) > keptEventBuffer {
+		l.line = nil
+	}
+	l.line = l.line[:0]
+	for {
+		frag, err := l.r.ReadSlice('\n')
+		l.line = append(l.line, frag...)
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return l.line, err
+		}
+		if len(l.line) > maxWatchEvent {
+			return nil, errEventTooLarge
 		}
 	}
 }
@@ -407,6 +506,23 @@ type eventFilter struct {
 func (f *eventFilter) event(line []byte) []byte {
 	typ := gjson.GetBytes(line, "type").Str
 	obj := gjson.GetBytes(line, "object")
+	if f.tag != nil {
+		// A fleet watch's client decodes what Berth passes, so every
+		// event is rebuilt from what Berth read: passed as the cluster
+		// sent it, a second type or object member (gjson reads the
+		// first, Go and JSON.parse the last) could carry an untagged
+		// object claiming another cluster.
+		switch {
+		case typ == "ERROR":
+			raw := obj.Raw
+			if raw == "" {
+				raw = "null"
+			}
+			return f.rewrite(line, typ, gjson.Result{Type: gjson.JSON, Raw: raw}, true)
+		case typ != "ADDED" && typ != "MODIFIED" && typ != "DELETED" && typ != "BOOKMARK", !obj.IsObject():
+			return nil
+		}
+	}
 	switch typ {
 	case "ADDED", "MODIFIED", "DELETED":
 	case "BOOKMARK":
@@ -462,7 +578,7 @@ func (f *eventFilter) event(line []byte) []byte {
 // line itself when nothing changes.
 func (f *eventFilter) rewrite(line []byte, typ string, obj gjson.Result, changed bool) []byte {
 	raw := obj.Raw
-	if f.tag != nil && obj.IsObject() {
+	if f.tag != nil && obj.IsObject() && typ != "ERROR" {
 		tagged, err := f.tag.Apply(raw)
 		if err != nil {
 			return errorEvent(fasthttp.StatusBadGateway, fmt.Sprintf("a watch event of cluster %q could not be annotated", f.tag.Value))

@@ -241,6 +241,10 @@ func TestProxyActAs(t *testing.T) {
 		{"client extra without --as", "bob", [][2]string{{"Impersonate-Extra-Berth.dev%2fclient-ip", "10.0.0.1"}}, 400, "", nil, ""},
 		{"groups without --as", "bob", [][2]string{{"Impersonate-Group", "system:masters"}}, 400, "", nil, ""},
 		{"two users", "admin", append(as("bob"), [2]string{"Impersonate-User", "root2"}), 400, "", nil, ""},
+		{"lower-case header names", "admin", [][2]string{{"impersonate-user", "bob"}, {"impersonate-group", "devs"}}, 200, "bob", []string{"role:view", "group:devs"}, "admin"},
+		{"two users, one lower-case", "admin", [][2]string{{"Impersonate-User", "bob"}, {"impersonate-user", "root2"}}, 400, "", nil, ""},
+		{"comma-joined users", "admin", as("bob,root2"), 403, "", nil, ""},
+		{"comma-joined groups", "admin", as("bob", "devs,ops"), 403, "", nil, ""},
 		// A caller who cannot see the cluster learns nothing more with --as.
 		{"non-member caller", "carol", as("bob"), 404, "", nil, ""},
 	}
@@ -402,6 +406,45 @@ func BenchmarkParseActAs(b *testing.B) {
 	for b.Loop() {
 		if _, err := ParseActAs(&h); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestActAsUpgrade: exec, attach and port-forward (an Upgrade request)
+// take the same decision as any proxied request: a refused --as reaches
+// no cluster, an allowed one reaches it as the user with the caller named.
+func TestActAsUpgrade(t *testing.T) {
+	a := newActAsEnv(t)
+	for _, tt := range []struct {
+		caller, as string
+		code       int
+		user       string
+	}{
+		{"bob", "carol", 403, ""},
+		{"helper", "admin", 403, ""},
+		{"admin", "system:admin", 403, ""},
+		{"admin", "bob", 0, "berth:bob"},
+	} {
+		before := len(a.upstream.requests())
+		req, _ := http.NewRequest("POST", "http://berth/proxy/clusters/prod/api/v1/namespaces/default/pods/p/exec?command=sh&stdin=true", nil)
+		req.Header.Set("Authorization", "Bearer "+a.tokens[tt.caller])
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "SPDY/3.1")
+		req.Header.Set("Impersonate-User", tt.as)
+		resp, err := a.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		seen := a.upstream.requests()[before:]
+		if tt.user == "" {
+			if resp.StatusCode != tt.code || len(seen) != 0 {
+				t.Errorf("%s as %s: %d, %d requests reached the cluster; want %d and none", tt.caller, tt.as, resp.StatusCode, len(seen), tt.code)
+			}
+			continue
+		}
+		if len(seen) != 1 || seen[0].Get("Impersonate-User") != tt.user || seen[0].Get("Impersonate-Extra-Berth.dev%2fimpersonator") != "berth:"+tt.caller {
+			t.Errorf("%s as %s: the cluster saw %v", tt.caller, tt.as, seen)
 		}
 	}
 }

@@ -35,13 +35,18 @@ func NewTag(key, value string) *Tag {
 	return &Tag{Key: key, Value: value, path: "metadata.annotations." + key, member: string(k) + ":" + string(v)}
 }
 
-// errTagging: an item's metadata could not be found where gjson placed it.
+// errTagging: an item's metadata could not be found where gjson placed it,
+// or the item has a member a decoder could read in place of the tagged one
+// (see twice).
 var errTagging = errors.New("item metadata could not be annotated")
 
 // apply returns obj, the raw JSON of an object, with the tag set in its
 // metadata.annotations (made if absent).
 func (t *Tag) apply(obj string) (string, error) {
 	root := rootOf(obj)
+	if twice(root, "metadata") {
+		return "", errTagging
+	}
 	meta := root.Get("metadata")
 	switch {
 	case !meta.Exists():
@@ -55,6 +60,9 @@ func (t *Tag) apply(obj string) (string, error) {
 		return "", errTagging
 	case !meta.IsObject():
 		return splice(obj, meta, `{"annotations":{`+t.member+`}}`), nil
+	}
+	if twice(meta, "annotations") {
+		return "", errTagging
 	}
 	ann := meta.Get("annotations")
 	// gjson places a member found from a member by its offset in the
@@ -94,7 +102,11 @@ func (t *Tag) apply(obj string) (string, error) {
 
 // applyRow tags a Table row's object, if it has one.
 func (t *Tag) applyRow(row string) (string, error) {
-	obj := rootOf(row).Get("object")
+	r := rootOf(row)
+	if twice(r, "object") {
+		return "", errTagging
+	}
+	obj := r.Get("object")
 	if !obj.IsObject() {
 		return row, nil
 	}
@@ -106,6 +118,23 @@ func (t *Tag) applyRow(row string) (string, error) {
 		return "", err
 	}
 	return splice(row, obj, tagged), nil
+}
+
+// twice reports whether obj has more than one member named key, in any
+// case. gjson reads the first; encoding/json (which also matches names
+// case-insensitively), client-go and JSON.parse keep the last; so the tag
+// set in the first would not be what a client reads. The kube-apiserver
+// never sends such JSON, but an aggregated API server's bytes pass through
+// it untouched.
+func twice(obj gjson.Result, key string) bool {
+	n := 0
+	obj.ForEach(func(k, _ gjson.Result) bool {
+		if strings.EqualFold(k.Str, key) {
+			n++
+		}
+		return n < 2
+	})
+	return n > 1
 }
 
 // splice replaces v, a value found in s, with with.
@@ -169,17 +198,19 @@ func Merge(parts []*Collector, meta string) ([]byte, error) {
 	}
 	header := lead.header
 	if meta != "" {
-		header = make([]field, 0, len(lead.header)+1)
-		found := false
+		// The union's List is the first source's kind and apiVersion (and
+		// a Table's columns), its list, and meta: nothing else of one
+		// source's List, which could otherwise forge the union's
+		// metadata or slip in items under a member a decoder reads as
+		// metadata or items (escaped, or in another case).
+		header = make([]field, 0, 5)
 		for _, f := range lead.header {
-			if f.key == `"metadata"` {
-				f.value, found = meta, true
+			switch k := gjson.Parse(f.key).Str; {
+			case f.list, k == "kind", k == "apiVersion", lead.table && k == "columnDefinitions":
+				header = append(header, f)
 			}
-			header = append(header, f)
 		}
-		if !found {
-			header = append(header, field{key: `"metadata"`, value: meta})
-		}
+		header = append(header, field{key: `"metadata"`, value: meta})
 	}
 	body, size, err := lead.build(header, page, total)
 	if err != nil {

@@ -161,3 +161,86 @@ func TestTagApply(t *testing.T) {
 		t.Errorf("applyRow = %s, %v", row, err)
 	}
 }
+
+// TestTagDuplicateKeys: a cluster that answers raw JSON (an aggregated API
+// server passes its own bytes through the kube-apiserver) must not get an
+// item past the tag with a second metadata, annotations or object member:
+// gjson reads the first, while encoding/json, client-go and JSON.parse keep
+// the last. Such an item is refused, never passed with the forged member.
+func TestTagDuplicateKeys(t *testing.T) {
+	tg := NewTag("berth.dev/cluster", "a")
+	forged := []string{
+		`{"metadata":{"name":"p"},"metadata":{"name":"p","annotations":{"berth.dev/cluster":"b"}}}`,
+		`{"metadata":{"name":"p"},"Metadata":{"name":"p","annotations":{"berth.dev/cluster":"b"}}}`,
+		`{"metadata":{"name":"p","annotations":{"k":"v"},"annotations":{"berth.dev/cluster":"b"}}}`,
+		`{"metadata":{"name":"p","annotations":{"k":"v"},"ANNOTATIONS":{"berth.dev/cluster":"b"}}}`,
+		`{"metadata":{"name":"p"},"metadata":null}`,
+		`{"metadata":{"annotations":null,"annotations":{"berth.dev/cluster":"b"}}}`,
+	}
+	for _, in := range forged {
+		out, err := tg.apply(in)
+		if err != nil {
+			continue
+		}
+		var obj struct {
+			Metadata struct {
+				Annotations map[string]string `json:"annotations"`
+			} `json:"metadata"`
+		}
+		if jerr := json.Unmarshal([]byte(out), &obj); jerr != nil || obj.Metadata.Annotations["berth.dev/cluster"] != "a" {
+			t.Errorf("apply(%s) = %s: a decoder reads cluster %q", in, out, obj.Metadata.Annotations["berth.dev/cluster"])
+		}
+	}
+	rows := []string{
+		`{"cells":["p"],"object":{"metadata":{"name":"p"}},"object":{"metadata":{"name":"p","annotations":{"berth.dev/cluster":"b"}}}}`,
+		`{"cells":["p"],"object":{"metadata":{"name":"p"}},"Object":{"metadata":{"name":"p","annotations":{"berth.dev/cluster":"b"}}}}`,
+	}
+	for _, in := range rows {
+		out, err := tg.applyRow(in)
+		if err != nil {
+			continue
+		}
+		var row struct {
+			Object struct {
+				Metadata struct {
+					Annotations map[string]string `json:"annotations"`
+				} `json:"metadata"`
+			} `json:"object"`
+		}
+		if jerr := json.Unmarshal([]byte(out), &row); jerr != nil || row.Object.Metadata.Annotations["berth.dev/cluster"] != "a" {
+			t.Errorf("applyRow(%s) = %s: a decoder reads cluster %q", in, out, row.Object.Metadata.Annotations["berth.dev/cluster"])
+		}
+	}
+	// What the kube-apiserver sends is still tagged.
+	if _, err := tg.apply(`{"metadata":{"name":"p","annotations":{"metadata":"x","annotations":"y"}},"spec":{"metadata":{}}}`); err != nil {
+		t.Errorf("a plain object was refused: %v", err)
+	}
+}
+
+// TestUnionLeadHeader: the union's List is built on its first source's
+// (kind, apiVersion), but a source must not forge the union's metadata
+// (which clusters answered, which failed) or slip in items of its own
+// beside the list: with an escaped or differently cased "metadata" or
+// "items" member, or any other member of its List.
+func TestUnionLeadHeader(t *testing.T) {
+	lead := []byte(`{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"1"},` +
+		`"metad\u0061ta":{"berth.dev/clusters":["evil"]},"Metadata":{"berth.dev/clusters":["evil"]},` +
+		`"extra":{"x":1},"items":[{"metadata":{"name":"p"}}],` +
+		`"Items":[{"metadata":{"name":"forged","annotations":{"berth.dev/cluster":"b"}}}]}`)
+	out, err := union(t, mustQuery(t, "pageSize=10"), nil, map[string][][]byte{"a": {lead}, "b": {chunk("", 0, `{"metadata":{"name":"q"}}`)}}, "a", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l taggedList
+	if err := json.Unmarshal(out, &l); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := l.names(); got != "a:/p b:/q" || string(l.Metadata["berth.dev/clusters"]) != `["a","b"]` {
+		t.Errorf("a source forged the union: items %q, metadata %s\n%s", got, l.Metadata["berth.dev/clusters"], out)
+	}
+	var members map[string]json.RawMessage
+	_ = json.Unmarshal(out, &members)
+	if _, ok := members["extra"]; ok || string(members["kind"]) != `"PodList"` || string(members["apiVersion"]) != `"v1"` {
+		t.Errorf("union's members: %s", out)
+	}
+}
