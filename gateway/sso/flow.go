@@ -397,7 +397,7 @@ func (s *Service) Exchange(ctx context.Context, code, verifier string, m identit
 	if code == "" || verifier == "" {
 		return nil, fault.New(fault.Invalid, "code and code_verifier are required")
 	}
-	if len(code) > 128 || !verifierRE.MatchString(verifier) {
+	if len(code) > 128 {
 		s.recordFailure(ctx, "", "malformed", m, nil)
 		return nil, errBadCode
 	}
@@ -424,6 +424,10 @@ func (s *Service) Exchange(ctx context.Context, code, verifier string, m identit
 		reason = "unknown_code"
 	case !now.Before(c.ExpiresAt):
 		reason = "code_expired"
+	case !verifierRE.MatchString(verifier):
+		// Checked only after the code was taken: a malformed verifier
+		// spends it like a wrong one.
+		reason = "malformed"
 	case subtle.ConstantTimeCompare([]byte(challengeOf(verifier)), []byte(c.Challenge)) != 1:
 		reason = "verifier_mismatch"
 	}

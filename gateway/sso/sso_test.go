@@ -317,6 +317,15 @@ func TestCLILoopbackSignIn(t *testing.T) {
 	}
 	e.Must(t, 400, "POST", "/api/v1/auth/sso/token", "", map[string]string{"code": code, "code_verifier": verifier})
 
+	// A malformed verifier (too short to be one) spends the code too: the
+	// first attempt, whatever it holds, is the only one.
+	code = e.cliCode(t, dex, redirect, challenge, got)
+	e.Must(t, 400, "POST", "/api/v1/auth/sso/token", "", map[string]string{"code": code, "code_verifier": "short"})
+	e.Must(t, 400, "POST", "/api/v1/auth/sso/token", "", map[string]string{"code": code, "code_verifier": verifier})
+	if e.lastSSOFailure(t) != "unknown_code" {
+		t.Errorf("a code tried with a malformed verifier, then the right one: audited as %q", e.lastSSOFailure(t))
+	}
+
 	// A fresh sign-in; the right verifier gets the tokens /auth/login gives.
 	code = e.cliCode(t, dex, redirect, challenge, got)
 	var tok identity.TokenResponse
