@@ -85,6 +85,11 @@ const cookiePrefix = "berth_sso_"
 // CookiePath is the binding cookie's path: only the SSO endpoints see it.
 const CookiePath = "/api/v1/auth/sso/"
 
+// maxBrowserFlows bounds the binding cookies one browser holds: a start
+// that finds this many clears them (their sign-ins are abandoned) before
+// setting its own, so no page can pile them up in a victim's browser.
+const maxBrowserFlows = 5
+
 func (s *Service) cookieName(state string) string {
 	return cookiePrefix + s.digest("cookie name", state)[:16]
 }
@@ -123,6 +128,11 @@ func (s *Service) Begin(ctx context.Context, name string, req LoginRequest, m id
 		s.recordFailure(ctx, p.Name, reason, m, nil)
 		return nil, err
 	}
+	if err := s.admitStart(); err != nil {
+		// Not audited: a flood would otherwise fill the audit log with
+		// its own refusals.
+		return nil, err
+	}
 	state, err := random()
 	if err != nil {
 		return nil, err
@@ -141,6 +151,26 @@ func (s *Service) Begin(ctx context.Context, name string, req LoginRequest, m id
 	authURL := p.oauth2Config(op).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier))
 	return &Started{AuthURL: authURL, CookieName: s.cookieName(state), CookieValue: browser,
 		Secure: strings.HasPrefix(p.RedirectURL, "https://")}, nil
+}
+
+// admitStart takes a place for a new flow from the bound on starts, or
+// says when to come back.
+func (s *Service) admitStart() error {
+	now := s.now()
+	r := s.starts.ReserveN(now, 1)
+	if d := r.DelayFrom(now); !r.OK() || d > 0 {
+		r.CancelAt(now)
+		if d <= 0 {
+			d = time.Second
+		}
+		if last := s.startsWarned.Load(); last == 0 || now.Sub(time.Unix(0, last)) >= time.Minute {
+			// Once a minute, not once a refusal: a flood must not flood the log.
+			s.startsWarned.Store(now.UnixNano())
+			s.log.Warn("sso: too many sign-ins started; refusing new ones for now", "retry_after", d)
+		}
+		return fault.New(fault.Unavailable, "too many sign-ins are under way; try again shortly").Retry(d)
+	}
+	return nil
 }
 
 // SafeNext returns where a browser may be sent after signing in: a path

@@ -71,6 +71,20 @@ func (h *Handlers) Login(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
+	// Abandoned sign-ins' cookies live FlowTTL; a browser that already
+	// holds maxBrowserFlows loses them all, so their number stays bounded
+	// however often a page sends it here.
+	var held [][]byte
+	ctx.Request.Header.VisitAllCookie(func(k, _ []byte) {
+		if strings.HasPrefix(string(k), cookiePrefix) && len(held) <= maxBrowserFlows*4 {
+			held = append(held, append([]byte(nil), k...))
+		}
+	})
+	if len(held) >= maxBrowserFlows {
+		for _, k := range held {
+			setCookie(ctx, string(k), "", st.Secure, 0)
+		}
+	}
 	setCookie(ctx, st.CookieName, st.CookieValue, st.Secure, FlowTTL)
 	noStore(ctx)
 	redirect(ctx, st.AuthURL)

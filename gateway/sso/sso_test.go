@@ -78,9 +78,19 @@ type env struct {
 // serve runs Berth's SSO routes (and /api/v1/auth/me) for providers.
 func serve(t *testing.T, limits ratelimit.Options, providers ...Provider) *env {
 	t.Helper()
+	return serveWith(t, limits, nil, providers...)
+}
+
+// serveWith is serve with the service's options edited first.
+func serveWith(t *testing.T, limits ratelimit.Options, edit func(*Options), providers ...Provider) *env {
+	t.Helper()
 	clock := apitest.RunningClock()
 	e := &env{Env: apitest.NewWith(t, apitest.Options{Now: clock.Now, Limits: limits}), clock: clock}
-	e.svc = New(Options{Providers: providers, Identity: e.IDs, DB: e.DB, Box: e.Box, Audit: e.Audit, Now: clock.Now, Logger: e.Log})
+	opts := Options{Providers: providers, Identity: e.IDs, DB: e.DB, Box: e.Box, Audit: e.Audit, Now: clock.Now, Logger: e.Log}
+	if edit != nil {
+		edit(&opts)
+	}
+	e.svc = New(opts)
 	ids := identity.NewHandlers(e.IDs, e.Authn, e.Audit)
 	routes := append(Routes(NewHandlers(e.svc, e.Authn)),
 		authn.Route{Method: "GET", Path: "/api/v1/auth/me", Permission: authn.SignedIn, Handler: ids.Me})
@@ -650,5 +660,59 @@ func TestTokenEndpointRateLimited(t *testing.T) {
 	status, _, h := e.Do(t, "POST", "/api/v1/auth/sso/token", "", body)
 	if status != 429 || h.Get("Retry-After") == "" {
 		t.Fatalf("fourth guess: %d", status)
+	}
+}
+
+// Unauthenticated sign-in starts are what a crowd of addresses, each
+// within its own rate limit, could use to fill the store with flows: the
+// flows started within FlowTTL are bounded as a whole, and past the bound
+// a start is 503 with Retry-After, stores nothing and sets no cookie.
+func TestLoginStartsBounded(t *testing.T) {
+	dex := startDex(t, time.Hour) // its ID tokens outlive the clock's jump below
+	e := serveWith(t, ratelimit.Options{}, func(o *Options) { o.MaxFlows = 3 }, dexProvider("dex", dex.Issuer))
+	for i := 0; i < 3; i++ {
+		e.begin(t, e.browser(t), "/api/v1/auth/sso/dex/login")
+	}
+	status, body, h := e.Do(t, "GET", "/api/v1/auth/sso/dex/login", "", nil)
+	if status != 503 || h.Get("Retry-After") == "" || h.Get("Location") != "" || strings.Contains(h.Get("Set-Cookie"), cookiePrefix) {
+		t.Fatalf("a start past the bound: %d %s (Location %q, Set-Cookie %q)", status, body, h.Get("Location"), h.Get("Set-Cookie"))
+	}
+	if n := e.flows(t); n != 3 {
+		t.Fatalf("%d flows stored, want 3", n)
+	}
+	// Once the flows started then have expired, sign-ins start again.
+	e.clock.Advance(FlowTTL)
+	b := e.browser(t)
+	back := dex.SignIn(t, b, e.begin(t, b, "/api/v1/auth/sso/dex/login").String(), alice.Email, alice.Password)
+	if resp := get(t, b, back.String()); resp.StatusCode != 302 || cookieFrom(resp, e.Authn.CookieName()) == nil {
+		t.Fatalf("a sign-in after the window: %d", resp.StatusCode)
+	}
+}
+
+// Each started sign-in leaves a binding cookie for FlowTTL. A page that
+// sends a victim's browser through …/login again and again must not pile
+// them up until the browser's requests to the SSO paths are too large to
+// serve (or its cookie jar evicts the session): a browser holds at most
+// maxBrowserFlows, and the newest sign-in still completes.
+func TestBindingCookiesPerBrowserBounded(t *testing.T) {
+	dex := startDex(t, 0)
+	e := serve(t, ratelimit.Options{}, dexProvider("dex", dex.Issuer))
+	b := e.browser(t)
+	var last *url.URL
+	for i := 0; i < 3*maxBrowserFlows; i++ {
+		last = e.begin(t, b, "/api/v1/auth/sso/dex/login")
+		held := 0
+		for _, c := range b.Jar.Cookies(&url.URL{Scheme: "http", Host: berthHost, Path: CookiePath}) {
+			if strings.HasPrefix(c.Name, cookiePrefix) {
+				held++
+			}
+		}
+		if held > maxBrowserFlows {
+			t.Fatalf("after %d starts the browser holds %d binding cookies", i+1, held)
+		}
+	}
+	back := dex.SignIn(t, b, last.String(), alice.Email, alice.Password)
+	if resp := get(t, b, back.String()); resp.StatusCode != 302 || cookieFrom(resp, e.Authn.CookieName()) == nil {
+		t.Fatalf("the newest sign-in: %d", resp.StatusCode)
 	}
 }
