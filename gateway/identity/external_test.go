@@ -122,6 +122,18 @@ func TestSignInExternalTakeovers(t *testing.T) {
 		{"the admin cannot be taken by name", []step{
 			{corpID("s", "ADMIN"), create, errUsernameTaken, ""},
 		}},
+		// link_existing trusts the provider's username claim; it never
+		// hands over an administrator by it (any person who can call
+		// themselves "admin" there would own Berth).
+		{"link_existing does not link an administrator", []step{
+			{corpID("s", "admin"), link, errUsernameTaken, ""},
+			{corpID("s", "Admin"), ExternalPolicy{LinkExisting: true, CreateUsers: true, DefaultRole: RoleUser}, errUsernameTaken, ""},
+		}},
+		{"lookalike names are no username", []step{
+			{corpID("s", "adm\u0131n"), create, errBadUsername, ""},
+			{corpID("s", "\uff41dmin"), create, errBadUsername, ""},
+			{corpID("s", "admin\u200b"), create, errBadUsername, ""},
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, db := newTestService(t, &now, eventSettings)
@@ -182,5 +194,13 @@ func TestSignInExternalDisabledDeletedAndRole(t *testing.T) {
 	}
 	if _, err := s.UserByName("erin"); !fault.Is(err, fault.NotFound) {
 		t.Errorf("erin: %v", err)
+	}
+	// Nor are the users it creates administrators, whatever the policy
+	// says (configuration refuses it too).
+	if _, err := s.SignInExternal(ctx, corpID("s3", "frank"), ExternalPolicy{CreateUsers: true, DefaultRole: RoleAdmin}, Meta{}); err == nil {
+		t.Fatal("created an administrator")
+	}
+	if _, err := s.UserByName("frank"); !fault.Is(err, fault.NotFound) {
+		t.Errorf("frank: %v", err)
 	}
 }
