@@ -426,6 +426,11 @@ func TestSafeNextAndLoopback(t *testing.T) {
 		"//evil.example": false, "/\\evil.example": false, "https://evil.example": false, "evil.example": false,
 		"/%2f%2fevil.example": false, "/%5Cevil": false, "/\t/evil": false, "/\n": false, "javascript:alert(1)": false,
 		"/" + strings.Repeat("a", 1024): false,
+		// The tricks a red-team pass tried.
+		"//evil.com": false, "/\\evil.com": false, "/%2F%2Fevil.com": false, "/%5C%5Cevil.com": false,
+		"javascript:alert(1)//": false, "JavaScript:x": false, "\\/evil.com": false, "/\r\nSet-Cookie: x=1": false,
+		"/%0d%0aSet-Cookie:x": true, // stays encoded: one path, no header
+		"/\x00":               false, "/\x7f": false, " /x": false, "/x\x0b": false,
 	} {
 		if got, err := SafeNext(next); (err == nil) != ok || (ok && got == "") {
 			t.Errorf("SafeNext(%q) = %q, %v; want ok=%v", next, got, err, ok)
@@ -439,6 +444,15 @@ func TestSafeNextAndLoopback(t *testing.T) {
 		"http://evil.example:8000/cb": false, "http://user@127.0.0.1:8000/cb": false, "http://127.0.0.1:8000/cb?x=1": false,
 		"http://127.0.0.1:8000/cb#f": false, "http://127.0.0.1:08000/cb": false, "http://0x7f.1:8000/": false,
 		"http://[::ffff:127.0.0.1]:8000/": false, "http://127.0.0.1:8000\\@evil.example/": false, "//127.0.0.1:8000/": false,
+		// The tricks a red-team pass tried.
+		"http://127.0.0.1.evil.com:8000/cb": false, "http://127.0.0.1@evil.com:8000/cb": false, "http://127.0.0.1:8000@evil.com/cb": false,
+		"http://[::1]:80@x/cb": false, "http://:pw@127.0.0.1:8000/cb": false, "http://127.0.0.1:8000/cb#": false, "http://127.0.0.1:8000/cb?": false,
+		"http://localhost.:8000/cb": false, "http://LOCALHOST:8000/cb": false, "HTTP://127.0.0.1:8000/cb": true, /* written http:// */
+		"http://[::1%25lo]:8000/cb": false, "http://[fe80::1%25eth0]:8000/cb": false, "http://127.0.0.1:0": false,
+		"http://127.1:8000/cb": false, "http://2130706433:8000/cb": false, "http://0.0.0.0:8000/cb": false,
+		"http://127.0.0.1:8000/cb%23x": true, "http://127.0.0.1:8000/%2e%2e/cb": true, // the same listener, whatever the path
+		"http://127.0.0.1:+8000/cb": false, "http://127.0.0.1:8000 /cb": false, "http://127.0.0.1:8000/c\tb": false,
+		"javascript://127.0.0.1:8000/%0aalert(1)": false, "http:/127.0.0.1:8000/cb": false, "http:127.0.0.1:8000": false,
 	} {
 		if _, err := loopbackURI(uri); (err == nil) != ok {
 			t.Errorf("loopbackURI(%q): %v; want ok=%v", uri, err, ok)
