@@ -204,3 +204,32 @@ func TestSignInExternalDisabledDeletedAndRole(t *testing.T) {
 		t.Errorf("frank: %v", err)
 	}
 }
+
+// Groups a provider asserts are groups, nothing more: a role's name as a
+// group grants no role, and Kubernetes' reserved groups are dropped however
+// they are dressed, at creation and at every later sign-in.
+func TestSignInExternalGroupsGrantNoRole(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s, _ := newTestService(t, &now, eventSettings)
+	ctx := context.Background()
+	pol := ExternalPolicy{CreateUsers: true, DefaultRole: RoleUser}
+	id := corpID("sub-g", "gina")
+	id.GroupsAsserted = true
+	id.Groups = []string{RoleAdmin, "system:masters", "system:nodes", " system:masters", "system:masters\n", "*", "devs"}
+	for i := 0; i < 2; i++ {
+		u, err := s.SignInExternal(ctx, id, pol, Meta{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(u.Roles, []string{RoleUser}) || !slices.Equal(u.Groups, []string{RoleAdmin, "*", "devs"}) {
+			t.Fatalf("sign-in %d: roles %v, groups %q", i, u.Roles, u.Groups)
+		}
+		p, err := s.UserPrincipal(u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(p.Permissions, PermAll) {
+			t.Fatalf("sign-in %d: a group named %s made an administrator: %v", i, RoleAdmin, p.Permissions)
+		}
+	}
+}
