@@ -68,7 +68,8 @@ const (
 	callTimeout = 15 * time.Second
 	// DefaultMaxFlows is Options.MaxFlows' default: 10 000 sign-ins
 	// started per FlowTTL (about 17 a second, in bursts of as many), so
-	// the flows in the store stay under 20 000, a few megabytes.
+	// the flows in the store stay under 20 000 (2 KB at most each, with
+	// the longest next or CLI request: 40 MB at worst).
 	DefaultMaxFlows = 10000
 )
 
