@@ -605,6 +605,12 @@ func (p *provider) identityOf(t *verifiedToken) (identity.ExternalIdentity, stri
 				fault.New(fault.Forbidden, "your account at the identity provider has no verified email address in a domain allowed here")
 		}
 	}
+	if (p.UsernameClaim == p.EmailClaim || p.UsernameClaim == "email") && !c.emailVerified() {
+		// The address is the username here: one the provider has not
+		// verified would let anyone name themselves after someone else.
+		return identity.ExternalIdentity{}, "unverified_username",
+			fault.New(fault.Forbidden, "your username here is your email address, and the identity provider has not verified it")
+	}
 	id := identity.ExternalIdentity{Provider: p.Name, Issuer: t.issuer, Subject: t.subject,
 		Username: c.str(p.UsernameClaim), Email: email, DisplayName: c.str("name")}
 	if p.GroupsClaim != "" {

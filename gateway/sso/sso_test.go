@@ -730,3 +730,39 @@ func TestBindingCookiesPerBrowserBounded(t *testing.T) {
 		t.Fatalf("the newest sign-in: %d", resp.StatusCode)
 	}
 }
+
+// With the email as the username claim, an address the provider has not
+// verified must not name anyone: anybody could call themselves
+// bob@example.com and be created as, or linked to, Berth's user of that
+// name. A verified address still signs in.
+func TestUnverifiedEmailIsNoUsername(t *testing.T) {
+	dex := startDex(t, 0)
+	byEmail := dexProvider("dex", dex.Issuer)
+	byEmail.UsernameClaim = "email"
+	byEmail.Policy.LinkExisting = true
+	e := serve(t, ratelimit.Options{}, byEmail)
+	e.Secret(unverified.Password)
+	if _, err := e.IDs.CreateUser(context.Background(), &identity.Principal{UserID: "system", Username: "system", Permissions: []string{identity.PermAll}},
+		identity.NewUser{Username: unverified.Email, Password: "eve-owner-password-1"}, identity.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	e.Secret("eve-owner-password-1")
+
+	b := e.browser(t)
+	back := dex.SignIn(t, b, e.begin(t, b, "/api/v1/auth/sso/dex/login").String(), unverified.Email, unverified.Password)
+	resp := get(t, b, back.String())
+	if resp.StatusCode != 403 || cookieFrom(resp, e.Authn.CookieName()) != nil {
+		t.Fatalf("an unverified email as the username: %d", resp.StatusCode)
+	}
+	if got := e.lastSSOFailure(t); got != "unverified_username" {
+		t.Errorf("audited as %q", got)
+	}
+	b = e.browser(t)
+	back = dex.SignIn(t, b, e.begin(t, b, "/api/v1/auth/sso/dex/login").String(), alice.Email, alice.Password)
+	if resp := get(t, b, back.String()); resp.StatusCode != 302 || cookieFrom(resp, e.Authn.CookieName()) == nil {
+		t.Fatalf("a verified email as the username: %d", resp.StatusCode)
+	}
+	if _, err := e.IDs.UserByName(alice.Email); err != nil {
+		t.Errorf("alice by her email: %v", err)
+	}
+}
