@@ -82,17 +82,46 @@ type Started struct {
 // from the state, so two sign-ins in two tabs do not overwrite each other.
 const cookiePrefix = "berth_sso_"
 
-// CookiePath is the binding cookie's path: only the SSO endpoints see it.
+// CookiePath is the binding cookie's path behind an http callback: only
+// the SSO endpoints see it.
 const CookiePath = "/api/v1/auth/sso/"
+
+// hostPrefix names the binding cookie behind an https callback. Browsers
+// take a __Host- cookie only from its own host over https, with Path=/ and
+// no Domain, so a host sharing Berth's parent domain, or anyone on the
+// network, cannot plant one with an attacker's flow in a victim's browser
+// (cookie tossing, which would make it finish the attacker's sign-in).
+const hostPrefix = "__Host-"
+
+// cookiePath is the binding cookie's path: "/" is what __Host- requires.
+func cookiePath(secure bool) string {
+	if secure {
+		return "/"
+	}
+	return CookiePath
+}
+
+// isBindingCookie reports whether a cookie's name is a flow's.
+func isBindingCookie(name string) bool {
+	return strings.HasPrefix(strings.TrimPrefix(name, hostPrefix), cookiePrefix)
+}
 
 // maxBrowserFlows bounds the binding cookies one browser holds: a start
 // that finds this many clears them (their sign-ins are abandoned) before
 // setting its own, so no page can pile them up in a victim's browser.
 const maxBrowserFlows = 5
 
-func (s *Service) cookieName(state string) string {
-	return cookiePrefix + s.digest("cookie name", state)[:16]
+func (s *Service) cookieName(state string, secure bool) string {
+	name := cookiePrefix + s.digest("cookie name", state)[:16]
+	if secure {
+		name = hostPrefix + name
+	}
+	return name
 }
+
+// secure says whether the provider's callback is https, which makes the
+// binding cookie Secure and __Host-.
+func (p *provider) secure() bool { return strings.HasPrefix(p.RedirectURL, "https://") }
 
 func random() (string, error) {
 	b := make([]byte, 32)
@@ -149,8 +178,8 @@ func (s *Service) Begin(ctx context.Context, name string, req LoginRequest, m id
 	}
 	nonce, verifier := s.secrets(state, browser)
 	authURL := p.oauth2Config(op).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier))
-	return &Started{AuthURL: authURL, CookieName: s.cookieName(state), CookieValue: browser,
-		Secure: strings.HasPrefix(p.RedirectURL, "https://")}, nil
+	return &Started{AuthURL: authURL, CookieName: s.cookieName(state, p.secure()), CookieValue: browser,
+		Secure: p.secure()}, nil
 }
 
 // admitStart takes a place for a new flow from the bound on starts, or
@@ -308,7 +337,7 @@ func (s *Service) finish(ctx context.Context, p *provider, req CallbackRequest, 
 	if req.State == "" || len(req.State) > 128 {
 		return nil, &refusal{"unknown_state", errStaleState}
 	}
-	browser := req.Cookie(s.cookieName(req.State))
+	browser := req.Cookie(s.cookieName(req.State, p.secure()))
 	f, reason, err := s.takeFlow(req.State, browser)
 	if err != nil {
 		return nil, &refusal{"", err}

@@ -105,6 +105,12 @@ type routed struct{ berth http.RoundTripper }
 
 func (r routed) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Host == berthHost {
+		if req.URL.Scheme == "https" {
+			// The browser (its cookie jar) sees https; the in-process
+			// server speaks plain HTTP.
+			req = req.Clone(req.Context())
+			req.URL.Scheme = "http"
+		}
 		return r.berth.RoundTrip(req)
 	}
 	return http.DefaultTransport.RoundTrip(req)
@@ -764,5 +770,55 @@ func TestUnverifiedEmailIsNoUsername(t *testing.T) {
 	}
 	if _, err := e.IDs.UserByName(alice.Email); err != nil {
 		t.Errorf("alice by her email: %v", err)
+	}
+}
+
+// Cookie tossing: a host that shares Berth's parent domain (or anyone on
+// the network, over plain http) can plant a cookie in a victim's browser
+// for Berth's host. With the attacker's own state, code and binding cookie
+// planted so, the victim's browser would finish the attacker's sign-in —
+// login CSRF. Behind an https callback the binding cookie is a __Host-
+// cookie, which browsers accept only from Berth's own host over https, so
+// a planted cookie under the plain name binds nothing.
+func TestTossedBindingCookieBindsNothing(t *testing.T) {
+	const tlsCallback = "https://" + berthHost + "/api/v1/auth/sso/tls/callback"
+	dex := dextest.Start(t, dextest.Options{Users: []dextest.User{alice}, Clients: []dextest.Client{
+		{ID: "berth", Secret: clientSecret, RedirectURIs: []string{tlsCallback}}}})
+	secure := dexProvider("tls", dex.Issuer)
+	secure.RedirectURL = tlsCallback
+	e := serve(t, ratelimit.Options{}, secure)
+
+	attacker := e.browser(t)
+	resp := get(t, attacker, "https://"+berthHost+"/api/v1/auth/sso/tls/login")
+	var bind *http.Cookie
+	for _, c := range resp.Cookies() {
+		if strings.Contains(c.Name, cookiePrefix) {
+			bind = c
+		}
+	}
+	if resp.StatusCode != 302 || bind == nil {
+		t.Fatalf("login: %d, cookies %v", resp.StatusCode, resp.Cookies())
+	}
+	if !strings.HasPrefix(bind.Name, "__Host-") || !bind.Secure || bind.Path != "/" || bind.Domain != "" || !bind.HttpOnly {
+		t.Errorf("the binding cookie behind https: %+v; want __Host-, Secure, Path=/, no Domain", bind)
+	}
+	authURL, _ := url.Parse(resp.Header.Get("Location"))
+	back := dex.SignIn(t, attacker, authURL.String(), alice.Email, alice.Password)
+	e.Secret(back.Query().Get("code"), bind.Value)
+
+	// The victim's browser carries what a sibling host could plant: the
+	// cookie's value under its name without the prefix browsers guard.
+	tossed := strings.TrimPrefix(bind.Name, "__Host-")
+	victim := e.browser(t)
+	resp = get(t, victim, back.String(), func(r *http.Request) { r.AddCookie(&http.Cookie{Name: tossed, Value: bind.Value}) })
+	if resp.StatusCode != 400 || cookieFrom(resp, e.Authn.CookieName()) != nil {
+		t.Fatalf("the victim with a tossed cookie: %d", resp.StatusCode)
+	}
+	if got := e.lastSSOFailure(t); got != "browser_mismatch" {
+		t.Errorf("audited as %q", got)
+	}
+	// The attacker's own browser, holding the real cookie, still can.
+	if resp := get(t, attacker, back.String()); resp.StatusCode != 302 || cookieFrom(resp, e.Authn.CookieName()) == nil {
+		t.Fatalf("the rightful browser: %d", resp.StatusCode)
 	}
 }
