@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 )
 
 // Provider is a single sign-on provider Berth offers.
@@ -192,9 +193,9 @@ func (cb *callback) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if e := q.Get("error"); e != "" {
 		cb.done = true
-		msg := e
+		msg := shown(e)
 		if d := q.Get("error_description"); d != "" {
-			msg += ": " + d
+			msg += ": " + shown(d)
 		}
 		page(w, http.StatusOK, "Sign-in failed: "+msg+". You can close this tab.")
 		cb.result <- callbackResult{err: fmt.Errorf("single sign-on refused: %s", msg)}
@@ -209,6 +210,23 @@ func (cb *callback) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The page first: once the result is sent, the listener may close.
 	page(w, http.StatusOK, "Signed in. You can close this tab and return to the terminal.")
 	cb.result <- callbackResult{code: code}
+}
+
+// shown is text the loopback was sent, fit for the terminal: whoever
+// sends it may be a page that learned the state, so control characters
+// (escape sequences a terminal would act on) become spaces, and it is cut
+// to 200 characters.
+func shown(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if !unicode.IsPrint(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "?"))
+	if r := []rune(s); len(r) > 200 {
+		s = string(r[:200]) + "…"
+	}
+	return s
 }
 
 func page(w http.ResponseWriter, status int, msg string) {

@@ -162,3 +162,38 @@ func TestSSOProviderErrorEndsTheWait(t *testing.T) {
 		t.Errorf("refused at the provider: %v", err)
 	}
 }
+
+// What the loopback is sent is shown on its page and in the terminal: a
+// page that learned the state (it is in the browser's history) must get
+// neither script into the page nor escape sequences into the terminal,
+// and the listener is on 127.0.0.1 only.
+func TestSSOLoopbackShowsSentTextInertly(t *testing.T) {
+	f := newFakeBerth(t)
+	f.providers = []string{"corp"}
+	cl := &Client{Server: f.srv.URL, HTTP: f.srv.Client()}
+	pages := make(chan string, 1)
+	sso := &SSO{Client: cl, Open: func(u string) error {
+		lu, _ := url.Parse(u)
+		q := lu.Query()
+		cb, err := url.Parse(q.Get("cli_redirect_uri"))
+		if err != nil || cb.Hostname() != "127.0.0.1" {
+			t.Errorf("loopback redirect %q: not on 127.0.0.1", q.Get("cli_redirect_uri"))
+		}
+		go func() {
+			_, page := browser(t)(cb.String() + "?" + url.Values{"error": {"<script>alert(1)</script>"},
+				"error_description": {"\x1b]52;c;aGk=\x07\x1b[2J" + strings.Repeat("x", 4000)}, "state": {q.Get("cli_state")}}.Encode())
+			pages <- page
+		}()
+		return nil
+	}}
+	_, _, err := sso.Login(context.Background())
+	if err == nil {
+		t.Fatal("an error answer signed in")
+	}
+	if strings.ContainsFunc(err.Error(), func(r rune) bool { return r < 0x20 || r == 0x7f }) || len(err.Error()) > 600 {
+		t.Errorf("the terminal would get %q", err.Error())
+	}
+	if page := <-pages; strings.Contains(page, "<script>") || !strings.Contains(page, "&lt;script&gt;") {
+		t.Errorf("the page shows %q", page)
+	}
+}

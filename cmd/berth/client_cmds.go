@@ -202,11 +202,17 @@ func readCredentials(cmd *cobra.Command, username *string, passwordStdin bool) (
 		if *username == "" {
 			return "", errors.New("--password-stdin needs --username")
 		}
-		line, err := bufio.NewReader(io.LimitReader(in, 4096)).ReadString('\n')
+		// One byte past the longest password accepted: a longer line is
+		// refused, not cut and sent in part.
+		const maxPassword = 4096
+		line, err := bufio.NewReader(io.LimitReader(in, maxPassword+1)).ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
 			return "", fmt.Errorf("reading the password: %w", err)
 		}
 		pw := strings.TrimRight(line, "\r\n")
+		if len(pw) > maxPassword {
+			return "", fmt.Errorf("--password-stdin: the first line is too long to be a password (over %d bytes)", maxPassword)
+		}
 		if pw == "" {
 			return "", errors.New("--password-stdin: standard input holds no password")
 		}

@@ -174,6 +174,14 @@ auth:
 	if err != nil || !strings.Contains(string(got), `"alice"`) || !strings.Contains(string(got), `"devs"`) {
 		t.Errorf("berth whoami after --sso: %v\n%s", err, got)
 	}
+	// berth printed neither the code nor a token (an access token is a
+	// JWT, "eyJ…"; a refresh token starts brr_): only `berth credential`
+	// hands tokens out.
+	for what, printed := range map[string]string{"login's stdout": out.String(), "login's stderr": shown.String(), "whoami": string(got)} {
+		if code := loopback.Query().Get("code"); strings.Contains(printed, code) || strings.Contains(printed, "eyJ") || strings.Contains(printed, "brr_") {
+			t.Errorf("%s shows a code or token:\n%s", what, printed)
+		}
+	}
 	// The code Berth gave the loopback is spent: played again, it signs
 	// no one in.
 	if st := postJSON(t, base+"/api/v1/auth/sso/token", pool, `{"code":"`+loopback.Query().Get("code")+`","code_verifier":"`+strings.Repeat("x", 43)+`"}`); st != 400 {

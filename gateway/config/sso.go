@@ -187,6 +187,9 @@ func (c *Config) validateSSO() error {
 		if !ssoRoleRE.MatchString(p.DefaultRole) {
 			return &Error{key("default_role"), fmt.Sprintf("%q is not a role name", p.DefaultRole)}
 		}
+		if p.CreateUsers && p.DefaultRole == "admin" {
+			return &Error{key("default_role"), "must not be admin with create_users: everyone the provider vouches for would administer Berth; grant admin to chosen users instead"}
+		}
 	}
 	return nil
 }

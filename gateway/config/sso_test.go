@@ -92,6 +92,8 @@ func TestSSOProviderRefusals(t *testing.T) {
 		{"redirect to another path", strings.Replace(base("      client_secret_env: S\n"), "sso/corp/callback", "sso/other/callback", 1), "auth.sso.providers[0].redirect_url", nil},
 		{"bad domain", base("      client_secret_env: S\n      allowed_domains: ['exa mple.com']\n"), "auth.sso.providers[0].allowed_domains[0]", nil},
 		{"bad role", base("      client_secret_env: S\n      default_role: Admin!\n"), "auth.sso.providers[0].default_role", nil},
+		// Everyone the provider vouches for would be an administrator.
+		{"created users as admins", base("      client_secret_env: S\n      create_users: true\n      default_role: admin\n"), "auth.sso.providers[0].default_role", nil},
 		{"bad claim", base("      client_secret_env: S\n      groups_claim: 'a b'\n"), "auth.sso.providers[0].groups_claim", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

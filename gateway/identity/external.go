@@ -95,7 +95,7 @@ var (
 // created (no password; pol.DefaultRole), or the existing user of the
 // asserted username is linked — only when pol.LinkExisting and that user
 // has no external identity yet, so one provider can never take over
-// another's user or a user already linked. An email address is never
+// another's user or a user already linked, nor an administrator. An email address is never
 // matched. Groups, when asserted, replace the user's groups at every
 // sign-in (system: and malformed names dropped). Each outcome is audited
 // (login on sso, and create on user for a new user) and a success is
@@ -227,6 +227,11 @@ func (s *Service) firstExternal(tx *store.Tx, id ExternalIdentity, pol ExternalP
 			// by a name asserted here would hand the account over.
 			return refused(existing, "username_taken", errUsernameTaken), nil
 		}
+		if slices.Contains(existing.Roles, RoleAdmin) {
+			// Whoever can call themselves "admin" at the provider would
+			// own Berth. The browser hears what any taken name gets.
+			return refused(existing, "admin_not_linked", errUsernameTaken), nil
+		}
 		return admission{user: existing, how: "linked"}, nil
 	case !isNotFound(err):
 		return admission{}, err
@@ -248,6 +253,11 @@ func (s *Service) firstExternal(tx *store.Tx, id ExternalIdentity, pol ExternalP
 		}
 	}
 	u.Groups = groups
+	if pol.DefaultRole == RoleAdmin {
+		// Every person the provider vouches for would be an
+		// administrator: the operator's error (configuration refuses it).
+		return admission{}, fmt.Errorf("the default role of SSO users must not be %s", RoleAdmin)
+	}
 	roles, err := checkRoles(tx, []string{pol.DefaultRole})
 	if err != nil {
 		return admission{}, fmt.Errorf("the default role of SSO users: %w", err)

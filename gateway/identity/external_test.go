@@ -122,6 +122,18 @@ func TestSignInExternalTakeovers(t *testing.T) {
 		{"the admin cannot be taken by name", []step{
 			{corpID("s", "ADMIN"), create, errUsernameTaken, ""},
 		}},
+		// link_existing trusts the provider's username claim; it never
+		// hands over an administrator by it (any person who can call
+		// themselves "admin" there would own Berth).
+		{"link_existing does not link an administrator", []step{
+			{corpID("s", "admin"), link, errUsernameTaken, ""},
+			{corpID("s", "Admin"), ExternalPolicy{LinkExisting: true, CreateUsers: true, DefaultRole: RoleUser}, errUsernameTaken, ""},
+		}},
+		{"lookalike names are no username", []step{
+			{corpID("s", "adm\u0131n"), create, errBadUsername, ""},
+			{corpID("s", "\uff41dmin"), create, errBadUsername, ""},
+			{corpID("s", "admin\u200b"), create, errBadUsername, ""},
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, db := newTestService(t, &now, eventSettings)
@@ -182,5 +194,42 @@ func TestSignInExternalDisabledDeletedAndRole(t *testing.T) {
 	}
 	if _, err := s.UserByName("erin"); !fault.Is(err, fault.NotFound) {
 		t.Errorf("erin: %v", err)
+	}
+	// Nor are the users it creates administrators, whatever the policy
+	// says (configuration refuses it too).
+	if _, err := s.SignInExternal(ctx, corpID("s3", "frank"), ExternalPolicy{CreateUsers: true, DefaultRole: RoleAdmin}, Meta{}); err == nil {
+		t.Fatal("created an administrator")
+	}
+	if _, err := s.UserByName("frank"); !fault.Is(err, fault.NotFound) {
+		t.Errorf("frank: %v", err)
+	}
+}
+
+// Groups a provider asserts are groups, nothing more: a role's name as a
+// group grants no role, and Kubernetes' reserved groups are dropped however
+// they are dressed, at creation and at every later sign-in.
+func TestSignInExternalGroupsGrantNoRole(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s, _ := newTestService(t, &now, eventSettings)
+	ctx := context.Background()
+	pol := ExternalPolicy{CreateUsers: true, DefaultRole: RoleUser}
+	id := corpID("sub-g", "gina")
+	id.GroupsAsserted = true
+	id.Groups = []string{RoleAdmin, "system:masters", "system:nodes", " system:masters", "system:masters\n", "*", "devs"}
+	for i := 0; i < 2; i++ {
+		u, err := s.SignInExternal(ctx, id, pol, Meta{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(u.Roles, []string{RoleUser}) || !slices.Equal(u.Groups, []string{RoleAdmin, "*", "devs"}) {
+			t.Fatalf("sign-in %d: roles %v, groups %q", i, u.Roles, u.Groups)
+		}
+		p, err := s.UserPrincipal(u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(p.Permissions, PermAll) {
+			t.Fatalf("sign-in %d: a group named %s made an administrator: %v", i, RoleAdmin, p.Permissions)
+		}
 	}
 }

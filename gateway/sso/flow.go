@@ -82,12 +82,46 @@ type Started struct {
 // from the state, so two sign-ins in two tabs do not overwrite each other.
 const cookiePrefix = "berth_sso_"
 
-// CookiePath is the binding cookie's path: only the SSO endpoints see it.
+// CookiePath is the binding cookie's path behind an http callback: only
+// the SSO endpoints see it.
 const CookiePath = "/api/v1/auth/sso/"
 
-func (s *Service) cookieName(state string) string {
-	return cookiePrefix + s.digest("cookie name", state)[:16]
+// hostPrefix names the binding cookie behind an https callback. Browsers
+// take a __Host- cookie only from its own host over https, with Path=/ and
+// no Domain, so a host sharing Berth's parent domain, or anyone on the
+// network, cannot plant one with an attacker's flow in a victim's browser
+// (cookie tossing, which would make it finish the attacker's sign-in).
+const hostPrefix = "__Host-"
+
+// cookiePath is the binding cookie's path: "/" is what __Host- requires.
+func cookiePath(secure bool) string {
+	if secure {
+		return "/"
+	}
+	return CookiePath
 }
+
+// isBindingCookie reports whether a cookie's name is a flow's.
+func isBindingCookie(name string) bool {
+	return strings.HasPrefix(strings.TrimPrefix(name, hostPrefix), cookiePrefix)
+}
+
+// maxBrowserFlows bounds the binding cookies one browser holds: a start
+// that finds this many clears them (their sign-ins are abandoned) before
+// setting its own, so no page can pile them up in a victim's browser.
+const maxBrowserFlows = 5
+
+func (s *Service) cookieName(state string, secure bool) string {
+	name := cookiePrefix + s.digest("cookie name", state)[:16]
+	if secure {
+		name = hostPrefix + name
+	}
+	return name
+}
+
+// secure says whether the provider's callback is https, which makes the
+// binding cookie Secure and __Host-.
+func (p *provider) secure() bool { return strings.HasPrefix(p.RedirectURL, "https://") }
 
 func random() (string, error) {
 	b := make([]byte, 32)
@@ -123,6 +157,11 @@ func (s *Service) Begin(ctx context.Context, name string, req LoginRequest, m id
 		s.recordFailure(ctx, p.Name, reason, m, nil)
 		return nil, err
 	}
+	if err := s.admitStart(); err != nil {
+		// Not audited: a flood would otherwise fill the audit log with
+		// its own refusals.
+		return nil, err
+	}
 	state, err := random()
 	if err != nil {
 		return nil, err
@@ -139,8 +178,28 @@ func (s *Service) Begin(ctx context.Context, name string, req LoginRequest, m id
 	}
 	nonce, verifier := s.secrets(state, browser)
 	authURL := p.oauth2Config(op).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier))
-	return &Started{AuthURL: authURL, CookieName: s.cookieName(state), CookieValue: browser,
-		Secure: strings.HasPrefix(p.RedirectURL, "https://")}, nil
+	return &Started{AuthURL: authURL, CookieName: s.cookieName(state, p.secure()), CookieValue: browser,
+		Secure: p.secure()}, nil
+}
+
+// admitStart takes a place for a new flow from the bound on starts, or
+// says when to come back.
+func (s *Service) admitStart() error {
+	now := s.now()
+	r := s.starts.ReserveN(now, 1)
+	if d := r.DelayFrom(now); !r.OK() || d > 0 {
+		r.CancelAt(now)
+		if d <= 0 {
+			d = time.Second
+		}
+		if last := s.startsWarned.Load(); last == 0 || now.Sub(time.Unix(0, last)) >= time.Minute {
+			// Once a minute, not once a refusal: a flood must not flood the log.
+			s.startsWarned.Store(now.UnixNano())
+			s.log.Warn("sso: too many sign-ins started; refusing new ones for now", "retry_after", d)
+		}
+		return fault.New(fault.Unavailable, "too many sign-ins are under way; try again shortly").Retry(d)
+	}
+	return nil
 }
 
 // SafeNext returns where a browser may be sent after signing in: a path
@@ -278,7 +337,7 @@ func (s *Service) finish(ctx context.Context, p *provider, req CallbackRequest, 
 	if req.State == "" || len(req.State) > 128 {
 		return nil, &refusal{"unknown_state", errStaleState}
 	}
-	browser := req.Cookie(s.cookieName(req.State))
+	browser := req.Cookie(s.cookieName(req.State, p.secure()))
 	f, reason, err := s.takeFlow(req.State, browser)
 	if err != nil {
 		return nil, &refusal{"", err}
@@ -397,7 +456,7 @@ func (s *Service) Exchange(ctx context.Context, code, verifier string, m identit
 	if code == "" || verifier == "" {
 		return nil, fault.New(fault.Invalid, "code and code_verifier are required")
 	}
-	if len(code) > 128 || !verifierRE.MatchString(verifier) {
+	if len(code) > 128 {
 		s.recordFailure(ctx, "", "malformed", m, nil)
 		return nil, errBadCode
 	}
@@ -424,6 +483,10 @@ func (s *Service) Exchange(ctx context.Context, code, verifier string, m identit
 		reason = "unknown_code"
 	case !now.Before(c.ExpiresAt):
 		reason = "code_expired"
+	case !verifierRE.MatchString(verifier):
+		// Checked only after the code was taken: a malformed verifier
+		// spends it like a wrong one.
+		reason = "malformed"
 	case subtle.ConstantTimeCompare([]byte(challengeOf(verifier)), []byte(c.Challenge)) != 1:
 		reason = "verifier_mismatch"
 	}
@@ -570,6 +633,12 @@ func (p *provider) identityOf(t *verifiedToken) (identity.ExternalIdentity, stri
 			return identity.ExternalIdentity{}, "domain_not_allowed",
 				fault.New(fault.Forbidden, "your account at the identity provider has no verified email address in a domain allowed here")
 		}
+	}
+	if (p.UsernameClaim == p.EmailClaim || p.UsernameClaim == "email") && !c.emailVerified() {
+		// The address is the username here: one the provider has not
+		// verified would let anyone name themselves after someone else.
+		return identity.ExternalIdentity{}, "unverified_username",
+			fault.New(fault.Forbidden, "your username here is your email address, and the identity provider has not verified it")
 	}
 	id := identity.ExternalIdentity{Provider: p.Name, Issuer: t.issuer, Subject: t.subject,
 		Username: c.str(p.UsernameClaim), Email: email, DisplayName: c.str("name")}

@@ -71,6 +71,20 @@ func (h *Handlers) Login(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
+	// Abandoned sign-ins' cookies live FlowTTL; a browser that already
+	// holds maxBrowserFlows loses them all, so their number stays bounded
+	// however often a page sends it here.
+	var held [][]byte
+	ctx.Request.Header.VisitAllCookie(func(k, _ []byte) {
+		if isBindingCookie(string(k)) && len(held) <= maxBrowserFlows*4 {
+			held = append(held, append([]byte(nil), k...))
+		}
+	})
+	if len(held) >= maxBrowserFlows {
+		for _, k := range held {
+			setCookie(ctx, string(k), "", strings.HasPrefix(string(k), hostPrefix), 0)
+		}
+	}
 	setCookie(ctx, st.CookieName, st.CookieValue, st.Secure, FlowTTL)
 	noStore(ctx)
 	redirect(ctx, st.AuthURL)
@@ -92,7 +106,7 @@ func (h *Handlers) Callback(ctx *fasthttp.RequestCtx) error {
 	if p, perr := h.svc.provider(providerParam(ctx)); perr == nil && state != "" && len(state) <= 128 {
 		// The flow is over either way; its cookie goes, cleared with the
 		// attributes it was set with.
-		setCookie(ctx, h.svc.cookieName(state), "", strings.HasPrefix(p.RedirectURL, "https://"), 0)
+		setCookie(ctx, h.svc.cookieName(state, p.secure()), "", p.secure(), 0)
 	}
 	if err != nil {
 		return err
@@ -134,15 +148,15 @@ func (h *Handlers) Token(ctx *fasthttp.RequestCtx) error {
 	return nil
 }
 
-// setCookie sets a flow's binding cookie (HttpOnly, SameSite=Lax, only
-// the SSO paths, Secure when the callback is https) or, with value "",
-// clears it.
+// setCookie sets a flow's binding cookie (HttpOnly, SameSite=Lax; only
+// the SSO paths see it, or, when the callback is https, a Secure __Host-
+// cookie with Path=/) or, with value "", clears it.
 func setCookie(ctx *fasthttp.RequestCtx, name, value string, secure bool, ttl time.Duration) {
 	c := fasthttp.AcquireCookie()
 	defer fasthttp.ReleaseCookie(c)
 	c.SetKey(name)
 	c.SetValue(value)
-	c.SetPath(CookiePath)
+	c.SetPath(cookiePath(secure))
 	c.SetHTTPOnly(true)
 	c.SetSecure(secure)
 	c.SetSameSite(fasthttp.CookieSameSiteLaxMode)

@@ -24,10 +24,12 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+	"golang.org/x/time/rate"
 
 	"github.com/berthgw/berth/gateway/audit"
 	"github.com/berthgw/berth/gateway/fault"
@@ -64,6 +66,11 @@ const (
 	discoveryRetry = 5 * time.Second
 	// callTimeout bounds each call to a provider.
 	callTimeout = 15 * time.Second
+	// DefaultMaxFlows is Options.MaxFlows' default: 10 000 sign-ins
+	// started per FlowTTL (about 17 a second, in bursts of as many), so
+	// the flows in the store stay under 20 000 (2 KB at most each, with
+	// the longest next or CLI request: 40 MB at worst).
+	DefaultMaxFlows = 10000
 )
 
 // Options are what a Service is built from.
@@ -78,6 +85,9 @@ type Options struct {
 	// Now is the clock (ID token expiry, flows, codes); nil is time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// MaxFlows bounds the sign-ins started within FlowTTL, all clients
+	// together; 0 means DefaultMaxFlows.
+	MaxFlows int
 }
 
 // Service runs sign-ins through the configured providers.
@@ -90,6 +100,13 @@ type Service struct {
 	client    *http.Client
 	now       func() time.Time
 	log       *slog.Logger
+	// starts bounds the sign-ins started, all clients together: each
+	// start stores a flow before anyone is authenticated, and the per
+	// address rate limit alone does not bound a crowd of addresses.
+	starts *rate.Limiter
+	// startsWarned is when the log last said starts were refused
+	// (UnixNano).
+	startsWarned atomic.Int64
 }
 
 // provider is a Provider with its discovered metadata, fetched on first
@@ -113,6 +130,11 @@ func New(opts Options) *Service {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	maxFlows := opts.MaxFlows
+	if maxFlows <= 0 {
+		maxFlows = DefaultMaxFlows
+	}
+	s.starts = rate.NewLimiter(rate.Limit(float64(maxFlows)/FlowTTL.Seconds()), maxFlows)
 	s.key = opts.Box.Derive("berth sso flows")
 	for _, p := range opts.Providers {
 		s.providers = append(s.providers, &provider{Provider: p})

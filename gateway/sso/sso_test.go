@@ -78,9 +78,19 @@ type env struct {
 // serve runs Berth's SSO routes (and /api/v1/auth/me) for providers.
 func serve(t *testing.T, limits ratelimit.Options, providers ...Provider) *env {
 	t.Helper()
+	return serveWith(t, limits, nil, providers...)
+}
+
+// serveWith is serve with the service's options edited first.
+func serveWith(t *testing.T, limits ratelimit.Options, edit func(*Options), providers ...Provider) *env {
+	t.Helper()
 	clock := apitest.RunningClock()
 	e := &env{Env: apitest.NewWith(t, apitest.Options{Now: clock.Now, Limits: limits}), clock: clock}
-	e.svc = New(Options{Providers: providers, Identity: e.IDs, DB: e.DB, Box: e.Box, Audit: e.Audit, Now: clock.Now, Logger: e.Log})
+	opts := Options{Providers: providers, Identity: e.IDs, DB: e.DB, Box: e.Box, Audit: e.Audit, Now: clock.Now, Logger: e.Log}
+	if edit != nil {
+		edit(&opts)
+	}
+	e.svc = New(opts)
 	ids := identity.NewHandlers(e.IDs, e.Authn, e.Audit)
 	routes := append(Routes(NewHandlers(e.svc, e.Authn)),
 		authn.Route{Method: "GET", Path: "/api/v1/auth/me", Permission: authn.SignedIn, Handler: ids.Me})
@@ -95,6 +105,12 @@ type routed struct{ berth http.RoundTripper }
 
 func (r routed) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Host == berthHost {
+		if req.URL.Scheme == "https" {
+			// The browser (its cookie jar) sees https; the in-process
+			// server speaks plain HTTP.
+			req = req.Clone(req.Context())
+			req.URL.Scheme = "http"
+		}
 		return r.berth.RoundTrip(req)
 	}
 	return http.DefaultTransport.RoundTrip(req)
@@ -317,6 +333,15 @@ func TestCLILoopbackSignIn(t *testing.T) {
 	}
 	e.Must(t, 400, "POST", "/api/v1/auth/sso/token", "", map[string]string{"code": code, "code_verifier": verifier})
 
+	// A malformed verifier (too short to be one) spends the code too: the
+	// first attempt, whatever it holds, is the only one.
+	code = e.cliCode(t, dex, redirect, challenge, got)
+	e.Must(t, 400, "POST", "/api/v1/auth/sso/token", "", map[string]string{"code": code, "code_verifier": "short"})
+	e.Must(t, 400, "POST", "/api/v1/auth/sso/token", "", map[string]string{"code": code, "code_verifier": verifier})
+	if e.lastSSOFailure(t) != "unknown_code" {
+		t.Errorf("a code tried with a malformed verifier, then the right one: audited as %q", e.lastSSOFailure(t))
+	}
+
 	// A fresh sign-in; the right verifier gets the tokens /auth/login gives.
 	code = e.cliCode(t, dex, redirect, challenge, got)
 	var tok identity.TokenResponse
@@ -407,6 +432,11 @@ func TestSafeNextAndLoopback(t *testing.T) {
 		"//evil.example": false, "/\\evil.example": false, "https://evil.example": false, "evil.example": false,
 		"/%2f%2fevil.example": false, "/%5Cevil": false, "/\t/evil": false, "/\n": false, "javascript:alert(1)": false,
 		"/" + strings.Repeat("a", 1024): false,
+		// The tricks a red-team pass tried.
+		"//evil.com": false, "/\\evil.com": false, "/%2F%2Fevil.com": false, "/%5C%5Cevil.com": false,
+		"javascript:alert(1)//": false, "JavaScript:x": false, "\\/evil.com": false, "/\r\nSet-Cookie: x=1": false,
+		"/%0d%0aSet-Cookie:x": true, // stays encoded: one path, no header
+		"/\x00":               false, "/\x7f": false, " /x": false, "/x\x0b": false,
 	} {
 		if got, err := SafeNext(next); (err == nil) != ok || (ok && got == "") {
 			t.Errorf("SafeNext(%q) = %q, %v; want ok=%v", next, got, err, ok)
@@ -420,6 +450,15 @@ func TestSafeNextAndLoopback(t *testing.T) {
 		"http://evil.example:8000/cb": false, "http://user@127.0.0.1:8000/cb": false, "http://127.0.0.1:8000/cb?x=1": false,
 		"http://127.0.0.1:8000/cb#f": false, "http://127.0.0.1:08000/cb": false, "http://0x7f.1:8000/": false,
 		"http://[::ffff:127.0.0.1]:8000/": false, "http://127.0.0.1:8000\\@evil.example/": false, "//127.0.0.1:8000/": false,
+		// The tricks a red-team pass tried.
+		"http://127.0.0.1.evil.com:8000/cb": false, "http://127.0.0.1@evil.com:8000/cb": false, "http://127.0.0.1:8000@evil.com/cb": false,
+		"http://[::1]:80@x/cb": false, "http://:pw@127.0.0.1:8000/cb": false, "http://127.0.0.1:8000/cb#": false, "http://127.0.0.1:8000/cb?": false,
+		"http://localhost.:8000/cb": false, "http://LOCALHOST:8000/cb": false, "HTTP://127.0.0.1:8000/cb": true, /* written http:// */
+		"http://[::1%25lo]:8000/cb": false, "http://[fe80::1%25eth0]:8000/cb": false, "http://127.0.0.1:0": false,
+		"http://127.1:8000/cb": false, "http://2130706433:8000/cb": false, "http://0.0.0.0:8000/cb": false,
+		"http://127.0.0.1:8000/cb%23x": true, "http://127.0.0.1:8000/%2e%2e/cb": true, // the same listener, whatever the path
+		"http://127.0.0.1:+8000/cb": false, "http://127.0.0.1:8000 /cb": false, "http://127.0.0.1:8000/c\tb": false,
+		"javascript://127.0.0.1:8000/%0aalert(1)": false, "http:/127.0.0.1:8000/cb": false, "http:127.0.0.1:8000": false,
 	} {
 		if _, err := loopbackURI(uri); (err == nil) != ok {
 			t.Errorf("loopbackURI(%q): %v; want ok=%v", uri, err, ok)
@@ -641,5 +680,145 @@ func TestTokenEndpointRateLimited(t *testing.T) {
 	status, _, h := e.Do(t, "POST", "/api/v1/auth/sso/token", "", body)
 	if status != 429 || h.Get("Retry-After") == "" {
 		t.Fatalf("fourth guess: %d", status)
+	}
+}
+
+// Unauthenticated sign-in starts are what a crowd of addresses, each
+// within its own rate limit, could use to fill the store with flows: the
+// flows started within FlowTTL are bounded as a whole, and past the bound
+// a start is 503 with Retry-After, stores nothing and sets no cookie.
+func TestLoginStartsBounded(t *testing.T) {
+	dex := startDex(t, time.Hour) // its ID tokens outlive the clock's jump below
+	e := serveWith(t, ratelimit.Options{}, func(o *Options) { o.MaxFlows = 3 }, dexProvider("dex", dex.Issuer))
+	for i := 0; i < 3; i++ {
+		e.begin(t, e.browser(t), "/api/v1/auth/sso/dex/login")
+	}
+	status, body, h := e.Do(t, "GET", "/api/v1/auth/sso/dex/login", "", nil)
+	if status != 503 || h.Get("Retry-After") == "" || h.Get("Location") != "" || strings.Contains(h.Get("Set-Cookie"), cookiePrefix) {
+		t.Fatalf("a start past the bound: %d %s (Location %q, Set-Cookie %q)", status, body, h.Get("Location"), h.Get("Set-Cookie"))
+	}
+	if n := e.flows(t); n != 3 {
+		t.Fatalf("%d flows stored, want 3", n)
+	}
+	// Once the flows started then have expired, sign-ins start again.
+	e.clock.Advance(FlowTTL)
+	b := e.browser(t)
+	back := dex.SignIn(t, b, e.begin(t, b, "/api/v1/auth/sso/dex/login").String(), alice.Email, alice.Password)
+	if resp := get(t, b, back.String()); resp.StatusCode != 302 || cookieFrom(resp, e.Authn.CookieName()) == nil {
+		t.Fatalf("a sign-in after the window: %d", resp.StatusCode)
+	}
+}
+
+// Each started sign-in leaves a binding cookie for FlowTTL. A page that
+// sends a victim's browser through …/login again and again must not pile
+// them up until the browser's requests to the SSO paths are too large to
+// serve (or its cookie jar evicts the session): a browser holds at most
+// maxBrowserFlows, and the newest sign-in still completes.
+func TestBindingCookiesPerBrowserBounded(t *testing.T) {
+	dex := startDex(t, 0)
+	e := serve(t, ratelimit.Options{}, dexProvider("dex", dex.Issuer))
+	b := e.browser(t)
+	var last *url.URL
+	for i := 0; i < 3*maxBrowserFlows; i++ {
+		last = e.begin(t, b, "/api/v1/auth/sso/dex/login")
+		held := 0
+		for _, c := range b.Jar.Cookies(&url.URL{Scheme: "http", Host: berthHost, Path: CookiePath}) {
+			if strings.HasPrefix(c.Name, cookiePrefix) {
+				held++
+			}
+		}
+		if held > maxBrowserFlows {
+			t.Fatalf("after %d starts the browser holds %d binding cookies", i+1, held)
+		}
+	}
+	back := dex.SignIn(t, b, last.String(), alice.Email, alice.Password)
+	if resp := get(t, b, back.String()); resp.StatusCode != 302 || cookieFrom(resp, e.Authn.CookieName()) == nil {
+		t.Fatalf("the newest sign-in: %d", resp.StatusCode)
+	}
+}
+
+// With the email as the username claim, an address the provider has not
+// verified must not name anyone: anybody could call themselves
+// bob@example.com and be created as, or linked to, Berth's user of that
+// name. A verified address still signs in.
+func TestUnverifiedEmailIsNoUsername(t *testing.T) {
+	dex := startDex(t, 0)
+	byEmail := dexProvider("dex", dex.Issuer)
+	byEmail.UsernameClaim = "email"
+	byEmail.Policy.LinkExisting = true
+	e := serve(t, ratelimit.Options{}, byEmail)
+	e.Secret(unverified.Password)
+	if _, err := e.IDs.CreateUser(context.Background(), &identity.Principal{UserID: "system", Username: "system", Permissions: []string{identity.PermAll}},
+		identity.NewUser{Username: unverified.Email, Password: "eve-owner-password-1"}, identity.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	e.Secret("eve-owner-password-1")
+
+	b := e.browser(t)
+	back := dex.SignIn(t, b, e.begin(t, b, "/api/v1/auth/sso/dex/login").String(), unverified.Email, unverified.Password)
+	resp := get(t, b, back.String())
+	if resp.StatusCode != 403 || cookieFrom(resp, e.Authn.CookieName()) != nil {
+		t.Fatalf("an unverified email as the username: %d", resp.StatusCode)
+	}
+	if got := e.lastSSOFailure(t); got != "unverified_username" {
+		t.Errorf("audited as %q", got)
+	}
+	b = e.browser(t)
+	back = dex.SignIn(t, b, e.begin(t, b, "/api/v1/auth/sso/dex/login").String(), alice.Email, alice.Password)
+	if resp := get(t, b, back.String()); resp.StatusCode != 302 || cookieFrom(resp, e.Authn.CookieName()) == nil {
+		t.Fatalf("a verified email as the username: %d", resp.StatusCode)
+	}
+	if _, err := e.IDs.UserByName(alice.Email); err != nil {
+		t.Errorf("alice by her email: %v", err)
+	}
+}
+
+// Cookie tossing: a host that shares Berth's parent domain (or anyone on
+// the network, over plain http) can plant a cookie in a victim's browser
+// for Berth's host. With the attacker's own state, code and binding cookie
+// planted so, the victim's browser would finish the attacker's sign-in —
+// login CSRF. Behind an https callback the binding cookie is a __Host-
+// cookie, which browsers accept only from Berth's own host over https, so
+// a planted cookie under the plain name binds nothing.
+func TestTossedBindingCookieBindsNothing(t *testing.T) {
+	const tlsCallback = "https://" + berthHost + "/api/v1/auth/sso/tls/callback"
+	dex := dextest.Start(t, dextest.Options{Users: []dextest.User{alice}, Clients: []dextest.Client{
+		{ID: "berth", Secret: clientSecret, RedirectURIs: []string{tlsCallback}}}})
+	secure := dexProvider("tls", dex.Issuer)
+	secure.RedirectURL = tlsCallback
+	e := serve(t, ratelimit.Options{}, secure)
+
+	attacker := e.browser(t)
+	resp := get(t, attacker, "https://"+berthHost+"/api/v1/auth/sso/tls/login")
+	var bind *http.Cookie
+	for _, c := range resp.Cookies() {
+		if strings.Contains(c.Name, cookiePrefix) {
+			bind = c
+		}
+	}
+	if resp.StatusCode != 302 || bind == nil {
+		t.Fatalf("login: %d, cookies %v", resp.StatusCode, resp.Cookies())
+	}
+	if !strings.HasPrefix(bind.Name, "__Host-") || !bind.Secure || bind.Path != "/" || bind.Domain != "" || !bind.HttpOnly {
+		t.Errorf("the binding cookie behind https: %+v; want __Host-, Secure, Path=/, no Domain", bind)
+	}
+	authURL, _ := url.Parse(resp.Header.Get("Location"))
+	back := dex.SignIn(t, attacker, authURL.String(), alice.Email, alice.Password)
+	e.Secret(back.Query().Get("code"), bind.Value)
+
+	// The victim's browser carries what a sibling host could plant: the
+	// cookie's value under its name without the prefix browsers guard.
+	tossed := strings.TrimPrefix(bind.Name, "__Host-")
+	victim := e.browser(t)
+	resp = get(t, victim, back.String(), func(r *http.Request) { r.AddCookie(&http.Cookie{Name: tossed, Value: bind.Value}) })
+	if resp.StatusCode != 400 || cookieFrom(resp, e.Authn.CookieName()) != nil {
+		t.Fatalf("the victim with a tossed cookie: %d", resp.StatusCode)
+	}
+	if got := e.lastSSOFailure(t); got != "browser_mismatch" {
+		t.Errorf("audited as %q", got)
+	}
+	// The attacker's own browser, holding the real cookie, still can.
+	if resp := get(t, attacker, back.String()); resp.StatusCode != 302 || cookieFrom(resp, e.Authn.CookieName()) == nil {
+		t.Fatalf("the rightful browser: %d", resp.StatusCode)
 	}
 }
