@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
+	"strconv"
 	"strings"
 )
 
@@ -99,6 +101,13 @@ func DecodeConfig[T any](raw []byte) (T, error) {
 	if trimmed[0] != '{' {
 		return cfg, fmt.Errorf("%w: config must be a JSON object", ErrInvalidConfig)
 	}
+	// JSON Schema calls 1.0 and 1e3 integers, as the gateway's check of
+	// the same config does; encoding/json refuses them for an int field.
+	// Integral numbers bound for integer fields are rewritten as integer
+	// literals first, so both judge the value alike.
+	if norm, err := integralInts(t, trimmed); err == nil {
+		trimmed = norm
+	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
@@ -174,4 +183,89 @@ func jsonKind(t reflect.Type) string {
 		return "an object"
 	}
 	return t.String()
+}
+
+// integralInts returns raw with every number that lands in an integer
+// field of t and has an integral value written as an integer literal
+// ("1.0" → "1", "1e3" → "1000"). Anything it cannot read is left for the
+// strict decoder to refuse.
+func integralInts(t reflect.Type, raw []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	changed := false
+	v = integralIn(t, v, &changed)
+	if !changed {
+		return raw, nil
+	}
+	return json.Marshal(v)
+}
+
+func integralIn(t reflect.Type, v any, changed *bool) any {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n, ok := v.(json.Number)
+		if !ok || !strings.ContainsAny(string(n), ".eE") {
+			return v
+		}
+		f, err := strconv.ParseFloat(string(n), 64)
+		if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+			return v
+		}
+		*changed = true
+		return json.Number(strconv.FormatInt(int64(f), 10))
+	case reflect.Struct:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return v
+		}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" {
+				continue
+			}
+			if name == "" && f.Anonymous {
+				// An embedded struct's fields are the object's own.
+				integralIn(f.Type, m, changed)
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			if fv, ok := m[name]; ok {
+				m[name] = integralIn(f.Type, fv, changed)
+			}
+		}
+		return m
+	case reflect.Slice, reflect.Array:
+		l, ok := v.([]any)
+		if !ok {
+			return v
+		}
+		for i := range l {
+			l[i] = integralIn(t.Elem(), l[i], changed)
+		}
+		return l
+	case reflect.Map:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return v
+		}
+		for k := range m {
+			m[k] = integralIn(t.Elem(), m[k], changed)
+		}
+		return m
+	}
+	return v
 }

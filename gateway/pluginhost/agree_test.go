@@ -64,6 +64,13 @@ func TestDecodeConfigAgreesWithSchema(t *testing.T) {
 		{`{"url": "u", "relays": [{"host": "a"}, {"host": "b", "port": 25}]}`, true},
 		{`{"url": "u", "extra": null}`, true},
 		{`{"url": "u", "unknown": 1}`, false},
+		// JSON Schema's integers include 1.0 and 1e1; a fraction is none.
+		{`{"url": "u", "timeout_sec": 10.0}`, true},
+		{`{"url": "u", "timeout_sec": 1e1}`, true},
+		{`{"url": "u", "timeout_sec": 1.5}`, false},
+		{`{"url": "u", "timeout_sec": 0.0}`, false},
+		{`{"url": "u", "relays": [{"host": "b", "port": 25.0}]}`, true},
+		{`{"url": "u", "smtp": {"host": "mx", "port": 2.5e1}}`, true},
 	}
 	for _, tt := range tests {
 		_, decodeErr := sdk.DecodeConfig[agreeConfig]([]byte(tt.raw))
