@@ -154,11 +154,18 @@ func TestNotificationsThroughTheRealPlugin(t *testing.T) {
 		t.Errorf("X-Hub-Signature-256 %q does not sign the body", got)
 	}
 
-	// The delivery history shows it delivered, with its idempotency key.
-	ds := decode[struct {
-		Items []map[string]any
-	}](t, ag.must(t, 200, "GET", "/api/v1/notifications/deliveries?status=delivered&event_type=user.created", nil, bearer(admin)))
-	if len(ds.Items) == 0 || ds.Items[0]["idempotency_key"] != hit.header.Get("X-Berth-Delivery") {
+	// The delivery history shows it delivered, with its idempotency key:
+	// recorded once the plugin answers, which is after the receiver saw
+	// the request, so wait for it.
+	var ds struct{ Items []map[string]any }
+	waitFor(t, time.Minute, "the delivery recorded as delivered", func() error {
+		ds = decode[struct{ Items []map[string]any }](t, ag.must(t, 200, "GET", "/api/v1/notifications/deliveries?status=delivered&event_type=user.created", nil, bearer(admin)))
+		if len(ds.Items) == 0 {
+			return fmt.Errorf("no delivered delivery yet")
+		}
+		return nil
+	})
+	if ds.Items[0]["idempotency_key"] != hit.header.Get("X-Berth-Delivery") {
 		t.Errorf("deliveries: %v", ds.Items)
 	}
 
