@@ -344,3 +344,16 @@ func (a *Authenticator) AuditEvent(ctx *fasthttp.RequestCtx) audit.Event {
 	}
 	return ev
 }
+
+// ChangeEvent is the audit event of a settings change the caller asked
+// for: AuditEvent in the settings category with action and the resource,
+// its result the outcome of err (a failure's reason is its fault kind).
+func (a *Authenticator) ChangeEvent(ctx *fasthttp.RequestCtx, action, resourceType, resourceID string, err error) audit.Event {
+	ev := a.AuditEvent(ctx)
+	ev.Category, ev.Action, ev.ResourceType, ev.ResourceID = audit.CategorySettings, action, resourceType, resourceID
+	ev.Result = audit.ResultSuccess
+	if err != nil {
+		ev.Result, ev.Reason = audit.ResultFailure, fault.KindOf(err).String()
+	}
+	return ev
+}

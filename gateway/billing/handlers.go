@@ -76,12 +76,8 @@ func unscoped(ctx *fasthttp.RequestCtx) error {
 
 // record audits a change to plans or orders.
 func (h *Handlers) record(ctx *fasthttp.RequestCtx, action, kind, id string, details map[string]string, err error) {
-	ev := h.authn.AuditEvent(ctx)
-	ev.Category, ev.Action, ev.ResourceType, ev.ResourceID, ev.Details = audit.CategorySettings, action, kind, id, details
-	ev.Result = audit.ResultSuccess
-	if err != nil {
-		ev.Result, ev.Reason = audit.ResultFailure, fault.KindOf(err).String()
-	}
+	ev := h.authn.ChangeEvent(ctx, action, kind, id, err)
+	ev.Details = details
 	h.audit.Record(ctx, ev)
 }
 

@@ -178,14 +178,9 @@ func pathCluster(ctx *fasthttp.RequestCtx) string {
 // a bounded length (a hostname is at most 253 characters; a body may
 // carry far more).
 func (h *Handlers) record(ctx *fasthttp.RequestCtx, action, cluster, name string, err error) {
-	ev := h.authn.AuditEvent(ctx)
-	ev.Category, ev.Action, ev.ResourceType, ev.ResourceID = audit.CategorySettings, action, "hostname", cut(name)
+	ev := h.authn.ChangeEvent(ctx, action, "hostname", cut(name), err)
 	if cluster != "" {
 		ev.Details = map[string]string{"cluster": cluster}
-	}
-	ev.Result = audit.ResultSuccess
-	if err != nil {
-		ev.Result, ev.Reason = audit.ResultFailure, fault.KindOf(err).String()
 	}
 	h.audit.Record(ctx, ev)
 }

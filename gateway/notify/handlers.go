@@ -29,13 +29,7 @@ func NewHandlers(svc *Service, a *authn.Authenticator, au *audit.Log) *Handlers 
 
 // record audits an administrative change.
 func (h *Handlers) record(ctx *fasthttp.RequestCtx, action, kind, id string, err error) {
-	ev := h.authn.AuditEvent(ctx)
-	ev.Category, ev.Action, ev.ResourceType, ev.ResourceID = audit.CategorySettings, action, kind, id
-	ev.Result = audit.ResultSuccess
-	if err != nil {
-		ev.Result, ev.Reason = audit.ResultFailure, fault.KindOf(err).String()
-	}
-	h.audit.Record(ctx, ev)
+	h.audit.Record(ctx, h.authn.ChangeEvent(ctx, action, kind, id, err))
 }
 
 func pathValue(ctx *fasthttp.RequestCtx, name string) string {
