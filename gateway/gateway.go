@@ -53,6 +53,11 @@ type Options struct {
 	Config *config.Config
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
+	// AccessLog, when set, is the writer Logger's JSON handler writes
+	// to: access lines are then encoded straight onto it, in the same
+	// shape, without building slog records (middleware.AccessLogJSON).
+	// Leave it nil when Logger writes another format.
+	AccessLog io.Writer
 	// Stdout receives the one-time generated admin password; nil discards it.
 	Stdout io.Writer
 	// Clock is the time every part of Berth decides by (identity, rate
@@ -64,18 +69,20 @@ type Options struct {
 
 // Gateway is one running edge server.
 type Gateway struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	db      *store.DB
-	box     *secretbox.Box
-	metrics *metrics.Registry
-	ready   *health.Checker
-	router  *router.Router
-	server  *fasthttp.Server
-	tls     *tls.Config
-	edge    *edgetls.Manager // HTTPS certificates; nil without an HTTPS listener
-	started time.Time
-	clock   func() time.Time
+	cfg *config.Config
+	log *slog.Logger
+	// accessLog is Options.AccessLog.
+	accessLog io.Writer
+	db        *store.DB
+	box       *secretbox.Box
+	metrics   *metrics.Registry
+	ready     *health.Checker
+	router    *router.Router
+	server    *fasthttp.Server
+	tls       *tls.Config
+	edge      *edgetls.Manager // HTTPS certificates; nil without an HTTPS listener
+	started   time.Time
+	clock     func() time.Time
 
 	// Identity, authentication, rate limits and audit; later routes (the
 	// proxy, /join) use authn and limiter.
@@ -151,7 +158,7 @@ func New(opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{
-		cfg: cfg, log: log, db: db, box: box,
+		cfg: cfg, log: log, accessLog: opts.AccessLog, db: db, box: box,
 		metrics:   metrics.New(),
 		ready:     health.NewChecker(),
 		started:   clock(),
@@ -203,7 +210,7 @@ func (g *Gateway) init(stdout io.Writer) error {
 			middleware.RequestID(),
 			middleware.SecurityHeaders(),
 			g.metrics.Middleware(),
-			middleware.AccessLog(g.log, func(ctx *fasthttp.RequestCtx) string { return g.authn.ClientIP(ctx).String() }),
+			middleware.AccessLogJSON(g.log, g.accessLog, func(ctx *fasthttp.RequestCtx) string { return g.authn.ClientIP(ctx).String() }),
 			middleware.Recover(g.log),
 			refuseUnknownMethods,
 			g.edge.Middleware(),

@@ -69,7 +69,8 @@ func start(t testing.TB, cfg *config.Config, setup func(*Gateway)) *testGateway 
 func startWith(t testing.TB, cfg *config.Config, clock func() time.Time, setup func(*Gateway)) *testGateway {
 	t.Helper()
 	tg := &testGateway{logs: &syncbuf.Buffer{}, stdout: &syncbuf.Buffer{}, done: make(chan error, 1)}
-	g, err := New(Options{Config: cfg, Clock: clock, Stdout: tg.stdout,
+	// As berth serve: access lines encoded straight onto the JSON log.
+	g, err := New(Options{Config: cfg, Clock: clock, Stdout: tg.stdout, AccessLog: tg.logs,
 		Logger: slog.New(slog.NewJSONHandler(tg.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)

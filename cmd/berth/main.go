@@ -65,19 +65,23 @@ func addConfigFlag(cmd *cobra.Command) {
 	cmd.Flags().String("config", "", "configuration file (default: the embedded configs/berth.yaml)")
 }
 
-// newLogger builds the process's logger as configured. The returned
-// function writes out lines still batched in memory; call it before exit.
-func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, func()) {
+// newLogger builds the process's logger as configured, and the writer its
+// JSON handler writes to (nil for text), on which the gateway encodes its
+// access lines itself (gateway.Options.AccessLog). The returned function
+// writes out lines still batched in memory; call it before exit.
+func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, io.Writer, func()) {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}
+	var jsonOut io.Writer
 	h, flush := logbuffer.NewHandler(w, time.Duration(cfg.Log.FlushInterval), func(w io.Writer) slog.Handler {
 		if cfg.Log.Format == "text" {
 			return slog.NewTextHandler(w, opts)
 		}
+		jsonOut = w
 		return slog.NewJSONHandler(w, opts)
 	})
-	return slog.New(h), flush
+	return slog.New(h), jsonOut, flush
 }
 
 func serveCmd() *cobra.Command {
@@ -93,9 +97,9 @@ func serveCmd() *cobra.Command {
 			// Everything Berth writes under the data dir (Badger's files, its
 			// LOCK, the admin socket) must be private to this account.
 			syscall.Umask(0o077)
-			log, flush := newLogger(cfg, cmd.ErrOrStderr())
+			log, accessLog, flush := newLogger(cfg, cmd.ErrOrStderr())
 			defer flush()
-			g, err := gateway.New(gateway.Options{Config: cfg, Logger: log, Stdout: cmd.OutOrStdout()})
+			g, err := gateway.New(gateway.Options{Config: cfg, Logger: log, AccessLog: accessLog, Stdout: cmd.OutOrStdout()})
 			if err != nil {
 				return err
 			}

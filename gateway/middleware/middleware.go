@@ -11,8 +11,11 @@ import (
 	"log/slog"
 	"net/url"
 	"runtime/debug"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
@@ -176,12 +179,22 @@ func Route(ctx *fasthttp.RequestCtx) string {
 	return "unmatched"
 }
 
-// AccessLog writes one structured line per request. The query string is
-// logged with secret-bearing parameters redacted; headers, cookies and
-// bodies are never logged. clientIP resolves the client's address through
-// trusted proxies (nil: the socket peer); when it differs from the peer,
-// both are logged.
+// AccessLog writes one structured line per request through log. The
+// query string is logged with secret-bearing parameters redacted; headers,
+// cookies and bodies are never logged. clientIP resolves the client's
+// address through trusted proxies (nil: the socket peer); when it differs
+// from the peer, both are logged.
 func AccessLog(log *slog.Logger, clientIP func(*fasthttp.RequestCtx) string) Middleware {
+	return AccessLogJSON(log, nil, clientIP)
+}
+
+// AccessLogJSON is AccessLog writing each line, when json is not nil,
+// straight to json (the writer log's JSON handler writes to) in the shape
+// that handler gives it: slog would build a record, walk its attributes
+// and encode the duration with encoding/json, which on a proxied request
+// cost as much as the rest of the gateway's bookkeeping. log still decides
+// whether the line is written (its level). A nil json goes through log.
+func AccessLogJSON(log *slog.Logger, json io.Writer, clientIP func(*fasthttp.RequestCtx) string) Middleware {
 	h := log.Handler()
 	return func(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 		return func(ctx *fasthttp.RequestCtx) {
@@ -190,40 +203,171 @@ func AccessLog(log *slog.Logger, clientIP func(*fasthttp.RequestCtx) string) Mid
 			if !h.Enabled(ctx, slog.LevelInfo) {
 				return
 			}
-			// The record goes straight to the handler: Logger.LogAttrs would
-			// also walk the stack for a source location on every request,
-			// which the access log has no use for (pc 0: no source).
-			r := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
-			r.AddAttrs(
-				slog.String("request_id", httpapi.RequestID(ctx)),
-				slog.String("method", string(ctx.Method())),
-				slog.String("route", Route(ctx)),
-				slog.String("path", string(ctx.Path())),
-				slog.Int("status", ctx.Response.StatusCode()),
-				slog.Int("bytes", responseBytes(ctx)),
-				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-			)
-			peer := ctx.RemoteIP().String()
-			client := peer
-			if clientIP != nil {
-				client = clientIP(ctx)
+			e := newAccessEntry(ctx, start, clientIP)
+			if json == nil {
+				// The record goes straight to the handler: Logger.LogAttrs
+				// would also walk the stack for a source location, which
+				// the access log has no use for (pc 0: no source).
+				_ = h.Handle(ctx, e.record())
+				return
 			}
-			r.AddAttrs(slog.String("client", client))
-			if client != peer {
-				r.AddAttrs(slog.String("peer", peer))
+			buf := linePool.Get().(*[]byte)
+			*buf = e.appendJSON((*buf)[:0])
+			_, _ = json.Write(*buf)
+			if cap(*buf) <= 4<<10 {
+				linePool.Put(buf)
 			}
-			if q := RedactQuery(ctx.QueryArgs().String()); q != "" {
-				r.AddAttrs(slog.String("query", q))
-			}
-			if p := httpapi.Principal(ctx); p != "" {
-				r.AddAttrs(slog.String("principal", p))
-			}
-			if c := httpapi.ClientRequestID(ctx); c != "" {
-				r.AddAttrs(slog.String("client_request_id", c))
-			}
-			_ = h.Handle(ctx, r)
 		}
 	}
+}
+
+var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// accessEntry is what an access line says.
+type accessEntry struct {
+	time                                            time.Time
+	requestID, method, route, path                  string
+	status, bytes                                   int
+	durationMS                                      float64
+	client, peer, query, principal, clientRequestID string
+}
+
+func newAccessEntry(ctx *fasthttp.RequestCtx, start time.Time, clientIP func(*fasthttp.RequestCtx) string) accessEntry {
+	now := time.Now()
+	e := accessEntry{
+		time:            now,
+		requestID:       httpapi.RequestID(ctx),
+		method:          string(ctx.Method()),
+		route:           Route(ctx),
+		path:            string(ctx.Path()),
+		status:          ctx.Response.StatusCode(),
+		bytes:           responseBytes(ctx),
+		durationMS:      float64(now.Sub(start).Microseconds()) / 1000,
+		principal:       httpapi.Principal(ctx),
+		clientRequestID: httpapi.ClientRequestID(ctx),
+	}
+	peer := ctx.RemoteIP().String()
+	e.client = peer
+	if clientIP != nil {
+		e.client = clientIP(ctx)
+	}
+	if e.client != peer {
+		e.peer = peer
+	}
+	if q := ctx.URI().QueryString(); len(q) > 0 {
+		e.query = RedactQuery(string(q))
+	}
+	return e
+}
+
+// record is the entry as a slog record, for handlers of other formats.
+func (e *accessEntry) record() slog.Record {
+	r := slog.NewRecord(e.time, slog.LevelInfo, "request", 0)
+	r.AddAttrs(
+		slog.String("request_id", e.requestID),
+		slog.String("method", e.method),
+		slog.String("route", e.route),
+		slog.String("path", e.path),
+		slog.Int("status", e.status),
+		slog.Int("bytes", e.bytes),
+		slog.Float64("duration_ms", e.durationMS),
+		slog.String("client", e.client),
+	)
+	for _, a := range e.optional() {
+		if a[1] != "" {
+			r.AddAttrs(slog.String(a[0], a[1]))
+		}
+	}
+	return r
+}
+
+func (e *accessEntry) optional() [4][2]string {
+	return [4][2]string{{"peer", e.peer}, {"query", e.query}, {"principal", e.principal}, {"client_request_id", e.clientRequestID}}
+}
+
+// appendJSON appends the line slog.JSONHandler writes for record(),
+// newline included (TestAccessLineMatchesSlog holds the two together).
+func (e *accessEntry) appendJSON(b []byte) []byte {
+	b = append(b, `{"time":"`...)
+	b = e.time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"request","request_id":`...)
+	b = appendJSONString(b, e.requestID)
+	b = append(b, `,"method":`...)
+	b = appendJSONString(b, e.method)
+	b = append(b, `,"route":`...)
+	b = appendJSONString(b, e.route)
+	b = append(b, `,"path":`...)
+	b = appendJSONString(b, e.path)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(e.status), 10)
+	b = append(b, `,"bytes":`...)
+	b = strconv.AppendInt(b, int64(e.bytes), 10)
+	b = append(b, `,"duration_ms":`...)
+	// encoding/json writes a float64 in [1e-6, 1e21) as 'f' with the
+	// shortest precision; a duration in whole microseconds over 1000 is
+	// 0 or at least 0.001, and never near 1e21.
+	b = strconv.AppendFloat(b, e.durationMS, 'f', -1, 64)
+	b = append(b, `,"client":`...)
+	b = appendJSONString(b, e.client)
+	for _, a := range e.optional() {
+		if a[1] != "" {
+			b = append(b, ',', '"')
+			b = append(b, a[0]...)
+			b = append(b, '"', ':')
+			b = appendJSONString(b, a[1])
+		}
+	}
+	return append(b, '}', '\n')
+}
+
+// appendJSONString appends s quoted as slog's JSON handler quotes strings:
+// control characters, quote and backslash escaped, invalid UTF-8 as
+// U+FFFD, U+2028 and U+2029 escaped, <, > and & left alone.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // responseBytes is the body size without touching a streamed body, which

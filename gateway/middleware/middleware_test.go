@@ -3,12 +3,15 @@ package middleware
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
@@ -114,6 +117,124 @@ func TestBufferBody(t *testing.T) {
 			}
 			if tt.code == 413 && !resp.ConnectionClose() {
 				t.Error("connection kept open with the rest of the body unread")
+			}
+		})
+	}
+}
+
+// TestAccessLineMatchesSlog holds the access log's own JSON encoding to
+// what slog's JSON handler writes for the same record, byte for byte,
+// hostile strings included: log readers see one format whichever path
+// wrote the line.
+func TestAccessLineMatchesSlog(t *testing.T) {
+	at := time.Date(2026, 12, 7, 17, 9, 15, 123456789, time.FixedZone("x", 3600))
+	hostile := []string{
+		"", "plain", `quote " and \ backslash`, "line\nbreak\r\ttab", "\x00\x01\x1f\x7f",
+		"<script>&amp;</script>", "\u2028\u2029", "caf\u00e9 \u65e5\u672c", "bad \xff\xfe utf8", "\xe2\x80", "emoji \U0001F600",
+		`{"level":"ERROR","msg":"forged"}`, strings.Repeat("a", 300),
+	}
+	durations := []float64{0, 0.001, 0.123, 1, 12.5, 1234.567, 99999.999, 1e6}
+	for i, s := range hostile {
+		e := accessEntry{
+			time: at, requestID: s, method: "GET", route: "/proxy/clusters/{name}/*", path: s,
+			status: 200 + i, bytes: 1212 * i, durationMS: durations[i%len(durations)],
+			client: "127.0.0.1", peer: s, query: s, principal: s, clientRequestID: s,
+		}
+		if i%3 == 0 {
+			e.peer, e.query = "", ""
+		}
+		var want bytes.Buffer
+		if err := slog.NewJSONHandler(&want, nil).Handle(context.Background(), e.record()); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.appendJSON(nil); string(got) != want.String() {
+			t.Errorf("case %d:\n got %s\nwant %s", i, got, want.String())
+		}
+	}
+	for _, d := range durations {
+		e := accessEntry{time: at, durationMS: d}
+		var want bytes.Buffer
+		_ = slog.NewJSONHandler(&want, nil).Handle(context.Background(), e.record())
+		if got := e.appendJSON(nil); string(got) != want.String() {
+			t.Errorf("duration %v:\n got %s\nwant %s", d, got, want.String())
+		}
+	}
+}
+
+// TestAccessLogJSONWritesWhatSlogWould runs the middleware both ways over
+// the same request and compares the lines, the time field aside.
+func TestAccessLogJSONWritesWhatSlogWould(t *testing.T) {
+	run := func(direct bool, level slog.Level) string {
+		var out bytes.Buffer
+		log := slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: level}))
+		var w io.Writer
+		if direct {
+			w = &out
+		}
+		h := AccessLogJSON(log, w, func(*fasthttp.RequestCtx) string { return "198.51.100.9" })(func(ctx *fasthttp.RequestCtx) {
+			httpapi.SetPrincipal(ctx, "ann")
+			httpapi.SetClientRequestID(ctx, "abc")
+			ctx.SetStatusCode(418)
+			ctx.SetBodyString("hello")
+		})
+		var ctx fasthttp.RequestCtx
+		ctx.Init(&fasthttp.Request{}, &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 5000}, nil)
+		ctx.Request.SetRequestURI("/api/v1/clusters?page=2&tok%65n=s3cret")
+		httpapi.SetRequestID(&ctx, "req-1")
+		h(&ctx)
+		line := out.String()
+		if i := strings.Index(line, `"level"`); i > 0 {
+			line = line[i:] // the time differs
+		}
+		return line
+	}
+	viaSlog, direct := run(false, slog.LevelInfo), run(true, slog.LevelInfo)
+	if viaSlog == "" || !strings.Contains(direct, `"query":"page=2&tok%65n=REDACTED"`) {
+		t.Fatalf("line %q", direct)
+	}
+	for _, field := range []string{`"status":418`, `"bytes":5`, `"client":"198.51.100.9"`, `"peer":"192.0.2.7"`, `"principal":"ann"`, `"client_request_id":"abc"`} {
+		if !strings.Contains(direct, field) {
+			t.Errorf("no %s in %s", field, direct)
+		}
+	}
+	// duration_ms differs between runs; the rest must not.
+	cut := func(s string) string {
+		i := strings.Index(s, `"duration_ms":`)
+		j := strings.Index(s, `,"client"`)
+		return s[:i] + s[j:]
+	}
+	if cut(viaSlog) != cut(direct) {
+		t.Errorf("through slog:\n%s\ndirect:\n%s", viaSlog, direct)
+	}
+	if got := run(true, slog.LevelWarn); got != "" {
+		t.Errorf("logged above info: %q", got)
+	}
+}
+
+func BenchmarkAccessLog(b *testing.B) {
+	for _, direct := range []bool{false, true} {
+		name := "slog"
+		if direct {
+			name = "direct"
+		}
+		b.Run(name, func(b *testing.B) {
+			log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+			var w io.Writer
+			if direct {
+				w = io.Discard
+			}
+			h := AccessLogJSON(log, w, nil)(func(ctx *fasthttp.RequestCtx) {
+				httpapi.SetPrincipal(ctx, "usr_0123456789abcdefghjk")
+				ctx.SetStatusCode(200)
+				ctx.SetBodyString("hello")
+			})
+			var ctx fasthttp.RequestCtx
+			ctx.Init(&fasthttp.Request{}, &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 5000}, nil)
+			ctx.Request.SetRequestURI("/proxy/clusters/bench/api/v1/namespaces/default")
+			httpapi.SetRequestID(&ctx, "0123456789abcdef01234567")
+			b.ReportAllocs()
+			for b.Loop() {
+				h(&ctx)
 			}
 		})
 	}

@@ -134,12 +134,14 @@ func runGateway(args []string) error {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	// As berth serve builds it: JSON lines, batched as log.flush_interval says.
+	var accessLog io.Writer
 	h, flush := logbuffer.NewHandler(os.Stderr, time.Duration(cfg.Log.FlushInterval), func(w io.Writer) slog.Handler {
+		accessLog = w
 		return slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
 	})
 	defer flush()
 	log := slog.New(h)
-	g, err := gateway.New(gateway.Options{Config: cfg, Logger: log, Stdout: os.Stdout})
+	g, err := gateway.New(gateway.Options{Config: cfg, Logger: log, AccessLog: accessLog, Stdout: os.Stdout})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
