@@ -43,9 +43,11 @@ type upstream struct {
 	scheme   string
 	host     string // host:port
 	basePath string // path prefix of Server, without trailing slash
-	token    string
-	tls      *tls.Config
-	client   *fasthttp.HostClient
+	// authorization is the Authorization header for the cluster's
+	// token (empty without one).
+	authorization []byte
+	tls           *tls.Config
+	client        *fasthttp.HostClient
 	// streamClient carries watches and followed logs, so that they never
 	// take the connections ordinary requests need (see streams.go).
 	streamClient *fasthttp.HostClient
@@ -350,13 +352,13 @@ func newUpstream(c Cluster, opts PoolOptions) (*upstream, error) {
 	// a stream is never left waiting for one.
 	streamClient := newHostClient(host, u.Scheme == "https", tlsCfg, opts.Streams.PerCluster, opts)
 	return &upstream{
-		name:     c.Name,
-		scheme:   u.Scheme,
-		host:     host,
-		basePath: strings.TrimSuffix(u.EscapedPath(), "/"),
-		token:    c.Token,
-		tls:      tlsCfg,
-		client:   client,
+		name:          c.Name,
+		scheme:        u.Scheme,
+		host:          host,
+		basePath:      strings.TrimSuffix(u.EscapedPath(), "/"),
+		authorization: bearerHeader(c.Token),
+		tls:           tlsCfg,
+		client:        client,
 
 		streamClient: streamClient,
 	}, nil
@@ -436,8 +438,8 @@ func (p *Pool) Version(name string, timeout time.Duration) (string, error) {
 	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI(u.uri(Target{Path: "/version"}))
 	req.Header.Set("Accept", "application/json")
-	if u.token != "" {
-		req.Header.Set("Authorization", "Bearer "+u.token)
+	if len(u.authorization) > 0 {
+		req.Header.SetBytesV("Authorization", u.authorization)
 	}
 	req.SetTimeout(timeout)
 	if err := u.client.Do(req, resp); err != nil {
@@ -507,7 +509,7 @@ func (u *upstream) do(method, path string, id Identity, contentType string, body
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	setIdentity(&req.Header, u.token, id)
+	setIdentity(&req.Header, u.authorization, id)
 	req.SetBodyRaw(body)
 	req.SetTimeout(timeout)
 	if err := u.client.Do(req, resp); err != nil {

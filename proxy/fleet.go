@@ -169,7 +169,7 @@ func fleetRequest(src *fasthttp.RequestHeader, u *upstream, t Target, id Identit
 	req.URI().DisablePathNormalizing = true
 	req.Header.SetMethod(fasthttp.MethodGet)
 	copyRequestHeaders(&req.Header, src, false)
-	setIdentity(&req.Header, u.token, id)
+	setIdentity(&req.Header, u.authorization, id)
 	req.SetRequestURI(u.uri(t))
 	return req
 }

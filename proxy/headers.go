@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bytes"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/valyala/fasthttp"
 )
@@ -36,22 +38,70 @@ type Identity struct {
 // must not forward.
 var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
+// droppedExact are the other client headers that never reach a cluster:
+// credentials for Berth and headers the proxy sets itself.
+var droppedExact = []string{"authorization", "cookie", "host", "content-length", "x-request-id", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip", "forwarded"}
+
 // dropped reports whether a client header must not reach the cluster:
 // credentials for Berth, any attempt to choose an identity (Impersonate-*,
 // and X-Remote-* which front-proxy authentication trusts), hop-by-hop
-// headers, and headers the proxy sets itself.
-func dropped(name string) bool {
-	lower := strings.ToLower(name)
-	switch lower {
-	case "authorization", "cookie", "host", "content-length", "x-request-id", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip", "forwarded":
+// headers, and headers the proxy sets itself. It compares bytes without
+// case, allocating nothing: it runs for every header of every request.
+func dropped(name []byte) bool {
+	if hasPrefixFold(name, "impersonate-") || hasPrefixFold(name, "x-remote-") {
 		return true
 	}
-	if strings.HasPrefix(lower, "impersonate-") || strings.HasPrefix(lower, "x-remote-") {
-		return true
-	}
-	for _, h := range hopByHop {
-		if strings.EqualFold(h, name) {
+	return oneOfFold(name, droppedExact) || oneOfFold(name, hopByHop)
+}
+
+func hasPrefixFold(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && equalFold(b[:len(prefix)], prefix)
+}
+
+func oneOfFold(b []byte, names []string) bool {
+	for _, n := range names {
+		if len(n) == len(b) && equalFold(b, n) {
 			return true
+		}
+	}
+	return false
+}
+
+// equalFold is strings.EqualFold for a header name (ASCII) in bytes.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// connectionNamed reports whether the client's Connection headers name
+// name (other than "upgrade"), which makes it hop-by-hop by declaration.
+func connectionNamed(conn [][]byte, name []byte) bool {
+	for _, v := range conn {
+		for len(v) > 0 {
+			var part []byte
+			if i := bytes.IndexByte(v, ','); i >= 0 {
+				part, v = v[:i], v[i+1:]
+			} else {
+				part, v = v, nil
+			}
+			part = bytes.TrimSpace(part)
+			if len(part) > 0 && !equalFold(part, "upgrade") && len(part) == len(name) && equalFold(name, string(part)) {
+				return true
+			}
 		}
 	}
 	return false
@@ -63,20 +113,12 @@ func dropped(name string) bool {
 // this copy, naming them in Connection cannot remove them — the trick
 // behind Rancher's CVE-2021-31999 and capsule-proxy's CVE-2022-23652.
 func copyRequestHeaders(dst, src *fasthttp.RequestHeader, upgrade bool) {
-	named := map[string]bool{}
-	for _, v := range src.PeekAll("Connection") {
-		for _, part := range strings.Split(string(v), ",") {
-			if p := strings.ToLower(strings.TrimSpace(part)); p != "" && p != "upgrade" {
-				named[p] = true
-			}
-		}
-	}
+	conn := src.PeekAll("Connection")
 	for k, v := range src.All() {
-		name := string(k)
-		if dropped(name) || named[strings.ToLower(name)] {
+		if dropped(k) || (len(conn) > 0 && connectionNamed(conn, k)) {
 			continue
 		}
-		dst.AddBytesV(name, v)
+		dst.AddBytesKV(k, v)
 	}
 	if upgrade {
 		dst.Set("Connection", "Upgrade")
@@ -84,10 +126,46 @@ func copyRequestHeaders(dst, src *fasthttp.RequestHeader, upgrade bool) {
 	}
 }
 
-// setIdentity adds the cluster credential and the impersonation headers.
-func setIdentity(h *fasthttp.RequestHeader, bearer string, id Identity) {
-	if bearer != "" {
-		h.Set("Authorization", "Bearer "+bearer)
+// bearerHeader is the Authorization value for a cluster's token, made
+// once per cluster rather than per request.
+func bearerHeader(token string) []byte {
+	if token == "" {
+		return nil
+	}
+	return []byte("Bearer " + token)
+}
+
+// extraNames caches "Impersonate-Extra-" + the escaped key: the keys are
+// the gateway's few fixed ones, and the name is needed on every request.
+var extraNames struct {
+	sync.RWMutex
+	m map[string]string
+}
+
+// extraHeaderName is the header carrying extra k: lower-cased and
+// percent-encoded as the API server expects.
+func extraHeaderName(k string) string {
+	extraNames.RLock()
+	n, ok := extraNames.m[k]
+	extraNames.RUnlock()
+	if ok {
+		return n
+	}
+	n = "Impersonate-Extra-" + url.PathEscape(strings.ToLower(k))
+	extraNames.Lock()
+	if extraNames.m == nil || len(extraNames.m) >= 64 {
+		extraNames.m = map[string]string{} // bounded, should keys ever vary
+	}
+	extraNames.m[k] = n
+	extraNames.Unlock()
+	return n
+}
+
+// setIdentity adds the cluster credential (authorization: the whole
+// Authorization value, see bearerHeader) and the impersonation headers.
+func setIdentity(h *fasthttp.RequestHeader, authorization []byte, id Identity) {
+	if len(authorization) > 0 {
+		h.SetBytesV("Authorization", authorization)
 	}
 	if id.User == "" {
 		// The gateway calling as itself (the node history): no
@@ -99,7 +177,7 @@ func setIdentity(h *fasthttp.RequestHeader, bearer string, id Identity) {
 		h.Add("Impersonate-Group", g)
 	}
 	for k, vals := range id.Extra {
-		name := "Impersonate-Extra-" + url.PathEscape(strings.ToLower(k))
+		name := extraHeaderName(k)
 		for _, v := range vals {
 			h.Add(name, v)
 		}
@@ -117,20 +195,10 @@ func copyResponseHeaders(dst, src *fasthttp.ResponseHeader) {
 	src.SetNoDefaultContentType(true)
 	dst.SetNoDefaultContentType(true)
 	for k, v := range src.All() {
-		name := string(k)
-		if strings.EqualFold(name, "Set-Cookie") || strings.EqualFold(name, "Content-Length") {
+		if equalFold(k, "Set-Cookie") || equalFold(k, "Content-Length") || oneOfFold(k, hopByHop) {
 			continue
 		}
-		hop := false
-		for _, h := range hopByHop {
-			if strings.EqualFold(h, name) {
-				hop = true
-				break
-			}
-		}
-		if !hop {
-			dst.AddBytesV(name, v)
-		}
+		dst.AddBytesKV(k, v)
 	}
 }
 

@@ -290,7 +290,7 @@ func (p *Proxy) newRequestBody(ctx *fasthttp.RequestCtx, u *upstream, t Target, 
 	req.URI().DisablePathNormalizing = true
 	req.Header.SetMethodBytes(ctx.Method())
 	copyRequestHeaders(&req.Header, &ctx.Request.Header, upgrade)
-	setIdentity(&req.Header, u.token, id)
+	setIdentity(&req.Header, u.authorization, id)
 	req.SetRequestURI(u.uri(t))
 	var body *BodyReader
 	// A declared empty body is no body: nothing to stream, and the

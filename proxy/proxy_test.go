@@ -551,7 +551,7 @@ func TestSetIdentity(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var h fasthttp.RequestHeader
-			setIdentity(&h, "gw-token", tc.id)
+			setIdentity(&h, bearerHeader("gw-token"), tc.id)
 			if got := string(h.Peek("Authorization")); got != "Bearer gw-token" {
 				t.Errorf("Authorization %q", got)
 			}
@@ -905,5 +905,64 @@ func TestEndStreamsForShutdown(t *testing.T) {
 	b.watchEvents <- "after-shutdown-pass"
 	if line, err := watch2.ReadString('\n'); err != nil || !strings.Contains(line, "after-shutdown-pass") {
 		t.Fatalf("a watch opened after EndStreams: %q %v", line, err)
+	}
+}
+
+// dropped decides on bytes without case, as the string version did: every
+// spelling of a refused name is refused, and names that merely resemble
+// one pass.
+func TestDroppedHeaders(t *testing.T) {
+	for name, want := range map[string]bool{
+		"Authorization": true, "AUTHORIZATION": true, "cookie": true, "Host": true, "Content-Length": true,
+		"X-Request-Id": true, "x-forwarded-for": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true,
+		"X-Real-Ip": true, "Forwarded": true, "Impersonate-User": true, "impersonate-extra-scopes": true,
+		"IMPERSONATE-": true, "X-Remote-User": true, "x-remote-group": true, "Connection": true, "Keep-Alive": true,
+		"Proxy-Connection": true, "Proxy-Authorization": true, "TE": true, "Trailer": true, "Transfer-Encoding": true,
+		"Upgrade": true, "Accept": false, "User-Agent": false, "Impersonate": false, "X-Remote": false,
+		"Authorizations": false, "Hosts": false, "Kubectl-Command": false, "Content-Type": false, "Te-": false,
+	} {
+		if got := dropped([]byte(name)); got != want {
+			t.Errorf("dropped(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// Headers named in Connection are dropped whatever their case or spacing;
+// "upgrade" there drops nothing, and the identity set afterwards stays.
+func TestCopyRequestHeadersConnectionNamed(t *testing.T) {
+	var src, dst fasthttp.RequestHeader
+	src.DisableNormalizing()
+	raw := "GET /api HTTP/1.1\r\nHost: b\r\nConnection:  X-Secret ,UPGRADE,, keep-alive\r\nConnection: x-other\r\n" +
+		"x-secret: 1\r\nX-Other: 2\r\nUpgrade: SPDY/3.1\r\nAccept: application/json\r\nX-Secretive: 3\r\n\r\n"
+	if err := src.Read(bufio.NewReader(strings.NewReader(raw))); err != nil {
+		t.Fatal(err)
+	}
+	dst.DisableNormalizing()
+	copyRequestHeaders(&dst, &src, false)
+	setIdentity(&dst, bearerHeader("t"), Identity{User: "berth:u"})
+	for name, want := range map[string]string{"x-secret": "", "X-Other": "", "Accept": "application/json", "X-Secretive": "3", "Upgrade": "", "Impersonate-User": "berth:u"} {
+		if got := string(dst.Peek(name)); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+}
+
+func BenchmarkCopyRequestHeaders(b *testing.B) {
+	var src fasthttp.RequestHeader
+	src.SetRequestURI("/api/v1/namespaces/default")
+	for _, kv := range [][2]string{{"Host", "berth.example"}, {"Authorization", "Bearer xyz"}, {"Accept", "application/json, */*"},
+		{"User-Agent", "kubectl/v1.31.14 (linux/amd64) kubernetes/abcdef"}, {"Kubectl-Command", "kubectl get"}, {"Kubectl-Session", "0f1e2d3c"}, {"Accept-Encoding", "gzip"}} {
+		src.Add(kv[0], kv[1])
+	}
+	id := Identity{User: "berth:bench", Groups: []string{"berth:role:view"},
+		Extra: map[string][]string{"berth.dev/client-ip": {"127.0.0.1"}, "berth.dev/auth-method": {"jwt"}, "berth.dev/request-id": {"0123456789abcdef01234567"}}}
+	auth := bearerHeader("gateway-token")
+	var dst fasthttp.RequestHeader // reused, as the pooled request's is
+	b.ReportAllocs()
+	for b.Loop() {
+		dst.Reset()
+		dst.DisableNormalizing()
+		copyRequestHeaders(&dst, &src, false)
+		setIdentity(&dst, auth, id)
 	}
 }
