@@ -218,6 +218,14 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx, t Target, id Identity) {
 	}
 }
 
+// OpensStream reports whether Serve would treat the request as a
+// long-lived stream (a watch, a followed log, an upgrade such as exec),
+// the only requests that ask Identity.StillAllowed and Identity.Refusal:
+// callers may leave those unset otherwise.
+func OpensStream(h *fasthttp.RequestHeader, t Target) bool {
+	return isUpgrade(h) || isStream(t)
+}
+
 func isUpgrade(h *fasthttp.RequestHeader) bool {
 	return len(h.Peek("Upgrade")) > 0 && hasToken(h.Peek("Connection"), "upgrade")
 }
@@ -233,6 +241,9 @@ func isUpgrade(h *fasthttp.RequestHeader) bool {
 func isStream(t Target) bool {
 	if isWatchPath(t.Path) {
 		return true
+	}
+	if !mayName(t.Query, "watch", "follow") {
+		return false
 	}
 	v, _ := url.ParseQuery(t.Query)
 	return queryBool(v, "watch") || queryBool(v, "follow")
@@ -257,12 +268,30 @@ func queryBool(v url.Values, name string) bool {
 // a path with a namespace or object named "watch". It reads the path
 // decoded, as the API server routes it: /api/v1/%77atch/pods is a watch.
 func isWatchPath(path string) bool {
+	if !mayName(path, "watch") {
+		return false
+	}
 	segs := strings.SplitN(strings.TrimPrefix(decodedPath(path), "/"), "/", 5)
 	switch {
 	case len(segs) >= 3 && segs[0] == "api":
 		return segs[2] == "watch"
 	case len(segs) >= 4 && segs[0] == "apis":
 		return segs[3] == "watch"
+	}
+	return false
+}
+
+// mayName reports whether s, still percent-encoded, could name any of
+// words once decoded: it spells one, or hides letters behind a '%'. Most
+// requests name none, and are spared the parse that would tell for sure.
+func mayName(s string, words ...string) bool {
+	if strings.IndexByte(s, '%') >= 0 {
+		return true
+	}
+	for _, w := range words {
+		if strings.Contains(s, w) {
+			return true
+		}
 	}
 	return false
 }

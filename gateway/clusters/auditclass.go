@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -41,6 +42,11 @@ func auditVerb(ctx *fasthttp.RequestCtx, t proxy.Target) (string, bool) {
 // auditClass is auditVerb on the parts of a request. rawPath is still
 // percent-encoded; the apiserver sees it decoded, as net/http decodes it.
 func auditClass(method, rawPath, rawQuery string) (string, bool) {
+	if (method == fasthttp.MethodGet || method == fasthttp.MethodHead) && !namesConnect(rawPath) {
+		// A read is audited only as a connect subresource, which is a
+		// segment of its path: most reads are spared the parse.
+		return "", false
+	}
 	path, err := url.PathUnescape(rawPath)
 	if err != nil {
 		// The apiserver refuses such a path outright; a write is still
@@ -58,6 +64,20 @@ func auditClass(method, rawPath, rawQuery string) (string, bool) {
 		return info.Verb, true
 	}
 	return "", false
+}
+
+// namesConnect reports whether rawPath could name a connect subresource:
+// it spells one, or hides letters behind a '%'.
+func namesConnect(rawPath string) bool {
+	if strings.IndexByte(rawPath, '%') >= 0 {
+		return true
+	}
+	for sub := range connectSubresources {
+		if strings.Contains(rawPath, sub) {
+			return true
+		}
+	}
+	return false
 }
 
 // methodVerb audits a request that names no resource (/api, /version,

@@ -10,6 +10,8 @@ func TestAuditClass(t *testing.T) {
 	}{
 		{"POST", pod + "/exec", "command=sh", "exec"},
 		{"GET", pod + "/exec", "command=sh", "exec"},
+		{"GET", pod + "/%65xec", "command=sh", "exec"}, // decoded as the apiserver decodes it
+		{"HEAD", pod + "/p%72oxy/", "", "proxy"},
 		{"POST", pod + "/exec/", "", "exec"},
 		{"POST", pod + "/%65xec", "", "exec"},
 		{"GET", pod + "/attach/", "", "attach"},

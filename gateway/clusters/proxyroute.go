@@ -121,7 +121,11 @@ func (pr *ProxyRoute) serve(ctx *fasthttp.RequestCtx, t proxy.Target) {
 		return
 	}
 	id := acting.Identity
-	id.StillAllowed, id.Refusal = pr.svc.streamAccessAs(pr.authn.Reauthenticator(ctx, p), acting, t.Cluster, id, checkedAt)
+	if proxy.OpensStream(&ctx.Request.Header, t) {
+		// Only a stream outlives this check; building its re-check for
+		// every request would cost each a handful of allocations.
+		id.StillAllowed, id.Refusal = pr.svc.streamAccessAs(pr.authn.Reauthenticator(ctx, p), acting, t.Cluster, id, checkedAt)
+	}
 	id.StreamKey = p.UserID // one stream budget per caller, however many keys they hold or users they act as
 	pr.proxy.Serve(ctx, t, id)
 
