@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"net/url"
 	"strings"
-	"sync"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/berthgw/berth/internal/readmap"
 )
 
 // Identity is who the proxy acts for towards the cluster.
@@ -137,28 +138,12 @@ func bearerHeader(token string) []byte {
 
 // extraNames caches "Impersonate-Extra-" + the escaped key: the keys are
 // the gateway's few fixed ones, and the name is needed on every request.
-var extraNames struct {
-	sync.RWMutex
-	m map[string]string
-}
+var extraNames = readmap.Map[string, string]{Limit: 64}
 
 // extraHeaderName is the header carrying extra k: lower-cased and
 // percent-encoded as the API server expects.
 func extraHeaderName(k string) string {
-	extraNames.RLock()
-	n, ok := extraNames.m[k]
-	extraNames.RUnlock()
-	if ok {
-		return n
-	}
-	n = "Impersonate-Extra-" + url.PathEscape(strings.ToLower(k))
-	extraNames.Lock()
-	if extraNames.m == nil || len(extraNames.m) >= 64 {
-		extraNames.m = map[string]string{} // bounded, should keys ever vary
-	}
-	extraNames.m[k] = n
-	extraNames.Unlock()
-	return n
+	return extraNames.Get(k, func() string { return "Impersonate-Extra-" + url.PathEscape(strings.ToLower(k)) })
 }
 
 // setIdentity adds the cluster credential (authorization: the whole

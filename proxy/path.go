@@ -95,13 +95,18 @@ func checkPath(path string) error {
 			return ErrBadPath
 		}
 	}
-	lower := strings.ToLower(path)
-	for _, bad := range []string{"%2f", "%5c", "%2e", "%25", "%00", "//"} {
-		if strings.Contains(lower, bad) {
-			return ErrBadPath
+	if strings.Contains(path, "//") {
+		return ErrBadPath
+	}
+	if strings.IndexByte(path, '%') >= 0 {
+		lower := strings.ToLower(path)
+		for _, bad := range []string{"%2f", "%5c", "%2e", "%25", "%00"} {
+			if strings.Contains(lower, bad) {
+				return ErrBadPath
+			}
 		}
 	}
-	for _, seg := range strings.Split(path, "/") {
+	for seg := range strings.SplitSeq(path, "/") {
 		if seg == "." || seg == ".." {
 			return ErrBadPath
 		}

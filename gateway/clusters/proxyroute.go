@@ -17,6 +17,7 @@ import (
 	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/middleware"
 	"github.com/berthgw/berth/gateway/ratelimit"
+	"github.com/berthgw/berth/internal/readmap"
 	"github.com/berthgw/berth/proxy"
 )
 
@@ -161,6 +162,19 @@ type Metrics struct {
 	latency  *prometheus.HistogramVec
 	streams  *prometheus.GaugeVec
 	refused  *prometheus.CounterVec
+	// children keeps each label set's collectors, asked for on every
+	// proxied request.
+	children readmap.Map[requestLabels, requestChildren]
+}
+
+type requestLabels struct {
+	cluster, method string
+	code            int
+}
+
+type requestChildren struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
 }
 
 // NewMetrics makes the per-cluster collectors; register them with
@@ -192,9 +206,13 @@ func (m *Metrics) Collectors() []prometheus.Collector {
 // cluster is a registered one (the route answers 404 before the proxy for
 // any other), the method one of a fixed set, the code a valid status.
 func (m *Metrics) Request(cluster, method string, code int, latency time.Duration) {
-	m.requests.WithLabelValues(cluster, middleware.MethodLabel(method), codeLabel(code)).Inc()
+	l := requestLabels{cluster, middleware.MethodLabel(method), code}
+	c := m.children.Get(l, func() requestChildren {
+		return requestChildren{m.requests.WithLabelValues(l.cluster, l.method, codeLabel(l.code)), m.latency.WithLabelValues(l.cluster)}
+	})
+	c.requests.Inc()
 	if latency > 0 {
-		m.latency.WithLabelValues(cluster).Observe(latency.Seconds())
+		c.latency.Observe(latency.Seconds())
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/berthgw/berth/gateway/httpapi"
 	"github.com/berthgw/berth/gateway/middleware"
+	"github.com/berthgw/berth/internal/readmap"
 )
 
 // Registry owns Berth's metrics. Each gateway gets its own, so tests that
@@ -23,6 +24,19 @@ type Registry struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	inFlight prometheus.Gauge
+	// children keeps each label set's collectors: WithLabelValues
+	// validates and hashes its labels on every call, twice a request.
+	children readmap.Map[httpLabels, httpChildren]
+}
+
+type httpLabels struct {
+	route, method string
+	code          int
+}
+
+type httpChildren struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
 }
 
 // New makes a registry with the Go runtime and process collectors.
@@ -61,9 +75,12 @@ func (r *Registry) Middleware() middleware.Middleware {
 			r.inFlight.Inc()
 			defer r.inFlight.Dec()
 			next(ctx)
-			route, method := middleware.Route(ctx), middleware.MethodLabel(string(ctx.Method()))
-			r.requests.WithLabelValues(route, method, strconv.Itoa(ctx.Response.StatusCode())).Inc()
-			r.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+			l := httpLabels{middleware.Route(ctx), middleware.MethodLabel(string(ctx.Method())), ctx.Response.StatusCode()}
+			c := r.children.Get(l, func() httpChildren {
+				return httpChildren{r.requests.WithLabelValues(l.route, l.method, strconv.Itoa(l.code)), r.latency.WithLabelValues(l.route, l.method)}
+			})
+			c.requests.Inc()
+			c.latency.Observe(time.Since(start).Seconds())
 		}
 	}
 }
