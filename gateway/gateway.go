@@ -217,6 +217,7 @@ func (g *Gateway) init(stdout io.Writer) error {
 			g.authn.CORS("/api/", "/oauth/"),
 		),
 		ErrorHandler:          g.parseError,
+		ConnState:             g.authn.ConnState,
 		NoDefaultServerHeader: true,
 		// fasthttp otherwise quotes the raw request bytes, Authorization
 		// header included, in its parse-error messages.

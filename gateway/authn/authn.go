@@ -11,8 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -59,7 +62,25 @@ type Authenticator struct {
 	origins    map[string]bool
 	anyOrigin  bool
 	log        *slog.Logger
+
+	// kept remembers, per connection, the last access token verified on
+	// it (net.Conn → *keptToken): clients send the same token on every
+	// request of a kept-alive connection, and finding it byte for byte
+	// the same, its decision still good (identity.Verified), costs a
+	// fraction of verifying it again. Entries go when the connection
+	// closes (ConnState); keptCount bounds them should that not happen.
+	kept      sync.Map
+	keptCount atomic.Int64
 }
+
+// keptToken is a connection's last verified access token.
+type keptToken struct {
+	header []byte // the whole Authorization value
+	v      *identity.Verified
+}
+
+// maxKept bounds the connections remembered at once.
+const maxKept = 1 << 16
 
 // New builds an Authenticator. Origins must be scheme://host[:port].
 func New(opts Options) (*Authenticator, error) {
@@ -142,6 +163,11 @@ func (a *Authenticator) authenticate(ctx *fasthttp.RequestCtx, sessions bool) (*
 		err error
 	)
 	if h := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization); len(h) > 0 {
+		if p, ok := a.keptPrincipal(ctx.Conn(), h); ok {
+			identity.SetPrincipal(ctx, p)
+			httpapi.SetPrincipal(ctx, p.UserID)
+			return p, nil
+		}
 		tok, perr := ParseBearer(h)
 		if perr != nil {
 			return nil, unauthenticated("the Authorization header must be \"Bearer <token>\"")
@@ -149,7 +175,15 @@ func (a *Authenticator) authenticate(ctx *fasthttp.RequestCtx, sessions bool) (*
 		if strings.HasPrefix(tok, identity.APIKeyPrefix) {
 			p, err = a.svc.VerifyAPIKey(ctx, tok, a.Meta(ctx))
 		} else {
-			p, err = a.svc.VerifyAccessToken(tok)
+			if conn := ctx.Conn(); conn != nil {
+				var v *identity.Verified
+				p, v, err = a.svc.VerifyAccessTokenKept(tok)
+				if v != nil {
+					a.keep(conn, h, v)
+				}
+			} else {
+				p, err = a.svc.VerifyAccessToken(tok)
+			}
 		}
 	} else if c := ctx.Request.Header.Cookie(a.cookieName); len(c) > 0 && sessions {
 		p, err = a.svc.VerifySessionCookie(string(c))
@@ -182,6 +216,51 @@ func (a *Authenticator) authenticate(ctx *fasthttp.RequestCtx, sessions bool) (*
 	identity.SetPrincipal(ctx, p)
 	httpapi.SetPrincipal(ctx, p.UserID)
 	return p, nil
+}
+
+// keptPrincipal returns the principal of the access token last verified
+// on conn, if header is exactly its Authorization value and the decision
+// still holds.
+func (a *Authenticator) keptPrincipal(conn net.Conn, header []byte) (*identity.Principal, bool) {
+	if conn == nil {
+		return nil, false
+	}
+	e, ok := a.kept.Load(conn)
+	if !ok {
+		return nil, false
+	}
+	k := e.(*keptToken)
+	if !bytes.Equal(k.header, header) {
+		return nil, false
+	}
+	return a.svc.StillVerified(k.v)
+}
+
+// keep remembers v as conn's last verified token, sent as header.
+func (a *Authenticator) keep(conn net.Conn, header []byte, v *identity.Verified) {
+	if conn == nil {
+		return
+	}
+	k := &keptToken{header: bytes.Clone(header), v: v}
+	if _, loaded := a.kept.Swap(conn, k); !loaded {
+		if a.keptCount.Add(1) > maxKept {
+			a.forget(conn)
+		}
+	}
+}
+
+func (a *Authenticator) forget(conn net.Conn) {
+	if _, loaded := a.kept.LoadAndDelete(conn); loaded {
+		a.keptCount.Add(-1)
+	}
+}
+
+// ConnState is the server's connection hook: a connection closed or
+// handed over (an upgrade) is forgotten.
+func (a *Authenticator) ConnState(conn net.Conn, state fasthttp.ConnState) {
+	if state == fasthttp.StateClosed || state == fasthttp.StateHijacked {
+		a.forget(conn)
+	}
 }
 
 // Reauthenticator returns a function that checks the credential behind p,

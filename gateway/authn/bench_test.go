@@ -3,6 +3,7 @@ package authn
 import (
 	"context"
 	"crypto/rand"
+	"net"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -16,7 +17,13 @@ import (
 
 // benchAuth builds a real service on a Badger in a temp dir with one
 // admin, an access token and an API key.
-func benchAuth(b *testing.B) (a *Authenticator, token, key string) {
+func benchAuth(b testing.TB) (a *Authenticator, token, key string) {
+	a, _, token, key = newTestAuth(b)
+	return a, token, key
+}
+
+// newTestAuth is benchAuth, also returning the identity service.
+func newTestAuth(b testing.TB) (a *Authenticator, svc *identity.Service, token, key string) {
 	b.Helper()
 	db, err := store.Open(store.Options{Dir: b.TempDir()})
 	if err != nil {
@@ -29,7 +36,7 @@ func benchAuth(b *testing.B) (a *Authenticator, token, key string) {
 	if _, err := identity.EnsureAdmin(db, "bench-password-1", nil); err != nil {
 		b.Fatal(err)
 	}
-	svc, err := identity.NewService(identity.Options{DB: db, Box: box, Audit: audit.New(db, audit.Options{}),
+	svc, err = identity.NewService(identity.Options{DB: db, Box: box, Audit: audit.New(db, audit.Options{}),
 		Settings: identity.Settings{Issuer: "berth", Audience: "berth", AccessTokenTTL: 1 << 40, RefreshTokenTTL: 1 << 40,
 			SessionTTL: 1 << 40, AccessKeyTokenTTL: 1 << 40, MaxAccessKeys: 5}})
 	if err != nil {
@@ -56,7 +63,7 @@ func benchAuth(b *testing.B) (a *Authenticator, token, key string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return a, tp.AccessToken, key
+	return a, svc, tp.AccessToken, key
 }
 
 func benchAuthenticate(b *testing.B, a *Authenticator, credential string) {
@@ -95,6 +102,29 @@ func BenchmarkParseBearer(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := ParseBearer(h); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAuthenticateKeptToken is a request on a connection whose token
+// was verified before (see Authenticator.kept): the common case of
+// kubectl's kept-alive connections.
+func BenchmarkAuthenticateKeptToken(b *testing.B) {
+	a, token, _ := benchAuth(b)
+	var ctx fasthttp.RequestCtx
+	ctx.Init2(&net.TCPConn{}, nil, false)
+	ctx.Request.Header.Set(fasthttp.HeaderAuthorization, "Bearer "+token)
+	if _, err := a.Authenticate(&ctx); err != nil {
+		b.Fatal(err)
+	}
+	if a.keptCount.Load() != 1 {
+		b.Fatal("not kept")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx.ResetUserValues()
+		if _, err := a.Authenticate(&ctx); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -3,6 +3,7 @@ package identity
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/berthgw/berth/gateway/store"
@@ -42,8 +43,9 @@ func (g *grant) principal(credentialID string) *Principal {
 type grantCache struct {
 	mu sync.Mutex
 	// epoch counts invalidations. A grant read from a snapshot taken before
-	// an invalidation is not stored (see put).
-	epoch   uint64
+	// an invalidation is not stored (see put), and a Verified taken before
+	// one is no longer good (see Service.StillVerified). Written under mu.
+	epoch   atomic.Uint64
 	entries *lru.Map[*grant]
 }
 
@@ -87,11 +89,7 @@ func (c *grantCache) get(key string, now time.Time) (*grant, bool) {
 
 // begin returns the epoch to pass to put; call it before opening the
 // transaction the grant is read in.
-func (c *grantCache) begin() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.epoch
-}
+func (c *grantCache) begin() uint64 { return c.epoch.Load() }
 
 // put caches g under key unless an invalidation happened since begin
 // returned epoch: the grant may then have been read before a write that
@@ -99,7 +97,7 @@ func (c *grantCache) begin() uint64 {
 func (c *grantCache) put(key string, epoch uint64, g *grant) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.epoch == epoch {
+	if c.epoch.Load() == epoch {
 		c.entries.Put(key, g)
 	}
 }
@@ -128,7 +126,7 @@ func (c *grantCache) invalidate(changes []store.Change) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.epoch++
+	c.epoch.Add(1)
 	if all {
 		c.entries.Clear()
 		return

@@ -136,7 +136,26 @@ func TestGrantCacheSeesEveryWrite(t *testing.T) {
 			if n := e.s.grants.entries.Len(); n != 3 {
 				t.Fatalf("%d cached grants, want 3", n)
 			}
+			// What a connection keeps of the token (authn's fast path).
+			_, kept, err := e.s.VerifyAccessTokenKept(e.token)
+			if err != nil || kept == nil {
+				t.Fatalf("kept: %v %v", kept, err)
+			}
+			if _, ok := e.s.StillVerified(kept); !ok {
+				t.Fatal("a kept token refused before any change")
+			}
 			tt.change(t, e)
+			if p, ok := e.s.StillVerified(kept); ok {
+				// Only where nothing changed may the kept decision stand,
+				// and then it must be the store's answer.
+				perms := slices.Clone(tt.wantPerms)
+				slices.Sort(perms)
+				if slices.Contains(tt.refused, "token") || !slices.Equal(p.Permissions, perms) || tt.name != "nothing changes" {
+					t.Errorf("kept token still accepted after %q, permissions %v", tt.name, p.Permissions)
+				}
+			} else if tt.name == "nothing changes" {
+				t.Error("kept token refused though nothing changed")
+			}
 			for _, k := range kinds {
 				for _, how := range []string{"verify", "reverify"} {
 					var p *Principal
@@ -321,5 +340,46 @@ func TestUserPrincipal(t *testing.T) {
 	must(t, err)
 	if _, err := e.s.UserPrincipal(e.user.ID); !errors.Is(err, ErrUnauthenticated) {
 		t.Errorf("disabled user: %v", err)
+	}
+}
+
+// A kept decision ends with what ends the token: its expiry (before the
+// session's), and its signing key retired. A rotation that keeps the old
+// key also drops it, to be verified again.
+func TestStillVerifiedEnds(t *testing.T) {
+	ctx := context.Background()
+	e := newGrantEnv(t)
+	_, kept, err := e.s.VerifyAccessTokenKept(e.token)
+	must(t, err)
+	if _, ok := e.s.StillVerified(kept); !ok {
+		t.Fatal("refused at once")
+	}
+	*e.now = e.now.Add(time.Hour + time.Second) // the token's TTL; the session has 3 h
+	if _, ok := e.s.StillVerified(kept); ok {
+		t.Error("kept past the token's expiry")
+	}
+	*e.now = e.now.Add(-time.Hour - time.Second)
+	if _, err := e.s.RotateSigningKey(ctx, grantAdmin, Meta{}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.s.StillVerified(kept); ok {
+		t.Error("kept across a key rotation")
+	}
+	p, kept, err := e.s.VerifyAccessTokenKept(e.token) // the old key still verifies
+	must(t, err)
+	if _, ok := e.s.StillVerified(kept); !ok || p.UserID != e.user.ID {
+		t.Fatal("not kept after verifying again")
+	}
+	if _, err := e.s.RotateSigningKey(ctx, grantAdmin, Meta{}, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.s.StillVerified(kept); ok {
+		t.Error("kept after its key was retired")
+	}
+	if _, err := e.s.VerifyAccessToken(e.token); err == nil {
+		t.Error("token of a retired key accepted")
+	}
+	if _, ok := e.s.StillVerified(nil); ok {
+		t.Error("nil kept")
 	}
 }

@@ -299,18 +299,25 @@ func (s *Service) Refresh(ctx context.Context, raw, clientID string, m Meta) (*T
 // token's session must be live and its user active, so logout, revocation
 // and disabling an account end the token before it expires.
 func (s *Service) VerifyAccessToken(raw string) (*Principal, error) {
+	p, _, err := s.verifyAccessToken(raw)
+	return p, err
+}
+
+// verifyAccessToken is VerifyAccessToken, also returning the token's
+// claims.
+func (s *Service) verifyAccessToken(raw string) (*Principal, *AccessClaims, error) {
 	claims, keyID, err := s.tokens.verify(raw)
 	if tokenExpired(err) {
-		return nil, ErrExpired
+		return nil, nil, ErrExpired
 	}
 	if err != nil {
-		return nil, ErrUnauthenticated
+		return nil, nil, ErrUnauthenticated
 	}
 	key := grantSession + claims.SessionID
 	if g, ok := s.cachedGrant(key, s.now()); ok && g.p.UserID == claims.Subject {
 		p := g.principal(claims.ID)
 		p.TokenKeyID = keyID
-		return p, nil
+		return p, claims, nil
 	}
 	epoch := s.grants.begin()
 	var g *grant
@@ -339,12 +346,12 @@ func (s *Service) VerifyAccessToken(raw string) (*Principal, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s.grants.put(key, epoch, g)
 	p := g.principal(claims.ID)
 	p.TokenKeyID = keyID
-	return p, nil
+	return p, claims, nil
 }
 
 // VerifySessionCookie checks a browser session cookie.

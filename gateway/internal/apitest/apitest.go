@@ -165,7 +165,7 @@ func (e *Env) Serve(t testing.TB, routes []authn.Route) {
 	handler := middleware.Chain(r.Handler, middleware.RequestID(),
 		middleware.AccessLog(e.Log, func(ctx *fasthttp.RequestCtx) string { return e.Authn.ClientIP(ctx).String() }))
 	ln := fasthttputil.NewInmemoryListener()
-	srv := &fasthttp.Server{Handler: handler}
+	srv := &fasthttp.Server{Handler: handler, ConnState: e.Authn.ConnState}
 	go srv.Serve(ln) //nolint:errcheck // ends when the listener closes
 	peer := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
 	tr := &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return ln.DialWithLocalAddr(peer) }}
