@@ -76,6 +76,7 @@ func markdown(r *results, o options) string {
 	if len(r.Small) > 0 {
 		b.WriteString("¹ For direct, the backend's own CPU per request.\n\n")
 	}
+	writeAims(&b, r)
 
 	if len(r.Lists) > 0 {
 		b.WriteString("### Sort and page through Berth\n\n")

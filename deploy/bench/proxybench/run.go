@@ -51,7 +51,10 @@ type results struct {
 	CPUs       int       `json:"cpus"`
 	LoadBefore float64   `json:"load_before"`
 	LoadAfter  float64   `json:"load_after"`
-	Options    string    `json:"options"`
+	// IdleRSS is the gateway's resident set before any load (VmRSS,
+	// bytes), with the store and the clusters set up.
+	IdleRSS int64  `json:"idle_rss,omitempty"`
+	Options string `json:"options"`
 	// Small GET, per backend ("static", "kube"), per target.
 	Small map[string]map[string]*smallResult `json:"small,omitempty"`
 	Lists []*listResult                      `json:"lists,omitempty"`
