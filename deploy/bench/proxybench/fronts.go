@@ -82,12 +82,19 @@ func runHTTPUtil(args []string) error {
 // nginxConfig is a plain TLS reverse proxy: two workers (one per core),
 // upstream keep-alive, no access log, HTTP/1.1 to the upstream over TLS
 // with verification of its certificate.
-func nginxConfig(dir string, listen int, upstreamHostPort, caFile string) string {
+// setHeaders, when given, are sent upstream in place of the client's
+// (nginx-as: the credential and impersonation headers Berth sends).
+func nginxConfig(dir string, listen int, upstreamHostPort, caFile string, setHeaders [][2]string) string {
+	var extra strings.Builder
+	for _, h := range setHeaders {
+		fmt.Fprintf(&extra, "      proxy_set_header %s %q;\n", h[0], h[1])
+	}
 	r := strings.NewReplacer(
 		"@DIR@", dir,
 		"@LISTEN@", fmt.Sprint(listen),
 		"@UPSTREAM@", upstreamHostPort,
 		"@CA@", caFile,
+		"@HEADERS@\n", extra.String(),
 	)
 	return r.Replace(`# Written by deploy/bench/proxybench.
 user root;
@@ -120,6 +127,7 @@ http {
       proxy_ssl_name localhost;
       proxy_ssl_session_reuse on;
       proxy_buffering on;
+@HEADERS@
     }
   }
 }

@@ -120,7 +120,7 @@ func markdown(r *results, o options) string {
 }
 
 // targetOrder is the order of the rows of the small-GET tables.
-var targetOrder = []string{"direct", "berth", "berth-etcd", "proxy-only", "fasthttp", "nginx", "httputil"}
+var targetOrder = []string{"direct", "berth", "berth-etcd", "proxy-only", "fasthttp", "nginx", "nginx-as", "httputil"}
 
 // perRound divides a's runs by b's, round by round.
 func perRound(a, b []float64) []float64 {

@@ -336,7 +336,7 @@ func smallCases(ctx context.Context, o options, tl tools, nginx, work, self stri
 			return err
 		}
 		conf := filepath.Join(dir, "nginx.conf")
-		if err := os.WriteFile(conf, []byte(nginxConfig(dir, port, c.upstream, c.caFile)), 0o600); err != nil {
+		if err := os.WriteFile(conf, []byte(nginxConfig(dir, port, c.upstream, c.caFile, nil)), 0o600); err != nil {
 			return err
 		}
 		ng, err := startChild("nginx-"+c.name, filepath.Join(dir, "stderr.log"), nil, nginx, "-p", dir, "-c", conf, "-g", "daemon off;")
@@ -347,6 +347,43 @@ func smallCases(ctx context.Context, o options, tl tools, nginx, work, self stri
 			return err
 		}
 		c.targets = append(c.targets, target{Name: "nginx", URL: fmt.Sprintf("https://127.0.0.1:%d%s", port, smallPath), Header: c.targets[0].Header, PGID: ng.pid()})
+		if c.name == "kube" {
+			// nginx asking as Berth asks: Berth's credential for the
+			// cluster and the impersonation headers it sends for the
+			// bench user, so the apiserver does the same work for both
+			// (with the admin token it skips the impersonation checks).
+			asDir := filepath.Join(work, "nginx-as-"+c.name)
+			if err := os.MkdirAll(filepath.Join(asDir, "tmp"), 0o700); err != nil {
+				return err
+			}
+			if _, _, err := writeCert(asDir); err != nil {
+				return err
+			}
+			asPort, err := freePort()
+			if err != nil {
+				return err
+			}
+			headers := [][2]string{
+				{"Authorization", "Bearer " + c.clusterToken},
+				{"Impersonate-User", "berth:" + benchUser},
+				{"Impersonate-Group", "berth:role:view"},
+				{"Impersonate-Extra-berth.dev%2Fauth-method", "password"},
+				{"Impersonate-Extra-berth.dev%2Fclient-ip", "127.0.0.1"},
+				{"Impersonate-Extra-berth.dev%2Frequest-id", "$request_id"},
+			}
+			asConf := filepath.Join(asDir, "nginx.conf")
+			if err := os.WriteFile(asConf, []byte(nginxConfig(asDir, asPort, c.upstream, c.caFile, headers)), 0o600); err != nil {
+				return err
+			}
+			na, err := startChild("nginx-as-"+c.name, filepath.Join(asDir, "stderr.log"), nil, nginx, "-p", asDir, "-c", asConf, "-g", "daemon off;")
+			if err != nil {
+				return err
+			}
+			if err := waitPort(na, asPort, 10*time.Second); err != nil {
+				return err
+			}
+			c.targets = append(c.targets, target{Name: "nginx-as", URL: fmt.Sprintf("https://127.0.0.1:%d%s", asPort, smallPath), Header: c.targets[0].Header, PGID: na.pid()})
+		}
 
 		hdir := filepath.Join(work, "httputil-"+c.name)
 		if err := os.MkdirAll(hdir, 0o700); err != nil {
