@@ -12,11 +12,11 @@ import (
 // loading the package spends no memory); this keeps it equal to
 // HashPassword's output in everything but the random bytes.
 func TestDummyHashCostsAsARealHash(t *testing.T) {
-	real, err := HashPassword("correct-horse-battery")
+	hashed, err := HashPassword("correct-horse-battery")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, got := strings.Split(real, "$"), strings.Split(dummyHash, "$")
+	want, got := strings.Split(hashed, "$"), strings.Split(dummyHash, "$")
 	if len(got) != len(want) {
 		t.Fatalf("dummy hash %q has %d parts, a real one %d", dummyHash, len(got), len(want))
 	}
@@ -33,7 +33,7 @@ func TestDummyHashCostsAsARealHash(t *testing.T) {
 	if err := VerifyPassword(dummyHash, "berth-timing-equaliser"); !errors.Is(err, ErrPasswordMismatch) {
 		t.Errorf("verifying against the dummy hash: %v, want a mismatch after the full derivation", err)
 	}
-	if err := VerifyPassword(real, "correct-horse-battery"); err != nil {
+	if err := VerifyPassword(hashed, "correct-horse-battery"); err != nil {
 		t.Errorf("the real hash does not verify: %v", err)
 	}
 }

@@ -64,15 +64,15 @@ func openBadger(opts Options, logger *slog.Logger) (*badgerEngine, error) {
 	// edge box pay hundreds of MiB for a few thousand records.
 	//
 	// The memtable is not made smaller still, although Badger allocates its
-	// arena (about 1.3× MemTableSize) on the Go heap at Open: its pages
+	// arena (about 1.3× MemTableSize) on the Go heap at Open. Its pages
 	// become resident only as writes fill it, so an idle gateway pays
-	// little for it (docs/benchmarks.md, "Idle footprint"; it does count
+	// little for it (docs/benchmarks.md, "Idle footprint"); it does count
 	// as live heap, so under load the collector lets garbage grow by as
-	// much again between collections), while
-	// MemTableSize also sets the largest transaction Badger accepts (15%
-	// of it: 1.2 MiB at 8 MiB; values of 1 MiB or more go to the value log
-	// and count only as pointers). Batches of RecordsPerTxn records and a
-	// record of just under 1 MiB need that room.
+	// much again between collections. But MemTableSize also sets the
+	// largest transaction Badger accepts: 15% of it, 1.2 MiB at 8 MiB
+	// (values of 1 MiB or more go to the value log and count only as
+	// pointers). Batches of RecordsPerTxn records, and a record of just
+	// under 1 MiB, need that room.
 	bo = bo.
 		WithSyncWrites(opts.SyncWrites).
 		WithMemTableSize(mem).
