@@ -11,7 +11,7 @@ LDFLAGS := -X github.com/berthgw/berth/gateway.Version=$(VERSION)
 # its own module so plugin authors do not inherit the gateway's dependencies.
 MODULES := . sdk plugins/provisioner-local plugins/notify plugins/billing-stripe plugins/dns-rfc2136 plugins/dns-cloudflare
 
-.PHONY: all build run demo demo-stop test fmt-check vet unit e2e-tools pebble helm dex bench bench-proxy fuzz proto clean
+.PHONY: all build run demo demo-stop test fmt-check vet unit e2e-tools pebble helm dex bench bench-proxy bench-idle fuzz proto clean
 
 all: build
 
@@ -111,6 +111,16 @@ bench:
 # vegeta when missing. Flags: make bench-proxy BENCH_ARGS="-runs 3 -out DIR".
 bench-proxy: e2e-tools
 	bash deploy/bench/bench-proxy.sh $(BENCH_ARGS)
+
+# The resident memory of an idle `berth serve` (docs/benchmarks.md, "Idle
+# footprint"): the binary as `make build` makes it but with no plugins
+# beside it, on the embedded default configuration and new data, read 10 s
+# after /readyz; three starts, under a minute. Flags: BENCH_ARGS="-runs 5".
+bench-idle:
+	@d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && \
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o "$$d/berth" ./cmd/berth && \
+	$(GO) build -o "$$d/proxybench" ./deploy/bench/proxybench && \
+	"$$d/proxybench" idle-rss -berth "$$d/berth" $(BENCH_ARGS)
 
 # Regenerates the plugin protocol's Go code with pinned tools (protoc from
 # Debian, protoc-gen-go and protoc-gen-go-grpc at fixed versions).

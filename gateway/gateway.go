@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -370,6 +371,14 @@ func (g *Gateway) Serve(ctx context.Context) error {
 		return errors.Join(err, g.shutdown())
 	}
 	g.log.Info("berth serving", "version", Version, "http", g.HTTPAddr(), "https", g.HTTPSAddr())
+	// Starting leaves garbage that an idle gateway would otherwise keep
+	// resident until the runtime's forced collection two minutes later, and
+	// then give back only slowly: the first start's admin password hash
+	// alone is 19 MiB (Argon2id), and the heap goal set while it was live
+	// lets the heap grow to twice that before the next collection. One
+	// collection now, with the freed pages returned, costs a few
+	// milliseconds once (docs/benchmarks.md, "Idle footprint").
+	debug.FreeOSMemory()
 	var serveErr error
 	select {
 	case <-ctx.Done():

@@ -62,6 +62,17 @@ func openBadger(opts Options, logger *slog.Logger) (*badgerEngine, error) {
 	// A control plane holds megabytes, not terabytes: Badger's defaults
 	// (64 MiB memtables ×5, 256 MiB cache, 1 GiB vlog files) would make an
 	// edge box pay hundreds of MiB for a few thousand records.
+	//
+	// The memtable is not made smaller still, although Badger allocates its
+	// arena (about 1.3× MemTableSize) on the Go heap at Open. Its pages
+	// become resident only as writes fill it, so an idle gateway pays
+	// little for it (docs/benchmarks.md, "Idle footprint"); it does count
+	// as live heap, so under load the collector lets garbage grow by as
+	// much again between collections. But MemTableSize also sets the
+	// largest transaction Badger accepts: 15% of it, 1.2 MiB at 8 MiB
+	// (values of 1 MiB or more go to the value log and count only as
+	// pointers). Batches of RecordsPerTxn records, and a record of just
+	// under 1 MiB, need that room.
 	bo = bo.
 		WithSyncWrites(opts.SyncWrites).
 		WithMemTableSize(mem).

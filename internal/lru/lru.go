@@ -21,12 +21,15 @@ type entry[V any] struct {
 	prev, next *entry[V]
 }
 
-// New returns a Map holding at most max entries (at least 1).
+// New returns a Map holding at most max entries (at least 1). Its memory
+// grows with the entries put, not with max: the gateway holds dozens of
+// these (a rate-limit scope alone has 16), mostly near empty, and sizing
+// each for its bound up front cost megabytes of an idle gateway's memory.
 func New[V any](max int) *Map[V] {
 	if max < 1 {
 		max = 1
 	}
-	l := &Map[V]{max: max, items: make(map[string]*entry[V], min(max, 1024))}
+	l := &Map[V]{max: max, items: make(map[string]*entry[V])}
 	l.head.prev, l.head.next = &l.head, &l.head
 	return l
 }

@@ -1,6 +1,10 @@
 package lru
 
-import "testing"
+import (
+	"runtime"
+	"strconv"
+	"testing"
+)
 
 func TestLRUEvictsLeastRecentlyUsed(t *testing.T) {
 	l := New[int](3)
@@ -56,5 +60,34 @@ func TestLRURemoveIfAndClear(t *testing.T) {
 	l.Put("z", 1)
 	if v, ok := l.Get("z"); !ok || v != 1 {
 		t.Error("map unusable after Clear")
+	}
+}
+
+// A Map's memory follows its entries, not its bound: a large bound
+// allocates no more than a small one until entries are put.
+func TestLRUDoesNotPreallocate(t *testing.T) {
+	allocated := func(max int) uint64 {
+		var before, after runtime.MemStats
+		maps := make([]*Map[int], 100)
+		runtime.ReadMemStats(&before)
+		for i := range maps {
+			maps[i] = New[int](max)
+		}
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(maps)
+		return (after.TotalAlloc - before.TotalAlloc) / uint64(len(maps))
+	}
+	small, large := allocated(1), allocated(1<<20)
+	// The struct and an empty map header: well under a kilobyte, however
+	// large the bound. Sized for the bound, one map would take megabytes.
+	if large > 1024 || large > small+64 {
+		t.Errorf("New(1<<20) allocates %d bytes, New(1) %d: the map is sized for its bound", large, small)
+	}
+	m := New[int](1 << 20)
+	for i := range 3000 {
+		m.Put(strconv.Itoa(i), i)
+	}
+	if m.Len() != 3000 {
+		t.Errorf("after 3000 puts under a bound of 1<<20: %d entries", m.Len())
 	}
 }

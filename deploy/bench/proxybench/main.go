@@ -15,6 +15,11 @@
 //
 //	go run ./deploy/bench/proxybench run [-runs 3] [-duration 10s] [-out DIR]
 //
+// idle-rss measures the memory of an idle `berth serve` (a built binary,
+// started as an operator would on the default configuration):
+//
+//	go run ./deploy/bench/proxybench idle-rss -berth /tmp/berth [-runs 3] [-wait 10s]
+//
 // The subcommands backend, bare, fasthttp, httputil and gateway are the children it
 // starts; they are not meant to be run by hand.
 package main
@@ -29,7 +34,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: proxybench run [flags]   (see deploy/bench/README.md)")
+		fmt.Fprintln(os.Stderr, "usage: proxybench run [flags] | proxybench idle-rss -berth PATH [flags]   (see deploy/bench/README.md)")
 		os.Exit(2)
 	}
 	var err error
@@ -37,6 +42,11 @@ func main() {
 	case "run":
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		err = run(ctx, os.Args[2:])
+		stop()
+		stopAll()
+	case "idle-rss":
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		err = runIdleRSS(ctx, os.Args[2:])
 		stop()
 		stopAll()
 	case "backend":

@@ -14,6 +14,12 @@ func markdown(r *results, o options) string {
 	fmt.Fprintf(&b, "Run %s on %s (%d CPUs, %s); load average %.1f before, %.1f after.\n",
 		r.Started.Format(time.RFC3339), r.Host, r.CPUs, r.GoVersion, r.LoadBefore, r.LoadAfter)
 	fmt.Fprintf(&b, "Flags: `%s`\n\n", r.Options)
+	if i := r.Idle; i != nil {
+		fmt.Fprintf(&b, "Idle gateway (proxybench gateway: Berth in the benchmark's own binary, with its debug listener; %s after ready, before any request): "+
+			"RSS %.1f MiB (anonymous %.1f, file-backed %.1f); after a forced GC heap live %.1f MiB, %d goroutines. "+
+			"`proxybench idle-rss` measures the berth binary itself.\n\n",
+			idleWait, mib(i.Proc.RSS), mib(i.Proc.Anon), mib(i.Proc.File), mib(int64(i.Runtime.HeapLive)), i.Runtime.Goroutines)
+	}
 
 	for _, name := range []string{"static", "kube"} {
 		s, ok := r.Small[name]

@@ -63,6 +63,17 @@ type results struct {
 	// EtcdIdleSeconds with no requests (with -etcd).
 	EtcdIdle        etcdCounts `json:"etcd_idle,omitempty"`
 	EtcdIdleSeconds float64    `json:"etcd_idle_seconds,omitempty"`
+	// Idle is the gateway's memory before its first request, idleWait
+	// after it became ready.
+	Idle *idleResult `json:"idle,omitempty"`
+}
+
+// idleResult is the memory of the benchmark's gateway (proxybench gateway:
+// Berth in this program's process) before any request: /proc's figures
+// first, then the runtime's after a forced GC.
+type idleResult struct {
+	Proc    procMem  `json:"proc"`
+	Runtime memStats `json:"runtime_after_gc"`
 }
 
 type smallResult struct {
@@ -190,6 +201,12 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	logf("leaving Berth idle for %s before its first request", idleWait)
+	if res.Idle, err = b.idle(ctx); err != nil {
+		return err
+	}
+	logf("idle: RSS %.1f MiB (anonymous %.1f, file-backed %.1f); after GC heap live %.1f MiB",
+		mib(res.Idle.Proc.RSS), mib(res.Idle.Proc.Anon), mib(res.Idle.Proc.File), mib(int64(res.Idle.Runtime.HeapLive)))
 	if err := b.setUp(ctx, clusters); err != nil {
 		return err
 	}

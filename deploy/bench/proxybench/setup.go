@@ -224,6 +224,26 @@ func (b *berth) mem(ctx context.Context) (memStats, int64, error) {
 	return m, rss, err
 }
 
+// idle waits idleWait, reads the gateway's memory from /proc, then asks
+// for the runtime's after a forced GC (which changes what /proc would say,
+// hence the order).
+func (b *berth) idle(ctx context.Context) (*idleResult, error) {
+	select {
+	case <-time.After(idleWait):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	p, err := readProcMem(b.proc.pid())
+	if err != nil {
+		return nil, err
+	}
+	m, _, err := b.mem(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &idleResult{Proc: p, Runtime: m}, nil
+}
+
 // debugGet calls the gateway's debug listener and returns the body.
 func (b *berth) debugGet(ctx context.Context, path string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+b.addrs.Debug+path, nil)
