@@ -38,4 +38,5 @@ fi
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 go build -o "$tmp/proxybench" ./deploy/bench/proxybench
-"$tmp/proxybench" run -repo . -vegeta "$vegeta" "$@"
+go build -o "$tmp/berth" ./cmd/berth
+"$tmp/proxybench" run -repo . -vegeta "$vegeta" -berth "$tmp/berth" "$@"

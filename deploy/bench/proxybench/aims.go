@@ -81,12 +81,12 @@ func writeAims(b *strings.Builder, r *results) {
 		}
 		rows = append(rows, fmt.Sprintf("| %s | %s | %.2f | %s %.2f | %s |", a.backend, a.what, v, cmp, a.limit, verdict))
 	}
-	if r.IdleRSS > 0 {
+	if m := r.BerthIdle; m != nil {
 		verdict := "**no**"
-		if r.IdleRSS <= 50e6 {
+		if m.RSS <= 50e6 {
 			verdict = "yes"
 		}
-		rows = append(rows, fmt.Sprintf("| – | idle RSS of the gateway, MB | %.1f | ≤ 50 | %s |", float64(r.IdleRSS)/1e6, verdict))
+		rows = append(rows, fmt.Sprintf("| – | idle RSS of `berth serve`, MB (%.1f MiB) | %.1f | ≤ 50 | %s |", mib(m.RSS), float64(m.RSS)/1e6, verdict))
 	}
 	if len(rows) == 0 {
 		return

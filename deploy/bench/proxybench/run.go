@@ -41,6 +41,7 @@ type options struct {
 	etcd        bool
 	etcdMembers int
 	targets     string
+	berthExe    string
 }
 
 // results is everything measured, written to results.json.
@@ -51,10 +52,10 @@ type results struct {
 	CPUs       int       `json:"cpus"`
 	LoadBefore float64   `json:"load_before"`
 	LoadAfter  float64   `json:"load_after"`
-	// IdleRSS is the gateway's resident set before any load (VmRSS,
-	// bytes), with the store and the clusters set up.
-	IdleRSS int64  `json:"idle_rss,omitempty"`
-	Options string `json:"options"`
+	// BerthIdle is the memory of `berth serve` itself (the -berth
+	// executable), idle on new data, measured first.
+	BerthIdle *procMem `json:"berth_serve_idle,omitempty"`
+	Options   string   `json:"options"`
 	// Small GET, per backend ("static", "kube"), per target.
 	Small map[string]map[string]*smallResult `json:"small,omitempty"`
 	Lists []*listResult                      `json:"lists,omitempty"`
@@ -115,6 +116,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&o.vegeta, "vegeta", "vegeta", "vegeta binary")
 	fs.BoolVar(&o.etcd, "etcd", false, "also measure a second Berth with its store on etcd (berth-etcd), and count etcd's requests per proxied request")
 	fs.IntVar(&o.etcdMembers, "etcd-members", 1, "members of the etcd started for berth-etcd")
+	fs.StringVar(&o.berthExe, "berth", "", "a berth executable: its idle memory (as idle-rss measures it) is measured first and reported with the aims")
 	fs.StringVar(&o.targets, "targets", "", "comma-separated small-GET targets to measure, in this order after direct (default: all), e.g. berth,berth-etcd")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -158,6 +160,20 @@ func run(ctx context.Context, args []string) error {
 	host, _ := os.Hostname()
 	res := &results{Started: time.Now().UTC(), Host: host, GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), LoadBefore: loadAvg(),
 		Options: strings.Join(args, " "), Small: map[string]map[string]*smallResult{}}
+
+	if o.berthExe != "" {
+		dir, err := os.MkdirTemp(work, "berth-idle-")
+		if err != nil {
+			return err
+		}
+		logf("berth serve (%s) idle for %s after ready", o.berthExe, idleWait)
+		m, err := idleOnce(ctx, o.berthExe, dir, idleWait)
+		if err != nil {
+			return fmt.Errorf("idle berth serve: %w", err)
+		}
+		res.BerthIdle = &m
+		logf("berth serve idle: RSS %.1f MiB (anonymous %.1f, file-backed %.1f)", mib(m.RSS), mib(m.Anon), mib(m.File))
+	}
 
 	// The static backend, with its own self-signed certificate.
 	certFile, _, err := writeCert(work)
