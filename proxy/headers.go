@@ -199,10 +199,18 @@ var TenantHeaders = [][2]string{
 	{"X-Content-Type-Options", "nosniff"},
 }
 
+// tenantHeaders is TenantHeaders as bytes, set on every proxied answer.
+var tenantHeaders = func() (out [][2][]byte) {
+	for _, kv := range TenantHeaders {
+		out = append(out, [2][]byte{[]byte(kv[0]), []byte(kv[1])})
+	}
+	return out
+}()
+
 // setTenantHeaders sets TenantHeaders on h.
 func setTenantHeaders(h *fasthttp.ResponseHeader) {
-	for _, kv := range TenantHeaders {
-		h.Set(kv[0], kv[1])
+	for _, kv := range tenantHeaders {
+		h.SetCanonical(kv[0], kv[1])
 	}
 }
 

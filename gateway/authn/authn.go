@@ -7,6 +7,7 @@ package authn
 
 import (
 	"bytes"
+	"crypto/subtle"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -230,10 +231,32 @@ func (a *Authenticator) keptPrincipal(conn net.Conn, header []byte) (*identity.P
 		return nil, false
 	}
 	k := e.(*keptToken)
-	if !bytes.Equal(k.header, header) {
+	if !sameToken(k.header, header) {
 		return nil, false
 	}
 	return a.svc.StillVerified(k.v)
+}
+
+// signatureTail is how much of the end of an Authorization value
+// sameToken compares in constant time: a JWT's Ed25519 signature is its
+// last 86 characters.
+const signatureTail = 128
+
+// sameToken reports whether sent is byte for byte the kept Authorization
+// value. A connection may carry several clients' requests (a trusted
+// proxy in front of Berth), so the comparison must not tell by its timing
+// how much of another client's token matched: the end, which holds the
+// signature — the only part that authenticates — is compared in constant
+// time; the rest (scheme, header and claims, readable by whoever holds
+// the token) as fast as it goes. Hashing the whole value instead would
+// cost as much as the verification cache it saves.
+func sameToken(kept, sent []byte) bool {
+	if len(kept) != len(sent) {
+		return false
+	}
+	cut := max(0, len(kept)-signatureTail)
+	tail := subtle.ConstantTimeCompare(kept[cut:], sent[cut:]) == 1
+	return bytes.Equal(kept[:cut], sent[:cut]) && tail
 }
 
 // keep remembers v as conn's last verified token, sent as header.

@@ -2,6 +2,7 @@ package authn
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -140,5 +141,36 @@ func TestKeptIsBounded(t *testing.T) {
 	a.kept.Range(func(any, any) bool { entries++; return true })
 	if entries != 0 || a.keptCount.Load() != maxKept {
 		t.Errorf("kept past the bound: %d entries, count %d", entries, a.keptCount.Load())
+	}
+}
+
+func TestSameToken(t *testing.T) {
+	tok := []byte("Bearer " + strings.Repeat("h", 40) + "." + strings.Repeat("p", 300) + "." + strings.Repeat("s", 86))
+	flip := func(i int) []byte {
+		b := bytes.Clone(tok)
+		b[i] ^= 1
+		return b
+	}
+	cases := map[string]struct {
+		sent []byte
+		want bool
+	}{
+		"same":             {bytes.Clone(tok), true},
+		"first byte":       {flip(0), false},
+		"in the claims":    {flip(100), false},
+		"at the cut":       {flip(len(tok) - signatureTail), false},
+		"in the signature": {flip(len(tok) - 5), false},
+		"last byte":        {flip(len(tok) - 1), false},
+		"shorter":          {tok[:len(tok)-1], false},
+		"longer":           {append(bytes.Clone(tok), ' '), false},
+		"short and same":   {[]byte("Bearer x"), false},
+	}
+	for name, c := range cases {
+		if got := sameToken(tok, c.sent); got != c.want {
+			t.Errorf("%s: %v, want %v", name, got, c.want)
+		}
+	}
+	if !sameToken([]byte("Bearer x"), []byte("Bearer x")) || sameToken([]byte("Bearer x"), []byte("Bearer y")) {
+		t.Error("short values")
 	}
 }

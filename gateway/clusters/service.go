@@ -22,6 +22,7 @@ import (
 	"github.com/berthgw/berth/gateway/operations"
 	"github.com/berthgw/berth/gateway/secretbox"
 	"github.com/berthgw/berth/gateway/store"
+	"github.com/berthgw/berth/internal/readmap"
 	"github.com/berthgw/berth/proxy"
 )
 
@@ -156,6 +157,8 @@ type Service struct {
 	changes  changeLog
 	recheck  chan struct{}
 	expiries expirySchedule
+	// names keeps the names asserted to clusters (see asserted).
+	names readmap.Map[assertedName, string]
 	// connMu serialises each write of a cluster record with the pool
 	// change that follows it, so the pool always holds the connection of
 	// the last write of a name: a Delete never detaches the connection of
@@ -710,13 +713,14 @@ func roleFor(p *identity.Principal, name string, ms []Member) (string, bool) {
 // and, unless OmitExtras, the caller's auth method, address and request id
 // as extras, so the cluster's own audit log shows who really called.
 func (s *Service) Identity(p *identity.Principal, role, clientIP, requestID string) proxy.Identity {
-	pre := s.opts.ImpersonatePrefix
-	groups := []string{pre + "role:" + role}
+	groups := make([]string, 1, 1+len(p.Groups))
+	groups[0] = s.asserted(nameRole, role)
 	for _, g := range p.Groups {
-		groups = append(groups, pre+"group:"+g)
+		groups = append(groups, s.asserted(nameGroup, g))
 	}
+	user := s.asserted(nameUser, p.Username)
 	if s.opts.OmitExtras {
-		return proxy.Identity{User: pre + p.Username, Groups: groups}
+		return proxy.Identity{User: user, Groups: groups}
 	}
 	extra := map[string][]string{"berth.dev/auth-method": {p.AuthMethod}}
 	if clientIP != "" {
@@ -725,7 +729,35 @@ func (s *Service) Identity(p *identity.Principal, role, clientIP, requestID stri
 	if requestID != "" {
 		extra["berth.dev/request-id"] = []string{requestID}
 	}
-	return proxy.Identity{User: pre + p.Username, Groups: groups, Extra: extra}
+	return proxy.Identity{User: user, Groups: groups, Extra: extra}
+}
+
+// Kinds of asserted name (see asserted).
+const (
+	nameUser = iota
+	nameRole
+	nameGroup
+)
+
+type assertedName struct {
+	kind int
+	name string
+}
+
+// asserted is the name Berth asserts to clusters for a user, a role's
+// group or a Berth group: the prefix, and "role:" or "group:" for groups.
+// The names are kept (up to a bound) rather than joined on every proxied
+// request.
+func (s *Service) asserted(kind int, name string) string {
+	return s.names.Get(assertedName{kind, name}, func() string {
+		switch kind {
+		case nameRole:
+			return s.opts.ImpersonatePrefix + "role:" + name
+		case nameGroup:
+			return s.opts.ImpersonatePrefix + "group:" + name
+		}
+		return s.opts.ImpersonatePrefix + name
+	})
 }
 
 // AddMember grants kind ("user" or "group") subject a role on cluster.

@@ -131,6 +131,17 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// securityHeaders and hstsHeader are SecurityHeaders' headers, in
+// canonical form and as bytes: they are set on every response.
+var (
+	securityHeaders = [][2][]byte{
+		{[]byte("X-Content-Type-Options"), []byte("nosniff")},
+		{[]byte("Referrer-Policy"), []byte("strict-origin-when-cross-origin")},
+		{[]byte("X-Frame-Options"), []byte("DENY")},
+	}
+	hstsHeader = [2][]byte{[]byte("Strict-Transport-Security"), []byte("max-age=31536000; includeSubDomains")}
+)
+
 // SecurityHeaders sets the headers every response carries. It sets them
 // after the handler so that handlers which reset the response (as
 // fasthttp's ctx.Error does) cannot drop them.
@@ -139,11 +150,11 @@ func SecurityHeaders() Middleware {
 		return func(ctx *fasthttp.RequestCtx) {
 			next(ctx)
 			h := &ctx.Response.Header
-			h.Set("X-Content-Type-Options", "nosniff")
-			h.Set("Referrer-Policy", "strict-origin-when-cross-origin")
-			h.Set("X-Frame-Options", "DENY")
+			for _, kv := range securityHeaders {
+				h.SetCanonical(kv[0], kv[1])
+			}
 			if ctx.IsTLS() {
-				h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+				h.SetCanonical(hstsHeader[0], hstsHeader[1])
 			}
 		}
 	}
