@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -394,26 +393,45 @@ func stack() string { return string(debug.Stack()) }
 
 // RedactQuery replaces the values of parameters that may carry a secret.
 // It errs on the side of hiding: any name mentioning a token, key, secret,
-// password, signature, code or credential is redacted.
+// password, signature, code or credential is redacted. raw is the query as
+// the client sent it. Its names are read decoded, and more leniently than
+// any server reads them: an invalid escape is kept as it is rather than
+// making the whole name unreadable ("%74oken%zz" is fasthttp's
+// "token%zz"), an encoding under another ("%2574oken") is undone too, and
+// ';' separates parameters as '&' does, as some servers behind the
+// proxy's service and pod paths still read it. A query with nothing to
+// redact is returned as it is.
 func RedactQuery(raw string) string {
-	if raw == "" {
-		return ""
-	}
-	parts := strings.Split(raw, "&")
-	for i, p := range parts {
-		name, _, hasValue := strings.Cut(p, "=")
-		if hasValue && secretParam(name) {
-			parts[i] = name + "=REDACTED"
+	var b []byte // nil until a value is redacted
+	start := 0   // raw[start:] is not yet in b
+	for i := 0; i < len(raw); {
+		end := i + strings.IndexAny(raw[i:], "&;")
+		if end < i {
+			end = len(raw)
 		}
+		if name, _, hasValue := strings.Cut(raw[i:end], "="); hasValue && secretParam(name) {
+			b = append(b, raw[start:i+len(name)+1]...)
+			b = append(b, "REDACTED"...)
+			start = end
+		}
+		i = end + 1
 	}
-	return strings.Join(parts, "&")
+	if b == nil {
+		return raw
+	}
+	return string(append(b, raw[start:]...))
 }
 
 var secretWords = []string{"token", "key", "secret", "password", "passwd", "pwd", "sig", "code", "credential", "auth", "session", "cookie"}
 
 func secretParam(name string) bool {
-	if n, err := url.QueryUnescape(name); err == nil {
-		name = n
+	// Each round undoes one encoding; a few cover any a client means.
+	for range 4 {
+		d := unescapeLenient(name)
+		if d == name {
+			break
+		}
+		name = d
 	}
 	name = strings.ToLower(name)
 	for _, w := range secretWords {
@@ -422,4 +440,39 @@ func secretParam(name string) bool {
 		}
 	}
 	return false
+}
+
+// unescapeLenient decodes a query name as fasthttp decodes its arguments:
+// %XX escapes and '+' as a space, an invalid escape kept as it is.
+func unescapeLenient(s string) string {
+	if strings.IndexByte(s, '%') < 0 && strings.IndexByte(s, '+') < 0 {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+':
+			b = append(b, ' ')
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
 }
