@@ -409,8 +409,16 @@ func RedactQuery(raw string) string {
 		if end < i {
 			end = len(raw)
 		}
-		if name, _, hasValue := strings.Cut(raw[i:end], "="); hasValue && secretParam(name) {
+		name, _, hasValue := strings.Cut(raw[i:end], "=")
+		switch {
+		case hasValue && secretParam(name):
 			b = append(b, raw[start:i+len(name)+1]...)
+			b = append(b, "REDACTED"...)
+			start = end
+		case !hasValue && (len(name) > maxBareName || strings.Contains(unescapeLenient(name), "=") && secretParam(name)):
+			// No '=': a bare value (a token pasted as the whole query) or
+			// an encoded one ("token%3Dabc", which decodes to a pair).
+			b = append(b, raw[start:i]...)
 			b = append(b, "REDACTED"...)
 			start = end
 		}
@@ -421,6 +429,10 @@ func RedactQuery(raw string) string {
 	}
 	return string(append(b, raw[start:]...))
 }
+
+// maxBareName is the longest query part without '=' logged as it is:
+// longer ones may be a credential pasted as the whole query.
+const maxBareName = 64
 
 var secretWords = []string{"token", "key", "secret", "password", "passwd", "pwd", "sig", "code", "credential", "auth", "session", "cookie"}
 

@@ -256,7 +256,11 @@ func TestRedactQuery(t *testing.T) {
 		{"token=s3cretA&token=s3cretB", "token=REDACTED&token=REDACTED"},
 		{"token=", "token=REDACTED"},
 		{"token=s3=cret&x=1", "token=REDACTED&x=1"},
-		{"token", "token"}, // a name alone carries no value
+		{"token", "token"},             // a name alone carries no value
+		{"token%3Ds3cret", "REDACTED"}, // decodes to a pair
+		{"a=1&token%3ds3cret&b=2", "a=1&REDACTED&b=2"},
+		{"eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1c3JfMSJ9.c2lnbmF0dXJlc2lnbmF0dXJlc2ln", "REDACTED"}, // a bare token
+		{"pretty", "pretty"},
 		{"%zztoken=s3cret", "%zztoken=REDACTED"},
 		// An invalid escape left the old form readable (fasthttp decodes
 		// "%74oken%zz" as "token%zz"); it must not hide the name now.

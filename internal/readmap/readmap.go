@@ -25,16 +25,20 @@ func (m *Map[K, V]) Get(k K, newValue func() V) V {
 	if v, ok := m.load(k); ok {
 		return v
 	}
+	limit := m.Limit
+	if limit == 0 {
+		limit = 1024
+	}
+	if cur := m.m.Load(); cur != nil && len(*cur) >= limit {
+		// Full: made every time, without serialising the callers on mu.
+		return newValue()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if v, ok := m.load(k); ok {
 		return v
 	}
 	v := newValue()
-	limit := m.Limit
-	if limit == 0 {
-		limit = 1024
-	}
 	var next map[K]V
 	if cur := m.m.Load(); cur != nil {
 		if len(*cur) >= limit {
