@@ -357,45 +357,16 @@ func smallCases(ctx context.Context, o options, tl tools, nginx, work, self stri
 				Header: "Bearer " + be.token, PGID: be.proc.pid(), Etcd: etcdEndpoints})
 		}
 		// nginx and httputil pass the client's own credential through.
-		dir := filepath.Join(work, "nginx-"+c.name)
-		if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
-			return err
-		}
-		if _, _, err := writeCert(dir); err != nil {
-			return err
-		}
-		port, err := freePort()
+		url, pid, err := startNginx(nginx, filepath.Join(work, "nginx-"+c.name), "nginx-"+c.name, c.upstream, c.caFile, nil)
 		if err != nil {
 			return err
 		}
-		conf := filepath.Join(dir, "nginx.conf")
-		if err := os.WriteFile(conf, []byte(nginxConfig(dir, port, c.upstream, c.caFile, nil)), 0o600); err != nil {
-			return err
-		}
-		ng, err := startChild("nginx-"+c.name, filepath.Join(dir, "stderr.log"), nil, nginx, "-p", dir, "-c", conf, "-g", "daemon off;")
-		if err != nil {
-			return err
-		}
-		if err := waitPort(ng, port, 10*time.Second); err != nil {
-			return err
-		}
-		c.targets = append(c.targets, target{Name: "nginx", URL: fmt.Sprintf("https://127.0.0.1:%d%s", port, smallPath), Header: c.targets[0].Header, PGID: ng.pid()})
+		c.targets = append(c.targets, target{Name: "nginx", URL: url + smallPath, Header: c.targets[0].Header, PGID: pid})
 		if c.name == "kube" {
 			// nginx asking as Berth asks: Berth's credential for the
 			// cluster and the impersonation headers it sends for the
 			// bench user, so the apiserver does the same work for both
 			// (with the admin token it skips the impersonation checks).
-			asDir := filepath.Join(work, "nginx-as-"+c.name)
-			if err := os.MkdirAll(filepath.Join(asDir, "tmp"), 0o700); err != nil {
-				return err
-			}
-			if _, _, err := writeCert(asDir); err != nil {
-				return err
-			}
-			asPort, err := freePort()
-			if err != nil {
-				return err
-			}
 			headers := [][2]string{
 				{"Authorization", "Bearer " + c.clusterToken},
 				{"Impersonate-User", "berth:" + benchUser},
@@ -404,18 +375,11 @@ func smallCases(ctx context.Context, o options, tl tools, nginx, work, self stri
 				{"Impersonate-Extra-berth.dev%2Fclient-ip", "127.0.0.1"},
 				{"Impersonate-Extra-berth.dev%2Frequest-id", "$request_id"},
 			}
-			asConf := filepath.Join(asDir, "nginx.conf")
-			if err := os.WriteFile(asConf, []byte(nginxConfig(asDir, asPort, c.upstream, c.caFile, headers)), 0o600); err != nil {
-				return err
-			}
-			na, err := startChild("nginx-as-"+c.name, filepath.Join(asDir, "stderr.log"), nil, nginx, "-p", asDir, "-c", asConf, "-g", "daemon off;")
+			url, pid, err := startNginx(nginx, filepath.Join(work, "nginx-as-"+c.name), "nginx-as-"+c.name, c.upstream, c.caFile, headers)
 			if err != nil {
 				return err
 			}
-			if err := waitPort(na, asPort, 10*time.Second); err != nil {
-				return err
-			}
-			c.targets = append(c.targets, target{Name: "nginx-as", URL: fmt.Sprintf("https://127.0.0.1:%d%s", asPort, smallPath), Header: c.targets[0].Header, PGID: na.pid()})
+			c.targets = append(c.targets, target{Name: "nginx-as", URL: url + smallPath, Header: c.targets[0].Header, PGID: pid})
 		}
 
 		hdir := filepath.Join(work, "httputil-"+c.name)
@@ -532,6 +496,34 @@ func smallCases(ctx context.Context, o options, tl tools, nginx, work, self stri
 		}
 	}
 	return nil
+}
+
+// startNginx runs nginx in dir (its configuration, certificate and
+// temporary files) in front of upstream, sending setHeaders in place of the
+// client's (see nginxConfig), and returns its base URL and process group.
+func startNginx(nginx, dir, name, upstream, caFile string, setHeaders [][2]string) (string, int, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
+		return "", 0, err
+	}
+	if _, _, err := writeCert(dir); err != nil {
+		return "", 0, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return "", 0, err
+	}
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(nginxConfig(dir, port, upstream, caFile, setHeaders)), 0o600); err != nil {
+		return "", 0, err
+	}
+	ng, err := startChild(name, filepath.Join(dir, "stderr.log"), nil, nginx, "-p", dir, "-c", conf, "-g", "daemon off;")
+	if err != nil {
+		return "", 0, err
+	}
+	if err := waitPort(ng, port, 10*time.Second); err != nil {
+		return "", 0, err
+	}
+	return fmt.Sprintf("https://127.0.0.1:%d", port), ng.pid(), nil
 }
 
 // waitPort waits for a TCP listener on 127.0.0.1:port.
