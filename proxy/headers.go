@@ -89,18 +89,11 @@ func equalFold(b []byte, s string) bool {
 }
 
 // connectionNamed reports whether the client's Connection headers name
-// name (other than "upgrade"), which makes it hop-by-hop by declaration.
+// name, which makes it hop-by-hop by declaration.
 func connectionNamed(conn [][]byte, name []byte) bool {
 	for _, v := range conn {
-		for len(v) > 0 {
-			var part []byte
-			if i := bytes.IndexByte(v, ','); i >= 0 {
-				part, v = v[:i], v[i+1:]
-			} else {
-				part, v = v, nil
-			}
-			part = bytes.TrimSpace(part)
-			if len(part) > 0 && !equalFold(part, "upgrade") && len(part) == len(name) && equalFold(name, string(part)) {
+		for t := range headerTokens(v) {
+			if bytes.EqualFold(t, name) {
 				return true
 			}
 		}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"iter"
 	"net/url"
 	"strings"
 )
@@ -122,12 +123,24 @@ func checkPath(path string) error {
 // hasToken reports whether a comma-separated header value holds token
 // (case-insensitively), as in "Connection: keep-alive, Upgrade".
 func hasToken(value []byte, token string) bool {
-	for _, part := range bytes.Split(value, []byte(",")) {
-		if strings.EqualFold(string(bytes.TrimSpace(part)), token) {
+	for t := range headerTokens(value) {
+		if equalFold(t, token) {
 			return true
 		}
 	}
 	return false
+}
+
+// headerTokens yields the elements of a comma-separated header value,
+// trimmed of spaces, empty ones left out.
+func headerTokens(value []byte) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for part := range bytes.SplitSeq(value, []byte(",")) {
+			if t := bytes.TrimSpace(part); len(t) > 0 && !yield(t) {
+				return
+			}
+		}
+	}
 }
 
 // decodedPath is a raw path as the API server routes it, percent-decoded.
