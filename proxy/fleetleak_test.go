@@ -277,14 +277,17 @@ func TestFleetListLeftBeforeHeaders(t *testing.T) {
 	if _, err := conn.Write([]byte("GET /proxy/fleet/api/v1/namespaces/slow/pods HTTP/1.1\r\nHost: x\r\nX-Test-User: alice\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	// Bounded waits: until alice's list holds the one slot, then, after
-	// she leaves, until it is free again.
-	for i := 0; list("bob", "/proxy/fleet/api/v1/pods?pageSize=1") != http.StatusTooManyRequests; i++ {
-		if i == 200 {
-			t.Fatal("alice's list never took the slot")
-		}
-		time.Sleep(20 * time.Millisecond)
+	// Alice's list holds the one slot once it reaches a cluster (the slot
+	// is taken before any fetch); bob's list is refused while it does.
+	select {
+	case <-b.slowArrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("alice's list never reached the clusters")
 	}
+	if code := list("bob", "/proxy/fleet/api/v1/pods?pageSize=1"); code != http.StatusTooManyRequests {
+		t.Fatalf("bob's list while alice's holds the one slot: %d, want 429", code)
+	}
+	// Bounded wait: after she leaves, until the slot is free again.
 	conn.Close()
 	for i := 0; list("bob", "/proxy/fleet/api/v1/pods?pageSize=1") != http.StatusOK; i++ {
 		if i == 200 {

@@ -38,6 +38,9 @@ type backend struct {
 	watchEvents chan string
 	watchGone   chan struct{}
 	listGate    chan struct{}
+	// slowArrived gets a value (when there is room) as a list of the
+	// namespace "slow" reaches the backend.
+	slowArrived chan struct{}
 	pods        int
 	// bodyStarted gets a value when an upload's first bytes arrive.
 	bodyStarted chan struct{}
@@ -46,7 +49,7 @@ type backend struct {
 
 func newBackend(t *testing.T) *backend {
 	b := &backend{watchEvents: make(chan string), watchGone: make(chan struct{}, 100), pods: 1200, listGate: make(chan struct{}),
-		bodyStarted: make(chan struct{}, 1)}
+		slowArrived: make(chan struct{}, 16), bodyStarted: make(chan struct{}, 1)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v1/namespaces/default/configmaps", func(w http.ResponseWriter, r *http.Request) {
 		b.uploads.Add(1)
@@ -72,6 +75,10 @@ func newBackend(t *testing.T) *backend {
 		b.serveList(w, r)
 	})
 	mux.HandleFunc("/api/v1/namespaces/slow/pods", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case b.slowArrived <- struct{}{}:
+		default:
+		}
 		<-b.listGate
 		b.serveList(w, r)
 	})
