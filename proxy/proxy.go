@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -415,6 +416,10 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Iden
 		fasthttp.ReleaseResponse(resp)
 		return
 	}
+	if n := resp.Header.ContentLength(); !stream && n >= 0 && n <= smallBody {
+		p.answerWhole(ctx, u, resp, body, n)
+		return
+	}
 	rb := &responseBody{resp: resp, stream: body}
 	var untrack func()
 	if stream {
@@ -451,6 +456,70 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Iden
 		}
 	}
 	ctx.SetBodyStream(rb, resp.Header.ContentLength())
+}
+
+// smallBody is the largest response body of known length read whole
+// before the client is answered, rather than streamed: the upstream
+// connection goes back to the pool before the client is written to, and
+// the response needs no stream wrapper. Most of what kubectl asks for
+// (an object, discovery, a status) is this size; lists and logs are
+// usually chunked or larger, and stream.
+const smallBody = 16 << 10
+
+// answerWhole answers with resp, whose body of length n (≤ smallBody) it
+// reads whole from body first. A body that ends early or arrives too
+// slowly is a failed round trip: the client gets a 502 or 504, not a
+// truncated answer, and the upstream connection is discarded.
+func (p *Proxy) answerWhole(ctx *fasthttp.RequestCtx, u *upstream, resp *fasthttp.Response, body io.Reader, n int) {
+	defer fasthttp.ReleaseResponse(resp) // discards the connection unless the body was read to its end
+	buf := ctx.Response.SwapBody(nil)    // the response's own pooled buffer, filled in place
+	buf, err := readWhole(body, slices.Grow(buf[:0], n+1), n)
+	if err == nil {
+		err = resp.CloseBodyStream() // read to its end: the connection goes back to the pool
+	}
+	if err != nil {
+		ctx.Response.SwapBody(buf[:0])
+		code, msg := fasthttp.StatusBadGateway, fmt.Sprintf("cluster %q ended its response early", u.name)
+		var ne net.Error
+		if errors.Is(err, fasthttp.ErrTimeout) || (errors.As(err, &ne) && ne.Timeout()) {
+			code, msg = fasthttp.StatusGatewayTimeout, fmt.Sprintf("cluster %q did not answer in time", u.name)
+		}
+		p.log.Warn("proxy upstream error", "cluster", u.name, "err", err.Error())
+		WriteStatus(ctx, code, msg)
+		return
+	}
+	ctx.SetStatusCode(resp.StatusCode())
+	copyResponseHeaders(&ctx.Response.Header, &resp.Header)
+	ctx.Response.SwapBody(buf)
+}
+
+// errLongerBody: a body went on past its declared length.
+var errLongerBody = errors.New("response body longer than its Content-Length")
+
+// readWhole reads body, of declared length n, to its end into buf[:0]
+// (whose capacity must exceed n, so a longer body shows).
+func readWhole(body io.Reader, buf []byte, n int) ([]byte, error) {
+	buf = buf[:cap(buf)]
+	read, empty := 0, 0
+	for {
+		m, err := body.Read(buf[read:])
+		read += m
+		if m == 0 && err == nil {
+			if empty++; empty == 100 {
+				return buf[:0], io.ErrNoProgress
+			}
+		}
+		switch {
+		case read > n:
+			return buf[:0], errLongerBody
+		case err == io.EOF && read < n:
+			return buf[:0], io.ErrUnexpectedEOF
+		case err == io.EOF:
+			return buf[:n], nil
+		case err != nil:
+			return buf[:0], err
+		}
+	}
 }
 
 // stillAllowed asks id.StillAllowed, if it is set, whether a stream may

@@ -270,3 +270,26 @@ func TestQuotaExceededIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// connection, which the proxy asks on every request, agrees with Get: a
+// cluster being provisioned is found but not connected, with its status
+// for the proxy's 503; an unknown one is not found.
+func TestConnectionAgreesWithGet(t *testing.T) {
+	clock := &fakeClock{t: start}
+	s, _ := eventService(t, clock, Quota{})
+	ann := &identity.Principal{UserID: "usr_ann", Username: "ann", Permissions: []string{identity.PermClustersWrite}}
+	if _, err := s.Provision(context.Background(), ann, ProvisionSpec{Name: "lab", Provisioner: "local"}, audit.Event{}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := s.Get("lab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, connected, status := s.connection("lab")
+	if !found || connected || status != rec.LifecycleStatus() || status == "" {
+		t.Errorf("a cluster being provisioned: found %v, connected %v, status %q; Get's status %q", found, connected, status, rec.LifecycleStatus())
+	}
+	if found, connected, _ := s.connection("nope"); found || connected {
+		t.Errorf("an unknown cluster: found %v, connected %v", found, connected)
+	}
+}

@@ -77,8 +77,8 @@ func (pr *ProxyRoute) serve(ctx *fasthttp.RequestCtx, t proxy.Target) {
 		writeAuthRefusal(ctx, t.Cluster, err)
 		return
 	}
-	rec, err := pr.svc.Get(t.Cluster)
-	if err != nil {
+	found, connected, status := pr.svc.connection(t.Cluster)
+	if !found {
 		writeNoCluster(ctx, t.Cluster)
 		return
 	}
@@ -112,8 +112,8 @@ func (pr *ProxyRoute) serve(ctx *fasthttp.RequestCtx, t proxy.Target) {
 		proxy.WriteRefusal(ctx, code, msg)
 		return
 	}
-	if rec.Sealed == nil {
-		proxy.WriteStatus(ctx, fasthttp.StatusServiceUnavailable, fmt.Sprintf("cluster %q is %s: Berth has no connection to it yet", t.Cluster, rec.LifecycleStatus()))
+	if !connected {
+		proxy.WriteStatus(ctx, fasthttp.StatusServiceUnavailable, fmt.Sprintf("cluster %q is %s: Berth has no connection to it yet", t.Cluster, status))
 		return
 	}
 	// The caller is charged, also when acting as someone else.

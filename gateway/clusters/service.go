@@ -609,6 +609,23 @@ func (s *Service) Get(name string) (*Record, error) {
 	return &r, nil
 }
 
+// connection reports whether cluster name is registered and whether
+// Berth holds its credentials yet, and if it does not, the cluster's
+// lifecycle status. The proxy asks on every request; unlike Get it copies
+// nothing (cache entries are replaced, never changed).
+func (s *Service) connection(name string) (found, connected bool, status string) {
+	s.mu.RLock()
+	c, ok := s.cache[name]
+	s.mu.RUnlock()
+	switch {
+	case !ok:
+		return false, false, ""
+	case c.rec.Sealed == nil:
+		return true, false, c.rec.LifecycleStatus()
+	}
+	return true, true, ""
+}
+
 // refresh reloads one cluster's record and members from the store into the
 // cache, or drops it when the cluster is gone.
 func (s *Service) refresh(name string) {

@@ -111,6 +111,9 @@ func KindOf(err error) Kind {
 
 // Is reports whether err's chain holds an *Error of kind k.
 func Is(err error, k Kind) bool {
+	if err == nil {
+		return false // and e below, which escapes, is not allocated on the hot path
+	}
 	var e *Error
 	return errors.As(err, &e) && e.Kind == k
 }
