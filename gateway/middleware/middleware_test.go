@@ -290,3 +290,27 @@ func TestRedactQuery(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestIDs: every request gets an id of 24 lower-case hex digits
+// that no other request had, returned in X-Request-Id and never the
+// client's own.
+func TestRequestIDs(t *testing.T) {
+	h := RequestID()(func(ctx *fasthttp.RequestCtx) {})
+	seen := map[string]bool{}
+	for range 20000 {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.Header.Set(RequestIDHeader, "0123456789abcdef01234567")
+		h(&ctx)
+		id := string(ctx.Response.Header.Peek(RequestIDHeader))
+		if len(id) != 24 || strings.Trim(id, "0123456789abcdef") != "" {
+			t.Fatalf("request id %q: want 24 lower-case hex digits", id)
+		}
+		if id != httpapi.RequestID(&ctx) || id == "0123456789abcdef01234567" {
+			t.Fatalf("request id %q: the handler saw %q", id, httpapi.RequestID(&ctx))
+		}
+		if seen[id] {
+			t.Fatalf("request id %q given twice", id)
+		}
+		seen[id] = true
+	}
+}
