@@ -379,7 +379,8 @@ func newHostClient(host string, isTLS bool, tlsCfg *tls.Config, maxConns int, op
 		DisablePathNormalizing:        true,
 		DisableHeaderNamesNormalizing: true,
 		NoDefaultUserAgentHeader:      true,
-		// Every response streams; list post-processing reads it whole
+		// Every response streams; list post-processing, and forward for
+		// a small body of known length (smallBody), read it whole
 		// explicitly.
 		StreamResponseBody:    true,
 		MaxConns:              maxConns,

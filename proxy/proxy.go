@@ -365,7 +365,8 @@ func (p *Proxy) bodyError(ctx *fasthttp.RequestCtx, u *upstream, body *BodyReade
 	return true
 }
 
-// forward is the ordinary path: one request, the response streamed back.
+// forward is the ordinary path: one request, the response streamed back
+// (or, when small and of known length, read whole first: answerWhole).
 // A stream (release set: a watch or followed log, counted in the stream
 // limits) goes over the cluster's stream pool, and release runs when it
 // ends.
