@@ -336,7 +336,9 @@ func (s *Service) DeleteAccessKey(ctx context.Context, actor *Principal, id stri
 	return nil
 }
 
-// revokeWhere revokes the live sessions an index maps value to.
+// revokeWhere revokes the live sessions an index maps value to: at most
+// limit of them, fewer once tx is Full (at least one); more reports that
+// some are left for another transaction.
 func revokeWhere(tx *store.Tx, index, value string, now time.Time, reason string, limit int) (more bool, err error) {
 	ids, err := sessionsTable.IDsBy(tx, index, value)
 	if err != nil {
@@ -354,7 +356,7 @@ func revokeWhere(tx *store.Tx, index, value string, now time.Time, reason string
 		if !sess.RevokedAt.IsZero() {
 			continue
 		}
-		if revoked == limit {
+		if revoked == limit || (revoked > 0 && tx.Full()) {
 			return true, nil
 		}
 		sess.RevokedAt, sess.RevokeReason = now, reason

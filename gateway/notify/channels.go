@@ -402,14 +402,22 @@ func (s *Service) DeleteChannel(name string) error {
 	}
 	batch := s.db.RecordsPerTxn(2)
 	for {
-		n := 0
+		// n: how many this transaction ended; full: it stopped before the
+		// batch's end because their messages filled it.
+		var n int
+		var full bool
 		err := s.db.Update(func(tx *store.Tx) error {
+			n, full = 0, false
 			ids, err := deliveries.FirstIDsBy(tx, "queue", id, batch)
 			if err != nil {
 				return err
 			}
 			now := s.now()
 			for _, did := range ids {
+				if n > 0 && tx.Full() {
+					full = true
+					break
+				}
 				d, err := deliveries.Get(tx, did)
 				if err != nil {
 					return err
@@ -425,7 +433,7 @@ func (s *Service) DeleteChannel(name string) error {
 		if err != nil {
 			return errorf(err, "channel %q deleted; ending its pending deliveries", name)
 		}
-		if n < batch {
+		if n < batch && !full {
 			return nil
 		}
 	}

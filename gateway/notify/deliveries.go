@@ -143,19 +143,26 @@ func (s *Service) dispatch() (int, error) {
 		var ds []*Delivery
 		err := s.db.View(func(tx *store.Tx) (err error) { ds, err = s.plan(tx, e); return err })
 		for err == nil {
-			n := min(len(ds), per)
+			// n: how many this transaction wrote, at most per, fewer if
+			// their messages fill it first.
+			var n int
 			err = s.db.Update(func(tx *store.Tx) error {
-				for _, d := range ds[:n] {
+				n = 0
+				for _, d := range ds[:min(len(ds), per)] {
+					if n > 0 && tx.Full() {
+						break
+					}
 					if err := deliveries.Insert(tx, d.ID, d); err != nil && !errors.Is(err, store.ErrExists) {
 						return err
 					}
+					n++
 				}
 				if n == len(ds) {
 					return events.Done(tx, e.ID)
 				}
 				return nil
 			})
-			if n == len(ds) {
+			if err != nil || n == len(ds) {
 				break
 			}
 			ds = ds[n:]

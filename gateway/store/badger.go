@@ -134,6 +134,8 @@ func (b *badgerEngine) ready(context.Context) error {
 	return nil
 }
 
+func (b *badgerEngine) maxTxnBytes() int { return int(b.bdb.MaxBatchSize()) }
+
 func (b *badgerEngine) close() error {
 	defer b.unlock()
 	if err := b.bdb.Close(); err != nil {

@@ -26,6 +26,10 @@ type engine interface {
 	// ready reports whether the engine can serve reads now; for a remote
 	// engine it asks the server.
 	ready(ctx context.Context) error
+	// maxTxnBytes is about the most one transaction may write: Badger
+	// refuses a batch over 15 % of its memtable, etcd a request over its
+	// max-request-bytes.
+	maxTxnBytes() int
 	close() error
 }
 

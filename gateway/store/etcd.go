@@ -166,6 +166,10 @@ func (e *etcdEngine) ready(ctx context.Context) error {
 	return err
 }
 
+// maxTxnBytes: etcd's default --max-request-bytes is 1.5 MiB; a cluster
+// may lower it, so Berth counts on 1 MiB.
+func (e *etcdEngine) maxTxnBytes() int { return 1 << 20 }
+
 func (e *etcdEngine) close() error { return e.cli.Close() }
 
 func (e *etcdEngine) update(fn func(kvTxn) error) error {

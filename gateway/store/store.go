@@ -303,7 +303,7 @@ func (db *DB) Update(fn func(tx *Tx) error) error {
 		}
 		lock()
 		err = db.eng.update(func(kv kvTxn) error {
-			tx = &Tx{kv: kv, now: db.clock(), writable: true}
+			tx = &Tx{kv: kv, now: db.clock(), writable: true, full: db.eng.maxTxnBytes() / 2}
 			return fn(tx)
 		})
 		unlock()
@@ -467,7 +467,20 @@ type Tx struct {
 	// commit hooks; written, the tables whose generation key it moved.
 	changes []Change
 	written []string
+	// size is about the bytes this transaction wrote so far; full, the
+	// size at which Full says so.
+	size, full int
 }
+
+// Full reports whether the transaction has written half of what one
+// transaction may carry on this store. Batches whose records users size
+// (a notification's delivery carries its message) stop there and go on in
+// the next transaction: RecordsPerTxn bounds a batch's writes, not its
+// bytes.
+func (tx *Tx) Full() bool { return tx.full > 0 && tx.size >= tx.full }
+
+// wrote counts a write of key and value towards Full.
+func (tx *Tx) wrote(key string, value []byte) { tx.size += len(key) + len(value) }
 
 // Now is the time the transaction started; TTL checks use it so one
 // transaction sees one consistent clock.

@@ -247,6 +247,7 @@ func (t *Table[T]) Put(tx *Tx, id string, v *T) error {
 		}
 	}
 	set := func(k string, val []byte) error {
+		tx.wrote(k, val)
 		return tx.kv.set(entry{key: k, value: val, expiresAt: expiresAt})
 	}
 	if err := set(t.recordKey(id), data); err != nil {
@@ -281,6 +282,7 @@ func (t *Table[T]) Delete(tx *Tx, id string) error {
 	if err := t.deleteIndexes(tx, id, old); err != nil {
 		return err
 	}
+	tx.wrote(t.recordKey(id), nil)
 	if err := tx.kv.delete(t.recordKey(id)); err != nil {
 		return fmt.Errorf("delete %s %s: %w", t.name, id, err)
 	}
@@ -296,6 +298,7 @@ func (t *Table[T]) deleteIndexes(tx *Tx, id string, old *T) error {
 			} else if err := tx.bump(valueGenerationKey(t.name, ix.Name, val)); err != nil {
 				return err
 			}
+			tx.wrote(key, nil)
 			if err := tx.kv.delete(key); err != nil {
 				return fmt.Errorf("unindex %s.%s: %w", t.name, ix.Name, err)
 			}
