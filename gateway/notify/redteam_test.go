@@ -339,3 +339,38 @@ func TestEventMatchingManyRoutesOnEtcd(t *testing.T) {
 		t.Errorf("%d sent, want 200", n)
 	}
 }
+
+// An event that many routes match gets all its deliveries, however large
+// its message: they are written in as many transactions as their bytes
+// need (Badger refuses a transaction over 1.2 MiB at the default memtable;
+// 600 deliveries of a 1 KB summary are about 3 MB), and the event leaves
+// the outbox only with the last of them.
+func TestWideEventIsDispatchedWhole(t *testing.T) {
+	f := newFixture(t, true)
+	f.do(t, http.MethodPost, "/api/v1/notifications/channels", f.admin, map[string]any{"name": "hook", "type": "webhook", "url": "https://hook.example/"})
+	const wide = 600
+	if err := f.env.DB.Update(func(tx *store.Tx) error {
+		for i := range wide {
+			id := fmt.Sprintf("nrt_wide%04d", i)
+			r := &Route{ID: id, Name: fmt.Sprintf("wide-%d", i), Events: []string{"cluster.*"}, Channel: "hook", Target: fmt.Sprintf("t%d", i), CreatedAt: f.clock.now(), UpdatedAt: f.clock.now()}
+			if err := routes.Insert(tx, id, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.svc.dispatchAll(context.Background()) // the fixture's own events first
+	f.emit(t, events.Event{Type: events.ClusterDeleted, Cluster: "c1", Summary: strings.Repeat("s", events.MaxValue)})
+	if n, err := f.svc.dispatch(); err != nil || n != 1 {
+		t.Fatalf("dispatch: %d events, %v", n, err)
+	}
+	_, total, err := f.svc.ListDeliveries(DeliveryFilter{Channel: "hook"}, 1, 1)
+	if err != nil || total != wide {
+		t.Errorf("%d deliveries written (%v), want %d", total, err, wide)
+	}
+	if n, err := f.svc.dispatch(); err != nil || n != 0 {
+		t.Errorf("the event is still pending after its deliveries were written: dispatch found %d (%v)", n, err)
+	}
+}
