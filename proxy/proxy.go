@@ -480,10 +480,11 @@ func (p *Proxy) answerWhole(ctx *fasthttp.RequestCtx, u *upstream, resp *fasthtt
 	}
 	if err != nil {
 		ctx.Response.SwapBody(buf[:0])
-		code, msg := fasthttp.StatusBadGateway, fmt.Sprintf("cluster %q ended its response early", u.name)
-		var ne net.Error
-		if errors.Is(err, fasthttp.ErrTimeout) || (errors.As(err, &ne) && ne.Timeout()) {
-			code, msg = fasthttp.StatusGatewayTimeout, fmt.Sprintf("cluster %q did not answer in time", u.name)
+		// A timeout is told as any round trip's (upstreamFailure); any
+		// other failure here is a body cut short.
+		code, msg, _ := upstreamFailure(u, err)
+		if code != fasthttp.StatusGatewayTimeout {
+			code, msg = fasthttp.StatusBadGateway, fmt.Sprintf("cluster %q ended its response early", u.name)
 		}
 		p.log.Warn("proxy upstream error", "cluster", u.name, "err", err.Error())
 		WriteStatus(ctx, code, msg)

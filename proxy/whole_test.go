@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // TestSmallBodyReadWhole: a response body of known length up to smallBody
@@ -131,3 +132,36 @@ func TestReadWhole(t *testing.T) {
 type zeroReader struct{}
 
 func (zeroReader) Read([]byte) (int, error) { return 0, nil }
+
+// TestSmallBodyStalls: a cluster that sends the headers and part of a
+// small body, then nothing, is cut at the request timeout: 504, as for
+// any round trip that takes too long, and nothing of the partial body.
+func TestSmallBodyStalls(t *testing.T) {
+	release := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/v1/namespaces/default/configmaps/stall", func(w http.ResponseWriter, r *http.Request) {
+		conn, rw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		fmt.Fprint(rw, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"partial\":")
+		rw.Flush()
+		<-release
+	})
+	b := &backend{Server: httptest.NewUnstartedServer(mux)}
+	b.EnableHTTP2 = false
+	b.StartTLS()
+	t.Cleanup(b.Close)
+	t.Cleanup(func() { close(release) })
+	f := newFront(t, b, Options{RequestTimeout: 200 * time.Millisecond})
+	resp, err := http.Get(f.url + "/proxy/clusters/dev/api/v1/namespaces/default/configmaps/stall")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusGatewayTimeout || strings.Contains(string(body), "partial") || !strings.Contains(string(body), "did not answer in time") {
+		t.Errorf("a stalled small body: %d %q, want 504 saying so", resp.StatusCode, body)
+	}
+}
