@@ -37,15 +37,7 @@ func TestSmallBodyReadWhole(t *testing.T) {
 	serve("/api/v1/namespaces/default/configmaps/edge", edge)
 	serve("/api/v1/namespaces/default/configmaps/large", large)
 	serve("/api/v1/namespaces/default/configmaps/empty", "")
-	mux.HandleFunc("/api/v1/namespaces/default/configmaps/short", func(w http.ResponseWriter, r *http.Request) {
-		conn, rw, err := w.(http.Hijacker).Hijack()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		fmt.Fprint(rw, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"partial\":")
-		rw.Flush()
-	})
+	mux.HandleFunc("/api/v1/namespaces/default/configmaps/short", partialBody(nil))
 	b := &backend{Server: httptest.NewUnstartedServer(mux)}
 	b.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
@@ -139,16 +131,7 @@ func (zeroReader) Read([]byte) (int, error) { return 0, nil }
 func TestSmallBodyStalls(t *testing.T) {
 	release := make(chan struct{})
 	mux := http.NewServeMux()
-	mux.HandleFunc("/api/v1/namespaces/default/configmaps/stall", func(w http.ResponseWriter, r *http.Request) {
-		conn, rw, err := w.(http.Hijacker).Hijack()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		fmt.Fprint(rw, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"partial\":")
-		rw.Flush()
-		<-release
-	})
+	mux.HandleFunc("/api/v1/namespaces/default/configmaps/stall", partialBody(release))
 	b := &backend{Server: httptest.NewUnstartedServer(mux)}
 	b.EnableHTTP2 = false
 	b.StartTLS()
@@ -163,5 +146,23 @@ func TestSmallBodyStalls(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusGatewayTimeout || strings.Contains(string(body), "partial") || !strings.Contains(string(body), "did not answer in time") {
 		t.Errorf("a stalled small body: %d %q, want 504 saying so", resp.StatusCode, body)
+	}
+}
+
+// partialBody answers with a Content-Length of 100 and only the first
+// bytes of such a body, then closes the connection — after release is
+// closed, when it is not nil (a cluster that stalls mid-body).
+func partialBody(release <-chan struct{}) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		conn, rw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		fmt.Fprint(rw, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"partial\":")
+		rw.Flush()
+		if release != nil {
+			<-release
+		}
 	}
 }
