@@ -401,15 +401,21 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Iden
 		}
 		return
 	}
-	p.opts.Observer.Request(u.name, string(ctx.Method()), resp.StatusCode(), time.Since(start))
+	latency := time.Since(start)
 	if foreignRedirect(ctx, &resp.Header) {
 		code := resp.StatusCode()
+		p.opts.Observer.Request(u.name, string(ctx.Method()), code, latency)
 		fasthttp.ReleaseResponse(resp)
 		p.refuseRedirect(ctx, u, code)
 		return
 	}
-
 	body := resp.BodyStream()
+	small := !stream && body != nil && resp.Header.ContentLength() >= 0 && resp.Header.ContentLength() <= smallBody
+	if !small {
+		// A small body is still to be read: answerWhole reports the
+		// request once it knows whether the body came whole.
+		p.opts.Observer.Request(u.name, string(ctx.Method()), resp.StatusCode(), latency)
+	}
 	if body == nil {
 		ctx.SetStatusCode(resp.StatusCode())
 		copyResponseHeaders(&ctx.Response.Header, &resp.Header)
@@ -417,8 +423,8 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Iden
 		fasthttp.ReleaseResponse(resp)
 		return
 	}
-	if n := resp.Header.ContentLength(); !stream && n >= 0 && n <= smallBody {
-		p.answerWhole(ctx, u, resp, body, n)
+	if small {
+		p.answerWhole(ctx, u, resp, body, resp.Header.ContentLength(), latency)
 		return
 	}
 	rb := &responseBody{resp: resp, stream: body}
@@ -470,8 +476,10 @@ const smallBody = 16 << 10
 // answerWhole answers with resp, whose body of length n (≤ smallBody) it
 // reads whole from body first. A body that ends early or arrives too
 // slowly is a failed round trip: the client gets a 502 or 504, not a
-// truncated answer, and the upstream connection is discarded.
-func (p *Proxy) answerWhole(ctx *fasthttp.RequestCtx, u *upstream, resp *fasthttp.Response, body io.Reader, n int) {
+// truncated answer, and the upstream connection is discarded. The request
+// is reported to the Observer with the status the client gets, and
+// latency (the time to the cluster's headers) unless it failed.
+func (p *Proxy) answerWhole(ctx *fasthttp.RequestCtx, u *upstream, resp *fasthttp.Response, body io.Reader, n int, latency time.Duration) {
 	defer fasthttp.ReleaseResponse(resp) // discards the connection unless the body was read to its end
 	buf := ctx.Response.SwapBody(nil)    // the response's own pooled buffer, filled in place
 	buf, err := readWhole(body, slices.Grow(buf[:0], n+1), n)
@@ -487,9 +495,11 @@ func (p *Proxy) answerWhole(ctx *fasthttp.RequestCtx, u *upstream, resp *fasthtt
 			code, msg = fasthttp.StatusBadGateway, fmt.Sprintf("cluster %q ended its response early", u.name)
 		}
 		p.log.Warn("proxy upstream error", "cluster", u.name, "err", err.Error())
+		p.opts.Observer.Request(u.name, string(ctx.Method()), code, 0)
 		WriteStatus(ctx, code, msg)
 		return
 	}
+	p.opts.Observer.Request(u.name, string(ctx.Method()), resp.StatusCode(), latency)
 	ctx.SetStatusCode(resp.StatusCode())
 	copyResponseHeaders(&ctx.Response.Header, &resp.Header)
 	ctx.Response.SwapBody(buf)

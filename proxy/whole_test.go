@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/iotest"
@@ -47,7 +49,8 @@ func TestSmallBodyReadWhole(t *testing.T) {
 	b.EnableHTTP2 = false
 	b.StartTLS()
 	t.Cleanup(b.Close)
-	f := newFront(t, b, Options{})
+	rec := &codeRecorder{}
+	f := newFront(t, b, Options{Observer: rec})
 
 	get := func(name string) (int, string) {
 		t.Helper()
@@ -92,6 +95,29 @@ func TestSmallBodyReadWhole(t *testing.T) {
 	if n := conns.Load(); n != before || n != 2 {
 		t.Errorf("%d connections after the cut one (%d before the last two requests), want 2 and reuse", n, before)
 	}
+	// The metrics count what the client got: the cut body as the 502.
+	if got, want := rec.all(), []int{200, 200, 200, 200, 200, 200, 502, 200, 200, 200}; !slices.Equal(got, want) {
+		t.Errorf("observed codes %v, want %v", got, want)
+	}
+}
+
+// codeRecorder is an Observer keeping the status of each request reported.
+type codeRecorder struct {
+	nopObserver
+	mu    sync.Mutex
+	codes []int
+}
+
+func (r *codeRecorder) Request(_, _ string, code int, _ time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.codes = append(r.codes, code)
+}
+
+func (r *codeRecorder) all() []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.codes)
 }
 
 func TestReadWhole(t *testing.T) {
@@ -137,7 +163,8 @@ func TestSmallBodyStalls(t *testing.T) {
 	b.StartTLS()
 	t.Cleanup(b.Close)
 	t.Cleanup(func() { close(release) })
-	f := newFront(t, b, Options{RequestTimeout: 200 * time.Millisecond})
+	rec := &codeRecorder{}
+	f := newFront(t, b, Options{RequestTimeout: 200 * time.Millisecond, Observer: rec})
 	resp, err := http.Get(f.url + "/proxy/clusters/dev/api/v1/namespaces/default/configmaps/stall")
 	if err != nil {
 		t.Fatal(err)
@@ -146,6 +173,9 @@ func TestSmallBodyStalls(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusGatewayTimeout || strings.Contains(string(body), "partial") || !strings.Contains(string(body), "did not answer in time") {
 		t.Errorf("a stalled small body: %d %q, want 504 saying so", resp.StatusCode, body)
+	}
+	if got := rec.all(); !slices.Equal(got, []int{504}) {
+		t.Errorf("observed codes %v, want [504]", got)
 	}
 }
 

@@ -33,3 +33,11 @@ func (b *Buffer) Len() int {
 	defer b.mu.Unlock()
 	return b.buf.Len()
 }
+
+// Reset forgets everything written so far, for benchmarks that would
+// otherwise measure the buffer's growth.
+func (b *Buffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Reset()
+}

@@ -26,9 +26,11 @@ func runBare(args []string) error {
 	caFile := fs.String("ca", "", "PEM file of the cluster's CA")
 	token := fs.String("token", "", "bearer token for the cluster")
 	ready := fs.String("ready", "", "file to write the listen address to")
+	cpuprofile := fs.String("cpuprofile", "", "file to write a CPU profile to, taken between SIGUSR1 and SIGUSR2")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	profileOnSignals(*cpuprofile)
 	caPEM, err := os.ReadFile(*caFile)
 	if err != nil {
 		return fmt.Errorf("reading the CA: %w", err)

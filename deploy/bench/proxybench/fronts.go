@@ -157,9 +157,11 @@ func runFastHTTP(args []string) error {
 	upstream := fs.String("upstream", "", "upstream URL, https://host:port")
 	caFile := fs.String("ca", "", "PEM file of the upstream's CA")
 	ready := fs.String("ready", "", "file to write the listen address to")
+	cpuprofile := fs.String("cpuprofile", "", "file to write a CPU profile to, taken between SIGUSR1 and SIGUSR2")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	profileOnSignals(*cpuprofile)
 	u, roots, err := parseUpstream(*upstream, *caFile)
 	if err != nil {
 		return err

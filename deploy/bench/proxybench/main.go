@@ -34,7 +34,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: proxybench run [flags] | proxybench idle-rss -berth PATH [flags]   (see deploy/bench/README.md)")
+		fmt.Fprintln(os.Stderr, "usage: proxybench run [flags] | proxybench idle-rss -berth PATH [flags] | proxybench breakdown -dir DIR   (see deploy/bench/README.md)")
 		os.Exit(2)
 	}
 	var err error
@@ -49,6 +49,8 @@ func main() {
 		err = runIdleRSS(ctx, os.Args[2:])
 		stop()
 		stopAll()
+	case "breakdown":
+		err = runBreakdown(os.Args[2:])
 	case "backend":
 		err = runBackend(os.Args[2:])
 	case "bare":

@@ -313,6 +313,16 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("writing results: %w", err)
 	}
 	fmt.Println(report)
+	if o.profile && !o.skipSmall {
+		var b strings.Builder
+		if err := writeBreakdown(&b, o.out); err != nil {
+			return fmt.Errorf("breaking the profiles down: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(o.out, "breakdown.md"), []byte(b.String()), 0o644); err != nil {
+			return fmt.Errorf("writing the breakdown: %w", err)
+		}
+		fmt.Println(b.String())
+	}
 	logf("results in %s", o.out)
 	return nil
 }
@@ -411,7 +421,7 @@ func smallCases(ctx context.Context, o options, tl tools, nginx, work, self stri
 		}
 		ready = filepath.Join(fdir, "ready")
 		fp, err := startChild("fasthttp-"+c.name, filepath.Join(fdir, "log"), nil, self, "fasthttp", "-dir", fdir,
-			"-upstream", "https://"+c.upstream, "-ca", c.caFile, "-ready", ready)
+			"-upstream", "https://"+c.upstream, "-ca", c.caFile, "-ready", ready, "-cpuprofile", childProfile(o, "fasthttp", c.name))
 		if err != nil {
 			return err
 		}
@@ -431,7 +441,7 @@ func smallCases(ctx context.Context, o options, tl tools, nginx, work, self stri
 		}
 		ready = filepath.Join(bdir, "ready")
 		bp, err := startChild("bare-"+c.name, filepath.Join(bdir, "log"), nil, self, "bare", "-dir", bdir, "-cluster", c.name,
-			"-server", "https://"+c.upstream, "-ca", c.caFile, "-token", c.clusterToken, "-ready", ready)
+			"-server", "https://"+c.upstream, "-ca", c.caFile, "-token", c.clusterToken, "-ready", ready, "-cpuprofile", childProfile(o, "proxy-only", c.name))
 		if err != nil {
 			return err
 		}
@@ -494,8 +504,27 @@ func smallCases(ctx context.Context, o options, tl tools, nginx, work, self stri
 				logf("%s %s at %d/s run %d: p50 %.3f ms, p99 %.3f ms, %.0f answers/s (load %.1f)", c.name, t.Name, c.rate, r+1, ms(lat.P50), ms(lat.P99), lat.Throughput, lat.LoadStart)
 			}
 		}
+		// The baselines' profiles, under the same load as Berth's
+		// (profileBerth), on the static backend only.
+		for _, t := range c.targets {
+			if file := childProfile(o, t.Name, c.name); file != "" && (t.Name == "fasthttp" || t.Name == "proxy-only") {
+				if err := profileChild(ctx, o, tl, t, file); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	return nil
+}
+
+// childProfile is where the baseline named name writes its CPU profile
+// for the backend case: in the results directory with -profile on the
+// static backend, nowhere ("") otherwise.
+func childProfile(o options, name, backendCase string) string {
+	if !o.profile || backendCase != "static" {
+		return ""
+	}
+	return filepath.Join(o.out, name+"-cpu.pprof")
 }
 
 // startNginx runs nginx in dir (its configuration, certificate and
@@ -564,23 +593,12 @@ func profileBerth(ctx context.Context, o options, tl tools, b *berth, name strin
 	if err := os.WriteFile(file, []byte(prof), 0o644); err != nil {
 		return fmt.Errorf("writing the profile: %w", err)
 	}
-	for _, mode := range []string{"-top", "-cum"} {
-		args := []string{"tool", "pprof", "-top", "-nodecount=45"}
-		top := name + "-cpu-top.txt"
-		if mode == "-cum" {
-			args = append(args, "-cum")
-			top = name + "-cpu-cum.txt"
-		}
-		out, err := exec.CommandContext(ctx, "go", append(args, file)...).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("go tool pprof: %w\n%s", err, out)
-		}
-		if err := os.WriteFile(filepath.Join(o.out, top), out, 0o644); err != nil {
-			return err
-		}
-	}
-	logf("CPU profile of the gateway in %s", file)
-	return nil
+	return writeTops(ctx, o.out, name, file)
+}
+
+// runGo runs the go command, returning what it printed.
+func runGo(ctx context.Context, args ...string) ([]byte, error) {
+	return exec.CommandContext(ctx, "go", args...).CombinedOutput()
 }
 
 // median of a non-empty slice (the mean of the middle two for even sizes).
