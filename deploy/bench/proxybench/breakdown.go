@@ -25,7 +25,9 @@ type part struct {
 // the innermost of fasthttp's client, Berth's proxy package and the
 // gateway, then fasthttp's server and the Go runtime.
 var parts = []part{
-	{"kernel (system calls)", func(f []string) bool { return leafIs(f, "syscall.", "internal/runtime/syscall.", "internal/runtime/syscall/linux.") }},
+	{"kernel (system calls)", func(f []string) bool {
+		return leafIs(f, "syscall.", "internal/runtime/syscall.", "internal/runtime/syscall/linux.")
+	}},
 	{"TLS library (crypto/…)", func(f []string) bool { return hasPrefix(f, "crypto/") }},
 	{"fasthttp client (upstream round trip)", func(f []string) bool { return hasPrefix(f, "github.com/valyala/fasthttp.(*HostClient)") }},
 	{"Berth proxy package", func(f []string) bool { return hasPrefix(f, "github.com/berthgw/berth/proxy") }},
