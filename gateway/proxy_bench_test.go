@@ -2,14 +2,13 @@ package gateway
 
 import (
 	"bytes"
-	"crypto/tls"
 	"encoding/base64"
-	"encoding/pem"
 	"net"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/berthgw/berth/internal/tlstest"
 )
 
 // BenchmarkProxySmallGET is the whole gateway's request path in process:
@@ -112,17 +111,8 @@ func startBenchCluster(b *testing.B) benchCluster {
 			ctx.SetBodyString(`{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}`)
 		}
 	}}
-	// httptest's certificate for 127.0.0.1, reused for the fasthttp server.
-	ts := httptest.NewUnstartedServer(nil)
-	ts.StartTLS()
-	cert := ts.TLS
-	ts.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: cert.Certificates, NextProtos: []string{"http/1.1"}}))
+	ln, caPEM := tlstest.Listen(b)
+	go srv.Serve(ln)
 	b.Cleanup(func() { srv.Shutdown() })
-	leaf := cert.Certificates[0].Certificate[0]
-	return benchCluster{url: "https://" + ln.Addr().String(), caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf})}
+	return benchCluster{url: "https://" + ln.Addr().String(), caPEM: caPEM}
 }

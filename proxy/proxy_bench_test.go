@@ -1,12 +1,9 @@
 package proxy
 
 import (
-	"crypto/tls"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/berthgw/berth/deploy/bench/podgen"
+	"github.com/berthgw/berth/internal/tlstest"
 )
 
 // Benchmarks of Proxy.Serve in process: the request context is built in
@@ -79,21 +77,9 @@ func startBenchBackend(b *testing.B) *Proxy {
 		ctx.SetContentType("application/json")
 		ctx.Response.SetBodyRaw(chunk.([]byte))
 	}}
-	// httptest's certificate for 127.0.0.1, reused for the fasthttp server.
-	ts := httptest.NewUnstartedServer(nil)
-	ts.StartTLS()
-	cert := ts.TLS
-	ts.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	tlsLn := tls.NewListener(ln, &tls.Config{Certificates: cert.Certificates, NextProtos: []string{"http/1.1"}})
-	go srv.Serve(tlsLn)
+	ln, caPEM := tlstest.Listen(b)
+	go srv.Serve(ln)
 	b.Cleanup(func() { srv.Shutdown() })
-
-	leaf := cert.Certificates[0].Certificate[0]
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf})
 	pool := NewPool(PoolOptions{})
 	if err := pool.Set(Cluster{Name: "bench", Server: "https://" + ln.Addr().String(), CAData: caPEM, Token: "cluster-token"}); err != nil {
 		b.Fatal(err)
