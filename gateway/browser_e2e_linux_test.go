@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/authn"
 )
 
 // chromiumPath is Debian's chromium (make e2e-tools installs it).
@@ -171,7 +172,7 @@ metadata: {name: node-a}
 func TestBrowserTenantContentIsInert(t *testing.T) {
 	e := startE2E(t)
 	paths := e.tenantWorkload(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.SetCookie(w, &http.Cookie{Name: "berth_session", Value: "planted-by-tenant", Path: "/"})
+		http.SetCookie(w, &http.Cookie{Name: authn.DefaultCookieName, Value: "planted-by-tenant", Path: "/"})
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprint(w, tenantPage)
 	}))
@@ -334,7 +335,7 @@ func TestProxyTenantAnswers(t *testing.T) {
 	e := startE2E(t)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/page", func(w http.ResponseWriter, r *http.Request) {
-		http.SetCookie(w, &http.Cookie{Name: "berth_session", Value: "planted-by-tenant", Path: "/"})
+		http.SetCookie(w, &http.Cookie{Name: authn.DefaultCookieName, Value: "planted-by-tenant", Path: "/"})
 		w.Header().Set("Content-Security-Policy", "script-src 'unsafe-inline'")
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprint(w, "<p>tenant</p><script>alert(1)</script>")

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/berthgw/berth/gateway/authn"
 )
 
 // cookieLogin signs in for a browser session and returns the cookie value.
@@ -18,7 +20,7 @@ func (ag *authGW) cookieLogin(t *testing.T, user, pw string, opts ...opt) string
 	}
 	resp := http.Response{Header: hdr}
 	for _, c := range resp.Cookies() {
-		if c.Name == "berth_session" {
+		if c.Name == authn.DefaultCookieName {
 			if !c.HttpOnly || !c.Secure || c.SameSite != http.SameSiteLaxMode || c.Path != "/" || c.Value == "" {
 				t.Errorf("cookie attributes: %+v", c)
 			}
@@ -30,10 +32,40 @@ func (ag *authGW) cookieLogin(t *testing.T, user, pw string, opts ...opt) string
 	return ""
 }
 
+// TestSessionCookieIsHostOnly: the session cookie carries the __Host-
+// prefix with what browsers require of it (Secure, Path=/, no Domain), so
+// a sibling domain cannot plant one; and a cookie of the unprefixed name,
+// which such a domain could plant, is no session even when its value is a
+// live one.
+func TestSessionCookieIsHostOnly(t *testing.T) {
+	ag := startAuth(t, nil)
+	status, body, hdr := ag.call(t, "POST", "/api/v1/auth/login", map[string]any{"username": "admin", "password": adminPassword, "cookie": true})
+	if status != 200 {
+		t.Fatalf("cookie login: %d %s", status, body)
+	}
+	var set string
+	for _, v := range hdr["Set-Cookie"] {
+		if strings.HasPrefix(v, "__Host-berth_session=") {
+			set = v
+		}
+	}
+	if set == "" {
+		t.Fatalf("no __Host-berth_session cookie in %q", hdr["Set-Cookie"])
+	}
+	lower := strings.ToLower(set)
+	if !strings.Contains(lower, "; secure") || !strings.Contains(lower, "; path=/") || strings.Contains(lower, "domain=") {
+		t.Errorf("Set-Cookie %q: a __Host- cookie needs Secure, Path=/ and no Domain, or browsers drop it", set)
+	}
+	sess := strings.TrimPrefix(strings.SplitN(set, ";", 2)[0], "__Host-berth_session=")
+	ag.secret(sess)
+	ag.must(t, 200, "GET", "/api/v1/auth/me", nil, cookie("__Host-berth_session", sess))
+	ag.must(t, 401, "GET", "/api/v1/auth/me", nil, cookie("berth_session", sess))
+}
+
 func TestCookieSessionsAndCSRF(t *testing.T) {
 	ag := startAuth(t, map[string]string{"BERTH_AUTH_CORS_ALLOWED_ORIGINS": "https://console.example.com"})
 	sess := ag.cookieLogin(t, "admin", adminPassword)
-	c := cookie("berth_session", sess)
+	c := cookie(authn.DefaultCookieName, sess)
 	own := "http://" + ag.HTTPAddr()
 
 	me := decode[meOut](t, ag.must(t, 200, "GET", "/api/v1/auth/me", nil, c))
@@ -106,12 +138,12 @@ func TestCookieSessionsAndCSRF(t *testing.T) {
 
 	// Logout clears the cookie and ends the session.
 	_, _, hdr = ag.call(t, "POST", "/api/v1/auth/logout", nil, c, header("Origin", own))
-	if sc := strings.Join(hdr["Set-Cookie"], ";"); !strings.Contains(sc, "berth_session=;") && !strings.Contains(sc, "Max-Age=0") {
+	if sc := strings.Join(hdr["Set-Cookie"], ";"); !strings.Contains(sc, authn.DefaultCookieName+"=;") && !strings.Contains(sc, "Max-Age=0") {
 		t.Errorf("logout did not clear the cookie: %q", sc)
 	}
 	ag.must(t, 401, "GET", "/api/v1/auth/me", nil, c)
-	ag.must(t, 401, "GET", "/api/v1/auth/me", nil, cookie("berth_session", "brs_forged"))
-	ag.must(t, 401, "GET", "/api/v1/auth/me", nil, cookie("berth_session", strings.Repeat("x", 3000)))
+	ag.must(t, 401, "GET", "/api/v1/auth/me", nil, cookie(authn.DefaultCookieName, "brs_forged"))
+	ag.must(t, 401, "GET", "/api/v1/auth/me", nil, cookie(authn.DefaultCookieName, strings.Repeat("x", 3000)))
 }
 
 func TestCORS(t *testing.T) {
@@ -163,7 +195,7 @@ func TestCORSWildcardNeverWithCredentials(t *testing.T) {
 	}
 	sess := ag.cookieLogin(t, "admin", adminPassword)
 	before := ag.state(t)
-	ag.must(t, 403, "POST", "/api/v1/auth/api-keys", map[string]any{"name": "x"}, cookie("berth_session", sess), header("Origin", "https://anywhere.example"))
+	ag.must(t, 403, "POST", "/api/v1/auth/api-keys", map[string]any{"name": "x"}, cookie(authn.DefaultCookieName, sess), header("Origin", "https://anywhere.example"))
 	if ag.state(t) != before {
 		t.Error("wildcard origin was trusted for a cookie request")
 	}

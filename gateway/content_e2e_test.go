@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berthgw/berth/gateway/audit"
+	"github.com/berthgw/berth/gateway/authn"
 )
 
 // proxyPrefixes are the two roots under which Berth proxies a cluster.
@@ -28,7 +29,7 @@ func TestProxyRefusesSessionCookies(t *testing.T) {
 	if out, err := e.env.Kubectl(ctx, "create", "namespace", "tenant"); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
-	sess := cookie("berth_session", e.cookieLogin(t, "admin", adminPassword))
+	sess := cookie(authn.DefaultCookieName, e.cookieLogin(t, "admin", adminPassword))
 	own := header("Origin", "http://"+e.HTTPAddr())
 	e.must(t, 200, "GET", "/api/v1/auth/me", nil, sess)
 

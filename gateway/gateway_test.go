@@ -369,7 +369,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	secrets := []string{"S3cretTok", "AKIDSECRET", "SKSECRET", "pw-Secret-1", "BearerSecret", "CookieSecret", "CliSecret"}
 	req, _ := http.NewRequest(http.MethodGet, tg.http+"/healthz?token=S3cretTok&accessKey=AKIDSECRET&secretKey=SKSECRET&password=pw-Secret-1&client_secret=CliSecret&page=2", nil)
 	req.Header.Set("Authorization", "Bearer BearerSecret")
-	req.Header.Set("Cookie", "berth_session=CookieSecret")
+	req.Header.Set("Cookie", "__Host-berth_session=CookieSecret")
 	tg.do(t, req)
 	tg.stop(t)
 

@@ -109,8 +109,14 @@ func New(opts Options) (*Authenticator, error) {
 	return a, nil
 }
 
-// DefaultCookieName is the browser session cookie's default name.
-const DefaultCookieName = "berth_session"
+// DefaultCookieName is the browser session cookie's default name. The
+// __Host- prefix makes browsers accept the cookie only from Berth's own
+// host over https, set with Path=/ and no Domain (SetSessionCookie sets it
+// so): a page on a sibling domain (tenant.example.com beside
+// berth.example.com) cannot plant a session of its choosing in the
+// browser ("cookie tossing"), which it could with Domain=example.com on a
+// cookie of any other name.
+const DefaultCookieName = "__Host-berth_session"
 
 // CookieName is the browser session cookie's name.
 func (a *Authenticator) CookieName() string { return a.cookieName }

@@ -15,7 +15,7 @@ func TestSecurityDefaults(t *testing.T) {
 	}
 	a := c.Auth
 	if a.AccessTokenTTL.D() != 15*time.Minute || a.AccessKeyTokenTTL.D() != time.Hour || a.MaxAccessKeys != 5 ||
-		a.Session.CookieName != "berth_session" || a.Lockout.MaxFailures != 5 || len(a.OAuth.Clients) != 0 {
+		a.Session.CookieName != "__Host-berth_session" || a.Lockout.MaxFailures != 5 || len(a.OAuth.Clients) != 0 {
 		t.Errorf("auth defaults: %+v", a)
 	}
 	r := c.RateLimits
