@@ -172,7 +172,10 @@ metadata: {name: node-a}
 func TestBrowserTenantContentIsInert(t *testing.T) {
 	e := startE2E(t)
 	paths := e.tenantWorkload(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.SetCookie(w, &http.Cookie{Name: authn.DefaultCookieName, Value: "planted-by-tenant", Path: "/"})
+		// A __Host- cookie a browser would take (Secure, Path=/, no
+		// Domain), and the old unprefixed name.
+		http.SetCookie(w, &http.Cookie{Name: authn.DefaultCookieName, Value: "planted-by-tenant", Path: "/", Secure: true})
+		http.SetCookie(w, &http.Cookie{Name: "berth_session", Value: "planted-by-tenant", Path: "/", Secure: true})
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprint(w, tenantPage)
 	}))
@@ -335,7 +338,10 @@ func TestProxyTenantAnswers(t *testing.T) {
 	e := startE2E(t)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/page", func(w http.ResponseWriter, r *http.Request) {
-		http.SetCookie(w, &http.Cookie{Name: authn.DefaultCookieName, Value: "planted-by-tenant", Path: "/"})
+		// A __Host- cookie a browser would take (Secure, Path=/, no
+		// Domain), and the old unprefixed name.
+		http.SetCookie(w, &http.Cookie{Name: authn.DefaultCookieName, Value: "planted-by-tenant", Path: "/", Secure: true})
+		http.SetCookie(w, &http.Cookie{Name: "berth_session", Value: "planted-by-tenant", Path: "/", Secure: true})
 		w.Header().Set("Content-Security-Policy", "script-src 'unsafe-inline'")
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprint(w, "<p>tenant</p><script>alert(1)</script>")

@@ -404,16 +404,17 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Iden
 	latency := time.Since(start)
 	if foreignRedirect(ctx, &resp.Header) {
 		code := resp.StatusCode()
-		p.opts.Observer.Request(u.name, string(ctx.Method()), code, latency)
+		p.opts.Observer.Request(u.name, string(ctx.Method()), fasthttp.StatusBadGateway, latency)
 		fasthttp.ReleaseResponse(resp)
 		p.refuseRedirect(ctx, u, code)
 		return
 	}
 	body := resp.BodyStream()
 	small := !stream && body != nil && resp.Header.ContentLength() >= 0 && resp.Header.ContentLength() <= smallBody
-	if !small {
+	if !small && (!stream || body == nil) {
 		// A small body is still to be read: answerWhole reports the
-		// request once it knows whether the body came whole.
+		// request once it knows whether the body came whole; a stream is
+		// reported once it is let through or refused, below.
 		p.opts.Observer.Request(u.name, string(ctx.Method()), resp.StatusCode(), latency)
 	}
 	if body == nil {
@@ -439,8 +440,10 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Iden
 			rb.abort()
 			rb.Close()
 			p.accessWithdrawn(ctx, u, id)
+			p.opts.Observer.Request(u.name, string(ctx.Method()), ctx.Response.StatusCode(), latency)
 			return
 		}
+		p.opts.Observer.Request(u.name, string(ctx.Method()), resp.StatusCode(), latency)
 	}
 	ctx.SetStatusCode(resp.StatusCode())
 	copyResponseHeaders(&ctx.Response.Header, &resp.Header)

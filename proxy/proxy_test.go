@@ -709,7 +709,8 @@ func TestDetachedClusterStillAnswersItsHandle(t *testing.T) {
 // those: a stream still allowed keeps delivering.
 func TestRecheckEndsRefusedStreams(t *testing.T) {
 	b := newBackend(t)
-	f := newFront(t, b, Options{})
+	rec := &codeRecorder{}
+	f := newFront(t, b, Options{Observer: rec})
 	watch, execConn, exec := openStreams(t, f, b)
 
 	if n := f.proxy.Pool().Recheck(); n != 0 {
@@ -745,6 +746,7 @@ func TestRecheckEndsRefusedStreams(t *testing.T) {
 	// gateway's own check would refuse it; the proxy's check covers a
 	// withdrawal while the cluster is being asked): 403, nothing streams.
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	before := len(rec.all())
 	resp, err := client.Get(f.url + "/proxy/clusters/dev/api/v1/pods?watch=1")
 	if err != nil {
 		t.Fatal(err)
@@ -753,6 +755,10 @@ func TestRecheckEndsRefusedStreams(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 403 || !strings.Contains(string(body), `"kind":"Status"`) || !strings.Contains(string(body), "withdrawn") {
 		t.Errorf("watch opened after withdrawal: %d %s", resp.StatusCode, body)
+	}
+	// Counted as the refusal the client got, once.
+	if got := rec.all()[before:]; !slices.Equal(got, []int{403}) {
+		t.Errorf("watch opened after withdrawal observed as %v, want [403]", got)
 	}
 	conn, br, up := rawUpgrade(t, f, "/proxy/clusters/dev/api/v1/namespaces/default/pods/echo/exec?command=sh")
 	defer conn.Close()

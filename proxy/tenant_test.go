@@ -85,7 +85,8 @@ func headerNames(h http.Header) []string {
 
 func TestTenantContentHeaders(t *testing.T) {
 	b := tenantBackend(t)
-	f := newFront(t, b, Options{})
+	rec := &codeRecorder{}
+	f := newFront(t, b, Options{Observer: rec})
 	const pod = "/api/v1/namespaces/default/pods/web/proxy/"
 	direct := func(path string, hdr map[string]string) (*http.Response, []byte) {
 		return rawGet(t, b.URL+path, b.Client().Transport.(*http.Transport).TLSClientConfig, hdr)
@@ -156,7 +157,12 @@ func TestTenantContentHeaders(t *testing.T) {
 		{"/\\evil.example/phish", 502},
 		{"https://" + host + "/", 502}, // another scheme is another origin
 	} {
+		before := len(rec.all())
 		resp, body := proxied(pod+"away?to="+strings.ReplaceAll(c.to, "\\", "%5C"), nil)
+		// Counted as what the client got: a refused redirect as the 502.
+		if got := rec.all()[before:]; !slices.Equal(got, []int{c.code}) {
+			t.Errorf("redirect to %q: observed %v, want [%d]", c.to, got, c.code)
+		}
 		if resp.StatusCode != c.code {
 			t.Errorf("redirect to %q: %d %s, want %d", c.to, resp.StatusCode, body, c.code)
 			continue

@@ -20,23 +20,57 @@ type part struct {
 	in   func(frames []string) bool
 }
 
+// Names of the parts the innermost of Berth's and fasthttp's frames
+// decides (see innermost).
+const (
+	partClient  = "fasthttp client (upstream round trip)"
+	partProxy   = "Berth proxy package"
+	partGateway = "Berth gateway"
+)
+
 // parts, in the order tested: time in the kernel first (a sample taken in
-// a system call is the kernel's whoever asked), then the TLS library, then
-// the innermost of fasthttp's client, Berth's proxy package and the
-// gateway, then fasthttp's server and the Go runtime.
+// a system call is the kernel's whoever made it, the runtime included),
+// then the TLS library, then the innermost of fasthttp's client, Berth's
+// proxy package and the gateway (so the gateway's metrics observer, called
+// from the proxy, is the gateway's), then fasthttp's server and the Go
+// runtime.
 var parts = []part{
-	{"kernel (system calls)", func(f []string) bool {
-		return leafIs(f, "syscall.", "internal/runtime/syscall.", "internal/runtime/syscall/linux.")
-	}},
-	{"TLS library (crypto/…)", func(f []string) bool { return hasPrefix(f, "crypto/") }},
-	{"fasthttp client (upstream round trip)", func(f []string) bool { return hasPrefix(f, "github.com/valyala/fasthttp.(*HostClient)") }},
-	{"Berth proxy package", func(f []string) bool { return hasPrefix(f, "github.com/berthgw/berth/proxy") }},
-	{"Berth gateway", func(f []string) bool { return hasPrefix(f, "github.com/berthgw/berth/gateway") }},
+	{"kernel (system calls)", func(f []string) bool { return leafIs(f, kernelLeaves...) }},
+	{"TLS library (crypto/tls)", func(f []string) bool { return hasPrefix(f, "crypto/tls.", "vendor/golang.org/x/crypto/") }},
+	{partClient, func(f []string) bool { return innermost(f) == partClient }},
+	{partProxy, func(f []string) bool { return innermost(f) == partProxy }},
+	{partGateway, func(f []string) bool { return innermost(f) == partGateway }},
 	{"fasthttp server (client side)", func(f []string) bool { return hasPrefix(f, "github.com/valyala/fasthttp.") }},
-	{"Go runtime: garbage collector", func(f []string) bool {
-		return hasPrefix(f, "runtime.gcBgMarkWorker", "runtime.bgsweep", "runtime.bgscavenge", "runtime.gcAssistAlloc")
+	{"Go runtime: background GC", func(f []string) bool {
+		return hasPrefix(f, "runtime.gcBgMarkWorker", "runtime.bgsweep", "runtime.bgscavenge")
 	}},
 	{"Go runtime: scheduler, other", func([]string) bool { return true }},
+}
+
+// kernelLeaves are the functions a sample's leaf frame is in while the
+// thread is in a system call: the syscall package's and the runtime's own
+// (futexes, sleeps, memory advice and mapping, signals).
+var kernelLeaves = []string{
+	"syscall.", "internal/runtime/syscall.", "internal/runtime/syscall/linux.",
+	"runtime.futex", "runtime.usleep", "runtime.osyield", "runtime.madvise", "runtime.mmap", "runtime.munmap",
+	"runtime.sysMmap", "runtime.sysMunmap", "runtime.tgkill", "runtime.rt_sigprocmask", "runtime.write1", "runtime.read",
+	"runtime.nanosleep", "runtime.sched_getaffinity",
+}
+
+// innermost is the part of the frame nearest the leaf that is fasthttp's
+// client, Berth's proxy package or Berth's gateway, or "" if none is.
+func innermost(frames []string) string {
+	for _, f := range frames {
+		switch {
+		case strings.HasPrefix(f, "github.com/valyala/fasthttp.(*HostClient)"):
+			return partClient
+		case strings.HasPrefix(f, "github.com/berthgw/berth/proxy"):
+			return partProxy
+		case strings.HasPrefix(f, "github.com/berthgw/berth/gateway"):
+			return partGateway
+		}
+	}
+	return ""
 }
 
 // partOf is the index in parts of the part a sample with these frames
@@ -50,12 +84,14 @@ func partOf(frames []string) int {
 	return len(parts) - 1
 }
 
-func leafIs(frames []string, prefixes ...string) bool {
+// leafIs reports whether the leaf frame is one of names: a name ending in
+// "." stands for every function of that package, any other for itself.
+func leafIs(frames []string, names ...string) bool {
 	if len(frames) == 0 {
 		return false
 	}
-	for _, p := range prefixes {
-		if strings.HasPrefix(frames[0], p) {
+	for _, n := range names {
+		if frames[0] == n || (strings.HasSuffix(n, ".") && strings.HasPrefix(frames[0], n)) {
 			return true
 		}
 	}

@@ -70,6 +70,11 @@ func profileChild(ctx context.Context, o options, tl tools, t target, file strin
 		errc <- err
 	}()
 	time.Sleep(2 * time.Second)
+	// A profile left by an earlier run in the same -out must not pass for
+	// this one.
+	if err := os.Remove(file); err != nil && !os.IsNotExist(err) {
+		return err
+	}
 	serr := syscall.Kill(t.PGID, startProfileSignal)
 	if serr == nil {
 		time.Sleep(10 * time.Second)
