@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,10 +92,60 @@ func startBenchBackend(b *testing.B) *Proxy {
 var benchIdentity = Identity{User: "berth:bench", Groups: []string{"berth:role:view"},
 	Extra: map[string][]string{"berth.dev/client-ip": {"127.0.0.1"}, "berth.dev/auth-method": {"jwt"}}}
 
+// benchClientConn is a kept-alive client connection that sends nothing
+// more: a read waits until a read deadline is set, as on a socket, which
+// is what the list path's watch for a departed client (watchListClient)
+// relies on.
+type benchClientConn struct {
+	net.Conn // never called: the request context is built in memory
+	mu       sync.Mutex
+	wake     chan struct{} // closed by a deadline set, renewed by clearing it
+}
+
+var benchClientAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+
+func (c *benchClientConn) RemoteAddr() net.Addr { return benchClientAddr }
+func (c *benchClientConn) LocalAddr() net.Addr  { return benchClientAddr }
+
+func (c *benchClientConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case t.IsZero() || c.wake == nil:
+		c.wake = make(chan struct{})
+		if !t.IsZero() {
+			close(c.wake)
+		}
+	default:
+		select {
+		case <-c.wake:
+		default:
+			close(c.wake)
+		}
+	}
+	return nil
+}
+
+func (c *benchClientConn) Read([]byte) (int, error) {
+	c.mu.Lock()
+	if c.wake == nil {
+		c.wake = make(chan struct{})
+	}
+	wake := c.wake
+	c.mu.Unlock()
+	<-wake
+	return 0, os.ErrDeadlineExceeded
+}
+
+// benchClient is the one client connection every benchmark request comes
+// on.
+var benchClient = &benchClientConn{}
+
 // serveOnce runs one request through p and drains the answer, returning
 // the status and the body's length.
 func serveOnce(b *testing.B, p *Proxy, ctx *fasthttp.RequestCtx, req *fasthttp.Request) (int, int) {
-	ctx.Init(req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, nil)
+	ctx.Init2(benchClient, nil, false)
+	req.CopyTo(&ctx.Request)
 	t, err := ParseTarget(ctx.RequestURI())
 	if err != nil {
 		b.Fatal(err)
