@@ -709,7 +709,7 @@ func TestDetachedClusterStillAnswersItsHandle(t *testing.T) {
 // those: a stream still allowed keeps delivering.
 func TestRecheckEndsRefusedStreams(t *testing.T) {
 	b := newBackend(t)
-	rec := &codeRecorder{}
+	rec := newCountingObserver()
 	f := newFront(t, b, Options{Observer: rec})
 	watch, execConn, exec := openStreams(t, f, b)
 

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	neturl "net/url"
 
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -25,12 +26,25 @@ type countingObserver struct {
 	mu      sync.Mutex
 	refused map[string]int // "kind/limit"
 	codes   map[int]int
+	seq     []int // the codes in the order reported
+}
+
+func newCountingObserver() *countingObserver {
+	return &countingObserver{refused: map[string]int{}, codes: map[int]int{}}
 }
 
 func (o *countingObserver) Request(_, _ string, code int, _ time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.codes[code]++
+	o.seq = append(o.seq, code)
+}
+
+// all returns the codes reported so far, in order.
+func (o *countingObserver) all() []int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.seq)
 }
 
 func (o *countingObserver) StreamRefused(_, kind, limit string) {
@@ -56,7 +70,7 @@ func newLimitedFront(t *testing.T, b *backend, popts PoolOptions, opts Options) 
 	if err := pool.Set(Cluster{Name: "dev", Server: b.URL, CAData: caPEM, Token: "cluster-token"}); err != nil {
 		t.Fatal(err)
 	}
-	obs := &countingObserver{refused: map[string]int{}, codes: map[int]int{}}
+	obs := newCountingObserver()
 	opts.Pool, opts.Observer = pool, obs
 	p := New(opts)
 	srv := &fasthttp.Server{

@@ -85,7 +85,7 @@ func headerNames(h http.Header) []string {
 
 func TestTenantContentHeaders(t *testing.T) {
 	b := tenantBackend(t)
-	rec := &codeRecorder{}
+	rec := newCountingObserver()
 	f := newFront(t, b, Options{Observer: rec})
 	const pod = "/api/v1/namespaces/default/pods/web/proxy/"
 	direct := func(path string, hdr map[string]string) (*http.Response, []byte) {

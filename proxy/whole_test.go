@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/iotest"
@@ -49,7 +48,7 @@ func TestSmallBodyReadWhole(t *testing.T) {
 	b.EnableHTTP2 = false
 	b.StartTLS()
 	t.Cleanup(b.Close)
-	rec := &codeRecorder{}
+	rec := newCountingObserver()
 	f := newFront(t, b, Options{Observer: rec})
 
 	get := func(name string) (int, string) {
@@ -101,25 +100,6 @@ func TestSmallBodyReadWhole(t *testing.T) {
 	}
 }
 
-// codeRecorder is an Observer keeping the status of each request reported.
-type codeRecorder struct {
-	nopObserver
-	mu    sync.Mutex
-	codes []int
-}
-
-func (r *codeRecorder) Request(_, _ string, code int, _ time.Duration) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.codes = append(r.codes, code)
-}
-
-func (r *codeRecorder) all() []int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.codes)
-}
-
 func TestReadWhole(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -163,7 +143,7 @@ func TestSmallBodyStalls(t *testing.T) {
 	b.StartTLS()
 	t.Cleanup(b.Close)
 	t.Cleanup(func() { close(release) })
-	rec := &codeRecorder{}
+	rec := newCountingObserver()
 	f := newFront(t, b, Options{RequestTimeout: 200 * time.Millisecond, Observer: rec})
 	resp, err := http.Get(f.url + "/proxy/clusters/dev/api/v1/namespaces/default/configmaps/stall")
 	if err != nil {
