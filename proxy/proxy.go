@@ -401,22 +401,18 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Iden
 		}
 		return
 	}
+	// Reported once the answer is decided, with the status the client
+	// gets: a refused redirect, a small body cut short or a stream whose
+	// access was withdrawn is not the cluster's status line.
 	latency := time.Since(start)
+	defer func() { p.opts.Observer.Request(u.name, string(ctx.Method()), ctx.Response.StatusCode(), latency) }()
 	if foreignRedirect(ctx, &resp.Header) {
 		code := resp.StatusCode()
-		p.opts.Observer.Request(u.name, string(ctx.Method()), fasthttp.StatusBadGateway, latency)
 		fasthttp.ReleaseResponse(resp)
 		p.refuseRedirect(ctx, u, code)
 		return
 	}
 	body := resp.BodyStream()
-	small := !stream && body != nil && resp.Header.ContentLength() >= 0 && resp.Header.ContentLength() <= smallBody
-	if !small && (!stream || body == nil) {
-		// A small body is still to be read: answerWhole reports the
-		// request once it knows whether the body came whole; a stream is
-		// reported once it is let through or refused, below.
-		p.opts.Observer.Request(u.name, string(ctx.Method()), resp.StatusCode(), latency)
-	}
 	if body == nil {
 		ctx.SetStatusCode(resp.StatusCode())
 		copyResponseHeaders(&ctx.Response.Header, &resp.Header)
@@ -424,8 +420,8 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Iden
 		fasthttp.ReleaseResponse(resp)
 		return
 	}
-	if small {
-		p.answerWhole(ctx, u, resp, body, resp.Header.ContentLength(), latency)
+	if n := resp.Header.ContentLength(); !stream && n >= 0 && n <= smallBody {
+		p.answerWhole(ctx, u, resp, body, n)
 		return
 	}
 	rb := &responseBody{resp: resp, stream: body}
@@ -440,10 +436,8 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, u *upstream, t Target, id Iden
 			rb.abort()
 			rb.Close()
 			p.accessWithdrawn(ctx, u, id)
-			p.opts.Observer.Request(u.name, string(ctx.Method()), ctx.Response.StatusCode(), latency)
 			return
 		}
-		p.opts.Observer.Request(u.name, string(ctx.Method()), resp.StatusCode(), latency)
 	}
 	ctx.SetStatusCode(resp.StatusCode())
 	copyResponseHeaders(&ctx.Response.Header, &resp.Header)
@@ -479,10 +473,8 @@ const smallBody = 16 << 10
 // answerWhole answers with resp, whose body of length n (≤ smallBody) it
 // reads whole from body first. A body that ends early or arrives too
 // slowly is a failed round trip: the client gets a 502 or 504, not a
-// truncated answer, and the upstream connection is discarded. The request
-// is reported to the Observer with the status the client gets, and
-// latency (the time to the cluster's headers) unless it failed.
-func (p *Proxy) answerWhole(ctx *fasthttp.RequestCtx, u *upstream, resp *fasthttp.Response, body io.Reader, n int, latency time.Duration) {
+// truncated answer, and the upstream connection is discarded.
+func (p *Proxy) answerWhole(ctx *fasthttp.RequestCtx, u *upstream, resp *fasthttp.Response, body io.Reader, n int) {
 	defer fasthttp.ReleaseResponse(resp) // discards the connection unless the body was read to its end
 	buf := ctx.Response.SwapBody(nil)    // the response's own pooled buffer, filled in place
 	buf, err := readWhole(body, slices.Grow(buf[:0], n+1), n)
@@ -498,11 +490,9 @@ func (p *Proxy) answerWhole(ctx *fasthttp.RequestCtx, u *upstream, resp *fasthtt
 			code, msg = fasthttp.StatusBadGateway, fmt.Sprintf("cluster %q ended its response early", u.name)
 		}
 		p.log.Warn("proxy upstream error", "cluster", u.name, "err", err.Error())
-		p.opts.Observer.Request(u.name, string(ctx.Method()), code, 0)
 		WriteStatus(ctx, code, msg)
 		return
 	}
-	p.opts.Observer.Request(u.name, string(ctx.Method()), resp.StatusCode(), latency)
 	ctx.SetStatusCode(resp.StatusCode())
 	copyResponseHeaders(&ctx.Response.Header, &resp.Header)
 	ctx.Response.SwapBody(buf)
