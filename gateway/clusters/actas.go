@@ -110,6 +110,25 @@ type Acting struct {
 	Identity proxy.Identity
 	// Ask is what the request asked for.
 	Ask ActAs
+
+	// cluster is the cached entry the decision was read from, so that
+	// the proxy route's question whether Berth can reach the cluster is
+	// answered by the same snapshot, without a second lookup.
+	cluster *cachedCluster
+}
+
+// Connected reports whether Berth holds the cluster's credentials, as the
+// decision saw it, and if not, the cluster's lifecycle status (a cluster
+// still being provisioned, say).
+func (a *Acting) Connected() (bool, string) {
+	if a.cluster == nil || a.cluster.rec.Sealed == nil {
+		status := ""
+		if a.cluster != nil {
+			status = a.cluster.rec.LifecycleStatus()
+		}
+		return false, status
+	}
+	return true, ""
 }
 
 // Impersonating reports whether the request acts as someone other than
@@ -149,12 +168,18 @@ func errNoCluster(cluster string) error {
 // actAs is ProxyIdentity after the headers are read; the stream re-checks
 // call it again with what the request asked.
 func (s *Service) actAs(p *identity.Principal, cluster string, ask ActAs, o Origin) (*Acting, error) {
-	role, ok := s.Access(p, cluster)
+	// One snapshot of the cluster for the whole decision: the caller's
+	// and the acted-as user's roles come from the same members.
+	c, found := s.cached(cluster)
+	if !found {
+		return nil, errNoCluster(cluster)
+	}
+	role, ok := roleFor(p, cluster, c.members)
 	if !ok {
 		return nil, errNoCluster(cluster)
 	}
 	if ask.User == "" {
-		return &Acting{Caller: p, As: p, Role: role, Identity: s.Identity(p, role, o.ClientIP, o.RequestID)}, nil
+		return &Acting{Caller: p, As: p, Role: role, Identity: s.Identity(p, role, o.ClientIP, o.RequestID), cluster: c}, nil
 	}
 	if s.ids == nil {
 		return nil, fault.New(fault.Forbidden, "acting as another user is not available here")
@@ -173,7 +198,7 @@ func (s *Service) actAs(p *identity.Principal, cluster string, ask ActAs, o Orig
 		narrowed.Groups = slices.Compact(slices.Sorted(slices.Values(ask.Groups)))
 		as = &narrowed
 	}
-	asRole, ok := s.Access(as, cluster)
+	asRole, ok := roleFor(as, cluster, c.members)
 	if !ok {
 		with := ""
 		if ask.Groups != nil {
@@ -189,7 +214,7 @@ func (s *Service) actAs(p *identity.Principal, cluster string, ask ActAs, o Orig
 		id.Extra = map[string][]string{}
 	}
 	id.Extra[ImpersonatorExtra] = []string{s.opts.ImpersonatePrefix + p.Username}
-	return &Acting{Caller: p, As: as, Role: asRole, Identity: id, Ask: ask}, nil
+	return &Acting{Caller: p, As: as, Role: asRole, Identity: id, Ask: ask, cluster: c}, nil
 }
 
 // describe is the audit's account of who a request acted as.

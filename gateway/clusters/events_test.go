@@ -274,10 +274,10 @@ func TestQuotaExceededIsBounded(t *testing.T) {
 // connection, which the proxy asks on every request, agrees with Get: a
 // cluster being provisioned is found but not connected, with its status
 // for the proxy's 503; an unknown one is not found.
-func TestConnectionAgreesWithGet(t *testing.T) {
+func TestActingConnectedAgreesWithGet(t *testing.T) {
 	clock := &fakeClock{t: start}
 	s, _ := eventService(t, clock, Quota{})
-	ann := &identity.Principal{UserID: "usr_ann", Username: "ann", Permissions: []string{identity.PermClustersWrite}}
+	ann := &identity.Principal{UserID: "usr_ann", Username: "ann", Permissions: []string{identity.PermAll}}
 	if _, err := s.Provision(context.Background(), ann, ProvisionSpec{Name: "lab", Provisioner: "local"}, audit.Event{}); err != nil {
 		t.Fatal(err)
 	}
@@ -285,11 +285,15 @@ func TestConnectionAgreesWithGet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	found, connected, status := s.connection("lab")
-	if !found || connected || status != rec.LifecycleStatus() || status == "" {
-		t.Errorf("a cluster being provisioned: found %v, connected %v, status %q; Get's status %q", found, connected, status, rec.LifecycleStatus())
+	acting, err := s.actAs(ann, "lab", ActAs{}, Origin{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if found, connected, _ := s.connection("nope"); found || connected {
-		t.Errorf("an unknown cluster: found %v, connected %v", found, connected)
+	connected, status := acting.Connected()
+	if connected || status != rec.LifecycleStatus() || status == "" {
+		t.Errorf("a cluster being provisioned: connected %v, status %q; Get's status %q", connected, status, rec.LifecycleStatus())
+	}
+	if _, err := s.actAs(ann, "nope", ActAs{}, Origin{}); !fault.Is(err, fault.NotFound) {
+		t.Errorf("an unknown cluster: %v, want NotFound", err)
 	}
 }

@@ -77,11 +77,6 @@ func (pr *ProxyRoute) serve(ctx *fasthttp.RequestCtx, t proxy.Target) {
 		writeAuthRefusal(ctx, t.Cluster, err)
 		return
 	}
-	found, connected, status := pr.svc.connection(t.Cluster)
-	if !found {
-		writeNoCluster(ctx, t.Cluster)
-		return
-	}
 	clientIP := pr.authn.ClientIP(ctx).String()
 	acting, err := pr.svc.ProxyIdentity(p, t.Cluster, &ctx.Request.Header, Origin{ClientIP: clientIP, RequestID: httpapi.RequestID(ctx)})
 	if fault.Is(err, fault.NotFound) {
@@ -112,7 +107,7 @@ func (pr *ProxyRoute) serve(ctx *fasthttp.RequestCtx, t proxy.Target) {
 		proxy.WriteRefusal(ctx, code, msg)
 		return
 	}
-	if !connected {
+	if connected, status := acting.Connected(); !connected {
 		proxy.WriteStatus(ctx, fasthttp.StatusServiceUnavailable, fmt.Sprintf("cluster %q is %s: Berth has no connection to it yet", t.Cluster, status))
 		return
 	}

@@ -609,21 +609,13 @@ func (s *Service) Get(name string) (*Record, error) {
 	return &r, nil
 }
 
-// connection reports whether cluster name is registered and whether
-// Berth holds its credentials yet, and if it does not, the cluster's
-// lifecycle status. The proxy asks on every request; unlike Get it copies
-// nothing (cache entries are replaced, never changed).
-func (s *Service) connection(name string) (found, connected bool, status string) {
+// cached returns cluster name's cache entry. Entries are replaced, never
+// changed, so the caller may read it without the lock.
+func (s *Service) cached(name string) (*cachedCluster, bool) {
 	s.mu.RLock()
 	c, ok := s.cache[name]
 	s.mu.RUnlock()
-	switch {
-	case !ok:
-		return false, false, ""
-	case c.rec.Sealed == nil:
-		return true, false, c.rec.LifecycleStatus()
-	}
-	return true, true, ""
+	return c, ok
 }
 
 // refresh reloads one cluster's record and members from the store into the
@@ -677,9 +669,7 @@ func (s *Service) List(p *identity.Principal, page, pageSize int) ([]Record, int
 // cluster-admin everywhere; others hold the strongest role of their user
 // and group memberships. An API key scoped to other clusters holds none.
 func (s *Service) Access(p *identity.Principal, name string) (string, bool) {
-	s.mu.RLock()
-	c, ok := s.cache[name]
-	s.mu.RUnlock()
+	c, ok := s.cached(name)
 	if !ok {
 		return "", false
 	}
