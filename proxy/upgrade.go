@@ -41,7 +41,8 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx, u *upstream, t Target, id
 	// lives as long as both peers keep it.
 	_ = up.SetDeadline(time.Now().Add(p.opts.RequestTimeout))
 	bw := bufio.NewWriter(up)
-	if err := req.Write(bw); err == nil {
+	err = req.Write(bw)
+	if err == nil {
 		err = bw.Flush()
 	}
 	if err != nil {

@@ -51,15 +51,10 @@ func (h *Handlers) auditQuery(ctx *fasthttp.RequestCtx, q audit.Query) error {
 // misspelt filter does not silently return everything.
 func parseAuditQuery(ctx *fasthttp.RequestCtx, admin bool) (audit.Query, error) {
 	q := audit.Query{Limit: audit.DefaultLimit}
-	var bad error
-	ctx.QueryArgs().VisitAll(func(k, v []byte) {
-		if bad != nil {
-			return
-		}
+	for k, v := range ctx.QueryArgs().All() {
 		val := string(v)
 		if len(val) > 128 {
-			bad = fault.New(fault.Invalid, "%s is too long", k)
-			return
+			return q, fault.New(fault.Invalid, "%s is too long", k)
 		}
 		switch string(k) {
 		case "category":
@@ -70,29 +65,26 @@ func parseAuditQuery(ctx *fasthttp.RequestCtx, admin bool) (audit.Query, error) 
 			q.Action = val
 		case "actor":
 			if !admin {
-				bad = fault.New(fault.Invalid, "actor is fixed to the caller here")
-				return
+				return q, fault.New(fault.Invalid, "actor is fixed to the caller here")
 			}
 			q.ActorID = val
 		case "since":
 			t, err := time.Parse(time.RFC3339, val)
 			if err != nil {
-				bad = fault.New(fault.Invalid, "since must be an RFC 3339 time")
-				return
+				return q, fault.New(fault.Invalid, "since must be an RFC 3339 time")
 			}
 			q.Since = t
 		case "limit":
 			n, err := strconv.Atoi(val)
 			if err != nil || n < 1 || n > audit.MaxLimit {
-				bad = fault.New(fault.Invalid, "limit must be a whole number from 1 to %d", audit.MaxLimit)
-				return
+				return q, fault.New(fault.Invalid, "limit must be a whole number from 1 to %d", audit.MaxLimit)
 			}
 			q.Limit = n
 		case "cursor":
 			q.Cursor = val
 		default:
-			bad = fault.New(fault.Invalid, "unknown parameter %q", k)
+			return q, fault.New(fault.Invalid, "unknown parameter %q", k)
 		}
-	})
-	return q, bad
+	}
+	return q, nil
 }

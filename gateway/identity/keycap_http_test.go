@@ -39,7 +39,6 @@ func TestAPIKeyCapPerUser(t *testing.T) {
 	// Once the short-lived key has expired, it no longer counts.
 	ag.clock.Advance(2 * time.Hour)
 	kim = ag.Login(t, "kim", "kim-password-01").AccessToken
-	admin = ag.Login(t, "admin", adminPassword).AccessToken
 	create(kim, 201, map[string]any{"name": "after-expiry"})
 	ag.must(t, 409, "POST", "/api/v1/auth/api-keys", map[string]any{"name": "over"}, bearer(kim))
 	// Revoking one makes room again.

@@ -75,11 +75,11 @@ func (h *Handlers) Login(ctx *fasthttp.RequestCtx) error {
 	// holds maxBrowserFlows loses them all, so their number stays bounded
 	// however often a page sends it here.
 	var held [][]byte
-	ctx.Request.Header.VisitAllCookie(func(k, _ []byte) {
+	for k := range ctx.Request.Header.Cookies() {
 		if isBindingCookie(string(k)) && len(held) <= maxBrowserFlows*4 {
 			held = append(held, append([]byte(nil), k...))
 		}
-	})
+	}
 	if len(held) >= maxBrowserFlows {
 		for _, k := range held {
 			setCookie(ctx, string(k), "", strings.HasPrefix(string(k), hostPrefix), 0)

@@ -39,9 +39,6 @@ var writableTypes = map[string]bool{
 // proxiable lists the types Cloudflare can proxy.
 var proxiable = map[string]bool{"A": true, "AAAA": true, "CNAME": true}
 
-// hostValued lists the types whose value is a host name.
-var hostValued = map[string]bool{"CNAME": true, "NS": true, "PTR": true, "MX": true}
-
 // cfRecord is a DNS record as Cloudflare's API reads and writes it.
 type cfRecord struct {
 	ID       string  `json:"id,omitempty"`
