@@ -49,8 +49,14 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt: these files need formatting:"; echo "$$out"; exit 1; fi
 	@echo "gofmt: ok"
 
+# go vet, then staticcheck (pinned, built into the cache on first use;
+# staticcheck.conf says which checks) on every module.
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK_BIN     := $(or $(BERTH_CACHE_DIR),$(HOME)/.cache/berth)/staticcheck/$(STATICCHECK_VERSION)/staticcheck
 vet:
 	@set -e; for m in $(MODULES); do (cd $$m && echo "go vet ($$m)" && $(GO) vet ./...); done
+	@test -x "$(STATICCHECK_BIN)" || GOBIN="$(dir $(STATICCHECK_BIN))" $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@set -e; for m in $(MODULES); do (cd $$m && echo "staticcheck ($$m)" && "$(STATICCHECK_BIN)" ./...); done
 
 unit:
 	@set -e; for m in $(MODULES); do (cd $$m && echo "go test -race ($$m)" && BERTH_E2E=1 $(GO) test -race -count=1 -timeout 30m ./...); done
