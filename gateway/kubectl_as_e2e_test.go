@@ -268,8 +268,10 @@ func TestKubectlAsInClusterAudit(t *testing.T) {
 	e.createUser(t, e.admin, "bob", "bob-password-12345", "user")
 	e.must(t, 201, "POST", "/api/v1/clusters/audited/members", map[string]any{"user": "bob", "role": "view"}, bearer(e.admin))
 
+	// The client also tries to choose the id of the cluster's audit event
+	// (the apiserver takes any Audit-ID it is sent).
 	status, _, hdr := e.call(t, "GET", "/proxy/clusters/audited/api/v1/namespaces/default/configmaps", nil,
-		bearer(e.admin), header("Impersonate-User", "bob"))
+		bearer(e.admin), header("Impersonate-User", "bob"), header("Audit-ID", "chosen-by-the-client"))
 	// The cluster answers (its view role may grant nothing here, the
 	// built-in roles being aggregated by a controller this test does not
 	// run); Berth let it through.
@@ -277,10 +279,14 @@ func TestKubectlAsInClusterAudit(t *testing.T) {
 		t.Fatalf("GET as bob: %d", status)
 	}
 	rid := hdr.Get("X-Request-Id")
+	if got := hdr.Get("Audit-Id"); got != rid {
+		t.Errorf("the cluster answered Audit-Id %q; want Berth's request id %q", got, rid)
+	}
 
 	type event struct {
-		Stage string `json:"stage"`
-		User  struct {
+		AuditID string `json:"auditID"`
+		Stage   string `json:"stage"`
+		User    struct {
 			Username string `json:"username"`
 		} `json:"user"`
 		ImpersonatedUser *struct {
@@ -290,13 +296,21 @@ func TestKubectlAsInClusterAudit(t *testing.T) {
 		} `json:"impersonatedUser"`
 	}
 	var found *event
+	chosen := 0
 	// The apiserver writes the event after it answered: read the log
 	// until it is there (bounded; what is asserted is its content).
 	for deadline := time.Now().Add(30 * time.Second); found == nil && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		data, _ := os.ReadFile(logPath)
+		chosen = 0
 		for _, line := range strings.Split(string(data), "\n") {
 			var ev event
-			if json.Unmarshal([]byte(line), &ev) != nil || ev.Stage != "ResponseComplete" || ev.ImpersonatedUser == nil {
+			if json.Unmarshal([]byte(line), &ev) != nil {
+				continue
+			}
+			if ev.AuditID == "chosen-by-the-client" {
+				chosen++
+			}
+			if ev.Stage != "ResponseComplete" || ev.ImpersonatedUser == nil {
 				continue
 			}
 			if slices.Contains(ev.ImpersonatedUser.Extra["berth.dev/request-id"], rid) {
@@ -306,6 +320,9 @@ func TestKubectlAsInClusterAudit(t *testing.T) {
 	}
 	if found == nil {
 		t.Fatalf("no audit event of request %s in the cluster's log", rid)
+	}
+	if found.AuditID != rid || chosen != 0 {
+		t.Errorf("the cluster's audit id is %q (%d events carry the client's); want Berth's request id %q", found.AuditID, chosen, rid)
 	}
 	if found.User.Username != kubeenv.UnprivilegedUser || found.ImpersonatedUser.Username != "berth:bob" ||
 		!slices.Equal(found.ImpersonatedUser.Extra["berth.dev/impersonator"], []string{"berth:admin"}) ||

@@ -19,6 +19,12 @@ type Identity struct {
 	// Extra becomes Impersonate-Extra-<key> headers; keys are lower-cased
 	// and percent-encoded as the API server expects.
 	Extra map[string][]string
+	// AuditID, if set, becomes the Audit-ID header. The API server takes
+	// it as the id of the request's audit event (and answers it in
+	// Audit-Id), so the gateway sends its own request id: the cluster's
+	// audit log and Berth's records then name a request alike. A client's
+	// Audit-ID never reaches the cluster.
+	AuditID string
 	// StillAllowed, if set, decides again whether a watch, followed log or
 	// upgraded connection opened for this identity may go on; Pool.Recheck
 	// asks it and ends the stream when it says no. A stream outlives the
@@ -41,7 +47,10 @@ var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-A
 
 // droppedExact are the other client headers that never reach a cluster:
 // credentials for Berth and headers the proxy sets itself.
-var droppedExact = []string{"authorization", "cookie", "host", "content-length", "x-request-id", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip", "forwarded"}
+// Audit-ID among them: the API server takes it, unchecked and of any
+// length, as the id of the request's audit event, so a client's own would
+// let it pass a request for another's in the cluster's audit log.
+var droppedExact = []string{"authorization", "cookie", "host", "content-length", "x-request-id", "audit-id", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip", "forwarded"}
 
 // dropped reports whether a client header must not reach the cluster:
 // credentials for Berth, any attempt to choose an identity (Impersonate-*,
@@ -144,6 +153,9 @@ func extraHeaderName(k string) string {
 func setIdentity(h *fasthttp.RequestHeader, authorization []byte, id Identity) {
 	if len(authorization) > 0 {
 		h.SetBytesV("Authorization", authorization)
+	}
+	if id.AuditID != "" {
+		h.Set("Audit-ID", id.AuditID)
 	}
 	if id.User == "" {
 		// The gateway calling as itself (the node history): no

@@ -927,7 +927,7 @@ func TestEndStreamsForShutdown(t *testing.T) {
 func TestDroppedHeaders(t *testing.T) {
 	for name, want := range map[string]bool{
 		"Authorization": true, "AUTHORIZATION": true, "cookie": true, "Host": true, "Content-Length": true,
-		"X-Request-Id": true, "x-forwarded-for": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true,
+		"X-Request-Id": true, "Audit-ID": true, "audit-id": true, "Audit-Ids": false, "x-forwarded-for": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true,
 		"X-Real-Ip": true, "Forwarded": true, "Impersonate-User": true, "impersonate-extra-scopes": true,
 		"IMPERSONATE-": true, "X-Remote-User": true, "x-remote-group": true, "Connection": true, "Keep-Alive": true,
 		"Proxy-Connection": true, "Proxy-Authorization": true, "TE": true, "Trailer": true, "Transfer-Encoding": true,
@@ -946,17 +946,27 @@ func TestCopyRequestHeadersConnectionNamed(t *testing.T) {
 	var src, dst fasthttp.RequestHeader
 	src.DisableNormalizing()
 	raw := "GET /api HTTP/1.1\r\nHost: b\r\nConnection:  X-Secret ,UPGRADE,, keep-alive\r\nConnection: x-other\r\n" +
-		"x-secret: 1\r\nX-Other: 2\r\nUpgrade: SPDY/3.1\r\nAccept: application/json\r\nX-Secretive: 3\r\n\r\n"
+		"x-secret: 1\r\nX-Other: 2\r\nUpgrade: SPDY/3.1\r\nAccept: application/json\r\nX-Secretive: 3\r\nAudit-Id: chosen-by-client\r\n\r\n"
 	if err := src.Read(bufio.NewReader(strings.NewReader(raw))); err != nil {
 		t.Fatal(err)
 	}
 	dst.DisableNormalizing()
 	copyRequestHeaders(&dst, &src, false)
-	setIdentity(&dst, bearerHeader("t"), Identity{User: "berth:u"})
+	setIdentity(&dst, bearerHeader("t"), Identity{User: "berth:u", AuditID: "berth-request-id"})
 	for name, want := range map[string]string{"x-secret": "", "X-Other": "", "Accept": "application/json", "X-Secretive": "3", "Upgrade": "", "Impersonate-User": "berth:u"} {
 		if got := string(dst.Peek(name)); got != want {
 			t.Errorf("%s = %q, want %q", name, got, want)
 		}
+	}
+	// The cluster's audit id is the gateway's, never the client's.
+	var ids []string
+	for k, v := range dst.All() {
+		if strings.EqualFold(string(k), "Audit-ID") {
+			ids = append(ids, string(v))
+		}
+	}
+	if !slices.Equal(ids, []string{"berth-request-id"}) {
+		t.Errorf("Audit-ID headers sent: %q, want only the gateway's", ids)
 	}
 }
 

@@ -718,7 +718,8 @@ func roleFor(p *identity.Principal, name string, ms []Member) (string, bool) {
 // Identity is what the proxy asserts to the cluster for p in role: the
 // prefixed username, the role's group, the user's own groups (prefixed),
 // and, unless OmitExtras, the caller's auth method, address and request id
-// as extras, so the cluster's own audit log shows who really called.
+// as extras, so the cluster's own audit log shows who really called; the
+// request id also as the cluster's audit id (proxy.Identity.AuditID).
 func (s *Service) Identity(p *identity.Principal, role, clientIP, requestID string) proxy.Identity {
 	groups := make([]string, 1, 1+len(p.Groups))
 	groups[0] = s.asserted(nameRole, role)
@@ -727,7 +728,7 @@ func (s *Service) Identity(p *identity.Principal, role, clientIP, requestID stri
 	}
 	user := s.asserted(nameUser, p.Username)
 	if s.opts.OmitExtras {
-		return proxy.Identity{User: user, Groups: groups}
+		return proxy.Identity{User: user, Groups: groups, AuditID: requestID}
 	}
 	// Built on every proxied request: one map sized for all three (and the
 	// impersonator's, see actAs), their values cut from one array.
@@ -740,7 +741,7 @@ func (s *Service) Identity(p *identity.Principal, role, clientIP, requestID stri
 	if requestID != "" {
 		extra["berth.dev/request-id"] = vals[2:3:3]
 	}
-	return proxy.Identity{User: user, Groups: groups, Extra: extra}
+	return proxy.Identity{User: user, Groups: groups, Extra: extra, AuditID: requestID}
 }
 
 // Kinds of asserted name (see asserted).

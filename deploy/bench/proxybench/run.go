@@ -384,6 +384,7 @@ func smallCases(ctx context.Context, o options, tl tools, nginx, work, self stri
 				{"Impersonate-Extra-berth.dev%2Fauth-method", "password"},
 				{"Impersonate-Extra-berth.dev%2Fclient-ip", "127.0.0.1"},
 				{"Impersonate-Extra-berth.dev%2Frequest-id", "$request_id"},
+				{"Audit-ID", "$request_id"},
 			}
 			url, pid, err := startNginx(nginx, filepath.Join(work, "nginx-as-"+c.name), "nginx-as-"+c.name, c.upstream, c.caFile, headers)
 			if err != nil {
