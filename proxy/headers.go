@@ -46,20 +46,40 @@ type Identity struct {
 var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 // droppedExact are the other client headers that never reach a cluster:
-// credentials for Berth and headers the proxy sets itself.
-// Audit-ID among them: the API server takes it, unchecked and of any
-// length, as the id of the request's audit event, so a client's own would
-// let it pass a request for another's in the cluster's audit log.
-var droppedExact = []string{"authorization", "cookie", "host", "content-length", "x-request-id", "audit-id", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip", "forwarded"}
+// credentials for Berth, headers the proxy sets itself, and headers the
+// API server or the kubelet would act on for whoever sent them.
+//   - Audit-ID: the API server takes it, unchecked and of any length, as
+//     the id of the request's audit event, so a client's own would let it
+//     pass a request for another's in the cluster's audit log.
+//   - traceparent, tracestate, baggage: the kubelet, which the API server
+//     hands exec, attach and port-forward upgrades with all their headers,
+//     follows a caller's trace context (a sampled parent makes it record
+//     and export spans under the caller's trace id), and the API server
+//     passes baggage on to admission webhooks.
+var droppedExact = []string{"authorization", "cookie", "host", "content-length", "x-request-id", "audit-id", "x-real-ip", "forwarded",
+	"traceparent", "tracestate", "baggage"}
+
+// droppedPrefixes start the names of headers that may choose an identity:
+// Impersonate-*, and the front-proxy (request-header) authentication's
+// X-Remote-* and the X-Forwarded-* that clusters configure as its
+// username and group headers (X-Forwarded-User, X-Forwarded-Groups) —
+// trusted when the connection's client certificate is one the cluster
+// takes from a front proxy. X-Forwarded-For, -Host and -Proto go with
+// them: Berth is the client's proxy, and a cluster must not read them as
+// the client's word.
+var droppedPrefixes = []string{"impersonate-", "x-remote-", "x-forwarded-"}
 
 // dropped reports whether a client header must not reach the cluster:
-// credentials for Berth, any attempt to choose an identity (Impersonate-*,
-// and X-Remote-* which front-proxy authentication trusts), hop-by-hop
-// headers, and headers the proxy sets itself. It compares bytes without
-// case, allocating nothing: it runs for every header of every request.
+// credentials for Berth, any attempt to choose an identity
+// (droppedPrefixes), hop-by-hop headers, headers the proxy sets itself and
+// those the cluster would act on for their sender (droppedExact). It
+// compares bytes without case, allocating nothing: it runs for every
+// header of every request.
 func dropped(name []byte) bool {
-	if hasPrefixFold(name, "impersonate-") || hasPrefixFold(name, "x-remote-") {
-		return true
+	for _, p := range droppedPrefixes {
+		if hasPrefixFold(name, p) {
+			return true
+		}
 	}
 	return oneOfFold(name, droppedExact) || oneOfFold(name, hopByHop)
 }

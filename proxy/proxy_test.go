@@ -236,6 +236,14 @@ func TestIdentityHeaders(t *testing.T) {
 	req.Header.Set("Impersonate-Extra-Scopes", "all")
 	req.Header.Set("X-Remote-User", "root")
 	req.Header.Set("X-Remote-Group", "system:masters")
+	// Front-proxy names a cluster may configure, trace context the
+	// kubelet would follow, and the cluster's audit id.
+	req.Header.Set("X-Forwarded-User", "root")
+	req.Header.Set("X-Forwarded-Groups", "system:masters")
+	req.Header.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	req.Header.Set("Tracestate", "x=1")
+	req.Header.Set("Baggage", "tenant=other")
+	req.Header.Set("Audit-ID", "chosen")
 	req.Header.Set("X-Custom", "kept")
 	req.Header.Set("X-Hop", "dropped")
 	// Naming our own headers in Connection must not remove them.
@@ -270,7 +278,8 @@ func TestIdentityHeaders(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
 	}
-	for _, k := range []string{"Cookie", "X-Remote-User", "X-Remote-Group", "Impersonate-Extra-Scopes", "X-Hop"} {
+	for _, k := range []string{"Cookie", "X-Remote-User", "X-Remote-Group", "Impersonate-Extra-Scopes", "X-Hop",
+		"X-Forwarded-User", "X-Forwarded-Groups", "Traceparent", "Tracestate", "Baggage", "Audit-Id"} {
 		if v := h.Values(k); len(v) > 0 {
 			t.Errorf("%s reached the cluster: %q", k, v)
 		}
@@ -933,6 +942,9 @@ func TestDroppedHeaders(t *testing.T) {
 		"Proxy-Connection": true, "Proxy-Authorization": true, "TE": true, "Trailer": true, "Transfer-Encoding": true,
 		"Upgrade": true, "Accept": false, "User-Agent": false, "Impersonate": false, "X-Remote": false,
 		"Authorizations": false, "Hosts": false, "Kubectl-Command": false, "Content-Type": false, "Te-": false,
+		// Front-proxy header names clusters configure, and trace context.
+		"X-Forwarded-User": true, "x-forwarded-groups": true, "X-Forwarded-Extra-Scopes": true, "X-Forwarded": false,
+		"Traceparent": true, "tracestate": true, "Baggage": true, "Traceparents": false,
 	} {
 		if got := dropped([]byte(name)); got != want {
 			t.Errorf("dropped(%q) = %v, want %v", name, got, want)
