@@ -190,7 +190,20 @@ func TestFollowChangesWaitsForEtcdAtStart(t *testing.T) {
 	db := openStore(t, Options{Backend: BackendEtcd, Etcd: EtcdOptions{Endpoints: c.Endpoints(), RequestTimeout: time.Second}})
 	c.Kill(1)
 	c.Kill(2)
-	time.Sleep(3 * time.Second) // member 0 loses its leader
+	// Wait until member 0 has lost its leader (an election timeout after
+	// the others went), rather than for a fixed time a loaded machine may
+	// not keep to.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		ask, stop := context.WithTimeout(context.Background(), time.Second)
+		_, err := c.Leader(ask)
+		stop()
+		if err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("member 0 still knows a leader 30 s after the other two were killed")
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := db.FollowChanges(ctx)
