@@ -119,14 +119,14 @@ type Acting struct {
 
 // Connected reports whether Berth holds the cluster's credentials, as the
 // decision saw it, and if not, the cluster's lifecycle status (a cluster
-// still being provisioned, say).
+// still being provisioned, say). An Acting that ProxyIdentity did not make
+// knows no cluster, and is not connected.
 func (a *Acting) Connected() (bool, string) {
-	if a.cluster == nil || a.cluster.rec.Sealed == nil {
-		status := ""
-		if a.cluster != nil {
-			status = a.cluster.rec.LifecycleStatus()
-		}
-		return false, status
+	switch {
+	case a.cluster == nil:
+		return false, ""
+	case a.cluster.rec.Sealed == nil:
+		return false, a.cluster.rec.LifecycleStatus()
 	}
 	return true, ""
 }
